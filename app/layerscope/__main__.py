@@ -1,0 +1,3 @@
+from layerscope.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Options every command shares, and the one way each command loads its model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from layerscope.loading import LoadedModel, load_model, parse_kwargs
+
+DEFAULT_MODEL = "mobilenet_v2"
+DEFAULT_WEIGHTS = "IMAGENET1K_V1"
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
+    """MODEL plus --weights/--device/--arch/--arg/--trust, spelled the same in every command."""
+    if model_required:
+        parser.add_argument("model", metavar="MODEL", help="torchvision name, timm:NAME, pkg.module:factory, or a file")
+    else:
+        parser.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                            help=f"model spec (default: {DEFAULT_MODEL} with ImageNet weights)")
+    parser.add_argument("--weights", default=None,
+                        help="none (random init, the default), DEFAULT, a torchvision weights name, or a state_dict path")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps, or meta (structure only, no weight memory)")
+    parser.add_argument("--arch", default=None, help="architecture spec to load a state_dict file into")
+    parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="keyword argument for the model builder (Python literal), repeatable")
+    parser.add_argument("--trust", action="store_true",
+                        help="allow full unpickling of a file (runs code from it: only for files you trust)")
+
+
+def add_debug_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def load_from_args(args: argparse.Namespace) -> LoadedModel:
+    """The model named on the command line; no MODEL means the built-in ImageNet default."""
+    spec = args.model or DEFAULT_MODEL
+    weights = args.weights or (DEFAULT_WEIGHTS if args.model is None else "none")
+    return load_model(
+        spec, weights=weights, device=args.device, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg)
+    )
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")

@@ -1,0 +1,52 @@
+"""``layerscope`` entry point: subcommands for scripts, no subcommand for the app.
+
+User mistakes (LayerscopeError) end with one line on stderr and exit status 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from layerscope.errors import LayerscopeError
+
+COMMANDS = ("tree", "stats", "api", "cam", "sweep")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from layerscope.cli import cam_cmd, inspect_cmd
+
+    parser = argparse.ArgumentParser(prog="layerscope", description="Look inside PyTorch models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    inspect_cmd.add_parsers(sub)
+    cam_cmd.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        return _run_app(argv)
+    args = build_parser().parse_args(argv)
+    return _guarded(args.func, args, debug=getattr(args, "debug", False))
+
+
+def _guarded(func, args: argparse.Namespace, *, debug: bool) -> int:
+    try:
+        return func(args)
+    except LayerscopeError as exc:
+        if debug:
+            raise
+        print(f"layerscope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("layerscope: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run_app(argv: list[str]) -> int:
+    from layerscope.tui.launch import launch
+
+    return launch(argv)

@@ -1,0 +1,474 @@
+"""The one loader behind every command: a model spec in, a ready ``nn.Module`` out.
+
+Specs are torchvision builder names (optionally ``torchvision:NAME``), ``timm:NAME``,
+``package.module:callable`` factories, or files (TorchScript, state_dict, pickled
+module). Keeping every spec in one function means the CLI and the app can never
+disagree about what a name means or which weights were used.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib
+import inspect
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from layerscope.errors import LayerscopeError, first_line
+
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+FILE_SUFFIXES = STATE_DICT_SUFFIXES + (".safetensors", ".jit", ".torchscript")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the model's input; kept as numbers, not a transform object,
+    so that a heatmap can be mapped back onto the original photo's geometry."""
+
+    resize: int | None = 256
+    crop: tuple[int, int] = (224, 224)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+@dataclass
+class LoadedModel:
+    """A model plus what the rest of layerscope needs to know about where it came from."""
+
+    model: nn.Module
+    spec: str
+    source: str
+    weights: str
+    pretrained: bool
+    device: torch.device
+    categories: list[str] | None = None
+    preprocess: Preprocess = field(default_factory=Preprocess)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The C×H×W the weights were trained at: the probe's default input."""
+        return (3, *self.preprocess.crop)
+
+    @property
+    def weights_label(self) -> str:
+        return self.weights if self.pretrained else "random weights (untrained)"
+
+
+def load_model(
+    spec: str,
+    *,
+    weights: str = "none",
+    device: str = "cpu",
+    arch: str | None = None,
+    trust: bool = False,
+    kwargs: Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """Build or read the model that ``spec`` names, on ``device``, in eval mode."""
+    dev = _parse_device(device)
+    kwargs = dict(kwargs or {})
+    path = Path(spec).expanduser()
+    if _looks_like_file(spec, path):
+        loaded = _load_file(path, spec, arch=arch, dev=dev, trust=trust, kwargs=kwargs)
+    elif spec.startswith("timm:"):
+        loaded = _load_timm(spec.removeprefix("timm:"), spec, weights, dev, kwargs)
+    elif ":" in spec and not spec.startswith("torchvision:"):
+        loaded = _load_factory(spec, dev, kwargs)
+    else:
+        loaded = _load_torchvision(spec.removeprefix("torchvision:"), spec, weights, dev, kwargs)
+    if _is_path_weights(weights) and loaded.source not in {"file", "torchscript"}:
+        _apply_state_dict_file(loaded, Path(weights).expanduser(), trust=trust)
+    loaded.model.eval()
+    return loaded
+
+
+def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
+    """Turn ``key=value`` strings into keyword arguments; values are Python literals."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise LayerscopeError(f"--arg expects key=value, got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def _parse_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise LayerscopeError(f"unknown device {device!r} (use cpu, cuda, mps or meta)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LayerscopeError("--device cuda asked for, but torch sees no CUDA GPU here")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise LayerscopeError("--device mps asked for, but MPS is not available here")
+    return dev
+
+
+def _looks_like_file(spec: str, path: Path) -> bool:
+    return path.suffix.lower() in FILE_SUFFIXES or "/" in spec or path.exists()
+
+
+def _is_path_weights(weights: str) -> bool:
+    return "/" in weights or weights.lower().endswith(FILE_SUFFIXES)
+
+
+def _within_device(dev: torch.device, build: Callable[[], nn.Module], what: str) -> nn.Module:
+    """Build on ``dev`` directly, so ``meta`` never allocates weight memory."""
+    try:
+        with dev:
+            return build()
+    except LayerscopeError:
+        raise
+    except Exception as exc:
+        if dev.type == "meta":
+            raise LayerscopeError(
+                f"{what} cannot be built on the meta device ({first_line(exc)}); use --device cpu"
+            ) from exc
+        raise
+
+
+# --- torchvision -----------------------------------------------------------------
+
+
+def _load_torchvision(
+    name: str, spec: str, weights: str, dev: torch.device, kwargs: dict[str, Any]
+) -> LoadedModel:
+    import torchvision.models as tvm
+
+    known = tvm.list_models()
+    if name not in known:
+        raise LayerscopeError(_unknown_model_message(name, known))
+    builder = tvm.get_model_builder(name)
+    enum = _weights_enum(name)
+    chosen = _pick_weights(enum, weights, name) if not _is_path_weights(weights) else None
+    if chosen is not None and dev.type == "meta":
+        raise LayerscopeError("--device meta builds the structure only; use --weights none with it")
+    reference = chosen or (enum.DEFAULT if enum is not None else None)
+    if chosen is None and "weights_backbone" in inspect.signature(builder).parameters:
+        kwargs.setdefault("weights_backbone", None)  # detectors would otherwise download a backbone
+    model = _within_device(dev, lambda: _call_builder(builder, chosen, name, kwargs), name)
+    return LoadedModel(
+        model=model,
+        spec=spec,
+        source="torchvision",
+        weights=_weights_name(chosen) if chosen else "none",
+        pretrained=chosen is not None,
+        device=dev,
+        categories=list(reference.meta.get("categories") or []) or None if reference else None,
+        preprocess=_preprocess_from_weights(reference),
+    )
+
+
+def _weights_enum(name: str):
+    import torchvision.models as tvm
+
+    try:
+        return tvm.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+
+
+def _pick_weights(enum, weights: str, name: str):
+    if weights.lower() == "none":
+        return None
+    if enum is None:
+        raise LayerscopeError(f"torchvision has no pretrained weights for {name}; use --weights none")
+    if weights.upper() == "DEFAULT":
+        return enum.DEFAULT
+    short = weights.split(".")[-1]
+    if short in enum.__members__:
+        return enum[short]
+    options = ", ".join(["DEFAULT", *enum.__members__])
+    raise LayerscopeError(f"unknown weights {weights!r} for {name}; choose one of: {options}, none")
+
+
+def _weights_name(weights) -> str:
+    return f"{type(weights).__name__}.{weights.name}"
+
+
+def _call_builder(builder, chosen, name: str, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        return builder(weights=chosen, **kwargs)
+    except TypeError as exc:
+        raise LayerscopeError(f"{name} does not accept those arguments: {first_line(exc)}") from exc
+    except (OSError, RuntimeError) as exc:
+        if chosen is None or not _is_download_error(exc):
+            raise
+        raise LayerscopeError(
+            f"could not download {_weights_name(chosen)} ({first_line(exc)}); "
+            "use --weights none for random weights, or --weights PATH for a local file"
+        ) from exc
+
+
+def _is_download_error(exc: BaseException) -> bool:
+    import urllib.error
+
+    chain: BaseException | None = exc
+    while chain is not None:
+        if isinstance(chain, (urllib.error.URLError, ConnectionError, TimeoutError)):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    text = str(exc).lower()
+    return any(word in text for word in ("urlopen", "download", "name resolution", "connection"))
+
+
+def _preprocess_from_weights(weights) -> Preprocess:
+    if weights is None:
+        return Preprocess()
+    try:
+        tf = weights.transforms()
+    except Exception:  # some weights need arguments (e.g. video); fall back to defaults
+        return Preprocess()
+    crop = getattr(tf, "crop_size", None)
+    resize = getattr(tf, "resize_size", None)
+    mean = getattr(tf, "mean", IMAGENET_MEAN)
+    std = getattr(tf, "std", IMAGENET_STD)
+    if not crop:
+        return Preprocess(resize=None, crop=(800, 800), mean=tuple(mean), std=tuple(std))
+    side = int(crop[0])
+    return Preprocess(
+        resize=int(resize[0]) if resize else None,
+        crop=(side, side),
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+    )
+
+
+def _unknown_model_message(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else " (see torchvision.models.list_models())"
+    return f"unknown model {name!r}{hint}"
+
+
+# --- timm --------------------------------------------------------------------------
+
+
+def _load_timm(
+    name: str, spec: str, weights: str, dev: torch.device, kwargs: dict[str, Any]
+) -> LoadedModel:
+    try:
+        import timm
+    except ImportError as exc:
+        raise LayerscopeError("timm: specs need timm installed (pip install 'layerscope[timm]')") from exc
+    if not timm.is_model(name):
+        raise LayerscopeError(_unknown_model_message(name, timm.list_models()))
+    pretrained = weights.lower() not in {"none"} and not _is_path_weights(weights)
+    if pretrained and dev.type == "meta":
+        raise LayerscopeError("--device meta builds the structure only; use --weights none with it")
+
+    def build() -> nn.Module:
+        try:
+            return timm.create_model(name, pretrained=pretrained, **kwargs)
+        except (OSError, RuntimeError) as exc:
+            if pretrained and _is_download_error(exc):
+                raise LayerscopeError(
+                    f"could not download timm weights for {name} ({first_line(exc)}); use --weights none"
+                ) from exc
+            raise
+
+    model = _within_device(dev, build, name)
+    return LoadedModel(
+        model=model,
+        spec=spec,
+        source="timm",
+        weights=f"timm pretrained ({name})" if pretrained else "none",
+        pretrained=pretrained,
+        device=dev,
+        preprocess=_preprocess_from_timm(model),
+    )
+
+
+def _preprocess_from_timm(model: nn.Module) -> Preprocess:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    size = cfg.get("input_size", (3, 224, 224))
+    crop_pct = cfg.get("crop_pct", 0.875) or 0.875
+    side = int(size[-1])
+    return Preprocess(
+        resize=int(round(side / crop_pct)),
+        crop=(int(size[-2]), side),
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
+    )
+
+
+# --- user factories ------------------------------------------------------------------
+
+
+def _load_factory(spec: str, dev: torch.device, kwargs: dict[str, Any]) -> LoadedModel:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise LayerscopeError(f"cannot import {module_name!r} for {spec!r}: {first_line(exc)}") from exc
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise LayerscopeError(f"{module_name!r} has no callable named {attr!r}")
+    try:
+        model = _within_device(dev, lambda: factory(**kwargs), spec)
+    except TypeError as exc:
+        raise LayerscopeError(f"{spec} does not accept those arguments: {first_line(exc)}") from exc
+    if not isinstance(model, nn.Module):
+        raise LayerscopeError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return LoadedModel(model=model, spec=spec, source="factory", weights="none", pretrained=False, device=dev)
+
+
+# --- files ---------------------------------------------------------------------------
+
+
+def _load_file(
+    path: Path, spec: str, *, arch: str | None, dev: torch.device, trust: bool, kwargs: dict[str, Any]
+) -> LoadedModel:
+    if not path.exists():
+        raise LayerscopeError(f"no such file: {spec}")
+    if path.is_dir():
+        raise LayerscopeError(f"{spec} is a folder, not a model file")
+    if _is_torchscript(path):
+        return _load_torchscript(path, spec, dev)
+    obj = read_checkpoint(path, trust=trust)
+    if isinstance(obj, nn.Module):
+        return LoadedModel(
+            model=obj.to(dev) if dev.type != "meta" else obj.to("meta"),
+            spec=spec, source="pickle", weights=str(path), pretrained=True, device=dev,
+        )
+    state = _extract_state_dict(obj, spec)
+    if arch is None:
+        raise LayerscopeError(
+            f"{spec} holds a state_dict ({len(state)} tensors), not a model; "
+            "name the architecture to load it into with --arch SPEC (e.g. --arch resnet18)"
+        )
+    if dev.type == "meta":
+        raise LayerscopeError("a state_dict cannot be loaded on the meta device; use --device cpu")
+    loaded = load_model(arch, weights="none", device=str(dev), kwargs=kwargs)
+    fit_state_dict(loaded.model, state, source=spec, target=arch)
+    loaded.spec, loaded.weights, loaded.pretrained, loaded.source = spec, str(path), True, "file"
+    return loaded
+
+
+def _apply_state_dict_file(loaded: LoadedModel, path: Path, *, trust: bool) -> None:
+    if loaded.device.type == "meta":
+        raise LayerscopeError("a state_dict cannot be loaded on the meta device; use --device cpu")
+    if not path.exists():
+        raise LayerscopeError(f"no such weights file: {path}")
+    state = _extract_state_dict(read_checkpoint(path, trust=trust), str(path))
+    fit_state_dict(loaded.model, state, source=str(path), target=loaded.spec)
+    loaded.weights, loaded.pretrained = str(path), True
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in archive.namelist())
+
+
+def _load_torchscript(path: Path, spec: str, dev: torch.device) -> LoadedModel:
+    if dev.type == "meta":
+        raise LayerscopeError("TorchScript archives cannot be loaded on the meta device; use --device cpu")
+    try:
+        model = torch.jit.load(str(path), map_location=dev)
+    except Exception as exc:
+        raise LayerscopeError(f"cannot read TorchScript archive {spec}: {first_line(exc)}") from exc
+    return LoadedModel(model=model, spec=spec, source="torchscript", weights=str(path), pretrained=True, device=dev)
+
+
+def read_checkpoint(path: Path, *, trust: bool) -> Any:
+    """Read a checkpoint without running its pickle code unless the user said ``--trust``."""
+    if path.suffix.lower() == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust:
+            raise LayerscopeError(
+                f"{path} needs full unpickling, which can run arbitrary code; "
+                "pass --trust only if you trust its source"
+            ) from exc
+    except Exception as exc:
+        raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint ({first_line(exc)})") from exc
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise LayerscopeError(f"cannot unpickle {path}: {first_line(exc)}") from exc
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError as exc:
+        raise LayerscopeError(".safetensors files need safetensors (pip install 'layerscope[safetensors]')") from exc
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise LayerscopeError(f"cannot read {path}: not a safetensors file ({first_line(exc)})") from exc
+
+
+def _extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
+    """Accept a bare state_dict or the usual training checkpoint wrappers around one."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model_state_dict", "model"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and _all_tensors(inner):
+                obj = inner
+                break
+        if _all_tensors(obj) and obj:
+            return {_strip_wrapper_prefix(k): v for k, v in obj.items()}
+    raise LayerscopeError(f"{spec} holds a {type(obj).__name__}, neither a model nor a state_dict")
+
+
+def _all_tensors(mapping: Mapping) -> bool:
+    return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in mapping.items())
+
+
+def _strip_wrapper_prefix(key: str) -> str:
+    """DataParallel and torch.compile save keys as ``module.x`` / ``_orig_mod.x``."""
+    for prefix in ("module.", "_orig_mod."):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def fit_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str, target: str) -> None:
+    """Load ``state`` into ``model`` or say exactly which keys do not fit."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [
+        f"{k} (file {_shape(state[k])}, model {_shape(expected[k])})"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or misshaped:
+        parts = [
+            _key_list("missing", missing),
+            _key_list("unexpected", unexpected),
+            _key_list("mis-shaped", misshaped),
+        ]
+        raise LayerscopeError(
+            f"{source} does not fit {target}: " + "; ".join(p for p in parts if p)
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _key_list(label: str, keys: list[str], shown: int = 4) -> str:
+    if not keys:
+        return ""
+    more = f", … {len(keys) - shown} more" if len(keys) > shown else ""
+    return f"{len(keys)} {label} ({', '.join(keys[:shown])}{more})"
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "×".join(str(d) for d in t.shape) or "scalar"
+

@@ -1,0 +1,120 @@
+"""Output shapes: one forward pass of a dummy input with a hook on every module.
+
+Shapes are what tell a spatial feature map from pooled logits, so both the tree view
+and the choice of Grad-CAM layers rest on them. On the meta device the pass does no
+arithmetic, so even a huge model's shapes cost next to nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from layerscope.errors import LayerscopeError, first_line
+
+_DTYPES = {"float": torch.float32, "float32": torch.float32, "long": torch.long, "int64": torch.long,
+           "int": torch.long, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeInfo:
+    """A module's output: a tensor's shape, or the shapes inside a tuple / dict, or a type name."""
+
+    kind: str  # "tensor", "sequence", "mapping" or "other"
+    shape: tuple[int, ...] | None = None
+    items: tuple[tuple[str, "ShapeInfo"], ...] = ()
+    type_name: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "tensor":
+            return "×".join(str(d) for d in self.shape or ()) or "scalar"
+        if self.kind == "sequence":
+            return "(" + ", ".join(item.describe() for _, item in self.items) + ")"
+        if self.kind == "mapping":
+            return "{" + ", ".join(f"{k}: {v.describe()}" for k, v in self.items) + "}"
+        return self.type_name
+
+
+def describe_output(value: object) -> ShapeInfo:
+    if isinstance(value, torch.Tensor):
+        return ShapeInfo("tensor", tuple(value.shape))
+    if isinstance(value, Mapping):
+        return ShapeInfo("mapping", items=tuple((str(k), describe_output(v)) for k, v in value.items()))
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return ShapeInfo("sequence", items=tuple((str(i), describe_output(v)) for i, v in enumerate(value)))
+    return ShapeInfo("other", type_name=type(value).__name__)
+
+
+def parse_input_spec(spec: str) -> tuple[tuple[int, ...], torch.dtype]:
+    """``3x224x224`` (an image; batch 1 is added) or ``128:long`` (token ids)."""
+    dims, _, dtype_name = spec.strip().lower().partition(":")
+    if not re.fullmatch(r"\d+(x\d+)*", dims):
+        raise LayerscopeError(f"--input expects sizes like 3x224x224 or 128:long, got {spec!r}")
+    dtype = _DTYPES.get(dtype_name or "float")
+    if dtype is None:
+        raise LayerscopeError(f"unknown input dtype {dtype_name!r} (use {', '.join(sorted(_DTYPES))})")
+    return tuple(int(d) for d in dims.split("x")), dtype
+
+
+def dummy_input(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A batch of one zero-ish input on the model's own device and float dtype."""
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    if dtype.is_floating_point and first is not None and first.dtype.is_floating_point:
+        dtype = first.dtype
+    if dtype.is_floating_point:
+        return torch.rand((1, *shape), device=device, dtype=dtype) if device.type != "meta" else torch.empty(
+            (1, *shape), device=device, dtype=dtype
+        )
+    return torch.zeros((1, *shape), device=device, dtype=dtype)
+
+
+def call_model(model: nn.Module, x: torch.Tensor) -> object:
+    """Detection models take a list of images; everything else takes the batch."""
+    if _takes_image_list(model):
+        return model(list(x))
+    return model(x)
+
+
+def _takes_image_list(model: nn.Module) -> bool:
+    transform = getattr(model, "transform", None)
+    return type(transform).__name__ == "GeneralizedRCNNTransform"
+
+
+def probe_shapes(
+    model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224), dtype: torch.dtype = torch.float32
+) -> dict[str, ShapeInfo]:
+    """Run one eval-mode forward pass and record every module's output, keyed by qualified name.
+
+    Training flags are restored and every hook removed even when the forward raises.
+    """
+    shapes: dict[str, ShapeInfo] = {}
+    handles = []
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        for name, module in model.named_modules():
+            handles.append(module.register_forward_hook(_recorder(shapes, name)))
+        model.eval()
+        with torch.no_grad():
+            call_model(model, dummy_input(model, input_shape, dtype))
+    except Exception as exc:
+        raise LayerscopeError(f"shape probe failed with input {'x'.join(map(str, input_shape))}: "
+                              f"{first_line(exc)}") from exc
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, flag in flags:
+            module.training = flag
+    return shapes
+
+
+def _recorder(shapes: dict[str, ShapeInfo], name: str):
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        shapes.setdefault(name, describe_output(output))
+
+    return hook
+

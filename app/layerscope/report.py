@@ -1,0 +1,67 @@
+"""The figures shown for a node, as plain data: one function for the CLI and the app.
+
+``layerscope stats --json`` prints exactly ``node_stats(...)``, and the app's Stats
+tab renders the same dictionary, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from layerscope.probe import ShapeInfo
+from layerscope.tree import ModuleTree, Node
+
+_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+
+
+def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None = None) -> dict[str, Any]:
+    """Every figure layerscope knows about ``node``, JSON-ready."""
+    stats: dict[str, Any] = {
+        "qualified_name": node.name,
+        "access_expression": node.access,
+        "access_expression_negative": node.access_negative,
+        "class": node.class_name,
+        "extra_repr": node.extra_repr,
+        "depth": node.depth,
+        "children": len(node.children),
+        "submodules": len(tree.descendants(node)),
+        "own_params": node.own_params,
+        "total_params": node.total_params,
+        "trainable_params": node.trainable_params,
+        "frozen_params": node.frozen_params,
+        "param_tensors": node.param_tensors,
+        "param_bytes": node.param_bytes,
+        "buffers": node.buffers,
+        "persistent_buffers": node.persistent_buffers,
+        "buffer_elements": node.buffer_elements,
+        "buffer_bytes": node.buffer_bytes,
+        "state_dict_entries": node.state_dict_entries,
+        "state_dict_bytes": node.state_dict_bytes,
+        "dtypes": list(node.dtypes),
+        "devices": list(node.devices),
+    }
+    if shapes is not None:
+        shape = shapes.get(node.name)
+        stats["output_shape"] = shape.describe() if shape else None
+    return stats
+
+
+def human_count(n: int) -> str:
+    """11689512 -> '11.7M': short enough for a tree line; the panel shows the exact figure."""
+    for scale, unit in _UNITS:
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return str(n)
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def exact(n: int) -> str:
+    return f"{n:,}"

@@ -1,0 +1,301 @@
+"""The module tree: one pass over a model, an immutable node per module.
+
+Every figure a view shows (own and total parameters, buffers, state_dict entries,
+dtypes, devices) is computed here once, in O(modules + tensors): totals are summed
+bottom-up instead of re-walking ``parameters()`` for each node, which would cost
+O(modules × depth) and make a 100,000-module model unusable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from layerscope import naming
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One module as ``named_modules()`` yields it, with its subtree's figures."""
+
+    index: int
+    name: str
+    key: str
+    depth: int
+    parent: int | None
+    children: tuple[int, ...]
+    class_name: str
+    extra_repr: str
+    access: str
+    access_negative: str | None
+    own_params: int
+    own_param_tensors: int
+    total_params: int
+    trainable_params: int
+    param_tensors: int
+    param_bytes: int
+    own_buffers: int
+    buffers: int
+    persistent_buffers: int
+    buffer_elements: int
+    buffer_bytes: int
+    state_dict_entries: int
+    state_dict_bytes: int
+    dtypes: tuple[str, ...]
+    devices: tuple[str, ...]
+
+    @property
+    def frozen_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def display_name(self) -> str:
+        return self.name or "(model)"
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatRun:
+    """Consecutive siblings of one class (the 3 Bottlenecks of ``layer4``): a view folds them as ×N."""
+
+    first: int
+    length: int
+    class_name: str
+    members: tuple[int, ...]
+
+
+class ModuleTree:
+    """Immutable nodes in ``named_modules()`` order (pre-order depth-first); index 0 is the model."""
+
+    def __init__(self, nodes: list[Node], model_class: str) -> None:
+        self.nodes = nodes
+        self.model_class = model_class
+        self._by_name = {n.name: n.index for n in nodes}
+        self._child_keys: dict[int, dict[str, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    @property
+    def root(self) -> Node:
+        return self.nodes[0]
+
+    def get(self, name: str) -> Node | None:
+        """The node with this exact qualified name, if any."""
+        idx = self._by_name.get(name)
+        return None if idx is None else self.nodes[idx]
+
+    def children_of(self, node: Node) -> list[Node]:
+        return [self.nodes[i] for i in node.children]
+
+    def child_by_key(self, node: Node, key: str) -> Node | None:
+        table = self._child_keys.get(node.index)
+        if table is None:
+            table = {self.nodes[i].key: i for i in node.children}
+            self._child_keys[node.index] = table
+        idx = table.get(key)
+        return None if idx is None else self.nodes[idx]
+
+    def resolve(self, expression: str) -> Node:
+        """Find a node by dotted name (``layer4.1``) or access expression (``model.layer4[-1]``)."""
+        return naming.resolve(self, expression)
+
+    def descendants(self, node: Node) -> range:
+        """Indices of the subtree below ``node``: pre-order keeps every subtree contiguous."""
+        end = node.index + 1
+        while end < len(self.nodes) and self.nodes[end].depth > node.depth:
+            end += 1
+        return range(node.index + 1, end)
+
+    def repeat_runs(self, node: Node, minimum: int = 2) -> list[RepeatRun]:
+        """Runs of consecutive children with the same class, longest first in order of appearance."""
+        runs: list[RepeatRun] = []
+        kids = node.children
+        start = 0
+        while start < len(kids):
+            cls = self.nodes[kids[start]].class_name
+            end = start + 1
+            while end < len(kids) and self.nodes[kids[end]].class_name == cls:
+                end += 1
+            if end - start >= minimum:
+                runs.append(RepeatRun(kids[start], end - start, cls, tuple(kids[start:end])))
+            start = end
+        return runs
+
+
+def build_tree(model: nn.Module) -> ModuleTree:
+    """Walk ``model`` once and return its immutable module tree."""
+    return _TreeBuilder(model).build()
+
+
+def class_name_of(module: nn.Module) -> str:
+    """TorchScript modules report ``RecursiveScriptModule``; their original class is more useful."""
+    return getattr(module, "original_name", None) or type(module).__name__
+
+
+class _Totals:
+    """Mutable per-node counters, summed bottom-up once the walk is over."""
+
+    __slots__ = (
+        "params", "trainable", "param_tensors", "param_bytes", "buffers", "persistent",
+        "buffer_elements", "buffer_bytes", "sd_entries", "sd_bytes", "dtypes", "devices",
+    )
+
+    def __init__(self) -> None:
+        for slot in self.__slots__:
+            setattr(self, slot, 0)
+        self.dtypes: set[str] = set()
+        self.devices: set[str] = set()
+
+    def add(self, other: "_Totals") -> None:
+        for slot in self.__slots__[:-2]:
+            setattr(self, slot, getattr(self, slot) + getattr(other, slot))
+        self.dtypes |= other.dtypes
+        self.devices |= other.devices
+
+
+class _TreeBuilder:
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.modules: list[tuple[str, nn.Module]] = list(model.named_modules())
+        self.parents: list[int | None] = []
+        self.children: list[list[int]] = [[] for _ in self.modules]
+        self.totals = [_Totals() for _ in self.modules]
+        self.own: list[tuple[int, int, int]] = []  # own params, own param tensors, own buffers
+        self.first_owner: dict[int, int] = {}
+        self.extra_owners: list[tuple[torch.Tensor, int, str]] = []
+
+    def build(self) -> ModuleTree:
+        index = {name: i for i, (name, _) in enumerate(self.modules)}
+        for i, (name, module) in enumerate(self.modules):
+            parent = index[name.rpartition(".")[0]] if name else None
+            self.parents.append(parent)
+            if parent is not None:
+                self.children[parent].append(i)
+            self.own.append(self._count_direct(i, module))
+        self._count_state_dict(index)
+        self._sum_bottom_up()
+        self._add_shared_tensors()
+        return ModuleTree(self._make_nodes(), class_name_of(self.model))
+
+    def _count_direct(self, i: int, module: nn.Module) -> tuple[int, int, int]:
+        own_params = own_tensors = own_buffers = 0
+        for p in module._parameters.values():
+            if p is None:
+                continue
+            own_params += p.numel()
+            own_tensors += 1
+            self._attribute(p, i, "param")
+        for name, b in module._buffers.items():
+            if b is None:
+                continue
+            own_buffers += 1
+            persistent = name not in module._non_persistent_buffers_set
+            self._attribute(b, i, "persistent" if persistent else "buffer")
+        return own_params, own_tensors, own_buffers
+
+    def _attribute(self, t: torch.Tensor, i: int, kind: str) -> None:
+        """Count each tensor once, at its first owner; shared tensors are patched in later."""
+        key = id(t)
+        if key in self.first_owner:
+            if self.first_owner[key] != i:
+                self.extra_owners.append((t, i, kind))
+            return
+        self.first_owner[key] = i
+        _add_tensor(self.totals[i], t, kind)
+
+    def _count_state_dict(self, index: dict[str, int]) -> None:
+        for key, value in self.model.state_dict(keep_vars=True).items():
+            prefix = key.rpartition(".")[0]
+            while prefix and prefix not in index:
+                prefix = prefix.rpartition(".")[0]
+            totals = self.totals[index.get(prefix, 0)]
+            totals.sd_entries += 1
+            if isinstance(value, torch.Tensor):
+                totals.sd_bytes += value.numel() * value.element_size()
+
+    def _sum_bottom_up(self) -> None:
+        for i in range(len(self.modules) - 1, 0, -1):
+            self.totals[self.parents[i]].add(self.totals[i])
+
+    def _add_shared_tensors(self) -> None:
+        """A tied tensor counts once in every subtree that holds any of its owners."""
+        counted: dict[int, set[int]] = {}
+        for t, owner, kind in self.extra_owners:
+            seen = counted.setdefault(id(t), set(self._chain(self.first_owner[id(t)])))
+            for node in self._chain(owner):
+                if node in seen:
+                    break
+                seen.add(node)
+                _add_tensor(self.totals[node], t, kind)
+
+    def _chain(self, i: int | None) -> Iterator[int]:
+        while i is not None:
+            yield i
+            i = self.parents[i]
+
+    def _make_nodes(self) -> list[Node]:
+        nodes: list[Node] = []
+        for i, (name, module) in enumerate(self.modules):
+            parent = self.parents[i]
+            key = name.rpartition(".")[2]
+            if parent is None:
+                access, negative, depth = "model", None, 0
+            else:
+                up = nodes[parent]
+                parent_module = self.modules[parent][1]
+                is_last = self.children[parent][-1] == i
+                access, negative = naming.child_access(
+                    up.access, up.access_negative, parent_module, key, is_last, len(self.children[parent])
+                )
+                depth = up.depth + 1
+            nodes.append(self._node(i, name, key, depth, module, access, negative))
+        return nodes
+
+    def _node(
+        self, i: int, name: str, key: str, depth: int, module: nn.Module, access: str, negative: str | None
+    ) -> Node:
+        t = self.totals[i]
+        own_params, own_tensors, own_buffers = self.own[i]
+        return Node(
+            index=i, name=name, key=key, depth=depth, parent=self.parents[i],
+            children=tuple(self.children[i]), class_name=class_name_of(module),
+            extra_repr=_extra_repr(module), access=access, access_negative=negative,
+            own_params=own_params, own_param_tensors=own_tensors,
+            total_params=t.params, trainable_params=t.trainable, param_tensors=t.param_tensors,
+            param_bytes=t.param_bytes, own_buffers=own_buffers, buffers=t.buffers,
+            persistent_buffers=t.persistent, buffer_elements=t.buffer_elements,
+            buffer_bytes=t.buffer_bytes, state_dict_entries=t.sd_entries,
+            state_dict_bytes=t.sd_bytes, dtypes=tuple(sorted(t.dtypes)), devices=tuple(sorted(t.devices)),
+        )
+
+
+def _add_tensor(totals: _Totals, t: torch.Tensor, kind: str) -> None:
+    n = t.numel()
+    size = n * t.element_size()
+    totals.dtypes.add(str(t.dtype).removeprefix("torch."))
+    totals.devices.add(str(t.device))
+    if kind == "param":
+        totals.params += n
+        totals.param_tensors += 1
+        totals.param_bytes += size
+        if t.requires_grad:
+            totals.trainable += n
+    else:
+        totals.buffers += 1
+        totals.buffer_elements += n
+        totals.buffer_bytes += size
+        if kind == "persistent":
+            totals.persistent += 1
+
+
+def _extra_repr(module: nn.Module) -> str:
+    try:
+        return module.extra_repr()
+    except Exception:  # a user's extra_repr may fail on meta tensors; the tree must still build
+        return ""
