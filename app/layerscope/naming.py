@@ -68,6 +68,9 @@ def parse(expression: str) -> list[str | int]:
 
 def resolve(tree: "ModuleTree", expression: str) -> "Node":
     """Walk the tree along ``expression``; a step that fails names the closest real layers."""
+    exact = tree.get(expression.strip().removeprefix("model."))
+    if exact is not None:  # dotted names may hold keys no expression can spell (``box-reg``)
+        return exact
     node = tree.root
     for step in parse(expression):
         nxt = _step(tree, node, step)

@@ -120,12 +120,30 @@ class ModuleTree:
         while start < len(kids):
             cls = self.nodes[kids[start]].class_name
             end = start + 1
-            while end < len(kids) and self.nodes[kids[end]].class_name == cls:
+            while end < len(kids) and self._same_kind(kids[start], kids[end]):
                 end += 1
             if end - start >= minimum:
                 runs.append(RepeatRun(kids[start], end - start, cls, tuple(kids[start:end])))
             start = end
         return runs
+
+
+    def _same_kind(self, a: int, b: int) -> bool:
+        """Blocks of one class repeat (a Bottleneck with a downsample still counts); generic
+        containers only when their insides match, so ``layer1…layer4`` stay visible."""
+        first, other = self.nodes[a], self.nodes[b]
+        if first.class_name != other.class_name:
+            return False
+        if first.class_name not in CONTAINER_CLASSES:
+            return True
+        return self._shape_of(a) == self._shape_of(b)
+
+    def _shape_of(self, index: int) -> tuple:
+        node = self.nodes[index]
+        return (node.class_name, tuple((self.nodes[c].key, self._shape_of(c)) for c in node.children))
+
+
+CONTAINER_CLASSES = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 
 
 def build_tree(model: nn.Module) -> ModuleTree:

@@ -1,0 +1,48 @@
+"""Small models with known answers, importable as ``sample_models:NAME`` factory specs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TiedLM(nn.Module):
+    """A language-model shape whose output head shares the embedding matrix."""
+
+    def __init__(self, vocab: int = 100, dim: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.body = nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim))
+        self.head = nn.Linear(dim, vocab, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.embed(ids)))
+
+
+def tied_lm(vocab: int = 100, dim: int = 16) -> TiedLM:
+    return TiedLM(vocab, dim)
+
+
+class WithState(nn.Module):
+    """Frozen and trainable parts, a persistent and a non-persistent buffer, a ModuleDict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+        self.trainable = nn.Linear(4, 2)
+        self.heads = nn.ModuleDict({"cls": nn.Linear(2, 3), "box-reg": nn.Linear(2, 4)})
+        self.register_buffer("scale", torch.ones(3))
+        self.register_buffer("cache", torch.zeros(5), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heads["cls"](self.trainable(self.frozen(x))) * self.scale
+
+
+def with_state() -> WithState:
+    return WithState()
+
+
+def not_a_module() -> str:
+    return "nope"

@@ -1,0 +1,148 @@
+"""Exact figures of the module tree, checked against PyTorch's own iteration methods."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from layerscope.errors import LayerscopeError
+from layerscope.iteration import iteration_view
+from layerscope.loading import load_model
+from layerscope.tree import build_tree
+from sample_models import TiedLM, WithState
+
+
+def test_resnet18_totals(resnet18, resnet18_tree):
+    root = resnet18_tree.root
+    assert root.total_params == 11_689_512
+    assert root.total_params == sum(p.numel() for p in resnet18.model.parameters())
+    assert root.state_dict_entries == 122 == len(resnet18.model.state_dict())
+    assert root.trainable_params == 11_689_512 and root.frozen_params == 0
+    assert root.buffers == 60 and root.persistent_buffers == 60
+    assert len(resnet18_tree) == len(list(resnet18.model.named_modules())) == 68
+
+
+def test_resnet18_layer4_and_its_last_block(resnet18_tree):
+    assert resnet18_tree.resolve("layer4").total_params == 8_393_728
+    last = resnet18_tree.resolve("model.layer4[-1]")
+    assert last.name == "layer4.1"
+    assert last.total_params == 4_720_640
+    assert last.access == "model.layer4[1]"
+    assert last.access_negative == "model.layer4[-1]"
+
+
+def test_state_dict_figures_under_a_prefix(resnet18, resnet18_tree):
+    node = resnet18_tree.resolve("layer4.1.bn2")
+    entries = {k: v for k, v in resnet18.model.state_dict().items() if k.startswith("layer4.1.bn2.")}
+    assert node.state_dict_entries == len(entries) == 5
+    assert node.state_dict_bytes == sum(v.numel() * v.element_size() for v in entries.values())
+    assert node.dtypes == ("float32", "int64")
+    assert node.devices == ("cpu",)
+
+
+def test_mobilenet_v3_large_totals_and_children():
+    tree = build_tree(load_model("mobilenet_v3_large").model)
+    assert tree.root.total_params == 5_483_032
+    assert [tree.nodes[i].name for i in tree.root.children] == ["features", "avgpool", "classifier"]
+    assert tree.resolve("model.features[-1]").name == "features.16"
+
+
+def test_vgg16_on_meta_counts_without_memory():
+    loaded = load_model("vgg16", device="meta")
+    tree = build_tree(loaded.model)
+    assert tree.root.total_params == 138_357_544
+    assert tree.root.devices == ("meta",)
+    assert tree.resolve("model.features[-1]").class_name == "MaxPool2d"
+
+
+def test_tied_weights_count_once_at_the_root_and_in_each_owner():
+    model = TiedLM(vocab=100, dim=16)
+    tree = build_tree(model)
+    expected = sum(p.numel() for p in model.parameters())
+    assert tree.root.total_params == expected == 100 * 16 + (16 * 16 + 16) + 2 * 16
+    assert tree.resolve("embed").total_params == 1600
+    assert tree.resolve("head").total_params == 1600  # the shared matrix is the head's too
+    assert tree.resolve("head").own_params == 1600
+    assert tree.root.state_dict_entries == len(model.state_dict()) == 6  # state_dict keeps both keys
+
+
+def test_shared_module_under_two_names_is_listed_once_as_named_modules_does():
+    shared = nn.Linear(3, 3)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    tree = build_tree(model)
+    assert [n.name for n in tree] == [n for n, _ in model.named_modules()] == ["", "0", "1"]
+    assert tree.root.total_params == 12
+    assert tree.root.state_dict_entries == 4  # 0.weight, 0.bias, 2.weight, 2.bias
+
+
+def test_frozen_params_and_non_persistent_buffers():
+    tree = build_tree(WithState())
+    root = tree.root
+    assert root.frozen_params == 20 and root.trainable_params == 10 + 9 + 12
+    assert root.buffers == 2 and root.persistent_buffers == 1
+    assert root.buffer_elements == 8
+    assert root.own_params == 0 and root.own_buffers == 2
+    assert root.state_dict_entries == 9  # 8 parameters + the persistent buffer
+
+
+def test_access_expressions_for_dicts_and_odd_keys():
+    tree = build_tree(WithState())
+    assert tree.resolve("heads.cls").access == "model.heads['cls']"
+    assert tree.resolve("model.heads['box-reg']").name == "heads.box-reg"
+    assert tree.resolve("heads.box-reg").access == "model.heads['box-reg']"
+
+
+def test_negative_index_propagates_into_the_last_block():
+    tree = build_tree(load_model("resnet50", device="meta").model)
+    conv = tree.resolve("layer4.2.conv2")
+    assert conv.access == "model.layer4[2].conv2"
+    assert conv.access_negative == "model.layer4[-1].conv2"
+    assert tree.resolve("model.layer4[-1].conv2") is conv
+    assert tree.resolve("layer4.-1.conv2") is conv
+
+
+@pytest.mark.parametrize("expression", ["layer4[-1]", "model.layer4[1]", "layer4.1", "model.layer4.1"])
+def test_every_spelling_of_a_layer_resolves_to_the_same_node(resnet18_tree, expression):
+    assert resnet18_tree.resolve(expression).name == "layer4.1"
+
+
+def test_wrong_layer_names_get_the_closest_matches(resnet18_tree):
+    with pytest.raises(LayerscopeError, match=r"no layer 'layer4\.1\.conv9' in ResNet; closest: layer4\.1\.conv[12]"):
+        resnet18_tree.resolve("layer4.1.conv9")
+    with pytest.raises(LayerscopeError, match="no layer 'layer4\\[5\\]'"):
+        resnet18_tree.resolve("layer4[5]")
+    with pytest.raises(LayerscopeError, match="cannot read layer name"):
+        resnet18_tree.resolve("layer4[")
+
+
+def test_repeated_blocks_are_recognised():
+    tree = build_tree(load_model("resnet50", device="meta").model)
+    (run,) = tree.repeat_runs(tree.resolve("layer4"))
+    assert (run.class_name, run.length) == ("Bottleneck", 3)
+    assert tree.repeat_runs(tree.root) == []  # layer1…layer4 differ inside, so they are not folded
+    vit = build_tree(load_model("vit_b_16", device="meta").model)
+    (blocks,) = vit.repeat_runs(vit.resolve("encoder.layers"))
+    assert (blocks.class_name, blocks.length) == ("EncoderBlock", 12)
+
+
+def test_iteration_view_matches_pytorch(resnet18):
+    view = {row.method: row for row in iteration_view(resnet18.model)}
+    assert view["modules()"].count == 68
+    assert view["children()"].count == 10
+    assert view["named_children()"].first[:2] == ("conv1: Conv2d", "bn1: BatchNorm2d")
+    assert view["parameters()"].count == 62
+    assert view["buffers()"].count == 60
+    assert view["state_dict()"].count == 122
+    assert view["named_parameters()"].first[0] == "conv1.weight: Parameter 64×3×7×7 float32"
+
+
+def test_tree_build_is_linear_not_quadratic():
+    """Deep nesting would expose an O(modules × depth) walk: 300 levels (named_modules itself recurses)."""
+    model: nn.Module = nn.Linear(2, 2)
+    for _ in range(300):
+        model = nn.Sequential(model)
+    tree = build_tree(model)
+    assert tree.root.total_params == 6
+    assert tree.nodes[-1].depth == 300
+    assert tree.nodes[-1].access.endswith("[0]")
