@@ -13,6 +13,7 @@ import difflib
 import importlib
 import inspect
 import pickle
+import pickletools
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -391,6 +392,8 @@ def read_checkpoint(path: Path, *, trust: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not _is_pickle_stream(path):
+            raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or another format)") from exc
         if not trust:
             raise LayerscopeError(
                 f"{path} needs full unpickling, which can run arbitrary code; "
@@ -402,6 +405,22 @@ def read_checkpoint(path: Path, *, trust: bool) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise LayerscopeError(f"cannot unpickle {path}: {first_line(exc)}") from exc
+
+
+def _is_pickle_stream(path: Path) -> bool:
+    """Tell "valid pickle that needs code" from garbage by reading opcodes, never executing them."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(data):
+            pass
+        return bool(data)
+    except Exception:
+        return False
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
