@@ -1,0 +1,85 @@
+"""Tree-build cost on three shapes of model: figures, not a pass/fail test.
+
+For each case a fresh Python process builds the model, then the tree, and reports:
+the tree build in seconds, the memory the tree adds above the model itself (peak
+resident set during the build minus the resident set before it), seconds per module,
+and, for the meta-device Llama, the whole time to a browsable tree (build + tree)
+and the process's peak resident memory. Targets (2-core machine): 100k modules in
+under 2 s and 300 MB above the model; Llama-70B on meta browsable in under 5 s and
+1 GB resident.
+
+    python benchmarks/bench_tree.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CASES = {
+    "resnet50": "from layerscope.loading import load_model; model = load_model('resnet50').model",
+    "generated 100k modules": "from models import wide_model; model = wide_model(100_000)",
+    "Llama-70B shape on meta": (
+        "from layerscope.loading import load_model; "
+        "model = load_model('models:llama_70b', device='meta').model"
+    ),
+}
+
+CHILD = r"""
+import json, sys, time
+sys.path.insert(0, {here!r})
+t0 = time.perf_counter()
+{build}
+t1 = time.perf_counter()
+from layerscope.tree import build_tree
+
+def rss_kib(field):
+    for line in open('/proc/self/status'):
+        if line.startswith(field):
+            return int(line.split()[1])
+
+before = rss_kib('VmRSS:')
+open('/proc/self/clear_refs', 'w').write('5')  # reset the peak (VmHWM) to the current size
+t2 = time.perf_counter()
+tree = build_tree(model)
+t3 = time.perf_counter()
+print(json.dumps({{
+    'modules': len(tree), 'params': tree.root.total_params,
+    'model_s': t1 - t0, 'tree_s': t3 - t2,
+    'tree_mb': (rss_kib('VmHWM:') - before) / 1024, 'peak_rss_mb': rss_kib('VmHWM:') / 1024,
+}}))
+"""
+
+
+def run_case(build: str) -> dict:
+    code = CHILD.format(here=str(HERE), build=build)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest tree build is shown")
+    args = parser.parse_args()
+    print(f"{'case':26} {'modules':>8} {'parameters':>16} {'tree s':>7} {'µs/module':>10} "
+          f"{'tree MB':>8} {'model+tree s':>13} {'peak RSS MB':>12}")
+    for name, build in CASES.items():
+        runs = [run_case(build) for _ in range(args.repeat)]
+        best = min(runs, key=lambda r: r["tree_s"])
+        print(f"{name:26} {best['modules']:>8,} {best['params']:>16,} {best['tree_s']:>7.3f} "
+              f"{1e6 * best['tree_s'] / best['modules']:>10.1f} {best['tree_mb']:>8.1f} "
+              f"{best['model_s'] + best['tree_s']:>13.2f} {best['peak_rss_mb']:>12.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    code = main()
+    print(f"(total {time.perf_counter() - started:.0f} s)")
+    raise SystemExit(code)
