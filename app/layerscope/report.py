@@ -46,6 +46,13 @@ def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
     return stats
 
 
+def access_text(node: Node) -> str:
+    """``model.features[18]`` plus its ``[-1]`` spelling, the one target-layer tables use."""
+    if node.access_negative:
+        return f"{node.access}  =  {node.access_negative}"
+    return node.access
+
+
 def human_count(n: int) -> str:
     """11689512 -> '11.7M': short enough for a tree line; the panel shows the exact figure."""
     for scale, unit in _UNITS:

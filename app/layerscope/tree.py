@@ -130,13 +130,13 @@ class ModuleTree:
 
     def _same_kind(self, a: int, b: int) -> bool:
         """Blocks of one class repeat (a Bottleneck with a downsample still counts); generic
-        containers only when their insides match, so ``layer1…layer4`` stay visible."""
+        containers only when their insides and sizes match, so ``layer1…layer4`` stay visible."""
         first, other = self.nodes[a], self.nodes[b]
         if first.class_name != other.class_name:
             return False
         if first.class_name not in CONTAINER_CLASSES:
             return True
-        return self._shape_of(a) == self._shape_of(b)
+        return first.total_params == other.total_params and self._shape_of(a) == self._shape_of(b)
 
     def _shape_of(self, index: int) -> tuple:
         node = self.nodes[index]

@@ -20,7 +20,7 @@ from layerscope.cli.common import (
 from layerscope.iteration import iteration_view
 from layerscope.loading import LoadedModel
 from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
-from layerscope.report import exact, human_bytes, human_count, node_stats
+from layerscope.report import access_text, exact, human_bytes, human_count, node_stats
 from layerscope.tree import ModuleTree, Node, build_tree
 
 
@@ -211,7 +211,7 @@ def run_api(args: argparse.Namespace) -> int:
                                  "explanation": r.explanation} for r in rows]})
         return 0
     console = stdout_console()
-    console.print(Text(f"{node.access}  ({node.class_name})", style="bold"))
+    console.print(Text(f"{access_text(node)}  ({node.class_name})", style="bold"))
     table = Table("method", "count", "first entries", "what it yields")
     for r in rows:
         more = ", …" if r.count > len(r.first) else ""
