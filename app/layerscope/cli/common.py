@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from layerscope.loading import LoadedModel, load_model, parse_kwargs
+if TYPE_CHECKING:  # the app parses its arguments before torch is imported, so load lazily
+    from layerscope.loading import LoadedModel
 
 DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_WEIGHTS = "IMAGENET1K_V1"
@@ -38,6 +39,8 @@ def add_debug_option(parser: argparse.ArgumentParser) -> None:
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
     """The model named on the command line; no MODEL means the built-in ImageNet default."""
+    from layerscope.loading import load_model, parse_kwargs
+
     spec = args.model or DEFAULT_MODEL
     weights = args.weights or (DEFAULT_WEIGHTS if args.model is None else "none")
     return load_model(

@@ -1,0 +1,410 @@
+"""The layerscope app: a module tree on the left, tabs about the highlighted node on the right.
+
+The frame paints before torch is imported; loading, shape probing, slow tabs and
+Grad-CAM run in thread workers that post messages back, and their errors become
+notifications while everything on screen stays as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
+
+from layerscope.tui.messages import ModelReady, PanelReady, ShapesReady, WorkFailed
+from layerscope.tui.session import SAMPLE_IMAGE, Session
+from layerscope.tui.widgets.api import ApiPanel
+from layerscope.tui.widgets.gradcam import CamPanel
+from layerscope.tui.widgets.header import ModelHeader
+from layerscope.tui.widgets.module_tree import ModuleTreeView
+from layerscope.tui.widgets.search import SearchBar, find_matches
+from layerscope.tui.widgets.state_dict import StateDictPanel
+from layerscope.tui.widgets.stats import StatsPanel
+
+if TYPE_CHECKING:
+    from layerscope.loading import LoadedModel
+
+SYNC_LIMIT = 3000  # subtrees up to this many modules / state_dict entries fill their tab at once
+
+Loader = Callable[[], "LoadedModel"]
+
+# (key, action, footer label, palette description, shown in the footer)
+KEYS: list[tuple[str, str, str, str, bool]] = [
+    ("slash", "search", "Search", "Search modules by name or class", True),
+    ("n", "next_match", "Next", "Jump to the next search match", False),
+    ("N", "previous_match", "Prev", "Jump to the previous search match", False),
+    ("t", "set_target", "Target", "Make the highlighted module the Grad-CAM target", True),
+    ("a", "suggested_target", "Suggest", "Jump to and select the suggested Grad-CAM target", True),
+    ("g", "compute", "Grad-CAM", "Compute the Grad-CAM map for the target", True),
+    ("m", "pick_method", "Method", "Choose the CAM method", True),
+    ("c", "pick_class", "Class", "Choose the target class", True),
+    ("o", "open_image", "Image", "Open another image", True),
+    ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
+    ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
+    ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
+    ("question_mark", "help", "Help", "Show the keys", True),
+    ("q", "quit", "Quit", "Quit layerscope", True),
+]
+TABS = ("stats", "state_dict", "api", "gradcam")
+
+
+class LayerscopeApp(App):
+    """Browse ``load()``'s model; ``load`` runs in a worker so the frame paints at once."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "layerscope"
+    BINDINGS = [
+        *(Binding(key, action, label, show=shown, id=action) for key, action, label, _, shown in KEYS),
+        Binding("escape", "cancel", "Cancel", show=False, id="cancel"),
+        *(Binding(str(i), f"show_tab('{tab}')", tab, show=False, id=f"tab_{tab}") for i, tab in enumerate(TABS, 1)),
+    ]
+
+    target_index: reactive[int | None] = reactive(None, init=False)
+
+    def __init__(self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None) -> None:
+        super().__init__()
+        self._load = load if callable(load) else (lambda: load)
+        self._spec = spec
+        self._image = Path(image) if image else SAMPLE_IMAGE
+        self.session: Session | None = None
+        self.current: int | None = None
+        self.matches: list[int] = []
+        self._shown: dict[str, int | None] = dict.fromkeys(TABS)
+
+    # --- layout ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield ModelHeader(id="header")
+        with Horizontal(id="main"):
+            yield ModuleTreeView(id="tree")
+            with TabbedContent(id="tabs", initial="stats"):
+                with TabPane("Stats", id="stats"):
+                    yield StatsPanel(id="stats-panel")
+                with TabPane("state_dict", id="state_dict"):
+                    yield StateDictPanel(id="state-panel")
+                with TabPane("API", id="api"):
+                    yield ApiPanel(id="api-panel")
+                with TabPane("Grad-CAM", id="gradcam"):
+                    yield CamPanel(id="cam-panel")
+        yield SearchBar(id="search")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(SearchBar).close()
+        tree = self.query_one(ModuleTreeView)
+        tree.loading = True
+        tree.focus()
+        self.query_one(ModelHeader).loading(self._spec)
+        self.load_model()
+
+    # --- workers ---------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load", description="loading the model")
+    def load_model(self) -> None:
+        from layerscope.errors import LayerscopeError, first_line
+
+        try:
+            loaded = self._load()
+            from layerscope.tree import build_tree
+
+            session = Session(loaded=loaded, tree=build_tree(loaded.model), image=self._image)
+        except (LayerscopeError, OSError, RuntimeError, ValueError, TypeError) as exc:
+            self.post_message(WorkFailed("load", first_line(exc)))
+            return
+        self.post_message(ModelReady(session))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="probe", description="probing shapes")
+    def probe_shapes(self, session: Session) -> None:
+        from layerscope.errors import first_line
+        from layerscope.probe import probe_shapes
+
+        try:
+            shapes = probe_shapes(session.loaded.model, session.loaded.input_shape)
+        except Exception as exc:  # a model that fails a dummy forward still browses fine
+            self.post_message(WorkFailed("probe", first_line(exc)))
+            return
+        self.post_message(ShapesReady(shapes, eligibility_of(shapes)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
+    def fill_slow_tab(self, tab: str, index: int) -> None:
+        assert self.session is not None
+        self.post_message(PanelReady(tab, index, self._panel_payload(tab, index)))
+
+    # --- worker results --------------------------------------------------------------
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        session = self.session = message.session
+        self.query_one(ModelHeader).show(session.loaded, session.tree)
+        tree = self.query_one(ModuleTreeView)
+        tree.loading = False
+        tree.show(session.tree)
+        tree.focus()
+        self.current = 0
+        self.query_one(CamPanel).describe(session, None)
+        self.refresh_tabs()
+        self.probe_shapes(session)
+
+    def on_shapes_ready(self, message: ShapesReady) -> None:
+        if self.session is None:
+            return
+        self.session.shapes = message.shapes
+        self.session.eligibility = message.eligibility
+        tree = self.query_one(ModuleTreeView)
+        tree.marks = {name: kind for name, (kind, _) in message.eligibility.items()}
+        tree.relabel()
+        self._shown["stats"] = None
+        self.refresh_tabs()
+
+    def on_panel_ready(self, message: PanelReady) -> None:
+        if message.index == self.current:
+            self._show_payload(message.tab, message.index, message.payload)
+
+    def on_work_failed(self, message: WorkFailed) -> None:
+        if message.what == "load":
+            tree = self.query_one(ModuleTreeView)
+            tree.loading = False
+            tree.root.set_label(Text(f"could not load {self._spec}", style="bold red"))
+            self.query_one(StatsPanel).message(f"could not load {self._spec}: {message.error}")
+        titles = {"load": "Model not loaded", "probe": "Shape probe failed"}
+        self.notify(message.error, title=titles.get(message.what, message.what), severity="error",
+                    markup=False, timeout=8)
+
+    # --- the tabs follow the cursor --------------------------------------------------
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        index = self.query_one(ModuleTreeView).current_index()
+        if index is not None and index != self.current:
+            self.current = index
+            self.refresh_tabs()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self.refresh_tabs()
+
+    def refresh_tabs(self) -> None:
+        """Fill the active tab for the current node (the others fill when opened)."""
+        if self.session is None or self.current is None:
+            return
+        tab = self.query_one(TabbedContent).active
+        if tab == "gradcam" or self._shown.get(tab) == self.current:
+            return
+        self._shown[tab] = self.current
+        node = self.session.node(self.current)
+        size = max(len(self.session.tree.descendants(node)), node.state_dict_entries)
+        if tab in ("state_dict", "api") and size > SYNC_LIMIT:
+            self._panel(tab).message(f"reading {size:,} entries…")
+            self.fill_slow_tab(tab, self.current)
+        else:
+            self._show_payload(tab, self.current, self._panel_payload(tab, self.current))
+
+    def _panel(self, tab: str):
+        return {"stats": self.query_one(StatsPanel), "state_dict": self.query_one(StateDictPanel),
+                "api": self.query_one(ApiPanel)}[tab]
+
+    def _panel_payload(self, tab: str, index: int) -> Any:
+        session = self.session
+        assert session is not None
+        node = session.node(index)
+        if tab == "stats":
+            from layerscope.report import node_stats
+
+            return node_stats(session.tree, node, session.shapes), session.eligibility.get(node.name)
+        if tab == "state_dict":
+            from layerscope.tui.widgets.state_dict import state_rows
+
+            return state_rows(session.module(index)), node.state_dict_entries, node.name
+        from layerscope.iteration import iteration_view
+
+        return node.access, iteration_view(session.module(index))
+
+    def _show_payload(self, tab: str, index: int, payload: Any) -> None:
+        self._panel(tab).show(*payload)
+
+    # --- keys ------------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_search(self) -> None:
+        self.query_one(SearchBar).open()
+
+    @on(Input.Changed, "#search-input")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if self.session is None:
+            return
+        self.matches = find_matches(self.session.tree, event.value)
+        tree = self.query_one(ModuleTreeView)
+        tree.matches = frozenset(self.matches)
+        tree.relabel()
+        self.query_one(SearchBar).count(len(self.matches))
+
+    @on(Input.Submitted, "#search-input")
+    def _search_submitted(self) -> None:
+        bar = self.query_one(SearchBar)
+        bar.close()
+        self.query_one(ModuleTreeView).focus()
+        if not self.matches:
+            if bar.value.strip():
+                self.notify(f"no module matches {bar.value.strip()!r}", severity="warning", markup=False)
+            return
+        start = self.current or 0
+        self._jump(next((m for m in self.matches if m >= start), self.matches[0]))
+
+    def action_next_match(self) -> None:
+        if self.matches:
+            here = self.current or 0
+            self._jump(next((m for m in self.matches if m > here), self.matches[0]))
+
+    def action_previous_match(self) -> None:
+        if self.matches:
+            here = self.current or 0
+            self._jump(next((m for m in reversed(self.matches) if m < here), self.matches[-1]))
+
+    def _jump(self, index: int) -> None:
+        self.query_one(ModuleTreeView).reveal(index)
+        if index in self.matches:
+            self.query_one(SearchBar).count(len(self.matches), self.matches.index(index))
+        self.current = index
+        self.refresh_tabs()
+
+    def action_cancel(self) -> None:
+        bar = self.query_one(SearchBar)
+        if bar.display:
+            bar.close()
+            self.query_one(ModuleTreeView).focus()
+            return
+        if self.query_one(CamPanel).cancel():
+            self.notify("Grad-CAM cancelled", severity="warning")
+
+    def action_copy_access(self) -> None:
+        if self.session is None or self.current is None:
+            return
+        access = self.session.node(self.current).access
+        self.copy_to_clipboard(access)
+        self.notify(access, title="Copied", markup=False, timeout=3)
+
+    def action_toggle_fold(self) -> None:
+        tree = self.query_one(ModuleTreeView)
+        tree.refold(not tree.fold)
+        self.notify("repeated blocks folded as ×N" if tree.fold else "repeated blocks shown one by one", timeout=2)
+
+    def action_help(self) -> None:
+        from layerscope.tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(KEYS))
+
+    # --- Grad-CAM keys ---------------------------------------------------------------
+
+    def action_set_target(self) -> None:
+        if self.session is None or self.current is None:
+            return
+        self._set_target(self.current)
+
+    def _set_target(self, index: int) -> None:
+        session = self.session
+        assert session is not None
+        session.target = index
+        tree = self.query_one(ModuleTreeView)
+        tree.target = index
+        tree.relabel()
+        panel = self.query_one(CamPanel)
+        panel.describe(session, None)
+        node = session.node(index)
+        kind, reason = session.eligibility.get(node.name, ("", ""))
+        if kind == "none":
+            self.notify(f"{node.access}: {reason}", title="Target not eligible", severity="warning", markup=False)
+        else:
+            self.notify(node.access, title="Grad-CAM target", markup=False, timeout=3)
+        panel.redraw_from_cache(session)
+
+    def action_suggested_target(self) -> None:
+        if self.session is None:
+            return
+        from layerscope.tui import camlink
+
+        try:
+            index = camlink.suggested_target(self.session)
+        except Exception as exc:
+            self.notify(str(exc), title="No suggested target", severity="error", markup=False)
+            return
+        self._jump(index)
+        self._set_target(index)
+
+    def action_compute(self) -> None:
+        if self.session is None:
+            return
+        if self.session.target is None:
+            self.action_suggested_target()
+            if self.session.target is None:
+                return
+        self.action_show_tab("gradcam")
+        self.query_one(CamPanel).compute(self.session)
+
+    def action_pick_method(self) -> None:
+        if self.session is None:
+            return
+        from layerscope.tui import camlink
+        from layerscope.tui.screens.pickers import MethodPicker
+
+        def chosen(method: str | None) -> None:
+            if method and self.session is not None:
+                self.session.method = method
+                self.query_one(CamPanel).describe(self.session, None)
+                self.notify(f"method: {method}", timeout=2, markup=False)
+
+        self.push_screen(MethodPicker(camlink.methods(), self.session.method), chosen)
+
+    def action_pick_class(self) -> None:
+        if self.session is None:
+            return
+        from layerscope.tui.screens.pickers import ClassPicker
+
+        def chosen(index: int | None) -> None:
+            if index is not None and self.session is not None:
+                self.session.class_index = None if index < 0 else index
+                self.query_one(CamPanel).describe(self.session, None)
+                self.notify(f"class: {self.session.class_name(self.session.class_index)}", timeout=2, markup=False)
+
+        self.push_screen(ClassPicker(self.session.loaded.categories or []), chosen)
+
+    def action_open_image(self) -> None:
+        from layerscope.tui.screens.image_path import ImagePathScreen
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.query_one(CamPanel).open_image(self.session, path)
+
+        self.push_screen(ImagePathScreen(self.session.image if self.session else self._image), chosen)
+
+    def action_save(self) -> None:
+        self.query_one(CamPanel).save()
+
+    # --- command palette -------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for key, action, label, description, _ in KEYS:
+            if action == "quit":
+                continue
+            shown = key.replace("slash", "/").replace("question_mark", "?")
+            yield SystemCommand(f"{label} ({shown})", description, _runner(self, action))
+        yield from super().get_system_commands(screen)
+
+
+def _runner(app: App, action: str) -> Callable[[], Any]:
+    return lambda: app.run_action(action)
+
+
+def eligibility_of(shapes: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Grad-CAM eligibility of every module, or nothing when the CAM engine is absent."""
+    from layerscope.tui import camlink
+
+    return camlink.eligibility(shapes)

@@ -1,0 +1,39 @@
+"""``layerscope [MODEL] [--image IMG] ...``: parse the command line, open the app.
+
+Arguments are the same as every subcommand's (``add_model_options``) and load the
+same way (``load_from_args``); the loading itself happens inside the app, in a
+worker, so the window appears before torch is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from layerscope.cli.common import DEFAULT_MODEL, add_model_options, load_from_args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layerscope",
+        description="Browse a model's modules, parameter counts and Grad-CAM maps. "
+        "Subcommands for scripts: tree, stats, api, cam, sweep (layerscope COMMAND -h).",
+    )
+    add_model_options(parser, model_required=False)
+    parser.add_argument("--image", type=Path, default=None,
+                        help="photo for Grad-CAM (default: the bundled chelsea.png)")
+    return parser
+
+
+def make_app(argv: list[str]):
+    """The app for ``argv``; argparse exits with status 2 on bad arguments, as the CLI does."""
+    from layerscope.tui.app import LayerscopeApp
+
+    args = build_parser().parse_args(argv)
+    return LayerscopeApp(lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image)
+
+
+def launch(argv: list[str]) -> int:
+    app = make_app(argv)
+    app.run()
+    return app.return_code or 0

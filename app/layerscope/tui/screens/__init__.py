@@ -1,0 +1,1 @@
+"""Modal screens: method and class pickers, the image path input, help."""

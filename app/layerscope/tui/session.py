@@ -1,0 +1,42 @@
+"""What the app knows, as plain data kept outside the widgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from layerscope.loading import LoadedModel
+    from layerscope.tree import ModuleTree, Node
+
+SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "samples" / "chelsea.png"
+
+
+@dataclass
+class Session:
+    """The loaded model, its tree, the probed shapes and the Grad-CAM choices."""
+
+    loaded: LoadedModel
+    tree: ModuleTree
+    image: Path = SAMPLE_IMAGE
+    shapes: dict[str, Any] | None = None
+    eligibility: dict[str, tuple[str, str]] = field(default_factory=dict)
+    target: int | None = None  # node index of the Grad-CAM layer
+    method: str = "gradcam"
+    class_index: int | None = None  # None: the top prediction
+
+    def node(self, index: int) -> Node:
+        return self.tree.nodes[index]
+
+    def module(self, index: int) -> nn.Module:
+        node = self.tree.nodes[index]
+        return self.loaded.model.get_submodule(node.name) if node.name else self.loaded.model
+
+    def class_name(self, index: int | None) -> str:
+        if index is None:
+            return "top prediction"
+        cats = self.loaded.categories or []
+        return f"{index} {cats[index]}" if 0 <= index < len(cats) else str(index)

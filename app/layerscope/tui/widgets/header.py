@@ -1,0 +1,41 @@
+"""The header: model spec, weights (or a visible warning), device and parameter totals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from layerscope.loading import LoadedModel
+    from layerscope.tree import ModuleTree
+
+
+def header_text(loaded: LoadedModel, tree: ModuleTree) -> Text:
+    from layerscope.report import exact
+
+    root = tree.root
+    text = Text(no_wrap=False)
+    text.append(loaded.spec, "bold cyan")
+    text.append(" · ")
+    if loaded.pretrained:
+        text.append(loaded.weights, "green")
+    else:
+        text.append(f"⚠ {loaded.weights_label}", "bold yellow")
+    text.append(f" · {loaded.device}")
+    text.append(" · ")
+    text.append(f"{exact(root.total_params)} params", "bold")
+    text.append(f" ({exact(root.trainable_params)} trainable)", "dim")
+    return text
+
+
+class ModelHeader(Static):
+    def on_mount(self) -> None:
+        self.update(Text.assemble(("layerscope ", "bold"), ("loading…", "dim")))
+
+    def show(self, loaded: LoadedModel, tree: ModuleTree) -> None:
+        self.update(header_text(loaded, tree))
+
+    def loading(self, what: str) -> None:
+        self.update(Text.assemble(("layerscope ", "bold"), (f"loading {what}…", "dim")))

@@ -1,0 +1,281 @@
+"""The module tree: Textual's ``Tree`` filled lazily from a ``ModuleTree``.
+
+Only expanded nodes get children, repeat runs fold into one ``×N`` line, and a
+node with very many children shows them a page at a time, so a model of 100,000
+modules opens and scrolls like resnet18: the widget never holds more lines than
+the user has opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+if TYPE_CHECKING:
+    from layerscope.tree import ModuleTree, Node, RepeatRun
+
+PAGE = 100  # child lines added per page
+FOLD_MINIMUM = 3  # shortest run of same-class siblings folded as ×N
+
+MARKS = {"spatial": ("▦", "green"), "tokens": ("▤", "cyan"), "none": ("·", "bright_black")}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """What one tree line stands for: a module, a folded run of modules, or "more…"."""
+
+    kind: Literal["module", "run", "more"]
+    index: int  # the module's node index; for "run" and "more", the parent's
+    rows: tuple[tuple[str, int | tuple[int, ...]], ...] = ()  # a run's members / the lines still hidden
+
+
+def _indexed(tree: ModuleTree, run: RepeatRun) -> bool:
+    """Only numbered blocks fold (``features.1…17``); named ones such as ``layer1…layer4`` stay visible."""
+    return all(tree.nodes[m].key.isdigit() for m in run.members)
+
+
+class ModuleTreeView(Tree[Row]):
+    """A lazily filled tree over a ``ModuleTree``; ``reveal(index)`` opens the path to any node."""
+
+    BINDINGS = [
+        Binding("left", "collapse_or_parent", "Collapse", show=False),
+        Binding("right", "expand_or_child", "Expand", show=False),
+        Binding("shift+space", "toggle_node", "Toggle", show=False),  # no expand-all on 100k modules
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(Text("loading…"), **kwargs)
+        self.model_tree: ModuleTree | None = None
+        self.fold = True
+        self.marks: dict[str, str] = {}
+        self.target: int | None = None
+        self.matches: frozenset[int] = frozenset()
+        self._lines: dict[int, TreeNode[Row]] = {}  # node index -> its line, once added
+        self.guide_depth = 3
+        self.auto_expand = False
+
+    # --- filling ---------------------------------------------------------------------
+
+    def show(self, model_tree: ModuleTree) -> None:
+        """Replace the contents with ``model_tree``, root expanded one level."""
+        self.model_tree = model_tree
+        self._lines = {}
+        root = model_tree.root
+        self.reset(self.label_for(root), Row("module", 0))
+        self._lines[0] = self.root
+        self._fill(self.root)
+        self.root.expand()
+        self.move_cursor(self.root)
+
+    def refold(self, fold: bool) -> None:
+        """Rebuild with folding on or off, keeping the cursor on the same module."""
+        if self.model_tree is None:
+            return
+        here = self.current_index()
+        opened = sorted(i for i, line in self._lines.items() if line.is_expanded)
+        self.fold = fold
+        self.show(self.model_tree)
+        for index in opened:
+            line = self._line_of(index)
+            self._fill(line)
+            line.expand()
+        if here is not None:
+            self.reveal(here)
+
+    def _fill(self, line: TreeNode[Row]) -> None:
+        row = line.data
+        if row is None or line.children or self.model_tree is None:
+            return
+        if row.kind == "module":
+            self._add_rows(line, self._child_rows(self.model_tree.nodes[row.index]))
+        elif row.kind == "run":
+            self._add_rows(line, row.rows)
+
+    def _child_rows(self, node: Node) -> list[tuple[str, int | tuple[int, ...]]]:
+        tree = self.model_tree
+        assert tree is not None
+        runs = {r.first: r for r in tree.repeat_runs(node, FOLD_MINIMUM) if _indexed(tree, r)} if self.fold else {}
+        rows: list[tuple[str, int | tuple[int, ...]]] = []
+        skip = 0
+        for child in node.children:
+            if skip:
+                skip -= 1
+                continue
+            run = runs.get(child)
+            if run is not None:
+                rows.append(("run", run.members))
+                skip = run.length - 1
+            else:
+                rows.append(("module", child))
+        return rows
+
+    def _add_rows(self, parent: TreeNode[Row], rows) -> None:
+        rows = tuple(rows)
+        tree = self.model_tree
+        assert tree is not None
+        for kind, value in rows[:PAGE]:
+            if kind == "module":
+                node = tree.nodes[value]
+                self._lines[value] = parent.add(
+                    self.label_for(node), Row("module", value), allow_expand=bool(node.children)
+                )
+            else:
+                parent.add(self._run_label(value), Row("run", parent.data.index, tuple(("module", m) for m in value)))
+        rest = rows[PAGE:]
+        if rest:
+            parent.add_leaf(
+                Text.assemble((f"… {len(rest):,} more", "italic"), ("  enter shows the next page", "dim")),
+                Row("more", parent.data.index, rest),
+            )
+
+    def show_more(self, line: TreeNode[Row]) -> TreeNode[Row] | None:
+        """Replace a "more" line by the next page; returns the page's first line."""
+        parent = line.parent
+        row = line.data
+        if parent is None or row is None or row.kind != "more":
+            return None
+        before = len(parent.children) - 1
+        line.remove()
+        self._add_rows(parent, row.rows)
+        return parent.children[before] if len(parent.children) > before else None
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[Row]) -> None:
+        event.stop()
+        self._fill(event.node)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[Row]) -> None:
+        line = event.node
+        if line.data is not None and line.data.kind == "more":
+            event.stop()
+            first = self.show_more(line)
+            if first is not None:
+                self._tree_lines  # rebuild line numbers before moving
+                self.move_cursor(first)
+        elif line.allow_expand:
+            line.toggle()
+
+    # --- labels ----------------------------------------------------------------------
+
+    def label_for(self, node: Node) -> Text:
+        from layerscope.report import human_count
+
+        name = node.key if node.name else (self.model_tree.model_class if self.model_tree else "model")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if node.index in self.matches:
+            text.append(name, "bold reverse")
+        else:
+            text.append(name, "bold")
+        if node.name:
+            text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
+        text.append(f"  {human_count(node.total_params)}", "dim")
+        mark = self.marks.get(node.name)
+        if mark in MARKS:
+            symbol, style = MARKS[mark]
+            text.append(f" {symbol}", style)
+        if node.index == self.target:
+            text.append(" ◎ target", "bold magenta")
+        return text
+
+    def _run_label(self, members: tuple[int, ...]) -> Text:
+        from layerscope.report import human_count
+
+        tree = self.model_tree
+        assert tree is not None
+        first, last = tree.nodes[members[0]], tree.nodes[members[-1]]
+        total = sum(tree.nodes[m].total_params for m in members)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{first.key}…{last.key}", "bold")
+        text.append(f" {first.class_name} ×{len(members)}", "italic")
+        text.append(f"  {human_count(total)}", "dim")
+        if self.target in members:
+            text.append(" ◎", "bold magenta")
+        return text
+
+    def relabel(self) -> None:
+        """Redraw the labels of every line added so far (marks, target or matches changed)."""
+        if self.model_tree is None:
+            return
+        nodes = self.model_tree.nodes
+        for index, line in self._lines.items():
+            line.set_label(self.label_for(nodes[index]))
+        for line in self._tree_nodes.values():
+            row = line.data
+            if row is not None and row.kind == "run":
+                line.set_label(self._run_label(tuple(v for _, v in row.rows)))
+
+    # --- navigation ------------------------------------------------------------------
+
+    def current_index(self) -> int | None:
+        """The module under the cursor (a folded run counts as its first member)."""
+        line = self.cursor_node
+        if line is None or line.data is None:
+            return None
+        row = line.data
+        if row.kind == "module":
+            return row.index
+        if row.kind == "run" and row.rows:
+            return row.rows[0][1]
+        return None
+
+    def reveal(self, index: int) -> None:
+        """Expand the path to module ``index`` (runs and pages included) and put the cursor on it."""
+        if self.model_tree is None:
+            return
+        line = self._line_of(index)
+        self._tree_lines  # one rebuild after all the expanding
+        self.move_cursor(line)
+        self.scroll_to_node(line, animate=False)
+
+    def _line_of(self, index: int) -> TreeNode[Row]:
+        if index in self._lines:
+            return self._lines[index]
+        tree = self.model_tree
+        assert tree is not None
+        parent = tree.nodes[index].parent
+        assert parent is not None
+        holder = self._line_of(parent)
+        while True:
+            self._fill(holder)
+            holder.expand()
+            if index in self._lines:
+                return self._lines[index]
+            holder = self._next_holder(holder, index)
+
+    def _next_holder(self, holder: TreeNode[Row], index: int) -> TreeNode[Row]:
+        """The run or "more" line under ``holder`` that hides ``index``; a "more" is opened."""
+        for line in holder.children:
+            row = line.data
+            if row is None or row.kind == "module":
+                continue
+            if row.kind == "more":
+                if any(index == v or (isinstance(v, tuple) and index in v) for _, v in row.rows):
+                    self.show_more(line)
+                    return holder
+                continue
+            if any(index == v for _, v in row.rows):
+                return line
+        raise LookupError(f"module {index} is not below {holder.data}")
+
+    def action_collapse_or_parent(self) -> None:
+        line = self.cursor_node
+        if line is None:
+            return
+        if line.is_expanded:
+            line.collapse()
+        elif line.parent is not None:
+            self.move_cursor(line.parent)
+
+    def action_expand_or_child(self) -> None:
+        line = self.cursor_node
+        if line is None or not line.allow_expand:
+            return
+        if not line.is_expanded:
+            line.expand()
+        elif line.children:
+            self._tree_lines
+            self.move_cursor(line.children[0])

@@ -1,0 +1,49 @@
+"""The search bar: ``/`` opens it, typing highlights matches, enter jumps to the first."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.containers import Horizontal
+from textual.widgets import Input, Static
+
+if TYPE_CHECKING:
+    from layerscope.tree import ModuleTree
+
+
+def find_matches(tree: ModuleTree, query: str) -> list[int]:
+    """Indices (pre-order) of the modules whose dotted name or class contains ``query``."""
+    needle = query.strip().lower()
+    if not needle:
+        return []
+    return [n.index for n in tree.nodes if needle in n.name.lower() or needle in n.class_name.lower()]
+
+
+class SearchBar(Horizontal):
+    def compose(self):
+        yield Static("/", id="search-prompt")
+        yield Input(placeholder="name or class, enter jumps, n / N next / previous", id="search-input")
+        yield Static("", id="search-count")
+
+    def open(self) -> None:
+        self.display = True
+        self.query_one(Input).focus()
+
+    def close(self) -> None:
+        self.display = False
+
+    @property
+    def value(self) -> str:
+        return self.query_one(Input).value
+
+    def count(self, found: int, position: int | None = None) -> None:
+        if not self.value.strip():
+            text = Text("")
+        elif not found:
+            text = Text("no match", style="bold red")
+        elif position is None:
+            text = Text(f"{found:,} matches", style="bold")
+        else:
+            text = Text(f"{position + 1:,}/{found:,}", style="bold")
+        self.query_one("#search-count", Static).update(text)

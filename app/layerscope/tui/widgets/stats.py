@@ -1,0 +1,81 @@
+"""The Stats tab: ``report.node_stats`` rendered as it is, one figure a line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+LABELS = {
+    "qualified_name": "name",
+    "access_expression": "access",
+    "access_expression_negative": "access (from end)",
+    "class": "class",
+    "extra_repr": "extra_repr",
+    "depth": "depth",
+    "children": "children",
+    "submodules": "sub-modules",
+    "own_params": "own params",
+    "total_params": "total params",
+    "trainable_params": "trainable",
+    "frozen_params": "frozen",
+    "param_tensors": "param tensors",
+    "param_bytes": "param bytes",
+    "buffers": "buffers",
+    "persistent_buffers": "persistent buffers",
+    "buffer_elements": "buffer elements",
+    "buffer_bytes": "buffer bytes",
+    "state_dict_entries": "state_dict entries",
+    "state_dict_bytes": "state_dict bytes",
+    "dtypes": "dtypes",
+    "devices": "devices",
+    "output_shape": "output shape",
+}
+EMPHASISED = {"total_params", "access_expression", "qualified_name"}
+
+
+def format_value(key: str, value: Any) -> str:
+    """The figure as the CLI's ``stats`` prints it: exact counts, bytes with their unit."""
+    from layerscope.report import exact, human_bytes
+
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{human_bytes(value)} ({exact(value)} B)" if key.endswith("_bytes") else exact(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "—"
+    return str(value)
+
+
+def stats_table(stats: dict[str, Any], eligibility: tuple[str, str] | None) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in stats.items():
+        if key == "access_expression_negative" and not value:
+            continue
+        text = Text(format_value(key, value), style="bold" if key in EMPHASISED else "")
+        table.add_row(LABELS.get(key, key.replace("_", " ")), text)
+    if eligibility is not None:
+        kind, reason = eligibility
+        style = {"spatial": "green", "tokens": "cyan"}.get(kind, "yellow")
+        table.add_row("Grad-CAM", Text.assemble((kind, f"bold {style}"), (f" — {reason}" if reason else "", "")))
+    return table
+
+
+class StatsPanel(VerticalScroll):
+    """Every figure ``layerscope stats`` prints for the highlighted node."""
+
+    def compose(self):
+        yield Static(Text("loading the model…", style="dim"), id="stats-body")
+
+    def show(self, stats: dict[str, Any], eligibility: tuple[str, str] | None = None) -> None:
+        self.query_one("#stats-body", Static).update(stats_table(stats, eligibility))
+
+    def message(self, text: str) -> None:
+        self.query_one("#stats-body", Static).update(Text(text, style="dim"))

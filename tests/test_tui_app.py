@@ -1,0 +1,195 @@
+"""Pilot tests: every key of the app, asserting what the screen shows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from tui_helpers import notifications, screen_text, settle
+
+from layerscope.loading import load_model
+from layerscope.tui.app import LayerscopeApp
+from layerscope.tui.widgets.module_tree import ModuleTreeView
+from layerscope.tui.widgets.state_dict import StateDictPanel
+
+SIZE = (100, 30)
+
+
+@pytest.fixture(scope="module")
+def resnet18_loaded():
+    torch.manual_seed(0)
+    return load_model("resnet18")
+
+
+@pytest.fixture
+def app(resnet18_loaded) -> LayerscopeApp:
+    return LayerscopeApp(resnet18_loaded, spec="resnet18")
+
+
+async def search(pilot, text: str) -> None:
+    await pilot.press("slash", *text, "enter")
+    await settle(pilot)
+
+
+async def tab_on(pilot, name: str, tab_key: str) -> str:
+    """Search ``name``, open a tab by its number key, return the screen."""
+    await settle(pilot)
+    await search(pilot, name)
+    await pilot.press(tab_key)
+    await settle(pilot)
+    return screen_text(pilot.app)
+
+
+async def test_opens_on_resnet18_with_exact_totals_and_a_random_weights_warning(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        shown = screen_text(app)
+        assert "resnet18" in shown and "random weights" in shown
+        assert "11,689,512 params" in shown  # header
+        assert "total params        11,689,512" in shown  # Stats tab of the root
+        tree = app.query_one(ModuleTreeView)
+        assert tree.root.is_expanded and "layer4" in shown
+        assert not tree._lines[tree.model_tree.get("layer4").index].children  # lazy: not filled yet
+
+
+async def test_search_then_enter_selects_layer4_with_its_exact_total(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await search(pilot, "layer4")
+        shown = screen_text(app)
+        assert "8,393,728" in shown
+        assert "model.layer4" in shown
+        assert app.query_one(ModuleTreeView).current_index() == app.session.tree.get("layer4").index
+
+
+async def test_n_and_shift_n_step_through_matches(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await search(pilot, "bn2")
+        names = lambda: app.session.node(app.current).name  # noqa: E731
+        assert names() == "layer1.0.bn2"
+        await pilot.press("n")
+        await pilot.pause()
+        assert names() == "layer1.1.bn2"
+        assert "model.layer1[1].bn2" in screen_text(app)
+        await pilot.press("N", "N")
+        assert names() == "layer4.1.bn2"  # wraps around backwards
+
+
+async def test_search_without_match_warns_and_keeps_the_cursor(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await search(pilot, "transformer")
+        assert app.current == 0
+        assert any("no module matches" in n for n in notifications(app))
+
+
+async def test_arrows_and_enter_expand_lazily(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*["down"] * 5)  # conv1 bn1 relu maxpool layer1
+        await pilot.pause()
+        assert app.session.node(app.current).name == "layer1"
+        assert "147,968" in screen_text(app)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "0 BasicBlock" in screen_text(app)
+        await pilot.press("right")  # into the first child
+        assert app.session.node(app.current).name == "layer1.0"
+        await pilot.press("left", "left")  # to the parent, then collapse it
+        await pilot.pause()
+        assert app.session.node(app.current).name == "layer1"
+        assert "0 BasicBlock" not in screen_text(app)
+
+
+async def test_y_copies_the_access_expression(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await search(pilot, "layer4.1.conv2")
+        await pilot.press("y")
+        await pilot.pause()
+        assert app.clipboard == "model.layer4[1].conv2"
+        assert "model.layer4[1].conv2" in screen_text(app)
+
+
+async def test_state_dict_tab_lists_the_entries_under_the_node(app):
+    async with app.run_test(size=SIZE) as pilot:
+        shown = await tab_on(pilot, "layer4", "2")
+        assert "30 entries under layer4." in shown
+        assert "0.conv1.weight" in shown
+        table = app.query_one(StateDictPanel).query_one("DataTable")
+        assert table.row_count == 30
+        first = [str(cell) for cell in table.get_row_at(0)]
+        assert first == ["0.conv1.weight", "512×256×3×3", "float32", "1,179,648", "parameter"]
+        last = [str(cell) for cell in table.get_row_at(29)]
+        assert last[0] == "1.bn2.num_batches_tracked" and last[-1] == "buffer"
+
+
+async def test_api_tab_counts_what_each_iteration_method_yields(app):
+    async with app.run_test(size=SIZE) as pilot:
+        shown = await tab_on(pilot, "layer4", "3")
+        rows = dict(re.findall(r"(?<![.\w])(\w+\(\))\s+([\d,]+)", shown))
+        assert "on model.layer4" in shown
+        assert rows["modules()"] == "16" and rows["children()"] == "2"
+        assert rows["parameters()"] == "15" and rows["buffers()"] == "15" and rows["state_dict()"] == "30"
+        assert "only the direct ones" in shown
+
+
+async def test_help_screen_lists_every_key(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        shown = screen_text(app)
+        for text in ("Search modules by name or class", "Compute the Grad-CAM map", "Copy the access"):
+            assert text in shown
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "layerscope keys" not in screen_text(app)
+
+
+async def test_command_palette_offers_the_app_commands(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p", *"copy")
+        await pilot.pause(0.3)
+        assert "Copy (y)" in screen_text(app)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.clipboard == "model"
+
+
+async def test_fold_key_unfolds_repeated_blocks():
+    loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
+    app = LayerscopeApp(loaded, spec="mobilenet_v2")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await search(pilot, "features")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "1…17 InvertedResidual ×17" in screen_text(app)
+        await pilot.press("f")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "×17" not in shown and "17 InvertedResidual" in shown
+        assert app.session.node(app.current).name == "features"
+
+
+async def test_q_quits(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0
+
+
+async def test_a_model_that_cannot_load_leaves_the_app_open_with_an_error():
+    app = LayerscopeApp(lambda: load_model("resnet1888"), spec="resnet1888")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert any("unknown model 'resnet1888'" in n for n in notifications(app))
+        assert "could not load resnet1888" in screen_text(app)
+        await pilot.press("slash", "x", "enter", "y", "t", "g", "s")  # nothing to act on: no crash
+        await settle(pilot)
+        assert app.is_running
