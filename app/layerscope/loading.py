@@ -12,9 +12,6 @@ import ast
 import difflib
 import importlib
 import inspect
-import pickle
-import pickletools
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from layerscope.checkpoints import extract_state_dict, fit_state_dict, is_torchscript, read_checkpoint
 from layerscope.errors import LayerscopeError, first_line
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -336,7 +334,7 @@ def _load_file(
         raise LayerscopeError(f"no such file: {spec}")
     if path.is_dir():
         raise LayerscopeError(f"{spec} is a folder, not a model file")
-    if _is_torchscript(path):
+    if is_torchscript(path):
         return _load_torchscript(path, spec, dev)
     obj = read_checkpoint(path, trust=trust)
     if isinstance(obj, nn.Module):
@@ -344,7 +342,7 @@ def _load_file(
             model=obj.to(dev) if dev.type != "meta" else obj.to("meta"),
             spec=spec, source="pickle", weights=str(path), pretrained=True, device=dev,
         )
-    state = _extract_state_dict(obj, spec)
+    state = extract_state_dict(obj, spec)
     if arch is None:
         raise LayerscopeError(
             f"{spec} holds a state_dict ({len(state)} tensors), not a model; "
@@ -363,16 +361,9 @@ def _apply_state_dict_file(loaded: LoadedModel, path: Path, *, trust: bool) -> N
         raise LayerscopeError("a state_dict cannot be loaded on the meta device; use --device cpu")
     if not path.exists():
         raise LayerscopeError(f"no such weights file: {path}")
-    state = _extract_state_dict(read_checkpoint(path, trust=trust), str(path))
+    state = extract_state_dict(read_checkpoint(path, trust=trust), str(path))
     fit_state_dict(loaded.model, state, source=str(path), target=loaded.spec)
     loaded.weights, loaded.pretrained = str(path), True
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(n.endswith("constants.pkl") or "/code/" in n for n in archive.namelist())
 
 
 def _load_torchscript(path: Path, spec: str, dev: torch.device) -> LoadedModel:
@@ -383,111 +374,3 @@ def _load_torchscript(path: Path, spec: str, dev: torch.device) -> LoadedModel:
     except Exception as exc:
         raise LayerscopeError(f"cannot read TorchScript archive {spec}: {first_line(exc)}") from exc
     return LoadedModel(model=model, spec=spec, source="torchscript", weights=str(path), pretrained=True, device=dev)
-
-
-def read_checkpoint(path: Path, *, trust: bool) -> Any:
-    """Read a checkpoint without running its pickle code unless the user said ``--trust``."""
-    if path.suffix.lower() == ".safetensors":
-        return _read_safetensors(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not _is_pickle_stream(path):
-            raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or another format)") from exc
-        if not trust:
-            raise LayerscopeError(
-                f"{path} needs full unpickling, which can run arbitrary code; "
-                "pass --trust only if you trust its source"
-            ) from exc
-    except Exception as exc:
-        raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint ({first_line(exc)})") from exc
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise LayerscopeError(f"cannot unpickle {path}: {first_line(exc)}") from exc
-
-
-def _is_pickle_stream(path: Path) -> bool:
-    """Tell "valid pickle that needs code" from garbage by reading opcodes, never executing them."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
-                data = archive.read(name) if name else b""
-        else:
-            data = path.read_bytes()
-        for _ in pickletools.genops(data):
-            pass
-        return bool(data)
-    except Exception:
-        return False
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        from safetensors.torch import load_file
-    except ImportError as exc:
-        raise LayerscopeError(".safetensors files need safetensors (pip install 'layerscope[safetensors]')") from exc
-    try:
-        return load_file(str(path))
-    except Exception as exc:
-        raise LayerscopeError(f"cannot read {path}: not a safetensors file ({first_line(exc)})") from exc
-
-
-def _extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
-    """Accept a bare state_dict or the usual training checkpoint wrappers around one."""
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model_state_dict", "model"):
-            inner = obj.get(key)
-            if isinstance(inner, Mapping) and _all_tensors(inner):
-                obj = inner
-                break
-        if _all_tensors(obj) and obj:
-            return {_strip_wrapper_prefix(k): v for k, v in obj.items()}
-    raise LayerscopeError(f"{spec} holds a {type(obj).__name__}, neither a model nor a state_dict")
-
-
-def _all_tensors(mapping: Mapping) -> bool:
-    return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in mapping.items())
-
-
-def _strip_wrapper_prefix(key: str) -> str:
-    """DataParallel and torch.compile save keys as ``module.x`` / ``_orig_mod.x``."""
-    for prefix in ("module.", "_orig_mod."):
-        if key.startswith(prefix):
-            return key[len(prefix):]
-    return key
-
-
-def fit_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str, target: str) -> None:
-    """Load ``state`` into ``model`` or say exactly which keys do not fit."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    misshaped = [
-        f"{k} (file {_shape(state[k])}, model {_shape(expected[k])})"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or misshaped:
-        parts = [
-            _key_list("missing", missing),
-            _key_list("unexpected", unexpected),
-            _key_list("mis-shaped", misshaped),
-        ]
-        raise LayerscopeError(
-            f"{source} does not fit {target}: " + "; ".join(p for p in parts if p)
-        )
-    model.load_state_dict(state, strict=True)
-
-
-def _key_list(label: str, keys: list[str], shown: int = 4) -> str:
-    if not keys:
-        return ""
-    more = f", … {len(keys) - shown} more" if len(keys) > shown else ""
-    return f"{len(keys)} {label} ({', '.join(keys[:shown])}{more})"
-
-
-def _shape(t: torch.Tensor) -> str:
-    return "×".join(str(d) for d in t.shape) or "scalar"
-
