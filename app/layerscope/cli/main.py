@@ -16,11 +16,12 @@ COMMANDS = ("tree", "stats", "api", "cam", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from layerscope.cli import inspect_cmd
+    from layerscope.cli import cam_cmd, inspect_cmd
 
     parser = argparse.ArgumentParser(prog="layerscope", description="Look inside PyTorch models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     inspect_cmd.add_parsers(sub)
+    cam_cmd.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,40 @@
+"""Class-activation maps for any layer: nine methods, one forward, one backward.
+
+``compute_cam`` explains one layer; ``compute_sweep`` many layers from a single
+forward and a single ``torch.autograd.grad`` call; ``CamSession`` keeps those
+activations and gradients so an app can redraw any hooked layer, with any method,
+without running the model again.
+"""
+
+from layerscope.cam.core import (
+    CamCancelled,
+    CamResult,
+    CamSession,
+    compute_cam,
+    compute_sweep,
+    normalise,
+    resolve_layer,
+)
+from layerscope.cam.detection import BoxTarget, is_detection_model
+from layerscope.cam.methods import METHODS, get_method
+from layerscope.cam.reshape import TokenGrid
+from layerscope.cam.targets import Eligibility, eligible_layers, layer_eligibility, suggest_target_layer
+
+__all__ = [
+    "METHODS",
+    "BoxTarget",
+    "CamCancelled",
+    "CamResult",
+    "CamSession",
+    "Eligibility",
+    "TokenGrid",
+    "compute_cam",
+    "compute_sweep",
+    "eligible_layers",
+    "get_method",
+    "is_detection_model",
+    "layer_eligibility",
+    "normalise",
+    "resolve_layer",
+    "suggest_target_layer",
+]

@@ -1,0 +1,174 @@
+"""Every CAM method as one small function of activations, gradients and, where needed, the model.
+
+Each function returns the weighted map ``N×h×w`` before the ReLU; the caller applies
+the ReLU and the per-image min-max scaling, so every method is post-processed the
+same way. Definitions follow the papers as pytorch-grad-cam computes them; the one
+deliberate difference is EigenCAM's sign (see ``_first_component``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from layerscope.errors import LayerscopeError
+
+EPS = 1e-7
+
+
+class Perturber(Protocol):
+    """What Score-CAM and Ablation-CAM need from the model: scores of perturbed copies."""
+
+    def base_scores(self) -> Tensor:
+        """The target score of each unperturbed image (``N``)."""
+
+    def masked_scores(self, activations: Tensor) -> Tensor:
+        """Target scores ``N×C`` of the input multiplied by each upsampled, rescaled channel."""
+
+    def ablated_scores(self, channels: int) -> Tensor:
+        """Target scores ``N×C`` with each of the layer's channels zeroed in turn."""
+
+
+@dataclass(frozen=True)
+class CamInputs:
+    """The layer's activations and gradients as ``N×C×h×w`` grids."""
+
+    activations: Tensor
+    gradients: Tensor | None = None
+    perturber: Perturber | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    compute: Callable[[CamInputs], Tensor]
+    needs_grad: bool
+    perturbs: bool
+    summary: str
+
+
+def _weighted(weights: Tensor, activations: Tensor) -> Tensor:
+    """Σ_k w_k·A_k: per-channel weights ``N×C`` applied to ``N×C×h×w``."""
+    return torch.einsum("nc,nchw->nhw", weights, activations)
+
+
+def gradcam(x: CamInputs) -> Tensor:
+    """Selvaraju et al. 2017: weights are the spatial mean of the gradients."""
+    return _weighted(_grads(x).mean(dim=(2, 3)), x.activations)
+
+
+def gradcam_plus_plus(x: CamInputs) -> Tensor:
+    """Chattopadhay et al. 2018: alpha = g²/(2g² + ΣA·g³), weights = Σ relu(g)·alpha."""
+    g, a = _grads(x), x.activations
+    g2 = g.pow(2)
+    g3 = g2 * g
+    denominator = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g3
+    alpha = torch.where(g != 0, g2 / (denominator + EPS), torch.zeros_like(g))
+    return _weighted((F.relu(g) * alpha).sum(dim=(2, 3)), a)
+
+
+def hirescam(x: CamInputs) -> Tensor:
+    """Draelos & Carin 2020: element-wise g⊙A summed over channels (no spatial averaging)."""
+    return (_grads(x) * x.activations).sum(dim=1)
+
+
+def xgradcam(x: CamInputs) -> Tensor:
+    """Fu et al. 2020: weights = Σ g·A / (Σ A + eps)."""
+    a = x.activations
+    weights = (_grads(x) * a).sum(dim=(2, 3)) / (a.sum(dim=(2, 3)) + EPS)
+    return _weighted(weights, a)
+
+
+def layercam(x: CamInputs) -> Tensor:
+    """Jiang et al. 2021: Σ_k relu(g)⊙A."""
+    return (F.relu(_grads(x)) * x.activations).sum(dim=1)
+
+
+def eigencam(x: CamInputs) -> Tensor:
+    """Muhammad & Yeasin 2020: the activations projected on their first principal component."""
+    return _first_component(x.activations)
+
+
+def eigengradcam(x: CamInputs) -> Tensor:
+    """EigenCAM on the gradient-weighted activations g⊙A."""
+    return _first_component(_grads(x) * x.activations)
+
+
+def scorecam(x: CamInputs) -> Tensor:
+    """Wang et al. 2020: weights = softmax over channels of the masked inputs' target scores."""
+    scores = _perturber(x).masked_scores(x.activations)
+    return _weighted(torch.softmax(scores, dim=1), x.activations)
+
+
+def ablationcam(x: CamInputs) -> Tensor:
+    """Desai & Ramaswamy 2020: weights = relative drop of the target score when channel k is zeroed."""
+    perturber = _perturber(x)
+    base = perturber.base_scores()[:, None]
+    ablated = perturber.ablated_scores(x.activations.shape[1])
+    return _weighted((base - ablated) / (base + EPS), x.activations)
+
+
+def _grads(x: CamInputs) -> Tensor:
+    if x.gradients is None:
+        raise LayerscopeError("this method needs gradients, but none were computed")
+    return x.gradients
+
+
+def _perturber(x: CamInputs) -> Perturber:
+    if x.perturber is None:
+        raise LayerscopeError("this method needs the model to score perturbed inputs")
+    return x.perturber
+
+
+def _first_component(activations: Tensor) -> Tensor:
+    """Projection of each position's channel vector on the first principal direction.
+
+    The SVD's sign is arbitrary; we flip it so the map correlates positively with the
+    total activation, otherwise the ReLU would sometimes keep only the background.
+    The top direction comes from the smaller Gram matrix (``hw×hw`` or ``C×C``), which
+    is much cheaper than a full SVD of a ``hw×C`` matrix.
+    """
+    n, c, h, w = activations.shape
+    maps = []
+    for sample in activations.reshape(n, c, h * w):
+        matrix = sample.T.double()  # positions × channels
+        centred = matrix - matrix.mean(dim=0, keepdim=True)
+        if centred.shape[0] <= centred.shape[1]:
+            values, vectors = torch.linalg.eigh(centred @ centred.T)
+            projection = vectors[:, -1] * values[-1].clamp_min(0).sqrt()  # X·v = σ·u
+        else:
+            _, vectors = torch.linalg.eigh(centred.T @ centred)
+            projection = centred @ vectors[:, -1]
+        if torch.dot(projection, matrix.sum(dim=1) - matrix.sum(dim=1).mean()) < 0:
+            projection = -projection
+        maps.append(projection.reshape(h, w).to(activations.dtype))
+    return torch.stack(maps)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("gradcam", gradcam, True, False, "gradient-averaged channel weights"),
+        Method("gradcam++", gradcam_plus_plus, True, False, "higher-order gradient weights"),
+        Method("hirescam", hirescam, True, False, "element-wise gradient × activation"),
+        Method("xgradcam", xgradcam, True, False, "activation-normalised gradient weights"),
+        Method("layercam", layercam, True, False, "positive gradients × activation, per position"),
+        Method("eigencam", eigencam, False, False, "first principal component, no gradients"),
+        Method("eigengradcam", eigengradcam, True, False, "first principal component of gradient × activation"),
+        Method("scorecam", scorecam, False, True, "softmax of masked-input scores (one forward per channel)"),
+        Method("ablationcam", ablationcam, False, True, "score drop when each channel is zeroed"),
+    )
+}
+
+
+def get_method(name: str) -> Method:
+    """The registered method, accepting ``grad-cam`` / ``GradCAM++`` spellings."""
+    key = name.lower().replace("-", "").replace("_", "").replace("plusplus", "++").replace("pp", "++")
+    if key in METHODS:
+        return METHODS[key]
+    raise LayerscopeError(f"unknown CAM method {name!r}; choose one of: {', '.join(METHODS)}")

@@ -1,0 +1,97 @@
+"""Which score a map explains: the top class, a class index or name, or a user callable.
+
+Everything is checked against the real model output before any backward pass, so a
+class index out of range or an unknown name fails with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from layerscope.errors import LayerscopeError
+
+TargetSpec = int | str | Sequence[int] | Callable[[object], Tensor] | None
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """A score function on the model output (one score per image) and how to name it."""
+
+    score: Callable[[object], Tensor]
+    label: int | tuple[int, ...] | str
+    name: str | None
+    classes: Tensor | None = None  # per-image class indices when the target is a class
+
+    def for_image(self, index: int) -> Callable[[object], Tensor]:
+        """Scores of a batch of perturbed copies of image ``index``."""
+        if self.classes is None:
+            return lambda out: _as_scores(self.score(out))
+        k = int(self.classes[index])
+        return lambda out: out[:, k]
+
+
+def resolve_target(target: TargetSpec, output: object, categories: Sequence[str] | None) -> ResolvedTarget:
+    """Turn the user's ``target`` into a score function, validated against ``output``."""
+    if callable(target):
+        name = getattr(target, "description", None) or getattr(target, "__name__", None) or type(target).__name__
+        return ResolvedTarget(lambda out: _as_scores(target(out)), str(name), None)
+    if not isinstance(output, Tensor):
+        raise LayerscopeError(
+            f"the model returns a {type(output).__name__}, not a tensor of class scores; "
+            "pass a target callable that picks the score (e.g. layerscope.cam.BoxTarget for detectors)"
+        )
+    if output.dim() != 2:
+        dims = "×".join(map(str, output.shape))
+        raise LayerscopeError(f"the model output is {dims}, not N×classes; pass a target callable")
+    n, classes = output.shape
+    if target is None:
+        indices = output.argmax(dim=1)
+    elif isinstance(target, str):
+        indices = torch.full((n,), _class_from_name(target, categories, classes), device=output.device)
+    elif isinstance(target, int):
+        indices = torch.full((n,), _check_index(target, classes), device=output.device)
+    else:
+        values = [_check_index(int(k), classes) for k in target]
+        if len(values) != n:
+            raise LayerscopeError(f"{len(values)} target classes for a batch of {n} images")
+        indices = torch.tensor(values, device=output.device)
+    labels = tuple(int(k) for k in indices)
+    names = [categories[k] if categories and k < len(categories) else None for k in labels]
+    return ResolvedTarget(
+        score=lambda out: out.gather(1, indices[:, None]).squeeze(1),
+        label=labels[0] if n == 1 else labels,
+        name=names[0] if n == 1 else (", ".join(str(x) for x in names) if any(names) else None),
+        classes=indices,
+    )
+
+
+def _check_index(k: int, classes: int) -> int:
+    if not 0 <= k < classes:
+        raise LayerscopeError(f"class index {k} is out of range: the model has {classes} classes (0–{classes - 1})")
+    return k
+
+
+def _class_from_name(name: str, categories: Sequence[str] | None, classes: int) -> int:
+    if name.strip().lstrip("-").isdigit():
+        return _check_index(int(name), classes)
+    if not categories:
+        raise LayerscopeError(
+            f"class name {name!r} given, but these weights have no class names; give a class index instead"
+        )
+    folded = [c.casefold() for c in categories]
+    if name.casefold() in folded:
+        return _check_index(folded.index(name.casefold()), classes)
+    close = difflib.get_close_matches(name, list(categories), n=3, cutoff=0.6)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise LayerscopeError(f"unknown class name {name!r}{hint}")
+
+
+def _as_scores(value: object) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise LayerscopeError(f"the target callable returned a {type(value).__name__}, not a tensor")
+    return value.reshape(-1) if value.dim() <= 1 else value.reshape(value.shape[0], -1).sum(dim=1)

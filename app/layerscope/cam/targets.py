@@ -1,0 +1,95 @@
+"""Which layer to explain: the well-known choice per architecture, else a probe's guess.
+
+The table mirrors what the CAM literature and pytorch-grad-cam's README recommend;
+for anything else, one probe forward pass finds the last module whose output is
+still a spatial map or a token grid, i.e. the last one before global pooling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from layerscope.cam.reshape import Layout, ModelHints, infer_layout, model_hints
+from layerscope.errors import LayerscopeError
+from layerscope.probe import ShapeInfo, probe_shapes
+from layerscope.tree import ModuleTree, build_tree
+
+# (class name, module that tells two families with that class name apart, layer)
+_TABLE: tuple[tuple[str, str | None, str], ...] = (
+    ("FasterRCNN", None, "backbone"),
+    ("MaskRCNN", None, "backbone"),
+    ("KeypointRCNN", None, "backbone"),
+    ("ResNet", "layer4", "layer4[-1]"),
+    ("VGG", None, "features[-1]"),
+    ("DenseNet", None, "features[-1]"),
+    ("MobileNetV2", None, "features[-1]"),
+    ("MobileNetV3", None, "features[-1]"),
+    ("MNASNet", None, "layers[-1]"),
+    ("VisionTransformer", "blocks", "blocks[-1].norm1"),  # timm
+    ("VisionTransformer", "encoder", "encoder.layers[-1].ln_1"),  # torchvision
+    ("SwinTransformer", "layers", "layers[-1].blocks[-1].norm1"),  # timm
+    ("SwinTransformer", "features", "features[-1][-1].norm1"),  # torchvision
+)
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Whether a layer's output can carry a map: ``spatial``, ``tokens`` or ``none``, and why."""
+
+    kind: str
+    reason: str
+
+    @property
+    def eligible(self) -> bool:
+        return self.kind != "none"
+
+
+def suggest_target_layer(
+    model: nn.Module, tree: ModuleTree | None = None, input_shape: tuple[int, ...] = (3, 224, 224)
+) -> str:
+    """The qualified name of the layer to explain by default."""
+    tree = tree or build_tree(model)
+    cls = type(model).__name__
+    for name, marker, expression in _TABLE:
+        if cls == name and (marker is None or hasattr(model, marker)):
+            try:
+                return tree.resolve(expression).name
+            except LayerscopeError:
+                break  # a customised copy of a known class: fall back to the probe
+    eligible = eligible_layers(model, input_shape)
+    if not eligible:
+        raise LayerscopeError(f"no layer of {cls} has a spatial or token-grid output for input "
+                              f"{'x'.join(map(str, input_shape))}")
+    return eligible[-1][0]
+
+
+def layer_eligibility(
+    shape: ShapeInfo | None, input_hw: tuple[int, int] = (224, 224), hints: ModelHints = ModelHints()
+) -> Eligibility:
+    """Classify one probed output (``probe_shapes``) for the tree view and for error messages."""
+    if shape is None:
+        return Eligibility("none", "not run by the forward pass")
+    layout = infer_layout(_tensor_shapes(shape), input_hw, hints)
+    if isinstance(layout, Layout):
+        return Eligibility(layout.eligibility_kind, layout.describe())
+    return Eligibility("none", layout)
+
+
+def eligible_layers(model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224)) -> list[tuple[str, Eligibility]]:
+    """Every module that can carry a map, in the order their outputs were produced: the
+    last one is the last spatial (or token-grid) output before pooling."""
+    shapes = probe_shapes(model, input_shape)
+    hints = model_hints(model)
+    hw = (input_shape[-2], input_shape[-1])
+    found = [(name, layer_eligibility(info, hw, hints)) for name, info in shapes.items() if name]
+    return [(name, e) for name, e in found if e.eligible]
+
+
+def _tensor_shapes(shape: ShapeInfo) -> list[tuple[int, ...]]:
+    if shape.kind == "tensor":
+        return [shape.shape or ()]
+    if shape.kind in ("mapping", "sequence"):
+        return [s for _, item in shape.items for s in _tensor_shapes(item)] if shape.items else []
+    return []

@@ -1,0 +1,260 @@
+"""``layerscope cam`` and ``layerscope sweep``: the Grad-CAM engine from the shell.
+
+Both print what the map explains (top-5 predictions, target, layer) before the
+picture, because a heatmap without its class and layer is easy to misread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from layerscope import imaging
+from layerscope.cam import (
+    METHODS, CamResult, CamSession, TokenGrid, get_method, is_detection_model, suggest_target_layer,
+)
+from layerscope.cam.targets import eligible_layers
+from layerscope.cli.common import add_debug_option, add_model_options, load_from_args, stdout_console
+from layerscope.errors import LayerscopeError
+from layerscope.loading import LoadedModel
+from layerscope.render import heatmap_preview
+from layerscope.tree import build_tree
+
+DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
+MAX_AUTO_SWEEP = 16
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    cam = sub.add_parser("cam", help="class-activation map of one layer, as PNG and terminal preview",
+                         description="Compute a CAM for one layer. No MODEL: mobilenet_v2 with ImageNet weights.")
+    _common(cam)
+    cam.add_argument("--layer", default="auto", help="auto (the usual layer for this model) or a name such as "
+                                                     "layer4[-1] / layer4.2")
+    cam.add_argument("--npy", default=None, metavar="PATH", help="save the map (original image size) as .npy")
+    cam.add_argument("--side-by-side", action="store_true", help="PNG shows original | heatmap | overlay")
+    cam.set_defaults(func=run_cam)
+
+    sweep = sub.add_parser("sweep", help="one map per layer from a single forward and backward pass",
+                           description="Maps for many layers, one labelled tile each.")
+    _common(sweep)
+    sweep.add_argument("--layers", default="auto", help="comma-separated names, or auto (the blocks of the "
+                                                        "suggested layer's family)")
+    sweep.set_defaults(func=run_sweep)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_model_options(parser, model_required=False)
+    parser.add_argument("--image", default=None, help=f"photo to explain (default: {DEFAULT_IMAGE.name})")
+    parser.add_argument("--method", default="gradcam", help=f"one of: {', '.join(METHODS)}")
+    parser.add_argument("--class", dest="target", default=None, metavar="K|NAME",
+                        help="class index or name to explain (default: the top prediction)")
+    parser.add_argument("--out", default=None, metavar="PNG", help="write the overlay PNG here")
+    parser.add_argument("--preview", action="store_true", help="draw the map in the terminal (colour)")
+    parser.add_argument("--ascii", action="store_true", help="draw the map with an ASCII ramp (no colour)")
+    parser.add_argument("--width", type=int, default=None, help="preview width in cells (default: fit terminal)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the heatmap in the overlay (0-1)")
+    parser.add_argument("--colormap", default="jet", choices=sorted(imaging.COLORMAPS), help="heatmap colours")
+    parser.add_argument("--grid", default=None, metavar="HxW", help="token grid of a transformer layer")
+    parser.add_argument("--prefix-tokens", type=int, default=None, metavar="N",
+                        help="class/register tokens before the grid tokens")
+    parser.add_argument("--batch-size", type=int, default=32, help="perturbed copies per forward (scorecam, "
+                                                                   "ablationcam)")
+    add_debug_option(parser)
+
+
+class _Job:
+    """What both commands share: model, photo, input tensor and how to draw a result."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        get_method(args.method)  # fail on a typo before loading anything
+        imaging.colorize(torch.zeros(1, 1), args.colormap)
+        self.image_path = Path(args.image) if args.image else DEFAULT_IMAGE
+        self.image = imaging.load_image(self.image_path)
+        self.loaded: LoadedModel = load_from_args(args)
+        if self.loaded.device.type == "meta":
+            raise LayerscopeError("CAMs need real weights and arithmetic; use --device cpu or cuda, not meta")
+        model = self.loaded.model
+        self.detection = is_detection_model(model)
+        spec = imaging.identity_preprocess(self.image) if self.detection else self.loaded.preprocess
+        tensor, self.geometry = imaging.preprocess(self.image, spec)
+        self.input = tensor.to(self.loaded.device)
+        self.tree = build_tree(model)
+        self.reshape = _token_grid(args.grid, args.prefix_tokens)
+        self.console = stdout_console()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.input.shape[1:])
+
+    def session(self, layers: list[str]) -> CamSession:
+        method = get_method(self.args.method)
+        return CamSession(
+            self.loaded.model, self.input, layers, _parse_target(self.args.target),
+            categories=self.loaded.categories, reshape=self.reshape, gradients=method.needs_grad,
+            need_target=method.needs_grad or method.perturbs, tree=self.tree,
+        )
+
+    def result(self, session: CamSession, layer: str) -> CamResult:
+        method = get_method(self.args.method)
+        if not method.perturbs:
+            return session.result(layer, method.name)
+        columns = (TextColumn(f"{method.name} {layer}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("cam", total=None)
+            return session.result(layer, method.name, batch_size=self.args.batch_size,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+    def original(self, result: CamResult) -> torch.Tensor:
+        return imaging.to_original(result.heatmap, self.geometry)
+
+    def print_header(self, session: CamSession) -> None:
+        loaded = self.loaded
+        self.console.print(f"model   {loaded.spec} ({loaded.weights_label})")
+        self.console.print(f"image   {self.image_path} ({self.image.width}×{self.image.height})")
+        if self.detection:
+            self._print_detections(session.scores)
+        elif isinstance(session.scores, torch.Tensor) and session.scores.dim() == 2:
+            self._print_top5(session.scores[0])
+        if session.target is not None:
+            name = f" {session.target.name}" if session.target.name else ""
+            self.console.print(f"target  {session.target.label}{name}")
+
+    def _print_top5(self, logits: torch.Tensor) -> None:
+        probs = torch.softmax(logits.float(), dim=0)
+        values, indices = probs.topk(min(5, probs.numel()))
+        table = Table("rank", "class", "name", "probability", title="top-5 predictions", title_justify="left")
+        for rank, (p, k) in enumerate(zip(values.tolist(), indices.tolist()), 1):
+            names = self.loaded.categories
+            table.add_row(str(rank), str(k), names[k] if names and k < len(names) else "-", f"{p:.3f}")
+        self.console.print(table)
+
+    def _print_detections(self, output: object) -> None:
+        detections = output[0] if isinstance(output, list) and output else {}
+        boxes = detections.get("boxes", torch.zeros(0, 4))
+        table = Table("rank", "label", "score", "box (x1, y1, x2, y2)", title="top detections", title_justify="left")
+        for rank in range(min(5, len(boxes))):
+            label = int(detections["labels"][rank])
+            names = self.loaded.categories
+            name = f"{label} {names[label]}" if names and label < len(names) else str(label)
+            box = ", ".join(f"{v:.0f}" for v in boxes[rank].tolist())
+            table.add_row(str(rank), name, f"{float(detections['scores'][rank]):.3f}", box)
+        self.console.print(table if len(boxes) else "no detections")
+
+    def print_flat(self, result: CamResult) -> None:
+        self.console.print(
+            f"[yellow]the {result.method} map at {result.layer} is all zero: nothing in this layer raises the "
+            f"target score (common with random weights); try another layer, method or --class[/yellow]"
+        )
+
+    def preview(self, heatmap: torch.Tensor) -> None:
+        args = self.args
+        wanted = args.preview or args.ascii or (args.out is None and getattr(args, "npy", None) is None)
+        if not wanted:
+            return
+        width = args.width or max(16, min(self.console.width - 2, 80))
+        plain = True if args.ascii or os.environ.get("NO_COLOR") else None
+        image = None if plain else self.image
+        self.console.print(heatmap_preview(heatmap, width, image=image, colormap=args.colormap, alpha=args.alpha,
+                                           ascii=plain))
+
+
+def run_cam(args: argparse.Namespace) -> int:
+    job = _Job(args)
+    layer = _layer_name(job, args.layer)
+    session = job.session([layer])
+    job.print_header(session)
+    result = job.result(session, session.layers[0])
+    node = job.tree.get(result.layer)
+    access = f" ({node.access_negative or node.access})" if node is not None else ""
+    job.console.print(f"layer   {result.layer}{access}: {result.layout}")
+    job.console.print(f"method  {result.method}")
+    heat = job.original(result)
+    if result.all_zero:
+        job.print_flat(result)
+    if args.out:
+        picture = (imaging.side_by_side if args.side_by_side else imaging.overlay)(
+            job.image, heat, args.colormap, args.alpha)
+        job.console.print(f"wrote   {imaging.save_png(picture, args.out)}")
+    if args.npy:
+        job.console.print(f"wrote   {imaging.save_npy(heat, args.npy)}")
+    if not result.all_zero:
+        job.preview(heat)
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    job = _Job(args)
+    layers = _sweep_layers(job, args.layers)
+    session = job.session(layers)
+    job.print_header(session)
+    tiles = []
+    for name in session.layers:
+        result = job.result(session, name)
+        heat = job.original(result)
+        flag = "  (all zero)" if result.all_zero else ""
+        job.console.print(f"layer   {name}: {result.layout}{flag}")
+        tiles.append((f"{name}{' (zero)' if result.all_zero else ''}", imaging.overlay(job.image, heat,
+                                                                                      args.colormap, args.alpha)))
+    if args.out:
+        job.console.print(f"wrote   {imaging.save_png(imaging.labelled_grid(tiles), args.out)}")
+    else:
+        job.console.print("no --out given: nothing written (the sweep's picture is a PNG grid)")
+    return 0
+
+
+def _layer_name(job: _Job, layer: str) -> str:
+    if layer == "auto":
+        return suggest_target_layer(job.loaded.model, job.tree, job.input_shape)
+    return job.tree.resolve(layer).name
+
+
+def _sweep_layers(job: _Job, spec: str) -> list[str]:
+    if spec != "auto":
+        return [job.tree.resolve(part.strip()).name for part in spec.split(",") if part.strip()]
+    return auto_sweep_layers(job.loaded.model, job.tree, job.input_shape)
+
+
+def auto_sweep_layers(model, tree, input_shape: tuple[int, ...]) -> list[str]:
+    """The suggested layer's family: names equal to it but for their numbers.
+
+    ``layer4.2`` → every ``layerN.M`` (resnet's bottlenecks); ``blocks.11.norm1`` →
+    every block's ``norm1``. At most 16, evenly spread, the suggested layer last.
+    """
+    suggested = suggest_target_layer(model, tree, input_shape)
+    pattern = re.compile("^" + re.sub(r"\\d\+|\d+", r"\\d+", re.escape(suggested)) + "$")
+    family = [node.name for node in tree if pattern.match(node.name)]
+    if len(family) < 2:
+        family = [name for name, _ in eligible_layers(model, input_shape)]
+        family = family[: family.index(suggested) + 1] if suggested in family else family
+    if len(family) > MAX_AUTO_SWEEP:
+        step = (len(family) - 1) / (MAX_AUTO_SWEEP - 1)
+        family = [family[round(i * step)] for i in range(MAX_AUTO_SWEEP)]
+    return family
+
+
+def _parse_target(raw: str | None) -> int | str | None:
+    if raw is None:
+        return None
+    return int(raw) if raw.strip().lstrip("-").isdigit() else raw
+
+
+def _token_grid(grid: str | None, prefix: int | None) -> TokenGrid | None:
+    if grid is None and prefix is None:
+        return None
+    size = None
+    if grid is not None:
+        match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", grid)
+        if not match:
+            raise LayerscopeError(f"--grid expects HxW such as 14x14, got {grid!r}")
+        size = (int(match[1]), int(match[2]))
+    if prefix is not None and prefix < 0:
+        raise LayerscopeError(f"--prefix-tokens must be 0 or more, got {prefix}")
+    return TokenGrid(grid=size, prefix_tokens=prefix)

@@ -1,0 +1,40 @@
+"""Tiny hand-built models for the CAM tests: small enough that every figure can be
+recomputed by hand, and fast enough to run a thousand times."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    """conv → (in-place) ReLU → global average pool → linear: dS/dA is W[k]/(h·w), known exactly."""
+
+    def __init__(self, channels: int = 4, classes: int = 3, inplace: bool = True, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.relu = nn.ReLU(inplace=inplace)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, classes)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.relu(self.conv(x))).flatten(1))
+
+
+def tiny_input(size: int = 8, batch: int = 1, seed: int = 1) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+class DictNet(nn.Module):
+    """A model whose output is a dict: a CAM needs a target callable to know which score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.conv(x).mean((2, 3))}

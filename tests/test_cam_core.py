@@ -1,0 +1,231 @@
+"""The engine's promises: clean hooks and flags, no parameter gradients, in-place safety,
+grad-mode independence, one pass for a sweep, cancellation, and one-line errors."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import threading
+import warnings
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from cam_models import TinyNet, tiny_input
+from layerscope.cam import CamCancelled, CamSession, compute_cam, compute_sweep
+from layerscope.errors import LayerscopeError
+
+
+def _hooks(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    torch.manual_seed(0)
+    return torchvision.models.resnet18().eval()
+
+
+def test_in_place_relu_after_the_layer_does_not_change_the_map():
+    x = tiny_input()
+    inplace = compute_cam(TinyNet(inplace=True), x, "conv", "gradcam", 0)
+    plain = compute_cam(TinyNet(inplace=False), x, "conv", "gradcam", 0)
+    assert torch.allclose(inplace.raw, plain.raw) and inplace.raw.max() > 0
+
+
+def test_resnet_basicblock_bn2_with_in_place_add_and_relu(resnet18):
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    safe = copy.deepcopy(resnet18)
+    for m in safe.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    for method in ("gradcam", "hirescam", "eigencam"):
+        a = compute_cam(resnet18, x, "layer4[-1].bn2", method, 7)
+        b = compute_cam(safe, x, "layer4[-1].bn2", method, 7)
+        assert torch.allclose(a.raw, b.raw, atol=1e-5), method
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_works_inside_no_grad_and_inference_mode(mode):
+    model, x = TinyNet(), tiny_input()
+    reference = compute_cam(model, x, "conv", "gradcam", 2)
+    context = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
+    with context:
+        inner_x = x.clone()  # an inference tensor under inference_mode
+        result = compute_cam(model, inner_x, "conv", "gradcam", 2)
+    assert torch.allclose(result.raw, reference.raw)
+
+
+def test_no_parameter_gradients_and_flags_restored():
+    model = TinyNet()
+    model.fc.bias.requires_grad_(False)
+    model.train()
+    model.relu.eval()
+    compute_cam(model, tiny_input(), "conv", "gradcam")
+    assert all(p.grad is None for p in model.parameters())
+    assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]
+    assert model.training and model.conv.training and not model.relu.training
+    assert _hooks(model) == 0
+
+
+def test_runs_in_eval_mode_even_for_a_training_model():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2))
+    model[1].running_mean.fill_(0.5)
+    before = model[1].running_mean.clone()
+    x = tiny_input()
+    trained = compute_cam(model.train(), x, "1", "scorecam", 0)
+    assert torch.equal(model[1].running_mean, before) and model.training
+    assert torch.allclose(trained.raw, compute_cam(model.eval(), x, "1", "scorecam", 0).raw)
+
+
+class _Boom(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+        self.head = nn.Linear(2, 2)
+
+    def forward(self, x):
+        features = self.conv(x)  # the hook has fired when the forward fails
+        if x.shape[-1] == 13:
+            raise RuntimeError("boom")
+        return self.head(features.mean((2, 3)))
+
+
+def test_hooks_and_flags_restored_when_forward_or_target_raises():
+    model = _Boom().train()
+    with pytest.raises(RuntimeError, match="boom"):
+        compute_cam(model, torch.randn(1, 3, 13, 13), "conv")
+    with pytest.raises(LayerscopeError, match="out of range"):
+        compute_cam(model, torch.randn(1, 3, 8, 8), "conv", target=5)
+    assert _hooks(model) == 0 and model.training and all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("method", ["scorecam", "ablationcam"])
+def test_perturbation_methods_cancel_cleanly(method):
+    model = TinyNet(channels=12)
+    calls = []
+    stop = threading.Event()
+
+    def progress(done, total):
+        calls.append((done, total))
+        stop.set()
+
+    with pytest.raises(CamCancelled):
+        compute_cam(model, tiny_input(), "conv", method, progress=progress, cancel=stop, batch_size=4)
+    assert calls == [(4, 12)]
+    assert _hooks(model) == 0 and all(p.requires_grad for p in model.parameters())
+    full = []
+    compute_cam(model, tiny_input(), "conv", method, batch_size=5, progress=lambda d, t: full.append(d),
+                cancel=lambda: False)
+    assert full == [5, 10, 12]
+
+
+def test_a_thousand_maps_leave_no_hook_and_no_growth():
+    model, x = TinyNet(), tiny_input()
+
+    def tensors() -> int:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+
+    for _ in range(20):  # warm caches
+        compute_cam(model, x, "conv", "gradcam")
+    gc.collect()
+    before = tensors()
+    methods = ["gradcam", "layercam", "eigencam", "hirescam"]
+    for i in range(1000):
+        result = compute_cam(model, x, "conv", methods[i % 4])
+    del result
+    gc.collect()
+    assert _hooks(model) == 0
+    assert tensors() - before <= 2
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_sweep_is_one_forward_and_one_autograd_call(resnet18, monkeypatch):
+    x = torch.randn(1, 3, 64, 64)
+    forwards, grads = [], []
+    real_grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: grads.append(1) or real_grad(*a, **k))
+    handle = resnet18.register_forward_pre_hook(lambda *_: forwards.append(1))
+    layers = ["layer1[0]", "layer2[-1]", "layer3.0", "layer4[-1]"]
+    try:
+        results = compute_sweep(resnet18, x, layers, "gradcam", 3)
+    finally:
+        handle.remove()
+    assert len(forwards) == 1 and len(grads) == 1
+    assert [r.layer for r in results] == ["layer1.0", "layer2.1", "layer3.0", "layer4.1"]
+    for r, layer in zip(results, layers):
+        single = compute_cam(resnet18, x, layer, "gradcam", 3)
+        assert torch.allclose(r.raw, single.raw, atol=1e-5, rtol=1e-4)
+
+
+def test_session_redraws_other_layers_and_methods_without_a_forward(resnet18):
+    x = torch.randn(1, 3, 64, 64)
+    session = CamSession(resnet18, x, ["layer3", "layer4"], target=5)
+    forwards = []
+    handle = resnet18.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        redrawn = session.result("layer3", "layercam")
+        other = session.result("model.layer4", "eigengradcam")
+    finally:
+        handle.remove()
+    assert forwards == [] and redrawn.layer == "layer3" and other.layer == "layer4"
+    assert torch.allclose(redrawn.raw, compute_cam(resnet18, x, "layer3", "layercam", 5).raw, atol=1e-5)
+
+
+def test_layer_may_be_the_module_itself():
+    model = TinyNet()
+    assert compute_cam(model, tiny_input(), model.conv).layer == "conv"
+
+
+def test_target_callable_and_all_zero_flag():
+    model = TinyNet()
+    result = compute_cam(model, tiny_input(), "conv", "gradcam", target=lambda out: out[:, 0] * 0)
+    assert result.all_zero and result.heatmap.abs().sum() == 0 and result.heatmap.shape == (8, 8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"layer": "cnv"}, "no layer 'cnv' in TinyNet; closest: conv"),
+        ({"layer": "fc"}, "layer 'fc' has no spatial output: its output 1×3 has no spatial grid"),
+        ({"layer": "pool"}, "is 1×1 (after pooling); eligible layers: conv, relu"),
+        ({"layer": "conv", "target": 3}, "class index 3 is out of range: the model has 3 classes (0–2)"),
+        ({"layer": "conv", "target": "dog", "categories": ["cat", "dogs", "car"]}, "unknown class name 'dog'; closest: dogs"),
+        ({"layer": "conv", "target": "cat"}, "these weights have no class names"),
+        ({"layer": "conv", "method": "gradcam3"}, "unknown CAM method 'gradcam3'"),
+    ],
+)
+def test_bad_inputs_raise_one_line_value_errors(kwargs, message):
+    model = TinyNet()
+    with pytest.raises(ValueError) as info:
+        compute_cam(model, tiny_input(), **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert _hooks(model) == 0
+
+
+def test_class_name_resolves_case_insensitively():
+    result = compute_cam(TinyNet(), tiny_input(), "conv", target="CAR", categories=["cat", "dog", "car"])
+    assert result.target == 2 and result.target_name == "car"
+
+
+class _DictOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        return {"logits": self.conv(x).mean((2, 3))}
+
+
+def test_non_tensor_output_needs_a_target_callable():
+    model = _DictOut()
+    with pytest.raises(LayerscopeError, match="returns a dict, not a tensor of class scores; pass a target callable"):
+        compute_cam(model, tiny_input(), "conv")
+    result = compute_cam(model, tiny_input(), "conv", target=lambda out: out["logits"][:, 1])
+    assert result.heatmap.shape == (8, 8) and torch.isfinite(result.heatmap).all()
+    assert not compute_cam(model, tiny_input(), "conv", "eigencam").all_zero  # no target needed

@@ -1,0 +1,90 @@
+"""``layerscope cam`` / ``sweep`` end to end, and one clear line with exit status 2 for every bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from layerscope.cli.main import main
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.slow
+def test_default_cam_explains_the_cat(capsys, tmp_path):
+    png, npy = tmp_path / "cam.png", tmp_path / "cam.npy"
+    code, out, err = _run(capsys, "cam", "--out", str(png), "--npy", str(npy), "--ascii", "--width", "40")
+    assert code == 0, err
+    assert "Egyptian cat" in out and "0.717" in out
+    assert "layer   features.18 (model.features[-1]): 1280×7×7" in out
+    assert Image.open(png).size == (451, 300)
+    heat = np.load(npy)
+    assert heat.shape == (300, 451) and 0 <= heat.min() and heat.max() == pytest.approx(1.0, abs=1e-3)
+    ramp_lines = [line for line in out.splitlines() if line.strip() and set(line) <= set(" .:-=+*#%@")]
+    assert len(ramp_lines) >= 10 and any("@" in line for line in ramp_lines)
+
+
+@pytest.mark.slow
+def test_side_by_side_png_and_class_by_name(capsys, tmp_path):
+    png = tmp_path / "sbs.png"
+    image = str(tmp_path / "cup.png")
+    Image.open("app/layerscope/samples/coffee.png").save(image)
+    code, out, err = _run(capsys, "cam", "--image", image, "--class", "espresso", "--method", "layercam",
+                          "--side-by-side", "--out", str(png), "--colormap", "turbo")
+    assert code == 0, err
+    assert "target  967 espresso" in out and "method  layercam" in out
+    assert Image.open(png).size == (1800, 400)
+
+
+def test_scorecam_on_a_factory_model_and_flat_map_message(capsys, tmp_path):
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--method", "scorecam", "--layer", "conv",
+                          "--class", "1", "--preview")
+    assert code == 0, err
+    assert "method  scorecam" in out and "layer   conv (model.conv): 4×224×224" in out
+
+
+@pytest.mark.slow
+def test_sweep_writes_one_labelled_tile_per_block(capsys, tmp_path):
+    png = tmp_path / "grid.png"
+    code, out, err = _run(capsys, "sweep", "resnet18", "--out", str(png))
+    assert code == 0, err
+    swept = [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("layer ")]
+    assert swept == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
+    assert Image.open(png).size == (3 * 256, 3 * (round(300 * 256 / 451) + 18))
+
+
+def test_sweep_with_named_layers(capsys, tmp_path):
+    code, out, err = _run(capsys, "sweep", "cam_models:TinyNet", "--layers", "conv,relu", "--method", "eigencam")
+    assert code == 0, err
+    assert "layer   conv: 4×224×224" in out and "layer   relu: 4×224×224" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--image", "README-missing.png"], "no such image: README-missing.png"),
+        (["--image", "pyproject.toml"], "not an image file"),
+        (["--layer", "convv"], "no layer 'convv' in TinyNet; closest: conv"),
+        (["--layer", "fc"], "layer 'fc' has no spatial output"),
+        (["--class", "7"], "class index 7 is out of range: the model has 3 classes (0–2)"),
+        (["--class", "tabby"], "class name 'tabby' given, but these weights have no class names"),
+        (["--method", "gradcam4"], "unknown CAM method 'gradcam4'"),
+        (["--grid", "14by14"], "--grid expects HxW"),
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(capsys, argv, message):
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", *argv)
+    assert code == 2
+    assert err.startswith("layerscope: error: ") and message in err and err.count("\n") == 1
+
+
+def test_unknown_class_name_and_non_tensor_output(capsys):
+    code, _, err = _run(capsys, "cam", "mobilenet_v2", "--class", "egyptian kat", "--layer", "features[-1]")
+    assert code == 2 and "unknown class name 'egyptian kat'; closest: Egyptian cat" in err
+    code, _, err = _run(capsys, "cam", "cam_models:DictNet", "--layer", "conv")
+    assert code == 2 and "returns a dict, not a tensor of class scores" in err
