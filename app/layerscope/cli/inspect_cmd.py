@@ -25,30 +25,28 @@ from layerscope.tree import ModuleTree, Node, build_tree
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    tree = sub.add_parser("tree", help="print the module tree with parameter counts")
-    add_model_options(tree)
+    tree = _command(sub, "tree", "print the module tree with parameter counts", run_tree)
     tree.add_argument("--depth", type=int, default=None, help="deepest level to print (root is 0)")
     tree.add_argument("--no-fold", action="store_true", help="print repeated blocks one by one")
     _add_shape_options(tree)
-    tree.add_argument("--json", action="store_true", help="print the tree as JSON")
-    add_debug_option(tree)
-    tree.set_defaults(func=run_tree)
 
-    stats = sub.add_parser("stats", help="parameter, buffer and state_dict figures of the model or one layer")
-    add_model_options(stats)
+    stats = _command(sub, "stats", "parameter, buffer and state_dict figures of the model or one layer", run_stats)
     stats.add_argument("--layer", default="", help="dotted name or access expression (model.layer4[-1])")
     _add_shape_options(stats)
-    stats.add_argument("--json", action="store_true", help="print the figures as JSON")
-    add_debug_option(stats)
-    stats.set_defaults(func=run_stats)
 
-    api = sub.add_parser("api", help="what modules(), children(), parameters(), state_dict() … yield at a layer")
-    add_model_options(api)
+    api = _command(sub, "api", "what modules(), children(), parameters(), state_dict() … yield at a layer", run_api)
     api.add_argument("--layer", default="", help="dotted name or access expression")
     api.add_argument("--first", type=int, default=5, help="entries shown per method")
-    api.add_argument("--json", action="store_true", help="print as JSON")
-    add_debug_option(api)
-    api.set_defaults(func=run_api)
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, func) -> argparse.ArgumentParser:
+    """A subcommand with the shared model options, ``--json`` and ``--debug``."""
+    parser = sub.add_parser(name, help=summary, description=summary)
+    add_model_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_debug_option(parser)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def _add_shape_options(parser: argparse.ArgumentParser) -> None:
