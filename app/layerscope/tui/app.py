@@ -70,8 +70,12 @@ class LayerscopeApp(App):
 
     target_index: reactive[int | None] = reactive(None, init=False)
 
-    def __init__(self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None) -> None:
+    def __init__(
+        self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None,
+        save_dir: Path | None = None,
+    ) -> None:
         super().__init__()
+        self.save_dir = Path(save_dir) if save_dir else Path.cwd()
         self._load = load if callable(load) else (lambda: load)
         self._spec = spec
         self._image = Path(image) if image else SAMPLE_IMAGE
@@ -371,7 +375,9 @@ class LayerscopeApp(App):
         def chosen(index: int | None) -> None:
             if index is not None and self.session is not None:
                 self.session.class_index = None if index < 0 else index
-                self.query_one(CamPanel).describe(self.session, None)
+                panel = self.query_one(CamPanel)
+                panel.forget()
+                panel.describe(self.session, None)
                 self.notify(f"class: {self.session.class_name(self.session.class_index)}", timeout=2, markup=False)
 
         self.push_screen(ClassPicker(self.session.loaded.categories or []), chosen)
@@ -386,7 +392,7 @@ class LayerscopeApp(App):
         self.push_screen(ImagePathScreen(self.session.image if self.session else self._image), chosen)
 
     def action_save(self) -> None:
-        self.query_one(CamPanel).save()
+        self.query_one(CamPanel).save(self.save_dir)
 
     # --- command palette -------------------------------------------------------------
 

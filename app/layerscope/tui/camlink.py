@@ -6,6 +6,9 @@ widgets stay independent of its exact names.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from layerscope.tui.session import Session
@@ -56,3 +59,111 @@ def suggested_target(session: Session) -> int:
     if node is None:
         node = session.tree.resolve(name)
     return node.index
+
+
+MAX_CANDIDATES = 32  # layers hooked in one pass, so moving the target among them needs no new forward
+
+
+@dataclass
+class CamCache:
+    """One pass of the engine (``CamSession``) and the photo it saw, reusable while its key holds."""
+
+    key: tuple
+    engine: Any  # layerscope.cam.CamSession
+    image: Any  # PIL image, original size
+    geometry: Any  # layerscope.imaging.Geometry
+
+
+@dataclass(frozen=True)
+class CamView:
+    """What the Grad-CAM tab shows and ``s`` saves."""
+
+    result: Any  # layerscope.cam.CamResult
+    image: Any  # PIL image, original size
+    heat: Any  # the map on the original photo (H×W tensor)
+    top5: tuple[tuple[int, str, float], ...]
+    reused: bool  # redrawn from cached activations, no forward pass
+
+
+def candidates(session: Session, target: int) -> list[str]:
+    """The target and the eligible layers around it: ancestors, siblings, and its numbered family
+    (``layer4.1`` → every ``layerN.M``), nearest first, at most ``MAX_CANDIDATES``."""
+    tree = session.tree
+    node = tree.nodes[target]
+    eligible = {name for name, (kind, _) in session.eligibility.items() if kind != "none"}
+    near: list[str] = []
+    parent = node.parent
+    while parent is not None:
+        near.append(tree.nodes[parent].name)
+        parent = tree.nodes[parent].parent
+    if node.parent is not None:
+        near += [tree.nodes[i].name for i in tree.nodes[node.parent].children]
+    pattern = re.compile("^" + re.sub(r"\d+", r"\\d+", re.escape(node.name)) + "$")
+    near += [n.name for n in tree.nodes if n.name and pattern.match(n.name)]
+    chosen = [node.name]
+    for name in near:
+        if name in eligible and name not in chosen:
+            chosen.append(name)
+        if len(chosen) >= MAX_CANDIDATES:
+            break
+    return chosen
+
+
+def compute(session: Session, cache: CamCache | None, *, progress=None, cancel=None) -> tuple[CamView, CamCache]:
+    """The map for the session's target, from ``cache`` when it already hooked that layer."""
+    from layerscope import imaging
+    from layerscope.cam import CamSession, get_method, is_detection_model
+    from layerscope.errors import LayerscopeError
+
+    loaded = session.loaded
+    if loaded.device.type == "meta":
+        raise LayerscopeError("Grad-CAM needs real weights: reopen with --device cpu or cuda, not meta")
+    assert session.target is not None
+    layer = session.node(session.target).name
+    method = get_method(session.method)
+    key = (str(session.image), session.class_index)
+    reused = cache is not None and cache.key == key and layer in cache.engine.layers
+    if not reused:
+        image = imaging.load_image(session.image)
+        model = loaded.model
+        spec = imaging.identity_preprocess(image) if is_detection_model(model) else loaded.preprocess
+        tensor, geometry = imaging.preprocess(image, spec)
+        engine = CamSession(
+            model, tensor.to(loaded.device), candidates(session, session.target), session.class_index,
+            categories=loaded.categories, gradients=True, need_target=True, tree=session.tree,
+        )
+        cache = CamCache(key, engine, image, geometry)
+    assert cache is not None
+    result = cache.engine.result(layer, method.name, progress=progress, cancel=cancel)
+    heat = imaging.to_original(result.heatmap, cache.geometry)
+    return CamView(result, cache.image, heat, top_predictions(cache.engine.scores, loaded.categories), reused), cache
+
+
+def top_predictions(scores: Any, categories: list[str] | None, k: int = 5) -> tuple[tuple[int, str, float], ...]:
+    """Softmax top-k of a classifier's ``1×classes`` logits, as ``layerscope cam`` prints them."""
+    import torch
+
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        return ()
+    probs = torch.softmax(scores[0].float(), dim=0)
+    values, indices = probs.topk(min(k, probs.numel()))
+    names = categories or []
+    return tuple(
+        (i, names[i] if i < len(names) else "-", p) for p, i in zip(values.tolist(), indices.tolist())
+    )
+
+
+def save(view: CamView, folder: Path, stem: str) -> tuple[Path, Path]:
+    """The overlay PNG and the map as ``.npy`` (original photo size), side by side in ``folder``."""
+    from layerscope import imaging
+
+    png = imaging.save_png(imaging.overlay(view.image, view.heat), folder / f"{stem}.png")
+    npy = imaging.save_npy(view.heat, folder / f"{stem}.npy")
+    return png, npy
+
+
+def check_image(path: Path) -> None:
+    """Raise ``LayerscopeError`` unless ``path`` is an image the engine can read."""
+    from layerscope import imaging
+
+    imaging.load_image(path)

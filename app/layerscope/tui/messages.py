@@ -1,46 +1,74 @@
-"""Messages the workers post back to the app (``post_message`` is thread-safe)."""
+"""Messages the workers post back to the app (``post_message`` is thread-safe).
+
+Dataclasses: Textual's ``Message.__post_init__`` does the base initialisation.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from layerscope.tui.camlink import CamCache, CamView
     from layerscope.tui.session import Session
 
 
+@dataclass
 class ModelReady(Message):
     """The model is loaded and its tree built."""
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
+    session: Session
 
 
+@dataclass
 class ShapesReady(Message):
-    """Output shapes and Grad-CAM eligibility of every module."""
+    """Output shapes and Grad-CAM eligibility ``(kind, reason)`` of every module."""
 
-    def __init__(self, shapes: dict[str, Any], eligibility: dict[str, tuple[str, str]]) -> None:
-        super().__init__()
-        self.shapes = shapes
-        self.eligibility = eligibility
+    shapes: dict[str, Any]
+    eligibility: dict[str, tuple[str, str]]
 
 
+@dataclass
 class PanelReady(Message):
     """A slow tab (state_dict or API of a big subtree) computed off the UI thread."""
 
-    def __init__(self, tab: str, index: int, payload: Any) -> None:
-        super().__init__()
-        self.tab = tab
-        self.index = index
-        self.payload = payload
+    tab: str
+    index: int
+    payload: Any
 
 
+@dataclass
 class WorkFailed(Message):
     """A worker met a user error: say it, keep everything on screen as it was."""
 
-    def __init__(self, what: str, error: str) -> None:
-        super().__init__()
-        self.what = what
-        self.error = error
+    what: str
+    error: str
+
+
+@dataclass
+class CamDone(Message):
+    view: CamView
+    cache: CamCache
+
+
+@dataclass
+class CamFailed(Message):
+    error: str
+    cancelled: bool = False
+
+
+@dataclass
+class CamProgress(Message):
+    done: int
+    total: int
+
+
+@dataclass
+class ImageChecked(Message):
+    """The photo at ``path`` was read (``error`` is None) or not."""
+
+    path: Path
+    error: str | None

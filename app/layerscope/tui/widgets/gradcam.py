@@ -1,47 +1,241 @@
-"""The Grad-CAM tab: the heatmap over the image, the method, target class, layer and top-5."""
+"""The Grad-CAM tab: the heatmap over the photo, with its method, class, score, layer and top-5.
+
+The map is computed in a thread worker (``g``); Score-CAM and Ablation-CAM report
+progress to a bar and stop on escape. The engine's ``CamSession`` is kept, so
+moving the target among the layers it hooked redraws without a new forward pass.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.widgets import ProgressBar, Static
+
+from layerscope.tui.messages import CamDone, CamFailed, CamProgress, ImageChecked
 
 if TYPE_CHECKING:
+    from layerscope.tui.camlink import CamCache, CamView
     from layerscope.tui.session import Session
 
 
+def info_text(session: Session, view: CamView | None) -> Text:
+    target = session.node(session.target).access if session.target is not None else "none yet: t or a"
+    text = Text()
+    text.append("layer ", "dim")
+    text.append(target, "bold")
+    text.append("  method ", "dim")
+    text.append(session.method, "bold")
+    text.append("\nclass ", "dim")
+    text.append(session.class_name(session.class_index), "bold")
+    text.append("  image ", "dim")
+    text.append(session.image.name)
+    if view is None:
+        text.append("\npress g to compute the map", "italic dim")
+        return text
+    result = view.result
+    text.append("\nmap ", "dim")
+    text.append(f"{result.method} at {result.layer}", "bold cyan")
+    name = f" {result.target_name}" if result.target_name else ""
+    text.append(f" for {result.target}{name}", "bold")
+    score = next((p for k, _, p in view.top5 if k == result.target), None)
+    if score is not None:
+        text.append(f" p={score:.3f}")
+    if view.reused:
+        text.append("  (redrawn from cache)", "dim")
+    if result.all_zero:
+        text.append("\nthe map is all zero: nothing here raises the score (random weights?)", "yellow")
+    return text
+
+
+def top5_table(view: CamView) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", justify="right")
+    table.add_column(no_wrap=True, overflow="ellipsis")
+    table.add_column(justify="right", style="bold")
+    for k, name, p in view.top5:
+        style = "bold magenta" if k == view.result.target else ""
+        table.add_row(str(k), Text(name, style=style), f"{p:.3f}")
+    return table
+
+
 class CamPanel(Vertical):
+    """Shows one ``CamView``; owns the CAM worker and the engine cache."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.view: CamView | None = None
+        self.cache: CamCache | None = None
+        self.session: Session | None = None
+        self._cancel = threading.Event()
+        self.running = False
+
     def compose(self):
         yield Static(Text("", style="dim"), id="cam-info")
+        yield ProgressBar(id="cam-progress", show_eta=False)
         yield Static("", id="cam-preview")
+        yield Static("", id="cam-top5")
 
-    def describe(self, session: Session, result) -> None:
-        target = session.node(session.target).access if session.target is not None else "none (t or a)"
-        info = Text()
-        info.append("layer ", "dim")
-        info.append(target, "bold")
-        info.append("  method ", "dim")
-        info.append(session.method, "bold")
-        info.append("  class ", "dim")
-        info.append(session.class_name(session.class_index), "bold")
-        info.append("\nimage ", "dim")
-        info.append(str(session.image))
-        self.query_one("#cam-info", Static).update(info)
+    # --- showing ---------------------------------------------------------------------
+
+    def describe(self, session: Session, view: CamView | None) -> None:
+        self.session = session
+        self.query_one("#cam-info", Static).update(info_text(session, view or self._matching_view(session)))
+
+    def _matching_view(self, session: Session) -> CamView | None:
+        view = self.view
+        if view is None or session.target is None:
+            return None
+        return view if view.result.layer == session.node(session.target).name else None
+
+    def _draw(self) -> None:
+        preview = self.query_one("#cam-preview", Static)
+        if self.view is None:
+            preview.update("")
+            self.query_one("#cam-top5", Static).update("")
+            return
+        from layerscope.render import heatmap_preview
+
+        width, height = preview.size.width, preview.size.height
+        if width < 4 or height < 2:
+            return
+        heat = self.view.heat
+        h, w = heat.shape
+        cells_w = min(width, int(height * 2 * w / h))
+        cells_h = max(1, min(height, round(cells_w * h / w / 2)))
+        ascii_only = bool(os.environ.get("NO_COLOR"))  # no colour: the ASCII ramp draws the map itself
+        preview.update(heatmap_preview(heat, max(4, cells_w), cells_h, image=None if ascii_only else self.view.image,
+                                       ascii=True if ascii_only else None))
+        self.query_one("#cam-top5", Static).update(top5_table(self.view))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._draw)
+
+    # --- computing -------------------------------------------------------------------
 
     def compute(self, session: Session) -> None:
-        self.app.notify("the Grad-CAM engine is not available yet", severity="error")
+        self.session = session
+        self._cancel = threading.Event()
+        self.running = True
+        self.describe(session, None)
+        bar = self.query_one(ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.add_class("running")
+        self.run_cam(session, self.cache, self._cancel)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="cam", description="computing the CAM")
+    def run_cam(self, session: Session, cache: CamCache | None, cancel: threading.Event) -> None:
+        from layerscope.cam import CamCancelled
+        from layerscope.errors import LayerscopeError, first_line
+        from layerscope.tui import camlink
+
+        try:
+            view, cache = camlink.compute(
+                session, cache, progress=lambda done, total: self.post_message(CamProgress(done, total)),
+                cancel=cancel,
+            )
+        except CamCancelled as exc:
+            self.post_message(CamFailed(first_line(exc), cancelled=True))
+        except (LayerscopeError, OSError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            self.post_message(CamFailed(first_line(exc)))
+        else:
+            self.post_message(CamDone(view, cache))
+
+    def on_cam_progress(self, message: CamProgress) -> None:
+        self.query_one(ProgressBar).update(total=message.total, progress=message.done)
+
+    def on_cam_done(self, message: CamDone) -> None:
+        self._finish()
+        self.view, self.cache = message.view, message.cache
+        if self.session is not None:
+            self.describe(self.session, self.view)
+        self._draw()
+
+    def on_cam_failed(self, message: CamFailed) -> None:
+        self._finish()
+        if self.session is not None:
+            self.describe(self.session, None)
+        if message.cancelled:
+            self.app.notify(message.error, title="Grad-CAM cancelled", severity="warning", markup=False)
+        else:
+            self.app.notify(message.error, title="Grad-CAM failed", severity="error", markup=False, timeout=10)
+
+    def _finish(self) -> None:
+        self.running = False
+        self.query_one(ProgressBar).remove_class("running")
 
     def cancel(self) -> bool:
-        return False
+        """Ask a running computation to stop (Score-CAM and Ablation-CAM stop between batches)."""
+        if not self.running:
+            return False
+        self._cancel.set()
+        return True
 
     def redraw_from_cache(self, session: Session) -> None:
-        pass
+        """After ``t``: when a map is shown and the new target was hooked, redraw without a forward."""
+        if self.view is None or self.cache is None or session.target is None or self.running:
+            return
+        if session.node(session.target).name in self.cache.engine.layers:
+            self.compute(session)
+
+    def forget(self) -> None:
+        """The photo or class changed: the next map needs a new forward pass."""
+        self.cache = None
+
+    # --- the photo -------------------------------------------------------------------
 
     def open_image(self, session: Session | None, path: Path) -> None:
-        pass
+        self.check_image(session, path)
 
-    def save(self) -> None:
-        self.app.notify("nothing to save yet: press g first", severity="warning")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="image", description="reading the image")
+    def check_image(self, session: Session | None, path: Path) -> None:
+        from layerscope.errors import LayerscopeError, first_line
+        from layerscope.tui import camlink
+
+        try:
+            camlink.check_image(path)
+        except (LayerscopeError, OSError) as exc:
+            self.post_message(ImageChecked(path, first_line(exc)))
+        else:
+            self.post_message(ImageChecked(path, None))
+
+    def on_image_checked(self, message: ImageChecked) -> None:
+        if message.error is not None:
+            self.app.notify(message.error, title="Image not opened", severity="error", markup=False, timeout=8)
+            return
+        session = self.session
+        if session is None:
+            return
+        session.image = message.path
+        self.forget()
+        self.app.query_one("TabbedContent").active = "gradcam"
+        self.app.notify(str(message.path), title="Image", markup=False, timeout=3)
+        if self.view is not None and session.target is not None:
+            self.compute(session)
+        else:
+            self.describe(session, None)
+
+    # --- saving ----------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        if self.view is None or self.session is None:
+            self.app.notify("nothing to save yet: press g to compute a map first", severity="warning")
+            return
+        from layerscope.errors import LayerscopeError, first_line
+        from layerscope.tui import camlink
+
+        result = self.view.result
+        stem = re.sub(r"[^\w.-]+", "_", f"layerscope-{self.session.loaded.spec}-{result.layer}-{result.method}")
+        try:
+            png, npy = camlink.save(self.view, folder, stem)
+        except (LayerscopeError, OSError) as exc:
+            self.app.notify(first_line(exc), title="Not saved", severity="error", markup=False)
+            return
+        self.app.notify(f"{png}\n{npy}", title="Saved", markup=False, timeout=8)

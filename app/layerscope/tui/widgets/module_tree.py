@@ -166,6 +166,8 @@ class ModuleTreeView(Tree[Row]):
 
         name = node.key if node.name else (self.model_tree.model_class if self.model_tree else "model")
         text = Text(no_wrap=True, overflow="ellipsis")
+        if node.index == self.target:
+            text.append("◎ ", "bold magenta")
         if node.index in self.matches:
             text.append(name, "bold reverse")
         else:
@@ -177,8 +179,6 @@ class ModuleTreeView(Tree[Row]):
         if mark in MARKS:
             symbol, style = MARKS[mark]
             text.append(f" {symbol}", style)
-        if node.index == self.target:
-            text.append(" ◎ target", "bold magenta")
         return text
 
     def _run_label(self, members: tuple[int, ...]) -> Text:
@@ -189,11 +189,11 @@ class ModuleTreeView(Tree[Row]):
         first, last = tree.nodes[members[0]], tree.nodes[members[-1]]
         total = sum(tree.nodes[m].total_params for m in members)
         text = Text(no_wrap=True, overflow="ellipsis")
+        if self.target in members:
+            text.append("◎ ", "bold magenta")
         text.append(f"{first.key}…{last.key}", "bold")
         text.append(f" {first.class_name} ×{len(members)}", "italic")
         text.append(f"  {human_count(total)}", "dim")
-        if self.target in members:
-            text.append(" ◎", "bold magenta")
         return text
 
     def relabel(self) -> None:
