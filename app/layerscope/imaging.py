@@ -77,7 +77,7 @@ def preprocess(image: Image.Image, spec: Preprocess) -> tuple[Tensor, Geometry]:
     if spec.resize is not None:
         resized = TF.resize(image, [spec.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     rw, rh = resized.size
-    ch, cw = spec.crop
+    ch, cw = spec.crop or (rh, rw)
     cropped = TF.center_crop(resized, [ch, cw])
     left, top = int(round((rw - cw) / 2.0)), int(round((rh - ch) / 2.0))
     tensor = TF.pil_to_tensor(cropped).float().div(255)

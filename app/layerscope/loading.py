@@ -35,7 +35,7 @@ class Preprocess:
     so that a heatmap can be mapped back onto the original photo's geometry."""
 
     resize: int | None = 256
-    crop: tuple[int, int] = (224, 224)
+    crop: tuple[int, int] | None = (224, 224)  # None: keep the image's own size (detectors)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -56,7 +56,7 @@ class LoadedModel:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """The C×H×W the weights were trained at: the probe's default input."""
-        return (3, *self.preprocess.crop)
+        return (3, *(self.preprocess.crop or (224, 224)))
 
     @property
     def weights_label(self) -> str:
@@ -235,8 +235,8 @@ def _preprocess_from_weights(weights) -> Preprocess:
     resize = getattr(tf, "resize_size", None)
     mean = getattr(tf, "mean", IMAGENET_MEAN)
     std = getattr(tf, "std", IMAGENET_STD)
-    if not crop:
-        return Preprocess(resize=None, crop=(800, 800), mean=tuple(mean), std=tuple(std))
+    if not crop:  # detection weights: the model resizes and normalises inside its own transform
+        return Preprocess(resize=None, crop=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     side = int(crop[0])
     return Preprocess(
         resize=int(resize[0]) if resize else None,

@@ -83,8 +83,7 @@ class _Job:
             raise LayerscopeError("CAMs need real weights and arithmetic; use --device cpu or cuda, not meta")
         model = self.loaded.model
         self.detection = is_detection_model(model)
-        spec = imaging.identity_preprocess(self.image) if self.detection else self.loaded.preprocess
-        tensor, self.geometry = imaging.preprocess(self.image, spec)
+        tensor, self.geometry = imaging.preprocess(self.image, self.loaded.preprocess)
         self.input = tensor.to(self.loaded.device)
         self.tree = build_tree(model)
         self.reshape = _token_grid(args.grid, args.prefix_tokens)
