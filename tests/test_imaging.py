@@ -114,3 +114,23 @@ def test_labelled_grid_lays_out_tiles():
     grid = imaging.labelled_grid(tiles, tile_width=100)
     assert grid.size == (300, 2 * (50 + 18))
     assert grid.getpixel((150, 18 + 25)) == (40, 0, 0)  # second tile, below its caption
+
+
+def test_seen_mask_covers_only_the_centre_crop_and_the_overlay_leaves_the_rest_untouched():
+    photo = Image.new("RGB", (400, 200), (10, 200, 30))
+    _, geometry = imaging.preprocess(photo, Preprocess(resize=224, crop=(224, 224)))
+    mask = imaging.seen_mask(geometry)
+    assert mask.shape == (200, 400)
+    columns = mask.any(dim=0).nonzero().flatten()
+    assert (int(columns.min()), int(columns.max())) == (100, 299)  # the 200-px-wide centre square
+    assert bool(mask[:, 150].all()) and not bool(mask[:, 20].any())
+    blended = np.asarray(imaging.overlay(photo, torch.ones(200, 400), alpha=0.5, mask=mask))
+    assert tuple(blended[100, 20]) == (10, 200, 30)  # unseen border: the photo as it was
+    assert tuple(blended[100, 200]) != (10, 200, 30)  # seen: heat blended in
+
+
+def test_preprocess_without_a_crop_keeps_the_image_size():
+    photo = Image.new("RGB", (300, 120))
+    tensor, geometry = imaging.preprocess(photo, Preprocess(resize=None, crop=None, mean=(0, 0, 0), std=(1, 1, 1)))
+    assert tensor.shape == (1, 3, 120, 300)
+    assert bool(imaging.seen_mask(geometry).all())

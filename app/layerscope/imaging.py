@@ -102,6 +102,20 @@ def to_original(heatmap: Tensor, geometry: Geometry) -> Tensor:
     return F.grid_sample(heat[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
 
 
+def seen_mask(geometry: Geometry) -> Tensor:
+    """``H×W`` bool over the original photo: the pixels the model's input covered. A centre
+    crop leaves the borders unseen; an overlay should leave them as they are, not paint them
+    as "no activation"."""
+    width, height = geometry.original
+    rw, rh = geometry.resized
+    left, top, cw, ch = geometry.crop
+    xs = (torch.arange(width) + 0.5) * (rw / width)
+    ys = (torch.arange(height) + 0.5) * (rh / height)
+    inside_x = (xs >= max(left, 0)) & (xs <= min(left + cw, rw))
+    inside_y = (ys >= max(top, 0)) & (ys <= min(top + ch, rh))
+    return inside_y[:, None] & inside_x[None, :]
+
+
 # --- colormaps ---------------------------------------------------------------------
 
 
@@ -178,22 +192,37 @@ def heatmap_image(heatmap: Tensor, size: tuple[int, int] | None = None, colormap
     return tensor_to_image(colorize(heat, colormap))
 
 
-def overlay(image: Image.Image, heatmap: Tensor, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
-    """The photo with the coloured map blended on top (``alpha`` = the map's weight)."""
+def overlay(
+    image: Image.Image, heatmap: Tensor, colormap: str = "jet", alpha: float = 0.5, mask: Tensor | None = None
+) -> Image.Image:
+    """The photo with the coloured map blended on top (``alpha`` = the map's weight), only
+    where ``mask`` (see ``seen_mask``) says the model saw the photo."""
     if not 0.0 <= alpha <= 1.0:
         raise LayerscopeError(f"--alpha must be between 0 and 1, got {alpha}")
     photo = image_to_tensor(image).float()
     colour = colorize(_fit(heatmap, image.size), colormap).float()
-    return tensor_to_image((photo * (1 - alpha) + colour * alpha).round().clamp(0, 255).to(torch.uint8))
+    weight = torch.full(photo.shape[:2], alpha) if mask is None else mask.float() * alpha
+    blended = photo * (1 - weight[..., None]) + colour * weight[..., None]
+    return tensor_to_image(blended.round().clamp(0, 255).to(torch.uint8))
 
 
-def side_by_side(image: Image.Image, heatmap: Tensor, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
-    """Original | heatmap | overlay, one row."""
-    panels = [to_rgb(image), heatmap_image(heatmap, image.size, colormap), overlay(image, heatmap, colormap, alpha)]
+def side_by_side(
+    image: Image.Image, heatmap: Tensor, colormap: str = "jet", alpha: float = 0.5, mask: Tensor | None = None
+) -> Image.Image:
+    """Original | heatmap | overlay, one row; unseen borders are grey in the heatmap panel."""
+    heat = heatmap_image(heatmap, image.size, colormap)
+    if mask is not None:
+        grey = Image.new("RGB", image.size, (128, 128, 128))
+        heat = Image.composite(heat, grey, tensor_to_mask(mask))
+    panels = [to_rgb(image), heat, overlay(image, heatmap, colormap, alpha, mask)]
     canvas = Image.new("RGB", (image.width * 3, image.height), "white")
     for i, panel in enumerate(panels):
         canvas.paste(panel, (i * image.width, 0))
     return canvas
+
+
+def tensor_to_mask(mask: Tensor) -> Image.Image:
+    return Image.fromarray((mask.to(torch.uint8) * 255).numpy(), mode="L")
 
 
 def labelled_grid(tiles: Sequence[tuple[str, Image.Image]], columns: int | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from PIL import Image
 from rich.color import Color
@@ -38,6 +37,7 @@ class HeatmapPreview:
     colormap: str = "jet"
     alpha: float = 0.5
     ascii: bool | None = None
+    mask: Tensor | None = None
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(self.width, self.width)
@@ -69,12 +69,13 @@ class HeatmapPreview:
 
     def pixels(self) -> Tensor:
         """``(2·height)×width×3`` uint8: the colours of the upper and lower half of each cell."""
-        heat = _resample(self.heatmap, self.width, self.height * 2)
-        colour = imaging.colorize(heat, self.colormap)
+        size = (self.width, self.height * 2)
+        heat = _resample(self.heatmap, *size)
         if self.image is None:
-            return colour
-        photo = imaging.image_to_tensor(self.image.resize((self.width, self.height * 2), Image.BILINEAR)).float()
-        return (photo * (1 - self.alpha) + colour.float() * self.alpha).round().to(torch.uint8)
+            return imaging.colorize(heat, self.colormap)
+        mask = None if self.mask is None else _resample(self.mask.float(), *size) > 0.5
+        blended = imaging.overlay(self.image.resize(size, Image.BILINEAR), heat, self.colormap, self.alpha, mask)
+        return imaging.image_to_tensor(blended)
 
 
 def heatmap_preview(
@@ -86,11 +87,13 @@ def heatmap_preview(
     colormap: str = "jet",
     alpha: float = 0.5,
     ascii: bool | None = None,
+    mask: Tensor | None = None,
 ) -> HeatmapPreview:
     """A preview ``width`` cells wide; ``height`` (cells) defaults to the map's aspect ratio.
 
     ``ascii=None`` decides at render time: no colour on the console means the ramp.
-    Pass the photo as ``image`` (same geometry as the map) to preview the overlay.
+    Pass the photo as ``image`` (same geometry as the map) to preview the overlay, and
+    ``mask`` (``imaging.seen_mask``) to leave the parts the model never saw unpainted.
     """
     if heatmap.dim() != 2:
         raise ValueError(f"heatmap_preview needs one H×W map, got {tuple(heatmap.shape)}")
@@ -98,7 +101,9 @@ def heatmap_preview(
     if height is None:
         h, w = heatmap.shape
         height = max(1, round(width * h / w / 2))  # a cell is about twice as tall as it is wide
-    return HeatmapPreview(heatmap.detach().float().cpu(), width, max(1, int(height)), image, colormap, alpha, ascii)
+    return HeatmapPreview(
+        heatmap.detach().float().cpu(), width, max(1, int(height)), image, colormap, alpha, ascii, mask
+    )
 
 
 def _resample(heatmap: Tensor, width: int, height: int) -> Tensor:

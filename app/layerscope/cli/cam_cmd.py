@@ -84,6 +84,7 @@ class _Job:
         model = self.loaded.model
         self.detection = is_detection_model(model)
         tensor, self.geometry = imaging.preprocess(self.image, self.loaded.preprocess)
+        self.mask = imaging.seen_mask(self.geometry)
         self.input = tensor.to(self.loaded.device)
         self.tree = build_tree(model)
         self.reshape = _token_grid(args.grid, args.prefix_tokens)
@@ -162,7 +163,7 @@ class _Job:
         plain = True if args.ascii or os.environ.get("NO_COLOR") else None
         image = None if plain else self.image
         self.console.print(heatmap_preview(heatmap, width, image=image, colormap=args.colormap, alpha=args.alpha,
-                                           ascii=plain))
+                                           ascii=plain, mask=self.mask))
 
 
 def run_cam(args: argparse.Namespace) -> int:
@@ -180,7 +181,7 @@ def run_cam(args: argparse.Namespace) -> int:
         job.print_flat(result)
     if args.out:
         picture = (imaging.side_by_side if args.side_by_side else imaging.overlay)(
-            job.image, heat, args.colormap, args.alpha)
+            job.image, heat, args.colormap, args.alpha, job.mask)
         job.console.print(f"wrote   {imaging.save_png(picture, args.out)}")
     if args.npy:
         job.console.print(f"wrote   {imaging.save_npy(heat, args.npy)}")
@@ -200,8 +201,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         heat = job.original(result)
         flag = "  (all zero)" if result.all_zero else ""
         job.console.print(f"layer   {name}: {result.layout}{flag}")
-        tiles.append((f"{name}{' (zero)' if result.all_zero else ''}", imaging.overlay(job.image, heat,
-                                                                                      args.colormap, args.alpha)))
+        tiles.append((f"{name}{' (zero)' if result.all_zero else ''}", imaging.overlay(
+            job.image, heat, args.colormap, args.alpha, job.mask)))
     if args.out:
         job.console.print(f"wrote   {imaging.save_png(imaging.labelled_grid(tiles), args.out)}")
     else:
