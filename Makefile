@@ -27,7 +27,8 @@ screenshots: $(STAMP)
 	$(BIN)/python scripts/export_screenshots.py
 
 bench: $(STAMP)
-	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+	$(BIN)/pip install -q -e ".[bench]"
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV)
