@@ -146,3 +146,11 @@ def test_tree_build_is_linear_not_quadratic():
     assert tree.root.total_params == 6
     assert tree.nodes[-1].depth == 300
     assert tree.nodes[-1].access.endswith("[0]")
+
+
+def test_named_sequential_children_get_a_negative_index_too():
+    tree = build_tree(load_model("vit_b_16", device="meta").model)
+    norm = tree.resolve("model.encoder.layers[-1].ln_1")
+    assert norm.name == "encoder.layers.encoder_layer_11.ln_1"
+    assert norm.access == "model.encoder.layers.encoder_layer_11.ln_1"
+    assert norm.access_negative == "model.encoder.layers[-1].ln_1"

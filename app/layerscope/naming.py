@@ -25,9 +25,12 @@ def child_access(
     parent: str, parent_negative: str | None, parent_module: nn.Module, key: str, is_last: bool, siblings: int
 ) -> tuple[str, str | None]:
     """The Python expression reaching a child, plus its ``[-1]`` form when one exists."""
-    indexable = isinstance(parent_module, (nn.Sequential, nn.ModuleList)) and key.isdigit()
-    if indexable:
+    indexable = isinstance(parent_module, (nn.Sequential, nn.ModuleList))
+    if indexable and key.isdigit():
         segment = f"[{key}]"
+        negative_segment = "[-1]" if is_last and siblings > 1 else segment
+    elif indexable and key.isidentifier():  # Sequential(OrderedDict(...)) still indexes by position
+        segment = f".{key}"
         negative_segment = "[-1]" if is_last and siblings > 1 else segment
     elif isinstance(parent_module, nn.ModuleDict):
         segment = negative_segment = f"[{key!r}]"
