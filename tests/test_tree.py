@@ -154,3 +154,10 @@ def test_named_sequential_children_get_a_negative_index_too():
     assert norm.name == "encoder.layers.encoder_layer_11.ln_1"
     assert norm.access == "model.encoder.layers.encoder_layer_11.ln_1"
     assert norm.access_negative == "model.encoder.layers[-1].ln_1"
+
+
+def test_named_siblings_of_one_class_are_not_folded():
+    tree = build_tree(load_model("timm:vit_small_patch16_224", device="meta").model)
+    assert tree.repeat_runs(tree.root) == []  # patch_drop, norm_pre: two Identity parts, not a repeat
+    (blocks,) = tree.repeat_runs(tree.resolve("blocks"))
+    assert (blocks.class_name, blocks.length) == ("Block", 12)

@@ -46,6 +46,7 @@ class Node:
     state_dict_bytes: int
     dtypes: tuple[str, ...]
     devices: tuple[str, ...]
+    is_sequence: bool = False  # an nn.Sequential / nn.ModuleList: children indexable by position
 
     @property
     def frozen_params(self) -> int:
@@ -113,8 +114,11 @@ class ModuleTree:
         return range(node.index + 1, end)
 
     def repeat_runs(self, node: Node, minimum: int = 2) -> list[RepeatRun]:
-        """Runs of consecutive children with the same class, longest first in order of appearance."""
+        """Runs of consecutive children of one kind inside a Sequential or ModuleList (named
+        siblings such as ``patch_drop`` and ``norm_pre`` are separate parts, not repeats)."""
         runs: list[RepeatRun] = []
+        if not node.is_sequence:
+            return runs
         kids = node.children
         start = 0
         while start < len(kids):
@@ -350,6 +354,7 @@ class _TreeBuilder:
             _extra_repr(module), access, negative, own_params, own_tensors, params, trainable,
             param_tensors, param_bytes, own_buffers, buffers, persistent, buffer_elements, buffer_bytes,
             sd_entries, sd_bytes, self.totals.dtypes.names(i), self.totals.devices.names(i),
+            isinstance(module, (nn.Sequential, nn.ModuleList)),
         )
 
 
