@@ -70,7 +70,7 @@ async def test_n_and_shift_n_step_through_matches(app):
         names = lambda: app.session.node(app.current).name  # noqa: E731
         assert names() == "layer1.0.bn2"
         await pilot.press("n")
-        await pilot.pause()
+        await settle(pilot)
         assert names() == "layer1.1.bn2"
         assert "model.layer1[1].bn2" in screen_text(app)
         await pilot.press("N", "N")
@@ -89,7 +89,7 @@ async def test_arrows_and_enter_expand_lazily(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press(*["down"] * 5)  # conv1 bn1 relu maxpool layer1
-        await pilot.pause()
+        await settle(pilot)
         assert app.session.node(app.current).name == "layer1"
         assert "147,968" in screen_text(app)
         await pilot.press("enter")

@@ -6,7 +6,9 @@ from textual.pilot import Pilot
 
 
 async def settle(pilot: Pilot, rounds: int = 3) -> None:
-    """Let every worker finish and every message they posted be handled."""
+    """Let every worker finish and every message they posted be handled (and the tabs catch up
+    with the cursor: they follow it after a short pause)."""
+    await pilot.pause(0.05)
     for _ in range(rounds):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()

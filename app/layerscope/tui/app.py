@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
 
 from layerscope.tui.messages import ModelReady, PanelReady, ShapesReady, WorkFailed
@@ -26,13 +27,15 @@ from layerscope.tui.widgets.api import ApiPanel
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
 from layerscope.tui.widgets.module_tree import ModuleTreeView
-from layerscope.tui.widgets.search import SearchBar, find_matches
+from layerscope.tui.widgets.search import SearchBar, find_matches, search_keys
 from layerscope.tui.widgets.state_dict import StateDictPanel
 from layerscope.tui.widgets.stats import StatsPanel
 
 if TYPE_CHECKING:
     from layerscope.loading import LoadedModel
 
+SEARCH_PAUSE = 0.15  # seconds of no typing before matches are highlighted
+TABS_PAUSE = 0.03  # seconds the cursor rests before the tabs describe its node
 SYNC_LIMIT = 3000  # subtrees up to this many modules / state_dict entries fill their tab at once
 
 Loader = Callable[[], "LoadedModel"]
@@ -83,6 +86,10 @@ class LayerscopeApp(App):
         self.current: int | None = None
         self.matches: list[int] = []
         self._shown: dict[str, int | None] = dict.fromkeys(TABS)
+        self._search_keys: list[str] | None = None
+        self._searched = ""
+        self._search_timer: Timer | None = None
+        self._tabs_timer: Timer | None = None
 
     # --- layout ----------------------------------------------------------------------
 
@@ -147,6 +154,7 @@ class LayerscopeApp(App):
 
     def on_model_ready(self, message: ModelReady) -> None:
         session = self.session = message.session
+        self._search_keys, self._searched = None, ""
         self.query_one(ModelHeader).show(session.loaded, session.tree)
         tree = self.query_one(ModuleTreeView)
         tree.loading = False
@@ -155,7 +163,7 @@ class LayerscopeApp(App):
         self.current = 0
         self.query_one(CamPanel).describe(session, None)
         self.refresh_tabs()
-        self.probe_shapes(session)
+        self.call_after_refresh(self.probe_shapes, session)  # the tree paints before the probe competes
 
     def on_shapes_ready(self, message: ShapesReady) -> None:
         if self.session is None:
@@ -185,10 +193,14 @@ class LayerscopeApp(App):
     # --- the tabs follow the cursor --------------------------------------------------
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        """The cursor line repaints at once; the tabs follow when the keys pause (a held arrow
+        key would otherwise queue one full tab render per line)."""
         index = self.query_one(ModuleTreeView).current_index()
         if index is not None and index != self.current:
             self.current = index
-            self.refresh_tabs()
+            if self._tabs_timer is not None:
+                self._tabs_timer.stop()
+            self._tabs_timer = self.set_timer(TABS_PAUSE, self.refresh_tabs)
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
@@ -243,9 +255,18 @@ class LayerscopeApp(App):
 
     @on(Input.Changed, "#search-input")
     def _search_changed(self, event: Input.Changed) -> None:
-        if self.session is None:
+        """Highlight matches once typing pauses: 100,000 names per keystroke would lag."""
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(SEARCH_PAUSE, lambda: self._apply_search(event.value))
+
+    def _apply_search(self, query: str) -> None:
+        if self.session is None or query == self._searched:
             return
-        self.matches = find_matches(self.session.tree, event.value)
+        self._searched = query
+        if self._search_keys is None:
+            self._search_keys = search_keys(self.session.tree)
+        self.matches = find_matches(self._search_keys, query)
         tree = self.query_one(ModuleTreeView)
         tree.matches = frozenset(self.matches)
         tree.relabel()
@@ -254,6 +275,9 @@ class LayerscopeApp(App):
     @on(Input.Submitted, "#search-input")
     def _search_submitted(self) -> None:
         bar = self.query_one(SearchBar)
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._apply_search(bar.value)
         bar.close()
         self.query_one(ModuleTreeView).focus()
         if not self.matches:

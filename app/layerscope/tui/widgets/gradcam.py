@@ -51,7 +51,7 @@ def info_text(session: Session, view: CamView | None) -> Text:
     if view.reused:
         text.append("  (redrawn from cache)", "dim")
     if result.all_zero:
-        text.append("\nthe map is all zero: nothing here raises the score (random weights?)", "yellow")
+        text.append("\nthe map is all zero: nothing here raises the score (random weights?)", "dark_orange")
     return text
 
 

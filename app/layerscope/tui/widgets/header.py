@@ -22,7 +22,7 @@ def header_text(loaded: LoadedModel, tree: ModuleTree) -> Text:
     if loaded.pretrained:
         text.append(loaded.weights, "green")
     else:
-        text.append(f"⚠ {loaded.weights_label}", "bold yellow")
+        text.append(f"⚠ {loaded.weights_label}", "bold dark_orange")
     text.append(f" · {loaded.device}")
     text.append(" · ")
     text.append(f"{exact(root.total_params)} params", "bold")

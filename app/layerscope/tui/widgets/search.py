@@ -12,12 +12,17 @@ if TYPE_CHECKING:
     from layerscope.tree import ModuleTree
 
 
-def find_matches(tree: ModuleTree, query: str) -> list[int]:
+def search_keys(tree: ModuleTree) -> list[str]:
+    """What search looks at, once per tree: lower-case ``name`` and ``class`` (a tab cannot match)."""
+    return [f"{n.name}\t{n.class_name}".lower() for n in tree.nodes]
+
+
+def find_matches(keys: list[str], query: str) -> list[int]:
     """Indices (pre-order) of the modules whose dotted name or class contains ``query``."""
     needle = query.strip().lower()
-    if not needle:
+    if not needle or "\t" in needle:
         return []
-    return [n.index for n in tree.nodes if needle in n.name.lower() or needle in n.class_name.lower()]
+    return [i for i, key in enumerate(keys) if needle in key]
 
 
 class SearchBar(Horizontal):

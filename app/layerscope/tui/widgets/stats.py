@@ -63,7 +63,7 @@ def stats_table(stats: dict[str, Any], eligibility: tuple[str, str] | None) -> T
         table.add_row(LABELS.get(key, key.replace("_", " ")), text)
     if eligibility is not None:
         kind, reason = eligibility
-        style = {"spatial": "green", "tokens": "cyan"}.get(kind, "yellow")
+        style = {"spatial": "green", "tokens": "cyan"}.get(kind, "dark_orange")
         table.add_row("Grad-CAM", Text.assemble((kind, f"bold {style}"), (f" — {reason}" if reason else "", "")))
     return table
 

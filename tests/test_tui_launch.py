@@ -1,0 +1,79 @@
+"""``layerscope [MODEL]`` parsing, the torch-free first frame, and the pure helpers behind the keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from tui_helpers import screen_text, settle
+
+from layerscope.tui.launch import build_parser, make_app
+from layerscope.tui.screens.image_path import complete_path
+from layerscope.tui.screens.pickers import class_options
+from layerscope.tui.session import SAMPLE_IMAGE
+from layerscope.tui.widgets.search import find_matches, search_keys
+
+
+def test_importing_the_app_does_not_import_torch():
+    code = ("import sys\nfrom layerscope.tui.launch import make_app\nmake_app(['resnet18'])\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_arguments_match_the_cli_and_default_to_the_bundled_photo():
+    args = build_parser().parse_args(["resnet18", "--weights", "none", "--device", "meta", "--arg", "num_classes=10"])
+    assert (args.model, args.weights, args.device, args.arg, args.image) == (
+        "resnet18", "none", "meta", ["num_classes=10"], None)
+    assert make_app([])._image == SAMPLE_IMAGE
+
+
+def test_bad_arguments_exit_with_status_2():
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--device"])
+    assert exit_info.value.code == 2
+
+
+async def test_no_model_opens_the_imagenet_default():
+    app = make_app([])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        shown = screen_text(app)
+        assert "mobilenet_v2" in shown and "IMAGENET1K_V1" in shown and "3,504,872 params" in shown
+
+
+async def test_meta_device_and_arch_arguments_reach_the_loader():
+    app = make_app(["resnet18", "--device", "meta", "--arg", "num_classes=10"])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.session.loaded.device.type == "meta"
+        assert app.session.tree.root.total_params == 11_181_642
+        await pilot.press("g")
+        await settle(pilot)
+        assert app.is_running  # Grad-CAM on meta is refused with a notification
+
+
+def test_search_matches_names_and_classes(resnet18_tree):
+    keys = search_keys(resnet18_tree)
+    names = [resnet18_tree.nodes[i].name for i in find_matches(keys, "Layer4.1")]
+    assert names[0] == "layer4.1" and all(n.startswith("layer4.1") for n in names)
+    assert len(find_matches(keys, "basicblock")) == 8
+    assert find_matches(keys, "  ") == []
+
+
+def test_class_options_filter_by_index_or_name():
+    cats = ["tench", "goldfish", "great white shark"]
+    assert class_options(cats, "")[0] == (-1, "top prediction")
+    assert class_options(cats, "gold") == [(1, "1 goldfish")]
+    assert class_options(cats, "2") == [(2, "2 great white shark")]
+    assert class_options([], "17") == [(17, "class index 17")]
+
+
+def test_path_completion_offers_folders_and_images(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "cat.png").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("")
+    assert complete_path(f"{tmp_path}/ph") == f"{tmp_path}/photos/"
+    assert complete_path(f"{tmp_path}/c") == f"{tmp_path}/cat.png"
+    assert complete_path(f"{tmp_path}/n") is None

@@ -1,0 +1,42 @@
+"""A model of 100,004 modules opens with a few tree lines and jumps anywhere."""
+
+from __future__ import annotations
+
+import pytest
+from big_models import hundred_thousand
+from tui_helpers import screen_text, settle
+
+from layerscope.loading import LoadedModel
+from layerscope.tui.app import LayerscopeApp
+from layerscope.tui.widgets.module_tree import PAGE, ModuleTreeView
+
+
+@pytest.fixture(scope="module")
+def big() -> LoadedModel:
+    import torch
+
+    return LoadedModel(model=hundred_thousand().eval(), spec="big_models:hundred_thousand", source="factory",
+                       weights="none", pretrained=False, device=torch.device("cpu"))
+
+
+@pytest.mark.slow
+async def test_hundred_thousand_modules_open_lazily_and_fold(big):
+    app = LayerscopeApp(big, spec="big_models:hundred_thousand")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        tree = app.query_one(ModuleTreeView)
+        assert len(app.session.tree) == 100_004
+        assert len(tree._tree_nodes) == 4  # the root and its three children
+        await pilot.press("down", "down", "enter")  # blocks
+        await settle(pilot)
+        assert "0…9999 Block ×10000" in screen_text(app)
+        await pilot.press("down", "enter")  # open the fold: one page and a "more" line
+        await settle(pilot)
+        more = [line for line in tree._tree_nodes.values() if line.data and line.data.kind == "more"]
+        assert [str(line.label).split("  ")[0] for line in more] == [f"… {10_000 - PAGE:,} more"]
+        assert len(tree._tree_nodes) == 4 + 1 + PAGE + 1
+        await pilot.press("slash", *"blocks.250.gate.1", "enter")
+        await settle(pilot)
+        assert app.session.node(app.current).name == "blocks.250.gate.1"
+        assert "model.blocks[250].gate[1]" in screen_text(app)
+        assert len(tree._tree_nodes) < 500

@@ -1,0 +1,58 @@
+"""SVG snapshots of the main views at fixed sizes (``pytest --snapshot-update`` accepts changes).
+
+Content is deterministic: parameter figures do not depend on the random init, and the
+Grad-CAM view uses the real ImageNet weights and the bundled photo.
+"""
+
+from __future__ import annotations
+
+import pytest
+from tui_helpers import settle
+
+from layerscope.loading import load_model
+from layerscope.tui.app import LayerscopeApp
+
+
+@pytest.fixture(scope="module")
+def resnet18_loaded():
+    return load_model("resnet18")
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    return load_model("mobilenet_v2", weights="IMAGENET1K_V1")
+
+
+def keys(*pressed: str):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        if pressed:
+            await pilot.press(*pressed)
+            await settle(pilot)
+    return run_before
+
+
+def test_tree_and_stats_at_80x24(snap_compare, resnet18_loaded):
+    app = LayerscopeApp(resnet18_loaded, spec="resnet18")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys("slash", *"layer4", "enter", "enter"))
+
+
+def test_state_dict_tab(snap_compare, resnet18_loaded):
+    app = LayerscopeApp(resnet18_loaded, spec="resnet18")
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("slash", *"layer4", "enter", "2"))
+
+
+def test_api_tab(snap_compare, resnet18_loaded):
+    app = LayerscopeApp(resnet18_loaded, spec="resnet18")
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("slash", *"layer4", "enter", "3"))
+
+
+def test_gradcam_tab_on_the_default_model_and_photo(snap_compare, mobilenet):
+    app = LayerscopeApp(mobilenet, spec="mobilenet_v2")
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("g"))
+
+
+def test_light_theme_and_help(snap_compare, resnet18_loaded):
+    app = LayerscopeApp(resnet18_loaded, spec="resnet18")
+    app.theme = "textual-light"
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("question_mark"))
