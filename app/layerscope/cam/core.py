@@ -61,15 +61,20 @@ class CamResult:
     scores: object
     layer: str
     method: str
-    all_zero: bool
     layout: str = ""
+
+    @property
+    def all_zero(self) -> bool:
+        """Asked on demand: reading a GPU tensor's value waits for the device, and a sweep
+        should not wait once per layer."""
+        return _is_flat(self.heatmap)
 
     def per_image(self) -> list["CamResult"]:
         if self.heatmap.dim() == 2:
             return [self]
         targets = self.target if isinstance(self.target, tuple) else (self.target,) * len(self.heatmap)
         return [
-            replace(self, heatmap=h, raw=r, target=t, all_zero=_is_flat(h))
+            replace(self, heatmap=h, raw=r, target=t)
             for h, r, t in zip(self.heatmap, self.raw, targets)
         ]
 
@@ -313,7 +318,6 @@ class CamSession:
             scores=self.scores,
             layer=name,
             method=spec.name,
-            all_zero=not bool(heatmap.amax() > 0),  # one device sync, not one per image
             layout=self.layouts[name].describe(),
         )
 
