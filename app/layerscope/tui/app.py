@@ -66,7 +66,11 @@ class LayerscopeApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "layerscope"
     BINDINGS = [
-        *(Binding(key, action, label, show=shown, id=action) for key, action, label, _, shown in KEYS),
+        # "/" is a priority binding: checked before keys are forwarded to the tree, so "/layer4"
+        # typed (or pasted) in one burst lands in the search field; check_action lets it through
+        # to any text field that has focus.
+        Binding("slash", "search", "Search", priority=True, id="search"),
+        *(Binding(key, action, label, show=shown, id=action) for key, action, label, _, shown in KEYS[1:]),
         Binding("escape", "cancel", "Cancel", show=False, id="cancel"),
         *(Binding(str(i), f"show_tab('{tab}')", tab, show=False, id=f"tab_{tab}") for i, tab in enumerate(TABS, 1)),
     ]
@@ -110,7 +114,6 @@ class LayerscopeApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(SearchBar).close()
         tree = self.query_one(ModuleTreeView)
         tree.loading = True
         tree.focus()
@@ -247,6 +250,11 @@ class LayerscopeApp(App):
 
     # --- keys ------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "search" and (len(self.screen_stack) > 1 or isinstance(self.focused, Input)):
+            return False  # "/" is just a character in a text field or a modal
+        return True
+
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
@@ -306,7 +314,7 @@ class LayerscopeApp(App):
 
     def action_cancel(self) -> None:
         bar = self.query_one(SearchBar)
-        if bar.display:
+        if bar.active:
             bar.close()
             self.query_one(ModuleTreeView).focus()
             return

@@ -28,15 +28,28 @@ def find_matches(keys: list[str], query: str) -> list[int]:
 class SearchBar(Horizontal):
     def compose(self):
         yield Static("/", id="search-prompt")
-        yield Input(placeholder="name or class, enter jumps, n / N next / previous", id="search-input")
+        yield Input(placeholder="press / to search by name or class; enter jumps, n / N next / previous",
+                    id="search-input")
         yield Static("", id="search-count")
 
+    def on_mount(self) -> None:
+        self.query_one(Input).can_focus = False  # only "/" focuses it; tab skips it
+
     def open(self) -> None:
-        self.display = True
-        self.query_one(Input).focus()
+        """Always on screen, so focus moves at once: keys typed right after "/" land in the field."""
+        field = self.query_one(Input)
+        field.can_focus = True
+        field.value = ""
+        self.add_class("active")
+        self.screen.set_focus(field)
 
     def close(self) -> None:
-        self.display = False
+        self.query_one(Input).can_focus = False
+        self.remove_class("active")
+
+    @property
+    def active(self) -> bool:
+        return self.has_class("active")
 
     @property
     def value(self) -> str:
