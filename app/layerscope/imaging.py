@@ -85,11 +85,6 @@ def preprocess(image: Image.Image, spec: Preprocess) -> tuple[Tensor, Geometry]:
     return tensor[None], Geometry((width, height), (rw, rh), (left, top, cw, ch))
 
 
-def identity_preprocess(image: Image.Image) -> Preprocess:
-    """No resize, no crop, no normalisation: for detectors, which do all that themselves."""
-    return Preprocess(resize=None, crop=(image.height, image.width), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-
-
 def to_original(heatmap: Tensor, geometry: Geometry) -> Tensor:
     """The map (input resolution) resampled onto the original photo; 0 outside the crop."""
     width, height = geometry.original

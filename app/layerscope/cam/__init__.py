@@ -18,6 +18,7 @@ from layerscope.cam.core import (
 from layerscope.cam.detection import BoxTarget, is_detection_model
 from layerscope.cam.methods import METHODS, get_method
 from layerscope.cam.reshape import TokenGrid
+from layerscope.cam.scoring import Prediction, top_predictions
 from layerscope.cam.targets import Eligibility, eligible_layers, layer_eligibility, suggest_target_layer
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "CamResult",
     "CamSession",
     "Eligibility",
+    "Prediction",
     "TokenGrid",
     "compute_cam",
     "compute_sweep",
@@ -37,4 +39,5 @@ __all__ = [
     "normalise",
     "resolve_layer",
     "suggest_target_layer",
+    "top_predictions",
 ]

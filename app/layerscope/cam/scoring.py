@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -95,3 +96,23 @@ def _as_scores(value: object) -> Tensor:
     if not isinstance(value, Tensor):
         raise LayerscopeError(f"the target callable returned a {type(value).__name__}, not a tensor")
     return value.reshape(-1) if value.dim() <= 1 else value.reshape(value.shape[0], -1).sum(dim=1)
+
+
+class Prediction(NamedTuple):
+    index: int
+    name: str | None
+    probability: float
+
+
+def top_predictions(scores: object, categories: Sequence[str] | None, k: int = 5) -> list[Prediction]:
+    """Softmax top-``k`` of a classifier's ``N×classes`` logits (first image); empty for any
+    other output (a detector's list of dicts). The CLI and the app print the same list."""
+    if not isinstance(scores, Tensor) or scores.dim() != 2:
+        return []
+    probs = torch.softmax(scores[0].detach().float(), dim=0)
+    values, indices = probs.topk(min(k, probs.numel()))
+    names = list(categories or [])
+    return [
+        Prediction(i, names[i] if i < len(names) else None, p) for p, i in zip(values.tolist(), indices.tolist())
+    ]
+

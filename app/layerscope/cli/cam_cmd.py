@@ -19,6 +19,7 @@ from rich.table import Table
 from layerscope import imaging
 from layerscope.cam import (
     METHODS, CamResult, CamSession, TokenGrid, get_method, is_detection_model, suggest_target_layer,
+    top_predictions,
 )
 from layerscope.cam.targets import eligible_layers
 from layerscope.cli.common import add_debug_option, add_model_options, load_from_args, stdout_console
@@ -122,18 +123,15 @@ class _Job:
         if self.detection:
             self._print_detections(session.scores)
         elif isinstance(session.scores, torch.Tensor) and session.scores.dim() == 2:
-            self._print_top5(session.scores[0])
+            self._print_top5(session.scores)
         if session.target is not None:
             name = f" {session.target.name}" if session.target.name else ""
             self.console.print(f"target  {session.target.label}{name}")
 
-    def _print_top5(self, logits: torch.Tensor) -> None:
-        probs = torch.softmax(logits.float(), dim=0)
-        values, indices = probs.topk(min(5, probs.numel()))
+    def _print_top5(self, scores: torch.Tensor) -> None:
         table = Table("rank", "class", "name", "probability", title="top-5 predictions", title_justify="left")
-        for rank, (p, k) in enumerate(zip(values.tolist(), indices.tolist()), 1):
-            names = self.loaded.categories
-            table.add_row(str(rank), str(k), names[k] if names and k < len(names) else "-", f"{p:.3f}")
+        for rank, p in enumerate(top_predictions(scores, self.loaded.categories), 1):
+            table.add_row(str(rank), str(p.index), p.name or "-", f"{p.probability:.3f}")
         self.console.print(table)
 
     def _print_detections(self, output: object) -> None:

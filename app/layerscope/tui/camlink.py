@@ -14,27 +14,14 @@ from typing import Any
 from layerscope.tui.session import Session
 
 
-def available() -> bool:
-    """Whether the Grad-CAM engine is importable (the app browses models without it)."""
-    try:
-        from layerscope.cam import compute_cam, layer_eligibility, suggest_target_layer  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def methods() -> list[str]:
-    if not available():
-        return ["gradcam"]
     from layerscope.cam import METHODS
 
     return list(METHODS)
 
 
 def eligibility(shapes: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """``{name: (kind, reason)}`` for every probed module; empty without the CAM engine."""
-    if not available():
-        return {}
+    """``{name: (kind, reason)}`` for every probed module."""
     from layerscope.cam import layer_eligibility
 
     out = {}
@@ -45,11 +32,8 @@ def eligibility(shapes: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 def suggested_target(session: Session) -> int:
-    from layerscope.errors import LayerscopeError
-
-    if not available():
-        raise LayerscopeError("the Grad-CAM engine (layerscope.cam) is not installed")
     from layerscope.cam import suggest_target_layer
+    from layerscope.errors import LayerscopeError
 
     layer = suggest_target_layer(session.loaded.model, session.tree)
     name = layer if isinstance(layer, str) else getattr(layer, "name", None)
@@ -72,6 +56,7 @@ class CamCache:
     engine: Any  # layerscope.cam.CamSession
     image: Any  # PIL image, original size
     geometry: Any  # layerscope.imaging.Geometry
+    mask: Any  # the photo's pixels the model saw (imaging.seen_mask)
 
 
 @dataclass(frozen=True)
@@ -81,7 +66,8 @@ class CamView:
     result: Any  # layerscope.cam.CamResult
     image: Any  # PIL image, original size
     heat: Any  # the map on the original photo (H×W tensor)
-    top5: tuple[tuple[int, str, float], ...]
+    mask: Any  # where the model saw the photo; the overlay leaves the rest unpainted
+    top5: tuple[Any, ...]  # layerscope.cam.Prediction (index, name, probability)
     reused: bool  # redrawn from cached activations, no forward pass
 
 
@@ -112,7 +98,7 @@ def candidates(session: Session, target: int) -> list[str]:
 def compute(session: Session, cache: CamCache | None, *, progress=None, cancel=None) -> tuple[CamView, CamCache]:
     """The map for the session's target, from ``cache`` when it already hooked that layer."""
     from layerscope import imaging
-    from layerscope.cam import CamSession, get_method, is_detection_model
+    from layerscope.cam import CamSession, get_method, top_predictions
     from layerscope.errors import LayerscopeError
 
     loaded = session.loaded
@@ -125,39 +111,24 @@ def compute(session: Session, cache: CamCache | None, *, progress=None, cancel=N
     reused = cache is not None and cache.key == key and layer in cache.engine.layers
     if not reused:
         image = imaging.load_image(session.image)
-        model = loaded.model
-        spec = imaging.identity_preprocess(image) if is_detection_model(model) else loaded.preprocess
-        tensor, geometry = imaging.preprocess(image, spec)
+        tensor, geometry = imaging.preprocess(image, loaded.preprocess)
         engine = CamSession(
-            model, tensor.to(loaded.device), candidates(session, session.target), session.class_index,
+            loaded.model, tensor.to(loaded.device), candidates(session, session.target), session.class_index,
             categories=loaded.categories, gradients=True, need_target=True, tree=session.tree,
         )
-        cache = CamCache(key, engine, image, geometry)
+        cache = CamCache(key, engine, image, geometry, imaging.seen_mask(geometry))
     assert cache is not None
     result = cache.engine.result(layer, method.name, progress=progress, cancel=cancel)
     heat = imaging.to_original(result.heatmap, cache.geometry)
-    return CamView(result, cache.image, heat, top_predictions(cache.engine.scores, loaded.categories), reused), cache
-
-
-def top_predictions(scores: Any, categories: list[str] | None, k: int = 5) -> tuple[tuple[int, str, float], ...]:
-    """Softmax top-k of a classifier's ``1×classes`` logits, as ``layerscope cam`` prints them."""
-    import torch
-
-    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
-        return ()
-    probs = torch.softmax(scores[0].float(), dim=0)
-    values, indices = probs.topk(min(k, probs.numel()))
-    names = categories or []
-    return tuple(
-        (i, names[i] if i < len(names) else "-", p) for p, i in zip(values.tolist(), indices.tolist())
-    )
+    top5 = tuple(top_predictions(cache.engine.scores, loaded.categories))
+    return CamView(result, cache.image, heat, cache.mask, top5, reused), cache
 
 
 def save(view: CamView, folder: Path, stem: str) -> tuple[Path, Path]:
     """The overlay PNG and the map as ``.npy`` (original photo size), side by side in ``folder``."""
     from layerscope import imaging
 
-    png = imaging.save_png(imaging.overlay(view.image, view.heat), folder / f"{stem}.png")
+    png = imaging.save_png(imaging.overlay(view.image, view.heat, mask=view.mask), folder / f"{stem}.png")
     npy = imaging.save_npy(view.heat, folder / f"{stem}.npy")
     return png, npy
 

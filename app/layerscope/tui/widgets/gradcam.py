@@ -62,7 +62,7 @@ def top5_table(view: CamView) -> Table:
     table.add_column(justify="right", style="bold")
     for k, name, p in view.top5:
         style = "bold magenta" if k == view.result.target else ""
-        table.add_row(str(k), Text(name, style=style), f"{p:.3f}")
+        table.add_row(str(k), Text(name or "-", style=style), f"{p:.3f}")
     return table
 
 
@@ -112,7 +112,7 @@ class CamPanel(Vertical):
         cells_h = max(1, min(height, round(cells_w * h / w / 2)))
         ascii_only = bool(os.environ.get("NO_COLOR"))  # no colour: the ASCII ramp draws the map itself
         preview.update(heatmap_preview(heat, max(4, cells_w), cells_h, image=None if ascii_only else self.view.image,
-                                       ascii=True if ascii_only else None))
+                                       ascii=True if ascii_only else None, mask=self.view.mask))
         self.query_one("#cam-top5", Static).update(top5_table(self.view))
 
     def on_resize(self) -> None:

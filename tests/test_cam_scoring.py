@@ -1,0 +1,20 @@
+"""The top-5 list the CLI and the app both print."""
+
+import torch
+
+from layerscope.cam import Prediction, top_predictions
+
+
+def test_top_predictions_are_the_softmax_top_k_with_names():
+    logits = torch.tensor([[0.0, 3.0, 1.0, 2.0]])
+    top = top_predictions(logits, ["a", "b", "c"], k=3)
+    assert [p.index for p in top] == [1, 3, 2]
+    assert [p.name for p in top] == ["b", None, "c"]  # class 3 has no name in a 3-name list
+    expected = torch.softmax(logits[0], dim=0)
+    assert abs(top[0].probability - float(expected[1])) < 1e-6
+    assert isinstance(top[0], Prediction)
+
+
+def test_outputs_that_are_not_logits_have_no_top_list():
+    assert top_predictions([{"boxes": torch.zeros(0, 4)}], None) == []
+    assert top_predictions(torch.zeros(3), None) == []
