@@ -46,7 +46,7 @@ class StateDictPanel(Vertical):
     def compose(self):
         yield Static(Text("", style="dim"), id="state-caption")
         table: DataTable = DataTable(id="state-table", zebra_stripes=True, cursor_type="row")
-        table.add_columns("key", "shape", "dtype", "elements", "kind")
+        table.add_columns("key", "kind", "shape", "dtype", "elements")  # kind early: narrow panels cut the end
         yield table
 
     def show(self, rows: list[StateRow], total: int, name: str) -> None:
@@ -55,8 +55,9 @@ class StateDictPanel(Vertical):
         table = self.query_one(DataTable)
         table.clear()
         for row in rows:
-            kind = Text(row.kind, style="green" if row.kind == "parameter" else "yellow")
-            table.add_row(row.key, row.shape, row.dtype, Text(exact(row.elements), justify="right"), kind)
+            kind = Text("param" if row.kind == "parameter" else "buffer",
+                        style="green" if row.kind == "parameter" else "yellow")
+            table.add_row(row.key, kind, row.shape, row.dtype, Text(exact(row.elements), justify="right"))
         shown = f"first {exact(len(rows))} of " if len(rows) < total else ""
         where = f" under {name}. (keys below are relative)" if name else " of the whole model"
         self.query_one("#state-caption", Static).update(
