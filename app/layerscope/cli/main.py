@@ -18,7 +18,12 @@ COMMANDS = ("tree", "stats", "api", "cam", "sweep")
 def build_parser() -> argparse.ArgumentParser:
     from layerscope.cli import cam_cmd, inspect_cmd
 
-    parser = argparse.ArgumentParser(prog="layerscope", description="Look inside PyTorch models.")
+    parser = argparse.ArgumentParser(
+        prog="layerscope",
+        description="Look inside PyTorch models.",
+        epilog="Without a COMMAND, `layerscope [MODEL] [--image IMG] [--weights W] [--device D]` opens the "
+        "interactive app (no MODEL: ImageNet mobilenet_v2 and a bundled photo).",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     inspect_cmd.add_parsers(sub)
     cam_cmd.add_parsers(sub)
