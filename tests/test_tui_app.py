@@ -109,8 +109,8 @@ async def test_y_copies_the_access_expression(app):
         await search(pilot, "layer4.1.conv2")
         await pilot.press("y")
         await pilot.pause()
-        assert app.clipboard == "model.layer4[1].conv2"
-        assert "model.layer4[1].conv2" in screen_text(app)
+        assert app.clipboard == "model.layer4[-1].conv2"  # the spelling of target-layer tables
+        assert "model.layer4[-1].conv2" in screen_text(app)
 
 
 async def test_state_dict_tab_lists_the_entries_under_the_node(app):

@@ -324,7 +324,8 @@ class LayerscopeApp(App):
     def action_copy_access(self) -> None:
         if self.session is None or self.current is None:
             return
-        access = self.session.node(self.current).access
+        node = self.session.node(self.current)
+        access = node.access_negative or node.access  # the [-1] spelling target-layer tables use
         self.copy_to_clipboard(access)
         self.notify(access, title="Copied", markup=False, timeout=3)
 
@@ -357,9 +358,10 @@ class LayerscopeApp(App):
         node = session.node(index)
         kind, reason = session.eligibility.get(node.name, ("", ""))
         if kind == "none":
-            self.notify(f"{node.access}: {reason}", title="Target not eligible", severity="warning", markup=False)
+            self.notify(f"{node.access_negative or node.access}: {reason}", title="Target not eligible",
+                        severity="warning", markup=False)
         else:
-            self.notify(node.access, title="Grad-CAM target", markup=False, timeout=3)
+            self.notify(node.access_negative or node.access, title="Grad-CAM target", markup=False, timeout=3)
         panel.redraw_from_cache(session)
 
     def action_suggested_target(self) -> None:

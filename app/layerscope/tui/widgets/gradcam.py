@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 def info_text(session: Session, view: CamView | None) -> Text:
-    target = session.node(session.target).access if session.target is not None else "none yet: t or a"
+    node = session.node(session.target) if session.target is not None else None
+    target = (node.access_negative or node.access) if node is not None else "none yet: t or a"
     text = Text()
     text.append("layer ", "dim")
     text.append(target, "bold")
