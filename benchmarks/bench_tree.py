@@ -20,20 +20,20 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent / "tests"  # big_models.py: the synthetic models
 
 CASES = {
     "resnet50": "from layerscope.loading import load_model; model = load_model('resnet50').model",
-    "generated 100k modules": "from models import wide_model; model = wide_model(100_000)",
+    "generated 100k modules": "from big_models import hundred_thousand; model = hundred_thousand()",
     "Llama-70B shape on meta": (
         "from layerscope.loading import load_model; "
-        "model = load_model('models:llama_70b', device='meta').model"
+        "model = load_model('big_models:llama_70b', device='meta').model"
     ),
 }
 
 CHILD = r"""
 import json, sys, time
-sys.path.insert(0, {here!r})
+sys.path.insert(0, {tests!r})
 t0 = time.perf_counter()
 {build}
 t1 = time.perf_counter()
@@ -58,7 +58,7 @@ print(json.dumps({{
 
 
 def run_case(build: str) -> dict:
-    code = CHILD.format(here=str(HERE), build=build)
+    code = CHILD.format(tests=str(TESTS), build=build)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -1,4 +1,4 @@
-"""Big synthetic models for the app's scale tests and benchmark (``big_models:NAME`` specs)."""
+"""Big synthetic models for scale tests and benchmarks (``big_models:NAME`` specs), built without data."""
 
 from __future__ import annotations
 
@@ -38,3 +38,46 @@ class Stack(nn.Module):
 def hundred_thousand() -> Stack:
     """10,000 blocks of 10 modules: 100,005 modules in all."""
     return Stack(10_000)
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, dim: int, kv_dim: int) -> None:
+        super().__init__()
+        self.q_proj = nn.Linear(dim, dim, bias=False)
+        self.k_proj = nn.Linear(dim, kv_dim, bias=False)
+        self.v_proj = nn.Linear(dim, kv_dim, bias=False)
+        self.o_proj = nn.Linear(dim, dim, bias=False)
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=False)
+        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, dim, bias=False)
+        self.act_fn = nn.SiLU()
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, dim: int, kv_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.self_attn = LlamaAttention(dim, kv_dim)
+        self.mlp = LlamaMLP(dim, hidden)
+        self.input_layernorm = nn.RMSNorm(dim)
+        self.post_attention_layernorm = nn.RMSNorm(dim)
+
+
+class LlamaModel(nn.Module):
+    """Llama-3-70B's shapes (80 layers, 8192 wide, GQA with 8 KV heads, 128,256 tokens)."""
+
+    def __init__(self, layers: int = 80, dim: int = 8192, kv_dim: int = 1024, hidden: int = 28672,
+                 vocab: int = 128_256) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, dim)
+        self.layers = nn.ModuleList(LlamaDecoderLayer(dim, kv_dim, hidden) for _ in range(layers))
+        self.norm = nn.RMSNorm(dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+
+
+def llama_70b() -> nn.Module:
+    return LlamaModel()

@@ -161,3 +161,13 @@ def test_named_siblings_of_one_class_are_not_folded():
     assert tree.repeat_runs(tree.root) == []  # patch_drop, norm_pre: two Identity parts, not a repeat
     (blocks,) = tree.repeat_runs(tree.resolve("blocks"))
     assert (blocks.class_name, blocks.length) == ("Block", 12)
+
+
+def test_a_70b_llama_shape_is_browsable_on_meta():
+    loaded = load_model("big_models:llama_70b", device="meta")
+    tree = build_tree(loaded.model)
+    assert tree.root.total_params == 70_553_706_496
+    assert tree.root.param_bytes == 70_553_706_496 * 4  # what it would take, none of it allocated
+    assert tree.resolve("model.layers[-1].mlp.down_proj").total_params == 28672 * 8192
+    (layers,) = tree.repeat_runs(tree.resolve("layers"))
+    assert (layers.class_name, layers.length) == ("LlamaDecoderLayer", 80)
