@@ -77,3 +77,11 @@ def test_path_completion_offers_folders_and_images(tmp_path):
     assert complete_path(f"{tmp_path}/ph") == f"{tmp_path}/photos/"
     assert complete_path(f"{tmp_path}/c") == f"{tmp_path}/cat.png"
     assert complete_path(f"{tmp_path}/n") is None
+
+
+async def test_input_option_probes_a_language_model_with_token_ids():
+    app = make_app(["sample_models:tied_lm", "--input", "12:long"])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.session.shapes["head"].describe() == "1×12×100"
+        assert app.session.shapes[""].describe() == "1×12×100"

@@ -79,9 +79,10 @@ class LayerscopeApp(App):
 
     def __init__(
         self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None,
-        save_dir: Path | None = None,
+        save_dir: Path | None = None, probe_input: str | None = None,
     ) -> None:
         super().__init__()
+        self._probe_input = probe_input  # "3x224x224" or "128:long"; None: the weights' own size
         self.save_dir = Path(save_dir) if save_dir else Path.cwd()
         self._load = load if callable(load) else (lambda: load)
         self._spec = spec
@@ -139,10 +140,13 @@ class LayerscopeApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="probe", description="probing shapes")
     def probe_shapes(self, session: Session) -> None:
         from layerscope.errors import first_line
-        from layerscope.probe import probe_shapes
+        from layerscope.probe import parse_input_spec, probe_shapes
 
         try:
-            shapes = probe_shapes(session.loaded.model, session.loaded.input_shape)
+            if self._probe_input:
+                shapes = probe_shapes(session.loaded.model, *parse_input_spec(self._probe_input))
+            else:
+                shapes = probe_shapes(session.loaded.model, session.loaded.input_shape)
         except Exception as exc:  # a model that fails a dummy forward still browses fine
             self.post_message(WorkFailed("probe", first_line(exc)))
             return

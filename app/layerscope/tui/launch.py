@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(parser, model_required=False)
     parser.add_argument("--image", type=Path, default=None,
                         help="photo for Grad-CAM (default: the bundled chelsea.png)")
+    parser.add_argument("--input", default=None, metavar="CxHxW",
+                        help="input for the shape probe, e.g. 3x224x224 or 128:long (default: the weights' own size)")
     return parser
 
 
@@ -30,7 +32,9 @@ def make_app(argv: list[str]):
     from layerscope.tui.app import LayerscopeApp
 
     args = build_parser().parse_args(argv)
-    return LayerscopeApp(lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image)
+    return LayerscopeApp(
+        lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input
+    )
 
 
 def launch(argv: list[str]) -> int:
