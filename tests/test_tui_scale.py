@@ -40,3 +40,14 @@ async def test_hundred_thousand_modules_open_lazily_and_fold(big):
         assert app.session.node(app.current).name == "blocks.250.gate.1"
         assert "model.blocks[250].gate[1]" in screen_text(app)
         assert len(tree._tree_nodes) < 500
+        await pilot.press("slash", *"blocks.7777.norm", "enter")  # deep: one page, "more" lines around it
+        await settle(pilot)
+        assert app.session.node(app.current).name == "blocks.7777.norm"
+        lines = [str(line.label).split("  ")[0] for line in tree._tree_nodes.values()
+                 if line.data and line.data.kind == "more"]
+        assert "… 7,400 more" in lines and "… 2,200 more" in lines  # 300…7699 before, 7800…9999 after
+        assert len(tree._tree_nodes) < 800
+        blocks_run = tree.cursor_node.parent.parent
+        keys = [str(line.label).split(" ")[0] for line in blocks_run.children]
+        assert keys.index("7777") > keys.index("250")  # pages stay in order
+

@@ -17,7 +17,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 if TYPE_CHECKING:
-    from layerscope.tree import ModuleTree, Node, RepeatRun
+    from layerscope.tree import ModuleTree, Node
 
 PAGE = 100  # child lines added per page
 FOLD_MINIMUM = 3  # shortest run of same-class siblings folded as ×N
@@ -32,11 +32,6 @@ class Row:
     kind: Literal["module", "run", "more"]
     index: int  # the module's node index; for "run" and "more", the parent's
     rows: tuple[tuple[str, int | tuple[int, ...]], ...] = ()  # a run's members / the lines still hidden
-
-
-def _indexed(tree: ModuleTree, run: RepeatRun) -> bool:
-    """Only numbered blocks fold (``features.1…17``); named ones such as ``layer1…layer4`` stay visible."""
-    return all(tree.nodes[m].key.isdigit() for m in run.members)
 
 
 class ModuleTreeView(Tree[Row]):
@@ -99,7 +94,7 @@ class ModuleTreeView(Tree[Row]):
     def _child_rows(self, node: Node) -> list[tuple[str, int | tuple[int, ...]]]:
         tree = self.model_tree
         assert tree is not None
-        runs = {r.first: r for r in tree.repeat_runs(node, FOLD_MINIMUM) if _indexed(tree, r)} if self.fold else {}
+        runs = {r.first: r for r in tree.repeat_runs(node, FOLD_MINIMUM)} if self.fold else {}
         rows: list[tuple[str, int | tuple[int, ...]]] = []
         skip = 0
         for child in node.children:
@@ -114,35 +109,56 @@ class ModuleTreeView(Tree[Row]):
                 rows.append(("module", child))
         return rows
 
-    def _add_rows(self, parent: TreeNode[Row], rows) -> None:
+    def _add_rows(
+        self, parent: TreeNode[Row], rows, before: TreeNode[Row] | None = None
+    ) -> TreeNode[Row] | None:
+        """Add the first page of ``rows`` (before ``before``, else at the end) and a "more" line
+        for the rest; returns the first line added."""
         rows = tuple(rows)
         tree = self.model_tree
         assert tree is not None
+        added: list[TreeNode[Row]] = []
         for kind, value in rows[:PAGE]:
             if kind == "module":
                 node = tree.nodes[value]
-                self._lines[value] = parent.add(
-                    self.label_for(node), Row("module", value), allow_expand=bool(node.children)
+                line = parent.add(
+                    self.label_for(node), Row("module", value), before=before, allow_expand=bool(node.children)
                 )
+                self._lines[value] = line
             else:
-                parent.add(self._run_label(value), Row("run", parent.data.index, tuple(("module", m) for m in value)))
-        rest = rows[PAGE:]
-        if rest:
-            parent.add_leaf(
-                Text.assemble((f"… {len(rest):,} more", "italic"), ("  enter shows the next page", "dim")),
-                Row("more", parent.data.index, rest),
-            )
+                line = parent.add(
+                    self._run_label(value), Row("run", parent.data.index, tuple(("module", m) for m in value)),
+                    before=before,
+                )
+            added.append(line)
+        if rows[PAGE:]:
+            self._add_more(parent, rows[PAGE:], before)
+        return added[0] if added else None
 
-    def show_more(self, line: TreeNode[Row]) -> TreeNode[Row] | None:
-        """Replace a "more" line by the next page; returns the page's first line."""
-        parent = line.parent
-        row = line.data
+    def _add_more(self, parent: TreeNode[Row], rows: tuple, before: TreeNode[Row] | None) -> None:
+        parent.add_leaf(
+            Text.assemble((f"… {len(rows):,} more", "italic"), ("  enter shows the next page", "dim")),
+            Row("more", parent.data.index, rows),
+            before=before,
+        )
+
+    def show_more(self, line: TreeNode[Row], index: int | None = None) -> TreeNode[Row] | None:
+        """Replace a "more" line, in place, by its next page, or by the page that holds module
+        ``index`` with "more" lines on both sides: a jump deep into 10,000 siblings adds one
+        page, not every page before it. Returns the page's first line."""
+        parent, row = line.parent, line.data
         if parent is None or row is None or row.kind != "more":
             return None
-        before = len(parent.children) - 1
+        start = 0
+        if index is not None:
+            position = next(i for i, (_, v) in enumerate(row.rows) if v == index or (
+                isinstance(v, tuple) and index in v))
+            start = position - position % PAGE
+        if start:
+            self._add_more(parent, row.rows[:start], before=line)
+        first = self._add_rows(parent, row.rows[start:], before=line)
         line.remove()
-        self._add_rows(parent, row.rows)
-        return parent.children[before] if len(parent.children) > before else None
+        return first
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[Row]) -> None:
         event.stop()
@@ -254,7 +270,7 @@ class ModuleTreeView(Tree[Row]):
                 continue
             if row.kind == "more":
                 if any(index == v or (isinstance(v, tuple) and index in v) for _, v in row.rows):
-                    self.show_more(line)
+                    self.show_more(line, index)
                     return holder
                 continue
             if any(index == v for _, v in row.rows):
