@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.locking import model_lock
 
 _DTYPES = {"float": torch.float32, "float32": torch.float32, "long": torch.long, "int64": torch.long,
            "int": torch.long, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -92,6 +93,11 @@ def probe_shapes(
 
     Training flags are restored and every hook removed even when the forward raises.
     """
+    with model_lock(model):
+        return _probe_locked(model, input_shape, dtype)
+
+
+def _probe_locked(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> dict[str, ShapeInfo]:
     shapes: dict[str, ShapeInfo] = {}
     handles = []
     flags = [(m, m.training) for m in model.modules()]

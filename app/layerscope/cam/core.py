@@ -31,6 +31,7 @@ from layerscope.cam.methods import CamInputs, Method, get_method
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
 from layerscope.cam.scoring import ResolvedTarget, TargetSpec, resolve_target
 from layerscope.errors import LayerscopeError
+from layerscope.locking import model_lock
 from layerscope.probe import call_model
 from layerscope.tree import ModuleTree, build_tree
 
@@ -116,26 +117,29 @@ def _walk(model: nn.Module, expression: str) -> tuple[str, nn.Module] | None:
 def model_guard(model: nn.Module, *, grad: bool) -> Iterator[list[RemovableHandle]]:
     """Eval mode, frozen parameters, grad mode as asked; everything undone on the way out.
 
-    Yields the list that callers append their hook handles to.
+    Holds the model's lock (``layerscope.locking``) throughout, so another thread's pass
+    cannot see these hooks or flags. Yields the list that callers append their hook
+    handles to.
     """
-    modules = list(model.modules())  # one walk for both lists: this runs once per map
-    training = [m for m in modules if m.training]  # only these change: an eval model costs nothing
-    frozen = [p for m in modules for p in m._parameters.values() if p is not None and p.requires_grad]
-    handles: list[RemovableHandle] = []
-    try:
-        for p in frozen:
-            p.requires_grad_(False)
-        for module in training:
-            module.training = False
-        with torch.inference_mode(False), torch.set_grad_enabled(grad):
-            yield handles
-    finally:
-        for handle in handles:
-            handle.remove()
-        for p in frozen:
-            p.requires_grad_(True)
-        for module in training:
-            module.training = True
+    with model_lock(model):
+        modules = list(model.modules())  # one walk for both lists: this runs once per map
+        training = [m for m in modules if m.training]  # only these change: an eval model costs nothing
+        frozen = [p for m in modules for p in m._parameters.values() if p is not None and p.requires_grad]
+        handles: list[RemovableHandle] = []
+        try:
+            for p in frozen:
+                p.requires_grad_(False)
+            for module in training:
+                module.training = False
+            with torch.inference_mode(False), torch.set_grad_enabled(grad):
+                yield handles
+        finally:
+            for handle in handles:
+                handle.remove()
+            for p in frozen:
+                p.requires_grad_(True)
+            for module in training:
+                module.training = True
 
 
 def _flatten(output: object) -> tuple[list[Tensor], Callable[[list[Tensor]], object]]:
