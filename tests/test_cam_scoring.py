@@ -18,3 +18,21 @@ def test_top_predictions_are_the_softmax_top_k_with_names():
 def test_outputs_that_are_not_logits_have_no_top_list():
     assert top_predictions([{"boxes": torch.zeros(0, 4)}], None) == []
     assert top_predictions(torch.zeros(3), None) == []
+
+
+def test_class_targets_accept_what_argmax_returns_and_refuse_bools_and_floats():
+    import numpy as np
+    import pytest
+
+    from layerscope.cam import compute_cam
+    from layerscope.errors import LayerscopeError
+    from cam_models import TinyNet
+
+    model = TinyNet()
+    x = torch.rand(1, 3, 16, 16)
+    for target in (np.int64(2), torch.tensor(2), [2], torch.tensor([2])):
+        assert compute_cam(model, x, "conv", target=target).target == 2
+    with pytest.raises(LayerscopeError, match="target True is a bool"):
+        compute_cam(model, x, "conv", target=True)
+    with pytest.raises(LayerscopeError, match="not float 1.5"):
+        compute_cam(model, x, "conv", target=1.5)

@@ -88,3 +88,35 @@ def test_unknown_class_name_and_non_tensor_output(capsys):
     assert code == 2 and "unknown class name 'egyptian kat'; closest: Egyptian cat" in err
     code, _, err = _run(capsys, "cam", "cam_models:DictNet", "--layer", "conv")
     assert code == 2 and "returns a dict, not a tensor of class scores" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--alpha", "7"], "argument --alpha: expected a number between 0 and 1, got 7.0"),
+        (["--width", "0"], "argument --width: expected a number of at least 1, got 0"),
+        (["--batch-size", "-2"], "argument --batch-size: expected a number of at least 1, got -2"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cam", "cam_models:TinyNet", *argv])
+    _, err = capsys.readouterr()
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_npy_gets_its_suffix_and_the_printed_name_is_the_real_one(capsys, tmp_path):
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", "--npy", str(tmp_path / "heat"))
+    assert code == 0, err
+    assert (tmp_path / "heat.npy").exists() and f"wrote   {tmp_path / 'heat.npy'}" in out
+
+
+def test_class_on_a_detector_targets_the_best_box_of_that_class(capsys):
+    argv = ["cam", "fasterrcnn_mobilenet_v3_large_320_fpn", "--image", "app/layerscope/samples/coffee.png"]
+    code, out, err = _run(capsys, *argv, "--class", "cup", "--ascii", "--width", "20")
+    assert code == 0, err
+    assert "target  detected box #0 (label 47)" in out  # COCO's "cup"
+    code, _, err = _run(capsys, *argv, "--class", "cupp")
+    assert code == 2 and "unknown class name 'cupp'; closest: cup" in err
+    code, _, err = _run(capsys, *argv, "--class", "500")
+    assert code == 2 and "class index 500 is out of range: the model has 91 classes" in err

@@ -91,6 +91,8 @@ def test_api_counts(capsys):
         (["tree", "regnet_y_400mf", "--device", "meta"], "cannot be built on the meta device"),
         (["tree", "resnet18", "--input", "3by224"], "--input expects sizes like 3x224x224"),
         (["api", "resnet18", "--arg", "oops"], "--arg expects key=value"),
+        (["stats", "resnet18", "--arg", "num_classes=-3"], "resnet18 failed to build with num_classes=-3"),
+        (["stats", "timm:no_such_net_at_all"], "unknown model 'no_such_net_at_all' (see timm.list_models())"),
     ],
 )
 def test_user_errors_end_with_one_line_and_status_2(capsys, argv, message):
@@ -124,3 +126,19 @@ def test_console_script_runs_as_a_user_would():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["total_params"] == 5_483_032
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["api", "resnet18", "--first", "-1"], "layerscope api: error: argument --first: expected a number of at least 1"),
+        (["stats"], "layerscope stats: error: the following arguments are required: MODEL"),
+        (["tree", "resnet18", "--depth", "two"], "argument --depth: invalid int value: 'two'"),
+    ],
+)
+def test_usage_mistakes_are_one_line_with_status_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    _, err = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert message in err and err.count("\n") == 1 and "usage:" not in err

@@ -171,3 +171,36 @@ def test_a_70b_llama_shape_is_browsable_on_meta():
     assert tree.resolve("model.layers[-1].mlp.down_proj").total_params == 28672 * 8192
     (layers,) = tree.repeat_runs(tree.resolve("layers"))
     assert (layers.class_name, layers.length) == ("LlamaDecoderLayer", 80)
+
+
+class _Wrapper(nn.Module):
+    """Hugging Face style: the network sits in a child called ``model``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        self.head = nn.Linear(4, 2)
+
+
+def test_tree_and_cam_resolve_every_spelling_alike():
+    from layerscope.cam import resolve_layer
+
+    wrapper = _Wrapper()
+    tree = build_tree(wrapper)
+    for expression, expected in [
+        ("model", "model"), ("model.model", "model"), ("model.model[-1]", "model.1"),
+        ("head", "head"), ("", ""),
+    ]:
+        assert tree.resolve(expression).name == expected, expression
+        assert resolve_layer(wrapper, expression)[0] == expected, expression
+    for wrong in ("model[0]", "head.0"):  # the wrapper and a Linear are not indexable
+        with pytest.raises(LayerscopeError):
+            tree.resolve(wrong)
+        with pytest.raises(LayerscopeError):
+            resolve_layer(wrapper, wrong)
+
+
+def test_positions_only_index_sequences(resnet18_tree):
+    with pytest.raises(LayerscopeError, match="no layer '0'"):
+        resnet18_tree.resolve("0")  # a ResNet is not indexable: model[0] is not valid Python
+    assert resnet18_tree.resolve("layer4[0]").name == "layer4.0"

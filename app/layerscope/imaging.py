@@ -251,6 +251,8 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
 def save_npy(heatmap: Tensor, path: str | Path) -> Path:
     """The map as float32 ``.npy`` (numpy comes with torchvision)."""
     path = Path(path).expanduser()
+    if path.suffix != ".npy":  # numpy would add it silently; say the name actually written
+        path = path.with_name(path.name + ".npy")
     try:
         np.save(path, heatmap.detach().float().cpu().numpy(), allow_pickle=False)
     except (OSError, ValueError) as exc:

@@ -203,13 +203,23 @@ def _call_builder(builder, chosen, name: str, kwargs: dict[str, Any]) -> nn.Modu
         return builder(weights=chosen, **kwargs)
     except TypeError as exc:
         raise LayerscopeError(f"{name} does not accept those arguments: {first_line(exc)}") from exc
+    except (ValueError, AssertionError) as exc:
+        raise _bad_arguments(name, kwargs, exc) from exc
     except (OSError, RuntimeError) as exc:
         if chosen is None or not _is_download_error(exc):
-            raise
+            raise _bad_arguments(name, kwargs, exc) from exc
         raise LayerscopeError(
             f"could not download {_weights_name(chosen)} ({first_line(exc)}); "
             "use --weights none for random weights, or --weights PATH for a local file"
         ) from exc
+
+
+def _bad_arguments(name: str, kwargs: dict[str, Any], exc: BaseException) -> BaseException:
+    """A builder that fails on the user's ``--arg`` values is a user error; without any, a bug."""
+    if not kwargs:
+        return exc
+    given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return LayerscopeError(f"{name} failed to build with {given}: {first_line(exc)}")
 
 
 def _is_download_error(exc: BaseException) -> bool:
@@ -246,9 +256,9 @@ def _preprocess_from_weights(weights) -> Preprocess:
     )
 
 
-def _unknown_model_message(name: str, known: list[str]) -> str:
+def _unknown_model_message(name: str, known: list[str], listing: str = "torchvision.models.list_models()") -> str:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else " (see torchvision.models.list_models())"
+    hint = f"; did you mean {', '.join(close)}?" if close else f" (see {listing})"
     return f"unknown model {name!r}{hint}"
 
 
@@ -263,7 +273,7 @@ def _load_timm(
     except ImportError as exc:
         raise LayerscopeError("timm: specs need timm installed (pip install 'layerscope[timm]')") from exc
     if not timm.is_model(name):
-        raise LayerscopeError(_unknown_model_message(name, timm.list_models()))
+        raise LayerscopeError(_unknown_model_message(name, timm.list_models(), "timm.list_models()"))
     pretrained = weights.lower() not in {"none"} and not _is_path_weights(weights)
     if pretrained and dev.type == "meta":
         raise LayerscopeError("--device meta builds the structure only; use --weights none with it")
@@ -319,6 +329,8 @@ def _load_factory(spec: str, dev: torch.device, kwargs: dict[str, Any]) -> Loade
         model = _within_device(dev, lambda: factory(**kwargs), spec)
     except TypeError as exc:
         raise LayerscopeError(f"{spec} does not accept those arguments: {first_line(exc)}") from exc
+    except (ValueError, RuntimeError, AssertionError) as exc:
+        raise _bad_arguments(spec, kwargs, exc) from exc
     if not isinstance(model, nn.Module):
         raise LayerscopeError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
     return LoadedModel(model=model, spec=spec, source="factory", weights="none", pretrained=False, device=dev)

@@ -46,12 +46,12 @@ def child_access(
 def parse(expression: str) -> list[str | int]:
     """Split ``model.layer4[-1].conv2`` or ``layer4.2.conv2`` into keys (str) and indices (int)."""
     text = expression.strip()
-    for prefix in ("model.", "model[", "self."):
-        if text.startswith(prefix):
-            text = text[len(prefix) - (1 if prefix.endswith("[") else 0):]
-            break
     if text in ("", "model", "self"):
         return []
+    for prefix in ("model.", "model[", "self."):
+        if text.startswith(prefix):  # what remains may itself be a child called "model"
+            text = text[len(prefix) - (1 if prefix.endswith("[") else 0):]
+            break
     steps: list[str | int] = []
     pos = 0
     while pos < len(text):
@@ -89,7 +89,7 @@ def _step(tree: "ModuleTree", node: "Node", step: str | int) -> "Node | None":
         if found is not None or not step.lstrip("-").isdigit():
             return found
         step = int(step)
-    if -len(node.children) <= step < len(node.children):
+    if node.is_sequence and -len(node.children) <= step < len(node.children):  # [i] is only valid Python there
         return tree.nodes[node.children[step]]
     return None
 

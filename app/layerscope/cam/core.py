@@ -29,7 +29,7 @@ from layerscope import naming
 from layerscope.cam import detection
 from layerscope.cam.methods import CamInputs, Method, get_method
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
-from layerscope.cam.scoring import ResolvedTarget, TargetSpec, resolve_target
+from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, resolve_target
 from layerscope.errors import LayerscopeError
 from layerscope.locking import model_lock
 from layerscope.probe import call_model
@@ -95,14 +95,22 @@ def resolve_layer(model: nn.Module, layer: LayerRef, tree: ModuleTree | None = N
 
 
 def _walk(model: nn.Module, expression: str) -> tuple[str, nn.Module] | None:
-    """Follow ``layer4[-1]`` / ``layer4.2`` without building the whole tree (the common case)."""
+    """Follow ``layer4[-1]`` / ``layer4.2`` without building the whole tree (the common case),
+    by the same rules as ``ModuleTree.resolve``: an exact dotted name first, then the parsed
+    expression, positions only inside a Sequential or ModuleList."""
+    dotted = expression.strip().removeprefix("model.")
+    try:
+        return dotted, model.get_submodule(dotted)
+    except AttributeError:
+        pass
     module, names = model, []
     for step in naming.parse(expression):
         children = list(module.named_children())
         keys = [key for key, _ in children]
+        sequence = isinstance(module, (nn.Sequential, nn.ModuleList))
         if isinstance(step, str) and step in keys:
             index = keys.index(step)
-        elif isinstance(step, int) or step.lstrip("-").isdigit():
+        elif sequence and (isinstance(step, int) or step.lstrip("-").isdigit()):
             index = int(step)
             if not -len(children) <= index < len(children):
                 return None
@@ -225,8 +233,10 @@ class CamSession:
         self.layers: tuple[str, ...] = tuple(self.modules)
         self.gradients = gradients
         self.detection = detection.is_detection_model(model)
-        if self.detection and target is None and (gradients or need_target):
-            target = detection.BoxTarget()
+        if self.detection and (gradients or need_target) and not callable(target):
+            # a class for a detector means: the best box of that class
+            label = None if target is None else class_index(target, categories)
+            target = detection.BoxTarget(label=label)
         acts, grads, output, self.target, self.frame = self._run(target, categories, gradients or need_target)
         self.scores = _detached(output)
         self.layouts = {name: self._layout(name, acts[name], reshape) for name in self.layers}

@@ -7,6 +7,7 @@ class index out of range or an unknown name fails with one line naming the probl
 from __future__ import annotations
 
 import difflib
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -50,6 +51,7 @@ def resolve_target(target: TargetSpec, output: object, categories: Sequence[str]
         dims = "×".join(map(str, output.shape))
         raise LayerscopeError(f"the model output is {dims}, not N×classes; pass a target callable")
     n, classes = output.shape
+    target = _plain(target)
     if target is None:
         indices = output.argmax(dim=1)
     elif isinstance(target, str):
@@ -57,7 +59,7 @@ def resolve_target(target: TargetSpec, output: object, categories: Sequence[str]
     elif isinstance(target, int):
         indices = torch.full((n,), _check_index(target, classes), device=output.device)
     else:
-        values = [_check_index(int(k), classes) for k in target]
+        values = [_check_index(k, classes) for k in target]
         if len(values) != n:
             raise LayerscopeError(f"{len(values)} target classes for a batch of {n} images")
         indices = torch.tensor(values, device=output.device)
@@ -69,6 +71,41 @@ def resolve_target(target: TargetSpec, output: object, categories: Sequence[str]
         name=names[0] if n == 1 else (", ".join(str(x) for x in names) if any(names) else None),
         classes=indices,
     )
+
+
+def _plain(target: object) -> object:
+    """Class targets as plain ``int`` / ``str`` / ``list[int]``: ``argmax`` hands out 0-d tensors
+    and numpy integers, which must work like ints; bools and floats are mistakes."""
+    if target is None or isinstance(target, str):
+        return target
+    if isinstance(target, Tensor):
+        target = target.tolist()
+    if isinstance(target, (list, tuple)):
+        return [_as_index(k) for k in target]
+    return _as_index(target)
+
+
+def _as_index(value: object) -> int:
+    if isinstance(value, bool):
+        raise LayerscopeError(f"target {value!r} is a bool; give a class index, a class name or a callable")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise LayerscopeError(
+            f"target must be a class index, a class name, a list of indices or a callable, "
+            f"not {type(value).__name__} {value!r}"
+        ) from None
+
+
+def class_index(target: int | str, categories: Sequence[str] | None, classes: int | None = None) -> int:
+    """One class given as an index or a name, checked against ``classes`` (or the names)."""
+    target = _plain(target)
+    if isinstance(target, list):
+        raise LayerscopeError("one class is needed here, not a list")
+    limit = classes if classes is not None else (len(categories) if categories else None)
+    if isinstance(target, str):
+        return _class_from_name(target, categories, limit if limit is not None else 1 << 31)
+    return _check_index(target, limit) if limit is not None else target
 
 
 def _check_index(k: int, classes: int) -> int:

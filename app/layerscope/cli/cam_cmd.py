@@ -22,7 +22,9 @@ from layerscope.cam import (
     top_predictions,
 )
 from layerscope.cam.targets import eligible_layers
-from layerscope.cli.common import add_debug_option, add_model_options, load_from_args, stdout_console
+from layerscope.cli.common import (
+    add_debug_option, add_model_options, fraction, load_from_args, positive_int, stdout_console,
+)
 from layerscope.errors import LayerscopeError
 from layerscope.loading import LoadedModel
 from layerscope.render import heatmap_preview
@@ -59,13 +61,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="PNG", help="write the overlay PNG here")
     parser.add_argument("--preview", action="store_true", help="draw the map in the terminal (colour)")
     parser.add_argument("--ascii", action="store_true", help="draw the map with an ASCII ramp (no colour)")
-    parser.add_argument("--width", type=int, default=None, help="preview width in cells (default: fit terminal)")
-    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the heatmap in the overlay (0-1)")
+    parser.add_argument("--width", type=positive_int, default=None,
+                        help="preview width in cells (default: fit terminal)")
+    parser.add_argument("--alpha", type=fraction, default=0.5, help="weight of the heatmap in the overlay (0-1)")
     parser.add_argument("--colormap", default="jet", choices=sorted(imaging.COLORMAPS), help="heatmap colours")
     parser.add_argument("--grid", default=None, metavar="HxW", help="token grid of a transformer layer")
     parser.add_argument("--prefix-tokens", type=int, default=None, metavar="N",
                         help="class/register tokens before the grid tokens")
-    parser.add_argument("--batch-size", type=int, default=32, help="perturbed copies per forward (scorecam, "
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="perturbed copies per forward (scorecam, "
                                                                    "ablationcam)")
     add_debug_option(parser)
 

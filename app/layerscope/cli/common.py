@@ -16,6 +16,13 @@ DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_WEIGHTS = "IMAGENET1K_V1"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes end like every other user error: one line on stderr, exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
     """MODEL plus --weights/--device/--arch/--arg/--trust, spelled the same in every command."""
     if model_required:
@@ -55,3 +62,26 @@ def stdout_console() -> Console:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts and widths: a mistake is a usage error (status 2), not a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type for a weight between 0 and 1 (``--alpha``), checked before any work starts."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
+    return value
+

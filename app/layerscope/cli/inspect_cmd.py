@@ -15,7 +15,7 @@ from rich.text import Text
 from rich.tree import Tree as RichTree
 
 from layerscope.cli.common import (
-    add_debug_option, add_model_options, load_from_args, print_json, stdout_console,
+    add_debug_option, add_model_options, load_from_args, positive_int, print_json, stdout_console,
 )
 from layerscope.iteration import iteration_view
 from layerscope.loading import LoadedModel
@@ -36,7 +36,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     api = _command(sub, "api", "what modules(), children(), parameters(), state_dict() … yield at a layer", run_api)
     api.add_argument("--layer", default="", help="dotted name or access expression")
-    api.add_argument("--first", type=int, default=5, help="entries shown per method")
+    api.add_argument("--first", type=positive_int, default=5, help="entries shown per method")
 
 
 def _command(sub: argparse._SubParsersAction, name: str, summary: str, func) -> argparse.ArgumentParser:

@@ -18,7 +18,9 @@ COMMANDS = ("tree", "stats", "api", "cam", "sweep")
 def build_parser() -> argparse.ArgumentParser:
     from layerscope.cli import cam_cmd, inspect_cmd
 
-    parser = argparse.ArgumentParser(
+    from layerscope.cli.common import OneLineParser
+
+    parser = OneLineParser(
         prog="layerscope",
         description="Look inside PyTorch models.",
         epilog="Without a COMMAND, `layerscope [MODEL] [--image IMG] [--weights W] [--device D]` opens the "
