@@ -112,3 +112,17 @@ def test_token_layer_map_equals_the_same_map_on_the_patch_grid():
     custom = compute_cam(model, x, "norm", "hirescam", 1,
                          reshape=lambda t: t[:, 1:].transpose(1, 2).reshape(1, 8, 4, 8))
     assert torch.allclose(result.raw, custom.raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("efficientnet_b0", "features.8"),  # features[-1], not the container nor its SiLU
+        ("convnext_tiny", "features.7.2"),  # features[-1][-1]: the last CNBlock
+        ("shufflenet_v2_x1_0", "conv5"),  # conv5's last child is a leaf ReLU: stay on the block
+        ("squeezenet1_0", "features.12"),  # table: not the classifier's per-class conv
+    ],
+)
+def test_suggestions_off_the_table_step_into_plain_containers(name, expected):
+    loaded = load_model(name)
+    assert suggest_target_layer(loaded.model, input_shape=loaded.input_shape) == expected

@@ -27,6 +27,7 @@ _TABLE: tuple[tuple[str, str | None, str], ...] = (
     ("MobileNetV2", None, "features[-1]"),
     ("MobileNetV3", None, "features[-1]"),
     ("MNASNet", None, "layers[-1]"),
+    ("SqueezeNet", None, "features[-1]"),  # its classifier conv already holds one map per class
     ("VisionTransformer", "blocks", "blocks[-1].norm1"),  # timm
     ("VisionTransformer", "encoder", "encoder.layers[-1].ln_1"),  # torchvision
     ("SwinTransformer", "layers", "layers[-1].blocks[-1].norm1"),  # timm
@@ -49,20 +50,47 @@ class Eligibility:
 def suggest_target_layer(
     model: nn.Module, tree: ModuleTree | None = None, input_shape: tuple[int, ...] = (3, 224, 224)
 ) -> str:
-    """The qualified name of the layer to explain by default."""
+    """The qualified name of the layer to explain by default (may run one probe pass)."""
     tree = tree or build_tree(model)
+    known = table_target(model, tree)
+    if known is not None:
+        return known
+    return suggest_from_shapes(model, tree, probe_shapes(model, input_shape), input_shape[-2:])
+
+
+def table_target(model: nn.Module, tree: ModuleTree) -> str | None:
+    """The well-known layer for this architecture, if it is one of the table's; no forward pass."""
     cls = type(model).__name__
     for name, marker, expression in _TABLE:
         if cls == name and (marker is None or hasattr(model, marker)):
             try:
                 return tree.resolve(expression).name
             except LayerscopeError:
-                break  # a customised copy of a known class: fall back to the probe
-    eligible = eligible_layers(model, input_shape)
+                return None  # a customised copy of a known class: the shapes decide
+    return None
+
+
+def suggest_from_shapes(
+    model: nn.Module, tree: ModuleTree, shapes: dict[str, ShapeInfo], input_hw: tuple[int, int] = (224, 224)
+) -> str:
+    """The last module whose output is still spatial or a token grid, from probed ``shapes``.
+
+    Hooks fire child first, so the last such output often belongs to a plain container
+    (``features``); step into its last child while that gives the same output, which
+    yields ``features[-1]`` as people write it, not the container or an activation inside.
+    """
+    hints = model_hints(model)
+    eligible = [n for n, info in shapes.items() if n and layer_eligibility(info, tuple(input_hw), hints).eligible]
     if not eligible:
-        raise LayerscopeError(f"no layer of {cls} has a spatial or token-grid output for input "
-                              f"{'x'.join(map(str, input_shape))}")
-    return eligible[-1][0]
+        raise LayerscopeError(f"no layer of {type(model).__name__} has a spatial or token-grid output for input "
+                              f"{'x'.join(map(str, input_hw))}")
+    node = tree.get(eligible[-1])
+    while node is not None and node.class_name in ("Sequential", "ModuleList") and node.children:
+        last = tree.nodes[node.children[-1]]
+        if not last.children or shapes.get(last.name) != shapes.get(node.name):
+            break  # a leaf (the ReLU closing a conv block) is no better than its block
+        node = last
+    return node.name if node is not None else eligible[-1]
 
 
 def layer_eligibility(
