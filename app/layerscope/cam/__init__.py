@@ -6,15 +6,9 @@ activations and gradients so an app can redraw any hooked layer, with any method
 without running the model again.
 """
 
-from layerscope.cam.core import (
-    CamCancelled,
-    CamResult,
-    CamSession,
-    compute_cam,
-    compute_sweep,
-    normalise,
-    resolve_layer,
-)
+from layerscope.cam.core import CamResult, CamSession, compute_cam, compute_sweep, normalise
+from layerscope.cam.layers import resolve_layer
+from layerscope.cam.perturb import CamCancelled
 from layerscope.cam.detection import BoxTarget, is_detection_model
 from layerscope.cam.methods import METHODS, get_method
 from layerscope.cam.reshape import TokenGrid

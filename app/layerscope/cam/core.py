@@ -1,47 +1,33 @@
-"""Hooks, one forward pass, one ``torch.autograd.grad`` call, and the maps that follow.
+"""One forward pass, one ``torch.autograd.grad`` call, and the maps that follow.
 
-Why it is fast: parameters stop requiring gradients for the duration, the forward
-starts under ``no_grad``, and the first capture hook detaches its activation into a
-fresh leaf and only then turns gradients on. The layers before it run exactly like
-a plain inference pass (not even autograd's dispatch overhead), and the backward
-pass only crosses from the output to the hooked activations: no parameter gradient
-is ever computed, and nothing lands in ``.grad``.
-
-Why it is clean: every hook is removed, every ``requires_grad`` and ``training`` flag
-restored in ``finally``, even when the forward or the backward raises. The hooks hand
-a clone of each captured output downstream, so an in-place ReLU after the layer
-cannot overwrite the activation (or its gradient) that the map is made from.
+``CamSession`` runs the pass with capture hooks on every requested layer
+(``cam.hooks``) and caches their activations and gradients as grids, so any hooked
+layer can be redrawn with any method without touching the model again; the
+perturbation methods get their many forwards from ``cam.perturb``. Why this is fast
+and clean is explained in ``cam.hooks``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
-from layerscope import naming
 from layerscope.cam import detection
+from layerscope.cam.hooks import capture_hook, checked_input, detached, model_guard
+from layerscope.cam.layers import LayerRef, resolve_layer
 from layerscope.cam.methods import CamInputs, Method, get_method
+from layerscope.cam.perturb import Cancel, ModelPerturber, Progress
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
 from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, resolve_target
 from layerscope.errors import LayerscopeError
-from layerscope.locking import model_lock
 from layerscope.probe import call_model
-from layerscope.tree import ModuleTree, build_tree
+from layerscope.tree import ModuleTree
 
-LayerRef = str | nn.Module
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool] | Any  # a callable, or anything with ``is_set()`` (threading.Event)
-
-
-class CamCancelled(RuntimeError):
-    """Raised when ``cancel`` asks a Score-CAM or Ablation-CAM run to stop; hooks are already gone."""
 
 
 @dataclass(frozen=True)
@@ -80,129 +66,6 @@ class CamResult:
         ]
 
 
-def resolve_layer(model: nn.Module, layer: LayerRef, tree: ModuleTree | None = None) -> tuple[str, nn.Module]:
-    """A qualified name and module for a dotted name, an access expression or the module itself."""
-    if isinstance(layer, nn.Module):
-        for name, module in model.named_modules():
-            if module is layer:
-                return name, module
-        raise LayerscopeError(f"the {type(layer).__name__} passed as layer is not part of this model")
-    found = _walk(model, layer)
-    if found is not None:
-        return found
-    node = (tree or build_tree(model)).resolve(layer)  # raises with the closest names
-    return node.name, model.get_submodule(node.name)
-
-
-def _walk(model: nn.Module, expression: str) -> tuple[str, nn.Module] | None:
-    """Follow ``layer4[-1]`` / ``layer4.2`` without building the whole tree (the common case),
-    by the same rules as ``ModuleTree.resolve``: an exact dotted name first, then the parsed
-    expression, positions only inside a Sequential or ModuleList."""
-    dotted = expression.strip().removeprefix("model.")
-    try:
-        return dotted, model.get_submodule(dotted)
-    except AttributeError:
-        pass
-    module, names = model, []
-    for step in naming.parse(expression):
-        children = list(module.named_children())
-        keys = [key for key, _ in children]
-        sequence = isinstance(module, (nn.Sequential, nn.ModuleList))
-        if isinstance(step, str) and step in keys:
-            index = keys.index(step)
-        elif sequence and (isinstance(step, int) or step.lstrip("-").isdigit()):
-            index = int(step)
-            if not -len(children) <= index < len(children):
-                return None
-        else:
-            return None
-        key, module = children[index]
-        names.append(key)
-    return ".".join(names), module
-
-
-@contextmanager
-def model_guard(model: nn.Module, *, grad: bool) -> Iterator[list[RemovableHandle]]:
-    """Eval mode, frozen parameters, grad mode as asked; everything undone on the way out.
-
-    Holds the model's lock (``layerscope.locking``) throughout, so another thread's pass
-    cannot see these hooks or flags. Yields the list that callers append their hook
-    handles to.
-    """
-    with model_lock(model):
-        modules = list(model.modules())  # one walk for both lists: this runs once per map
-        training = [m for m in modules if m.training]  # only these change: an eval model costs nothing
-        frozen = [p for m in modules for p in m._parameters.values() if p is not None and p.requires_grad]
-        handles: list[RemovableHandle] = []
-        try:
-            for p in frozen:
-                p.requires_grad_(False)
-            for module in training:
-                module.training = False
-            with torch.inference_mode(False), torch.set_grad_enabled(grad):
-                yield handles
-        finally:
-            for handle in handles:
-                handle.remove()
-            for p in frozen:
-                p.requires_grad_(True)
-            for module in training:
-                module.training = True
-
-
-def _flatten(output: object) -> tuple[list[Tensor], Callable[[list[Tensor]], object]]:
-    """The float tensors inside a layer's output, and how to rebuild it from replacements."""
-    if isinstance(output, Tensor):
-        return ([output], lambda new: new[0]) if output.is_floating_point() else ([], lambda new: output)
-    if isinstance(output, Mapping):
-        keys = [k for k, v in output.items() if isinstance(v, Tensor) and v.is_floating_point()]
-
-        def rebuild_mapping(new: list[Tensor]) -> object:
-            out = type(output)(output)  # type: ignore[call-arg]
-            out.update(zip(keys, new))
-            return out
-
-        return [output[k] for k in keys], rebuild_mapping
-    if isinstance(output, (tuple, list)) and not hasattr(output, "_fields"):
-        slots = [i for i, v in enumerate(output) if isinstance(v, Tensor) and v.is_floating_point()]
-
-        def rebuild_sequence(new: list[Tensor]) -> object:
-            items = list(output)
-            for i, t in zip(slots, new):
-                items[i] = t
-            return type(output)(items)
-
-        return [output[i] for i in slots], rebuild_sequence
-    return [], lambda new: output
-
-
-def _capture_hook(name: str, store: dict[str, list[Tensor]], grad: bool):
-    """Record the first call's output; hand a clone downstream so in-place ops cannot touch it."""
-
-    def hook(_module: nn.Module, _inputs: object, output: object) -> object:
-        if name in store:
-            return None
-        tensors, rebuild = _flatten(output)
-        if grad:
-            torch.set_grad_enabled(True)  # from here on: the layers before this one ran without autograd
-        kept = [t if t.requires_grad or not grad else t.detach().requires_grad_(True) for t in tensors]
-        store[name] = kept
-        return rebuild([t.clone() for t in kept]) if kept else None
-
-    return hook
-
-
-def _checked_input(model: nn.Module, input_tensor: Tensor) -> Tensor:
-    if not isinstance(input_tensor, Tensor) or input_tensor.dim() != 4:
-        shape = "×".join(map(str, getattr(input_tensor, "shape", ()))) or type(input_tensor).__name__
-        raise LayerscopeError(f"input must be an N×C×H×W tensor, got {shape}")
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else input_tensor.device
-    with torch.inference_mode(False):
-        # inference-mode tensors cannot enter autograd; a clone made outside it can
-        return input_tensor.detach().to(device).clone()
-
-
 class CamSession:
     """One forward (and, for gradient methods, one backward) with hooks on many layers.
 
@@ -226,7 +89,7 @@ class CamSession:
         tree: ModuleTree | None = None,
     ) -> None:
         self.model = model
-        self.input = _checked_input(model, input_tensor)
+        self.input = checked_input(model, input_tensor)
         self.input_hw = (self.input.shape[-2], self.input.shape[-1])
         resolved = [resolve_layer(model, layer, tree) for layer in layers]
         self.modules = dict(resolved)
@@ -238,7 +101,7 @@ class CamSession:
             label = None if target is None else class_index(target, categories)
             target = detection.BoxTarget(label=label)
         acts, grads, output, self.target, self.frame = self._run(target, categories, gradients or need_target)
-        self.scores = _detached(output)
+        self.scores = detached(output)
         self.layouts = {name: self._layout(name, acts[name], reshape) for name in self.layers}
         self.activations = {n: self._grid(n, acts[n]) for n in self.layers}
         self.grads = {n: self._grid(n, grads[n]) for n in self.layers} if gradients else {}
@@ -247,7 +110,7 @@ class CamSession:
         store: dict[str, list[Tensor]] = {}
         with model_guard(self.model, grad=False) as handles:  # the first capture hook turns gradients on
             for name, module in self.modules.items():
-                handles.append(module.register_forward_hook(_capture_hook(name, store, self.gradients)))
+                handles.append(module.register_forward_hook(capture_hook(name, store, self.gradients)))
             frame = detection.FrameRecorder.attach(self.model, handles) if self.detection else None
             output = call_model(self.model, self.input)
             missing = [name for name in self.layers if name not in store]
@@ -311,7 +174,7 @@ class CamSession:
             raise LayerscopeError(f"{spec.name} needs gradients; this session was run without them")
         perturber = None
         if spec.perturbs:
-            perturber = _ModelPerturber(self, name, batch_size, progress, cancel)
+            perturber = ModelPerturber(self, name, batch_size, progress, cancel)
         inputs = CamInputs(self.activations[name], self.grads.get(name), perturber)
         cam = spec.compute(inputs)
         return self._finish(name, spec, cam)
@@ -348,16 +211,6 @@ def _is_flat(heatmap: Tensor) -> bool:
     return not bool(heatmap.max() > 0)
 
 
-def _detached(output: object) -> object:
-    if isinstance(output, Tensor):
-        return output.detach()
-    if isinstance(output, Mapping):
-        return {k: _detached(v) for k, v in output.items()}
-    if isinstance(output, (list, tuple)):
-        return type(output)(_detached(v) for v in output) if not hasattr(output, "_fields") else output
-    return output
-
-
 def _maybe_target(target: TargetSpec, output: object, categories, *, required: bool) -> ResolvedTarget | None:
     try:
         return resolve_target(target, output, categories)
@@ -365,97 +218,6 @@ def _maybe_target(target: TargetSpec, output: object, categories, *, required: b
         if required or target is not None:
             raise
         return None
-
-
-def _cancelled(cancel: Cancel | None) -> bool:
-    if cancel is None:
-        return False
-    is_set = getattr(cancel, "is_set", None)
-    return bool(is_set() if callable(is_set) else cancel())
-
-
-class _ModelPerturber:
-    """Score-CAM's masked inputs and Ablation-CAM's zeroed channels, in batches.
-
-    Progress is reported and ``cancel`` checked between batches.
-    """
-
-    def __init__(
-        self, session: CamSession, layer: str, batch_size: int, progress: Progress | None, cancel: Cancel | None
-    ) -> None:
-        if session.target is None:
-            raise LayerscopeError("Score-CAM and Ablation-CAM need a target score; pass a target")
-        self.session, self.layer = session, layer
-        self.batch_size = max(1, int(batch_size))
-        self.progress, self.cancel = progress, cancel
-        self._upstream_once = True
-
-    def base_scores(self) -> Tensor:
-        assert self.session.base_scores_value is not None
-        return self.session.base_scores_value.float()
-
-    def _batches(self, channels: int) -> Iterator[tuple[int, list[int]]]:
-        n = self.session.input.shape[0]
-        total, done = n * channels, 0
-        for image in range(n):
-            for start in range(0, channels, self.batch_size):
-                if _cancelled(self.cancel):
-                    raise CamCancelled(f"cancelled after {done} of {total} perturbed passes")
-                ks = list(range(start, min(start + self.batch_size, channels)))
-                yield image, ks
-                done += len(ks)
-                if self.progress is not None:
-                    self.progress(done, total)
-
-    def masked_scores(self, activations: Tensor) -> Tensor:
-        session = self.session
-        n, channels = activations.shape[:2]
-        scores = torch.zeros(n, channels, device=activations.device)
-        with model_guard(session.model, grad=False):
-            for image, ks in self._batches(channels):
-                masks = F.interpolate(activations[image:image + 1, ks], size=session.input_hw, mode="bilinear",
-                                      align_corners=False)[0]
-                low = masks.amin(dim=(1, 2), keepdim=True)
-                high = masks.amax(dim=(1, 2), keepdim=True)
-                masks = (masks - low) / (high - low + 1e-7)
-                batch = session.input[image:image + 1] * masks[:, None]
-                out = call_model(session.model, batch)
-                scores[image, ks] = session.target.for_image(image)(out).float()
-        return scores
-
-    def ablated_scores(self, channels: int) -> Tensor:
-        session = self.session
-        layout = session.layouts[self.layer]
-        if layout.kind in ("levels", "custom"):
-            raise LayerscopeError("ablationcam needs a layer with one output tensor; use eigencam or gradcam here")
-        n = session.input.shape[0]
-        scores = torch.zeros(n, channels, device=session.input.device)
-        with model_guard(session.model, grad=False) as handles:
-            current: list[int] = []
-            handles.append(session.modules[self.layer].register_forward_hook(
-                lambda _m, _i, out: layout.ablate(out[:1], current)))
-            for image, ks in self._batches(channels):
-                current[:] = ks
-                out = self._ablated_forward(image, len(ks))
-                scores[image, ks] = session.target.for_image(image)(out).float()
-        return scores
-
-    def _ablated_forward(self, image: int, count: int) -> object:
-        """Run the layers before the target once, the ones after it on ``count`` ablated copies.
-
-        A model that reuses its input's batch size after the layer cannot do that; it
-        falls back, for good, to a full batch of copies.
-        """
-        x = self.session.input[image:image + 1]
-        if self._upstream_once:
-            try:
-                out = call_model(self.session.model, x)
-                if not isinstance(out, Tensor) or out.shape[0] == count:
-                    return out
-            except RuntimeError:
-                pass
-            self._upstream_once = False
-        return call_model(self.session.model, x.expand(count, *x.shape[1:]))
 
 
 def compute_cam(
