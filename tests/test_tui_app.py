@@ -94,13 +94,49 @@ async def test_arrows_and_enter_expand_lazily(app):
         assert "147,968" in screen_text(app)
         await pilot.press("enter")
         await pilot.pause()
-        assert "0 BasicBlock" in screen_text(app)
-        await pilot.press("right")  # into the first child
+        assert "0…1 BasicBlock ×2" in screen_text(app)  # folded as the CLI folds: runs of 2+
+        await pilot.press("right")  # onto the folded run: its first member
         assert app.session.node(app.current).name == "layer1.0"
         await pilot.press("left", "left")  # to the parent, then collapse it
         await pilot.pause()
         assert app.session.node(app.current).name == "layer1"
-        assert "0 BasicBlock" not in screen_text(app)
+        assert "BasicBlock ×2" not in screen_text(app)
+
+
+async def opened_line(pilot, name: str, marker: str) -> str:
+    """Search ``name``, open it, and return the first screen line holding ``marker``."""
+    await settle(pilot)
+    await search(pilot, name)
+    await pilot.press("enter")
+    await pilot.pause()
+    return next(line for line in screen_text(pilot.app).splitlines() if marker in line)
+
+
+async def test_layer4_folds_its_two_blocks_as_the_cli_does(app):
+    async with app.run_test(size=SIZE) as pilot:
+        assert "0…1 BasicBlock ×2  8.4M" in await opened_line(pilot, "layer4", "BasicBlock")
+        tree = app.session.tree
+        assert [r.length for r in tree.repeat_runs(tree.get("layer4"))] == [2]  # the engine's default
+
+
+async def test_a_folded_run_of_tied_blocks_counts_shared_weights_once():
+    from collections import OrderedDict
+
+    from torch import nn
+
+    from layerscope.loading import LoadedModel
+
+    layers = [nn.Linear(100, 100) for _ in range(3)]
+    for layer in layers[1:]:
+        layer.weight = layers[0].weight  # one 100×100 matrix shared by all three
+    model = nn.Sequential(OrderedDict(blocks=nn.Sequential(*layers), head=nn.Linear(100, 2)))
+    loaded = LoadedModel(model=model, spec="tied", source="factory", weights="none", pretrained=False,
+                         device=torch.device("cpu"))
+    app = LayerscopeApp(loaded, spec="tied")
+    async with app.run_test(size=SIZE) as pilot:
+        line = await opened_line(pilot, "blocks", "Linear ×3")
+        assert app.session.tree.get("blocks").total_params == 10_300
+        assert "0…2 Linear ×3  10.3K" in line  # not 30.3K: the tied matrix once, as the parent counts it
 
 
 async def test_y_copies_the_access_expression(app):

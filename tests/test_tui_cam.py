@@ -173,3 +173,262 @@ async def test_escape_cancels_a_running_score_cam(mobilenet, tmp_path):
         await settle(pilot)
         assert any("Grad-CAM cancelled" in n for n in notifications(app))
         assert not bar.display and app.is_running
+
+
+async def wait_until(condition, seconds: float = 20) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture
+def stalled_cam(monkeypatch) -> list:
+    """``camlink.compute`` replaced by one that waits for escape; each run adds its cancel event."""
+    from layerscope.cam import CamCancelled
+    from layerscope.tui import camlink
+
+    runs = []
+
+    def slow_compute(*args, cancel=None, **kwargs):
+        runs.append(cancel)
+        if not cancel.wait(20):
+            raise AssertionError("escape never reached this run")
+        raise CamCancelled("stopped")
+
+    monkeypatch.setattr(camlink, "compute", slow_compute)
+    return runs
+
+
+async def test_g_while_a_map_computes_is_refused_and_escape_still_cancels_it(app, stalled_cam):
+    from layerscope.tui.messages import ImageChecked
+
+    runs = stalled_cam
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await wait_until(lambda: runs)
+        await pilot.press("g", "g")  # a second and third g: refused, no second run
+        await pilot.press("o")  # a new photo would start a run too: refused, no path prompt
+        await pilot.pause()
+        assert len(runs) == 1 and len(app.screen_stack) == 1
+        assert sum("already computing — esc cancels" in n for n in notifications(app)) == 3
+        assert sum(w.group == "cam" and w.is_running for w in app.workers) == 1
+        before = app.session.image
+        app.query_one(CamPanel).post_message(ImageChecked(SAMPLES / "coffee.png", None))  # an `o` from before g
+        await pilot.pause()
+        assert app.session.image == before and len(runs) == 1
+        assert sum("already computing — esc cancels" in n for n in notifications(app)) == 4
+        await pilot.press("escape")  # reaches the one running map
+        await settle(pilot)
+        assert runs[0].is_set()
+        assert any("Grad-CAM cancelled" in n for n in notifications(app))
+        panel = app.query_one(CamPanel)
+        assert not panel.running
+        await pilot.press("g")  # once it has stopped, g starts a new one
+        await wait_until(lambda: len(runs) == 2)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not panel.running and app.is_running
+
+
+@pytest.fixture
+def held_photo(monkeypatch):
+    """The CAM worker stops while reading the photo, until the test sets ``release``; ``entered``
+    says it got there (it has taken its request by then)."""
+    import threading
+
+    from layerscope import imaging
+
+    entered, release = threading.Event(), threading.Event()
+    real_load = imaging.load_image
+
+    def slow_load(path):
+        entered.set()
+        release.wait(20)
+        return real_load(path)
+
+    monkeypatch.setattr(imaging, "load_image", slow_load)
+    yield entered, release
+    release.set()
+
+
+async def test_t_during_a_run_leaves_the_running_map_on_its_own_layer(app, held_photo):
+    entered, release = held_photo
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await wait_until(entered.is_set)
+        assert target_name(app) == "features.18"
+        await pilot.press("slash", *"classifier.1", "enter")
+        await pilot.pause(0.2)
+        await pilot.press("t")  # the worker has read its layer already; the candidates must agree
+        await pilot.pause()
+        assert target_name(app) == "classifier.1"
+        release.set()
+        await settle(pilot)
+        panel = app.query_one(CamPanel)
+        assert not any("Grad-CAM failed" in n for n in notifications(app))
+        assert panel.view.result.layer == "features.18"
+        assert "features.18" in panel.cache.engine.layers and "classifier.1" not in panel.cache.engine.layers
+
+
+class _Block(torch.nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv(x).relu()
+
+
+class _NotInTheTable(torch.nn.Module):
+    """A CNN the engine's table does not know: the suggestion comes from the probe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4, padding=1), torch.nn.ReLU())
+        self.features = torch.nn.Sequential(stem, torch.nn.Sequential(_Block(8), _Block(8)))
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+def _loaded(model):
+    from layerscope.loading import LoadedModel
+
+    return LoadedModel(model=model.eval(), spec="test", source="factory", weights="none", pretrained=False,
+                       device=torch.device("cpu"))
+
+
+async def test_a_never_runs_a_forward_on_the_ui_thread_and_waits_for_the_probe(monkeypatch):
+    import threading
+
+    from layerscope import probe
+    from layerscope.cam import targets
+
+    on_ui, release = [], threading.Event()
+    real_probe = probe.probe_shapes
+
+    def watched_probe(model, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            on_ui.append(type(model).__name__)
+        else:
+            release.wait(20)  # the probe worker is still busy when a and g are pressed
+        return real_probe(model, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "probe_shapes", watched_probe)
+    monkeypatch.setattr(targets, "probe_shapes", watched_probe)
+    app = LayerscopeApp(_loaded(_NotInTheTable()), spec="test")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(lambda: app.session is not None)
+        await pilot.pause()
+        await pilot.press("a", "g")
+        await pilot.pause()
+        assert app.session.target is None and not app.query_one(CamPanel).running
+        assert sum("probing shapes… try again in a moment" in n for n in notifications(app)) == 2
+        release.set()
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        # the last eligible output before pooling, as deep as the same output goes: the block,
+        # not the containers `features` or `features[1]` that merely hand it on
+        assert target_name(app) == "features.1.1"
+        assert app.session.node(app.current).name == "features.1.1"
+    assert on_ui == []
+
+
+async def test_a_on_a_table_model_needs_no_probe_at_all(mobilenet, monkeypatch):
+    import threading
+
+    from layerscope import probe
+
+    release = threading.Event()
+    real_probe = probe.probe_shapes
+
+    def blocked_probe(model, *args, **kwargs):
+        release.wait(20)
+        return real_probe(model, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "probe_shapes", blocked_probe)
+    app = LayerscopeApp(mobilenet, spec="mobilenet_v2")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(lambda: app.session is not None)
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.session.shapes is None and target_name(app) == "features.18"  # the engine's table
+        release.set()
+        await settle(pilot)
+
+
+async def test_a_after_a_failed_probe_says_why():
+    app = LayerscopeApp(_loaded(_NotInTheTable()), spec="test", probe_input="7x32x32")  # wrong channels
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.session.target is None
+        assert any("No suggested target" in n and "shape probe failed" in n for n in notifications(app))
+
+
+class _Tokens(torch.nn.Module):
+    def forward(self, x):
+        return x.flatten(2).transpose(1, 2)
+
+
+class _TokenNet(torch.nn.Module):
+    """Patches of 11 pixels: a 33×99 photo gives a 3×9 token grid (27 tokens, no class token)."""
+
+    num_prefix_tokens = 0  # what timm declares; model_hints reads it
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = torch.nn.Conv2d(3, 8, 11, stride=11)
+        self.tokens = _Tokens()
+        self.norm = torch.nn.LayerNorm(8)
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(self.norm(self.tokens(self.patch(x))).mean(1))
+
+
+async def test_eligibility_marks_use_the_probe_input_and_the_model_hints_as_the_engine_does():
+    from layerscope.cam import layer_eligibility
+    from layerscope.cam.reshape import model_hints
+
+    model = _TokenNet()
+    app = LayerscopeApp(_loaded(model), spec="test", probe_input="3x33x99")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        session = app.session
+        kind, reason = session.eligibility["norm"]
+        engine = layer_eligibility(session.shapes["norm"], (33, 99), model_hints(model))
+        assert (kind, reason) == (engine.kind, engine.reason)
+        assert "3×9 grid" in reason  # the default 224×224 guess would read 5×5 + 2 prefix tokens
+        await pilot.press("slash", *"norm", "enter", "t")
+        await settle(pilot)
+        assert "tokens → 3×9 grid" in screen_text(app)  # the Stats tab says what g will use
+        assert "▤" in next(line for line in screen_text(app).splitlines() if "norm LayerNorm" in line)
+
+
+async def test_escape_during_a_one_pass_map_discards_it_when_it_arrives(app, held_photo):
+    entered, release = held_photo
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await wait_until(entered.is_set)
+        await pilot.pause()
+        assert "computing the map… esc cancels" in screen_text(app)
+        await pilot.press("escape")  # plain Grad-CAM cannot stop inside its one forward and backward
+        release.set()
+        await settle(pilot)
+        panel = app.query_one(CamPanel)
+        assert panel.view is None and not panel.running
+        assert any("Grad-CAM cancelled" in n for n in notifications(app))
+        assert "press g to compute the map" in screen_text(app) and screen_text(app).count("▀") < 50
+        await pilot.press("g")  # the pass it finished is kept: this one redraws from it
+        await settle(pilot)
+        assert panel.view is not None and panel.view.reused

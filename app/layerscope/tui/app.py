@@ -139,18 +139,24 @@ class LayerscopeApp(App):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="probe", description="probing shapes")
     def probe_shapes(self, session: Session) -> None:
+        """Shapes, eligibility judged as the engine judges it (the probe input's H×W and the
+        model's hints), and the suggested target: all off the UI thread."""
         from layerscope.errors import first_line
         from layerscope.probe import parse_input_spec, probe_shapes
+        from layerscope.tui import camlink
 
         try:
             if self._probe_input:
-                shapes = probe_shapes(session.loaded.model, *parse_input_spec(self._probe_input))
+                shape, dtype = parse_input_spec(self._probe_input)
+                shapes = probe_shapes(session.loaded.model, shape, dtype)
             else:
-                shapes = probe_shapes(session.loaded.model, session.loaded.input_shape)
+                shape = tuple(session.loaded.input_shape)
+                shapes = probe_shapes(session.loaded.model, shape)
         except Exception as exc:  # a model that fails a dummy forward still browses fine
             self.post_message(WorkFailed("probe", first_line(exc)))
             return
-        self.post_message(ShapesReady(shapes, eligibility_of(shapes)))
+        verdicts = camlink.eligibility(shapes, camlink.input_hw(shape), camlink.model_hints(session.loaded.model))
+        self.post_message(ShapesReady(shapes, verdicts, camlink.probed_target(session.tree, shapes, verdicts)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
     def fill_slow_tab(self, tab: str, index: int) -> None:
@@ -175,8 +181,9 @@ class LayerscopeApp(App):
     def on_shapes_ready(self, message: ShapesReady) -> None:
         if self.session is None:
             return
-        self.session.shapes = message.shapes
         self.session.eligibility = message.eligibility
+        self.session.suggested = message.suggested
+        self.session.shapes = message.shapes
         tree = self.query_one(ModuleTreeView)
         tree.marks = {name: kind for name, (kind, _) in message.eligibility.items()}
         tree.relabel()
@@ -188,6 +195,8 @@ class LayerscopeApp(App):
             self._show_payload(message.tab, message.index, message.payload)
 
     def on_work_failed(self, message: WorkFailed) -> None:
+        if message.what == "probe" and self.session is not None:
+            self.session.probe_error = message.error
         if message.what == "load":
             tree = self.query_one(ModuleTreeView)
             tree.loading = False
@@ -323,7 +332,7 @@ class LayerscopeApp(App):
             self.query_one(ModuleTreeView).focus()
             return
         if self.query_one(CamPanel).cancel():
-            self.notify("Grad-CAM cancelled", severity="warning")
+            self.notify("stopping the map…", severity="warning", timeout=2)
 
     def action_copy_access(self) -> None:
         if self.session is None or self.current is None:
@@ -369,12 +378,17 @@ class LayerscopeApp(App):
         panel.redraw_from_cache(session)
 
     def action_suggested_target(self) -> None:
+        """Jump to the suggested target: the engine's table, else the probe's guess. Never a
+        forward pass here: before the probe has finished, say so and let the user retry."""
         if self.session is None:
             return
         from layerscope.tui import camlink
 
         try:
             index = camlink.suggested_target(self.session)
+        except camlink.ProbePending as exc:
+            self.notify(str(exc), title="No suggestion yet", severity="warning", markup=False, timeout=4)
+            return
         except Exception as exc:
             self.notify(str(exc), title="No suggested target", severity="error", markup=False)
             return
@@ -384,12 +398,15 @@ class LayerscopeApp(App):
     def action_compute(self) -> None:
         if self.session is None:
             return
+        panel = self.query_one(CamPanel)
+        if panel.refuse_while_running():
+            return
         if self.session.target is None:
             self.action_suggested_target()
             if self.session.target is None:
                 return
         self.action_show_tab("gradcam")
-        self.query_one(CamPanel).compute(self.session)
+        panel.compute(self.session)
 
     def action_pick_method(self) -> None:
         if self.session is None:
@@ -421,6 +438,8 @@ class LayerscopeApp(App):
         self.push_screen(ClassPicker(self.session.loaded.categories or []), chosen)
 
     def action_open_image(self) -> None:
+        if self.query_one(CamPanel).refuse_while_running():
+            return
         from layerscope.tui.screens.image_path import ImagePathScreen
 
         def chosen(path: Path | None) -> None:
@@ -446,9 +465,3 @@ class LayerscopeApp(App):
 def _runner(app: App, action: str) -> Callable[[], Any]:
     return lambda: app.run_action(action)
 
-
-def eligibility_of(shapes: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """Grad-CAM eligibility of every module, or nothing when the CAM engine is absent."""
-    from layerscope.tui import camlink
-
-    return camlink.eligibility(shapes)

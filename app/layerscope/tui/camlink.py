@@ -7,11 +7,14 @@ widgets stay independent of its exact names.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerscope.tui.session import Session
+
+if TYPE_CHECKING:
+    from layerscope.tree import ModuleTree
 
 
 def methods() -> list[str]:
@@ -20,25 +23,87 @@ def methods() -> list[str]:
     return list(METHODS)
 
 
-def eligibility(shapes: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """``{name: (kind, reason)}`` for every probed module."""
+def input_hw(input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """The H×W of a probe input (``3×224×224``); token ids (``128``) have none, so the engine's default."""
+    return (int(input_shape[-2]), int(input_shape[-1])) if len(input_shape) >= 3 else (224, 224)
+
+
+def eligibility(shapes: dict[str, Any], hw: tuple[int, int] = (224, 224), hints: Any = None) -> dict[str, tuple[str, str]]:
+    """``{name: (kind, reason)}`` for every probed module, judged as the engine judges them: with
+    the probe input's H×W and ``model_hints(model)`` (run this in the probe worker)."""
     from layerscope.cam import layer_eligibility
 
+    extra = {} if hints is None else {"hints": hints}
     out = {}
     for name, info in shapes.items():
-        verdict = layer_eligibility(info)
+        verdict = layer_eligibility(info, hw, **extra)
         out[name] = (str(verdict.kind), str(verdict.reason))
     return out
 
 
-def suggested_target(session: Session) -> int:
-    from layerscope.cam import suggest_target_layer
+def model_hints(model: Any) -> Any:
+    from layerscope.cam.reshape import model_hints as hints_of
+
+    return hints_of(model)
+
+
+def table_target(model: Any, tree: ModuleTree) -> str | None:
+    """The engine's per-architecture choice (``layer4[-1]``, ``features[-1]``…), or None when the
+    model is not in its table. A pure lookup: a class name, an attribute, a walk down the tree.
+
+    ``suggest_target_layer`` itself falls back to a probe forward pass for other models, so the
+    app must not call it on the UI thread; it reads the same table instead."""
+    from layerscope.cam import targets
     from layerscope.errors import LayerscopeError
 
-    layer = suggest_target_layer(session.loaded.model, session.tree)
-    name = layer if isinstance(layer, str) else getattr(layer, "name", None)
+    cls = type(model).__name__
+    for name, marker, expression in getattr(targets, "_TABLE", ()):
+        if cls == name and (marker is None or hasattr(model, marker)):
+            try:
+                return tree.resolve(expression).name
+            except LayerscopeError:
+                return None  # a customised copy of a known class: the probed guess decides
+    return None
+
+
+def probed_target(tree: ModuleTree, shapes: dict[str, Any], verdicts: dict[str, tuple[str, str]]) -> str | None:
+    """The last eligible output in probe order (the last one before pooling), then down through
+    plain ``Sequential`` containers whose last child produced that very output: ``features[-1]``
+    rather than the container ``features``. None when no layer is eligible."""
+    last = None
+    for name in shapes:  # probe order: a module's output is recorded when it returns
+        if name and verdicts.get(name, ("none",))[0] != "none":
+            last = name
+    if last is None:
+        return None
+    node = tree.get(last)
+    while node is not None and node.class_name == "Sequential" and node.children:
+        child = tree.nodes[node.children[-1]]
+        if shapes.get(child.name) != shapes.get(node.name) or verdicts.get(child.name, ("none",))[0] == "none":
+            break
+        node = child
+    return node.name if node is not None else last
+
+
+class ProbePending(Exception):
+    """The shapes are still being probed: a suggestion from them has to wait."""
+
+
+def suggested_target(session: Session) -> int:
+    """The node to suggest as the Grad-CAM target, without any forward pass on this thread.
+
+    Raises ``ProbePending`` while the shape probe runs, ``LayerscopeError`` when nothing fits."""
+    from layerscope.errors import LayerscopeError
+
+    name = table_target(session.loaded.model, session.tree)
     if name is None:
-        raise LayerscopeError("no layer with a spatial or token output to suggest")
+        if session.probe_error is not None:
+            raise LayerscopeError(f"the shape probe failed, so no layer can be suggested: {session.probe_error}")
+        if session.shapes is None:
+            raise ProbePending("probing shapes… try again in a moment")
+        name = session.suggested
+    if name is None:
+        raise LayerscopeError("no layer with a spatial or token-grid output to suggest")
     node = session.tree.get(name)
     if node is None:
         node = session.tree.resolve(name)
@@ -71,12 +136,30 @@ class CamView:
     reused: bool  # redrawn from cached activations, no forward pass
 
 
-def candidates(session: Session, target: int) -> list[str]:
+@dataclass(frozen=True)
+class CamRequest:
+    """What one ``g`` asks for, taken on the UI thread: the worker reads only this, so keys
+    pressed while it runs (``t``, ``m``, ``c``) change the next map, never the running one."""
+
+    target: int  # node index of the layer
+    method: str
+    class_index: int | None
+    image: Path
+    eligibility: Any = field(default=None, compare=False)  # the verdicts the candidates come from
+
+    @classmethod
+    def of(cls, session: Session) -> CamRequest:
+        assert session.target is not None
+        return cls(session.target, session.method, session.class_index, session.image, session.eligibility)
+
+
+def candidates(session: Session, target: int, eligibility: dict[str, tuple[str, str]] | None = None) -> list[str]:
     """The target and the eligible layers around it: ancestors, siblings, and its numbered family
     (``layer4.1`` → every ``layerN.M``), nearest first, at most ``MAX_CANDIDATES``."""
     tree = session.tree
     node = tree.nodes[target]
-    eligible = {name for name, (kind, _) in session.eligibility.items() if kind != "none"}
+    verdicts = session.eligibility if eligibility is None else eligibility
+    eligible = {name for name, (kind, _) in verdicts.items() if kind != "none"}
     near: list[str] = []
     parent = node.parent
     while parent is not None:
@@ -95,8 +178,11 @@ def candidates(session: Session, target: int) -> list[str]:
     return chosen
 
 
-def compute(session: Session, cache: CamCache | None, *, progress=None, cancel=None) -> tuple[CamView, CamCache]:
-    """The map for the session's target, from ``cache`` when it already hooked that layer."""
+def compute(
+    session: Session, request: CamRequest, cache: CamCache | None, *, progress=None, cancel=None
+) -> tuple[CamView, CamCache]:
+    """The map ``request`` asks for, from ``cache`` when it already hooked that layer. Runs in a
+    worker: reads ``request`` and the session's fixed parts (model, tree), never its choices."""
     from layerscope import imaging
     from layerscope.cam import CamSession, get_method, top_predictions
     from layerscope.errors import LayerscopeError
@@ -104,17 +190,16 @@ def compute(session: Session, cache: CamCache | None, *, progress=None, cancel=N
     loaded = session.loaded
     if loaded.device.type == "meta":
         raise LayerscopeError("Grad-CAM needs real weights: reopen with --device cpu or cuda, not meta")
-    assert session.target is not None
-    layer = session.node(session.target).name
-    method = get_method(session.method)
-    key = (str(session.image), session.class_index)
+    layer = session.tree.nodes[request.target].name
+    method = get_method(request.method)
+    key = (str(request.image), request.class_index)
     reused = cache is not None and cache.key == key and layer in cache.engine.layers
     if not reused:
-        image = imaging.load_image(session.image)
+        image = imaging.load_image(request.image)
         tensor, geometry = imaging.preprocess(image, loaded.preprocess)
         engine = CamSession(
-            loaded.model, tensor.to(loaded.device), candidates(session, session.target), session.class_index,
-            categories=loaded.categories, gradients=True, need_target=True, tree=session.tree,
+            loaded.model, tensor.to(loaded.device), candidates(session, request.target, request.eligibility),
+            request.class_index, categories=loaded.categories, gradients=True, need_target=True, tree=session.tree,
         )
         cache = CamCache(key, engine, image, geometry, imaging.seen_mask(geometry))
     assert cache is not None

@@ -25,10 +25,12 @@ class ModelReady(Message):
 
 @dataclass
 class ShapesReady(Message):
-    """Output shapes and Grad-CAM eligibility ``(kind, reason)`` of every module."""
+    """Output shapes, Grad-CAM eligibility ``(kind, reason)`` of every module, and the layer a
+    probe suggests as the target (None: nothing eligible)."""
 
     shapes: dict[str, Any]
     eligibility: dict[str, tuple[str, str]]
+    suggested: str | None = None
 
 
 @dataclass

@@ -24,6 +24,8 @@ class Session:
     image: Path = SAMPLE_IMAGE
     shapes: dict[str, Any] | None = None
     eligibility: dict[str, tuple[str, str]] = field(default_factory=dict)
+    suggested: str | None = None  # the probed guess at a Grad-CAM target (camlink.probed_target)
+    probe_error: str | None = None  # why the shape probe failed, if it did
     target: int | None = None  # node index of the Grad-CAM layer
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction

@@ -22,11 +22,11 @@ from textual.widgets import ProgressBar, Static
 from layerscope.tui.messages import CamDone, CamFailed, CamProgress, ImageChecked
 
 if TYPE_CHECKING:
-    from layerscope.tui.camlink import CamCache, CamView
+    from layerscope.tui.camlink import CamCache, CamRequest, CamView
     from layerscope.tui.session import Session
 
 
-def info_text(session: Session, view: CamView | None) -> Text:
+def info_text(session: Session, view: CamView | None, running: bool = False) -> Text:
     node = session.node(session.target) if session.target is not None else None
     target = (node.access_negative or node.access) if node is not None else "none yet: t or a"
     text = Text()
@@ -39,7 +39,7 @@ def info_text(session: Session, view: CamView | None) -> Text:
     text.append("  image ", "dim")
     text.append(session.image.name)
     if view is None:
-        text.append("\npress g to compute the map", "italic dim")
+        text.append("\ncomputing the map… esc cancels" if running else "\npress g to compute the map", "italic dim")
         return text
     result = view.result
     text.append("\nmap ", "dim")
@@ -88,7 +88,8 @@ class CamPanel(Vertical):
 
     def describe(self, session: Session, view: CamView | None) -> None:
         self.session = session
-        self.query_one("#cam-info", Static).update(info_text(session, view or self._matching_view(session)))
+        shown = view or (None if self.running else self._matching_view(session))
+        self.query_one("#cam-info", Static).update(info_text(session, shown, self.running))
 
     def _matching_view(self, session: Session) -> CamView | None:
         view = self.view
@@ -121,31 +122,52 @@ class CamPanel(Vertical):
 
     # --- computing -------------------------------------------------------------------
 
-    def compute(self, session: Session) -> None:
+    def refuse_while_running(self) -> bool:
+        """True (and say so) while a map is computing: one run at a time, and escape stops it."""
+        if not self.running:
+            return False
+        if self._cancel.is_set():
+            self.app.notify("still stopping the last map — a moment", severity="warning", timeout=3)
+        else:
+            self.app.notify("already computing — esc cancels", severity="warning", timeout=3)
+        return True
+
+    def compute(self, session: Session) -> bool:
+        """Start the map for the session's current choices; refused (False) while one runs.
+
+        The worker gets a frozen ``CamRequest`` taken here, on the UI thread."""
+        if self.refuse_while_running():
+            return False
+        from layerscope.tui.camlink import CamRequest
+
         self.session = session
+        request = CamRequest.of(session)
         self._cancel = threading.Event()
         self.running = True
         self.describe(session, None)
         bar = self.query_one(ProgressBar)
         bar.update(total=None, progress=0)
         bar.add_class("running")
-        self.run_cam(session, self.cache, self._cancel)
+        self.run_cam(session, request, self.cache, self._cancel)
+        return True
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="cam", description="computing the CAM")
-    def run_cam(self, session: Session, cache: CamCache | None, cancel: threading.Event) -> None:
+    @work(thread=True, exit_on_error=False, group="cam", description="computing the CAM")
+    def run_cam(self, session: Session, request: CamRequest, cache: CamCache | None, cancel: threading.Event) -> None:
         from layerscope.cam import CamCancelled
         from layerscope.errors import LayerscopeError, first_line
         from layerscope.tui import camlink
 
         try:
             view, cache = camlink.compute(
-                session, cache, progress=lambda done, total: self.post_message(CamProgress(done, total)),
+                session, request, cache, progress=lambda done, total: self.post_message(CamProgress(done, total)),
                 cancel=cancel,
             )
         except CamCancelled as exc:
             self.post_message(CamFailed(first_line(exc), cancelled=True))
         except (LayerscopeError, OSError, RuntimeError, ValueError, TypeError, IndexError) as exc:
             self.post_message(CamFailed(first_line(exc)))
+        except Exception as exc:  # anything else too: a panel left "running" would refuse every g
+            self.post_message(CamFailed(f"{type(exc).__name__}: {first_line(exc)}"))
         else:
             self.post_message(CamDone(view, cache))
 
@@ -153,8 +175,15 @@ class CamPanel(Vertical):
         self.query_one(ProgressBar).update(total=message.total, progress=message.done)
 
     def on_cam_done(self, message: CamDone) -> None:
+        cancelled = self._cancel.is_set()  # escape came while a one-pass method could not stop
         self._finish()
-        self.view, self.cache = message.view, message.cache
+        self.cache = message.cache  # sound either way: the next g on a hooked layer reuses it
+        if cancelled:
+            if self.session is not None:
+                self.describe(self.session, None)
+            self.app.notify("the map was not drawn", title="Grad-CAM cancelled", severity="warning")
+            return
+        self.view = message.view
         if self.session is not None:
             self.describe(self.session, self.view)
         self._draw()
@@ -213,6 +242,8 @@ class CamPanel(Vertical):
             return
         session = self.session
         if session is None:
+            return
+        if self.refuse_while_running():  # a map started while the path was being read
             return
         session.image = message.path
         self.forget()

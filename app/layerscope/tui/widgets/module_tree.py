@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from layerscope.tree import ModuleTree, Node
 
 PAGE = 100  # child lines added per page
-FOLD_MINIMUM = 3  # shortest run of same-class siblings folded as ×N
 
 MARKS = {"spatial": ("▦", "green"), "tokens": ("▤", "cyan"), "none": ("·", "bright_black")}
 
@@ -94,7 +93,7 @@ class ModuleTreeView(Tree[Row]):
     def _child_rows(self, node: Node) -> list[tuple[str, int | tuple[int, ...]]]:
         tree = self.model_tree
         assert tree is not None
-        runs = {r.first: r for r in tree.repeat_runs(node, FOLD_MINIMUM)} if self.fold else {}
+        runs = {r.first: r for r in tree.repeat_runs(node)} if self.fold else {}  # the CLI's minimum (2)
         rows: list[tuple[str, int | tuple[int, ...]]] = []
         skip = 0
         for child in node.children:
@@ -203,7 +202,11 @@ class ModuleTreeView(Tree[Row]):
         tree = self.model_tree
         assert tree is not None
         first, last = tree.nodes[members[0]], tree.nodes[members[-1]]
-        total = sum(tree.nodes[m].total_params for m in members)
+        parent = tree.nodes[first.parent] if first.parent is not None else None
+        if parent is not None and len(members) == len(parent.children) and not parent.own_params:
+            total = parent.total_params  # the whole container: its figure counts shared tensors once
+        else:
+            total = sum(tree.nodes[m].total_params for m in members)
         text = Text(no_wrap=True, overflow="ellipsis")
         if self.target in members:
             text.append("◎ ", "bold magenta")
