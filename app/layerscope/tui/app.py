@@ -155,8 +155,9 @@ class LayerscopeApp(App):
         except Exception as exc:  # a model that fails a dummy forward still browses fine
             self.post_message(WorkFailed("probe", first_line(exc)))
             return
-        verdicts = camlink.eligibility(shapes, camlink.input_hw(shape), camlink.model_hints(session.loaded.model))
-        self.post_message(ShapesReady(shapes, verdicts, camlink.probed_target(session.tree, shapes, verdicts)))
+        model, hw = session.loaded.model, camlink.input_hw(shape)
+        verdicts = camlink.eligibility(shapes, hw, camlink.model_hints(model))
+        self.post_message(ShapesReady(shapes, verdicts, camlink.probed_target(model, session.tree, shapes, hw)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
     def fill_slow_tab(self, tab: str, index: int) -> None:

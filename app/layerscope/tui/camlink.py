@@ -49,40 +49,24 @@ def model_hints(model: Any) -> Any:
 
 def table_target(model: Any, tree: ModuleTree) -> str | None:
     """The engine's per-architecture choice (``layer4[-1]``, ``features[-1]``…), or None when the
-    model is not in its table. A pure lookup: a class name, an attribute, a walk down the tree.
+    model is not in its table: a pure lookup, safe on the UI thread (``suggest_target_layer``
+    is not: for other models it runs a probe forward)."""
+    from layerscope.cam.targets import table_target as lookup
 
-    ``suggest_target_layer`` itself falls back to a probe forward pass for other models, so the
-    app must not call it on the UI thread; it reads the same table instead."""
-    from layerscope.cam import targets
+    return lookup(model, tree)
+
+
+def probed_target(model: Any, tree: ModuleTree, shapes: dict[str, Any], hw: tuple[int, int]) -> str | None:
+    """The engine's choice from probed shapes (the last spatial or token-grid output, stepped into
+    plain containers: ``features[-1]``), as the CLI makes it; None when no layer fits. Run it in
+    the probe worker."""
+    from layerscope.cam.targets import suggest_from_shapes
     from layerscope.errors import LayerscopeError
 
-    cls = type(model).__name__
-    for name, marker, expression in getattr(targets, "_TABLE", ()):
-        if cls == name and (marker is None or hasattr(model, marker)):
-            try:
-                return tree.resolve(expression).name
-            except LayerscopeError:
-                return None  # a customised copy of a known class: the probed guess decides
-    return None
-
-
-def probed_target(tree: ModuleTree, shapes: dict[str, Any], verdicts: dict[str, tuple[str, str]]) -> str | None:
-    """The last eligible output in probe order (the last one before pooling), then down through
-    plain ``Sequential`` containers whose last child produced that very output: ``features[-1]``
-    rather than the container ``features``. None when no layer is eligible."""
-    last = None
-    for name in shapes:  # probe order: a module's output is recorded when it returns
-        if name and verdicts.get(name, ("none",))[0] != "none":
-            last = name
-    if last is None:
+    try:
+        return suggest_from_shapes(model, tree, shapes, hw)
+    except LayerscopeError:
         return None
-    node = tree.get(last)
-    while node is not None and node.class_name == "Sequential" and node.children:
-        child = tree.nodes[node.children[-1]]
-        if shapes.get(child.name) != shapes.get(node.name) or verdicts.get(child.name, ("none",))[0] == "none":
-            break
-        node = child
-    return node.name if node is not None else last
 
 
 class ProbePending(Exception):
