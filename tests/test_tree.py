@@ -203,3 +203,12 @@ def test_positions_only_index_sequences(resnet18_tree):
     with pytest.raises(LayerscopeError, match="no layer '0'"):
         resnet18_tree.resolve("0")  # a ResNet is not indexable: model[0] is not valid Python
     assert resnet18_tree.resolve("layer4[0]").name == "layer4.0"
+
+
+def test_a_folded_run_counts_tied_tensors_once():
+    tied = nn.Sequential(*(nn.Linear(8, 8) for _ in range(3)))
+    for layer in tied[1:]:
+        layer.weight = tied[0].weight
+    tree = build_tree(nn.Sequential(tied))
+    (run,) = tree.repeat_runs(tree.resolve("0"))
+    assert tree.run_params(run.members) == 64 + 3 * 8 == sum(p.numel() for p in tied.parameters())

@@ -12,7 +12,6 @@ from tui_helpers import notifications, screen_text, settle
 from layerscope.loading import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
-from layerscope.tui.widgets.module_tree import ModuleTreeView
 
 SIZE = (100, 30)
 SAMPLES = __import__("pathlib").Path(__file__).parent.parent / "app" / "layerscope" / "samples"

@@ -132,6 +132,16 @@ class ModuleTree:
         return runs
 
 
+    def run_params(self, members: tuple[int, ...]) -> int:
+        """Parameters of a folded run of sibling ``members``. When the run is the whole
+        container, the container's total is exact (tensors tied across members count
+        once); otherwise the members' sum."""
+        first = self.nodes[members[0]]
+        parent = self.nodes[first.parent] if first.parent is not None else None
+        if parent is not None and len(members) == len(parent.children) and not parent.own_params:
+            return parent.total_params
+        return sum(self.nodes[m].total_params for m in members)
+
     def _same_kind(self, a: int, b: int) -> bool:
         """Blocks of one class repeat (a Bottleneck with a downsample still counts); generic
         containers only when their insides and sizes match, so ``layer1…layer4`` stay visible."""

@@ -13,7 +13,14 @@ from layerscope.cam.detection import BoxTarget, is_detection_model
 from layerscope.cam.methods import METHODS, get_method
 from layerscope.cam.reshape import TokenGrid
 from layerscope.cam.scoring import Prediction, top_predictions
-from layerscope.cam.targets import Eligibility, eligible_layers, layer_eligibility, suggest_target_layer
+from layerscope.cam.targets import (
+    Eligibility,
+    eligible_layers,
+    layer_eligibility,
+    suggest_from_shapes,
+    suggest_target_layer,
+    table_target,
+)
 
 __all__ = [
     "METHODS",
@@ -32,6 +39,8 @@ __all__ = [
     "layer_eligibility",
     "normalise",
     "resolve_layer",
+    "suggest_from_shapes",
     "suggest_target_layer",
+    "table_target",
     "top_predictions",
 ]

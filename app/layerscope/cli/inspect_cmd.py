@@ -132,7 +132,7 @@ def _run_label(tree: ModuleTree, run, shapes: dict[str, ShapeInfo] | None) -> Te
     text.append(f"{first.key}…{last.key}", style="bold cyan")
     text.append(f"  {run.class_name}")
     text.append(f" ×{run.length}", style="bold magenta")
-    text.append(f"  {human_count(sum(m.total_params for m in members))}", style="green")
+    text.append(f"  {human_count(tree.run_params(run.members))}", style="green")
     if shapes is not None and last.name in shapes:
         text.append(f"  → {shapes[last.name].describe()}", style="dim")
     return text

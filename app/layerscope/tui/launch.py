@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from layerscope.cli.common import DEFAULT_MODEL, add_model_options, load_from_args
+from layerscope.cli.common import DEFAULT_MODEL, OneLineParser, add_model_options, load_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="layerscope",
         description="Browse a model's modules, parameter counts and Grad-CAM maps. "
         "Subcommands for scripts: tree, stats, api, cam, sweep (layerscope COMMAND -h).",

@@ -202,11 +202,7 @@ class ModuleTreeView(Tree[Row]):
         tree = self.model_tree
         assert tree is not None
         first, last = tree.nodes[members[0]], tree.nodes[members[-1]]
-        parent = tree.nodes[first.parent] if first.parent is not None else None
-        if parent is not None and len(members) == len(parent.children) and not parent.own_params:
-            total = parent.total_params  # the whole container: its figure counts shared tensors once
-        else:
-            total = sum(tree.nodes[m].total_params for m in members)
+        total = tree.run_params(members)
         text = Text(no_wrap=True, overflow="ellipsis")
         if self.target in members:
             text.append("◎ ", "bold magenta")
