@@ -181,6 +181,7 @@ class ModuleTreeView(Tree[Row]):
 
         name = node.key if node.name else (self.model_tree.model_class if self.model_tree else "model")
         text = Text(no_wrap=True, overflow="ellipsis")
+        self._append_mark(text, node.name)
         if node.index == self.target:
             text.append("◎ ", "bold magenta")
         if node.index in self.matches:
@@ -190,11 +191,13 @@ class ModuleTreeView(Tree[Row]):
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
         text.append(f"  {human_count(node.total_params)}", "dim")
-        mark = self.marks.get(node.name)
-        if mark in MARKS:
-            symbol, style = MARKS[mark]
-            text.append(f" {symbol}", style)
         return text
+
+    def _append_mark(self, text: Text, name: str) -> None:
+        """The CAM mark leads the line, so a narrow tree cuts the count, never the mark; a blank
+        keeps the place until shapes are probed, so labels do not shift when marks arrive."""
+        symbol, style = MARKS.get(self.marks.get(name, ""), (" ", ""))
+        text.append(f"{symbol} ", style)
 
     def _run_label(self, members: tuple[int, ...]) -> Text:
         from layerscope.report import human_count
@@ -204,6 +207,7 @@ class ModuleTreeView(Tree[Row]):
         first, last = tree.nodes[members[0]], tree.nodes[members[-1]]
         total = tree.run_params(members)
         text = Text(no_wrap=True, overflow="ellipsis")
+        self._append_mark(text, first.name)
         if self.target in members:
             text.append("◎ ", "bold magenta")
         text.append(f"{first.key}…{last.key}", "bold")
