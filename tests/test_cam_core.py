@@ -250,3 +250,18 @@ def test_a_thousand_maps_on_a_real_network_do_not_grow_resident_memory(resnet18)
     gc.collect()
     assert rss_mb() - before < 20  # measured here: 0.1 MB
     assert _hooks(resnet18) == 0
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam",
+                                    "eigengradcam"])
+def test_sweep_batches_same_shaped_layers_without_changing_any_map(resnet18, method):
+    """Blocks of one stage are computed as one batch; each map must equal its own single run."""
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 64, 64)
+    layers = ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.1"]
+    results = compute_sweep(resnet18, x, layers, method, [3, 5])
+    for r, layer in zip(results, layers):
+        single = compute_cam(resnet18, x, layer, method, [3, 5])
+        assert r.layer == layer and r.heatmap.shape == (2, 64, 64)
+        assert torch.allclose(r.raw, single.raw, atol=1e-5, rtol=1e-4), (method, layer)
+        assert torch.allclose(r.heatmap, single.heatmap, atol=1e-5), (method, layer)

@@ -172,34 +172,41 @@ class CamSession:
         return self._result(name, spec, raw, self._heatmaps(raw))
 
     def results(self, method: str = "gradcam", **kwargs: Any) -> list[CamResult]:
-        """Every hooked layer's map. Layers of one resolution are upsampled and scaled in one
-        go: a few kernels per resolution instead of a dozen per layer, which on a GPU is
-        most of a sweep's cost after the backward pass."""
+        """Every hooked layer's map. Layers whose grids have one shape (the blocks of a stage)
+        are computed, upsampled and scaled as one batch: a few kernels per shape instead of
+        a dozen per layer, which on a GPU is most of a sweep's cost after the backward pass."""
         spec = get_method(method)
         if spec.perturbs:
             return [self.result(name, method, **kwargs) for name in self.layers]
-        raws = {name: self._raw(name, spec) for name in self.layers}
-        by_size: dict[tuple[int, ...], list[str]] = {}
-        for name, raw in raws.items():
-            by_size.setdefault(tuple(raw.shape), []).append(name)
+        by_shape: dict[tuple[int, ...], list[str]] = {}
+        for name in self.layers:
+            self._check(name, spec)
+            by_shape.setdefault(tuple(self.activations[name].shape), []).append(name)
+        raws: dict[str, Tensor] = {}
         heat: dict[str, Tensor] = {}
-        for names in by_size.values():
-            stacked = self._heatmaps(torch.cat([raws[n] for n in names]))
-            heat.update(zip(names, stacked.split(raws[names[0]].shape[0])))
+        images = self.input.shape[0]
+        for names in by_shape.values():
+            grads = torch.cat([self.grads[n] for n in names]) if spec.needs_grad else None
+            cam = spec.compute(CamInputs(torch.cat([self.activations[n] for n in names]), grads))
+            raw = _clean(cam)
+            raws.update(zip(names, raw.split(images)))
+            heat.update(zip(names, self._heatmaps(raw).split(images)))
         return [self._result(name, spec, raws[name], heat[name]) for name in self.layers]
+
+    def _check(self, name: str, spec: Method) -> None:
+        if name not in self.activations:
+            raise LayerscopeError(f"layer {name!r} was not hooked in this session; hooked: {', '.join(self.layers)}")
+        if spec.needs_grad and not self.gradients:
+            raise LayerscopeError(f"{spec.name} needs gradients; this session was run without them")
 
     def _raw(
         self, name: str, spec: Method, progress: Progress | None = None, cancel: Cancel | None = None,
         batch_size: int = 32,
     ) -> Tensor:
         """The method's ``N×h×w`` map at ``name`` after the ReLU, before any scaling."""
-        if name not in self.activations:
-            raise LayerscopeError(f"layer {name!r} was not hooked in this session; hooked: {', '.join(self.layers)}")
-        if spec.needs_grad and not self.gradients:
-            raise LayerscopeError(f"{spec.name} needs gradients; this session was run without them")
+        self._check(name, spec)
         perturber = ModelPerturber(self, name, batch_size, progress, cancel) if spec.perturbs else None
-        cam = spec.compute(CamInputs(self.activations[name], self.grads.get(name), perturber))
-        return torch.nan_to_num(cam.float(), nan=0.0, posinf=0.0, neginf=0.0).relu_()
+        return _clean(spec.compute(CamInputs(self.activations[name], self.grads.get(name), perturber)))
 
     def _heatmaps(self, raw: Tensor) -> Tensor:
         return normalise(F.interpolate(raw[:, None], size=self.input_hw, mode="bilinear", align_corners=False)[:, 0])
@@ -217,6 +224,11 @@ class CamSession:
             method=spec.name,
             layout=self.layouts[name].describe(),
         )
+
+
+def _clean(cam: Tensor) -> Tensor:
+    """The ReLU every method ends with; NaN and infinities (a dead layer) count as no evidence."""
+    return torch.nan_to_num(cam.float(), nan=0.0, posinf=0.0, neginf=0.0).relu_()
 
 
 def normalise(maps: Tensor) -> Tensor:
