@@ -85,3 +85,14 @@ async def test_input_option_probes_a_language_model_with_token_ids():
         await settle(pilot)
         assert app.session.shapes["head"].describe() == "1×12×100"
         assert app.session.shapes[""].describe() == "1×12×100"
+
+
+def test_header_shows_total_and_trainable_parameters(resnet18, resnet18_tree):
+    from layerscope.loading import load_model
+    from layerscope.tree import build_tree
+    from layerscope.tui.widgets.header import header_text
+
+    assert "11,689,512 params (all trainable)" in header_text(resnet18, resnet18_tree).plain
+    assert "⚠ random weights" in header_text(resnet18, resnet18_tree).plain
+    partly = load_model("sample_models:with_state")
+    assert "51 params (31 trainable, 20 frozen)" in header_text(partly, build_tree(partly.model)).plain

@@ -22,11 +22,14 @@ def header_text(loaded: LoadedModel, tree: ModuleTree) -> Text:
     if loaded.pretrained:
         text.append(loaded.weights, "green")
     else:
-        text.append(f"⚠ {loaded.weights_label}", "bold dark_orange")
+        text.append("⚠ random weights", "bold dark_orange")  # short: the header must fit 80 columns
     text.append(f" · {loaded.device}")
     text.append(" · ")
     text.append(f"{exact(root.total_params)} params", "bold")
-    text.append(f" ({exact(root.trainable_params)} trainable)", "dim")
+    if root.trainable_params == root.total_params:  # the common case, short enough for 80 columns
+        text.append(" (all trainable)", "dim")
+    else:
+        text.append(f" ({exact(root.trainable_params)} trainable, {exact(root.frozen_params)} frozen)", "dim")
     return text
 
 
