@@ -68,8 +68,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", default=None, metavar="HxW", help="token grid of a transformer layer")
     parser.add_argument("--prefix-tokens", type=int, default=None, metavar="N",
                         help="class/register tokens before the grid tokens")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="perturbed copies per forward (scorecam, "
-                                                                   "ablationcam)")
+    parser.add_argument("--batch-size", type=positive_int, default=32,
+                        help="perturbed copies per forward (scorecam, ablationcam)")
     add_debug_option(parser)
 
 
@@ -78,8 +78,7 @@ class _Job:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        get_method(args.method)  # fail on a typo before loading anything
-        imaging.colorize(torch.zeros(1, 1), args.colormap)
+        get_method(args.method)  # fail on a typo before loading anything (argparse checked the colormap)
         self.image_path = Path(args.image) if args.image else DEFAULT_IMAGE
         self.image = imaging.load_image(self.image_path)
         self.loaded: LoadedModel = load_from_args(args)
@@ -115,6 +114,13 @@ class _Job:
             task = bar.add_task("cam", total=None)
             return session.result(layer, method.name, batch_size=self.args.batch_size,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+    def results(self, session: CamSession) -> list[CamResult]:
+        """Every hooked layer's map: one batched call for gradient and eigen methods, the
+        perturbation methods layer by layer behind their progress bars."""
+        if not get_method(self.args.method).perturbs:
+            return session.results(self.args.method)
+        return [self.result(session, name) for name in session.layers]
 
     def original(self, result: CamResult) -> torch.Tensor:
         return imaging.to_original(result.heatmap, self.geometry)
@@ -197,13 +203,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     session = job.session(layers)
     job.print_header(session)
     tiles = []
-    for name in session.layers:
-        result = job.result(session, name)
-        heat = job.original(result)
+    for result in job.results(session):
         flag = "  (all zero)" if result.all_zero else ""
-        job.console.print(f"layer   {name}: {result.layout}{flag}")
-        tiles.append((f"{name}{' (zero)' if result.all_zero else ''}", imaging.overlay(
-            job.image, heat, args.colormap, args.alpha, job.mask)))
+        job.console.print(f"layer   {result.layer}: {result.layout}{flag}")
+        tiles.append((f"{result.layer}{' (zero)' if result.all_zero else ''}", imaging.overlay(
+            job.image, job.original(result), args.colormap, args.alpha, job.mask)))
     if args.out:
         job.console.print(f"wrote   {imaging.save_png(imaging.labelled_grid(tiles), args.out)}")
     else:
