@@ -37,17 +37,23 @@ def _entry_points(evil: Path, state_dict_file: Path) -> dict[str, dict]:
 
 
 ENTRY_POINTS = ["MODEL", "MODEL as a state_dict with --arch", "--arch", "--weights"]
-SUFFIXES = [".pt", ".safetensors", ".pth", ".bin", ""]
+TORCHSCRIPT = r"is a TorchScript archive: loading it runs the TorchScript code stored in the file; pass --trust"
+EXPORT = r"is a torch.export program \(.pt2\): torch.export.load unpickles parts of it, which runs code from the file"
+PICKLE = "needs full unpickling, which can run arbitrary code; pass --trust"
+CODE_FILES = [
+    *[(torchscript_archive, suffix, TORCHSCRIPT) for suffix in (".pt", ".safetensors", ".pth", ".bin", "")],
+    *[(export_program, suffix, EXPORT) for suffix in (".pt2", ".pt", "")],
+    *[(pickle_file, suffix, PICKLE) for suffix in (".pt", ".pth", ".bin", "")],
+]
 
 
-@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize(("make", "suffix", "message"), CODE_FILES)
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_torchscript_runs_nothing_without_trust(tmp_path, state_dict_file, entry, suffix):
+def test_code_files_run_nothing_without_trust(tmp_path, state_dict_file, entry, make, suffix, message):
     marker = tmp_path / "pwned"
-    evil = torchscript_archive(tmp_path / f"evil{suffix}", marker)
+    evil = make(tmp_path / f"evil{suffix}", marker)
     call = _entry_points(evil, state_dict_file)[entry]
-    with pytest.raises(LayerscopeError, match=r"is a TorchScript archive: loading it runs the TorchScript code "
-                                              r"stored in the file; pass --trust"):
+    with pytest.raises(LayerscopeError, match=message):
         load_model(call.pop("spec"), **call)
     assert not marker.exists()
 
@@ -70,17 +76,6 @@ def test_torchscript_as_weights_with_trust_gives_its_state_dict(tmp_path):
     assert torch.equal(loaded.model.weight, torch.ones(3))
 
 
-@pytest.mark.parametrize("suffix", [".pt", ".pth", ".bin", ""])
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_pickle_runs_nothing_without_trust(tmp_path, state_dict_file, entry, suffix):
-    marker = tmp_path / "pwned"
-    evil = pickle_file(tmp_path / f"evil{suffix}", marker)
-    call = _entry_points(evil, state_dict_file)[entry]
-    with pytest.raises(LayerscopeError, match="needs full unpickling, which can run arbitrary code; pass --trust"):
-        load_model(call.pop("spec"), **call)
-    assert not marker.exists()
-
-
 def test_pickle_named_safetensors_is_never_unpickled(tmp_path):
     marker = tmp_path / "pwned"
     evil = pickle_file(tmp_path / "evil.safetensors", marker)
@@ -101,18 +96,6 @@ def test_torch_export_load_runs_code_from_the_file(tmp_path):
     except Exception:
         pass  # the archive is broken after the payload; the code has run by then
     assert marker.exists()
-
-
-@pytest.mark.parametrize("suffix", [".pt2", ".pt", ""])
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_export_program_runs_nothing_without_trust(tmp_path, state_dict_file, entry, suffix):
-    marker = tmp_path / "pwned"
-    evil = export_program(tmp_path / f"evil{suffix}", marker)
-    call = _entry_points(evil, state_dict_file)[entry]
-    with pytest.raises(LayerscopeError, match=r"is a torch.export program \(.pt2\): torch.export.load unpickles "
-                                              r"parts of it, which runs code from the file; pass --trust"):
-        load_model(call.pop("spec"), **call)
-    assert not marker.exists()
 
 
 def test_export_program_with_trust_loads(tmp_path):
