@@ -49,6 +49,7 @@ class CamResult:
     layer: str
     method: str
     layout: str = ""
+    on_photo: Tensor | None = None  # the map on the original photo's H×W (``PhotoExplainer.maps``)
 
     @property
     def all_zero(self) -> bool:
@@ -171,27 +172,31 @@ class CamSession:
         raw = self._raw(name, spec, progress, cancel, batch_size)
         return self._result(name, spec, raw, self._heatmaps(raw))
 
-    def results(self, method: str = "gradcam", **kwargs: Any) -> list[CamResult]:
-        """Every hooked layer's map. Layers whose grids have one shape (the blocks of a stage)
-        are computed, upsampled and scaled as one batch: a few kernels per shape instead of
-        a dozen per layer, which on a GPU is most of a sweep's cost after the backward pass."""
+    def results(
+        self, method: str = "gradcam", layers: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[CamResult]:
+        """The maps of ``layers`` (every hooked layer when None). Layers whose grids have one
+        shape (the blocks of a stage) are computed, upsampled and scaled as one batch: a few
+        kernels per shape instead of a dozen per layer, which on a GPU is most of a sweep's
+        cost after the backward pass."""
         spec = get_method(method)
+        names = self.layers if layers is None else tuple(layers)
         if spec.perturbs:
-            return [self.result(name, method, **kwargs) for name in self.layers]
+            return [self.result(name, method, **kwargs) for name in names]
         by_shape: dict[tuple[int, ...], list[str]] = {}
-        for name in self.layers:
+        for name in names:
             self._check(name, spec)
             by_shape.setdefault(tuple(self.activations[name].shape), []).append(name)
         raws: dict[str, Tensor] = {}
         heat: dict[str, Tensor] = {}
         images = self.input.shape[0]
-        for names in by_shape.values():
-            grads = torch.cat([self.grads[n] for n in names]) if spec.needs_grad else None
-            cam = spec.compute(CamInputs(torch.cat([self.activations[n] for n in names]), grads))
+        for group in by_shape.values():
+            grads = torch.cat([self.grads[n] for n in group]) if spec.needs_grad else None
+            cam = spec.compute(CamInputs(torch.cat([self.activations[n] for n in group]), grads))
             raw = _clean(cam)
-            raws.update(zip(names, raw.split(images)))
-            heat.update(zip(names, self._heatmaps(raw).split(images)))
-        return [self._result(name, spec, raws[name], heat[name]) for name in self.layers]
+            raws.update(zip(group, raw.split(images)))
+            heat.update(zip(group, self._heatmaps(raw).split(images)))
+        return [self._result(name, spec, raws[name], heat[name]) for name in names]
 
     def _check(self, name: str, spec: Method) -> None:
         if name not in self.activations:
