@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from layerscope.cam.hooks import checked_input, model_guard
-from layerscope.cam.perturb import CamCancelled, Cancel, Progress, _cancelled
+from layerscope.cam.perturb import CamCancelled, Cancel, Progress, _cancelled, memory_guard
 from layerscope.cam.sanity import is_blind, randomization_check, randomization_checks, spearman
 from layerscope.errors import LayerscopeError
 from layerscope.probe import call_model
@@ -150,7 +150,9 @@ def _stream(
         if _cancelled(cancel):
             raise CamCancelled(f"cancelled after {done} of {len(jobs)} perturbed passes")
         batch = jobs[start:start + batch_size]
-        yield from _probabilities(model, plan.inputs(batch), target).tolist()
+        with memory_guard(f"scoring {len(batch)} perturbed copies at once on {plan.x.device.type}",
+                          f"use a smaller batch size (now {batch_size}; the CLI's --batch-size)"):
+            yield from _probabilities(model, plan.inputs(batch), target).tolist()
         done += len(batch)
         if progress is not None:
             progress(done, len(jobs))

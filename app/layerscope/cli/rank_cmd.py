@@ -18,10 +18,11 @@ from rich.table import Table
 from rich.text import Text
 
 from layerscope import imaging
-from layerscope.cam import METHODS
+from layerscope.cam import METHODS, CamResult
 from layerscope.cam.ranking import Ranking, rank_maps, verdict
 from layerscope.cli import cam_cmd
 from layerscope.cli.common import add_debug_option, add_model_options, fraction, positive_int, print_json
+from layerscope.tree import ModuleTree
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,38 +54,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_rank(args: argparse.Namespace) -> int:
     job = cam_cmd._Job(args)
-    layers = cam_cmd._sweep_layers(job, args.layers)
-    session = job.session(layers)
-    results = job.results(session)
+    explainer = job.explainer
+    layers = explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
+    results = job.maps(layers)
     ranking = _ranked(job, results)
-    access = {name: _access(job, name) for name in layers}
-    suggested = cam_cmd.suggest_target_layer(job.loaded.model, job.tree, job.input_shape)
+    access = {r.layer: _access(explainer.tree, r.layer) for r in results}
     if args.json:
         print_json(ranking_json(ranking, access, args.steps))
     else:
-        job.print_header(session)
-        print_ranking(job.console, ranking, access, suggested, args.steps)
+        job.print_header(results[0])
+        print_ranking(job.console, ranking, access, explainer.suggested_layer(), args.steps)
     if args.out:
         place = {s.layer: i for i, s in enumerate(ranking.layers, 1)}
-        tiles = [(_tile_label(ranking, r.layer, place[r.layer]),
-                  imaging.overlay(job.image, job.original(r), args.colormap, args.alpha, job.mask)) for r in results]
+        tiles = [(_tile_label(ranking, r.layer, place[r.layer]), explainer.overlay(r, args.colormap, args.alpha))
+                 for r in results]
         path = imaging.save_png(imaging.labelled_grid(tiles), args.out)
         (Console(stderr=True, highlight=False) if args.json else job.console).print(f"wrote   {path}")
     return 0
 
 
-def _ranked(job: cam_cmd._Job, results) -> Ranking:
-    args = job.args
+def _ranked(job: cam_cmd._Job, results: list[CamResult]) -> Ranking:
+    args, explainer = job.args, job.explainer
     columns = (TextColumn("scoring maps"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rank", total=None)
-        return rank_maps(job.loaded.model, job.input, results, steps=args.steps, batch_size=args.batch_size,
-                         sanity=args.sanity, categories=job.loaded.categories, reshape=job.reshape,
+        return rank_maps(explainer.model, explainer.input, results, steps=args.steps, batch_size=args.batch_size,
+                         sanity=args.sanity, categories=job.loaded.categories, reshape=explainer.reshape,
                          progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
-def _access(job: cam_cmd._Job, name: str) -> str:
-    node = job.tree.get(name)
+def _access(tree: ModuleTree, name: str) -> str:
+    node = tree.get(name)
     return f"model.{name}" if node is None else (node.access_negative or node.access)
 
 
