@@ -34,7 +34,7 @@ class LayerScore:
 
 @dataclass(frozen=True)
 class Ranking:
-    """Layers best first (highest insertion − deletion), for one class and one method."""
+    """Layers best first (highest insertion − deletion; all-zero maps last), for one class and one method."""
 
     target: int
     target_name: str | None
@@ -89,7 +89,9 @@ def rank_maps(
                                     progress=after, cancel=cancel)
     found = [LayerScore(layer=r.layer, scores=s, rho=rhos.get(r.layer), all_zero=r.all_zero)
              for r, s in zip(results, scores)]
-    found.sort(key=lambda s: -s.scores.gap)  # stable: equal scores keep the forward order
+    # an all-zero map claims nothing (its "order" is reading order), so it goes last whatever it scores;
+    # the sort is stable: equal scores keep the forward order
+    found.sort(key=lambda s: (s.all_zero, -s.scores.gap))
     return Ranking(target=target, target_name=results[0].target_name, method=method, layers=tuple(found))
 
 

@@ -103,6 +103,7 @@ def ranking_json(ranking: Ranking, access: dict[str, str], steps: int) -> dict:
                 "insertion_auc": round(s.scores.insertion_auc, 6),
                 "average_drop": round(s.scores.average_drop, 6),
                 "increased": s.scores.increased,
+                "all_zero": s.all_zero,
                 "sanity_rho": None if s.rho is None or math.isnan(s.rho) else round(s.rho, 6),
             }
             for s in ranking.layers

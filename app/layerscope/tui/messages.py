@@ -74,3 +74,27 @@ class ImageChecked(Message):
 
     path: Path
     error: str | None
+
+
+@dataclass
+class CamScored(Message):
+    """The shown map's deletion/insertion scores (``scores``), or why there are none (``note``)."""
+
+    view: CamView
+    scores: Any = None  # layerscope.cam.metrics.Faithfulness
+    note: str = ""
+
+
+@dataclass
+class ScoreProgress(Message):
+    view: CamView
+    done: int
+    total: int
+
+
+@dataclass
+class RankDone(Message):
+    """``r`` finished: the family's ``Ranking`` (best first), and the photo's explainer."""
+
+    ranking: Any
+    cache: CamCache

@@ -29,6 +29,7 @@ class Session:
     target: int | None = None  # node index of the Grad-CAM layer
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction
+    ranking: Any = None  # the last ``r``: layerscope.cam.ranking.Ranking, best first
 
     def node(self, index: int) -> Node:
         return self.tree.nodes[index]
