@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from layerscope.errors import LayerscopeError
+from layerscope.parsing import as_int
 
 if TYPE_CHECKING:
     from layerscope.tree import ModuleTree, Node
@@ -26,7 +27,7 @@ def child_access(
 ) -> tuple[str, str | None]:
     """The Python expression reaching a child, plus its ``[-1]`` form when one exists."""
     indexable = isinstance(parent_module, (nn.Sequential, nn.ModuleList))
-    if indexable and key.isdigit():
+    if indexable and key.isascii() and key.isdigit():
         segment = f"[{key}]"
         negative_segment = "[-1]" if is_last and siblings > 1 else segment
     elif indexable and key.isidentifier():  # Sequential(OrderedDict(...)) still indexes by position
@@ -86,9 +87,9 @@ def resolve(tree: "ModuleTree", expression: str) -> "Node":
 def _step(tree: "ModuleTree", node: "Node", step: str | int) -> "Node | None":
     if isinstance(step, str):
         found = tree.child_by_key(node, step)
-        if found is not None or not step.lstrip("-").isdigit():
+        if found is not None or as_int(step) is None:
             return found
-        step = int(step)
+        step = as_int(step)
     if node.is_sequence and -len(node.children) <= step < len(node.children):  # [i] is only valid Python there
         return tree.nodes[node.children[step]]
     return None

@@ -6,6 +6,7 @@ from torch import nn
 
 from layerscope import naming
 from layerscope.errors import LayerscopeError
+from layerscope.parsing import as_int
 from layerscope.tree import ModuleTree, build_tree
 
 LayerRef = str | nn.Module
@@ -41,8 +42,8 @@ def _walk(model: nn.Module, expression: str) -> tuple[str, nn.Module] | None:
         sequence = isinstance(module, (nn.Sequential, nn.ModuleList))
         if isinstance(step, str) and step in keys:
             index = keys.index(step)
-        elif sequence and (isinstance(step, int) or step.lstrip("-").isdigit()):
-            index = int(step)
+        elif sequence and (isinstance(step, int) or as_int(step) is not None):
+            index = step if isinstance(step, int) else as_int(step)
             if not -len(children) <= index < len(children):
                 return None
         else:
