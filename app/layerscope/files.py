@@ -97,6 +97,9 @@ def output_path(text: str, inputs: Iterable[Path], flag: str) -> Path:
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Write through ``write(handle)`` to a temporary file beside ``path``, then rename it
     into place: readers see the old file or the whole new one, never half of it."""
+    info = status(path)
+    if info is not None and not stat.S_ISREG(info.st_mode):  # renaming onto /dev/null would replace it
+        raise LayerscopeError(f"cannot write {_short(path)}: not a regular file")
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

@@ -26,7 +26,7 @@ from layerscope.cli.common import (
     add_debug_option, add_model_options, fraction, int_between, load_from_args, stdout_console,
 )
 from layerscope.errors import LayerscopeError
-from layerscope.files import exists, output_path, same_file
+from layerscope.files import exists, expand, output_path, same_file
 from layerscope.parsing import as_int
 from layerscope.loading import LoadedModel
 from layerscope.render import heatmap_preview
@@ -83,7 +83,7 @@ class _Job:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         get_method(args.method)  # fail on a typo before loading anything (argparse checked the colormap)
-        self.image_path = Path(args.image) if args.image is not None else DEFAULT_IMAGE
+        self.image_path = expand(args.image, "image") if args.image is not None else DEFAULT_IMAGE
         _check_outputs(args, self.image_path)
         self.image = imaging.load_image(self.image_path)
         self.loaded: LoadedModel = load_from_args(args)
