@@ -126,7 +126,7 @@ CLI_CASES = [
     ("/dev/zero model", ["stats", "/dev/zero"], "/dev/zero is a character device, not a model file"),
     ("unknown user", ["stats", "~nosuchuser_ls/model.pt"], "no such user's home folder"),
     ("name too long", ["stats", f"{{d}}/{LONG_NAME}.pt"], "File name too long"),
-    ("text file", ["stats", "{d}/text.txt"], "not a PyTorch checkpoint"),
+    ("text file", ["stats", "{d}/text.txt"], "text.txt: not a PyTorch checkpoint\n"),  # no "(101)"
     ("empty file", ["stats", "{d}/empty.pth"], "not a PyTorch checkpoint"),
     ("int checkpoint", ["stats", "{d}/int.pth"], "holds an int, neither a model nor a state_dict"),
     ("damaged zip", ["stats", "{d}/badzip.pth"], "a damaged zip archive"),
@@ -190,6 +190,8 @@ CLI_CASES = [
     ("unknown method", ["cam", "--method", "nosuchcam"], "unknown CAM method 'nosuchcam'; choose one of: gradcam"),
     ("unknown colormap", ["cam", "--colormap", "rainbow"], "argument --colormap: invalid choice"),
     ("bad grid", [*TINY, "--grid", "14by14"], "--grid expects HxW such as 14x14"),
+    ("huge grid", [*TINY, "--grid", "100000x100000"], "--grid sides must be between 1 and 4096 tokens"),
+    ("empty grid", [*TINY, "--grid", "0x0"], "--grid sides must be between 1 and 4096 tokens"),
     ("negative prefix tokens", [*TINY, "--prefix-tokens", "-1"], "--prefix-tokens must be 0 or more"),
     ("cam on meta", ["cam", "cam_models:TinyNet", "--device", "meta"], "CAMs need real weights"),
     ("cam missing layer", [*TINY[:2], "--layer", "nosuch"], "no layer 'nosuch'"),

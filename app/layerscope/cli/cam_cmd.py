@@ -278,6 +278,8 @@ def _token_grid(grid: str | None, prefix: int | None) -> TokenGrid | None:
         if not match:
             raise LayerscopeError(f"--grid expects HxW such as 14x14, got {grid!r}")
         size = (int(match[1]), int(match[2]))
+        if not 1 <= min(size) <= max(size) <= 4096:
+            raise LayerscopeError(f"--grid sides must be between 1 and 4096 tokens, got {grid!r}")
     if prefix is not None and prefix < 0:
         raise LayerscopeError(f"--prefix-tokens must be 0 or more, got {prefix}")
     return TokenGrid(grid=size, prefix_tokens=prefix)
