@@ -142,3 +142,36 @@ def test_usage_mistakes_are_one_line_with_status_2(capsys, argv, message):
     _, err = capsys.readouterr()
     assert exit_info.value.code == 2
     assert message in err and err.count("\n") == 1 and "usage:" not in err
+
+
+def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
+    from layerscope.tui.widgets.stats import stats_table as tab_table
+
+    code, out, _ = run(capsys, "stats", "sample_models:tied_lm")
+    assert code == 0
+    assert "state dict bytes         14,016 B (13.7 KiB)" in out  # the head's tied matrix listed twice
+    assert "state dict unique bytes  7,616 B (7.4 KiB)" in out  # what torch.save writes: once
+    from rich.console import Console
+
+    from layerscope.report import node_stats
+    from layerscope.tree import build_tree
+    from sample_models import TiedLM
+
+    tree = build_tree(TiedLM())
+    console = Console(width=100, record=True)
+    console.print(tab_table(node_stats(tree, tree.root), None))
+    tab = console.export_text()
+    assert "state_dict bytes    14,016 B (13.7 KiB)" in tab and "saved (unique)      7,616 B (7.4 KiB)" in tab
+
+
+def test_a_saved_file_costs_the_unique_bytes(tmp_path):
+    from sample_models import TiedLM
+
+    from layerscope.tree import build_tree
+
+    model = TiedLM()
+    path = tmp_path / "tied.pt"
+    torch.save(model.state_dict(), path)
+    unique = build_tree(model).root.state_dict_unique_bytes
+    assert unique == (100 * 16 + 16 * 16 + 16 + 2 * 16) * 4
+    assert unique < path.stat().st_size < unique + 4096  # the zip archive's own few kilobytes

@@ -20,7 +20,7 @@ from layerscope.cli.common import (
 from layerscope.iteration import iteration_view
 from layerscope.loading import LoadedModel
 from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
-from layerscope.report import access_text, exact, human_bytes, human_count, node_stats
+from layerscope.report import access_text, exact, human_bytes, human_count, node_stats, shown_figures
 from layerscope.tree import ModuleTree, Node, build_tree
 
 
@@ -174,25 +174,13 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def stats_table(stats: dict[str, Any]) -> Table:
-    """Rows for people: exact counts with separators, bytes humanised next to them."""
+    """Rows for people, formatted by ``report.format_figure`` as the app's Stats tab does."""
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    for key, value in stats.items():
-        table.add_row(key.replace("_", " "), _format_stat(key, value))
+    for key, text in shown_figures(stats):
+        table.add_row(key.replace("_", " "), text)
     return table
-
-
-def _format_stat(key: str, value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, list):
-        return ", ".join(value) or "—"
-    if isinstance(value, int) and key.endswith("_bytes"):
-        return f"{exact(value)} ({human_bytes(value)})"
-    if isinstance(value, int):
-        return exact(value)
-    return str(value) if value != "" else "—"
 
 
 # --- api -----------------------------------------------------------------------------
