@@ -55,7 +55,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("m", "pick_method", "Method", "Choose the CAM method", True),
     ("c", "pick_class", "Class", "Choose the target class", True),
     ("o", "open_image", "Image", "Open another image", True),
-    ("l", "open_model", "Model", "Open another model (MODEL and options, as on the command line)", True),
+    ("l", "open_model", "Model", "Open another model, typed as on the command line", True),
     ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
     ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
     ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
