@@ -41,5 +41,14 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-box"):
             yield Static(Text("layerscope keys", style="bold"), id="help-title")
             yield Static(table)
-            yield Static(Text(f"errors that are bugs: traceback in {self.log_path}", style="dim"), id="help-log")
+            yield Static(Text(f"errors that are bugs: traceback in {home_short(self.log_path)}", style="dim"),
+                         id="help-log")
             yield Static(Text("escape closes this", style="dim"))
+
+
+def home_short(path: Path) -> str:
+    """``~/.local/state/…`` rather than the full home folder: shorter, and the same on every machine."""
+    try:
+        return f"~/{path.relative_to(Path.home())}"
+    except (ValueError, RuntimeError):  # outside home, or no home folder at all
+        return str(path)
