@@ -140,17 +140,24 @@ class Prediction(NamedTuple):
     index: int
     name: str | None
     probability: float
+    logit: float
 
 
 def top_predictions(scores: object, categories: Sequence[str] | None, k: int = 5) -> list[Prediction]:
-    """Softmax top-``k`` of a classifier's ``N×classes`` logits (first image); empty for any
-    other output (a detector's list of dicts). The CLI and the app print the same list."""
+    """The top-``k`` classes of a classifier's ``N×classes`` logits (first image), with their
+    softmax probabilities; empty for any other output (a detector's list of dicts).
+
+    Ranked by the logits, as the default target (argmax) is: with random weights the softmax
+    is so flat that float32 probabilities tie, and ranking them would put a class above the
+    one the map explains. The CLI and the app print the same list."""
     if not isinstance(scores, Tensor) or scores.dim() != 2:
         return []
-    probs = torch.softmax(scores[0].detach().float(), dim=0)
-    values, indices = probs.topk(min(k, probs.numel()))
+    logits = scores[0].detach().float()
+    values, indices = logits.topk(min(k, logits.numel()))
+    probs = torch.softmax(logits, dim=0)[indices]
     names = list(categories or [])
     return [
-        Prediction(i, names[i] if i < len(names) else None, p) for p, i in zip(values.tolist(), indices.tolist())
+        Prediction(i, names[i] if i < len(names) else None, p, v)
+        for i, p, v in zip(indices.tolist(), probs.tolist(), values.tolist())
     ]
 

@@ -108,11 +108,14 @@ class _Job:
         if result.target is not None:
             name = f" {result.target_name}" if result.target_name else ""
             self.console.print(f"target  {result.target}{name}")
+        elif self.method.class_blind:
+            self.console.print(f"target  none: {result.method} uses no class (the map is the same for every class)")
 
     def _print_top5(self, scores: torch.Tensor) -> None:
-        table = Table("rank", "class", "name", "probability", title="top-5 predictions", title_justify="left")
+        table = Table("rank", "class", "name", "logit", "probability", title="top-5 predictions (by logit)",
+                      title_justify="left")
         for rank, p in enumerate(top_predictions(scores, self.loaded.categories), 1):
-            table.add_row(str(rank), str(p.index), p.name or "-", f"{p.probability:.3f}")
+            table.add_row(str(rank), str(p.index), p.name or "-", f"{p.logit:.3f}", f"{p.probability:.3f}")
         self.console.print(table)
 
     def _print_detections(self, output: object) -> None:
