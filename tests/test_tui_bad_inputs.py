@@ -215,8 +215,6 @@ async def wait_for(condition, seconds: float) -> None:
     raise AssertionError(f"not within {seconds} s")
 
 
-@pytest.mark.xfail(strict=True, reason="engine side of issue 7: imaging.load_image must refuse non-regular "
-                   "files (files.regular_file) with a LayerscopeError; remove this mark once it does")
 async def test_o_on_a_fifo_is_refused_at_once(app, fifo):
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
