@@ -127,6 +127,10 @@ CLI_CASES = [
     ("--arg without =", ["stats", "resnet18", "--arg", "vocab"], "--arg expects key=value, got 'vocab'"),
     ("--arg unknown", ["stats", "resnet18", "--arg", "nonsense=1"], "resnet18 does not accept those arguments"),
     ("timm --arg unknown", ["stats", "timm:resnet18", "--arg", "foo=1"], "timm:resnet18 does not accept those"),
+    ("absurd num_classes", ["stats", "resnet18", "--arg", "num_classes=10000000000"],
+     "resnet18 with num_classes=10000000000 needs 19,110.8 GiB of weights; cpu has"),
+    ("absurd timm num_classes", ["stats", "timm:resnet18", "--arg", "num_classes=10000000000"],
+     "timm:resnet18 with num_classes=10000000000 needs 19,110.8 GiB of weights"),
     # devices
     ("device xpu", ["stats", "resnet18", "--device", "xpu"], "device type 'xpu' is not supported"),
     ("device hpu", ["stats", "resnet18", "--device", "hpu"], "device type 'hpu' is not supported"),
