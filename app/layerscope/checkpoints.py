@@ -2,8 +2,10 @@
 
 ``torch.load`` runs with ``weights_only=True`` always; a file that needs full unpickling
 is refused unless the user passed ``--trust``, because unpickling can run any code the
-file's author chose. Misfits are reported key by key so the user knows which
-architecture or checkpoint is wrong.
+file's author chose. TorchScript archives and torch.export programs are programs, and
+are told apart by their zip members (never the suffix) and refused the same way.
+Misfits are reported key by key so the user knows which architecture or checkpoint is
+wrong.
 """
 
 from __future__ import annotations
