@@ -417,11 +417,18 @@ class LayerscopeApp(App):
     # --- Grad-CAM keys ---------------------------------------------------------------
 
     def action_set_target(self) -> None:
+        """On a folded ×N row the target is the run's last member (``[-1]``, the layer Grad-CAM
+        papers pick), and the notification says so."""
         if self.session is None or self.current is None:
             return
-        self._set_target(self.current)
+        run = self.query_one(ModuleTreeView).current_run()
+        if run is None:
+            self._set_target(self.current)
+            return
+        first, last = self.session.node(run[0]), self.session.node(run[-1])
+        self._set_target(last.index, note=f"\nthe last of the folded {first.key}…{last.key} ×{len(run)}")
 
-    def _set_target(self, index: int) -> None:
+    def _set_target(self, index: int, note: str = "") -> None:
         session = self.session
         assert session is not None
         session.target = index
@@ -433,10 +440,11 @@ class LayerscopeApp(App):
         node = session.node(index)
         kind, reason = session.eligibility.get(node.name, ("", ""))
         if kind == "none":
-            self.notify(f"{node.access_negative or node.access}: {reason}", title="Target not eligible",
+            self.notify(f"{node.access_negative or node.access}: {reason}{note}", title="Target not eligible",
                         severity="warning", markup=False)
         else:
-            self.notify(node.access_negative or node.access, title="Grad-CAM target", markup=False, timeout=3)
+            self.notify(f"{node.access_negative or node.access}{note}", title="Grad-CAM target", markup=False,
+                        timeout=3)
         panel.redraw_from_cache(session)
 
     def action_suggested_target(self) -> None:

@@ -48,8 +48,11 @@ def info_text(session: Session, view: CamView | None, running: bool = False) -> 
     text.append("\nmap ", "dim")
     text.append(f"{result.method} at {result.layer}", "bold cyan")
     name = f" {result.target_name}" if result.target_name else ""
-    text.append(f" for {result.target}{name}", "bold")
-    score = next((p for k, _, p in view.top5 if k == result.target), None)
+    if result.target is None:
+        text.append(" for no class (class-blind)", "italic")
+    else:
+        text.append(f" for {result.target}{name}", "bold")
+    score = next((p.probability for p in view.top5 if p.index == result.target), None)
     if score is not None:
         text.append(f" p={score:.3f}")
     if view.reused:
@@ -64,9 +67,9 @@ def top5_table(view: CamView) -> Table:
     table.add_column(style="dim", justify="right")
     table.add_column(no_wrap=True, overflow="ellipsis")
     table.add_column(justify="right", style="bold")
-    for k, name, p in view.top5:
-        style = "bold magenta" if k == view.result.target else ""
-        table.add_row(str(k), Text(name or "-", style=style), f"{p:.3f}")
+    for p in view.top5:
+        style = "bold magenta" if p.index == view.result.target else ""
+        table.add_row(str(p.index), Text(p.name or "-", style=style), f"{p.probability:.3f}")
     return table
 
 
