@@ -26,6 +26,17 @@ def screen_text(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+def tree_lines(tree) -> list:
+    """Every line a Textual ``Tree`` holds (expanded or not), in display order, walked from its
+    public ``root`` through ``children``."""
+    found, stack = [], [tree.root]
+    while stack:
+        line = stack.pop()
+        found.append(line)
+        stack.extend(reversed(line.children))
+    return found
+
+
 def notifications(app) -> list[str]:
     """Every ``title: message`` the app passed to its public ``notify``, oldest first, expired
     toasts included (recorded by the ``recorded_notifications`` fixture in conftest)."""
