@@ -134,7 +134,7 @@ def test_console_script_runs_as_a_user_would():
     [
         (["api", "resnet18", "--first", "-1"], "layerscope api: error: argument --first: expected a number of at least 1"),
         (["stats"], "layerscope stats: error: the following arguments are required: MODEL"),
-        (["tree", "resnet18", "--depth", "two"], "argument --depth: invalid int value: 'two'"),
+        (["tree", "resnet18", "--depth", "two"], "argument --depth: expected a whole number, got 'two'"),
     ],
 )
 def test_usage_mistakes_are_one_line_with_status_2(capsys, argv, message):

@@ -26,6 +26,7 @@ from torch import nn
 from layerscope import naming
 from layerscope.counting import Totals, storage_of
 from layerscope.errors import LayerscopeError
+from layerscope.parsing import as_int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,9 +203,9 @@ class ModuleTree:
     def _step(self, node: Node, step: naming.Step) -> Node | None:
         if isinstance(step, str):
             found = self.child_by_key(node, step)
-            if found is not None or not step.lstrip("-").isdigit():
+            if found is not None or as_int(step) is None:
                 return found
-            step = int(step)  # layer4.-1: a dotted spelling of a position
+            step = as_int(step)  # layer4.-1: a dotted spelling of a position
         return self.child_at(node, step)
 
     def closest_names(self, text: str, n: int = 3) -> list[str]:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from layerscope.errors import LayerscopeError
+from layerscope.parsing import as_int
 
 TargetSpec = int | str | Sequence[int] | Callable[[object], Tensor] | None
 
@@ -115,8 +116,8 @@ def _check_index(k: int, classes: int) -> int:
 
 
 def _class_from_name(name: str, categories: Sequence[str] | None, classes: int) -> int:
-    if name.strip().lstrip("-").isdigit():
-        return _check_index(int(name), classes)
+    if as_int(name) is not None:
+        return _check_index(as_int(name), classes)
     if not categories:
         raise LayerscopeError(
             f"class name {name!r} given, but these weights have no class names; give a class index instead"

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from layerscope.cli.common import (
-    add_debug_option, add_model_options, load_from_args, positive_int, print_json, stdout_console,
+    add_debug_option, add_model_options, int_between, load_from_args, positive_int, print_json, stdout_console,
 )
 from layerscope.iteration import iteration_view
 from layerscope.loading import LoadedModel
@@ -25,7 +25,7 @@ from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     tree = _command(sub, "tree", "print the module tree with parameter counts", run_tree)
-    tree.add_argument("--depth", type=int, default=None, help="deepest level to print (root is 0)")
+    tree.add_argument("--depth", type=int_between(0), default=None, help="deepest level to print (root is 0)")
     tree.add_argument("--no-fold", action="store_true", help="print repeated blocks one by one")
     _add_shape_options(tree)
 
