@@ -344,3 +344,27 @@ def test_cli_tree_of_a_folder(vit_folder, capsys):
     assert "48,195 parameters" in out
     assert "layers  ModuleList" in out and "ViTLayer ×2" in out
     assert "classifier  Linear  99  → 1×3" in out
+
+
+async def test_app_draws_the_map_of_a_folder_and_hints_token_ids_for_a_text_model(vit_folder, llama_folder, tmp_path):
+    from tui_helpers import notifications, screen_text, settle
+
+    from layerscope.tui.app import LayerscopeApp
+    from layerscope.tui.widgets.gradcam import CamPanel
+
+    folder, _ = vit_folder
+    app = LayerscopeApp(load_model(str(folder)), spec=str(folder), save_dir=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        view = app.query_one(CamPanel).view
+        assert view.result.layer == "vit.layers.1.layernorm_before"
+        assert view.heat.shape == (300, 451)  # chelsea.png's own size
+        assert f"gradcam at vit.layers.1.layernorm_before for {view.result.target}" in screen_text(app)
+    folder, _ = llama_folder
+    app = LayerscopeApp(load_model(str(folder)), spec=str(folder), save_dir=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert any("a text model takes token ids: --input 128:long" in n for n in notifications(app))
+        assert "24,992 params" in screen_text(app)  # the tree and the figures are there all the same
