@@ -203,14 +203,8 @@ def test_state_dict_style_names_resolve_through_the_model_child(llama_folder):
     tree = build_tree(load_model(str(folder)).model)
     assert tree.resolve("model.model.layers[-1]").name == "model.layers.1"
     assert tree.resolve("model.model.layers.1.mlp").name == "model.layers.1.mlp"
-
-
-@pytest.mark.xfail(reason="issue 8 item 5 (i8): `model.layers.1` spelt as the state_dict spells it", strict=False)
-def test_state_dict_key_with_the_model_prefix_reaches_the_child(llama_folder):
-    folder, _ = llama_folder
-    tree = build_tree(load_model(str(folder)).model)
-    assert tree.resolve("model.layers.1.mlp").name == "model.layers.1.mlp"  # the state_dict's spelling
-    assert tree.resolve("model.layers[-1].mlp").name == "model.layers.1.mlp"
+    assert tree.resolve("model.layers.1.mlp").name == "model.layers.1.mlp"  # as the state_dict spells it
+    assert tree.resolve("model.layers.1.mlp").access == "model.model.layers[1].mlp"
 
 
 def _llama2_70b_config() -> transformers.LlamaConfig:
@@ -368,3 +362,22 @@ async def test_app_draws_the_map_of_a_folder_and_hints_token_ids_for_a_text_mode
         await settle(pilot)
         assert any("a text model takes token ids: --input 128:long" in n for n in notifications(app))
         assert "24,992 params" in screen_text(app)  # the tree and the figures are there all the same
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.safetensors"])
+def test_a_crafted_pickle_in_a_folder_runs_nothing(tmp_path, vit_folder, name):
+    from evil_files import pickle_file
+
+    folder, _ = vit_folder
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "config.json").write_bytes((folder / "config.json").read_bytes())
+    marker = tmp_path / "pwned"
+    pickle_file(evil / name, marker)
+    message = "only as a pickle" if name.endswith(".bin") else "cannot load the weights of"
+    with pytest.raises(LayerscopeError, match=message):
+        load_model(str(evil))
+    if name.endswith(".safetensors"):  # read as safetensors, even with --trust: never unpickled
+        with pytest.raises(LayerscopeError, match="cannot load the weights of"):
+            load_model(str(evil), trust=True)
+    assert not marker.exists()

@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from layerscope.checkpoints import read_checkpoint
+from layerscope.checkpoints import extract_state_dict, read_model_file
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.files import exists, expand, regular_file
 from layerscope.loading import FILE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess
 
 PREFIX = "hf:"
@@ -57,8 +58,11 @@ def is_hf_spec(spec: str) -> bool:
     """``hf:…``, or a folder with a ``config.json`` in it."""
     if spec.startswith(PREFIX):
         return True
-    path = Path(spec).expanduser()
-    return path.is_dir() and (path / CONFIG).is_file()
+    try:
+        path = expand(spec)
+        return path.is_dir() and exists(path / CONFIG)
+    except (OSError, LayerscopeError):
+        return False
 
 
 def load_hf(
@@ -102,9 +106,9 @@ def load_hf(
 def resolve_folder(spec: str) -> Path:
     """``hf:PATH`` or a folder as given; ``hf:ORG/NAME[@REVISION]`` from the local hub cache."""
     text = spec.removeprefix(PREFIX)
-    path = Path(text).expanduser()
+    path = expand(text, "model folder")
     if path.is_dir():
-        if not (path / CONFIG).is_file():
+        if not exists(path / CONFIG):
             raise LayerscopeError(f"{spec} is a folder without {CONFIG}, not a Hugging Face model")
         return path
     if not spec.startswith(PREFIX) or not _REPO_ID.fullmatch(text) or text.startswith((".", "/")):
@@ -140,7 +144,7 @@ def _hub_cache() -> str:
 def inspect_folder(path: Path, spec: str) -> HfFolder:
     """The folder's config, weight files and code, from file names and JSON only."""
     try:
-        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+        config = json.loads(regular_file(path / CONFIG, "config file").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise LayerscopeError(f"cannot read {path / CONFIG}: {first_line(exc)}") from exc
     if not isinstance(config, dict):
@@ -231,6 +235,8 @@ def _build_on_meta(cls, config, spec: str) -> nn.Module:
 def _from_weights(cls, config, folder: HfFolder, spec: str, trust: bool) -> nn.Module:
     """safetensors through transformers' own loader (renames, ties, shards); a pickle only
     with ``--trust``, read by layerscope's checkpoint reader."""
+    from safetensors import SafetensorError  # a dependency of transformers
+
     if folder.safetensors:
         source: dict[str, Any] = {"pretrained_model_name_or_path": str(folder.path), "use_safetensors": True}
     elif not trust:
@@ -242,13 +248,13 @@ def _from_weights(cls, config, folder: HfFolder, spec: str, trust: bool) -> nn.M
     else:
         state: dict[str, torch.Tensor] = {}
         for path in folder.pickles:
-            state.update(read_checkpoint(path, trust=True))
+            state.update(extract_state_dict(read_model_file(path, trust=True, what="weights file"), str(path)))
         source = {"pretrained_model_name_or_path": None, "state_dict": state}
     try:
         model, info = cls.from_pretrained(
             config=config, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True, **source
         )
-    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+    except (ValueError, KeyError, OSError, RuntimeError, SafetensorError) as exc:
         raise LayerscopeError(f"cannot load the weights of {spec}: {first_line(exc)}") from exc
     _check_fit(info, spec, cls.__name__)
     return model
@@ -317,7 +323,7 @@ def preprocess_from_folder(path: Path, config: Mapping[str, Any]) -> Preprocess:
     """
     file = path / PREPROCESSOR
     try:
-        saved = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+        saved = json.loads(regular_file(file, "preprocessor config").read_text(encoding="utf-8")) if exists(file) else None
     except (OSError, ValueError) as exc:
         raise LayerscopeError(f"cannot read {file}: {first_line(exc)}") from exc
     if not isinstance(saved, dict):
