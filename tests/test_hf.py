@@ -207,18 +207,18 @@ def test_state_dict_style_names_resolve_through_the_model_child(llama_folder):
     assert tree.resolve("model.layers.1.mlp").access == "model.model.layers[1].mlp"
 
 
-def _llama2_70b_config() -> transformers.LlamaConfig:
-    config = transformers.LlamaConfig(
-        vocab_size=32000, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
-        num_key_value_heads=8, max_position_embeddings=4096, rms_norm_eps=1e-5, dtype="float16",
-    )
-    config.architectures = ["LlamaForCausalLM"]
-    return config
+LLAMA_2_70B = {  # meta-llama/Llama-2-70b-hf's config.json as the hub serves it (written by transformers 4.32)
+    "architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+    "hidden_size": 8192, "initializer_range": 0.02, "intermediate_size": 28672, "max_position_embeddings": 4096,
+    "model_type": "llama", "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8,
+    "pad_token_id": 0, "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": None,
+    "tie_word_embeddings": False, "torch_dtype": "float16", "transformers_version": "4.32.0.dev0",
+    "use_cache": True, "vocab_size": 32000,
+}
 
 
 def test_config_only_folder_builds_llama2_70b_on_meta_with_exact_counts(tmp_path):
-    _llama2_70b_config().save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_2_70B))
     loaded = load_model(str(tmp_path))
     assert loaded.device.type == "meta" and not loaded.pretrained and loaded.weights == "none"
     per_layer = 2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672 + 2 * 8192
@@ -227,7 +227,8 @@ def test_config_only_folder_builds_llama2_70b_on_meta_with_exact_counts(tmp_path
     assert sum(p.numel() for p in loaded.model.parameters()) == expected
     tree = build_tree(loaded.model)
     assert tree.root.total_params == expected
-    assert tree.resolve("model.model.layers[-1].mlp").total_params == 3 * 8192 * 28672
+    assert tree.resolve("model.layers.79.mlp").total_params == 3 * 8192 * 28672
+    assert tree.resolve("model.model.layers[-1].mlp").name == "model.layers.79.mlp"
     assert {p.dtype for p in loaded.model.parameters()} == {torch.float16}  # the checkpoint's dtype: its bytes
 
 
