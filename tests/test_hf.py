@@ -382,3 +382,19 @@ def test_a_crafted_pickle_in_a_folder_runs_nothing(tmp_path, vit_folder, name):
         with pytest.raises(LayerscopeError, match="cannot load the weights of"):
             load_model(str(evil), trust=True)
     assert not marker.exists()
+
+
+def test_names_from_the_checkpoint_and_transformers_4_code_reach_the_renamed_modules(vit_folder):
+    """transformers 5 calls ``vit.encoder.layer`` ``vit.layers`` (the file keeps the old keys);
+    names copied from the file, 4.x code or pytorch-grad-cam's README still resolve."""
+    folder, _ = vit_folder
+    model = load_model(str(folder)).model
+    tree = build_tree(model)
+    assert tree.resolve("model.vit.encoder.layer[-1].layernorm_before").name == "vit.layers.1.layernorm_before"
+    assert tree.resolve("vit.encoder.layer.0.attention.attention.query").name == "vit.layers.0.attention.q_proj"
+    assert tree.resolve("vit.encoder.layer.1.output.dense").name == "vit.layers.1.mlp.fc2"
+    with pytest.raises(LayerscopeError, match=r"no layer 'vit.encoder.layer.9.output.dense' in ViTForImage"):
+        tree.resolve("vit.encoder.layer.9.output.dense")
+    x = torch.zeros(1, 3, 224, 224)
+    assert compute_cam(model, x, "model.vit.encoder.layer[-1].layernorm_before").layer == "vit.layers.1.layernorm_before"
+    assert build_tree(torch.nn.Sequential(torch.nn.ReLU())).renamer is None  # only transformers models

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -414,3 +415,34 @@ def suggested_layer(model: nn.Module) -> str | None:
         elif leaf == "stages" and parts[-1] == "stages" and isinstance(module, (nn.ModuleList, nn.Sequential)):
             found = f"{name}.{len(module) - 1}" if len(module) else None
     return found
+
+
+def checkpoint_renamer(model: nn.Module) -> Callable[[str], str | None] | None:
+    """How a layer name written against a checkpoint or older code maps onto this model.
+
+    transformers 5 renamed modules (``vit.encoder.layer.2.attention`` is now
+    ``vit.layers.2.attention``) and renames checkpoint keys as it loads them; names people
+    copy from a checkpoint's keys, from 4.x code or from papers (``model.vit.encoder.layer[-1]
+    .layernorm_before``) go through the same renames. ``None`` for any other model.
+    """
+    transformers = sys.modules.get("transformers")
+    if transformers is None or not isinstance(model, transformers.PreTrainedModel):
+        return None
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightRenaming, rename_source_key
+    except ImportError:  # transformers 4 renames nothing
+        return None
+    renames = [r for r in get_model_conversion_mapping(model) if isinstance(r, WeightRenaming)]
+    if not renames:
+        return None
+
+    def rename(text: str) -> str | None:
+        dotted = re.sub(r"\[\s*(-?\d+)\s*\]", r".\1", text.strip())
+        for candidate in (dotted, dotted.removeprefix("model.")):
+            renamed, _ = rename_source_key(candidate, renames, [])
+            if renamed != candidate:
+                return re.sub(r"\.(-?\d+)(?=\.|$)", r"[\1]", renamed)
+        return None
+
+    return rename
