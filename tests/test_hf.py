@@ -398,3 +398,16 @@ def test_names_from_the_checkpoint_and_transformers_4_code_reach_the_renamed_mod
     x = torch.zeros(1, 3, 224, 224)
     assert compute_cam(model, x, "model.vit.encoder.layer[-1].layernorm_before").layer == "vit.layers.1.layernorm_before"
     assert build_tree(torch.nn.Sequential(torch.nn.ReLU())).renamer is None  # only transformers models
+
+
+def test_cam_of_a_folder_without_weights_says_why(tmp_path, vit_folder, llama_folder):
+    from layerscope.cam.photo import PhotoExplainer
+
+    folder, _ = vit_folder
+    (tmp_path / "config.json").write_bytes((folder / "config.json").read_bytes())
+    loaded = load_model(str(tmp_path))
+    assert loaded.device.type == "meta" and build_tree(loaded.model).root.total_params == 48_195
+    with pytest.raises(LayerscopeError, match="built on the meta device .*CAMs need real weights"):
+        PhotoExplainer(loaded, SAMPLES / "chelsea.png")
+    with pytest.raises(LayerscopeError, match=r"takes input_ids \(a text model\)"):
+        PhotoExplainer(load_model(str(llama_folder[0])), SAMPLES / "chelsea.png")
