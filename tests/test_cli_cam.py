@@ -127,3 +127,11 @@ def test_class_on_a_detector_targets_the_best_box_of_that_class(capsys):
     assert code == 2 and "unknown class name 'cupp'; closest: cup" in err
     code, _, err = _run(capsys, *argv, "--class", "500")
     assert code == 2 and "class index 500 is out of range: the model has 91 classes" in err
+
+
+def test_eigencam_claims_no_class(capsys):
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--method", "eigencam", "--layer", "conv",
+                          "--ascii", "--width", "20")
+    assert code == 0, err
+    assert "target  none: eigencam uses no class (the map is the same for every class)" in out
+    assert "top-5 predictions (by logit)" in out

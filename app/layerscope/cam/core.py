@@ -232,7 +232,7 @@ class CamSession:
 
     def _result(self, name: str, spec: Method, raw: Tensor, heatmap: Tensor) -> CamResult:
         single = heatmap.shape[0] == 1
-        target = self.target
+        target = None if spec.class_blind else self.target
         return CamResult(
             heatmap=heatmap[0] if single else heatmap,
             raw=raw[0] if single else raw,

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from layerscope.errors import LayerscopeError
+from layerscope.parsing import as_int
 
 TargetSpec = int | str | Sequence[int] | Callable[[object], Tensor] | None
 
@@ -124,8 +125,8 @@ def _check_index(k: int, classes: int) -> int:
 
 
 def _class_from_name(name: str, categories: Sequence[str] | None, classes: int) -> int:
-    if name.strip().lstrip("-").isdigit():
-        return _check_index(int(name), classes)
+    if as_int(name) is not None:
+        return _check_index(as_int(name), classes)
     if not categories:
         raise LayerscopeError(
             f"class name {name!r} given, but these weights have no class names; give a class index instead"
@@ -148,18 +149,25 @@ class Prediction(NamedTuple):
     index: int
     name: str | None
     probability: float
+    logit: float
 
 
 def top_predictions(scores: object, categories: Sequence[str] | None, k: int = 5) -> list[Prediction]:
-    """Softmax top-``k`` of a classifier's ``N×classes`` logits (first image); empty for any
-    other output (a detector's list of dicts). The CLI and the app print the same list."""
+    """The top-``k`` classes of a classifier's ``N×classes`` logits (first image), with their
+    softmax probabilities; empty for any other output (a detector's list of dicts).
+
+    Ranked by the logits, as the default target (argmax) is: with random weights the softmax
+    is so flat that float32 probabilities tie, and ranking them would put a class above the
+    one the map explains. The CLI and the app print the same list."""
     scores = class_scores(scores)
     if not isinstance(scores, Tensor) or scores.dim() != 2:
         return []
-    probs = torch.softmax(scores[0].detach().float(), dim=0)
-    values, indices = probs.topk(min(k, probs.numel()))
+    logits = scores[0].detach().float()
+    values, indices = logits.topk(min(k, logits.numel()))
+    probs = torch.softmax(logits, dim=0)[indices]
     names = list(categories or [])
     return [
-        Prediction(i, names[i] if i < len(names) else None, p) for p, i in zip(values.tolist(), indices.tolist())
+        Prediction(i, names[i] if i < len(names) else None, p, v)
+        for i, p, v in zip(indices.tolist(), probs.tolist(), values.tolist())
     ]
 
