@@ -185,7 +185,7 @@ class ModuleTree:
         if found is not None:
             return found
         node = self.root
-        for step in naming.parse(text):
+        for step in self._parse(text):
             nxt = self._step(node, step)
             if nxt is None:
                 return self._renamed(text) if rename else self._fail(text)
@@ -205,6 +205,16 @@ class ModuleTree:
 
     def _fail(self, text: str) -> Node:
         raise LayerscopeError(self._not_found(text))
+
+    def _parse(self, text: str) -> list[naming.Step]:
+        """A dotted name with a typo in an odd key (``heads.box-rex``) is a wrong name, not
+        unreadable Python: it gets the closest names too."""
+        try:
+            return naming.parse(text)
+        except LayerscopeError:
+            if any(c in text for c in "[]()'\""):
+                raise
+            raise LayerscopeError(self._not_found(text)) from None
 
     def _shown(self) -> dict[str, Node]:
         """Every access expression the views print, built on the first lookup."""
