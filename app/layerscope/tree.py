@@ -390,16 +390,26 @@ def _position(parent: nn.Module, place: _Place) -> int | None:
 def _segments(parent: nn.Module, place: _Place, position: int | None) -> tuple[str, str]:
     """The step from ``parent`` to this child as Python, and its ``[-1]`` form."""
     key = place.key
-    reachable = naming.is_attribute(key) and getattr(parent, key, None) is place.module
+    through_getattr = _getattr(parent, key) is place.module
+    reachable = through_getattr and naming.is_attribute(key)
     if position is not None:
         segment = f".{key}" if reachable else naming.spell_position(position)  # a named Sequential reads .name
         last = position == len(parent._modules) - 1 and len(parent._modules) > 1
         return segment, naming.spell_position(-1) if last else segment
     if _is_dict(parent):
         return (naming.spell_item(key),) * 2
-    if reachable or getattr(parent, key, None) is place.module:
-        return (naming.spell_attribute(key),) * 2  # .get_submodule('block1-0') goes through getattr
+    if through_getattr:
+        return (naming.spell_attribute(key),) * 2  # .get_submodule('block1-0') goes through getattr too
     return (naming.spell_private(key),) * 2
+
+
+def _getattr(parent: nn.Module, key: str) -> object:
+    """What ``getattr`` really returns: a class attribute may hide the child, and a model's own
+    ``__getattr__`` may raise anything; the spelling must follow what Python would do."""
+    try:
+        return getattr(parent, key)
+    except Exception:
+        return None
 
 
 class _TreeBuilder:
