@@ -169,7 +169,7 @@ CLI_CASES = [
     # layers, depths, inputs
     ("missing layer", ["stats", "resnet18", "--layer", "layer4.1.conv9"], "no layer 'layer4.1.conv9' in ResNet"),
     ("superscript index", ["stats", "resnet18", "--layer", "layer4[²]"], "cannot read layer name 'layer4[²]'"),
-    ("superscript key", ["stats", "resnet18", "--layer", "layer4.²"], "cannot read layer name 'layer4.²'"),
+    ("superscript key", ["stats", "resnet18", "--layer", "layer4.²"], "no layer 'layer4.²' in ResNet; closest: "),
     ("depth -1", ["tree", "resnet18", "--depth", "-1"], "argument --depth: expected a number of at least 0"),
     ("huge input", ["tree", "resnet18", "--input", "3x100000x100000"], "at most 67,108,864 elements"),
     ("zero input", ["tree", "resnet18", "--input", "3x0x4"], "sizes of at least 1"),

@@ -209,3 +209,11 @@ def test_a_folded_run_shows_its_shape_change(capsys):
     assert code == 0
     assert "└── 0…2  Conv2d ×3  444  → 1×4×16×16 ⋯ 1×4×4×4" in out
     assert "model  Sequential  444  → 1×4×4×4" in out
+
+
+def test_tree_json_marks_a_module_registered_twice(capsys):
+    code, out, _ = run(capsys, "tree", "sample_models:relu_twice", "--json")
+    features = json.loads(out)["children"][0]
+    last = features["children"][-1]
+    assert code == 0 and last["name"] == "features.3" and last["same_module_as"] == "features.1"
+    assert (last["access_expression"], last["access_expression_negative"]) == ("model.features[3]", "model.features[-1]")

@@ -176,6 +176,8 @@ def _tree_json(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
         "name": node.name,
         "class": node.class_name,
         "access_expression": node.access,
+        "access_expression_negative": node.access_negative,
+        "same_module_as": tree.nodes[node.same_as].name if node.same_as is not None else None,
         "total_params": node.total_params,
         "own_params": node.own_params,
     }
