@@ -156,8 +156,9 @@ async def test_a_model_that_fails_at_start_says_so_on_screen_and_l_recovers(log_
         assert "l opens another model" in shown and "KeyError" in shown
         assert any(n.startswith("Model not loaded: ") and "blocks" in n for n in notifications(app))
         assert app.session is None
-        await pilot.press("g", "t", "y", "s", "c", "m")  # nothing to act on: no crash
-        await pilot.press("escape", "escape")
+        await pilot.press("g", "t", "y", "s", "c", "m", "o")  # nothing to act on: no crash, no modal
+        assert len(app.screen_stack) == 1
+        assert last_notification(app) == ": no model is open: l opens one"
         await pilot.press("l", "ctrl+u", *"resnet18", "enter")
         await settle(pilot)
         assert app.session.loaded.spec == "resnet18"
