@@ -81,13 +81,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def preprocess(image: Image.Image, spec: Preprocess) -> tuple[Tensor, Geometry]:
-    """The ``1×3×H×W`` float input for ``spec`` (resize shorter side, centre crop, normalise)."""
+    """The ``1×3×H×W`` float input for ``spec`` (resize the shorter side or to an exact H×W,
+    centre crop, normalise); ``Geometry`` keeps both scale factors, so a stretched resize maps back too."""
     import torchvision.transforms.functional as TF
 
     width, height = image.size
     resized = image
     if spec.resize is not None:
-        resized = TF.resize(image, [spec.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        size = list(spec.resize) if isinstance(spec.resize, tuple) else [spec.resize]  # H×W, or the shorter side
+        resized = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     rw, rh = resized.size
     ch, cw = spec.crop or (rh, rw)
     cropped = TF.center_crop(resized, [ch, cw])

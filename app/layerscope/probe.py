@@ -114,7 +114,9 @@ def _probe_locked(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.d
         with torch.no_grad():
             call_model(model, dummy_input(model, input_shape, dtype))
     except Exception as exc:
-        raise LayerscopeError(f"shape probe failed with input {'x'.join(map(str, input_shape))}: "
+        text_model = getattr(model, "main_input_name", None) == "input_ids" and dtype.is_floating_point
+        hint = " (a text model takes token ids: --input 128:long)" if text_model else ""
+        raise LayerscopeError(f"shape probe failed with input {'x'.join(map(str, input_shape))}{hint}: "
                               f"{first_line(exc)}") from exc
     finally:
         for handle in handles:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import gc
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -108,6 +108,7 @@ class ModuleTree:
         self._child_keys: dict[int, dict[str, int]] = {}
         self._positions: dict[int, dict[int, int]] = {}
         self._expressions: dict[str, Node] | None = None
+        self.renamer: Callable[[str], str | None] | None = None  # old spellings (``layerscope.hf``)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -175,7 +176,9 @@ class ModuleTree:
 
         A wrong name fails with the closest real ones.
         """
-        text = text.strip()
+        return self._resolve(text.strip(), rename=True)
+
+    def _resolve(self, text: str, *, rename: bool) -> Node:
         found = self.root if not text else self._shown().get(text)
         for name in (text, text.removeprefix("model.")):
             found = found or self.get(name)
@@ -185,9 +188,23 @@ class ModuleTree:
         for step in naming.parse(text):
             nxt = self._step(node, step)
             if nxt is None:
-                raise LayerscopeError(self._not_found(text))
+                return self._renamed(text) if rename else self._fail(text)
             node = nxt
         return node
+
+    def _renamed(self, text: str) -> Node:
+        """A name as a checkpoint file or older code spells it, where the model has such
+        renames (transformers 5 calls ``vit.encoder.layer[-1]`` ``vit.layers[-1]``)."""
+        renamed = self.renamer(text) if self.renamer is not None else None
+        if renamed is None or renamed == text:
+            return self._fail(text)
+        try:
+            return self._resolve(renamed, rename=False)  # one round of renames, never a loop
+        except LayerscopeError:
+            return self._fail(text)
+
+    def _fail(self, text: str) -> Node:
+        raise LayerscopeError(self._not_found(text))
 
     def _shown(self) -> dict[str, Node]:
         """Every access expression the views print, built on the first lookup."""
@@ -284,13 +301,17 @@ def build_tree(model: nn.Module) -> ModuleTree:
     The cyclic garbage collector is paused meanwhile: the build only allocates (two objects
     per module, none of them garbage), and on 100,000 modules its repeated full scans
     cost more than the walk itself."""
+    from layerscope import hf  # imports transformers never: only a model made by it gets renames
+
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _TreeBuilder(model).build()
+        tree = _TreeBuilder(model).build()
     finally:
         if paused:
             gc.enable()
+    tree.renamer = hf.checkpoint_renamer(model)
+    return tree
 
 
 def class_name_of(module: nn.Module) -> str:
