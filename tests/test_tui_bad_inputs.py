@@ -215,7 +215,7 @@ def bad_photos(folder: Path) -> dict[str, tuple[Path, list[str]]]:
         "missing": (folder / "nope.png", ["no such image", "nope.png"]),
         "folder": (folder, ["is a folder, not an image"]),
         "text file": (text, ["notes.png: not an image file Pillow understands"]),
-        "empty file": (empty, ["empty.jpg: not an image file Pillow understands"]),
+        "empty file": (empty, ["empty.jpg is empty (0 bytes), not an image"]),
         "decompression bomb": (bomb_png(folder / "bomb.png"), ["claims 400,000,000 pixels", "decompression bomb"]),
     }
 
