@@ -447,3 +447,18 @@ async def test_y_without_any_clipboard_command_shows_the_expression_to_copy(app,
         await settle(pilot)
         assert last_notification(app).startswith("Copy by hand: model.layer4[-1]\n")
         assert "model.layer4[-1]" in screen_text(app)
+
+
+def test_a_bug_whose_log_cannot_be_written_still_says_what_happened(tmp_path):
+    from layerscope.errors import LayerscopeError
+    from layerscope.tui import failures
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    try:
+        {}["blocks"]
+    except KeyError as exc:
+        failure = failures.describe(exc, "loading the model", blocker / "app.log")
+    assert failure.text.startswith("KeyError: 'blocks' (traceback not logged: ") and failure.bug
+    mistake = failures.describe(LayerscopeError("no such image: x.png\nsecond line"), "reading", blocker / "app.log")
+    assert mistake == failures.Failure("no such image: x.png", "error")

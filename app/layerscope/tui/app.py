@@ -165,7 +165,7 @@ class LayerscopeApp(App):
             after(failure)
         title = "Grad-CAM cancelled" if failure.cancelled else FAILED.get(worker.group, "Failed")
         self.notify(failure.text, title=title, severity=failure.severity, markup=False,
-                    timeout=12 if failure.logged else 8)
+                    timeout=12 if failure.bug else 8)
 
     # --- worker results --------------------------------------------------------------
 

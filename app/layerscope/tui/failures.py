@@ -18,12 +18,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Failure:
-    """One notification's worth: the line to show, how loud, and whether a bug was logged."""
+    """One notification's worth: the line to show, how loud, and whether it is a bug."""
 
     text: str
     severity: str  # "error" or "warning"
     cancelled: bool = False
-    logged: bool = False
+    bug: bool = False  # not a user mistake: its traceback went to the log (or could not)
 
 
 def log_path() -> Path:
@@ -44,7 +44,7 @@ def describe(error: BaseException, what: str, log: Path) -> Failure:
     if isinstance(error, LayerscopeError):
         return Failure(first_line(error), "error")
     where = record(error, what, log)
-    return Failure(f"{type(error).__name__}: {first_line(error)} ({where})", "error", logged=True)
+    return Failure(f"{type(error).__name__}: {first_line(error)} ({where})", "error", bug=True)
 
 
 def record(error: BaseException, what: str, log: Path) -> str:
