@@ -461,4 +461,4 @@ def test_a_bug_whose_log_cannot_be_written_still_says_what_happened(tmp_path):
         failure = failures.describe(exc, "loading the model", blocker / "app.log")
     assert failure.text.startswith("KeyError: 'blocks' (traceback not logged: ") and failure.bug
     mistake = failures.describe(LayerscopeError("no such image: x.png\nsecond line"), "reading", blocker / "app.log")
-    assert mistake == failures.Failure("no such image: x.png", "error")
+    assert mistake == failures.Failure(text="no such image: x.png", severity="error")

@@ -40,11 +40,11 @@ def describe(error: BaseException, what: str, log: Path) -> Failure:
     from layerscope.errors import LayerscopeError, first_line
 
     if isinstance(error, _cancellations()):
-        return Failure(first_line(error), "warning", cancelled=True)
+        return Failure(text=first_line(error), severity="warning", cancelled=True)
     if isinstance(error, LayerscopeError):
-        return Failure(first_line(error), "error")
+        return Failure(text=first_line(error), severity="error")
     where = record(error, what, log)
-    return Failure(f"{type(error).__name__}: {first_line(error)} ({where})", "error", bug=True)
+    return Failure(text=f"{type(error).__name__}: {first_line(error)} ({where})", severity="error", bug=True)
 
 
 def record(error: BaseException, what: str, log: Path) -> str:
