@@ -72,8 +72,8 @@ def load_hf(
     """Build the model of a Hugging Face folder; weights from the folder, never the network."""
     if weights.lower() != "none" and "/" not in weights and not weights.lower().endswith(FILE_SUFFIXES):
         raise LayerscopeError(
-            f"{spec} takes its weights from its folder; layerscope never downloads (--weights {weights} is not used "
-            "here: fetch the model with `hf download ORG/NAME` first)"
+            f"{spec} takes its weights from its folder: --weights {weights} does not apply (only a state_dict "
+            "path does); layerscope never downloads"
         )
     folder = inspect_folder(resolve_folder(spec), spec)
     if folder.code and not trust:
