@@ -411,3 +411,20 @@ def test_cam_of_a_folder_without_weights_says_why(tmp_path, vit_folder, llama_fo
         PhotoExplainer(loaded, SAMPLES / "chelsea.png")
     with pytest.raises(LayerscopeError, match=r"takes input_ids \(a text model\)"):
         PhotoExplainer(load_model(str(llama_folder[0])), SAMPLES / "chelsea.png")
+
+
+def test_sharded_weights_and_a_config_without_architectures(tmp_path, vit_folder):
+    folder, original = vit_folder
+    sharded = tmp_path / "sharded"
+    original.save_pretrained(sharded, max_shard_size="100KB")
+    shards = sorted(p.name for p in sharded.glob("*.safetensors"))
+    assert len(shards) > 1 and (sharded / "model.safetensors.index.json").exists()
+    loaded = load_model(str(sharded))
+    assert loaded.weights == f"{sharded / shards[0]} + {len(shards) - 1} more shard(s)"
+    assert torch.equal(loaded.model.classifier.weight, original.classifier.weight)
+    config = json.loads((folder / "config.json").read_text())
+    del config["architectures"]
+    (sharded / "config.json").write_text(json.dumps(config))
+    # no architecture: the AutoModel base model, whose pooler the classifier's file lacks: named, not left random
+    with pytest.raises(LayerscopeError, match=r"do not fit ViTModel: 2 missing \(pooler.dense.bias, pooler.dense.weight\)"):
+        load_model(str(sharded))
