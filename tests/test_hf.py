@@ -256,6 +256,8 @@ def test_org_name_comes_from_the_local_hub_cache_and_is_never_downloaded(vit_fol
         load_model("hf:acme/other")
     with pytest.raises(LayerscopeError, match="never downloads"):
         load_model("hf:acme/tiny-vit", weights="DEFAULT")
+    with pytest.raises(LayerscopeError, match=r"no such folder: acme/tiny-vit@../../etc"):
+        load_model("hf:acme/tiny-vit@../../etc")  # a revision never walks out of the cache
 
 
 def _remote_code_folder(folder: Path, marker: Path, *, auto_map: bool = True) -> Path:

@@ -112,7 +112,7 @@ def resolve_folder(spec: str) -> Path:
         if not exists(path / CONFIG):
             raise LayerscopeError(f"{spec} is a folder without {CONFIG}, not a Hugging Face model")
         return path
-    if not spec.startswith(PREFIX) or not _REPO_ID.fullmatch(text) or text.startswith((".", "/")):
+    if not spec.startswith(PREFIX) or not _REPO_ID.fullmatch(text) or text.startswith((".", "/")) or ".." in text:
         raise LayerscopeError(f"no such folder: {text}")
     return _cached_snapshot(spec, text)
 
