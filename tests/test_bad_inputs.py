@@ -127,7 +127,8 @@ CLI_CASES = [
     ("unknown user", ["stats", "~nosuchuser_ls/model.pt"], "no such user's home folder"),
     ("name too long", ["stats", f"{{d}}/{LONG_NAME}.pt"], "File name too long"),
     ("text file", ["stats", "{d}/text.txt"], "text.txt: not a PyTorch checkpoint\n"),  # no "(101)"
-    ("empty file", ["stats", "{d}/empty.pth"], "not a PyTorch checkpoint"),
+    ("empty file", ["stats", "{d}/empty.pth"], "empty.pth is empty (0 bytes), not a model file"),
+    ("proc pseudo-file", ["stats", "/proc/self/status"], "/proc/self/status is empty (0 bytes)"),
     ("int checkpoint", ["stats", "{d}/int.pth"], "holds an int, neither a model nor a state_dict"),
     ("damaged zip", ["stats", "{d}/badzip.pth"], "a damaged zip archive"),
     ("bad safetensors", ["stats", "{d}/bad.safetensors"], "not a safetensors file"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -37,7 +38,9 @@ def test_stats_json_has_the_documented_keys(capsys):
 def test_stats_table_for_people(capsys):
     code, out, _ = run(capsys, "stats", "resnet18")
     assert code == 0
-    assert "11,689,512" in out and "122" in out
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in out.splitlines() if "  " in line.strip())
+    assert rows["total params"] == "11,689,512" and rows["trainable params"] == "11,689,512"
+    assert rows["state dict entries"] == "122" and rows["param tensors"] == "62" and rows["buffers"] == "60"
 
 
 def test_stats_with_shapes_on_meta(capsys):

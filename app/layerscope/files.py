@@ -69,6 +69,8 @@ def regular_file(path: Path, what: str = "file") -> Path:
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
         raise LayerscopeError(f"{_short(path)} is {kind}, not {with_article(what)}; layerscope reads regular files only")
+    if info.st_size == 0:  # also what /proc and /sys pseudo-files report, whose reads may never end
+        raise LayerscopeError(f"{_short(path)} is empty (0 bytes), not {with_article(what)}")
     try:
         with open(path, "rb", opener=_nonblocking) as handle:  # proves read permission; never blocks
             handle.read(1)

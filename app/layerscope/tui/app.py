@@ -141,12 +141,16 @@ class LayerscopeApp(App):
     async def probe_shapes(self, session: Session) -> None:
         """Shapes, eligibility judged as the engine judges it (the probe input's H×W and the
         model's hints), and the suggested target: all off the UI thread."""
-        self.post_message(await in_thread(_probe, session, self._probe_input))
+        shapes = await in_thread(_probe, session, self._probe_input)
+        if session is self.session:  # not a model that ``l`` has replaced meanwhile
+            self.post_message(shapes)
 
     @work(exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
     async def fill_slow_tab(self, tab: str, index: int) -> None:
-        assert self.session is not None
-        self.post_message(PanelReady(tab, index, await in_thread(self._panel_payload, tab, index)))
+        session = self.session
+        payload = await in_thread(self._panel_payload, tab, index)
+        if session is self.session:
+            self.post_message(PanelReady(tab, index, payload))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every worker's failure, in one place: the user's mistakes and cancellations become
