@@ -254,6 +254,7 @@ SUBPROCESS_CASES = [
 ]
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 @pytest.mark.parametrize(("argv", "words"), [pytest.param(a, w, id=i) for i, a, w in SUBPROCESS_CASES])
 def test_cli_bad_input_in_a_real_process(corpus, argv, words):
     before = _snapshot(corpus)

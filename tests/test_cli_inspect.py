@@ -117,6 +117,7 @@ def test_corrupt_file_and_misfit_state_dict(capsys, tmp_path, resnet18):
     assert code == 2 and "does not fit resnet18: 121 missing" in err and "1 mis-shaped (fc.weight" in err
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 def test_debug_shows_the_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "layerscope", "stats", "resnet5", "--debug"], capture_output=True, text=True
@@ -124,6 +125,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode != 0 and "Traceback" in result.stderr and "LayerscopeError" in result.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 def test_console_script_runs_as_a_user_would():
     result = subprocess.run(
         [sys.executable, "-m", "layerscope", "stats", "mobilenet_v3_large", "--json"], capture_output=True, text=True
