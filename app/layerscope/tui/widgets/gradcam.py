@@ -212,7 +212,7 @@ class CamPanel(Vertical):
         """After ``t``: when a map is shown and the new target was hooked, redraw without a forward."""
         if self.view is None or self.cache is None or session.target is None or self.running:
             return
-        if session.node(session.target).name in self.cache.engine.layers:
+        if session.node(session.target).name in self.cache.hooked:
             self.compute(session)
 
     def forget(self) -> None:
