@@ -262,6 +262,19 @@ def probe_cost(
     return shapes, counter.table([name for name, _ in model.named_modules()], input_shape, batch)
 
 
+def probe_shapes_and_cost(
+    model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
+) -> tuple[dict[str, ShapeInfo], CostTable | None, str | None]:
+    """For a viewer that wants shapes first: the counted pass, or, should counting fail on some
+    exotic op, a plain probe with the reason the cost is missing."""
+    try:
+        shapes, table = probe_cost(model, input_shape, dtype)
+        return shapes, table, None
+    except LayerscopeError as exc:
+        shapes = probe_shapes(model, input_shape, dtype)  # raises too when the forward itself fails
+        return shapes, None, str(exc)
+
+
 # --- memory estimates ------------------------------------------------------------------
 
 
@@ -339,11 +352,12 @@ def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -
     """The cost keys ``layerscope stats --cost --json`` adds (the app's Stats tab shows the same)."""
     cost = table.get(node.name)
     if cost is None:
-        return {"macs": None, "flops": None, "calls": 0, "output_bytes": None, "activation_bytes": None,
+        return {"macs": None, "macs_share": None, "flops": None, "calls": 0, "output_bytes": None, "activation_bytes": None,
                 "activation_peak_bytes": None, "memory": None}
     s = (dtype or _param_dtype(node)).itemsize
     return {
         "macs": cost.macs,
+        "macs_share": table.share(cost.macs),
         "flops": cost.flops,
         "calls": cost.calls,
         "output_bytes": cost.output.bytes(s),
@@ -363,10 +377,12 @@ def human_macs(macs: int, unit: str = "MACs") -> str:
 
 def format_cost_value(key: str, value: Any) -> str | None:
     """How people read a cost key; None for keys that are not cost keys."""
-    if key not in ("macs", "flops", "memory"):
+    if key not in ("macs", "flops", "memory", "macs_share"):
         return None
     if value is None:
         return "—"
+    if key == "macs_share":
+        return f"{value:.1%}"
     if key == "memory":
         return (f"inference {human_bytes(value['inference_bytes'])} = {value['formula']['inference']}\n"
                 f"training {human_bytes(value['training_bytes'])} = {value['formula']['training']}")

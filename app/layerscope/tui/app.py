@@ -54,6 +54,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
     ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
     ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
+    ("x", "toggle_column", "MACs", "Show MACs or parameters in the tree's right column", False),
     ("question_mark", "help", "Help", "Show the keys", True),
     ("q", "quit", "Quit", "Quit layerscope", True),
 ]
@@ -141,23 +142,26 @@ class LayerscopeApp(App):
     def probe_shapes(self, session: Session) -> None:
         """Shapes, eligibility judged as the engine judges it (the probe input's H×W and the
         model's hints), and the suggested target: all off the UI thread."""
+        import torch
+
+        from layerscope.cost import probe_shapes_and_cost
         from layerscope.errors import first_line
-        from layerscope.probe import parse_input_spec, probe_shapes
+        from layerscope.probe import parse_input_spec
         from layerscope.tui import camlink
 
         try:
             if self._probe_input:
                 shape, dtype = parse_input_spec(self._probe_input)
-                shapes = probe_shapes(session.loaded.model, shape, dtype)
             else:
-                shape = tuple(session.loaded.input_shape)
-                shapes = probe_shapes(session.loaded.model, shape)
+                shape, dtype = tuple(session.loaded.input_shape), torch.float32
+            shapes, cost, cost_error = probe_shapes_and_cost(session.loaded.model, shape, dtype)
         except Exception as exc:  # a model that fails a dummy forward still browses fine
             self.post_message(WorkFailed("probe", first_line(exc)))
             return
         model, hw = session.loaded.model, camlink.input_hw(shape)
         verdicts = camlink.eligibility(shapes, hw, camlink.model_hints(model))
-        self.post_message(ShapesReady(shapes, verdicts, camlink.probed_target(model, session.tree, shapes, hw)))
+        self.post_message(ShapesReady(shapes, verdicts, camlink.probed_target(model, session.tree, shapes, hw),
+                                      cost=cost, cost_error=cost_error))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
     def fill_slow_tab(self, tab: str, index: int) -> None:
@@ -185,7 +189,9 @@ class LayerscopeApp(App):
         self.session.eligibility = message.eligibility
         self.session.suggested = message.suggested
         self.session.shapes = message.shapes
+        self.session.cost, self.session.cost_error = message.cost, message.cost_error
         tree = self.query_one(ModuleTreeView)
+        tree.cost = message.cost
         tree.marks = {name: kind for name, (kind, _) in message.eligibility.items()}
         tree.relabel()
         self._shown["stats"] = None
@@ -250,7 +256,12 @@ class LayerscopeApp(App):
         if tab == "stats":
             from layerscope.report import node_stats
 
-            return node_stats(session.tree, node, session.shapes), session.eligibility.get(node.name)
+            stats = node_stats(session.tree, node, session.shapes)
+            if session.cost is not None:
+                from layerscope.cost import cost_stats
+
+                stats.update(cost_stats(node, session.cost))
+            return stats, session.eligibility.get(node.name)
         if tab == "state_dict":
             from layerscope.tui.widgets.state_dict import state_rows
 
@@ -347,6 +358,20 @@ class LayerscopeApp(App):
         tree = self.query_one(ModuleTreeView)
         tree.refold(not tree.fold)
         self.notify("repeated blocks folded as ×N" if tree.fold else "repeated blocks shown one by one", timeout=2)
+
+    def action_toggle_column(self) -> None:
+        """Parameters or MACs on the right of each tree line; MACs come with the shape probe."""
+        if self.session is None:
+            return
+        if self.session.cost is None:
+            why = self.session.cost_error or self.session.probe_error or "the shape probe has not finished yet"
+            self.notify(why, title="No MACs to show", severity="warning", markup=False, timeout=4)
+            return
+        tree = self.query_one(ModuleTreeView)
+        tree.column = "params" if tree.column == "macs" else "macs"
+        tree.relabel()
+        self.notify("tree shows MACs per forward pass" if tree.column == "macs" else "tree shows parameters",
+                    timeout=2)
 
     def action_help(self) -> None:
         from layerscope.tui.screens.help import HelpScreen

@@ -31,6 +31,8 @@ class ShapesReady(Message):
     shapes: dict[str, Any]
     eligibility: dict[str, tuple[str, str]]
     suggested: str | None = None
+    cost: Any = None  # layerscope.cost.CostTable, counted in the same pass
+    cost_error: str | None = None  # why counting failed when the plain probe did not
 
 
 @dataclass

@@ -33,14 +33,26 @@ LABELS = {
     "dtypes": "dtypes",
     "devices": "devices",
     "output_shape": "output shape",
+    "macs": "MACs",
+    "flops": "FLOPs",
+    "macs_share": "share of MACs",
+    "calls": "forward calls",
+    "output_bytes": "output bytes",
+    "activation_bytes": "activations made",
+    "activation_peak_bytes": "activations peak",
+    "memory": "memory",
 }
 EMPHASISED = {"total_params", "access_expression", "qualified_name"}
 
 
 def format_value(key: str, value: Any) -> str:
     """The figure as the CLI's ``stats`` prints it: exact counts, bytes with their unit."""
+    from layerscope.cost import format_cost_value
     from layerscope.report import exact, human_bytes
 
+    shown = format_cost_value(key, value)
+    if shown is not None:
+        return shown
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):
