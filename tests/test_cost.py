@@ -145,3 +145,18 @@ def test_llama_70b_cost_on_meta_without_allocating():
 def test_unknown_dtype_is_one_line():
     with pytest.raises(LayerscopeError, match="unknown --dtype 'fp7'"):
         parse_dtype("fp7")
+
+
+def test_attention_on_meta_is_counted_as_the_fused_kernel_runs():
+    """Meta's reference attention would materialise the S×S scores; the count follows the fused
+    kernel a CPU or GPU runs, so meta and CPU agree on MACs and on every byte allocated."""
+    torch.manual_seed(0)
+    config = dict(layers=2, dim=512, kv_dim=512, hidden=1024, vocab=1000)
+    cpu_model = LlamaModel(**config)
+    with torch.device("meta"):
+        meta_model = LlamaModel(**config)
+    _, cpu = probe_cost(cpu_model, (64,), torch.long)
+    _, meta = probe_cost(meta_model, (64,), torch.long)
+    assert meta.total.macs == cpu.total.macs
+    assert meta.total.allocated == cpu.total.allocated
+    assert meta.total.peak == cpu.total.peak

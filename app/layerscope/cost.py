@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
@@ -157,6 +159,16 @@ class CostCounter(FlopCounterMode):
         self._storages: dict[int, list] = {}  # storage id -> [footprint, live tensors seen]
         self._stack: list[_Frame] = []
         self._running: dict[str, _Running] = {}
+        self._fused = _FusedAttentionOnMeta()
+
+    def __enter__(self):
+        super().__enter__()
+        self._fused.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._fused.__exit__(*exc)
+        return super().__exit__(*exc)
 
     # --- FlopCounterMode calls this for every op it runs ------------------------------
 
@@ -239,6 +251,32 @@ def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, No
         if name and name in nodes and parent not in ran:
             pending.setdefault(parent, []).append(nodes[name])
     return nodes
+
+
+class _FusedAttentionOnMeta(TorchFunctionMode):
+    """On meta, ``scaled_dot_product_attention`` falls back to its math decomposition, which
+    materialises the S×S scores that every real device's fused kernel never allocates (at 4,096
+    tokens that is gigabytes per layer). Meta calls go to the fused CPU kernel's meta function
+    instead, so memory is counted as a CPU or GPU run spends it; FLOPs are the same either way."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            fused = _fused_on_meta(*args, **kwargs)
+            if fused is not None:
+                return fused
+        return func(*args, **kwargs)
+
+
+def _fused_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                   enable_gqa=False) -> torch.Tensor | None:
+    if query.device.type != "meta" or dropout_p or query.dim() != 4 or query.shape[1] != key.shape[1]:
+        return None  # elsewhere torch picks the kernel itself; grouped heads keep the reference path
+    try:
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, 0.0, is_causal, attn_mask=attn_mask, scale=scale)[0]
+    except RuntimeError:
+        return None
 
 
 def _storage_id(t: torch.Tensor) -> int:
