@@ -3,7 +3,7 @@
 Every model is built on the meta device, so nothing is allocated and no weights are read;
 torchinfo runs its own forward on meta too. Prints one Markdown row per model: MACs
 (layerscope, torchinfo's "Mult-Adds", torchvision's GMACs where published), layerscope's
-memory estimates, torchinfo's "Estimated Total Size", and the seconds each tool took.
+memory estimates, and torchinfo's "Estimated Total Size".
 
     python benchmarks/bench_cost.py
 """
@@ -11,7 +11,6 @@ memory estimates, torchinfo's "Estimated Total Size", and the seconds each tool 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -34,7 +33,7 @@ CASES = {
 
 def _published(name: str) -> str:
     try:
-        return f"{tvm.get_model_weights(name).DEFAULT.meta['_ops']:.3f} G"
+        return f"{tvm.get_model_weights(name).DEFAULT.meta['_ops'] * 1e3:,.0f} M"
     except ValueError:
         return "—"
 
@@ -43,25 +42,21 @@ def _row(name: str) -> str:
     build, shape, dtype = CASES[name]
     with torch.device("meta"):
         model = build().eval()
-    start = time.perf_counter()
     _, table = probe_cost(model, shape, dtype)
-    ours = time.perf_counter() - start
     stats = cost_stats(build_tree(model).root, table)
-    start = time.perf_counter()
     x = torch.zeros((1, *shape), dtype=dtype, device="meta")
     info = torchinfo.summary(model, input_data=x, device="meta", verbose=0)
-    theirs = time.perf_counter() - start
     torchinfo_total = info.total_input + info.total_output_bytes + info.total_param_bytes
     memory = stats["memory"]
-    return (f"| {name} | {stats['macs'] / 1e9:.3f} G | {info.total_mult_adds / 1e9:.3f} G | {_published(name)} | "
+    return (f"| {name} | {stats['macs'] / 1e6:,.2f} M | {info.total_mult_adds / 1e6:,.2f} M | {_published(name)} | "
             f"{memory['inference_bytes'] / 1e6:,.0f} MB | {memory['training_bytes'] / 1e6:,.0f} MB | "
-            f"{torchinfo_total / 1e6:,.0f} MB | {ours:.2f} s / {theirs:.2f} s |")
+            f"{torchinfo_total / 1e6:,.0f} MB |")
 
 
 def main() -> None:
     print("| model (batch 1) | layerscope MACs | torchinfo Mult-Adds | torchvision `_ops` | layerscope inference "
-          "| layerscope training (Adam, mixed) | torchinfo Estimated Total Size | time layerscope / torchinfo |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| layerscope training (Adam, mixed) | torchinfo Estimated Total Size |")
+    print("|---|---|---|---|---|---|---|")
     for name in CASES:
         print(_row(name))
 
