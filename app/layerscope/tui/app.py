@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
 
-from layerscope.tui.messages import ModelReady, PanelReady, ShapesReady, WorkFailed
+from layerscope.tui.messages import CostReady, ModelReady, PanelReady, ShapesReady, WorkFailed
 from layerscope.tui.session import SAMPLE_IMAGE, Session
 from layerscope.tui.widgets.api import ApiPanel
 from layerscope.tui.widgets.gradcam import CamPanel
@@ -32,6 +32,8 @@ from layerscope.tui.widgets.state_dict import StateDictPanel
 from layerscope.tui.widgets.stats import StatsPanel
 
 if TYPE_CHECKING:
+    import torch
+
     from layerscope.loading import LoadedModel
 
 SEARCH_PAUSE = 0.15  # seconds of no typing before matches are highlighted
@@ -144,9 +146,8 @@ class LayerscopeApp(App):
         model's hints), and the suggested target: all off the UI thread."""
         import torch
 
-        from layerscope.cost import probe_shapes_and_cost
         from layerscope.errors import first_line
-        from layerscope.probe import parse_input_spec
+        from layerscope.probe import parse_input_spec, probe_shapes
         from layerscope.tui import camlink
 
         try:
@@ -154,14 +155,27 @@ class LayerscopeApp(App):
                 shape, dtype = parse_input_spec(self._probe_input)
             else:
                 shape, dtype = tuple(session.loaded.input_shape), torch.float32
-            shapes, cost, cost_error = probe_shapes_and_cost(session.loaded.model, shape, dtype)
+            shapes = probe_shapes(session.loaded.model, shape, dtype)
         except Exception as exc:  # a model that fails a dummy forward still browses fine
             self.post_message(WorkFailed("probe", first_line(exc)))
             return
         model, hw = session.loaded.model, camlink.input_hw(shape)
         verdicts = camlink.eligibility(shapes, hw, camlink.model_hints(model))
-        self.post_message(ShapesReady(shapes, verdicts, camlink.probed_target(model, session.tree, shapes, hw),
-                                      cost=cost, cost_error=cost_error))
+        self.post_message(ShapesReady(shapes, verdicts, camlink.probed_target(model, session.tree, shapes, hw)))
+        self._count_cost(session, shape, dtype)
+
+    def _count_cost(self, session: Session, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        """The counted pass runs after the plain one (same worker): counting every op costs several
+        times a plain forward on a 100,000-module model, and marks and suggestions need only shapes."""
+        from layerscope.cost import probe_cost
+        from layerscope.errors import first_line
+
+        try:
+            _, cost = probe_cost(session.loaded.model, shape, dtype)
+        except Exception as exc:
+            self.post_message(CostReady(session, None, first_line(exc)))
+            return
+        self.post_message(CostReady(session, cost))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
     def fill_slow_tab(self, tab: str, index: int) -> None:
@@ -189,11 +203,20 @@ class LayerscopeApp(App):
         self.session.eligibility = message.eligibility
         self.session.suggested = message.suggested
         self.session.shapes = message.shapes
-        self.session.cost, self.session.cost_error = message.cost, message.cost_error
         tree = self.query_one(ModuleTreeView)
-        tree.cost = message.cost
         tree.marks = {name: kind for name, (kind, _) in message.eligibility.items()}
         tree.relabel()
+        self._shown["stats"] = None
+        self.refresh_tabs()
+
+    def on_cost_ready(self, message: CostReady) -> None:
+        if self.session is not message.session:
+            return  # a model loaded since
+        self.session.cost, self.session.cost_error = message.cost, message.error
+        tree = self.query_one(ModuleTreeView)
+        tree.cost = message.cost
+        if tree.column == "macs":
+            tree.relabel()
         self._shown["stats"] = None
         self.refresh_tabs()
 
@@ -364,7 +387,7 @@ class LayerscopeApp(App):
         if self.session is None:
             return
         if self.session.cost is None:
-            why = self.session.cost_error or self.session.probe_error or "the shape probe has not finished yet"
+            why = self.session.cost_error or self.session.probe_error or "still counting… try again in a moment"
             self.notify(why, title="No MACs to show", severity="warning", markup=False, timeout=4)
             return
         tree = self.query_one(ModuleTreeView)

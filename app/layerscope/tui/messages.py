@@ -31,8 +31,16 @@ class ShapesReady(Message):
     shapes: dict[str, Any]
     eligibility: dict[str, tuple[str, str]]
     suggested: str | None = None
-    cost: Any = None  # layerscope.cost.CostTable, counted in the same pass
-    cost_error: str | None = None  # why counting failed when the plain probe did not
+
+
+@dataclass
+class CostReady(Message):
+    """MACs, FLOPs and activation memory of every module (``layerscope.cost.CostTable``), or why
+    they could not be counted."""
+
+    session: Session
+    cost: Any
+    error: str | None = None
 
 
 @dataclass

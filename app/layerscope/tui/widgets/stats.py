@@ -65,19 +65,27 @@ def format_value(key: str, value: Any) -> str:
 
 
 def stats_table(stats: dict[str, Any], eligibility: tuple[str, str] | None) -> Table:
+    """The node's figures, its Grad-CAM eligibility, then its cost (the longest rows) last."""
+    from layerscope.cost import COST_KEYS
+
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")
+    _add_rows(table, {k: v for k, v in stats.items() if k not in COST_KEYS})
+    if eligibility is not None:
+        kind, reason = eligibility
+        style = {"spatial": "green", "tokens": "cyan"}.get(kind, "dark_orange")
+        table.add_row("Grad-CAM", Text.assemble((kind, f"bold {style}"), (f" — {reason}" if reason else "", "")))
+    _add_rows(table, {k: v for k, v in stats.items() if k in COST_KEYS})
+    return table
+
+
+def _add_rows(table: Table, stats: dict[str, Any]) -> None:
     for key, value in stats.items():
         if key == "access_expression_negative" and not value:
             continue
         text = Text(format_value(key, value), style="bold" if key in EMPHASISED else "")
         table.add_row(LABELS.get(key, key.replace("_", " ")), text)
-    if eligibility is not None:
-        kind, reason = eligibility
-        style = {"spatial": "green", "tokens": "cyan"}.get(kind, "dark_orange")
-        table.add_row("Grad-CAM", Text.assemble((kind, f"bold {style}"), (f" — {reason}" if reason else "", "")))
-    return table
 
 
 class StatsPanel(VerticalScroll):
