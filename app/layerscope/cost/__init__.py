@@ -7,13 +7,11 @@ turns that into inference and training estimates and the figures the CLI and app
 
 from layerscope.cost.counter import CostCounter, probe_cost
 from layerscope.cost.memory import (
-    COST_KEYS, DTYPES, MemoryEstimate, cost_stats, estimate_memory, format_cost_value, human_macs, own_flops,
-    parse_dtype,
+    COST_KEYS, DTYPES, MemoryEstimate, cost_stats, estimate_memory, own_flops, parse_dtype,
 )
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
 
 __all__ = [
     "COST_KEYS", "CostCounter", "CostTable", "DTYPES", "Footprint", "MemoryEstimate", "NodeCost", "cost_stats",
-    "estimate_memory", "footprint_of", "format_cost_value", "human_macs", "own_flops", "parse_dtype", "probe_cost",
-    "tensors_in",
+    "estimate_memory", "footprint_of", "own_flops", "parse_dtype", "probe_cost", "tensors_in",
 ]

@@ -1,4 +1,4 @@
-"""Memory estimates with their formulas, and the cost figures as the CLI and the app show them."""
+"""Memory estimates with their formulas, and the cost keys ``stats --cost`` adds (``report`` formats them)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 
 from layerscope.cost.records import CostTable, NodeCost
 from layerscope.errors import LayerscopeError
-from layerscope.report import exact, human_bytes
 from layerscope.tree import ModuleTree, Node
 
 DTYPES: dict[str, torch.dtype] = {
@@ -18,7 +17,6 @@ DTYPES: dict[str, torch.dtype] = {
 }
 TRAINING_DTYPE = torch.bfloat16  # mixed precision computes activations in 16 bits
 ADAM_MIXED_BYTES = 16  # fp16/bf16 weight + gradient (2 + 2), fp32 master weight + two moments (4 + 4 + 4): ZeRO §3
-_MAC_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,28 +109,6 @@ def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -
         "activation_peak_bytes": cost.peak.bytes(s),
         "memory": estimate_memory(node, cost, table.batch, dtype).as_json(),
     }
-
-
-def human_macs(macs: int, unit: str = "MACs") -> str:
-    """4089184256 -> '4.1 GMACs' (``unit='FLOPs'`` for FLOPs)."""
-    for scale, prefix in _MAC_UNITS:
-        if macs >= scale:
-            return f"{macs / scale:.1f} {prefix}{unit}"
-    return f"{macs} {unit}"
-
-
-def format_cost_value(key: str, value: Any) -> str | None:
-    """How people read a cost key; None for keys that are not cost keys."""
-    if key not in ("macs", "flops", "memory", "macs_share"):
-        return None
-    if value is None:
-        return "—"
-    if key == "macs_share":
-        return f"{value:.1%}"
-    if key == "memory":
-        return (f"inference {human_bytes(value['inference_bytes'])} = {value['formula']['inference']}\n"
-                f"training {human_bytes(value['training_bytes'])} = {value['formula']['training']}")
-    return f"{human_macs(value, 'MACs' if key == 'macs' else 'FLOPs')} ({exact(value)})"
 
 
 def own_flops(tree: ModuleTree, node: Node, table: CostTable) -> int:

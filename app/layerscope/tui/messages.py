@@ -35,12 +35,10 @@ class ShapesReady(Message):
 
 @dataclass
 class CostReady(Message):
-    """MACs, FLOPs and activation memory of every module (``layerscope.cost.CostTable``), or why
-    they could not be counted."""
+    """MACs, FLOPs and activation memory of every module (``layerscope.cost.CostTable``)."""
 
     session: Session
     cost: Any
-    error: str | None = None
 
 
 @dataclass
@@ -53,23 +51,9 @@ class PanelReady(Message):
 
 
 @dataclass
-class WorkFailed(Message):
-    """A worker met a user error: say it, keep everything on screen as it was."""
-
-    what: str
-    error: str
-
-
-@dataclass
 class CamDone(Message):
     view: CamView
     cache: CamCache
-
-
-@dataclass
-class CamFailed(Message):
-    error: str
-    cancelled: bool = False
 
 
 @dataclass
@@ -80,7 +64,6 @@ class CamProgress(Message):
 
 @dataclass
 class ImageChecked(Message):
-    """The photo at ``path`` was read (``error`` is None) or not."""
+    """The photo at ``path`` reads (a failure goes to the app's ``on_worker_state_changed``)."""
 
     path: Path
-    error: str | None

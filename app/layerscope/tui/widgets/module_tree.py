@@ -192,12 +192,13 @@ class ModuleTreeView(Tree[Row]):
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
         text.append(f"  {self._right_column(node.total_params, [node.name])}", "dim")
+        if node.same_as is not None and self.model_tree is not None:  # one module registered twice
+            text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
         return text
 
     def _right_column(self, params: int, names: list[str]) -> str:
         """Parameters, or (after ``x``) the MACs of one forward pass at the probe's input."""
-        from layerscope.cost import human_macs
-        from layerscope.report import human_count
+        from layerscope.report import human_count, human_macs
 
         if self.column == "macs" and self.cost is not None:
             return human_macs(self.cost.run_macs(names))
@@ -248,6 +249,14 @@ class ModuleTreeView(Tree[Row]):
         if row.kind == "run" and row.rows:
             return row.rows[0][1]
         return None
+
+    def current_run(self) -> tuple[int, ...] | None:
+        """The members of the folded run under the cursor, if the cursor is on one."""
+        line = self.cursor_node
+        row = line.data if line is not None else None
+        if row is None or row.kind != "run":
+            return None
+        return tuple(v for _, v in row.rows)
 
     def reveal(self, index: int) -> None:
         """Expand the path to module ``index`` (runs and pages included) and put the cursor on it."""
