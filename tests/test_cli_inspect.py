@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from layerscope.cli.main import main
+from layerscope.loading import load_model
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -36,7 +38,9 @@ def test_stats_json_has_the_documented_keys(capsys):
 def test_stats_table_for_people(capsys):
     code, out, _ = run(capsys, "stats", "resnet18")
     assert code == 0
-    assert "11,689,512" in out and "122" in out
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in out.splitlines() if "  " in line.strip())
+    assert rows["total params"] == "11,689,512" and rows["trainable params"] == "11,689,512"
+    assert rows["state dict entries"] == "122" and rows["param tensors"] == "62" and rows["buffers"] == "60"
 
 
 def test_stats_with_shapes_on_meta(capsys):
@@ -113,6 +117,7 @@ def test_corrupt_file_and_misfit_state_dict(capsys, tmp_path, resnet18):
     assert code == 2 and "does not fit resnet18: 121 missing" in err and "1 mis-shaped (fc.weight" in err
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 def test_debug_shows_the_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "layerscope", "stats", "resnet5", "--debug"], capture_output=True, text=True
@@ -120,6 +125,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode != 0 and "Traceback" in result.stderr and "LayerscopeError" in result.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 def test_console_script_runs_as_a_user_would():
     result = subprocess.run(
         [sys.executable, "-m", "layerscope", "stats", "mobilenet_v3_large", "--json"], capture_output=True, text=True
@@ -133,7 +139,7 @@ def test_console_script_runs_as_a_user_would():
     [
         (["api", "resnet18", "--first", "-1"], "layerscope api: error: argument --first: expected a number of at least 1"),
         (["stats"], "layerscope stats: error: the following arguments are required: MODEL"),
-        (["tree", "resnet18", "--depth", "two"], "argument --depth: invalid int value: 'two'"),
+        (["tree", "resnet18", "--depth", "two"], "argument --depth: expected a whole number, got 'two'"),
     ],
 )
 def test_usage_mistakes_are_one_line_with_status_2(capsys, argv, message):
@@ -142,3 +148,126 @@ def test_usage_mistakes_are_one_line_with_status_2(capsys, argv, message):
     _, err = capsys.readouterr()
     assert exit_info.value.code == 2
     assert message in err and err.count("\n") == 1 and "usage:" not in err
+
+
+def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
+    from layerscope.tui.widgets.stats import stats_table as tab_table
+
+    code, out, _ = run(capsys, "stats", "sample_models:tied_lm")
+    assert code == 0
+    assert "state dict bytes         14,016 B (13.7 KiB)" in out  # the head's tied matrix listed twice
+    assert "state dict unique bytes  7,616 B (7.4 KiB)" in out  # what torch.save writes: once
+    from rich.console import Console
+
+    from layerscope.report import node_stats
+    from layerscope.tree import build_tree
+    from sample_models import TiedLM
+
+    tree = build_tree(TiedLM())
+    console = Console(width=100, record=True)
+    console.print(tab_table(node_stats(tree, tree.root), None))
+    tab = console.export_text()
+    assert "state_dict bytes    14,016 B (13.7 KiB)" in tab and "saved (unique)      7,616 B (7.4 KiB)" in tab
+
+
+def test_a_saved_file_costs_the_unique_bytes(tmp_path):
+    from sample_models import TiedLM
+
+    from layerscope.tree import build_tree
+
+    model = TiedLM()
+    path = tmp_path / "tied.pt"
+    torch.save(model.state_dict(), path)
+    unique = build_tree(model).root.state_dict_unique_bytes
+    assert unique == (100 * 16 + 16 * 16 + 16 + 2 * 16) * 4
+    assert unique < path.stat().st_size < unique + 4096  # the zip archive's own few kilobytes
+
+
+def test_tree_never_drops_a_line_at_80_columns(capsys, monkeypatch):
+    from rich.cells import cell_len
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "tree", "sample_models:deep_chain", "--no-fold")
+    lines = out.splitlines()
+    nodes = lines[next(i for i, line in enumerate(lines) if line.startswith("model  Sequential")):]
+    assert code == 0 and len(nodes) == 241 == 1 + 2 * 120  # every module, none dropped
+    assert max(cell_len(line) for line in lines) <= 80
+    deepest = next(line for line in nodes if "Linear" in line)
+    assert deepest.startswith("…") and deepest.endswith("├── 0  Linear  6")  # deep guides cut, the label kept
+
+
+def test_tree_cuts_a_long_line_with_an_ellipsis():
+    from layerscope.cli.inspect_cmd import tree_lines
+    from layerscope.tree import build_tree
+
+    tree = build_tree(load_model("timm:vit_small_patch16_224", device="meta").model)
+    lines = [line.plain for line in tree_lines(tree, None, None, fold=True, width=30)]
+    assert len(lines) == len(list(tree_lines(tree, None, None, fold=True, width=200)))
+    assert max(len(line) for line in lines) == 30 and any(line.endswith("…") for line in lines)
+
+
+def test_a_folded_run_shows_its_shape_change(capsys):
+    code, out, _ = run(capsys, "tree", "sample_models:strided", "--input", "4x32x32")
+    assert code == 0
+    assert "└── 0…2  Conv2d ×3  444  → 1×4×16×16 ⋯ 1×4×4×4" in out
+    assert "model  Sequential  444  → 1×4×4×4" in out
+
+
+def test_tree_json_marks_a_module_registered_twice(capsys):
+    code, out, _ = run(capsys, "tree", "sample_models:relu_twice", "--json")
+    features = json.loads(out)["children"][0]
+    last = features["children"][-1]
+    assert code == 0 and last["name"] == "features.3" and last["same_module_as"] == "features.1"
+    assert (last["access_expression"], last["access_expression_negative"]) == ("model.features[3]", "model.features[-1]")
+
+
+def test_stats_cost_json_on_meta_by_default(capsys):
+    code, out, _ = run(capsys, "stats", "resnet50", "--cost", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["devices"] == ["meta"]  # cost alone needs no weights and no arithmetic
+    assert data["macs"] == 4_089_184_256 and data["flops"] == 2 * 4_089_184_256
+    assert data["param_bytes"] == 25_557_032 * 4
+    memory = data["memory"]
+    assert memory["inference_bytes"] == 25_557_032 * 4 + data["buffer_bytes"] + data["activation_peak_bytes"]
+    indices = 64 * 56 * 56 * 8  # the max-pool's int64 indices keep their size in bfloat16 training
+    activations_bf16 = (data["activation_bytes"] - indices) // 2 + indices
+    assert memory["training_bytes"] == 25_557_032 * 16 + data["buffer_bytes"] + activations_bf16
+    assert set(memory["formula"]) == {"inference", "training"}
+
+
+def test_stats_cost_batch_and_dtype_change_the_figures(capsys):
+    _, out, _ = run(capsys, "stats", "resnet50", "--cost", "--json", "--layer", "layer4", "--batch", "4",
+                    "--dtype", "float16")
+    data = json.loads(out)
+    assert data["macs"] == 4 * 809_238_528
+    assert data["memory"]["dtype"] == data["memory"]["training_dtype"] == "float16"
+    assert data["memory"]["inference_bytes"] == 14_964_736 * 2 + data["buffer_bytes"] + data["activation_peak_bytes"]
+
+
+def test_tree_cost_column_in_human_units_with_share(capsys):
+    code, out, _ = run(capsys, "tree", "resnet50", "--cost", "--depth", "2")
+    assert code == 0
+    assert "4.1 GMACs (8.2 GFLOPs) per batch of 1 at 3x224x224\nmemory: inference 108.2 MiB (float32)" in out
+    assert "model  ResNet  25.6M  4.1 GMACs 100.0%" in out
+    assert "conv1  Conv2d  9.4K  118.0 MMACs 2.9%" in out
+    assert "0…2  Bottleneck ×3  15.0M  809.2 MMACs 19.8%" in out
+
+
+def test_tree_cost_json_sums_a_module_list(capsys):
+    _, out, _ = run(capsys, "tree", "sample_models:tied_lm", "--input", "12:long", "--cost", "--json")
+    data = json.loads(out)
+    head = next(c for c in data["children"] if c["name"] == "head")
+    assert head["macs"] == 12 * 16 * 100 and data["macs"] == 12 * 16 * 100 + 12 * 16 * 16
+    assert head["share"] == pytest.approx(100 / 116)
+
+
+def test_bad_dtype_is_a_usage_error(capsys):
+    code, _, err = run_exit(capsys, "stats", "resnet18", "--cost", "--dtype", "fp7")
+    assert code == 2 and err.count("\n") == 1 and "--dtype" in err
+
+
+def run_exit(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as stop:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return stop.value.code, out, err

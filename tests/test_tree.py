@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError
@@ -93,6 +94,8 @@ def test_access_expressions_for_dicts_and_odd_keys():
     assert tree.resolve("heads.cls").access == "model.heads['cls']"
     assert tree.resolve("model.heads['box-reg']").name == "heads.box-reg"
     assert tree.resolve("heads.box-reg").access == "model.heads['box-reg']"
+    with pytest.raises(LayerscopeError, match=r"no layer 'heads\.box-rex' in WithState; closest: heads\.box-reg"):
+        tree.resolve("heads.box-rex")
 
 
 def test_negative_index_propagates_into_the_last_block():
@@ -137,6 +140,8 @@ def test_iteration_view_matches_pytorch(resnet18):
     assert view["buffers()"].count == 60
     assert view["state_dict()"].count == 122
     assert view["named_parameters()"].first[0] == "conv1.weight: Parameter 64×3×7×7 float32"
+    assert view["state_dict()"].first[0] == "conv1.weight: Tensor 64×3×7×7 float32"  # plain state_dict() detaches
+    assert type(resnet18.model.state_dict()["conv1.weight"]) is torch.Tensor
 
 
 def test_tree_build_is_linear_not_quadratic():

@@ -229,3 +229,12 @@ async def test_a_model_that_cannot_load_leaves_the_app_open_with_an_error():
         await pilot.press("slash", "x", "enter", "y", "t", "g", "s")  # nothing to act on: no crash
         await settle(pilot)
         assert app.is_running
+
+
+async def test_t_on_a_folded_run_targets_its_last_member_and_says_so(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await opened_line(pilot, "layer4", "BasicBlock")
+        await pilot.press("down", "t")  # from layer4 to its folded "0…1 BasicBlock ×2" row
+        await settle(pilot)
+        assert app.session.node(app.session.target).name == "layer4.1"
+        assert any("model.layer4[-1]" in n and "the last of the folded 0…1 ×2" in n for n in notifications(app))

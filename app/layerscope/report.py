@@ -12,12 +12,14 @@ from layerscope.probe import ShapeInfo
 from layerscope.tree import ModuleTree, Node
 
 _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+_MAC_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
 
 def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None = None) -> dict[str, Any]:
     """Every figure layerscope knows about ``node``, JSON-ready."""
     stats: dict[str, Any] = {
         "qualified_name": node.name,
+        "same_module_as": tree.nodes[node.same_as].name if node.same_as is not None else None,
         "access_expression": node.access,
         "access_expression_negative": node.access_negative,
         "class": node.class_name,
@@ -37,6 +39,7 @@ def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
         "buffer_bytes": node.buffer_bytes,
         "state_dict_entries": node.state_dict_entries,
         "state_dict_bytes": node.state_dict_bytes,
+        "state_dict_unique_bytes": node.state_dict_unique_bytes,
         "dtypes": list(node.dtypes),
         "devices": list(node.devices),
     }
@@ -44,6 +47,32 @@ def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
         shape = shapes.get(node.name)
         stats["output_shape"] = shape.describe() if shape else None
     return stats
+
+
+OPTIONAL = frozenset({"access_expression_negative", "same_module_as"})  # rows shown only when set
+
+
+def format_figure(key: str, value: Any) -> str:
+    """One figure as people read it, the same in ``layerscope stats`` and the Stats tab: exact
+    counts with separators, bytes exact and humanised (``18,882,560 B (18.0 MiB)``)."""
+    if value is None or value == "":
+        return "—"
+    if key in COST_FIGURES:
+        return COST_FIGURES[key](value)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) and key.endswith("_bytes"):
+        return f"{exact(value)} B ({human_bytes(value)})" if value >= 1024 else f"{value} B"
+    if isinstance(value, int):
+        return exact(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "—"
+    return str(value)
+
+
+def shown_figures(stats: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, text)`` for every row a view prints; optional rows only when they hold something."""
+    return [(key, format_figure(key, value)) for key, value in stats.items() if value or key not in OPTIONAL]
 
 
 def access_text(node: Node) -> str:
@@ -59,6 +88,27 @@ def human_count(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f}{unit}"
     return str(n)
+
+
+def human_macs(macs: int, unit: str = "MACs") -> str:
+    """4089184256 -> '4.1 GMACs' (``unit='FLOPs'`` for FLOPs)."""
+    for scale, prefix in _MAC_UNITS:
+        if macs >= scale:
+            return f"{macs / scale:.1f} {prefix}{unit}"
+    return f"{macs} {unit}"
+
+
+def _memory_text(memory: dict[str, Any]) -> str:
+    return (f"inference {human_bytes(memory['inference_bytes'])} = {memory['formula']['inference']}\n"
+            f"training {human_bytes(memory['training_bytes'])} = {memory['formula']['training']}")
+
+
+COST_FIGURES = {  # the keys ``layerscope.cost.cost_stats`` adds that are not plain counts or bytes
+    "macs": lambda v: f"{human_macs(v)} ({exact(v)})",
+    "flops": lambda v: f"{human_macs(v, 'FLOPs')} ({exact(v)})",
+    "macs_share": lambda v: f"{v:.1%}",
+    "memory": _memory_text,
+}
 
 
 def human_bytes(n: int) -> str:

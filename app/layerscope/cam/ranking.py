@@ -75,6 +75,7 @@ def rank_maps(
     if not results:
         raise LayerscopeError("nothing to rank: no layers given")
     target, method = _common_target(results), results[0].method
+    name = results[0].target_name if results[0].target == target else _class_name(target, categories)
     checks = len(results) if sanity else 0
     passes = len(results) * (2 * steps - 1)  # the photo and the blank run once for all maps
     total = passes + checks
@@ -92,7 +93,7 @@ def rank_maps(
     # an all-zero map claims nothing (its "order" is reading order), so it goes last whatever it scores;
     # the sort is stable: equal scores keep the forward order
     found.sort(key=lambda s: (s.all_zero, -s.scores.gap))
-    return Ranking(target=target, target_name=results[0].target_name, method=method, layers=tuple(found))
+    return Ranking(target=target, target_name=name, method=method, layers=tuple(found))
 
 
 def verdict(ranking: Ranking) -> str:
@@ -110,12 +111,27 @@ def verdict(ranking: Ranking) -> str:
             f"({span}); they follow the model")
 
 
+def score_target(result: CamResult) -> int:
+    """The class whose probability scores ``result``: its own target, or for a class-blind map
+    made without one, the top class of the logits it was made with."""
+    if isinstance(result.target, int):
+        return result.target
+    scores = result.scores
+    if result.target is None and isinstance(scores, Tensor) and scores.dim() == 2:
+        return int(scores[0].argmax())
+    raise LayerscopeError("scoring a map needs a classifier's class (the model's output is not N×classes scores)")
+
+
 def _common_target(results: Sequence[CamResult]) -> int:
-    targets = {r.target for r in results}
-    if len(targets) != 1 or not isinstance(next(iter(targets)), int):
-        raise LayerscopeError("ranking needs the maps of one image for one class (a classifier's class index)")
     if any(r.heatmap.dim() != 2 for r in results):
         raise LayerscopeError("ranking explains one image; these maps are a batch")
     if len({r.method for r in results}) != 1:
         raise LayerscopeError("ranking compares layers for one method; these maps mix methods")
-    return int(next(iter(targets)))
+    targets = {score_target(r) for r in results}
+    if len(targets) != 1:
+        raise LayerscopeError("ranking needs the maps of one image for one class")
+    return targets.pop()
+
+
+def _class_name(target: int, categories: Sequence[str] | None) -> str | None:
+    return categories[target] if categories and 0 <= target < len(categories) else None

@@ -107,7 +107,7 @@ class CamView:
     image: Any  # PIL image, original size
     heat: Any  # the map on the original photo (H×W tensor)
     mask: Any  # where the model saw the photo; the overlay leaves the rest unpainted
-    top5: tuple[Any, ...]  # layerscope.cam.Prediction (index, name, probability)
+    top5: tuple[Any, ...]  # layerscope.cam.Prediction (index, name, probability, logit)
     reused: bool  # redrawn from cached activations, no forward pass
 
 
@@ -192,11 +192,9 @@ def score(view: CamView, cache: CamCache, *, progress=None, cancel=None) -> Any:
     """Deletion, insertion and average drop of the shown map (``cam.metrics.Faithfulness``): the
     same function ``layerscope rank`` calls, at its default steps. Runs in the map's worker."""
     from layerscope.cam.metrics import faithfulness
-    from layerscope.errors import LayerscopeError
+    from layerscope.cam.ranking import score_target
 
-    target = view.result.target
-    if not isinstance(target, int):
-        raise LayerscopeError("scores need a class of a classifier")
+    target = score_target(view.result)
     [found] = faithfulness(cache.model, cache.input, [view.result.heatmap], target, progress=progress, cancel=cancel)
     return found
 

@@ -34,6 +34,14 @@ class ShapesReady(Message):
 
 
 @dataclass
+class CostReady(Message):
+    """MACs, FLOPs and activation memory of every module (``layerscope.cost.CostTable``)."""
+
+    session: Session
+    cost: Any
+
+
+@dataclass
 class PanelReady(Message):
     """A slow tab (state_dict or API of a big subtree) computed off the UI thread."""
 
@@ -43,23 +51,9 @@ class PanelReady(Message):
 
 
 @dataclass
-class WorkFailed(Message):
-    """A worker met a user error: say it, keep everything on screen as it was."""
-
-    what: str
-    error: str
-
-
-@dataclass
 class CamDone(Message):
     view: CamView
     cache: CamCache
-
-
-@dataclass
-class CamFailed(Message):
-    error: str
-    cancelled: bool = False
 
 
 @dataclass
@@ -70,10 +64,9 @@ class CamProgress(Message):
 
 @dataclass
 class ImageChecked(Message):
-    """The photo at ``path`` was read (``error`` is None) or not."""
+    """The photo at ``path`` reads (a failure goes to the app's ``on_worker_state_changed``)."""
 
     path: Path
-    error: str | None
 
 
 @dataclass

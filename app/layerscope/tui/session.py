@@ -26,6 +26,8 @@ class Session:
     eligibility: dict[str, tuple[str, str]] = field(default_factory=dict)
     suggested: str | None = None  # the probed guess at a Grad-CAM target (camlink.probed_target)
     probe_error: str | None = None  # why the shape probe failed, if it did
+    cost: Any = None  # layerscope.cost.CostTable, counted right after the shape probe
+    cost_error: str | None = None  # why it could not be counted, if so
     target: int | None = None  # node index of the Grad-CAM layer
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction
@@ -35,8 +37,12 @@ class Session:
         return self.tree.nodes[index]
 
     def module(self, index: int) -> nn.Module:
-        node = self.tree.nodes[index]
-        return self.loaded.model.get_submodule(node.name) if node.name else self.loaded.model
+        """The module at node ``index``, walked child by child: ScriptModules (TorchScript
+        archives opened with ``--trust``) refuse ``get_submodule`` but list their children."""
+        name, module = self.tree.nodes[index].name, self.loaded.model
+        for part in name.split(".") if name else ():
+            module = dict(module.named_children())[part]
+        return module
 
     def class_name(self, index: int | None) -> str:
         if index is None:

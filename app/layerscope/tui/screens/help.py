@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -23,9 +25,10 @@ NAVIGATION = [
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
-    def __init__(self, keys: list[tuple[str, str, str, str, bool]]) -> None:
+    def __init__(self, keys: list[tuple[str, str, str, str, bool]], log: Path) -> None:
         super().__init__()
         self.keys = keys
+        self.log_path = log
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -38,4 +41,14 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-box"):
             yield Static(Text("layerscope keys", style="bold"), id="help-title")
             yield Static(table)
+            yield Static(Text(f"errors that are bugs: traceback in {home_short(self.log_path)}", style="dim"),
+                         id="help-log")
             yield Static(Text("escape closes this", style="dim"))
+
+
+def home_short(path: Path) -> str:
+    """``~/.local/state/…`` rather than the full home folder: shorter, and the same on every machine."""
+    try:
+        return f"~/{path.relative_to(Path.home())}"
+    except (ValueError, RuntimeError):  # outside home, or no home folder at all
+        return str(path)

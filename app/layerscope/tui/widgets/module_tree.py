@@ -17,6 +17,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 if TYPE_CHECKING:
+    from layerscope.cost import CostTable
     from layerscope.tree import ModuleTree, Node
 
 PAGE = 100  # child lines added per page
@@ -50,6 +51,8 @@ class ModuleTreeView(Tree[Row]):
         self.target: int | None = None
         self.ranks: dict[str, tuple[int, float]] = {}  # the last ``r``: layer -> (place, insertion − deletion)
         self.matches: frozenset[int] = frozenset()
+        self.cost: CostTable | None = None  # from the shape probe
+        self.column: Literal["params", "macs"] = "params"  # the right column of each line
         self._lines: dict[int, TreeNode[Row]] = {}  # node index -> its line, once added
         self.guide_depth = 3
         self.auto_expand = False
@@ -178,8 +181,6 @@ class ModuleTreeView(Tree[Row]):
     # --- labels ----------------------------------------------------------------------
 
     def label_for(self, node: Node) -> Text:
-        from layerscope.report import human_count
-
         name = node.key if node.name else (self.model_tree.model_class if self.model_tree else "model")
         text = Text(no_wrap=True, overflow="ellipsis")
         self._append_mark(text, node.name)
@@ -192,8 +193,18 @@ class ModuleTreeView(Tree[Row]):
             text.append(name, "bold")
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
-        text.append(f"  {human_count(node.total_params)}", "dim")
+        text.append(f"  {self._right_column(node.total_params, [node.name])}", "dim")
+        if node.same_as is not None and self.model_tree is not None:  # one module registered twice
+            text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
         return text
+
+    def _right_column(self, params: int, names: list[str]) -> str:
+        """Parameters, or (after ``x``) the MACs of one forward pass at the probe's input."""
+        from layerscope.report import human_count, human_macs
+
+        if self.column == "macs" and self.cost is not None:
+            return human_macs(self.cost.run_macs(names))
+        return human_count(params)
 
     def _append_mark(self, text: Text, name: str) -> None:
         """The CAM mark leads the line, so a narrow tree cuts the count, never the mark; a blank
@@ -212,8 +223,6 @@ class ModuleTreeView(Tree[Row]):
         text.append(f"#{place} {gap:+.2f}{where} ", "bold green" if place == 1 else "yellow")
 
     def _run_label(self, members: tuple[int, ...]) -> Text:
-        from layerscope.report import human_count
-
         tree = self.model_tree
         assert tree is not None
         first, last = tree.nodes[members[0]], tree.nodes[members[-1]]
@@ -225,7 +234,7 @@ class ModuleTreeView(Tree[Row]):
         self._append_rank(text, [tree.nodes[i].name for i in members])
         text.append(f"{first.key}…{last.key}", "bold")
         text.append(f" {first.class_name} ×{len(members)}", "italic")
-        text.append(f"  {human_count(total)}", "dim")
+        text.append(f"  {self._right_column(total, [tree.nodes[m].name for m in members])}", "dim")
         return text
 
     def relabel(self) -> None:
@@ -253,6 +262,14 @@ class ModuleTreeView(Tree[Row]):
         if row.kind == "run" and row.rows:
             return row.rows[0][1]
         return None
+
+    def current_run(self) -> tuple[int, ...] | None:
+        """The members of the folded run under the cursor, if the cursor is on one."""
+        line = self.cursor_node
+        row = line.data if line is not None else None
+        if row is None or row.kind != "run":
+            return None
+        return tuple(v for _, v in row.rows)
 
     def reveal(self, index: int) -> None:
         """Expand the path to module ``index`` (runs and pages included) and put the cursor on it."""

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 LABELS = {
     "qualified_name": "name",
+    "same_module_as": "same module as",
     "access_expression": "access",
     "access_expression_negative": "access (from end)",
     "class": "class",
@@ -30,42 +31,43 @@ LABELS = {
     "buffer_bytes": "buffer bytes",
     "state_dict_entries": "state_dict entries",
     "state_dict_bytes": "state_dict bytes",
+    "state_dict_unique_bytes": "saved (unique)",
     "dtypes": "dtypes",
     "devices": "devices",
     "output_shape": "output shape",
+    "macs": "MACs",
+    "flops": "FLOPs",
+    "macs_share": "share of MACs",
+    "calls": "forward calls",
+    "output_bytes": "output bytes",
+    "activation_bytes": "activations made",
+    "activation_peak_bytes": "activations peak",
+    "memory": "memory",
 }
 EMPHASISED = {"total_params", "access_expression", "qualified_name"}
 
 
-def format_value(key: str, value: Any) -> str:
-    """The figure as the CLI's ``stats`` prints it: exact counts, bytes with their unit."""
-    from layerscope.report import exact, human_bytes
-
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{human_bytes(value)} ({exact(value)} B)" if key.endswith("_bytes") else exact(value)
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value)) or "—"
-    return str(value)
-
-
 def stats_table(stats: dict[str, Any], eligibility: tuple[str, str] | None) -> Table:
+    """The node's figures, its Grad-CAM eligibility, then its cost (the longest rows) last."""
+    from layerscope.cost import COST_KEYS  # torch stays unimported until a model is there
+    from layerscope.report import shown_figures
+
+    shown = shown_figures(stats)
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")
-    for key, value in stats.items():
-        if key == "access_expression_negative" and not value:
-            continue
-        text = Text(format_value(key, value), style="bold" if key in EMPHASISED else "")
-        table.add_row(LABELS.get(key, key.replace("_", " ")), text)
+    _add_rows(table, [(key, text) for key, text in shown if key not in COST_KEYS])
     if eligibility is not None:
         kind, reason = eligibility
         style = {"spatial": "green", "tokens": "cyan"}.get(kind, "dark_orange")
         table.add_row("Grad-CAM", Text.assemble((kind, f"bold {style}"), (f" — {reason}" if reason else "", "")))
+    _add_rows(table, [(key, text) for key, text in shown if key in COST_KEYS])
     return table
+
+
+def _add_rows(table: Table, rows: list[tuple[str, str]]) -> None:
+    for key, value in rows:
+        table.add_row(LABELS.get(key, key.replace("_", " ")), Text(value, style="bold" if key in EMPHASISED else ""))
 
 
 class StatsPanel(VerticalScroll):
