@@ -56,9 +56,10 @@ def test_table_marks_best_and_default_and_eigencam_is_class_blind(capsys):
     code, out, err = _run(capsys, "rank", "--layers", "features.16,features.18", "--steps", "2",
                           "--method", "eigencam", "--class", "tabby")
     assert code == 0, err
-    assert "target  281 tabby" in out
+    assert "target  none: eigencam uses no class" in out  # the map is the same for every class...
+    assert "scores  p(281 tabby), 2 steps, best first by insertion − deletion" in out  # ...but its scores are for tabby
     lines = [line.split() for line in out.splitlines() if line[:1].isdigit()]
-    assert [row[1] for row in lines] == ["model.features[16]", "model.features[-1]"]
+    assert [row[1] for row in lines] == ["features[16]", "features[-1]"]
     assert lines[0][6:] == ["+1.00", "best"] and lines[1][6:] == ["+1.00", "default"]
     assert "sanity class-blind: eigencam's maps stay the same (ρ +1.00)" in " ".join(out.split())
 

@@ -62,7 +62,7 @@ async def test_escape_while_scoring_skips_the_scores_and_keeps_the_map(mobilenet
 
     waiting = []
 
-    def slow_score(view, cache, *, progress=None, cancel=None):
+    def slow_score(view, cache, class_index=None, *, progress=None, cancel=None):
         waiting.append(cancel)
         if not cancel.wait(20):
             raise AssertionError("escape never reached the scoring")

@@ -61,6 +61,7 @@ def rank_maps(
     x: Tensor,
     results: Sequence[CamResult],
     *,
+    target: int | None = None,
     steps: int = 20,
     batch_size: int = 32,
     sanity: bool = True,
@@ -71,10 +72,12 @@ def rank_maps(
 ) -> Ranking:
     """Score and rank ``results`` (one ``CamResult`` per layer, one image, one class and method).
 
-    ``progress(done, total)`` counts the perturbed forwards, then one step per sanity check."""
+    ``target`` is the class whose probability scores the maps: by default the maps' own class,
+    or for a class-blind method's maps made without one, the top class. ``progress(done,
+    total)`` counts the perturbed forwards, then one step per sanity check."""
     if not results:
         raise LayerscopeError("nothing to rank: no layers given")
-    target, method = _common_target(results), results[0].method
+    target, method = _common_target(results) if target is None else int(target), results[0].method
     name = results[0].target_name if results[0].target == target else _class_name(target, categories)
     checks = len(results) if sanity else 0
     passes = len(results) * (2 * steps - 1)  # the photo and the blank run once for all maps
@@ -111,9 +114,11 @@ def verdict(ranking: Ranking) -> str:
             f"({span}); they follow the model")
 
 
-def score_target(result: CamResult) -> int:
-    """The class whose probability scores ``result``: its own target, or for a class-blind map
-    made without one, the top class of the logits it was made with."""
+def score_target(result: CamResult, chosen: int | None = None) -> int:
+    """The class whose probability scores ``result``: ``chosen``, else its own target, else (a
+    class-blind map made without one) the top class of the logits it was made with."""
+    if chosen is not None:
+        return int(chosen)
     if isinstance(result.target, int):
         return result.target
     scores = result.scores

@@ -20,6 +20,7 @@ from rich.text import Text
 from layerscope import imaging
 from layerscope.cam import METHODS, CamResult
 from layerscope.cam.ranking import Ranking, rank_maps, verdict
+from layerscope.cam.scoring import class_index
 from layerscope.cli import cam_cmd
 from layerscope.cli.common import add_debug_option, add_model_options, fraction, positive_int, print_json
 from layerscope.tree import ModuleTree
@@ -78,9 +79,10 @@ def _ranked(job: cam_cmd._Job, results: list[CamResult]) -> Ranking:
     columns = (TextColumn("scoring maps"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rank", total=None)
-        return rank_maps(explainer.model, explainer.input, results, steps=args.steps, batch_size=args.batch_size,
-                         sanity=args.sanity, categories=job.loaded.categories, reshape=explainer.reshape,
-                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+        chosen = None if args.target is None else class_index(cam_cmd._parse_target(args.target), job.loaded.categories)
+        return rank_maps(explainer.model, explainer.input, results, target=chosen, steps=args.steps,
+                         batch_size=args.batch_size, sanity=args.sanity, categories=job.loaded.categories,
+                         reshape=explainer.reshape, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def _access(tree: ModuleTree, name: str) -> str:
@@ -112,7 +114,9 @@ def ranking_json(ranking: Ranking, access: dict[str, str], steps: int) -> dict:
 
 
 def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], suggested: str, steps: int) -> None:
-    console.print(f"method  {ranking.method}, {steps} deletion/insertion steps; ranked by insertion − deletion")
+    name = f" {ranking.target_name}" if ranking.target_name else ""
+    console.print(f"method  {ranking.method}")
+    console.print(f"scores  p({ranking.target}{name}), {steps} steps, best first by insertion − deletion")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for header in ("#", "layer", "del", "ins", "ins−del", "drop", "ρ", ""):
         table.add_column(header, no_wrap=True, justify="left" if header in ("layer", "") else "right")
@@ -120,7 +124,7 @@ def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], su
         notes = ["best" if place == 1 else "", "default" if s.layer == suggested else "",
                  "zero map" if s.all_zero else ""]
         table.add_row(
-            str(place), access[s.layer], f"{s.scores.deletion_auc:.3f}", f"{s.scores.insertion_auc:.3f}",
+            str(place), access[s.layer].removeprefix("model."), f"{s.scores.deletion_auc:.3f}", f"{s.scores.insertion_auc:.3f}",
             f"{s.scores.gap:+.3f}", f"{s.scores.average_drop:.3f}", _rho(s.rho), ", ".join(n for n in notes if n),
         )
     console.print(table)

@@ -188,13 +188,14 @@ def check_image(path: Path) -> None:
     imaging.load_image(path)
 
 
-def score(view: CamView, cache: CamCache, *, progress=None, cancel=None) -> Any:
-    """Deletion, insertion and average drop of the shown map (``cam.metrics.Faithfulness``): the
-    same function ``layerscope rank`` calls, at its default steps. Runs in the map's worker."""
+def score(view: CamView, cache: CamCache, class_index: int | None = None, *, progress=None, cancel=None) -> Any:
+    """Deletion, insertion and average drop of the shown map (``cam.metrics.Faithfulness``) for
+    ``class_index`` (None: the map's class, else the top one): the function ``layerscope rank``
+    calls, at its default steps. Runs in the map's worker."""
     from layerscope.cam.metrics import faithfulness
     from layerscope.cam.ranking import score_target
 
-    target = score_target(view.result)
+    target = score_target(view.result, class_index)
     [found] = faithfulness(cache.model, cache.input, [view.result.heatmap], target, progress=progress, cancel=cancel)
     return found
 
@@ -219,7 +220,7 @@ def rank(
         cache = PhotoExplainer(session.loaded, request.image, tree=session.tree)
     family = cache.layer_family(session.tree.nodes[request.target].name)
     maps = cache.maps(family, request.method, request.class_index, progress=progress, cancel=cancel)
-    ranking = rank_maps(cache.model, cache.input, maps, categories=session.loaded.categories,
+    ranking = rank_maps(cache.model, cache.input, maps, target=request.class_index, categories=session.loaded.categories,
                         reshape=cache.reshape, progress=progress, cancel=cancel)
     return ranking, cache
 

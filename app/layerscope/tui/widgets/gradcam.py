@@ -216,9 +216,9 @@ class CamPanel(Vertical):
         view, cache = await in_thread(camlink.compute, session, request, cache, progress=progress, cancel=cancel)
         self.post_message(CamDone(view, cache))
         if not cancel.is_set():
-            await self._score(view, cache, cancel)
+            await self._score(view, cache, request.class_index, cancel)
 
-    async def _score(self, view: CamView, cache: CamCache, cancel: threading.Event) -> None:
+    async def _score(self, view: CamView, cache: CamCache, class_index: int | None, cancel: threading.Event) -> None:
         """Still in the map's worker: the map's deletion/insertion scores, cancellable (escape,
         or the next g / r). A model they do not fit (no class scores) says so in the tab."""
         from layerscope.cam import CamCancelled
@@ -229,7 +229,7 @@ class CamPanel(Vertical):
             self.post_message(ScoreProgress(view, done, total))
 
         try:
-            scores = await in_thread(camlink.score, view, cache, progress=progress, cancel=cancel)
+            scores = await in_thread(camlink.score, view, cache, class_index, progress=progress, cancel=cancel)
         except CamCancelled:
             self.post_message(CamScored(view, note="scores: skipped"))
         except LayerscopeError as exc:
