@@ -75,7 +75,14 @@ def test_mistakes_are_one_line_and_status_2(capsys, argv, words):
     assert len(err.strip().splitlines()) == 1 and words in err
 
 
-def test_zero_steps_is_a_usage_error():
+@pytest.mark.parametrize("steps, words", [("0", "at least 1, got 0"), ("5000", "at most 1000, got 5000")])
+def test_steps_out_of_bounds_are_usage_errors(capsys, steps, words):
     with pytest.raises(SystemExit) as exit_info:
-        main(["rank", "--steps", "0"])
-    assert exit_info.value.code == 2
+        main(["rank", "--steps", steps])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and words in err and err.count("\n") == 1
+
+
+def test_out_onto_the_photo_is_refused_before_any_work(capsys):
+    code, out, err = _run(capsys, "rank", "--out", str(imaging.SAMPLES / "chelsea.png"))
+    assert code == 2 and out == "" and "is also an input" in err and err.count("\n") == 1

@@ -22,8 +22,10 @@ from layerscope.cam import METHODS, CamResult
 from layerscope.cam.ranking import Ranking, rank_maps, verdict
 from layerscope.cam.scoring import class_index
 from layerscope.cli import cam_cmd
-from layerscope.cli.common import add_debug_option, add_model_options, fraction, positive_int, print_json
+from layerscope.cli.common import add_debug_option, add_model_options, fraction, int_between, print_json
 from layerscope.tree import ModuleTree
+
+MAX_STEPS = 1000  # beyond this the curve is smooth already, and 16 layers would take 32,000 forwards
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rank.add_argument("--method", default="gradcam", help=f"one of: {', '.join(METHODS)}")
     rank.add_argument("--class", dest="target", default=None, metavar="K|NAME",
                       help="class index or name to explain (default: the top prediction)")
-    rank.add_argument("--steps", type=positive_int, default=20, help="deletion/insertion steps (default 20)")
+    rank.add_argument("--steps", type=int_between(1, MAX_STEPS), default=20,
+                      help=f"deletion/insertion steps (default 20, at most {MAX_STEPS}): 2·steps − 1 forwards per layer")
     rank.add_argument("--no-sanity", dest="sanity", action="store_false",
                       help="skip the randomisation sanity check (one extra pass per layer)")
     rank.add_argument("--json", action="store_true", help="print the ranking as JSON")
@@ -48,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rank.add_argument("--grid", default=None, metavar="HxW", help="token grid of a transformer layer")
     rank.add_argument("--prefix-tokens", type=int, default=None, metavar="N",
                       help="class/register tokens before the grid tokens")
-    rank.add_argument("--batch-size", type=positive_int, default=32, help="perturbed copies per forward")
+    rank.add_argument("--batch-size", type=int_between(1, cam_cmd.MAX_BATCH), default=32,
+                      help=f"perturbed copies per forward, at most {cam_cmd.MAX_BATCH}")
     add_debug_option(rank)
     rank.set_defaults(func=run_rank)
 
