@@ -8,6 +8,7 @@ worker, so the window appears before torch is imported.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from layerscope.cli.common import DEFAULT_MODEL, OneLineParser, add_model_options, load_from_args
@@ -27,17 +28,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NO_TERMINAL = (
+    "the interactive app needs a terminal (stdin and stdout); for scripts and pipes use "
+    "layerscope tree|stats|api|cam|sweep MODEL (layerscope COMMAND -h)"
+)
+
+
 def make_app(argv: list[str]):
     """The app for ``argv``; argparse exits with status 2 on bad arguments, as the CLI does."""
+    return _app_for(build_parser().parse_args(argv))
+
+
+def _app_for(args: argparse.Namespace):
     from layerscope.tui.app import LayerscopeApp
 
-    args = build_parser().parse_args(argv)
     return LayerscopeApp(
         lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input
     )
 
 
+def has_terminal() -> bool:
+    """Without a terminal on both ends Textual writes escape codes into a file and spins waiting for keys."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def launch(argv: list[str]) -> int:
-    app = make_app(argv)
+    args = build_parser().parse_args(argv)
+    if not has_terminal():
+        print(f"layerscope: error: {NO_TERMINAL}", file=sys.stderr)
+        return 2
+    app = _app_for(args)
     app.run()
     return app.return_code or 0
