@@ -120,3 +120,9 @@ def test_class_on_a_detector_targets_the_best_box_of_that_class(capsys):
     assert code == 2 and "unknown class name 'cupp'; closest: cup" in err
     code, _, err = _run(capsys, *argv, "--class", "500")
     assert code == 2 and "class index 500 is out of range: the model has 91 classes" in err
+
+
+def test_random_weights_are_flagged_before_the_map(capsys):
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", "--ascii")
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("⚠ random weights: this map shows nothing learned")

@@ -431,3 +431,13 @@ async def test_escape_during_a_one_pass_map_discards_it_when_it_arrives(app, hel
         await pilot.press("g")  # the pass it finished is kept: this one redraws from it
         await settle(pilot)
         assert panel.view is not None and panel.view.reused
+
+
+def test_the_tab_says_loudly_when_weights_are_random(mobilenet, resnet18, resnet18_tree):
+    from layerscope.tree import build_tree
+    from layerscope.tui.session import Session
+    from layerscope.tui.widgets.gradcam import info_text
+
+    warning = "⚠ random weights: this map shows nothing learned"
+    assert warning in info_text(Session(loaded=resnet18, tree=resnet18_tree), None).plain
+    assert warning not in info_text(Session(loaded=mobilenet, tree=build_tree(mobilenet.model)), None).plain

@@ -32,11 +32,12 @@ from layerscope.tree import build_tree
 
 DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
 MAX_AUTO_SWEEP = 16
+RANDOM_WEIGHTS_WARNING = "⚠ random weights: this map shows nothing learned"
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     cam = sub.add_parser("cam", help="class-activation map of one layer, as PNG and terminal preview",
-                         description="Compute a CAM for one layer. No MODEL: mobilenet_v2 with ImageNet weights.")
+                         description="Compute a CAM for one layer. No MODEL: mobilenet_v2 (its ImageNet weights when cached).")
     _common(cam)
     cam.add_argument("--layer", default="auto", help="auto (the usual layer for this model) or a name such as "
                                                      "layer4[-1] / layer4.2")
@@ -128,6 +129,8 @@ class _Job:
     def print_header(self, session: CamSession) -> None:
         loaded = self.loaded
         self.console.print(f"model   {loaded.spec} ({loaded.weights_label})")
+        if not loaded.pretrained:
+            self.console.print(f"[bold yellow]{RANDOM_WEIGHTS_WARNING}[/]")
         self.console.print(f"image   {self.image_path} ({self.image.width}×{self.image.height})")
         if self.detection:
             self._print_detections(session.scores)

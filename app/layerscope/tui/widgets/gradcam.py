@@ -38,6 +38,8 @@ def info_text(session: Session, view: CamView | None, running: bool = False) -> 
     text.append(session.class_name(session.class_index), "bold")
     text.append("  image ", "dim")
     text.append(session.image.name)
+    if not session.loaded.pretrained:
+        text.append("\n⚠ random weights: this map shows nothing learned", "bold dark_orange")
     if view is None:
         text.append("\ncomputing the map… esc cancels" if running else "\npress g to compute the map", "italic dim")
         return text
