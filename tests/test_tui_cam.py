@@ -127,11 +127,17 @@ async def test_s_saves_png_and_npy_and_shows_the_path(app, tmp_path):
         await settle(pilot)
         await pilot.press("s")
         await pilot.pause()
-        png = tmp_path / "layerscope-mobilenet_v2-features.18-gradcam.png"
+        png = tmp_path / "mobilenet_v2-features.18-gradcam-chelsea-285_Egyptian_cat.png"
         assert png.exists() and png.stat().st_size > 10_000
         heat = np.load(png.with_suffix(".npy"))
         assert heat.shape == (300, 451) and 0 <= heat.min() and heat.max() <= 1
         assert any(str(png) in n for n in notifications(app))
+        first = png.read_bytes()
+        await pilot.press("s")  # the same map again: a counter, the first save untouched
+        await pilot.pause()
+        again = tmp_path / "mobilenet_v2-features.18-gradcam-chelsea-285_Egyptian_cat-2.png"
+        assert again.read_bytes() == first and again.with_suffix(".npy").exists()
+        assert png.read_bytes() == first
 
 
 async def test_o_with_a_bad_path_notifies_and_keeps_the_photo(app, tmp_path):

@@ -8,7 +8,6 @@ moving the target among the layers it hooked redraws without a new forward pass.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -263,12 +262,15 @@ class CamPanel(Vertical):
             self.app.notify("nothing to save yet: press g to compute a map first", severity="warning")
             return
         from layerscope.errors import LayerscopeError, first_line
+        from layerscope.savenames import map_stem, unused_stem
         from layerscope.tui import camlink
 
         result = self.view.result
-        stem = re.sub(r"[^\w.-]+", "_", f"layerscope-{self.session.loaded.spec}-{result.layer}-{result.method}")
+        stem = unused_stem(folder, map_stem(spec=self.session.loaded.spec, layer=result.layer, method=result.method,
+                                            image=self.session.image, target=result.target,
+                                            target_name=result.target_name))
         try:
-            png, npy = camlink.save(self.view, folder, stem)
+            png, npy = camlink.save(self.view, stem.parent, stem.name)
         except (LayerscopeError, OSError) as exc:
             self.app.notify(first_line(exc), title="Not saved", severity="error", markup=False)
             return
