@@ -50,6 +50,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("g", "compute", "Grad-CAM", "Compute the Grad-CAM map for the target", True),
     ("m", "pick_method", "Method", "Choose the CAM method", True),
     ("c", "pick_class", "Class", "Choose the target class", True),
+    ("C", "pin_class", "Pin", "Pin the target class: keep it when o opens another image", False),
     ("o", "open_image", "Image", "Open another image", True),
     ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
     ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
@@ -431,12 +432,27 @@ class LayerscopeApp(App):
         def chosen(index: int | None) -> None:
             if index is not None and self.session is not None:
                 self.session.class_index = None if index < 0 else index
+                self.session.class_pinned = self.session.class_pinned and index >= 0
                 panel = self.query_one(CamPanel)
                 panel.forget()
                 panel.describe(self.session, None)
                 self.notify(f"class: {self.session.class_name(self.session.class_index)}", timeout=2, markup=False)
 
         self.push_screen(ClassPicker(self.session.loaded.categories or []), chosen)
+
+    def action_pin_class(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        if session.class_index is None:
+            self.notify("choose a class with c first: the top prediction follows each image", severity="warning",
+                        markup=False)
+            return
+        session.class_pinned = not session.class_pinned
+        self.query_one(CamPanel).describe(session, None)
+        name = session.class_name(session.class_index)
+        self.notify(f"{name}: kept for every image" if session.class_pinned else f"{name}: for this image only",
+                    title="Class pinned" if session.class_pinned else "Class unpinned", markup=False, timeout=3)
 
     def action_open_image(self) -> None:
         if self.query_one(CamPanel).refuse_while_running():

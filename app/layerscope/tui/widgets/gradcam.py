@@ -35,6 +35,8 @@ def info_text(session: Session, view: CamView | None, running: bool = False) -> 
     text.append(session.method, "bold")
     text.append("\nclass ", "dim")
     text.append(session.class_name(session.class_index), "bold")
+    if session.class_index is not None:
+        text.append(" pinned (C unpins)" if session.class_pinned else " for this image (C pins)", "dim")
     text.append("  image ", "dim")
     text.append(session.image.name)
     if not session.loaded.pretrained:
@@ -246,10 +248,11 @@ class CamPanel(Vertical):
             return
         if self.refuse_while_running():  # a map started while the path was being read
             return
-        session.image = message.path
+        reset = session.change_image(message.path)
         self.forget()
         self.app.query_one("TabbedContent").active = "gradcam"
-        self.app.notify(str(message.path), title="Image", markup=False, timeout=3)
+        back = "\nclass: back to the top prediction (C pins a class)" if reset else ""
+        self.app.notify(f"{message.path}{back}", title="Image", markup=False, timeout=3)
         if self.view is not None and session.target is not None:
             self.compute(session)
         else:
