@@ -465,3 +465,32 @@ async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app):
         await pilot.press("o", "ctrl+u", *f"{SAMPLES}/chelsea.png", "enter")
         await settle(pilot)
         assert app.session.image == SAMPLES / "chelsea.png" and app.session.class_index == 967
+
+
+async def test_80x24_is_a_first_class_layout(app):
+    """One header line, s/y/?/q in the footer, and the map as large as the rows allow."""
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        rows = screen_text(app).splitlines()
+        assert rows[0].rstrip() == " mobilenet_v2 · IMAGENET1K_V1 · cpu · 3,504,872 params (all trainable)"
+        assert rows[-1].split() == ["g", "Grad-CAM", "m", "Method", "c", "Class", "o", "Image", "s", "Save",
+                                    "y", "Copy", "?", "Help", "q", "Quit"]
+        assert rows[-5].endswith("▎ top-5 285 Egyptian cat 0.717 · 282 tiger cat   ")
+        map_rows = [row for row in rows if "▀▀▀▀" in row]
+        assert len(map_rows) == 12 and map_rows[0].count("▀") == 36  # was 9 rows of 39
+
+
+def test_a_narrow_footer_drops_the_least_needed_keys_first():
+    from layerscope.tui.widgets.footer import key_width, keys_that_fit
+
+    keys = [("search", key_width("/", "Search")), ("compute", key_width("g", "Grad-CAM")),
+            ("mine", key_width("r", "Rank")), ("quit", key_width("q", "Quit")),
+            ("command_palette", key_width("^p", "palette"))]
+    assert [w for _, w in keys] == [10, 12, 8, 8, 12]
+    keep = ("quit", "compute", "search")
+    assert keys_that_fit(keys, 50, keep) == {"search", "compute", "mine", "quit", "command_palette"}
+    assert keys_that_fit(keys, 49, keep) == {"search", "compute", "mine", "quit"}
+    assert keys_that_fit(keys, 30, keep) == {"search", "compute", "quit"}
+    assert keys_that_fit(keys, 20, keep) == {"compute", "quit"}

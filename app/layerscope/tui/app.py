@@ -19,11 +19,12 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
+from textual.widgets import Input, TabbedContent, TabPane, Tree
 
 from layerscope.tui.messages import ModelReady, PanelReady, ShapesReady, WorkFailed
 from layerscope.tui.session import SAMPLE_IMAGE, Session
 from layerscope.tui.widgets.api import ApiPanel
+from layerscope.tui.widgets.footer import KeyFooter
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
 from layerscope.tui.widgets.module_tree import ModuleTreeView
@@ -59,6 +60,9 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("q", "quit", "Quit", "Quit layerscope", True),
 ]
 TABS = ("stats", "state_dict", "api", "gradcam")
+# what a narrow footer keeps longest (80 columns: from compute on); the rest are in ? and the palette
+FOOTER_KEEP = ("quit", "help", "save", "copy_access", "compute", "pick_class", "open_image", "pick_method", "search",
+               "set_target", "suggested_target")
 
 
 class LayerscopeApp(App):
@@ -113,7 +117,7 @@ class LayerscopeApp(App):
                 with TabPane("Grad-CAM", id="gradcam"):
                     yield CamPanel(id="cam-panel")
         yield SearchBar(id="search")
-        yield Footer()
+        yield KeyFooter(FOOTER_KEEP)
 
     def on_mount(self) -> None:
         tree = self.query_one(ModuleTreeView)

@@ -70,6 +70,21 @@ def top5_table(view: CamView) -> Table:
     return table
 
 
+def top5_line(view: CamView) -> Text:
+    """The top-5 as wrapped text, for short terminals: two or three rows instead of five,
+    which the map gets instead."""
+    text = Text("top-5 ", style="dim")
+    for i, (k, name, p) in enumerate(view.top5):
+        if i:
+            text.append(" · ", "dim")
+        text.append(f"{k} {name or '-'}", "bold magenta" if k == view.result.target else "")
+        text.append(f" {p:.3f}", "bold")
+    return text
+
+
+SHORT_PANEL = 24  # rows: below this the top-5 is one wrapped line (80×24 gives the panel 19)
+
+
 class CamPanel(Vertical):
     """Shows one ``CamView``; owns the CAM worker and the engine cache."""
 
@@ -101,10 +116,18 @@ class CamPanel(Vertical):
         return view if view.result.layer == session.node(session.target).name else None
 
     def _draw(self) -> None:
+        """The top-5 first, then the map in whatever room it leaves."""
+        top5 = self.query_one("#cam-top5", Static)
+        if self.view is None:
+            self.query_one("#cam-preview", Static).update("")
+            top5.update("")
+            return
+        top5.update(top5_line(self.view) if self.size.height < SHORT_PANEL else top5_table(self.view))
+        self.call_after_refresh(self._draw_map)
+
+    def _draw_map(self) -> None:
         preview = self.query_one("#cam-preview", Static)
         if self.view is None:
-            preview.update("")
-            self.query_one("#cam-top5", Static).update("")
             return
         from layerscope.render import heatmap_preview
 
@@ -118,7 +141,6 @@ class CamPanel(Vertical):
         ascii_only = bool(os.environ.get("NO_COLOR"))  # no colour: the ASCII ramp draws the map itself
         preview.update(heatmap_preview(heat, max(4, cells_w), cells_h, image=None if ascii_only else self.view.image,
                                        ascii=True if ascii_only else None, mask=self.view.mask))
-        self.query_one("#cam-top5", Static).update(top5_table(self.view))
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._draw)
