@@ -38,3 +38,53 @@ class DictNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"logits": self.conv(x).mean((2, 3))}
+
+
+class _PairLayer(nn.Module):
+    """A conv that also returns a count, as some blocks return (features, size)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return self.conv(x), 7
+
+
+class PairNet(nn.Module):
+    """``TinyNet`` with its conv behind a layer returning ``(tensor, int)``: same maps, other output type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        tiny = TinyNet(inplace=False)
+        self.block, self.pool, self.fc = _PairLayer(tiny.conv), tiny.pool, tiny.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features, count = self.block(x)
+        assert count == 7
+        return self.fc(self.pool(features.relu()).flatten(1))
+
+
+class _Budget(nn.Module):
+    """Raises torch's out-of-memory error for batches above ``rows``, as a full GPU would."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__()
+        self.rows, self.calls = rows, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(x.shape[0])
+        if x.shape[0] > self.rows:
+            raise torch.OutOfMemoryError(f"tried to allocate {x.shape[0]} rows")
+        return x
+
+
+class TightNet(TinyNet):
+    """``TinyNet`` whose layers after the conv fit at most ``rows`` images at once."""
+
+    def __init__(self, rows: int = 2) -> None:
+        super().__init__(inplace=False)
+        self.budget = _Budget(rows)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.relu(self.budget(self.conv(x)))).flatten(1))

@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
-from cam_models import TinyNet, tiny_input
+from cam_models import PairNet, TightNet, TinyNet, tiny_input
 from layerscope.cam import CamCancelled, CamSession, compute_cam, compute_sweep
 from layerscope.errors import LayerscopeError
 
@@ -265,3 +265,25 @@ def test_sweep_batches_same_shaped_layers_without_changing_any_map(resnet18, met
         assert r.layer == layer and r.heatmap.shape == (2, 64, 64)
         assert torch.allclose(r.raw, single.raw, atol=1e-5, rtol=1e-4), (method, layer)
         assert torch.allclose(r.heatmap, single.heatmap, atol=1e-5), (method, layer)
+
+
+def test_ablationcam_on_a_layer_returning_a_tensor_and_an_int():
+    plain, pair = TinyNet(inplace=False), PairNet()
+    x = tiny_input()
+    expected = compute_cam(plain, x, "conv", "ablationcam", target=1, batch_size=3).raw
+    got = compute_cam(pair, x, "block", "ablationcam", target=1, batch_size=3)
+    assert torch.allclose(got.raw, expected, atol=1e-6) and float(expected.max()) > 0
+
+
+@pytest.mark.parametrize("method", ["scorecam", "ablationcam"])
+def test_out_of_memory_is_one_clear_line_and_never_retried_larger(method):
+    model, x = TightNet(rows=2), tiny_input()
+    model.budget.calls.clear()
+    with pytest.raises(LayerscopeError) as raised:
+        compute_cam(model, x, "conv", method, target=1, batch_size=4)
+    assert str(raised.value) == ("out of memory running 4 perturbed copies at once on cpu; "
+                                 "use a smaller batch size (now 4; the CLI's --batch-size)")
+    assert model.budget.calls == [1, 4]  # the unperturbed pass, then the first batch: no retry
+    assert _hooks(model) == 0 and all(p.requires_grad for p in model.parameters())
+    fits = compute_cam(model, x, "conv", method, target=1, batch_size=2)
+    assert torch.allclose(fits.raw, compute_cam(TinyNet(inplace=False), x, "conv", method, target=1).raw, atol=1e-5)

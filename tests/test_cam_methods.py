@@ -7,6 +7,8 @@ and 0 elsewhere: the tests build gradients from that formula, not from autograd.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -155,3 +157,12 @@ def test_batch_gives_one_map_per_image_equal_to_single_runs():
         alone = compute_cam(model, x[i:i + 1], "conv", "gradcam")
         assert torch.allclose(single.heatmap, alone.heatmap, atol=1e-5)
         assert single.target == alone.target
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_each_method_documents_its_formula_and_paper(name):
+    doc = METHODS[name].compute.__doc__
+    formula, _, reference = doc.partition("\n\n")
+    assert "=" in formula or "Eigen-CAM of" in formula
+    assert re.search(r"https://\S+", reference)
+    assert re.search(r'"[^"]{20,}",\s+[A-Za-z\s]*20\d\d\.', reference) or "No paper of its own" in reference

@@ -58,6 +58,13 @@ def test_sweep_writes_one_labelled_tile_per_block(capsys, tmp_path):
     assert Image.open(png).size == (3 * 256, 3 * (round(300 * 256 / 451) + 18))
 
 
+def test_auto_sweep_on_a_vit_takes_every_block_s_norm1_and_nothing_else(capsys):
+    code, out, err = _run(capsys, "sweep", "timm:vit_tiny_patch16_224", "--weights", "none", "--method", "eigencam")
+    assert code == 0, err
+    swept = [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("layer ")]
+    assert swept == [f"blocks.{i}.norm1" for i in range(12)]
+
+
 def test_sweep_with_named_layers(capsys, tmp_path):
     code, out, err = _run(capsys, "sweep", "cam_models:TinyNet", "--layers", "conv,relu", "--method", "eigencam")
     assert code == 0, err

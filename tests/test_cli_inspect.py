@@ -85,7 +85,7 @@ def test_api_counts(capsys):
     ("argv", "message"),
     [
         (["stats", "resnet5"], "unknown model 'resnet5'; did you mean resnet50"),
-        (["stats", "nowhere/model.pt"], "no such file: nowhere/model.pt"),
+        (["stats", "nowhere/model.pt"], "no such model file: nowhere/model.pt"),
         (["stats", "resnet18", "--layer", "layer9"], "no layer 'layer9' in ResNet; closest: layer"),
         (["tree", "resnet18", "--weights", "IMAGENET9K"], "unknown weights 'IMAGENET9K'"),
         (["tree", "regnet_y_400mf", "--device", "meta"], "cannot be built on the meta device"),

@@ -148,7 +148,9 @@ def test_torchscript_archive(tmp_path):
     scripted = torch.jit.script(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
     path = tmp_path / "model.pt"
     scripted.save(str(path))
-    loaded = load_model(str(path))
+    with pytest.raises(LayerscopeError, match="is a TorchScript archive: loading it runs"):
+        load_model(str(path))
+    loaded = load_model(str(path), trust=True)
     assert loaded.source == "torchscript"
     tree = build_tree(loaded.model)
     assert tree.root.total_params == 8 * 27 + 8
@@ -187,7 +189,7 @@ def test_whole_pickled_module_loads_only_with_trust(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("missing/model.pt", "no such file: missing/model.pt"),
+        ("missing/model.pt", "no such model file: missing/model.pt"),
         ("sample_models:nothing", "'sample_models' has no callable named 'nothing'"),
         ("sample_models:not_a_module", "sample_models:not_a_module returned str, not a torch.nn.Module"),
         ("no_such_pkg.mod:make", "cannot import 'no_such_pkg.mod'"),

@@ -66,13 +66,16 @@ def test_tied_weights_count_once_at_the_root_and_in_each_owner():
     assert tree.root.state_dict_entries == len(model.state_dict()) == 6  # state_dict keeps both keys
 
 
-def test_shared_module_under_two_names_is_listed_once_as_named_modules_does():
+def test_a_module_under_two_names_is_listed_at_both_as_state_dict_does():
     shared = nn.Linear(3, 3)
     model = nn.Sequential(shared, nn.ReLU(), shared)
     tree = build_tree(model)
-    assert [n.name for n in tree] == [n for n, _ in model.named_modules()] == ["", "0", "1"]
-    assert tree.root.total_params == 12
+    assert [n.name for n in tree] == [n for n, _ in model.named_modules(remove_duplicate=False)] == ["", "0", "1", "2"]
+    assert tree.resolve("2").same_as == tree.resolve("0").index and tree.resolve("0").same_as is None
+    assert tree.root.total_params == 12 == sum(p.numel() for p in model.parameters())
+    assert tree.resolve("2").total_params == 12
     assert tree.root.state_dict_entries == 4  # 0.weight, 0.bias, 2.weight, 2.bias
+    assert tree.root.state_dict_bytes == 2 * 12 * 4 and tree.root.state_dict_unique_bytes == 12 * 4
 
 
 def test_frozen_params_and_non_persistent_buffers():

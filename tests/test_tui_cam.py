@@ -60,11 +60,16 @@ async def test_t_on_a_hooked_layer_redraws_from_cache_without_a_forward_pass(app
         await settle(pilot)
         await pilot.press("g")
         await settle(pilot)
-        engine = app.query_one(CamPanel).cache.engine
+        explainer = app.query_one(CamPanel).cache
+        hooked = explainer.hooked
+        forwards = []
+        handle = app.session.loaded.model.register_forward_hook(lambda *_: forwards.append(1))
         await pilot.press("up", "t")  # features.17 is the target's sibling, hooked in the same pass
         await settle(pilot)
+        handle.remove()
         panel = app.query_one(CamPanel)
-        assert panel.cache.engine is engine and panel.view.reused
+        assert panel.cache is explainer and explainer.hooked == hooked and panel.view.reused
+        assert forwards == []
         assert panel.view.result.layer == target_name(app) != "features.18"
         assert "(redrawn from cache)" in screen_text(app)
 
@@ -276,7 +281,7 @@ async def test_t_during_a_run_leaves_the_running_map_on_its_own_layer(app, held_
         panel = app.query_one(CamPanel)
         assert not any("Grad-CAM failed" in n for n in notifications(app))
         assert panel.view.result.layer == "features.18"
-        assert "features.18" in panel.cache.engine.layers and "classifier.1" not in panel.cache.engine.layers
+        assert "features.18" in panel.cache.hooked and "classifier.1" not in panel.cache.hooked
 
 
 class _Block(torch.nn.Module):

@@ -19,18 +19,53 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.files import regular_file
+
+# What a program archive is, for the refusal message: loading either one runs code from the file.
+PROGRAMS = {
+    "torchscript": "a TorchScript archive: loading it runs the TorchScript code stored in the file",
+    "export": "a torch.export program (.pt2): torch.export.load unpickles parts of it, which runs code from the file",
+}
 
 
-def is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(n.endswith("constants.pkl") or "/code/" in n for n in archive.namelist())
+def archive_kind(path: Path) -> str | None:
+    """``"torchscript"``, ``"export"`` or ``None``, read from the zip's member names (never
+    the suffix: a TorchScript archive renamed ``.safetensors`` is still a program)."""
+    with open(path, "rb") as handle:
+        if not zipfile.is_zipfile(handle):
+            return None
+        try:
+            names = zipfile.ZipFile(handle).namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise LayerscopeError(f"cannot read {path}: a damaged zip archive ({first_line(exc)})") from exc
+    parts = [name.split("/") for name in names]
+    if any(p[-1] == "constants.pkl" or "code" in p[:-1] for p in parts):
+        return "torchscript"
+    if any(p[-1] == "archive_format" or "models" in p[:-1] for p in parts):
+        return "export"
+    return None
+
+
+def read_model_file(path: Path, *, trust: bool, what: str = "model file") -> Any:
+    """What a file holds: a state_dict-like object, or (only with ``--trust``) a whole
+    ``nn.Module`` from a pickle, a TorchScript archive or a torch.export program."""
+    regular_file(path, what)
+    kind = archive_kind(path)
+    if kind is None:
+        return read_checkpoint(path, trust=trust)
+    if not trust:
+        raise LayerscopeError(f"{path} is {PROGRAMS[kind]}; pass --trust only if you trust its source")
+    try:
+        if kind == "torchscript":
+            return torch.jit.load(str(path), map_location="cpu")
+        return torch.export.load(str(path)).module()
+    except Exception as exc:
+        raise LayerscopeError(f"cannot load {path} ({kind}): {first_line(exc)}") from exc
 
 
 def read_checkpoint(path: Path, *, trust: bool) -> Any:
     """Read a checkpoint without running its pickle code unless the user said ``--trust``."""
-    if path.suffix.lower() == ".safetensors":
+    if path.suffix.lower() == ".safetensors" or _is_safetensors(path):
         return _read_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -43,7 +78,8 @@ def read_checkpoint(path: Path, *, trust: bool) -> Any:
                 "pass --trust only if you trust its source"
             ) from exc
     except Exception as exc:
-        raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint ({first_line(exc)})") from exc
+        detail = f" ({first_line(exc)})" if zipfile.is_zipfile(path) else ""
+        raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint{detail}") from exc
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
@@ -51,19 +87,32 @@ def read_checkpoint(path: Path, *, trust: bool) -> Any:
 
 
 def _is_pickle_stream(path: Path) -> bool:
-    """Tell "valid pickle that needs code" from garbage by reading opcodes, never executing them."""
+    """Tell "valid pickle that needs code" from garbage by reading opcodes, never executing
+    them; streamed from the file, so a large file costs time, not memory."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
-                data = archive.read(name) if name else b""
-        else:
-            data = path.read_bytes()
-        for _ in pickletools.genops(data):
-            pass
-        return bool(data)
+                if name is None:
+                    return False
+                with archive.open(name) as stream:
+                    return _all_opcodes(stream)
+        with open(path, "rb") as stream:
+            return _all_opcodes(stream)
     except Exception:
         return False
+
+
+def _all_opcodes(stream) -> bool:
+    count = sum(1 for _ in pickletools.genops(stream))
+    return count > 0
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with its JSON header's length (8 bytes) and then ``{``."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -78,7 +127,10 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
-    """Accept a bare state_dict or the usual training checkpoint wrappers around one."""
+    """Accept a bare state_dict, the usual training checkpoint wrappers around one, or a
+    whole module (a trusted pickle or program) whose state_dict is taken."""
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict", "model"):
             inner = obj.get(key)
@@ -86,8 +138,24 @@ def extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
                 obj = inner
                 break
         if _all_tensors(obj) and obj:
+            _check_loadable(obj, spec)
             return {_strip_wrapper_prefix(k): v for k, v in obj.items()}
-    raise LayerscopeError(f"{spec} holds a {type(obj).__name__}, neither a model nor a state_dict")
+    name = type(obj).__name__
+    article = "an" if name[:1].lower() in "aeiou" else "a"
+    raise LayerscopeError(f"{spec} holds {article} {name}, neither a model nor a state_dict")
+
+
+def _check_loadable(state: Mapping[str, torch.Tensor], spec: str) -> None:
+    """Meta, sparse and quantized tensors cannot be copied into a model's dense weights."""
+    for key, tensor in state.items():
+        kind = ("a meta tensor (shape only, no data)" if tensor.is_meta
+                else "a quantized tensor" if tensor.is_quantized
+                else f"a {str(tensor.layout).removeprefix('torch.')} tensor" if tensor.layout != torch.strided
+                else None)
+        if kind is not None:
+            raise LayerscopeError(
+                f"{spec}: {key!r} is {kind}; layerscope loads dense tensors that hold their values"
+            )
 
 
 def _all_tensors(mapping: Mapping) -> bool:

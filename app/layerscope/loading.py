@@ -12,6 +12,7 @@ import ast
 import difflib
 import importlib
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from layerscope.checkpoints import extract_state_dict, fit_state_dict, is_torchscript, read_checkpoint
+from layerscope.checkpoints import extract_state_dict, fit_state_dict, read_model_file
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.files import exists, expand
 from layerscope.weights_cache import auto_weights, cached_hint
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-FILE_SUFFIXES = STATE_DICT_SUFFIXES + (".safetensors", ".jit", ".torchscript")
+FILE_SUFFIXES = STATE_DICT_SUFFIXES + (".safetensors", ".jit", ".torchscript", ".pt2")
+DEVICE_TYPES = ("cpu", "cuda", "mps", "meta")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -77,22 +80,24 @@ def load_model(
 
     ``weights="auto"``: the pretrained weights already in the local cache, else random init.
     """
+    if not spec.strip():
+        raise LayerscopeError("empty model spec; name a model (e.g. resnet18) or a file")
     dev = _parse_device(device)
     if weights.lower() == "auto":
         weights = auto_weights(spec, dev.type)
     kwargs = dict(kwargs or {})
-    path = Path(spec).expanduser()
-    if _looks_like_file(spec, path):
-        loaded = _load_file(path, spec, arch=arch, dev=dev, trust=trust, kwargs=kwargs)
+    if _looks_like_file(spec):
+        loaded = _load_file(expand(spec, "model file"), spec, arch=arch, dev=dev, trust=trust, kwargs=kwargs)
     elif spec.startswith("timm:"):
         loaded = _load_timm(spec.removeprefix("timm:"), spec, weights, dev, kwargs)
     elif ":" in spec and not spec.startswith("torchvision:"):
         loaded = _load_factory(spec, dev, kwargs)
     else:
         loaded = _load_torchvision(spec.removeprefix("torchvision:"), spec, weights, dev, kwargs)
-    if _is_path_weights(weights) and loaded.source not in {"file", "torchscript"}:
-        _apply_state_dict_file(loaded, Path(weights).expanduser(), trust=trust)
-    loaded.model.eval()
+    if _is_path_weights(weights) and loaded.source not in {"file", "torchscript", "export"}:
+        _apply_state_dict_file(loaded, expand(weights, "weights file"), trust=trust)
+    if loaded.source != "export":  # an exported graph was traced in eval mode; its .eval() raises
+        loaded.model.eval()
     return loaded
 
 
@@ -111,10 +116,13 @@ def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def _parse_device(device: str) -> torch.device:
+    """Only the device types layerscope supports, and only when torch can reach them here."""
     try:
         dev = torch.device(device)
-    except RuntimeError as exc:
-        raise LayerscopeError(f"unknown device {device!r} (use cpu, cuda, mps or meta)") from exc
+    except (RuntimeError, TypeError) as exc:
+        raise LayerscopeError(f"unknown device {device!r} (use {', '.join(DEVICE_TYPES)})") from exc
+    if dev.type not in DEVICE_TYPES:
+        raise LayerscopeError(f"device type {dev.type!r} is not supported (use {', '.join(DEVICE_TYPES)})")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LayerscopeError("--device cuda asked for, but torch sees no CUDA GPU here")
     if dev.type == "mps" and not torch.backends.mps.is_available():
@@ -122,8 +130,9 @@ def _parse_device(device: str) -> torch.device:
     return dev
 
 
-def _looks_like_file(spec: str, path: Path) -> bool:
-    return path.suffix.lower() in FILE_SUFFIXES or "/" in spec or path.exists()
+def _looks_like_file(spec: str) -> bool:
+    path = Path(spec)
+    return path.suffix.lower() in FILE_SUFFIXES or "/" in spec or spec.startswith("~") or exists(path)
 
 
 def _is_path_weights(weights: str) -> bool:
@@ -196,7 +205,7 @@ def _pick_weights(enum, weights: str, name: str):
     short = weights.split(".")[-1]
     if short in enum.__members__:
         return enum[short]
-    options = ", ".join(["DEFAULT", *enum.__members__])
+    options = ", ".join(["DEFAULT", *(name for name, member in enum.__members__.items() if member.name == name)])
     raise LayerscopeError(f"unknown weights {weights!r} for {name}; choose one of: {options}, none")
 
 
@@ -287,12 +296,16 @@ def _load_timm(
     def build() -> nn.Module:
         try:
             return timm.create_model(name, pretrained=pretrained, **kwargs)
+        except TypeError as exc:
+            raise LayerscopeError(f"timm:{name} does not accept those arguments: {first_line(exc)}") from exc
         except (OSError, RuntimeError) as exc:
             if pretrained and _is_download_error(exc):
                 raise LayerscopeError(
                     f"could not download timm weights for {name} ({first_line(exc)}); use --weights none"
                 ) from exc
-            raise
+            raise _bad_arguments(f"timm:{name}", kwargs, exc) from exc
+        except (ValueError, AssertionError, KeyError) as exc:
+            raise _bad_arguments(f"timm:{name}", kwargs, exc) from exc
 
     model = _within_device(dev, build, name)
     return LoadedModel(
@@ -323,20 +336,29 @@ def _preprocess_from_timm(model: nn.Module) -> Preprocess:
 
 
 def _load_factory(spec: str, dev: torch.device, kwargs: dict[str, Any]) -> LoadedModel:
+    """``package.module:callable``. The user's own code may fail in any way; that is their
+    mistake to fix, so it becomes one line naming the factory and the exception (``--debug``
+    keeps the traceback)."""
     module_name, _, attr = spec.partition(":")
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module_name) or not attr.isidentifier():
+        raise LayerscopeError(f"cannot read model spec {spec!r}: a factory is package.module:callable")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise LayerscopeError(f"cannot import {module_name!r} for {spec!r}: {first_line(exc)}") from exc
+    except Exception as exc:
+        raise LayerscopeError(f"importing {module_name!r} raised {type(exc).__name__}: {first_line(exc)}") from exc
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise LayerscopeError(f"{module_name!r} has no callable named {attr!r}")
     try:
         model = _within_device(dev, lambda: factory(**kwargs), spec)
+    except LayerscopeError:
+        raise
     except TypeError as exc:
         raise LayerscopeError(f"{spec} does not accept those arguments: {first_line(exc)}") from exc
-    except (ValueError, RuntimeError, AssertionError) as exc:
-        raise _bad_arguments(spec, kwargs, exc) from exc
+    except Exception as exc:
+        raise LayerscopeError(f"{spec} raised {type(exc).__name__}: {first_line(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise LayerscopeError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
     return LoadedModel(model=model, spec=spec, source="factory", weights="none", pretrained=False, device=dev)
@@ -348,18 +370,9 @@ def _load_factory(spec: str, dev: torch.device, kwargs: dict[str, Any]) -> Loade
 def _load_file(
     path: Path, spec: str, *, arch: str | None, dev: torch.device, trust: bool, kwargs: dict[str, Any]
 ) -> LoadedModel:
-    if not path.exists():
-        raise LayerscopeError(f"no such file: {spec}")
-    if path.is_dir():
-        raise LayerscopeError(f"{spec} is a folder, not a model file")
-    if is_torchscript(path):
-        return _load_torchscript(path, spec, dev)
-    obj = read_checkpoint(path, trust=trust)
+    obj = read_model_file(path, trust=trust)
     if isinstance(obj, nn.Module):
-        return LoadedModel(
-            model=obj.to(dev) if dev.type != "meta" else obj.to("meta"),
-            spec=spec, source="pickle", weights=str(path), pretrained=True, device=dev,
-        )
+        return _whole_model(obj, spec, path, dev)
     state = extract_state_dict(obj, spec)
     if arch is None:
         raise LayerscopeError(
@@ -368,27 +381,24 @@ def _load_file(
         )
     if dev.type == "meta":
         raise LayerscopeError("a state_dict cannot be loaded on the meta device; use --device cpu")
-    loaded = load_model(arch, weights="none", device=str(dev), kwargs=kwargs)
+    loaded = load_model(arch, weights="none", device=str(dev), trust=trust, kwargs=kwargs)
     fit_state_dict(loaded.model, state, source=spec, target=arch)
     loaded.spec, loaded.weights, loaded.pretrained, loaded.source = spec, str(path), True, "file"
     return loaded
 
 
+def _whole_model(model: nn.Module, spec: str, path: Path, dev: torch.device) -> LoadedModel:
+    """A module read whole from a file the user trusted: a pickle, TorchScript or torch.export."""
+    scripted = isinstance(model, torch.jit.ScriptModule)
+    if scripted and dev.type == "meta":
+        raise LayerscopeError("TorchScript archives cannot be loaded on the meta device; use --device cpu")
+    source = "torchscript" if scripted else "export" if isinstance(model, torch.fx.GraphModule) else "pickle"
+    return LoadedModel(model=model.to(dev), spec=spec, source=source, weights=str(path), pretrained=True, device=dev)
+
+
 def _apply_state_dict_file(loaded: LoadedModel, path: Path, *, trust: bool) -> None:
     if loaded.device.type == "meta":
         raise LayerscopeError("a state_dict cannot be loaded on the meta device; use --device cpu")
-    if not path.exists():
-        raise LayerscopeError(f"no such weights file: {path}")
-    state = extract_state_dict(read_checkpoint(path, trust=trust), str(path))
+    state = extract_state_dict(read_model_file(path, trust=trust, what="weights file"), str(path))
     fit_state_dict(loaded.model, state, source=str(path), target=loaded.spec)
     loaded.weights, loaded.pretrained = str(path), True
-
-
-def _load_torchscript(path: Path, spec: str, dev: torch.device) -> LoadedModel:
-    if dev.type == "meta":
-        raise LayerscopeError("TorchScript archives cannot be loaded on the meta device; use --device cpu")
-    try:
-        model = torch.jit.load(str(path), map_location=dev)
-    except Exception as exc:
-        raise LayerscopeError(f"cannot read TorchScript archive {spec}: {first_line(exc)}") from exc
-    return LoadedModel(model=model, spec=spec, source="torchscript", weights=str(path), pretrained=True, device=dev)

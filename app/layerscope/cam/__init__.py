@@ -3,7 +3,9 @@
 ``compute_cam`` explains one layer; ``compute_sweep`` many layers from a single
 forward and a single ``torch.autograd.grad`` call; ``CamSession`` keeps those
 activations and gradients so an app can redraw any hooked layer, with any method,
-without running the model again.
+without running the model again. ``PhotoExplainer`` is the whole pipeline for one
+photo (preprocessing, maps laid back on the photo, overlays): the notebook API, and
+what the CLI and the app call.
 """
 
 from layerscope.cam.core import CamResult, CamSession, compute_cam, compute_sweep, normalise
@@ -11,6 +13,7 @@ from layerscope.cam.layers import resolve_layer
 from layerscope.cam.perturb import CamCancelled
 from layerscope.cam.detection import BoxTarget, is_detection_model
 from layerscope.cam.methods import METHODS, get_method
+from layerscope.cam.photo import PhotoExplainer
 from layerscope.cam.reshape import TokenGrid
 from layerscope.cam.scoring import Prediction, top_predictions
 from layerscope.cam.targets import (
@@ -29,6 +32,7 @@ __all__ = [
     "CamResult",
     "CamSession",
     "Eligibility",
+    "PhotoExplainer",
     "Prediction",
     "TokenGrid",
     "compute_cam",

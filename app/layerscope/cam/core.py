@@ -21,7 +21,7 @@ from layerscope.cam import detection
 from layerscope.cam.hooks import capture_hook, checked_input, detached, model_guard
 from layerscope.cam.layers import LayerRef, resolve_layer
 from layerscope.cam.methods import CamInputs, Method, get_method
-from layerscope.cam.perturb import Cancel, ModelPerturber, Progress
+from layerscope.cam.perturb import Cancel, ModelPerturber, PerturbContext, Progress, memory_guard
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
 from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, resolve_target
 from layerscope.errors import LayerscopeError
@@ -49,6 +49,7 @@ class CamResult:
     layer: str
     method: str
     layout: str = ""
+    on_photo: Tensor | None = None  # the map on the original photo's H×W (``PhotoExplainer.maps``)
 
     @property
     def all_zero(self) -> bool:
@@ -100,6 +101,7 @@ class CamSession:
             # a class for a detector means: the best box of that class
             label = None if target is None else class_index(target, categories)
             target = detection.BoxTarget(label=label)
+        self.base_scores: Tensor | None = None  # the target score of each image, before any perturbation
         acts, grads, output, self.target, self.frame = self._run(target, categories, gradients or need_target)
         self.scores = detached(output)
         self.layouts = {name: self._layout(name, acts[name], reshape) for name in self.layers}
@@ -112,13 +114,16 @@ class CamSession:
             for name, module in self.modules.items():
                 handles.append(module.register_forward_hook(capture_hook(name, store, self.gradients)))
             frame = detection.FrameRecorder.attach(self.model, handles) if self.detection else None
-            output = call_model(self.model, self.input)
+            with memory_guard(f"running {type(self.model).__name__} on a {'×'.join(map(str, self.input.shape))} "
+                              f"input", "try a smaller image or the cpu"):
+                output = call_model(self.model, self.input)
             missing = [name for name in self.layers if name not in store]
             if missing:
                 raise LayerscopeError(f"layer {missing[0]!r} did not run during the model's forward pass")
             resolved = _maybe_target(target, output, categories, required=need_target)
-            grads = self._backward(store, output, resolved) if self.gradients else {}
-            self.base_scores_value = resolved.score(output).detach() if resolved is not None else None
+            with memory_guard("computing the gradients", "try a smaller image, fewer layers or eigencam"):
+                grads = self._backward(store, output, resolved) if self.gradients else {}
+            self.base_scores = resolved.score(output).detach() if resolved is not None else None
         acts = {name: [t.detach() for t in store[name]] for name in self.layers}
         return acts, grads, output, resolved, frame
 
@@ -171,27 +176,31 @@ class CamSession:
         raw = self._raw(name, spec, progress, cancel, batch_size)
         return self._result(name, spec, raw, self._heatmaps(raw))
 
-    def results(self, method: str = "gradcam", **kwargs: Any) -> list[CamResult]:
-        """Every hooked layer's map. Layers whose grids have one shape (the blocks of a stage)
-        are computed, upsampled and scaled as one batch: a few kernels per shape instead of
-        a dozen per layer, which on a GPU is most of a sweep's cost after the backward pass."""
+    def results(
+        self, method: str = "gradcam", layers: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[CamResult]:
+        """The maps of ``layers`` (every hooked layer when None). Layers whose grids have one
+        shape (the blocks of a stage) are computed, upsampled and scaled as one batch: a few
+        kernels per shape instead of a dozen per layer, which on a GPU is most of a sweep's
+        cost after the backward pass."""
         spec = get_method(method)
+        names = self.layers if layers is None else tuple(layers)
         if spec.perturbs:
-            return [self.result(name, method, **kwargs) for name in self.layers]
+            return [self.result(name, method, **kwargs) for name in names]
         by_shape: dict[tuple[int, ...], list[str]] = {}
-        for name in self.layers:
+        for name in names:
             self._check(name, spec)
             by_shape.setdefault(tuple(self.activations[name].shape), []).append(name)
         raws: dict[str, Tensor] = {}
         heat: dict[str, Tensor] = {}
         images = self.input.shape[0]
-        for names in by_shape.values():
-            grads = torch.cat([self.grads[n] for n in names]) if spec.needs_grad else None
-            cam = spec.compute(CamInputs(torch.cat([self.activations[n] for n in names]), grads))
+        for group in by_shape.values():
+            grads = torch.cat([self.grads[n] for n in group]) if spec.needs_grad else None
+            cam = spec.compute(CamInputs(torch.cat([self.activations[n] for n in group]), grads))
             raw = _clean(cam)
-            raws.update(zip(names, raw.split(images)))
-            heat.update(zip(names, self._heatmaps(raw).split(images)))
-        return [self._result(name, spec, raws[name], heat[name]) for name in self.layers]
+            raws.update(zip(group, raw.split(images)))
+            heat.update(zip(group, self._heatmaps(raw).split(images)))
+        return [self._result(name, spec, raws[name], heat[name]) for name in names]
 
     def _check(self, name: str, spec: Method) -> None:
         if name not in self.activations:
@@ -205,8 +214,14 @@ class CamSession:
     ) -> Tensor:
         """The method's ``N×h×w`` map at ``name`` after the ReLU, before any scaling."""
         self._check(name, spec)
-        perturber = ModelPerturber(self, name, batch_size, progress, cancel) if spec.perturbs else None
+        perturber = ModelPerturber(self._context(name), batch_size, progress, cancel) if spec.perturbs else None
         return _clean(spec.compute(CamInputs(self.activations[name], self.grads.get(name), perturber)))
+
+    def _context(self, name: str) -> PerturbContext:
+        if self.target is None or self.base_scores is None:
+            raise LayerscopeError("Score-CAM and Ablation-CAM need a target score; pass a target")
+        return PerturbContext(model=self.model, input=self.input, module=self.modules[name],
+                              layout=self.layouts[name], target=self.target, base_scores=self.base_scores)
 
     def _heatmaps(self, raw: Tensor) -> Tensor:
         return normalise(F.interpolate(raw[:, None], size=self.input_hw, mode="bilinear", align_corners=False)[:, 0])

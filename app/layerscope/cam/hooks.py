@@ -49,7 +49,7 @@ def model_guard(model: nn.Module, *, grad: bool) -> Iterator[list[RemovableHandl
                 module.training = True
 
 
-def _flatten(output: object) -> tuple[list[Tensor], Callable[[list[Tensor]], object]]:
+def flatten_output(output: object) -> tuple[list[Tensor], Callable[[list[Tensor]], object]]:
     """The float tensors inside a layer's output, and how to rebuild it from replacements."""
     if isinstance(output, Tensor):
         return ([output], lambda new: new[0]) if output.is_floating_point() else ([], lambda new: output)
@@ -81,7 +81,7 @@ def capture_hook(name: str, store: dict[str, list[Tensor]], grad: bool):
     def hook(_module: nn.Module, _inputs: object, output: object) -> object:
         if name in store:
             return None
-        tensors, rebuild = _flatten(output)
+        tensors, rebuild = flatten_output(output)
         if grad:
             torch.set_grad_enabled(True)  # from here on: the layers before this one ran without autograd
         kept = [t if t.requires_grad or not grad else t.detach().requires_grad_(True) for t in tensors]

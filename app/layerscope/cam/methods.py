@@ -58,12 +58,21 @@ def _weighted(weights: Tensor, activations: Tensor) -> Tensor:
 
 
 def gradcam(x: CamInputs) -> Tensor:
-    """Selvaraju et al. 2017: weights are the spatial mean of the gradients."""
+    """Grad-CAM: w_k = mean_ij g_k(i,j), map = Σ_k w_k·A_k, with g = ∂score/∂A.
+
+    Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+    Localization", ICCV 2017. https://arxiv.org/abs/1610.02391
+    """
     return _weighted(_grads(x).mean(dim=(2, 3)), x.activations)
 
 
 def gradcam_plus_plus(x: CamInputs) -> Tensor:
-    """Chattopadhay et al. 2018: alpha = g²/(2g² + ΣA·g³), weights = Σ relu(g)·alpha."""
+    """Grad-CAM++: α_k(i,j) = g²/(2g² + Σ_ab A_k(a,b)·g³), w_k = Σ_ij α_k(i,j)·relu(g_k(i,j)),
+    map = Σ_k w_k·A_k (the exponential-score form, so g² and g³ are powers of the gradient).
+
+    Chattopadhay et al., "Grad-CAM++: Generalized Gradient-based Visual Explanations for Deep
+    Convolutional Networks", WACV 2018. https://arxiv.org/abs/1710.11063
+    """
     g, a = _grads(x), x.activations
     g2 = g.pow(2)
     g3 = g2 * g
@@ -73,40 +82,74 @@ def gradcam_plus_plus(x: CamInputs) -> Tensor:
 
 
 def hirescam(x: CamInputs) -> Tensor:
-    """Draelos & Carin 2020: element-wise g⊙A summed over channels (no spatial averaging)."""
+    """HiResCAM: map = Σ_k g_k ⊙ A_k, element-wise (Grad-CAM without the spatial averaging,
+    so the map shows where the score's gradient and the features agree).
+
+    Draelos & Carin, "Use HiResCAM instead of Grad-CAM for faithful explanations of
+    convolutional neural networks", 2020. https://arxiv.org/abs/2011.08891
+    """
     return (_grads(x) * x.activations).sum(dim=1)
 
 
 def xgradcam(x: CamInputs) -> Tensor:
-    """Fu et al. 2020: weights = Σ g·A / (Σ A + eps)."""
+    """XGrad-CAM: w_k = Σ_ij g_k(i,j)·A_k(i,j) / (Σ_ij A_k(i,j) + ε), map = Σ_k w_k·A_k.
+
+    Fu et al., "Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of
+    CNNs", BMVC 2020. https://arxiv.org/abs/2008.02312
+    """
     a = x.activations
     weights = (_grads(x) * a).sum(dim=(2, 3)) / (a.sum(dim=(2, 3)) + EPS)
     return _weighted(weights, a)
 
 
 def layercam(x: CamInputs) -> Tensor:
-    """Jiang et al. 2021: Σ_k relu(g)⊙A."""
+    """LayerCAM: map = Σ_k relu(g_k) ⊙ A_k, a weight per position, so shallow layers give
+    fine maps too.
+
+    Jiang et al., "LayerCAM: Exploring Hierarchical Class Activation Maps for
+    Localization", IEEE TIP 2021. https://mftp.mmcheng.net/Papers/21TIP_LayerCAM.pdf
+    """
     return (F.relu(_grads(x)) * x.activations).sum(dim=1)
 
 
 def eigencam(x: CamInputs) -> Tensor:
-    """Muhammad & Yeasin 2020: the activations projected on their first principal component."""
+    """Eigen-CAM: map(i,j) = A(i,j)·v₁, each position's channel vector (mean-centred over
+    positions) projected on the first principal direction v₁. No gradients, no class.
+
+    Muhammad & Yeasin, "Eigen-CAM: Class Activation Map using Principal Components",
+    IJCNN 2020. https://arxiv.org/abs/2008.00299
+    """
     return _first_component(x.activations)
 
 
 def eigengradcam(x: CamInputs) -> Tensor:
-    """EigenCAM on the gradient-weighted activations g⊙A."""
+    """EigenGrad-CAM: Eigen-CAM of the gradient-weighted activations g ⊙ A, so the
+    component follows the class.
+
+    No paper of its own: the variant pytorch-grad-cam introduced
+    (https://github.com/jacobgil/pytorch-grad-cam), on Eigen-CAM (arXiv:2008.00299).
+    """
     return _first_component(_grads(x) * x.activations)
 
 
 def scorecam(x: CamInputs) -> Tensor:
-    """Wang et al. 2020: weights = softmax over channels of the masked inputs' target scores."""
+    """Score-CAM: M_k = A_k upsampled to the input and min-max scaled, s_k = score(x ⊙ M_k),
+    w = softmax_k(s), map = Σ_k w_k·A_k. One forward per channel, no gradients.
+
+    Wang et al., "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
+    Networks", CVPR Workshops 2020. https://arxiv.org/abs/1910.01279
+    """
     scores = _perturber(x).masked_scores(x.activations)
     return _weighted(torch.softmax(scores, dim=1), x.activations)
 
 
 def ablationcam(x: CamInputs) -> Tensor:
-    """Desai & Ramaswamy 2020: weights = relative drop of the target score when channel k is zeroed."""
+    """Ablation-CAM: w_k = (y − y_k) / y, with y the target score and y_k the score with
+    channel k of the layer set to zero; map = Σ_k w_k·A_k. One forward per channel.
+
+    Desai & Ramaswamy, "Ablation-CAM: Visual Explanations for Deep Convolutional Network
+    via Gradient-free Localization", WACV 2020. https://ieeexplore.ieee.org/document/9093360
+    """
     perturber = _perturber(x)
     base = perturber.base_scores()[:, None]
     ablated = perturber.ablated_scores(x.activations.shape[1])

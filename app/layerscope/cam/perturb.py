@@ -7,18 +7,19 @@ watched and stopped; every pass goes through ``model_guard`` like the others.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from layerscope.cam.hooks import model_guard
+from layerscope.cam.hooks import flatten_output, model_guard
+from layerscope.cam.reshape import Layout
+from layerscope.cam.scoring import ResolvedTarget
 from layerscope.errors import LayerscopeError
 from layerscope.probe import call_model
-
-if TYPE_CHECKING:
-    from layerscope.cam.core import CamSession
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool] | Any  # a callable, or anything with ``is_set()`` (threading.Event)
@@ -28,11 +29,38 @@ class CamCancelled(RuntimeError):
     """Raised when ``cancel`` asks a Score-CAM or Ablation-CAM run to stop; hooks are already gone."""
 
 
+@dataclass(frozen=True)
+class PerturbContext:
+    """What the perturbed forwards need from a finished pass, and nothing else: the session
+    builds one, so this module never reads the session's own state."""
+
+    model: nn.Module
+    input: Tensor  # N×C×H×W, as the model saw it
+    module: nn.Module  # the explained layer
+    layout: Layout  # how that layer's output becomes N×C×h×w
+    target: ResolvedTarget
+    base_scores: Tensor  # the target score of each unperturbed image (N)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return (self.input.shape[-2], self.input.shape[-1])
+
+
 def _cancelled(cancel: Cancel | None) -> bool:
     if cancel is None:
         return False
     is_set = getattr(cancel, "is_set", None)
     return bool(is_set() if callable(is_set) else cancel())
+
+
+@contextmanager
+def memory_guard(what: str, hint: str) -> Iterator[None]:
+    """Turn an out-of-memory error into one line that says what did not fit and what to try;
+    nothing retries behind the user's back."""
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        raise LayerscopeError(f"out of memory {what}; {hint}") from exc
 
 
 class ModelPerturber:
@@ -42,21 +70,18 @@ class ModelPerturber:
     """
 
     def __init__(
-        self, session: "CamSession", layer: str, batch_size: int, progress: Progress | None, cancel: Cancel | None
+        self, context: PerturbContext, batch_size: int, progress: Progress | None, cancel: Cancel | None
     ) -> None:
-        if session.target is None:
-            raise LayerscopeError("Score-CAM and Ablation-CAM need a target score; pass a target")
-        self.session, self.layer = session, layer
+        self.context = context
         self.batch_size = max(1, int(batch_size))
         self.progress, self.cancel = progress, cancel
         self._upstream_once = True
 
     def base_scores(self) -> Tensor:
-        assert self.session.base_scores_value is not None
-        return self.session.base_scores_value.float()
+        return self.context.base_scores.float()
 
     def _batches(self, channels: int) -> Iterator[tuple[int, list[int]]]:
-        n = self.session.input.shape[0]
+        n = self.context.input.shape[0]
         total, done = n * channels, 0
         for image in range(n):
             for start in range(0, channels, self.batch_size):
@@ -68,52 +93,62 @@ class ModelPerturber:
                 if self.progress is not None:
                     self.progress(done, total)
 
+    def _forward(self, x: Tensor, copies: int) -> object:
+        device = x.device.type
+        with memory_guard(f"running {copies} perturbed copies at once on {device}",
+                          f"use a smaller batch size (now {self.batch_size}; the CLI's --batch-size)"):
+            return call_model(self.context.model, x)
+
     def masked_scores(self, activations: Tensor) -> Tensor:
-        session = self.session
+        ctx = self.context
         n, channels = activations.shape[:2]
         scores = torch.zeros(n, channels, device=activations.device)
-        with model_guard(session.model, grad=False):
+        with model_guard(ctx.model, grad=False):
             for image, ks in self._batches(channels):
-                masks = F.interpolate(activations[image:image + 1, ks], size=session.input_hw, mode="bilinear",
+                masks = F.interpolate(activations[image:image + 1, ks], size=ctx.input_hw, mode="bilinear",
                                       align_corners=False)[0]
                 low = masks.amin(dim=(1, 2), keepdim=True)
                 high = masks.amax(dim=(1, 2), keepdim=True)
                 masks = (masks - low) / (high - low + 1e-7)
-                batch = session.input[image:image + 1] * masks[:, None]
-                out = call_model(session.model, batch)
-                scores[image, ks] = session.target.for_image(image)(out).float()
+                out = self._forward(ctx.input[image:image + 1] * masks[:, None], len(ks))
+                scores[image, ks] = ctx.target.for_image(image)(out).float()
         return scores
 
     def ablated_scores(self, channels: int) -> Tensor:
-        session = self.session
-        layout = session.layouts[self.layer]
-        if layout.kind in ("levels", "custom"):
+        ctx = self.context
+        if ctx.layout.kind in ("levels", "custom"):
             raise LayerscopeError("ablationcam needs a layer with one output tensor; use eigencam or gradcam here")
-        n = session.input.shape[0]
-        scores = torch.zeros(n, channels, device=session.input.device)
-        with model_guard(session.model, grad=False) as handles:
-            current: list[int] = []
-            handles.append(session.modules[self.layer].register_forward_hook(
-                lambda _m, _i, out: layout.ablate(out[:1], current)))
+        n = ctx.input.shape[0]
+        scores = torch.zeros(n, channels, device=ctx.input.device)
+        current: list[int] = []
+
+        def ablate(_module: nn.Module, _inputs: object, output: object) -> object:
+            # rebuilt like the capture hooks do: a layer may return (tensor, int) or a dict
+            tensors, rebuild = flatten_output(output)
+            return rebuild([ctx.layout.ablate(tensors[0][:1], current)])
+
+        with model_guard(ctx.model, grad=False) as handles:
+            handles.append(ctx.module.register_forward_hook(ablate))
             for image, ks in self._batches(channels):
                 current[:] = ks
                 out = self._ablated_forward(image, len(ks))
-                scores[image, ks] = session.target.for_image(image)(out).float()
+                scores[image, ks] = ctx.target.for_image(image)(out).float()
         return scores
 
     def _ablated_forward(self, image: int, count: int) -> object:
         """Run the layers before the target once, the ones after it on ``count`` ablated copies.
 
-        A model that reuses its input's batch size after the layer cannot do that; it
-        falls back, for good, to a full batch of copies.
+        A model that reuses its input's batch size after the layer cannot do that: it
+        raises a shape error or returns the wrong number of rows, and from then on gets
+        a full batch of copies. Running out of memory is not such an error: it stops here.
         """
-        x = self.session.input[image:image + 1]
+        x = self.context.input[image:image + 1]
         if self._upstream_once:
             try:
-                out = call_model(self.session.model, x)
-                if not isinstance(out, Tensor) or out.shape[0] == count:
-                    return out
-            except RuntimeError:
-                pass
+                out = self._forward(x, count)
+            except RuntimeError:  # out of memory is not one: _forward raised it as a LayerscopeError
+                out = None
+            if out is not None and (not isinstance(out, Tensor) or out.shape[0] == count):
+                return out
             self._upstream_once = False
-        return call_model(self.session.model, x.expand(count, *x.shape[1:]))
+        return self._forward(x.expand(count, *x.shape[1:]), count)

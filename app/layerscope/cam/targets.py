@@ -7,6 +7,7 @@ still a spatial map or a token grid, i.e. the last one before global pooling.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from torch import nn
@@ -121,3 +122,40 @@ def _tensor_shapes(shape: ShapeInfo) -> list[tuple[int, ...]]:
     if shape.kind in ("mapping", "sequence"):
         return [s for _, item in shape.items for s in _tensor_shapes(item)] if shape.items else []
     return []
+
+
+def family_names(tree: ModuleTree, name: str) -> list[str]:
+    """Every layer in the tree with ``name``'s role, in tree order, ``name`` included.
+
+    Numbers in the path to the layer vary (``layer4.2`` → every ``layerN.M``,
+    ``encoder_layer_11.ln_1`` → every ``encoder_layer_N.ln_1``); the layer's own name
+    keeps its digits unless it is a bare index, so ``blocks.11.norm1`` gives every
+    block's ``norm1`` and never a ``norm2``, whose role differs.
+    """
+    pattern = family_pattern(name)
+    found = list(dict.fromkeys(node.name for node in tree if node.name and pattern.fullmatch(node.name)))
+    return found if name in found else [*found, name]
+
+
+def family_pattern(name: str) -> re.Pattern[str]:
+    """The regular expression ``family_names`` matches names against."""
+    parts = name.split(".")
+    spelled = []
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            spelled.append(r"\d+")
+        elif i == len(parts) - 1:
+            spelled.append(re.escape(part))
+        else:
+            spelled.append(re.sub(r"\d+", lambda _: r"\d+", re.escape(part)))
+    return re.compile(r"\.".join(spelled))
+
+
+def spread(names: list[str], keep: str, limit: int) -> list[str]:
+    """At most ``limit`` of ``names``, evenly spread from first to last, ``keep`` always among them."""
+    if len(names) <= limit:
+        return list(names)
+    others = [n for n in names if n != keep]
+    step = (len(others) - 1) / max(1, limit - 2)
+    chosen = {others[round(i * step)] for i in range(limit - 1)} | {keep}
+    return [n for n in names if n in chosen]

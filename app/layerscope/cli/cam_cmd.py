@@ -17,21 +17,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from layerscope import imaging
-from layerscope.cam import (
-    METHODS, CamResult, CamSession, TokenGrid, get_method, is_detection_model, suggest_target_layer,
-    top_predictions,
-)
-from layerscope.cam.targets import eligible_layers
+from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
 from layerscope.cli.common import (
     add_debug_option, add_model_options, fraction, load_from_args, positive_int, stdout_console,
 )
 from layerscope.errors import LayerscopeError
 from layerscope.loading import LoadedModel
 from layerscope.render import heatmap_preview
-from layerscope.tree import build_tree
 
 DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
-MAX_AUTO_SWEEP = 16
 RANDOM_WEIGHTS_WARNING = "⚠ random weights: this map shows nothing learned"
 
 
@@ -75,70 +69,43 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 class _Job:
-    """What both commands share: model, photo, input tensor and how to draw a result."""
+    """What both commands share: the photo explained (``PhotoExplainer``) and how to print it."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        get_method(args.method)  # fail on a typo before loading anything (argparse checked the colormap)
+        self.method = get_method(args.method)  # fail on a typo before loading anything
         self.image_path = Path(args.image) if args.image else DEFAULT_IMAGE
-        self.image = imaging.load_image(self.image_path)
+        image = imaging.load_image(self.image_path)  # a bad path fails before the model loads
         self.loaded: LoadedModel = load_from_args(args)
-        if self.loaded.device.type == "meta":
-            raise LayerscopeError("CAMs need real weights and arithmetic; use --device cpu or cuda, not meta")
-        model = self.loaded.model
-        self.detection = is_detection_model(model)
-        tensor, self.geometry = imaging.preprocess(self.image, self.loaded.preprocess)
-        self.mask = imaging.seen_mask(self.geometry)
-        self.input = tensor.to(self.loaded.device)
-        self.tree = build_tree(model)
-        self.reshape = _token_grid(args.grid, args.prefix_tokens)
+        self.explainer = PhotoExplainer(self.loaded, image, reshape=_token_grid(args.grid, args.prefix_tokens))
+        self.image, self.mask = self.explainer.image, self.explainer.mask
         self.console = stdout_console()
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.input.shape[1:])
-
-    def session(self, layers: list[str]) -> CamSession:
-        method = get_method(self.args.method)
-        return CamSession(
-            self.loaded.model, self.input, layers, _parse_target(self.args.target),
-            categories=self.loaded.categories, reshape=self.reshape, gradients=method.needs_grad,
-            need_target=method.needs_grad or method.perturbs, tree=self.tree,
-        )
-
-    def result(self, session: CamSession, layer: str) -> CamResult:
-        method = get_method(self.args.method)
-        if not method.perturbs:
-            return session.result(layer, method.name)
-        columns = (TextColumn(f"{method.name} {layer}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    def maps(self, layers: list[str]) -> list[CamResult]:
+        """The maps of ``layers`` from one pass; Score-CAM and Ablation-CAM behind a progress bar."""
+        target = _parse_target(self.args.target)
+        if not self.method.perturbs:
+            return self.explainer.maps(layers, self.method.name, target)
+        label = layers[0] if len(layers) == 1 else f"{len(layers)} layers"
+        columns = (TextColumn(f"{self.method.name} {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("cam", total=None)
-            return session.result(layer, method.name, batch_size=self.args.batch_size,
-                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+            return self.explainer.maps(layers, self.method.name, target, batch_size=self.args.batch_size,
+                                       progress=lambda done, total: bar.update(task, completed=done, total=total))
 
-    def results(self, session: CamSession) -> list[CamResult]:
-        """Every hooked layer's map: one batched call for gradient and eigen methods, the
-        perturbation methods layer by layer behind their progress bars."""
-        if not get_method(self.args.method).perturbs:
-            return session.results(self.args.method)
-        return [self.result(session, name) for name in session.layers]
-
-    def original(self, result: CamResult) -> torch.Tensor:
-        return imaging.to_original(result.heatmap, self.geometry)
-
-    def print_header(self, session: CamSession) -> None:
+    def print_header(self, result: CamResult) -> None:
         loaded = self.loaded
         self.console.print(f"model   {loaded.spec} ({loaded.weights_label})")
         if not loaded.pretrained:
             self.console.print(f"[bold yellow]{RANDOM_WEIGHTS_WARNING}[/]")
         self.console.print(f"image   {self.image_path} ({self.image.width}×{self.image.height})")
-        if self.detection:
-            self._print_detections(session.scores)
-        elif isinstance(session.scores, torch.Tensor) and session.scores.dim() == 2:
-            self._print_top5(session.scores)
-        if session.target is not None:
-            name = f" {session.target.name}" if session.target.name else ""
-            self.console.print(f"target  {session.target.label}{name}")
+        if self.explainer.detection:
+            self._print_detections(result.scores)
+        elif isinstance(result.scores, torch.Tensor) and result.scores.dim() == 2:
+            self._print_top5(result.scores)
+        if result.target is not None:
+            name = f" {result.target_name}" if result.target_name else ""
+            self.console.print(f"target  {result.target}{name}")
 
     def _print_top5(self, scores: torch.Tensor) -> None:
         table = Table("rank", "class", "name", "probability", title="top-5 predictions", title_justify="left")
@@ -178,74 +145,41 @@ class _Job:
 
 def run_cam(args: argparse.Namespace) -> int:
     job = _Job(args)
-    layer = _layer_name(job, args.layer)
-    session = job.session([layer])
-    job.print_header(session)
-    result = job.result(session, session.layers[0])
-    node = job.tree.get(result.layer)
+    [result] = job.maps([args.layer])
+    job.print_header(result)
+    node = job.explainer.tree.get(result.layer)
     access = f" ({node.access_negative or node.access})" if node is not None else ""
     job.console.print(f"layer   {result.layer}{access}: {result.layout}")
     job.console.print(f"method  {result.method}")
-    heat = job.original(result)
     if result.all_zero:
         job.print_flat(result)
     if args.out:
-        picture = (imaging.side_by_side if args.side_by_side else imaging.overlay)(
-            job.image, heat, args.colormap, args.alpha, job.mask)
-        job.console.print(f"wrote   {imaging.save_png(picture, args.out)}")
+        draw = job.explainer.side_by_side if args.side_by_side else job.explainer.overlay
+        job.console.print(f"wrote   {imaging.save_png(draw(result, args.colormap, args.alpha), args.out)}")
     if args.npy:
-        job.console.print(f"wrote   {imaging.save_npy(heat, args.npy)}")
+        job.console.print(f"wrote   {imaging.save_npy(result.on_photo, args.npy)}")
     if not result.all_zero:
-        job.preview(heat)
+        job.preview(result.on_photo)
     return 0
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     job = _Job(args)
-    layers = _sweep_layers(job, args.layers)
-    session = job.session(layers)
-    job.print_header(session)
+    explainer = job.explainer
+    layers = explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
+    results = job.maps(layers)
+    job.print_header(results[0])
     tiles = []
-    for result in job.results(session):
+    for result in results:
         flag = "  (all zero)" if result.all_zero else ""
         job.console.print(f"layer   {result.layer}: {result.layout}{flag}")
-        tiles.append((f"{result.layer}{' (zero)' if result.all_zero else ''}", imaging.overlay(
-            job.image, job.original(result), args.colormap, args.alpha, job.mask)))
+        tiles.append((f"{result.layer}{' (zero)' if result.all_zero else ''}",
+                      explainer.overlay(result, args.colormap, args.alpha)))
     if args.out:
         job.console.print(f"wrote   {imaging.save_png(imaging.labelled_grid(tiles), args.out)}")
     else:
         job.console.print("no --out given: nothing written (the sweep's picture is a PNG grid)")
     return 0
-
-
-def _layer_name(job: _Job, layer: str) -> str:
-    if layer == "auto":
-        return suggest_target_layer(job.loaded.model, job.tree, job.input_shape)
-    return job.tree.resolve(layer).name
-
-
-def _sweep_layers(job: _Job, spec: str) -> list[str]:
-    if spec != "auto":
-        return [job.tree.resolve(part.strip()).name for part in spec.split(",") if part.strip()]
-    return auto_sweep_layers(job.loaded.model, job.tree, job.input_shape)
-
-
-def auto_sweep_layers(model, tree, input_shape: tuple[int, ...]) -> list[str]:
-    """The suggested layer's family: names equal to it but for their numbers.
-
-    ``layer4.2`` → every ``layerN.M`` (resnet's bottlenecks); ``blocks.11.norm1`` →
-    every block's ``norm1``. At most 16, evenly spread, the suggested layer last.
-    """
-    suggested = suggest_target_layer(model, tree, input_shape)
-    pattern = re.compile("^" + re.sub(r"\\d\+|\d+", r"\\d+", re.escape(suggested)) + "$")
-    family = [node.name for node in tree if pattern.match(node.name)]
-    if len(family) < 2:
-        family = [name for name, _ in eligible_layers(model, input_shape)]
-        family = family[: family.index(suggested) + 1] if suggested in family else family
-    if len(family) > MAX_AUTO_SWEEP:
-        step = (len(family) - 1) / (MAX_AUTO_SWEEP - 1)
-        family = [family[round(i * step)] for i in range(MAX_AUTO_SWEEP)]
-    return family
 
 
 def _parse_target(raw: str | None) -> int | str | None:

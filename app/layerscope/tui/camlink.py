@@ -6,7 +6,6 @@ widgets stay independent of its exact names.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,15 +96,7 @@ def suggested_target(session: Session) -> int:
 MAX_CANDIDATES = 32  # layers hooked in one pass, so moving the target among them needs no new forward
 
 
-@dataclass
-class CamCache:
-    """One pass of the engine (``CamSession``) and the photo it saw, reusable while its key holds."""
-
-    key: tuple
-    engine: Any  # layerscope.cam.CamSession
-    image: Any  # PIL image, original size
-    geometry: Any  # layerscope.imaging.Geometry
-    mask: Any  # the photo's pixels the model saw (imaging.seen_mask)
+CamCache = Any  # the layerscope.cam.PhotoExplainer of the current photo, with its last pass
 
 
 @dataclass(frozen=True)
@@ -138,8 +129,10 @@ class CamRequest:
 
 
 def candidates(session: Session, target: int, eligibility: dict[str, tuple[str, str]] | None = None) -> list[str]:
-    """The target and the eligible layers around it: ancestors, siblings, and its numbered family
+    """The target and the eligible layers around it: ancestors, siblings, and its sweep family
     (``layer4.1`` → every ``layerN.M``), nearest first, at most ``MAX_CANDIDATES``."""
+    from layerscope.cam.targets import family_names
+
     tree = session.tree
     node = tree.nodes[target]
     verdicts = session.eligibility if eligibility is None else eligibility
@@ -151,8 +144,7 @@ def candidates(session: Session, target: int, eligibility: dict[str, tuple[str, 
         parent = tree.nodes[parent].parent
     if node.parent is not None:
         near += [tree.nodes[i].name for i in tree.nodes[node.parent].children]
-    pattern = re.compile("^" + re.sub(r"\d+", r"\\d+", re.escape(node.name)) + "$")
-    near += [n.name for n in tree.nodes if n.name and pattern.match(n.name)]
+    near += family_names(tree, node.name)
     chosen = [node.name]
     for name in near:
         if name in eligible and name not in chosen:
@@ -165,32 +157,19 @@ def candidates(session: Session, target: int, eligibility: dict[str, tuple[str, 
 def compute(
     session: Session, request: CamRequest, cache: CamCache | None, *, progress=None, cancel=None
 ) -> tuple[CamView, CamCache]:
-    """The map ``request`` asks for, from ``cache`` when it already hooked that layer. Runs in a
-    worker: reads ``request`` and the session's fixed parts (model, tree), never its choices."""
-    from layerscope import imaging
-    from layerscope.cam import CamSession, get_method, top_predictions
-    from layerscope.errors import LayerscopeError
+    """The map ``request`` asks for, from ``cache`` (the photo's ``PhotoExplainer``) when its
+    pass hooked that layer. Runs in a worker: reads ``request`` and the session's fixed parts
+    (model, tree), never its choices."""
+    from layerscope.cam import PhotoExplainer, top_predictions
 
-    loaded = session.loaded
-    if loaded.device.type == "meta":
-        raise LayerscopeError("Grad-CAM needs real weights: reopen with --device cpu or cuda, not meta")
     layer = session.tree.nodes[request.target].name
-    method = get_method(request.method)
-    key = (str(request.image), request.class_index)
-    reused = cache is not None and cache.key == key and layer in cache.engine.layers
-    if not reused:
-        image = imaging.load_image(request.image)
-        tensor, geometry = imaging.preprocess(image, loaded.preprocess)
-        engine = CamSession(
-            loaded.model, tensor.to(loaded.device), candidates(session, request.target, request.eligibility),
-            request.class_index, categories=loaded.categories, gradients=True, need_target=True, tree=session.tree,
-        )
-        cache = CamCache(key, engine, image, geometry, imaging.seen_mask(geometry))
-    assert cache is not None
-    result = cache.engine.result(layer, method.name, progress=progress, cancel=cancel)
-    heat = imaging.to_original(result.heatmap, cache.geometry)
-    top5 = tuple(top_predictions(cache.engine.scores, loaded.categories))
-    return CamView(result, cache.image, heat, cache.mask, top5, reused), cache
+    if cache is None or cache.path != request.image:
+        cache = PhotoExplainer(session.loaded, request.image, tree=session.tree)
+    reused = cache.has_pass([layer], request.method, request.class_index)
+    [result] = cache.maps([layer], request.method, request.class_index, progress=progress, cancel=cancel,
+                          hook=candidates(session, request.target, request.eligibility))
+    top5 = tuple(top_predictions(result.scores, session.loaded.categories))
+    return CamView(result, cache.image, result.on_photo, cache.mask, top5, reused), cache
 
 
 def save(view: CamView, folder: Path, stem: str) -> tuple[Path, Path]:

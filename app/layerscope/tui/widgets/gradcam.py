@@ -85,6 +85,14 @@ def top5_line(view: CamView) -> Text:
 SHORT_PANEL = 24  # rows: below this the top-5 is one wrapped line (80×24 gives the panel 19)
 
 
+class MapPreview(Static):
+    """The map's cells, redrawn for whatever room it has: the top-5 and the info around it
+    change height after the map is drawn (a table on tall screens, two rows on short ones)."""
+
+    def on_resize(self) -> None:
+        self.query_ancestor(CamPanel).draw_map()
+
+
 class CamPanel(Vertical):
     """Shows one ``CamView``; owns the CAM worker and the engine cache."""
 
@@ -99,7 +107,7 @@ class CamPanel(Vertical):
     def compose(self):
         yield Static(Text("", style="dim"), id="cam-info")
         yield ProgressBar(id="cam-progress", show_eta=False)
-        yield Static("", id="cam-preview")
+        yield MapPreview("", id="cam-preview")
         yield Static("", id="cam-top5")
 
     # --- showing ---------------------------------------------------------------------
@@ -123,9 +131,9 @@ class CamPanel(Vertical):
             top5.update("")
             return
         top5.update(top5_line(self.view) if self.size.height < SHORT_PANEL else top5_table(self.view))
-        self.call_after_refresh(self._draw_map)
+        self.draw_map()  # and again when the top-5's new height resizes the preview
 
-    def _draw_map(self) -> None:
+    def draw_map(self) -> None:
         preview = self.query_one("#cam-preview", Static)
         if self.view is None:
             return
@@ -237,7 +245,7 @@ class CamPanel(Vertical):
         """After ``t``: when a map is shown and the new target was hooked, redraw without a forward."""
         if self.view is None or self.cache is None or session.target is None or self.running:
             return
-        if session.node(session.target).name in self.cache.engine.layers:
+        if session.node(session.target).name in self.cache.hooked:
             self.compute(session)
 
     def forget(self) -> None:

