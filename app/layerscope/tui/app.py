@@ -56,6 +56,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
     ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
     ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
+    ("S", "toggle_shapes", "Shapes", "Show or hide each tree line's output shape (→ 1×64×56×56)", False),
     ("question_mark", "help", "Help", "Show the keys", True),
     ("q", "quit", "Quit", "Quit layerscope", True),
 ]
@@ -192,6 +193,7 @@ class LayerscopeApp(App):
         self.session.shapes = message.shapes
         tree = self.query_one(ModuleTreeView)
         tree.marks = {name: kind for name, (kind, _) in message.eligibility.items()}
+        tree.shapes = {name: info.describe() for name, info in message.shapes.items()}
         tree.relabel()
         self._shown["stats"] = None
         self.refresh_tabs()
@@ -352,6 +354,15 @@ class LayerscopeApp(App):
         tree = self.query_one(ModuleTreeView)
         tree.refold(not tree.fold)
         self.notify("repeated blocks folded as ×N" if tree.fold else "repeated blocks shown one by one", timeout=2)
+
+    def action_toggle_shapes(self) -> None:
+        tree = self.query_one(ModuleTreeView)
+        tree.show_shapes = not tree.show_shapes
+        tree.relabel()
+        if not tree.shapes:
+            self.notify("output shapes appear once the shape probe has finished", timeout=3)
+        else:
+            self.notify("output shapes shown on tree lines" if tree.show_shapes else "output shapes hidden", timeout=2)
 
     def action_help(self) -> None:
         from layerscope.tui.screens.help import HelpScreen

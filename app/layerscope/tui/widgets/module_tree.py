@@ -49,6 +49,8 @@ class ModuleTreeView(Tree[Row]):
         self.marks: dict[str, str] = {}
         self.target: int | None = None
         self.matches: frozenset[int] = frozenset()
+        self.shapes: dict[str, str] = {}  # name -> output shape ("1×64×56×56"), once probed
+        self.show_shapes = False  # S: "→ shape" at the end of each line, as `layerscope tree --shapes`
         self._lines: dict[int, TreeNode[Row]] = {}  # node index -> its line, once added
         self.guide_depth = 3
         self.auto_expand = False
@@ -191,6 +193,7 @@ class ModuleTreeView(Tree[Row]):
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
         text.append(f"  {human_count(node.total_params)}", "dim")
+        self._append_shape(text, node.name)
         return text
 
     def _append_mark(self, text: Text, name: str) -> None:
@@ -198,6 +201,11 @@ class ModuleTreeView(Tree[Row]):
         keeps the place until shapes are probed, so labels do not shift when marks arrive."""
         symbol, style = MARKS.get(self.marks.get(name, ""), (" ", ""))
         text.append(f"{symbol} ", style)
+
+    def _append_shape(self, text: Text, name: str) -> None:
+        shape = self.shapes.get(name) if self.show_shapes else None
+        if shape is not None:
+            text.append(f"  → {shape}", "cyan")
 
     def _run_label(self, members: tuple[int, ...]) -> Text:
         from layerscope.report import human_count
@@ -213,6 +221,7 @@ class ModuleTreeView(Tree[Row]):
         text.append(f"{first.key}…{last.key}", "bold")
         text.append(f" {first.class_name} ×{len(members)}", "italic")
         text.append(f"  {human_count(total)}", "dim")
+        self._append_shape(text, first.name)
         return text
 
     def relabel(self) -> None:
