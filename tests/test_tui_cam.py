@@ -499,3 +499,30 @@ def test_a_narrow_footer_drops_the_least_needed_keys_first():
     assert keys_that_fit(keys, 49, keep) == {"search", "compute", "mine", "quit"}
     assert keys_that_fit(keys, 30, keep) == {"search", "compute", "quit"}
     assert keys_that_fit(keys, 20, keep) == {"compute", "quit"}
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "xterm", None])
+async def test_the_map_follows_the_terminals_colour_depth(mobilenet, monkeypatch, term):
+    """Textual keeps colours as RGB inside; a 256-colour terminal must get dithered palette colours
+    (sent exactly), a 16-colour one the ASCII ramp, a truecolor one (the fixture's) any RGB."""
+    from layerscope.render import xterm_rgb
+
+    if term is not None:
+        monkeypatch.delenv("COLORTERM")
+        monkeypatch.setenv("TERM", term)
+    app = LayerscopeApp(mobilenet, spec="mobilenet_v2")  # reads the terminal when it starts
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        cells = [segment for strip in app.screen._compositor.render_strips() for segment in strip
+                 if segment.text == "▀"]
+        shown = screen_text(app)
+    colours = {s.style.color.triplet for s in cells} | {s.style.bgcolor.triplet for s in cells}
+    off_palette = colours - {xterm_rgb(i) for i in range(16, 256)}
+    if term == "xterm-256color":
+        assert len(colours) > 30 and not off_palette
+    elif term == "xterm":
+        assert not cells and "@@" in shown
+    else:
+        assert len(off_palette) > 100
