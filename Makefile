@@ -1,11 +1,12 @@
-# Two entry points: `make run` opens the app, `make test` runs the tests.
+# Two entry points: `make run` opens the app, `make test` runs the tests (`make test-fast`: all but
+# the slow real-model ones, for between edits).
 # Each creates .venv when missing (pip + venv: the torch pair below installs from local disk).
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup weights screenshots bench clean
+.PHONY: run test test-fast setup weights screenshots bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +26,9 @@ run: weights
 
 test: weights
 	$(BIN)/python -m pytest -q
+
+test-fast: weights
+	$(BIN)/python -m pytest -q -m "not slow"
 
 screenshots: weights
 	$(BIN)/python scripts/export_screenshots.py

@@ -88,3 +88,10 @@ class TightNet(TinyNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.relu(self.budget(self.conv(x)))).flatten(1))
+
+
+class DeadNet(TinyNet):
+    """``TinyNet`` whose scores ignore the conv (multiplied by zero): every gradient map is all zero."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.relu(self.conv(x))).flatten(1) * 0)

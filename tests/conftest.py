@@ -1,12 +1,26 @@
-"""Shared fixtures: models are built once per session because building is the slow part."""
+"""Shared fixtures: models are built once per session because building is the slow part.
+
+Torch runs one thread per test process. Its intra-op threads spin while they wait for
+each other, so on a busy machine every small op waits for a thread the OS has put to
+sleep: with two threads and one other CPU-bound process, 100 Grad-CAMs on a small
+resnet18 input took 132 s instead of 6 s (one thread). Set ``LAYERSCOPE_TEST_THREADS``
+to try more.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+THREADS = int(os.environ.get("LAYERSCOPE_TEST_THREADS", "1"))
+os.environ["OMP_NUM_THREADS"] = str(THREADS)  # before torch loads; subprocesses inherit it
+os.environ["MKL_NUM_THREADS"] = str(THREADS)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(THREADS)
 
 from layerscope.loading import load_model
 from layerscope.tree import ModuleTree, build_tree
@@ -33,3 +47,22 @@ def resnet18():
 @pytest.fixture(scope="session")
 def resnet18_tree(resnet18) -> ModuleTree:
     return build_tree(resnet18.model)
+
+
+@pytest.fixture(autouse=True)
+def recorded_notifications(monkeypatch):
+    """Record what apps pass to ``App.notify`` (public API) for ``tui_helpers.notifications``.
+
+    Only where the test module already imported textual: engine tests stay textual-free."""
+    if "textual.app" not in sys.modules:
+        return
+    from textual.app import App
+    from tui_helpers import NOTIFIED
+
+    real = App.notify
+
+    def notify(self, message, *, title="", **options):
+        self.__dict__.setdefault(NOTIFIED, []).append(f"{title}: {message}")
+        return real(self, message, title=title, **options)
+
+    monkeypatch.setattr(App, "notify", notify)

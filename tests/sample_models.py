@@ -46,3 +46,16 @@ def with_state() -> WithState:
 
 def not_a_module() -> str:
     return "nope"
+
+
+def deep_chain(levels: int = 120) -> nn.Module:
+    """Sequential(Sequential(… Linear …, ReLU), ReLU): 241 modules, ``levels`` deep."""
+    model: nn.Module = nn.Linear(2, 2)
+    for _ in range(levels):
+        model = nn.Sequential(model, nn.ReLU())
+    return model
+
+
+def strided() -> nn.Sequential:
+    """Three stride-2 convolutions: a folded run whose output shrinks 16 → 4 on a 32×32 input."""
+    return nn.Sequential(*(nn.Conv2d(4, 4, 3, stride=2, padding=1) for _ in range(3)))

@@ -145,7 +145,8 @@ def test_heatmap_is_min_max_scaled_upsampled_raw(setup, method):
     assert result.heatmap.dtype == torch.float32 and result.heatmap.shape == x.shape[-2:]
     assert torch.allclose(result.heatmap, expected, atol=1e-5)
     assert result.heatmap.min() == 0 and result.heatmap.max() == pytest.approx(1.0)
-    assert result.method == method and result.layer == "conv" and result.target == TARGET
+    assert result.method == method and result.layer == "conv"
+    assert result.target == (None if METHODS[method].class_blind else TARGET)
 
 
 def test_batch_gives_one_map_per_image_equal_to_single_runs():
@@ -166,3 +167,26 @@ def test_each_method_documents_its_formula_and_paper(name):
     assert "=" in formula or "Eigen-CAM of" in formula
     assert re.search(r"https://\S+", reference)
     assert re.search(r'"[^"]{20,}",\s+[A-Za-z\s]*20\d\d\.', reference) or "No paper of its own" in reference
+
+
+def test_eigencam_sign_follows_the_mean_activation():
+    """The principal direction's sign is arbitrary; the rule: the map (before the ReLU) covaries
+    positively with each position's mean activation over channels, for any input."""
+    from layerscope.cam.methods import CamInputs, eigencam
+
+    for seed in range(8):
+        torch.manual_seed(seed)
+        activations = torch.randn(1, 16, 7, 7) + torch.linspace(-3, 3, 49).reshape(1, 1, 7, 7)
+        raw = eigencam(CamInputs(activations))[0].flatten().double()
+        mean = activations[0].mean(dim=0).flatten().double()
+        assert torch.dot(raw - raw.mean(), mean - mean.mean()) > 0, seed
+        flipped = eigencam(CamInputs(-activations))[0].flatten().double()
+        assert torch.dot(flipped - flipped.mean(), -(mean - mean.mean())) > 0, seed
+
+
+def test_eigencam_claims_no_class_and_the_gradient_methods_do(setup):
+    model, x, _, _ = setup
+    blind = compute_cam(model, x, "conv", "eigencam")
+    assert blind.target is None and blind.target_name is None
+    assert METHODS["eigencam"].class_blind and not METHODS["eigengradcam"].class_blind
+    assert _cam(model, x, "gradcam").target == TARGET

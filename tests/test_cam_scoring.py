@@ -1,5 +1,6 @@
 """The top-5 list the CLI and the app both print."""
 
+import pytest
 import torch
 
 from layerscope.cam import Prediction, top_predictions
@@ -36,3 +37,14 @@ def test_class_targets_accept_what_argmax_returns_and_refuse_bools_and_floats():
         compute_cam(model, x, "conv", target=True)
     with pytest.raises(LayerscopeError, match="not float 1.5"):
         compute_cam(model, x, "conv", target=1.5)
+
+
+def test_top_five_follows_the_logits_when_the_softmax_is_flat():
+    """Random weights: logits a hair apart give float32 probabilities that tie; the list must
+    still start with the argmax, the class the map explains by default."""
+    logits = torch.zeros(1, 1000)
+    logits[0, 500], logits[0, 20] = 1e-8, 5e-9
+    assert torch.softmax(logits[0], dim=0).unique().numel() == 1  # every probability the same float
+    top = top_predictions(logits, None)
+    assert [p.index for p in top[:2]] == [500, 20] and top[0].index == int(logits.argmax())
+    assert top[0].logit == pytest.approx(1e-8) and top[0].probability == pytest.approx(1e-3)

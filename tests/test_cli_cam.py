@@ -41,11 +41,21 @@ def test_side_by_side_png_and_class_by_name(capsys, tmp_path):
     assert Image.open(png).size == (1800, 400)
 
 
-def test_scorecam_on_a_factory_model_and_flat_map_message(capsys, tmp_path):
+def test_scorecam_on_a_factory_model_draws_its_map(capsys):
     code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--method", "scorecam", "--layer", "conv",
-                          "--class", "1", "--preview")
+                          "--class", "1", "--ascii", "--width", "30")
     assert code == 0, err
-    assert "method  scorecam" in out and "layer   conv (model.conv): 4×224×224" in out
+    assert "method  scorecam" in out and "layer   conv (model.conv): 4×224×224" in out and "all zero" not in out
+    ramp = [line for line in out.splitlines() if line.strip() and set(line) <= set(" .:-=+*#%@")]
+    assert len(ramp) == 10 and any("*" in line for line in ramp)  # 30 cells wide: 10 rows for 451×300
+
+
+def test_a_flat_map_says_so_and_draws_nothing(capsys):
+    code, out, err = _run(capsys, "cam", "cam_models:DeadNet", "--layer", "conv", "--ascii", "--width", "30")
+    assert code == 0, err
+    assert ("the gradcam map at conv is all zero: nothing in this layer raises the target score (common with "
+            "random weights); try another layer, method or --class") in " ".join(out.split())
+    assert not [line for line in out.splitlines() if line.strip() and set(line) <= set(" .:-=+*#%@")]
 
 
 @pytest.mark.slow
@@ -133,3 +143,11 @@ def test_random_weights_are_flagged_before_the_map(capsys):
     code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", "--ascii")
     assert code == 0, err
     assert out.splitlines()[1].startswith("⚠ random weights: this map shows nothing learned")
+
+
+def test_eigencam_claims_no_class(capsys):
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--method", "eigencam", "--layer", "conv",
+                          "--ascii", "--width", "20")
+    assert code == 0, err
+    assert "target  none: eigencam uses no class (the map is the same for every class)" in out
+    assert "top-5 predictions (by logit)" in out

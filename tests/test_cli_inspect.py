@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from layerscope.cli.main import main
+from layerscope.loading import load_model
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -36,7 +38,9 @@ def test_stats_json_has_the_documented_keys(capsys):
 def test_stats_table_for_people(capsys):
     code, out, _ = run(capsys, "stats", "resnet18")
     assert code == 0
-    assert "11,689,512" in out and "122" in out
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in out.splitlines() if "  " in line.strip())
+    assert rows["total params"] == "11,689,512" and rows["trainable params"] == "11,689,512"
+    assert rows["state dict entries"] == "122" and rows["param tensors"] == "62" and rows["buffers"] == "60"
 
 
 def test_stats_with_shapes_on_meta(capsys):
@@ -133,7 +137,7 @@ def test_console_script_runs_as_a_user_would():
     [
         (["api", "resnet18", "--first", "-1"], "layerscope api: error: argument --first: expected a number of at least 1"),
         (["stats"], "layerscope stats: error: the following arguments are required: MODEL"),
-        (["tree", "resnet18", "--depth", "two"], "argument --depth: invalid int value: 'two'"),
+        (["tree", "resnet18", "--depth", "two"], "argument --depth: expected a whole number, got 'two'"),
     ],
 )
 def test_usage_mistakes_are_one_line_with_status_2(capsys, argv, message):
@@ -161,3 +165,66 @@ def test_json_into_a_closed_pipe_ends_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
+    from layerscope.tui.widgets.stats import stats_table as tab_table
+
+    code, out, _ = run(capsys, "stats", "sample_models:tied_lm")
+    assert code == 0
+    assert "state dict bytes         14,016 B (13.7 KiB)" in out  # the head's tied matrix listed twice
+    assert "state dict unique bytes  7,616 B (7.4 KiB)" in out  # what torch.save writes: once
+    from rich.console import Console
+
+    from layerscope.report import node_stats
+    from layerscope.tree import build_tree
+    from sample_models import TiedLM
+
+    tree = build_tree(TiedLM())
+    console = Console(width=100, record=True)
+    console.print(tab_table(node_stats(tree, tree.root), None))
+    tab = console.export_text()
+    assert "state_dict bytes    14,016 B (13.7 KiB)" in tab and "saved (unique)      7,616 B (7.4 KiB)" in tab
+
+
+def test_a_saved_file_costs_the_unique_bytes(tmp_path):
+    from sample_models import TiedLM
+
+    from layerscope.tree import build_tree
+
+    model = TiedLM()
+    path = tmp_path / "tied.pt"
+    torch.save(model.state_dict(), path)
+    unique = build_tree(model).root.state_dict_unique_bytes
+    assert unique == (100 * 16 + 16 * 16 + 16 + 2 * 16) * 4
+    assert unique < path.stat().st_size < unique + 4096  # the zip archive's own few kilobytes
+
+
+def test_tree_never_drops_a_line_at_80_columns(capsys, monkeypatch):
+    from rich.cells import cell_len
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "tree", "sample_models:deep_chain", "--no-fold")
+    lines = out.splitlines()
+    nodes = lines[next(i for i, line in enumerate(lines) if line.startswith("model  Sequential")):]
+    assert code == 0 and len(nodes) == 241 == 1 + 2 * 120  # every module, none dropped
+    assert max(cell_len(line) for line in lines) <= 80
+    deepest = next(line for line in nodes if "Linear" in line)
+    assert deepest.startswith("…") and deepest.endswith("├── 0  Linear  6")  # deep guides cut, the label kept
+
+
+def test_tree_cuts_a_long_line_with_an_ellipsis():
+    from layerscope.cli.inspect_cmd import tree_lines
+    from layerscope.tree import build_tree
+
+    tree = build_tree(load_model("timm:vit_small_patch16_224", device="meta").model)
+    lines = [line.plain for line in tree_lines(tree, None, None, fold=True, width=30)]
+    assert len(lines) == len(list(tree_lines(tree, None, None, fold=True, width=200)))
+    assert max(len(line) for line in lines) == 30 and any(line.endswith("…") for line in lines)
+
+
+def test_a_folded_run_shows_its_shape_change(capsys):
+    code, out, _ = run(capsys, "tree", "sample_models:strided", "--input", "4x32x32")
+    assert code == 0
+    assert "└── 0…2  Conv2d ×3  444  → 1×4×16×16 ⋯ 1×4×4×4" in out
+    assert "model  Sequential  444  → 1×4×4×4" in out

@@ -221,3 +221,17 @@ def test_folded_runs_count_tied_tensors_once():
     twice = build_tree(nn.Sequential(nn.Conv2d(1, 1, 1), same, same, same))
     (run,) = twice.repeat_runs(twice.root)
     assert twice.run_params(run.members) == 72 == sum(p.numel() for p in same.parameters())
+
+
+def test_the_readme_tree_example_runs_and_its_comments_hold():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme.split("#### Python: the tree", 1)[1], re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    claims = [line.partition("  # ") for line in code.splitlines() if "  # (" in line or "  # [" in line]
+    assert len(claims) == 3
+    for expression, _, claim in claims:
+        assert repr(eval(expression, scope)) == claim, expression

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError
@@ -137,6 +138,8 @@ def test_iteration_view_matches_pytorch(resnet18):
     assert view["buffers()"].count == 60
     assert view["state_dict()"].count == 122
     assert view["named_parameters()"].first[0] == "conv1.weight: Parameter 64×3×7×7 float32"
+    assert view["state_dict()"].first[0] == "conv1.weight: Tensor 64×3×7×7 float32"  # plain state_dict() detaches
+    assert type(resnet18.model.state_dict()["conv1.weight"]) is torch.Tensor
 
 
 def test_tree_build_is_linear_not_quadratic():

@@ -256,3 +256,12 @@ async def test_shift_s_shows_output_shapes_on_tree_lines(app):
         await pilot.press("S")
         await pilot.pause()
         assert "→" not in screen_text(app)
+
+
+async def test_t_on_a_folded_run_targets_its_last_member_and_says_so(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await opened_line(pilot, "layer4", "BasicBlock")
+        await pilot.press("down", "t")  # from layer4 to its folded "0…1 BasicBlock ×2" row
+        await settle(pilot)
+        assert app.session.node(app.session.target).name == "layer4.1"
+        assert any("model.layer4[-1]" in n and "the last of the folded 0…1 ×2" in n for n in notifications(app))

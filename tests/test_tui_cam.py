@@ -226,7 +226,7 @@ async def test_g_while_a_map_computes_is_refused_and_escape_still_cancels_it(app
         assert sum("already computing — esc cancels" in n for n in notifications(app)) == 3
         assert sum(w.group == "cam" and w.is_running for w in app.workers) == 1
         before = app.session.image
-        app.query_one(CamPanel).post_message(ImageChecked(SAMPLES / "coffee.png", None))  # an `o` from before g
+        app.query_one(CamPanel).post_message(ImageChecked(SAMPLES / "coffee.png"))  # an `o` from before g
         await pilot.pause()
         assert app.session.image == before and len(runs) == 1
         assert sum("already computing — esc cancels" in n for n in notifications(app)) == 4

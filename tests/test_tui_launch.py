@@ -6,12 +6,13 @@ import subprocess
 import sys
 
 import pytest
-from tui_helpers import screen_text, settle
+from tui_helpers import notifications, screen_text, settle
 
 from layerscope.tui.launch import build_parser, make_app
 from layerscope.tui.screens.image_path import complete_path
 from layerscope.tui.screens.pickers import class_options
 from layerscope.tui.session import SAMPLE_IMAGE
+from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.search import find_matches, search_keys
 
 
@@ -49,9 +50,16 @@ async def test_meta_device_and_arch_arguments_reach_the_loader():
         await settle(pilot)
         assert app.session.loaded.device.type == "meta"
         assert app.session.tree.root.total_params == 11_181_642
+        before = (app.session.method, app.session.image)
         await pilot.press("g")
         await settle(pilot)
-        assert app.is_running  # Grad-CAM on meta is refused with a notification
+        assert app.is_running
+        assert notifications(app)[-1] == ("Grad-CAM failed: CAMs need real weights and arithmetic; "
+                                          "load the model on cpu or cuda, not meta")
+        panel = app.query_one(CamPanel)
+        assert panel.view is None and not panel.running  # refused, nothing half-drawn, g works again
+        assert (app.session.method, app.session.image) == before
+        assert app.session.node(app.session.target).name == "layer4.1"  # g picked the suggested layer first
 
 
 def test_search_matches_names_and_classes(resnet18_tree):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from big_models import hundred_thousand
-from tui_helpers import screen_text, settle
+from tui_helpers import screen_text, settle, tree_lines
 
 from layerscope.loading import LoadedModel
 from layerscope.tui.app import LayerscopeApp
@@ -26,27 +26,27 @@ async def test_hundred_thousand_modules_open_lazily_and_fold(big):
         await settle(pilot)
         tree = app.query_one(ModuleTreeView)
         assert len(app.session.tree) == 100_004
-        assert len(tree._tree_nodes) == 4  # the root and its three children
+        assert len(tree_lines(tree)) == 4  # the root and its three children
         await pilot.press("down", "down", "enter")  # blocks
         await settle(pilot)
         assert "0…9999 Block ×10000" in screen_text(app)
         await pilot.press("down", "enter")  # open the fold: one page and a "more" line
         await settle(pilot)
-        more = [line for line in tree._tree_nodes.values() if line.data and line.data.kind == "more"]
+        more = [line for line in tree_lines(tree) if line.data and line.data.kind == "more"]
         assert [str(line.label).split("  ")[0] for line in more] == [f"… {10_000 - PAGE:,} more"]
-        assert len(tree._tree_nodes) == 4 + 1 + PAGE + 1
+        assert len(tree_lines(tree)) == 4 + 1 + PAGE + 1
         await pilot.press("slash", *"blocks.250.gate.1", "enter")
         await settle(pilot)
         assert app.session.node(app.current).name == "blocks.250.gate.1"
         assert "model.blocks[250].gate[1]" in screen_text(app)
-        assert len(tree._tree_nodes) < 500
+        assert len(tree_lines(tree)) < 500
         await pilot.press("slash", *"blocks.7777.norm", "enter")  # deep: one page, "more" lines around it
         await settle(pilot)
         assert app.session.node(app.current).name == "blocks.7777.norm"
-        lines = [str(line.label).split("  ")[0] for line in tree._tree_nodes.values()
+        lines = [str(line.label).split("  ")[0] for line in tree_lines(tree)
                  if line.data and line.data.kind == "more"]
         assert "… 7,400 more" in lines and "… 2,200 more" in lines  # 300…7699 before, 7800…9999 after
-        assert len(tree._tree_nodes) < 800
+        assert len(tree_lines(tree)) < 800
         blocks_run = tree.cursor_node.parent.parent
         keys = [app.session.node(line.data.index).key for line in blocks_run.children
                 if line.data and line.data.kind == "module"]

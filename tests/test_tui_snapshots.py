@@ -6,6 +6,8 @@ Grad-CAM view uses the real ImageNet weights and the bundled photo.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tui_helpers import settle
 
@@ -55,6 +57,7 @@ def test_gradcam_tab_on_the_default_model_and_photo(snap_compare, mobilenet):
 def test_light_theme_and_help(snap_compare, resnet18_loaded):
     app = LayerscopeApp(resnet18_loaded, spec="resnet18")
     app.theme = "textual-light"
+    app.log_path = Path.home() / ".local" / "state" / "layerscope" / "app.log"  # shown as ~/…: any machine
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("question_mark"))
 
 

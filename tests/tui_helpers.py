@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.pilot import Pilot
+from textual.worker import WorkerFailed
 
 
 async def settle(pilot: Pilot, rounds: int = 3) -> None:
@@ -10,14 +11,36 @@ async def settle(pilot: Pilot, rounds: int = 3) -> None:
     with the cursor: they follow it after a short pause)."""
     await pilot.pause(0.05)
     for _ in range(rounds):
-        await pilot.app.workers.wait_for_complete()
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerFailed:  # the app reports it (on_worker_state_changed); tests read the notification
+            pass
         await pilot.pause()
 
 
 def screen_text(app) -> str:
-    """The characters on screen now, one line per terminal row (modals and toasts included)."""
+    """The characters on screen now, one line per terminal row (modals and toasts included).
+
+    Textual 8 has no public call that returns the screen as text (``export_screenshot`` gives
+    SVG), so this one helper reads the compositor; every test goes through it."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+def tree_lines(tree) -> list:
+    """Every line a Textual ``Tree`` holds (expanded or not), in display order, walked from its
+    public ``root`` through ``children``."""
+    found, stack = [], [tree.root]
+    while stack:
+        line = stack.pop()
+        found.append(line)
+        stack.extend(reversed(line.children))
+    return found
+
+
 def notifications(app) -> list[str]:
-    return [f"{n.title}: {n.message}" for n in app._notifications]
+    """Every ``title: message`` the app passed to its public ``notify``, oldest first, expired
+    toasts included (recorded by the ``recorded_notifications`` fixture in conftest)."""
+    return list(app.__dict__.get(NOTIFIED, []))
+
+
+NOTIFIED = "_test_notified"

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from layerscope.errors import LayerscopeError, first_line
+from layerscope.errors import LayerscopeError, first_line, with_article
 from layerscope.files import regular_file
 
 # What a program archive is, for the refusal message: loading either one runs code from the file.
@@ -140,9 +140,7 @@ def extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
         if _all_tensors(obj) and obj:
             _check_loadable(obj, spec)
             return {_strip_wrapper_prefix(k): v for k, v in obj.items()}
-    name = type(obj).__name__
-    article = "an" if name[:1].lower() in "aeiou" else "a"
-    raise LayerscopeError(f"{spec} holds {article} {name}, neither a model nor a state_dict")
+    raise LayerscopeError(f"{spec} holds {with_article(type(obj).__name__)}, neither a model nor a state_dict")
 
 
 def _check_loadable(state: Mapping[str, torch.Tensor], spec: str) -> None:

@@ -56,8 +56,9 @@ class Totals:
         self.devices.spread_up(parents)
         self.columns = dict(zip(COUNTERS, table.tolist()))
 
-    def row(self, i: int) -> dict[str, int]:
-        return {name: column[i] for name, column in self.columns.items()}
+    def rows(self) -> list[tuple[int, ...]]:
+        """One tuple of counters per node, in ``COUNTERS`` order."""
+        return list(zip(*(self.columns[name] for name in COUNTERS)))
 
 
 class Flags:

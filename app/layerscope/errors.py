@@ -14,3 +14,8 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's text: enough to act on, short enough for a status line."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:limit]
+
+
+def with_article(noun: str) -> str:
+    """``an int``, ``a folder``: messages that read as English whatever the noun."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import LayerscopeError, with_article
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -65,10 +65,12 @@ def regular_file(path: Path, what: str = "file") -> Path:
     if info is None:
         raise LayerscopeError(f"no such {what}: {_short(path)}")
     if stat.S_ISDIR(info.st_mode):
-        raise LayerscopeError(f"{_short(path)} is a folder, not a {what}")
+        raise LayerscopeError(f"{_short(path)} is a folder, not {with_article(what)}")
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
-        raise LayerscopeError(f"{_short(path)} is {kind}, not a {what}; layerscope reads regular files only")
+        raise LayerscopeError(f"{_short(path)} is {kind}, not {with_article(what)}; layerscope reads regular files only")
+    if info.st_size == 0:  # also what /proc and /sys pseudo-files report, whose reads may never end
+        raise LayerscopeError(f"{_short(path)} is empty (0 bytes), not {with_article(what)}")
     try:
         with open(path, "rb", opener=_nonblocking) as handle:  # proves read permission; never blocks
             handle.read(1)
@@ -77,17 +79,19 @@ def regular_file(path: Path, what: str = "file") -> Path:
     return path
 
 
-def check_output(path: Path, inputs: Iterable[Path], flag: str) -> Path:
-    """Refuse an output that would overwrite an input, a folder or a device."""
-    if not str(path).strip():
+def output_path(text: str, inputs: Iterable[Path], flag: str) -> Path:
+    """The path an option such as ``--out`` names, refused when it is empty, a folder, a
+    device (``--npy /dev/null``) or one of the command's inputs (``--out`` = ``--image``)."""
+    if not str(text).strip():
         raise LayerscopeError(f"{flag} needs a file name")
+    path = expand(text, "output")
     info = status(path)
     if info is not None and stat.S_ISDIR(info.st_mode):
         raise LayerscopeError(f"{flag} {_short(path)} is a folder; give a file name")
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise LayerscopeError(f"{flag} {_short(path)} is not a regular file; layerscope writes regular files only")
     for source in inputs:
-        if _same_file(path, source):
+        if same_file(path, source):
             raise LayerscopeError(f"{flag} {_short(path)} is also an input ({_short(source)}); it would be overwritten")
     return path
 
@@ -95,6 +99,9 @@ def check_output(path: Path, inputs: Iterable[Path], flag: str) -> Path:
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Write through ``write(handle)`` to a temporary file beside ``path``, then rename it
     into place: readers see the old file or the whole new one, never half of it."""
+    info = status(path)
+    if info is not None and not stat.S_ISREG(info.st_mode):  # renaming onto /dev/null would replace it
+        raise LayerscopeError(f"cannot write {_short(path)}: not a regular file")
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -113,7 +120,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """The same name after resolving links and ``..``, or the same inode (hard links)."""
     try:
         return a.resolve() == b.resolve() or (exists(a) and exists(b) and os.path.samefile(a, b))
     except (OSError, RuntimeError):

@@ -9,6 +9,8 @@ Colormaps are computed in torch: no matplotlib dependency.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.files import atomic_write, expand, regular_file
 from layerscope.loading import Preprocess
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -36,21 +39,30 @@ class Geometry:
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """An RGB image from any file Pillow reads; transparency is flattened onto white."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise LayerscopeError(f"no such image: {path}")
-    if path.is_dir():
-        raise LayerscopeError(f"{path} is a folder, not an image")
+    """An RGB image from any regular file Pillow reads; transparency is flattened onto white.
+
+    Pillow's decompression-bomb limit (about 89 million pixels) is an error here, not a
+    warning: a tiny PNG can claim gigapixels and eat the machine when decoded."""
+    path = regular_file(expand(path, "image"), "image")
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise LayerscopeError(f"cannot read {path}: {_bomb_reason(exc)}") from exc
     except UnidentifiedImageError as exc:
         raise LayerscopeError(f"cannot read {path}: not an image file Pillow understands") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise LayerscopeError(f"cannot read {path}: {first_line(exc)}") from exc
     return to_rgb(image)
+
+
+def _bomb_reason(exc: Exception) -> str:
+    pixels = re.search(r"\((\d+) pixels\)", str(exc))
+    claimed = f"it claims {int(pixels[1]):,} pixels, " if pixels else ""
+    return f"{claimed}over the {Image.MAX_IMAGE_PIXELS:,}-pixel limit (a decompression bomb?)"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -69,13 +81,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def preprocess(image: Image.Image, spec: Preprocess) -> tuple[Tensor, Geometry]:
-    """The ``1×3×H×W`` float input for ``spec`` (resize shorter side, centre crop, normalise)."""
+    """The ``1×3×H×W`` float input for ``spec`` (resize the shorter side or to an exact H×W,
+    centre crop, normalise); ``Geometry`` keeps both scale factors, so a stretched resize maps back too."""
     import torchvision.transforms.functional as TF
 
     width, height = image.size
     resized = image
     if spec.resize is not None:
-        resized = TF.resize(image, [spec.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        size = list(spec.resize) if isinstance(spec.resize, tuple) else [spec.resize]  # H×W, or the shorter side
+        resized = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     rw, rh = resized.size
     ch, cw = spec.crop or (rh, rw)
     cropped = TF.center_crop(resized, [ch, cw])
@@ -240,21 +254,18 @@ def labelled_grid(tiles: Sequence[tuple[str, Image.Image]], columns: int | None 
 
 
 def save_png(image: Image.Image, path: str | Path) -> Path:
-    path = Path(path).expanduser()
-    try:
-        image.save(path, format="PNG")
-    except (OSError, ValueError) as exc:
-        raise LayerscopeError(f"cannot write {path}: {first_line(exc)}") from exc
-    return path
+    """Written to a temporary file beside ``path`` and renamed: never half a PNG."""
+    return atomic_write(expand(path, "output"), lambda handle: image.save(handle, format="PNG"))
 
 
 def save_npy(heatmap: Tensor, path: str | Path) -> Path:
-    """The map as float32 ``.npy`` (numpy comes with torchvision)."""
-    path = Path(path).expanduser()
-    if path.suffix != ".npy":  # numpy would add it silently; say the name actually written
-        path = path.with_name(path.name + ".npy")
-    try:
-        np.save(path, heatmap.detach().float().cpu().numpy(), allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise LayerscopeError(f"cannot write {path}: {first_line(exc)}") from exc
-    return path
+    """The map as float32 ``.npy`` (numpy comes with torchvision), written like ``save_png``."""
+    path = npy_path(path)
+    data = heatmap.detach().float().cpu().numpy()
+    return atomic_write(path, lambda handle: np.save(handle, data, allow_pickle=False))
+
+
+def npy_path(path: str | Path) -> Path:
+    """The name actually written: numpy's habit of adding ``.npy`` made explicit."""
+    path = expand(path, "output")
+    return path if path.suffix == ".npy" else path.with_name(path.name + ".npy")

@@ -24,7 +24,7 @@ EXPLANATIONS = {
     "parameters()": "learnable tensors of the whole subtree (tied weights once)",
     "named_parameters()": "the same tensors as parameters(), with dotted names",
     "buffers()": "non-learnable state of the subtree (running statistics, counters)",
-    "state_dict()": "what torch.save stores: parameters plus persistent buffers, keyed by name",
+    "state_dict()": "what torch.save stores: parameters and persistent buffers as detached Tensors, by name",
 }
 
 
@@ -46,7 +46,8 @@ def iteration_view(module: nn.Module, first: int = 5) -> list[IterationSummary]:
         "parameters()": (_tensor_label(None, p) for p in module.parameters()),
         "named_parameters()": (_tensor_label(n, p) for n, p in module.named_parameters()),
         "buffers()": (_tensor_label(None, b) for b in module.buffers()),
-        "state_dict()": (_tensor_label(k, v) for k, v in module.state_dict(keep_vars=True).items()),
+        # the plain call, as scripts make it: detached Tensors, not the Parameters themselves
+        "state_dict()": (_tensor_label(k, v) for k, v in module.state_dict().items()),
     }
     return [_summarise(method, labels, first) for method, labels in rows.items()]
 

@@ -1,9 +1,10 @@
 """The one loader behind every command: a model spec in, a ready ``nn.Module`` out.
 
 Specs are torchvision builder names (optionally ``torchvision:NAME``), ``timm:NAME``,
-``package.module:callable`` factories, or files (TorchScript, state_dict, pickled
-module). Keeping every spec in one function means the CLI and the app can never
-disagree about what a name means or which weights were used.
+``package.module:callable`` factories, files (TorchScript, state_dict, pickled
+module), or Hugging Face folders (``layerscope.hf``). Keeping every spec in one
+function means the CLI and the app can never disagree about what a name means or
+which weights were used.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Preprocess:
     """How an image becomes the model's input; kept as numbers, not a transform object,
     so that a heatmap can be mapped back onto the original photo's geometry."""
 
-    resize: int | None = 256
+    resize: int | tuple[int, int] | None = 256  # shorter side, or an exact H×W (Hugging Face ViT)
     crop: tuple[int, int] | None = (224, 224)  # None: keep the image's own size (detectors)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -86,7 +87,11 @@ def load_model(
     if weights.lower() == "auto":
         weights = auto_weights(spec, dev.type)
     kwargs = dict(kwargs or {})
-    if _looks_like_file(spec):
+    from layerscope import hf  # Hugging Face folders; transformers itself is imported only for one
+
+    if hf.is_hf_spec(spec):
+        loaded = hf.load_hf(spec, weights=weights, dev=dev, trust=trust, kwargs=kwargs)
+    elif _looks_like_file(spec):
         loaded = _load_file(expand(spec, "model file"), spec, arch=arch, dev=dev, trust=trust, kwargs=kwargs)
     elif spec.startswith("timm:"):
         loaded = _load_timm(spec.removeprefix("timm:"), spec, weights, dev, kwargs)

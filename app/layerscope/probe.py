@@ -7,6 +7,7 @@ arithmetic, so even a huge model's shapes cost next to nothing.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from torch import nn
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.locking import model_lock
 
+MAX_INPUT_ELEMENTS = 1 << 26  # 3×4096×4096 fits; more is an allocation no probe needs
 _DTYPES = {"float": torch.float32, "float32": torch.float32, "long": torch.long, "int64": torch.long,
            "int": torch.long, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -53,12 +55,16 @@ def describe_output(value: object) -> ShapeInfo:
 def parse_input_spec(spec: str) -> tuple[tuple[int, ...], torch.dtype]:
     """``3x224x224`` (an image; batch 1 is added) or ``128:long`` (token ids)."""
     dims, _, dtype_name = spec.strip().lower().partition(":")
-    if not re.fullmatch(r"\d+(x\d+)*", dims):
+    if not re.fullmatch(r"[0-9]+(x[0-9]+)*", dims):
         raise LayerscopeError(f"--input expects sizes like 3x224x224 or 128:long, got {spec!r}")
     dtype = _DTYPES.get(dtype_name or "float")
     if dtype is None:
         raise LayerscopeError(f"unknown input dtype {dtype_name!r} (use {', '.join(sorted(_DTYPES))})")
-    return tuple(int(d) for d in dims.split("x")), dtype
+    shape = tuple(int(d) for d in dims.split("x"))
+    if min(shape) < 1 or math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise LayerscopeError(f"--input {spec} must have sizes of at least 1 and at most "
+                              f"{MAX_INPUT_ELEMENTS:,} elements in all (got {math.prod(shape):,})")
+    return shape, dtype
 
 
 def dummy_input(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -108,7 +114,9 @@ def _probe_locked(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.d
         with torch.no_grad():
             call_model(model, dummy_input(model, input_shape, dtype))
     except Exception as exc:
-        raise LayerscopeError(f"shape probe failed with input {'x'.join(map(str, input_shape))}: "
+        text_model = getattr(model, "main_input_name", None) == "input_ids" and dtype.is_floating_point
+        hint = " (a text model takes token ids: --input 128:long)" if text_model else ""
+        raise LayerscopeError(f"shape probe failed with input {'x'.join(map(str, input_shape))}{hint}: "
                               f"{first_line(exc)}") from exc
     finally:
         for handle in handles:

@@ -18,6 +18,7 @@ def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
     """Every figure layerscope knows about ``node``, JSON-ready."""
     stats: dict[str, Any] = {
         "qualified_name": node.name,
+        "same_module_as": tree.nodes[node.same_as].name if node.same_as is not None else None,
         "access_expression": node.access,
         "access_expression_negative": node.access_negative,
         "class": node.class_name,
@@ -37,6 +38,7 @@ def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
         "buffer_bytes": node.buffer_bytes,
         "state_dict_entries": node.state_dict_entries,
         "state_dict_bytes": node.state_dict_bytes,
+        "state_dict_unique_bytes": node.state_dict_unique_bytes,
         "dtypes": list(node.dtypes),
         "devices": list(node.devices),
     }
@@ -44,6 +46,30 @@ def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
         shape = shapes.get(node.name)
         stats["output_shape"] = shape.describe() if shape else None
     return stats
+
+
+OPTIONAL = frozenset({"access_expression_negative", "same_module_as"})  # rows shown only when set
+
+
+def format_figure(key: str, value: Any) -> str:
+    """One figure as people read it, the same in ``layerscope stats`` and the Stats tab: exact
+    counts with separators, bytes exact and humanised (``18,882,560 B (18.0 MiB)``)."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) and key.endswith("_bytes"):
+        return f"{exact(value)} B ({human_bytes(value)})" if value >= 1024 else f"{value} B"
+    if isinstance(value, int):
+        return exact(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "—"
+    return str(value)
+
+
+def shown_figures(stats: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, text)`` for every row a view prints; optional rows only when they hold something."""
+    return [(key, format_figure(key, value)) for key, value in stats.items() if value or key not in OPTIONAL]
 
 
 def access_text(node: Node) -> str:

@@ -16,8 +16,9 @@ here too; ``layerscope.naming`` only reads and writes the text.
 from __future__ import annotations
 
 import difflib
+import gc
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -25,6 +26,7 @@ from torch import nn
 from layerscope import naming
 from layerscope.counting import Totals, storage_of
 from layerscope.errors import LayerscopeError
+from layerscope.parsing import as_int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +108,7 @@ class ModuleTree:
         self._child_keys: dict[int, dict[str, int]] = {}
         self._positions: dict[int, dict[int, int]] = {}
         self._expressions: dict[str, Node] | None = None
+        self.renamer: Callable[[str], str | None] | None = None  # old spellings (``layerscope.hf``)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -173,7 +176,9 @@ class ModuleTree:
 
         A wrong name fails with the closest real ones.
         """
-        text = text.strip()
+        return self._resolve(text.strip(), rename=True)
+
+    def _resolve(self, text: str, *, rename: bool) -> Node:
         found = self.root if not text else self._shown().get(text)
         for name in (text, text.removeprefix("model.")):
             found = found or self.get(name)
@@ -183,9 +188,23 @@ class ModuleTree:
         for step in naming.parse(text):
             nxt = self._step(node, step)
             if nxt is None:
-                raise LayerscopeError(self._not_found(text))
+                return self._renamed(text) if rename else self._fail(text)
             node = nxt
         return node
+
+    def _renamed(self, text: str) -> Node:
+        """A name as a checkpoint file or older code spells it, where the model has such
+        renames (transformers 5 calls ``vit.encoder.layer[-1]`` ``vit.layers[-1]``)."""
+        renamed = self.renamer(text) if self.renamer is not None else None
+        if renamed is None or renamed == text:
+            return self._fail(text)
+        try:
+            return self._resolve(renamed, rename=False)  # one round of renames, never a loop
+        except LayerscopeError:
+            return self._fail(text)
+
+    def _fail(self, text: str) -> Node:
+        raise LayerscopeError(self._not_found(text))
 
     def _shown(self) -> dict[str, Node]:
         """Every access expression the views print, built on the first lookup."""
@@ -201,9 +220,9 @@ class ModuleTree:
     def _step(self, node: Node, step: naming.Step) -> Node | None:
         if isinstance(step, str):
             found = self.child_by_key(node, step)
-            if found is not None or not step.lstrip("-").isdigit():
+            if found is not None or as_int(step) is None:
                 return found
-            step = int(step)  # layer4.-1: a dotted spelling of a position
+            step = as_int(step)  # layer4.-1: a dotted spelling of a position
         return self.child_at(node, step)
 
     def closest_names(self, text: str, n: int = 3) -> list[str]:
@@ -277,8 +296,22 @@ CONTAINER_CLASSES = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 
 
 def build_tree(model: nn.Module) -> ModuleTree:
-    """Walk ``model`` once and return its immutable module tree."""
-    return _TreeBuilder(model).build()
+    """Walk ``model`` once and return its immutable module tree.
+
+    The cyclic garbage collector is paused meanwhile: the build only allocates (two objects
+    per module, none of them garbage), and on 100,000 modules its repeated full scans
+    cost more than the walk itself."""
+    from layerscope import hf  # imports transformers never: only a model made by it gets renames
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        tree = _TreeBuilder(model).build()
+    finally:
+        if paused:
+            gc.enable()
+    tree.renamer = hf.checkpoint_renamer(model)
+    return tree
 
 
 def class_name_of(module: nn.Module) -> str:
@@ -473,6 +506,7 @@ class _TreeBuilder:
             i = self.parents[i]
 
     def _make_nodes(self) -> list[Node]:
+        self._rows = self.totals.rows()
         nodes: list[Node] = []
         for i, place in enumerate(self.places):
             if place.parent is None:
@@ -490,19 +524,19 @@ class _TreeBuilder:
         place = self.places[i]
         module = place.module
         own_params, own_tensors, own_buffers = self.own[i]
-        figures = self.totals.row(i)
+        params, trainable, param_tensors, param_bytes, buffers, persistent, buffer_elements, buffer_bytes, \
+            sd_entries, sd_bytes, sd_unique_bytes = self._rows[i]
         same_as = self.first_place.setdefault(id(module), i)
         sequence = _is_sequence(module)
         return Node(
             index=i, name=place.name, key=place.key, depth=place.depth, parent=place.parent,
             children=tuple(self.children[i]), class_name=class_name_of(module), extra_repr=_extra_repr(module),
             access=access, access_negative=negative,
-            own_params=own_params, own_param_tensors=own_tensors, total_params=figures["params"],
-            trainable_params=figures["trainable"], param_tensors=figures["param_tensors"],
-            param_bytes=figures["param_bytes"], own_buffers=own_buffers, buffers=figures["buffers"],
-            persistent_buffers=figures["persistent"], buffer_elements=figures["buffer_elements"],
-            buffer_bytes=figures["buffer_bytes"], state_dict_entries=figures["sd_entries"],
-            state_dict_bytes=figures["sd_bytes"], state_dict_unique_bytes=figures["sd_unique_bytes"],
+            own_params=own_params, own_param_tensors=own_tensors, total_params=params,
+            trainable_params=trainable, param_tensors=param_tensors, param_bytes=param_bytes,
+            own_buffers=own_buffers, buffers=buffers, persistent_buffers=persistent,
+            buffer_elements=buffer_elements, buffer_bytes=buffer_bytes, state_dict_entries=sd_entries,
+            state_dict_bytes=sd_bytes, state_dict_unique_bytes=sd_unique_bytes,
             dtypes=self.totals.dtypes.names(i), devices=self.totals.devices.names(i),
             is_sequence=sequence, length=len(module._modules) if sequence else 0, position=position,
             same_as=None if same_as == i else same_as,

@@ -51,6 +51,12 @@ class Method:
     perturbs: bool
     summary: str
 
+    @property
+    def class_blind(self) -> bool:
+        """Eigen-CAM reads neither gradients nor scores: its map is the same for every class,
+        so nothing may present it as a map "for" one."""
+        return not (self.needs_grad or self.perturbs)
+
 
 def _weighted(weights: Tensor, activations: Tensor) -> Tensor:
     """Σ_k w_k·A_k: per-channel weights ``N×C`` applied to ``N×C×h×w``."""
@@ -171,8 +177,11 @@ def _perturber(x: CamInputs) -> Perturber:
 def _first_component(activations: Tensor) -> Tensor:
     """Projection of each position's channel vector on the first principal direction.
 
-    The SVD's sign is arbitrary; we flip it so the map correlates positively with the
-    total activation, otherwise the ReLU would sometimes keep only the background.
+    Sign rule: a principal direction's sign is arbitrary (an SVD may return v or -v), and the
+    ReLU that follows would keep the background for one of the two. We take the sign whose
+    map covaries positively with each position's mean activation over channels (of the
+    matrix decomposed: A for Eigen-CAM, g⊙A for EigenGrad-CAM), so where the layer fires
+    most is hot, for every input.
     The top direction comes from the smaller Gram matrix (``hw×hw`` or ``C×C``), which
     is much cheaper than a full SVD of a ``hw×C`` matrix.
     """

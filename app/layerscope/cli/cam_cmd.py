@@ -19,14 +19,18 @@ from rich.table import Table
 from layerscope import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
 from layerscope.cli.common import (
-    add_debug_option, add_model_options, fraction, load_from_args, positive_int, stdout_console,
+    add_debug_option, add_model_options, fraction, int_between, load_from_args, stdout_console,
 )
 from layerscope.errors import LayerscopeError
+from layerscope.files import exists, expand, output_path, same_file
+from layerscope.parsing import as_int
 from layerscope.loading import LoadedModel
 from layerscope.render import heatmap_preview
 
 DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
 RANDOM_WEIGHTS_WARNING = "⚠ random weights: this map shows nothing learned"
+MAX_WIDTH = 1000  # preview cells; a wider one would allocate gigabytes for nothing a terminal shows
+MAX_BATCH = 1024
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -56,15 +60,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="PNG", help="write the overlay PNG here")
     parser.add_argument("--preview", action="store_true", help="draw the map in the terminal (colour)")
     parser.add_argument("--ascii", action="store_true", help="draw the map with an ASCII ramp (no colour)")
-    parser.add_argument("--width", type=positive_int, default=None,
-                        help="preview width in cells (default: fit terminal)")
+    parser.add_argument("--width", type=int_between(1, MAX_WIDTH, " cells"), default=None,
+                        help=f"preview width in cells, at most {MAX_WIDTH} (default: fit terminal)")
     parser.add_argument("--alpha", type=fraction, default=0.5, help="weight of the heatmap in the overlay (0-1)")
     parser.add_argument("--colormap", default="jet", choices=sorted(imaging.COLORMAPS), help="heatmap colours")
     parser.add_argument("--grid", default=None, metavar="HxW", help="token grid of a transformer layer")
     parser.add_argument("--prefix-tokens", type=int, default=None, metavar="N",
                         help="class/register tokens before the grid tokens")
-    parser.add_argument("--batch-size", type=positive_int, default=32,
-                        help="perturbed copies per forward (scorecam, ablationcam)")
+    parser.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=32,
+                        help=f"perturbed copies per forward (scorecam, ablationcam), at most {MAX_BATCH}")
     add_debug_option(parser)
 
 
@@ -74,7 +78,8 @@ class _Job:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.method = get_method(args.method)  # fail on a typo before loading anything
-        self.image_path = Path(args.image) if args.image else DEFAULT_IMAGE
+        self.image_path = expand(args.image, "image") if args.image is not None else DEFAULT_IMAGE
+        _check_outputs(args, self.image_path)
         image = imaging.load_image(self.image_path)  # a bad path fails before the model loads
         self.loaded: LoadedModel = load_from_args(args)
         self.explainer = PhotoExplainer(self.loaded, image, reshape=_token_grid(args.grid, args.prefix_tokens))
@@ -106,11 +111,14 @@ class _Job:
         if result.target is not None:
             name = f" {result.target_name}" if result.target_name else ""
             self.console.print(f"target  {result.target}{name}")
+        elif self.method.class_blind:
+            self.console.print(f"target  none: {result.method} uses no class (the map is the same for every class)")
 
     def _print_top5(self, scores: torch.Tensor) -> None:
-        table = Table("rank", "class", "name", "probability", title="top-5 predictions", title_justify="left")
+        table = Table("rank", "class", "name", "logit", "probability", title="top-5 predictions (by logit)",
+                      title_justify="left")
         for rank, p in enumerate(top_predictions(scores, self.loaded.categories), 1):
-            table.add_row(str(rank), str(p.index), p.name or "-", f"{p.probability:.3f}")
+            table.add_row(str(rank), str(p.index), p.name or "-", f"{p.logit:.3f}", f"{p.probability:.3f}")
         self.console.print(table)
 
     def _print_detections(self, output: object) -> None:
@@ -182,10 +190,23 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace, image: Path) -> None:
+    """Before any work: no output may be empty, a device, or one of the inputs."""
+    inputs = [image, *(Path(p) for p in (args.model, args.weights, args.arch) if p and exists(Path(p)))]
+    out = output_path(args.out, inputs, "--out") if args.out is not None else None
+    npy = getattr(args, "npy", None)
+    if npy is not None:
+        output_path(npy, inputs, "--npy")
+        written = output_path(str(imaging.npy_path(npy)), inputs, "--npy")
+        if out is not None and same_file(out, written):
+            raise LayerscopeError(f"--out and --npy both name {out}; give them different names")
+
+
 def _parse_target(raw: str | None) -> int | str | None:
     if raw is None:
         return None
-    return int(raw) if raw.strip().lstrip("-").isdigit() else raw
+    number = as_int(raw)
+    return raw if number is None else number
 
 
 def _token_grid(grid: str | None, prefix: int | None) -> TokenGrid | None:
@@ -197,6 +218,8 @@ def _token_grid(grid: str | None, prefix: int | None) -> TokenGrid | None:
         if not match:
             raise LayerscopeError(f"--grid expects HxW such as 14x14, got {grid!r}")
         size = (int(match[1]), int(match[2]))
+        if not 1 <= min(size) <= max(size) <= 4096:
+            raise LayerscopeError(f"--grid sides must be between 1 and 4096 tokens, got {grid!r}")
     if prefix is not None and prefix < 0:
         raise LayerscopeError(f"--prefix-tokens must be 0 or more, got {prefix}")
     return TokenGrid(grid=size, prefix_tokens=prefix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -49,8 +50,9 @@ def load_from_args(args: argparse.Namespace) -> LoadedModel:
     """The model named on the command line; no MODEL means the built-in default, mobilenet_v2."""
     from layerscope.loading import load_model, parse_kwargs
 
+    spec = DEFAULT_MODEL if args.model is None else args.model  # "" is a mistake, not the default
     return load_model(
-        args.model or DEFAULT_MODEL, weights=args.weights, device=args.device, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg)
+        spec, weights=args.weights, device=args.device, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg)
     )
 
 
@@ -63,15 +65,25 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts and widths: a mistake is a usage error (status 2), not a traceback."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
+def int_between(low: int, high: int | None = None, unit: str = "") -> Callable[[str], int]:
+    """argparse type for counts and sizes: a mistake, or a value whose allocation would be
+    absurd (``--width 100000``), is a usage error (status 2), not a traceback or an OOM kill."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a number of at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"expected at most {high}{unit}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_between(1)
 
 
 def fraction(text: str) -> float:

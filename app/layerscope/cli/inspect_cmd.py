@@ -8,25 +8,24 @@ Rich output for people or ``--json`` for scripts; the figures come from
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Iterator
 
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree as RichTree
 
 from layerscope.cli.common import (
-    add_debug_option, add_model_options, load_from_args, positive_int, print_json, stdout_console,
+    add_debug_option, add_model_options, int_between, load_from_args, positive_int, print_json, stdout_console,
 )
 from layerscope.iteration import iteration_view
 from layerscope.loading import LoadedModel
 from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
-from layerscope.report import access_text, exact, human_bytes, human_count, node_stats
-from layerscope.tree import ModuleTree, Node, build_tree
+from layerscope.report import access_text, exact, human_bytes, human_count, node_stats, shown_figures
+from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     tree = _command(sub, "tree", "print the module tree with parameter counts", run_tree)
-    tree.add_argument("--depth", type=int, default=None, help="deepest level to print (root is 0)")
+    tree.add_argument("--depth", type=int_between(0), default=None, help="deepest level to print (root is 0)")
     tree.add_argument("--no-fold", action="store_true", help="print repeated blocks one by one")
     _add_shape_options(tree)
 
@@ -74,9 +73,8 @@ def run_tree(args: argparse.Namespace) -> int:
         return 0
     console = stdout_console()
     console.print(_header(loaded, tree))
-    rich_tree = RichTree(_label(tree.root, shapes))
-    _add_children(rich_tree, tree, tree.root, shapes, args.depth, fold=not args.no_fold)
-    console.print(rich_tree)
+    for line in tree_lines(tree, shapes, args.depth, fold=not args.no_fold, width=console.width):
+        console.print(line)
     return 0
 
 
@@ -93,39 +91,73 @@ def _header(loaded: LoadedModel, tree: ModuleTree) -> Text:
     return text
 
 
-def _label(node: Node, shapes: dict[str, ShapeInfo] | None, repeat: int = 1) -> Text:
+GUIDES = {True: ("└── ", "    "), False: ("├── ", "│   ")}  # last child or not: (its line, below it)
+MIN_LABEL = 24  # cells a line keeps for its label however deep it is
+
+
+def tree_lines(
+    tree: ModuleTree, shapes: dict[str, ShapeInfo] | None, depth: int | None, *, fold: bool, width: int,
+) -> Iterator[Text]:
+    """One ``Text`` per node, guides included, never wider than ``width``: a line too long is
+    cut with an ellipsis and guides too deep keep only their last levels, so no line is ever
+    dropped (a Rich ``Tree`` silently loses the lines it cannot fit)."""
+    yield _fit("", _label(tree, tree.root, shapes), width)
+    stack = [(iter(_rows(tree, tree.root, depth, fold)), "")]
+    while stack:
+        rows, guide = stack[-1]
+        row = next(rows, None)
+        if row is None:
+            stack.pop()
+            continue
+        node, run, last = row
+        branch, below = GUIDES[last]
+        yield _fit(guide + branch, _label(tree, node, shapes) if run is None else _run_label(tree, run, shapes), width)
+        stack.append((iter(_rows(tree, node, depth, fold)), guide + below))  # a run shows its first member's insides
+
+
+def _rows(tree: ModuleTree, node: Node, depth: int | None, fold: bool) -> list[tuple[Node, RepeatRun | None, bool]]:
+    """The lines under ``node``: each child, or one line per folded run, with "is it the last"."""
+    if depth is not None and node.depth >= depth:
+        return []
+    runs = {run.first: run for run in tree.repeat_runs(node)} if fold else {}
+    rows: list[tuple[Node, RepeatRun | None]] = []
+    skip: set[int] = set()
+    for child in tree.children_of(node):
+        if child.index not in skip:
+            run = runs.get(child.index)
+            skip.update(run.members if run else ())
+            rows.append((child, run))
+    return [(child, run, i == len(rows) - 1) for i, (child, run) in enumerate(rows)]
+
+
+def _fit(guide: str, label: Text, width: int) -> Text:
+    """``guide`` + ``label`` on one line of at most ``width`` cells."""
+    room = max(0, width - MIN_LABEL)
+    if len(guide) > room:
+        keep = max(0, (room - 1) // 4) * 4
+        guide = "…" + (guide[-keep:] if keep else "")
+    line = Text(guide, style="dim", no_wrap=True, overflow="ellipsis", end="")
+    line.append_text(label)
+    line.truncate(width, overflow="ellipsis")
+    return line
+
+
+def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None) -> Text:
     text = Text()
     text.append(node.key if node.name else "model", style="bold cyan")
     text.append(f"  {node.class_name}")
-    if repeat > 1:
-        text.append(f" ×{repeat}", style="bold magenta")
     text.append(f"  {human_count(node.total_params)}", style="green")
+    if node.same_as is not None:
+        text.append("  same module as ", style="dim")
+        text.append(tree.nodes[node.same_as].name, style="dim")
     if shapes is not None and node.name in shapes:
         text.append(f"  → {shapes[node.name].describe()}", style="dim")
     return text
 
 
-def _add_children(
-    branch: RichTree, tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None,
-    depth: int | None, *, fold: bool,
-) -> None:
-    if depth is not None and node.depth >= depth:
-        return
-    runs = {run.first: run for run in tree.repeat_runs(node)} if fold else {}
-    skip: set[int] = set()
-    for child in tree.children_of(node):
-        if child.index in skip:
-            continue
-        run = runs.get(child.index)
-        if run is None:
-            _add_children(branch.add(_label(child, shapes)), tree, child, shapes, depth, fold=fold)
-            continue
-        skip.update(run.members)
-        folded = branch.add(_run_label(tree, run, shapes))
-        _add_children(folded, tree, child, shapes, depth, fold=fold)  # the first member stands for all
-
-
-def _run_label(tree: ModuleTree, run, shapes: dict[str, ShapeInfo] | None) -> Text:
+def _run_label(tree: ModuleTree, run: RepeatRun, shapes: dict[str, ShapeInfo] | None) -> Text:
+    """A folded run as a whole: its members' parameters (each tensor once) and the shape change
+    from the first member's output to the last's; the lines below it are the first member's."""
     members = [tree.nodes[i] for i in run.members]
     first, last = members[0], members[-1]
     text = Text()
@@ -133,8 +165,9 @@ def _run_label(tree: ModuleTree, run, shapes: dict[str, ShapeInfo] | None) -> Te
     text.append(f"  {run.class_name}")
     text.append(f" ×{run.length}", style="bold magenta")
     text.append(f"  {human_count(tree.run_params(run.members))}", style="green")
-    if shapes is not None and last.name in shapes:
-        text.append(f"  → {shapes[last.name].describe()}", style="dim")
+    if shapes is not None and first.name in shapes and last.name in shapes:
+        start, end = shapes[first.name].describe(), shapes[last.name].describe()
+        text.append(f"  → {start}" if start == end else f"  → {start} ⋯ {end}", style="dim")
     return text
 
 
@@ -174,25 +207,13 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def stats_table(stats: dict[str, Any]) -> Table:
-    """Rows for people: exact counts with separators, bytes humanised next to them."""
+    """Rows for people, formatted by ``report.format_figure`` as the app's Stats tab does."""
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    for key, value in stats.items():
-        table.add_row(key.replace("_", " "), _format_stat(key, value))
+    for key, text in shown_figures(stats):
+        table.add_row(key.replace("_", " "), text)
     return table
-
-
-def _format_stat(key: str, value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, list):
-        return ", ".join(value) or "—"
-    if isinstance(value, int) and key.endswith("_bytes"):
-        return f"{exact(value)} ({human_bytes(value)})"
-    if isinstance(value, int):
-        return exact(value)
-    return str(value) if value != "" else "—"
 
 
 # --- api -----------------------------------------------------------------------------

@@ -7,9 +7,12 @@ User mistakes (LayerscopeError) end with one line on stderr and exit status 2;
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from layerscope import __version__
 from layerscope.errors import LayerscopeError
@@ -39,8 +42,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
         return _run_app(argv)
-    args = build_parser().parse_args(argv)
-    return _guarded(args.func, args, debug=getattr(args, "debug", False))
+    debug = "--debug" in argv
+    with _quiet(debug):
+        args = build_parser().parse_args(argv)
+        return _guarded(args.func, args, debug=debug)
+
+
+@contextlib.contextmanager
+def _quiet(debug: bool) -> Iterator[None]:
+    """No deprecation, pickle or torch log warnings around the one line an error prints
+    (``--debug`` shows them)."""
+    if debug:
+        yield
+        return
+    torch_log = logging.getLogger("torch")
+    level = torch_log.level
+    torch_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        torch_log.setLevel(level)
 
 
 def _guarded(func, args: argparse.Namespace, *, debug: bool) -> int:

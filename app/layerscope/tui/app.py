@@ -1,8 +1,9 @@
 """The layerscope app: a module tree on the left, tabs about the highlighted node on the right.
 
 The frame paints before torch is imported; loading, shape probing, slow tabs and
-Grad-CAM run in thread workers that post messages back, and their errors become
-notifications while everything on screen stays as it was.
+Grad-CAM run in workers (``threads.in_thread``) that post messages back. Every
+worker's error reaches ``on_worker_state_changed``: it becomes a notification while
+everything on screen stays as it was, and a bug's traceback goes to the log file.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, TabbedContent, TabPane, Tree
+from textual.worker import Worker, WorkerState
 
-from layerscope.tui.messages import ModelReady, PanelReady, ShapesReady, WorkFailed
+from layerscope.tui import failures
+from layerscope.tui.messages import ModelReady, PanelReady, ShapesReady
 from layerscope.tui.session import SAMPLE_IMAGE, Session
+from layerscope.tui.threads import in_thread
 from layerscope.tui.widgets.api import ApiPanel
 from layerscope.tui.widgets.footer import KeyFooter
 from layerscope.tui.widgets.gradcam import CamPanel
@@ -53,6 +57,7 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("c", "pick_class", "Class", "Choose the target class", True),
     ("C", "pin_class", "Pin", "Pin the target class: keep it when o opens another image", False),
     ("o", "open_image", "Image", "Open another image", True),
+    ("l", "open_model", "Model", "Open another model, typed as on the command line", True),
     ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
     ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
     ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
@@ -62,8 +67,11 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
 ]
 TABS = ("stats", "state_dict", "api", "gradcam")
 # what a narrow footer keeps longest (80 columns: from compute on); the rest are in ? and the palette
-FOOTER_KEEP = ("quit", "help", "save", "copy_access", "compute", "pick_class", "open_image", "pick_method", "search",
-               "set_target", "suggested_target")
+FOOTER_KEEP = ("quit", "help", "save", "copy_access", "compute", "pick_class", "open_image", "pick_method",
+               "open_model", "search", "set_target", "suggested_target")
+# the notification title when a worker of this group fails
+FAILED = {"load": "Model not loaded", "probe": "Shape probe failed", "panel": "Tab not filled",
+          "cam": "Grad-CAM failed", "image": "Image not opened", "copy": "Not copied"}
 
 
 class LayerscopeApp(App):
@@ -91,7 +99,8 @@ class LayerscopeApp(App):
         self._probe_input = probe_input  # "3x224x224" or "128:long"; None: the weights' own size
         self.save_dir = Path(save_dir) if save_dir else Path.cwd()
         self._load = load if callable(load) else (lambda: load)
-        self._spec = spec
+        self._spec = spec  # the model being loaded, or on screen
+        self.log_path = failures.log_path()  # where a bug's traceback goes (the help screen says)
         self._image = Path(image) if image else SAMPLE_IMAGE
         self.session: Session | None = None
         self.current: int | None = None
@@ -125,63 +134,62 @@ class LayerscopeApp(App):
         tree.loading = True
         tree.focus()
         self.query_one(ModelHeader).loading(self._spec)
-        self.load_model()
+        self.load_model(self._load)
 
     # --- workers ---------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load", description="loading the model")
-    def load_model(self) -> None:
-        from layerscope.errors import LayerscopeError, first_line
+    @work(exclusive=True, exit_on_error=False, group="load", description="loading the model")
+    async def load_model(self, load: Loader) -> None:
+        image = self.session.image if self.session else self._image
+        self.post_message(ModelReady(await in_thread(_open_session, load, image)))
 
-        try:
-            loaded = self._load()
-            from layerscope.tree import build_tree
-
-            session = Session(loaded=loaded, tree=build_tree(loaded.model), image=self._image)
-        except (LayerscopeError, OSError, RuntimeError, ValueError, TypeError) as exc:
-            self.post_message(WorkFailed("load", first_line(exc)))
-            return
-        self.post_message(ModelReady(session))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="probe", description="probing shapes")
-    def probe_shapes(self, session: Session) -> None:
+    @work(exclusive=True, exit_on_error=False, group="probe", description="probing shapes")
+    async def probe_shapes(self, session: Session) -> None:
         """Shapes, eligibility judged as the engine judges it (the probe input's H×W and the
         model's hints), and the suggested target: all off the UI thread."""
-        from layerscope.errors import first_line
-        from layerscope.probe import parse_input_spec, probe_shapes
-        from layerscope.tui import camlink
+        shapes = await in_thread(_probe, session, self._probe_input)
+        if session is self.session:  # not a model that ``l`` has replaced meanwhile
+            self.post_message(shapes)
 
-        try:
-            if self._probe_input:
-                shape, dtype = parse_input_spec(self._probe_input)
-                shapes = probe_shapes(session.loaded.model, shape, dtype)
-            else:
-                shape = tuple(session.loaded.input_shape)
-                shapes = probe_shapes(session.loaded.model, shape)
-        except Exception as exc:  # a model that fails a dummy forward still browses fine
-            self.post_message(WorkFailed("probe", first_line(exc)))
+    @work(exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
+    async def fill_slow_tab(self, tab: str, index: int) -> None:
+        session = self.session
+        payload = await in_thread(self._panel_payload, tab, index)
+        if session is self.session:
+            self.post_message(PanelReady(tab, index, payload))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker's failure, in one place: the user's mistakes and cancellations become
+        notifications; anything else is a bug, logged with its traceback, then notified."""
+        worker = event.worker
+        if event.state != WorkerState.ERROR or worker.error is None:
             return
-        model, hw = session.loaded.model, camlink.input_hw(shape)
-        verdicts = camlink.eligibility(shapes, hw, camlink.model_hints(model))
-        self.post_message(ShapesReady(shapes, verdicts, camlink.probed_target(model, session.tree, shapes, hw)))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
-    def fill_slow_tab(self, tab: str, index: int) -> None:
-        assert self.session is not None
-        self.post_message(PanelReady(tab, index, self._panel_payload(tab, index)))
+        failure = failures.describe(worker.error, worker.description, self.log_path)
+        after = {"load": self._load_failed, "probe": self._probe_failed, "panel": self._panel_failed,
+                 "cam": self.query_one(CamPanel).failed}.get(worker.group)
+        if after is not None:
+            after(failure)
+        title = "Grad-CAM cancelled" if failure.cancelled else FAILED.get(worker.group, "Failed")
+        self.notify(failure.text, title=title, severity=failure.severity, markup=False,
+                    timeout=12 if failure.logged else 8)
 
     # --- worker results --------------------------------------------------------------
 
     def on_model_ready(self, message: ModelReady) -> None:
         session = self.session = message.session
-        self._search_keys, self._searched = None, ""
+        self._spec = session.loaded.spec
+        self._search_keys, self._searched, self.matches = None, "", []
+        self._shown = dict.fromkeys(TABS)
         self.query_one(ModelHeader).show(session.loaded, session.tree)
         tree = self.query_one(ModuleTreeView)
         tree.loading = False
+        tree.marks, tree.target, tree.matches = {}, None, frozenset()
         tree.show(session.tree)
         tree.focus()
         self.current = 0
-        self.query_one(CamPanel).describe(session, None)
+        panel = self.query_one(CamPanel)
+        panel.reset()
+        panel.describe(session, None)
         self.refresh_tabs()
         self.call_after_refresh(self.probe_shapes, session)  # the tree paints before the probe competes
 
@@ -202,17 +210,29 @@ class LayerscopeApp(App):
         if message.index == self.current:
             self._show_payload(message.tab, message.index, message.payload)
 
-    def on_work_failed(self, message: WorkFailed) -> None:
-        if message.what == "probe" and self.session is not None:
-            self.session.probe_error = message.error
-        if message.what == "load":
-            tree = self.query_one(ModuleTreeView)
-            tree.loading = False
-            tree.root.set_label(Text(f"could not load {self._spec}", style="bold red"))
-            self.query_one(StatsPanel).message(f"could not load {self._spec}: {message.error}")
-        titles = {"load": "Model not loaded", "probe": "Shape probe failed"}
-        self.notify(message.error, title=titles.get(message.what, message.what), severity="error",
-                    markup=False, timeout=8)
+    def _load_failed(self, failure: failures.Failure) -> None:
+        """A model on screen stays; with none, the screen says what failed and what to do."""
+        header = self.query_one(ModelHeader)
+        if self.session is not None:
+            self._spec = self.session.loaded.spec
+            header.show(self.session.loaded, self.session.tree)
+            return
+        header.failed(self._spec)
+        tree = self.query_one(ModuleTreeView)
+        tree.loading = False
+        tree.root.set_label(Text(f"could not load {self._spec}", style="bold red"))
+        self.query_one(StatsPanel).message(
+            f"could not load {self._spec}: {failure.text}\n\nl opens another model, q quits")
+
+    def _probe_failed(self, failure: failures.Failure) -> None:
+        if self.session is not None:  # a model that fails a dummy forward still browses fine
+            self.session.probe_error = failure.text
+
+    def _panel_failed(self, failure: failures.Failure) -> None:
+        tab = self.query_one(TabbedContent).active
+        if tab in ("state_dict", "api"):
+            self._shown[tab] = None
+            self._panel(tab).message(failure.text)
 
     # --- the tabs follow the cursor --------------------------------------------------
 
@@ -347,8 +367,18 @@ class LayerscopeApp(App):
             return
         node = self.session.node(self.current)
         access = node.access_negative or node.access  # the [-1] spelling target-layer tables use
-        self.copy_to_clipboard(access)
-        self.notify(access, title="Copied", markup=False, timeout=3)
+        self.copy_to_clipboard(access)  # the app's own clipboard, and OSC 52 to the terminal
+        self.confirm_copy(access)
+
+    @work(exclusive=True, exit_on_error=False, group="copy", description="copying to the clipboard")
+    async def confirm_copy(self, text: str) -> None:
+        """Say "Copied" only when a clipboard command confirmed it: OSC 52 never answers."""
+        from layerscope.tui import clipboard
+
+        if await clipboard.copy(text):
+            self.notify(text, title="Copied", markup=False, timeout=3)
+        else:
+            self.notify(f"{text}\n{clipboard.UNCONFIRMED}", title="Copy by hand", markup=False, timeout=10)
 
     def action_toggle_fold(self) -> None:
         tree = self.query_one(ModuleTreeView)
@@ -367,16 +397,54 @@ class LayerscopeApp(App):
     def action_help(self) -> None:
         from layerscope.tui.screens.help import HelpScreen
 
-        self.push_screen(HelpScreen(KEYS))
+        self.push_screen(HelpScreen(KEYS, self.log_path))
+
+    async def action_quit(self) -> None:
+        """Stop at once: a running map is told to stop, every worker is cancelled, and a thread
+        blocked in I/O is left behind (``launch.run`` does not wait for it)."""
+        self.query_one(CamPanel).cancel()
+        self.workers.cancel_all()
+        self.exit()
+
+    def action_open_model(self) -> None:
+        """``l``: MODEL and options as typed on the command line; the model on screen stays
+        until the new one has loaded, and stays when it fails."""
+        if self.query_one(CamPanel).refuse_while_running():
+            return
+        from layerscope.tui.screens.model_spec import ModelSpecScreen
+
+        self.push_screen(ModelSpecScreen(self._spec), self._open_model)
+
+    def _open_model(self, line: str | None) -> None:
+        if not line:
+            return
+        from layerscope.errors import LayerscopeError
+        from layerscope.tui.launch import loader_for_line
+
+        try:
+            spec, load = loader_for_line(line)
+        except LayerscopeError as exc:
+            self.notify(str(exc), title=FAILED["load"], severity="error", markup=False, timeout=8)
+            return
+        self._spec = spec
+        self.query_one(ModelHeader).loading(spec)
+        self.load_model(load)
 
     # --- Grad-CAM keys ---------------------------------------------------------------
 
     def action_set_target(self) -> None:
+        """On a folded ×N row the target is the run's last member (``[-1]``, the layer Grad-CAM
+        papers pick), and the notification says so."""
         if self.session is None or self.current is None:
             return
-        self._set_target(self.current)
+        run = self.query_one(ModuleTreeView).current_run()
+        if run is None:
+            self._set_target(self.current)
+            return
+        first, last = self.session.node(run[0]), self.session.node(run[-1])
+        self._set_target(last.index, note=f"\nthe last of the folded {first.key}…{last.key} ×{len(run)}")
 
-    def _set_target(self, index: int) -> None:
+    def _set_target(self, index: int, note: str = "") -> None:
         session = self.session
         assert session is not None
         session.target = index
@@ -388,10 +456,11 @@ class LayerscopeApp(App):
         node = session.node(index)
         kind, reason = session.eligibility.get(node.name, ("", ""))
         if kind == "none":
-            self.notify(f"{node.access_negative or node.access}: {reason}", title="Target not eligible",
+            self.notify(f"{node.access_negative or node.access}: {reason}{note}", title="Target not eligible",
                         severity="warning", markup=False)
         else:
-            self.notify(node.access_negative or node.access, title="Grad-CAM target", markup=False, timeout=3)
+            self.notify(f"{node.access_negative or node.access}{note}", title="Grad-CAM target", markup=False,
+                        timeout=3)
         panel.redraw_from_cache(session)
 
     def action_suggested_target(self) -> None:
@@ -399,6 +468,7 @@ class LayerscopeApp(App):
         forward pass here: before the probe has finished, say so and let the user retry."""
         if self.session is None:
             return
+        from layerscope.errors import LayerscopeError
         from layerscope.tui import camlink
 
         try:
@@ -406,7 +476,7 @@ class LayerscopeApp(App):
         except camlink.ProbePending as exc:
             self.notify(str(exc), title="No suggestion yet", severity="warning", markup=False, timeout=4)
             return
-        except Exception as exc:
+        except LayerscopeError as exc:
             self.notify(str(exc), title="No suggested target", severity="error", markup=False)
             return
         self._jump(index)
@@ -476,7 +546,7 @@ class LayerscopeApp(App):
 
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self.query_one(CamPanel).open_image(self.session, path)
+                self.query_one(CamPanel).open_image(path)
 
         self.push_screen(ImagePathScreen(self.session.image if self.session else self._image), chosen)
 
@@ -496,4 +566,28 @@ class LayerscopeApp(App):
 
 def _runner(app: App, action: str) -> Callable[[], Any]:
     return lambda: app.run_action(action)
+
+
+def _open_session(load: Loader, image: Path) -> Session:
+    """The loaded model and its tree (a worker thread: torch is imported here)."""
+    loaded = load()
+    from layerscope.tree import build_tree
+
+    return Session(loaded=loaded, tree=build_tree(loaded.model), image=image)
+
+
+def _probe(session: Session, probe_input: str | None) -> ShapesReady:
+    """Shapes for ``probe_input`` (None: the weights' own size) and what they make eligible."""
+    from layerscope.probe import parse_input_spec, probe_shapes
+    from layerscope.tui import camlink
+
+    if probe_input:
+        shape, dtype = parse_input_spec(probe_input)
+        shapes = probe_shapes(session.loaded.model, shape, dtype)
+    else:
+        shape = tuple(session.loaded.input_shape)
+        shapes = probe_shapes(session.loaded.model, shape)
+    model, hw = session.loaded.model, camlink.input_hw(shape)
+    verdicts = camlink.eligibility(shapes, hw, camlink.model_hints(model))
+    return ShapesReady(shapes, verdicts, camlink.probed_target(model, session.tree, shapes, hw))
 

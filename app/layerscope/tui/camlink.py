@@ -107,7 +107,7 @@ class CamView:
     image: Any  # PIL image, original size
     heat: Any  # the map on the original photo (H×W tensor)
     mask: Any  # where the model saw the photo; the overlay leaves the rest unpainted
-    top5: tuple[Any, ...]  # layerscope.cam.Prediction (index, name, probability)
+    top5: tuple[Any, ...]  # layerscope.cam.Prediction (index, name, probability, logit)
     reused: bool  # redrawn from cached activations, no forward pass
 
 

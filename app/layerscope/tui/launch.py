@@ -2,16 +2,25 @@
 
 Arguments are the same as every subcommand's (``add_model_options``) and load the
 same way (``load_from_args``); the loading itself happens inside the app, in a
-worker, so the window appears before torch is imported.
+worker, so the window appears before torch is imported. ``l`` in the app takes the
+same MODEL and options (``loader_for_line``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from layerscope.cli.common import DEFAULT_MODEL, OneLineParser, add_model_options, load_from_args
+from layerscope.errors import LayerscopeError
+
+if TYPE_CHECKING:
+    from layerscope.loading import LoadedModel
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +43,26 @@ NO_TERMINAL = (
 )
 
 
+class _LineParser(argparse.ArgumentParser):
+    """The model options of a line typed in the app: a mistake raises, nothing exits or prints."""
+
+    def error(self, message: str) -> NoReturn:
+        raise LayerscopeError(f"{message} (type MODEL and options as on the command line)")
+
+
+def loader_for_line(line: str) -> tuple[str, Callable[[], LoadedModel]]:
+    """The spec and loader for ``resnet50 --weights DEFAULT`` typed after ``l``; as on the command
+    line, a model given without ``--weights`` gets ``auto`` (cached pretrained weights, else random)."""
+    parser = _LineParser(prog="l", add_help=False)
+    add_model_options(parser, model_required=False)
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise LayerscopeError(f"cannot read {line!r}: {exc}") from None
+    args = parser.parse_args(words)
+    return args.model or DEFAULT_MODEL, lambda: load_from_args(args)
+
+
 def make_app(argv: list[str]):
     """The app for ``argv``; argparse exits with status 2 on bad arguments, as the CLI does."""
     return _app_for(build_parser().parse_args(argv))
@@ -52,11 +81,23 @@ def has_terminal() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
+def run(app: Any, **options: Any) -> int:
+    """Run ``app`` and return its exit status. A work thread still blocked after ``q`` (a FIFO,
+    a hung disk) cannot be stopped from outside, so the process ends without waiting for it."""
+    from layerscope.tui.threads import busy
+
+    app.run(**options)
+    code = app.return_code or 0
+    if busy():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def launch(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not has_terminal():
         print(f"layerscope: error: {NO_TERMINAL}", file=sys.stderr)
         return 2
-    app = _app_for(args)
-    app.run()
-    return app.return_code or 0
+    return run(_app_for(args))

@@ -43,23 +43,9 @@ class PanelReady(Message):
 
 
 @dataclass
-class WorkFailed(Message):
-    """A worker met a user error: say it, keep everything on screen as it was."""
-
-    what: str
-    error: str
-
-
-@dataclass
 class CamDone(Message):
     view: CamView
     cache: CamCache
-
-
-@dataclass
-class CamFailed(Message):
-    error: str
-    cancelled: bool = False
 
 
 @dataclass
@@ -70,7 +56,6 @@ class CamProgress(Message):
 
 @dataclass
 class ImageChecked(Message):
-    """The photo at ``path`` was read (``error`` is None) or not."""
+    """The photo at ``path`` reads (a failure goes to the app's ``on_worker_state_changed``)."""
 
     path: Path
-    error: str | None

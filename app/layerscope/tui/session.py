@@ -35,8 +35,12 @@ class Session:
         return self.tree.nodes[index]
 
     def module(self, index: int) -> nn.Module:
-        node = self.tree.nodes[index]
-        return self.loaded.model.get_submodule(node.name) if node.name else self.loaded.model
+        """The module at node ``index``, walked child by child: ScriptModules (TorchScript
+        archives opened with ``--trust``) refuse ``get_submodule`` but list their children."""
+        name, module = self.tree.nodes[index].name, self.loaded.model
+        for part in name.split(".") if name else ():
+            module = dict(module.named_children())[part]
+        return module
 
     def class_name(self, index: int | None) -> str:
         if index is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -32,9 +34,10 @@ TREE_MARKS = [
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
-    def __init__(self, keys: list[tuple[str, str, str, str, bool]]) -> None:
+    def __init__(self, keys: list[tuple[str, str, str, str, bool]], log: Path) -> None:
         super().__init__()
         self.keys = keys
+        self.log_path = log
 
     def compose(self) -> ComposeResult:
         keys = [(key.replace("slash", "/").replace("question_mark", "?"), text) for key, _, _, text, _ in self.keys]
@@ -44,6 +47,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static(table)
             yield Static(Text("\ntree marks", style="bold"))
             yield Static(_two_columns(TREE_MARKS))
+            yield Static(Text(f"errors that are bugs: traceback in {home_short(self.log_path)}", style="dim"),
+                         id="help-log")
             yield Static(Text("escape closes this", style="dim"))
 
 
@@ -54,3 +59,11 @@ def _two_columns(rows: list[tuple[str, str]]) -> Table:
     for left, right in rows:
         table.add_row(left, right)
     return table
+
+
+def home_short(path: Path) -> str:
+    """``~/.local/state/…`` rather than the full home folder: shorter, and the same on every machine."""
+    try:
+        return f"~/{path.relative_to(Path.home())}"
+    except (ValueError, RuntimeError):  # outside home, or no home folder at all
+        return str(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -48,7 +50,7 @@ def class_options(categories: list[str], query: str, limit: int = 200) -> list[t
             found.append((i, f"{i} {name}"))
             if len(found) >= limit:
                 break
-    if not categories and needle.isdigit():
+    if not categories and re.fullmatch("[0-9]+", needle):  # not isdigit(): int("²") raises
         found.append((int(needle), f"class index {int(needle)}"))
     return found
 

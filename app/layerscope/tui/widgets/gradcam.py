@@ -1,8 +1,10 @@
 """The Grad-CAM tab: the heatmap over the photo, with its method, class, score, layer and top-5.
 
-The map is computed in a thread worker (``g``); Score-CAM and Ablation-CAM report
+The map is computed in a worker (``g``); Score-CAM and Ablation-CAM report
 progress to a bar and stop on escape. The engine's ``CamSession`` is kept, so
 moving the target among the layers it hooked redraws without a new forward pass.
+The workers belong to the app, whose ``on_worker_state_changed`` reports their
+errors and calls ``failed`` here.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
-from textual import work
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from layerscope.tui.messages import CamDone, CamFailed, CamProgress, ImageChecked
+from layerscope.tui.messages import CamDone, CamProgress, ImageChecked
+from layerscope.tui.threads import in_thread
 
 if TYPE_CHECKING:
     from layerscope.tui.camlink import CamCache, CamRequest, CamView
+    from layerscope.tui.failures import Failure
     from layerscope.tui.session import Session
 
 
@@ -48,8 +51,11 @@ def info_text(session: Session, view: CamView | None, running: bool = False) -> 
     text.append("\nmap ", "dim")
     text.append(f"{result.method} at {result.layer}", "bold cyan")
     name = f" {result.target_name}" if result.target_name else ""
-    text.append(f" for {result.target}{name}", "bold")
-    score = next((p for k, _, p in view.top5 if k == result.target), None)
+    if result.target is None:
+        text.append(" for no class (class-blind)", "italic")
+    else:
+        text.append(f" for {result.target}{name}", "bold")
+    score = next((p.probability for p in view.top5 if p.index == result.target), None)
     if score is not None:
         text.append(f" p={score:.3f}")
     if view.reused:
@@ -64,9 +70,9 @@ def top5_table(view: CamView) -> Table:
     table.add_column(style="dim", justify="right")
     table.add_column(no_wrap=True, overflow="ellipsis")
     table.add_column(justify="right", style="bold")
-    for k, name, p in view.top5:
-        style = "bold magenta" if k == view.result.target else ""
-        table.add_row(str(k), Text(name or "-", style=style), f"{p:.3f}")
+    for p in view.top5:
+        style = "bold magenta" if p.index == view.result.target else ""
+        table.add_row(str(p.index), Text(p.name or "-", style=style), f"{p.probability:.3f}")
     return table
 
 
@@ -74,11 +80,11 @@ def top5_line(view: CamView) -> Text:
     """The top-5 as wrapped text, for short terminals: two or three rows instead of five,
     which the map gets instead."""
     text = Text("top-5 ", style="dim")
-    for i, (k, name, p) in enumerate(view.top5):
+    for i, p in enumerate(view.top5):
         if i:
             text.append(" · ", "dim")
-        text.append(f"{k} {name or '-'}", "bold magenta" if k == view.result.target else "")
-        text.append(f" {p:.3f}", "bold")
+        text.append(f"{p.index} {p.name or '-'}", "bold magenta" if p.index == view.result.target else "")
+        text.append(f" {p.probability:.3f}", "bold")
     return text
 
 
@@ -181,28 +187,19 @@ class CamPanel(Vertical):
         bar = self.query_one(ProgressBar)
         bar.update(total=None, progress=0)
         bar.add_class("running")
-        self.run_cam(session, request, self.cache, self._cancel)
+        self.app.run_worker(self._run_cam(session, request, self.cache, self._cancel), group="cam",
+                            description="computing the map", exit_on_error=False)
         return True
 
-    @work(thread=True, exit_on_error=False, group="cam", description="computing the CAM")
-    def run_cam(self, session: Session, request: CamRequest, cache: CamCache | None, cancel: threading.Event) -> None:
-        from layerscope.cam import CamCancelled
-        from layerscope.errors import LayerscopeError, first_line
+    async def _run_cam(self, session: Session, request: CamRequest, cache: CamCache | None,
+                       cancel: threading.Event) -> None:
         from layerscope.tui import camlink
 
-        try:
-            view, cache = camlink.compute(
-                session, request, cache, progress=lambda done, total: self.post_message(CamProgress(done, total)),
-                cancel=cancel,
-            )
-        except CamCancelled as exc:
-            self.post_message(CamFailed(first_line(exc), cancelled=True))
-        except (LayerscopeError, OSError, RuntimeError, ValueError, TypeError, IndexError) as exc:
-            self.post_message(CamFailed(first_line(exc)))
-        except Exception as exc:  # anything else too: a panel left "running" would refuse every g
-            self.post_message(CamFailed(f"{type(exc).__name__}: {first_line(exc)}"))
-        else:
-            self.post_message(CamDone(view, cache))
+        def progress(done: int, total: int) -> None:
+            self.post_message(CamProgress(done, total))
+
+        view, cache = await in_thread(camlink.compute, session, request, cache, progress=progress, cancel=cancel)
+        self.post_message(CamDone(view, cache))
 
     def on_cam_progress(self, message: CamProgress) -> None:
         self.query_one(ProgressBar).update(total=message.total, progress=message.done)
@@ -221,14 +218,11 @@ class CamPanel(Vertical):
             self.describe(self.session, self.view)
         self._draw()
 
-    def on_cam_failed(self, message: CamFailed) -> None:
+    def failed(self, failure: Failure) -> None:
+        """The map was not made (the app notifies): ready for the next ``g``."""
         self._finish()
         if self.session is not None:
             self.describe(self.session, None)
-        if message.cancelled:
-            self.app.notify(message.error, title="Grad-CAM cancelled", severity="warning", markup=False)
-        else:
-            self.app.notify(message.error, title="Grad-CAM failed", severity="error", markup=False, timeout=10)
 
     def _finish(self) -> None:
         self.running = False
@@ -252,27 +246,26 @@ class CamPanel(Vertical):
         """The photo or class changed: the next map needs a new forward pass."""
         self.cache = None
 
+    def reset(self) -> None:
+        """Another model: nothing computed for the last one applies."""
+        self.view = self.cache = None
+        self._draw()
+
     # --- the photo -------------------------------------------------------------------
 
-    def open_image(self, session: Session | None, path: Path) -> None:
-        self.check_image(session, path)
+    def open_image(self, path: Path) -> None:
+        """Read the photo in a worker (a FIFO or a decompression bomb must not stall the app);
+        ``on_image_checked`` takes it once it reads."""
+        self.app.run_worker(self._check_image(path), group="image", description="reading the image",
+                            exclusive=True, exit_on_error=False)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="image", description="reading the image")
-    def check_image(self, session: Session | None, path: Path) -> None:
-        from layerscope.errors import LayerscopeError, first_line
+    async def _check_image(self, path: Path) -> None:
         from layerscope.tui import camlink
 
-        try:
-            camlink.check_image(path)
-        except (LayerscopeError, OSError) as exc:
-            self.post_message(ImageChecked(path, first_line(exc)))
-        else:
-            self.post_message(ImageChecked(path, None))
+        await in_thread(camlink.check_image, path)
+        self.post_message(ImageChecked(path))
 
     def on_image_checked(self, message: ImageChecked) -> None:
-        if message.error is not None:
-            self.app.notify(message.error, title="Image not opened", severity="error", markup=False, timeout=8)
-            return
         session = self.session
         if session is None:
             return

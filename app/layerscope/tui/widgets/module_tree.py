@@ -193,6 +193,8 @@ class ModuleTreeView(Tree[Row]):
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
         text.append(f"  {human_count(node.total_params)}", "dim")
+        if node.same_as is not None and self.model_tree is not None:  # one module registered twice
+            text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
         self._append_shape(text, node.name)
         return text
 
@@ -249,6 +251,14 @@ class ModuleTreeView(Tree[Row]):
         if row.kind == "run" and row.rows:
             return row.rows[0][1]
         return None
+
+    def current_run(self) -> tuple[int, ...] | None:
+        """The members of the folded run under the cursor, if the cursor is on one."""
+        line = self.cursor_node
+        row = line.data if line is not None else None
+        if row is None or row.kind != "run":
+            return None
+        return tuple(v for _, v in row.rows)
 
     def reveal(self, index: int) -> None:
         """Expand the path to module ``index`` (runs and pages included) and put the cursor on it."""

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 LABELS = {
     "qualified_name": "name",
+    "same_module_as": "same module as",
     "access_expression": "access",
     "access_expression_negative": "access (from end)",
     "class": "class",
@@ -30,6 +31,7 @@ LABELS = {
     "buffer_bytes": "buffer bytes",
     "state_dict_entries": "state_dict entries",
     "state_dict_bytes": "state_dict bytes",
+    "state_dict_unique_bytes": "saved (unique)",
     "dtypes": "dtypes",
     "devices": "devices",
     "output_shape": "output shape",
@@ -37,30 +39,14 @@ LABELS = {
 EMPHASISED = {"total_params", "access_expression", "qualified_name"}
 
 
-def format_value(key: str, value: Any) -> str:
-    """The figure as the CLI's ``stats`` prints it: exact counts, bytes with their unit."""
-    from layerscope.report import exact, human_bytes
-
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{human_bytes(value)} ({exact(value)} B)" if key.endswith("_bytes") else exact(value)
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value)) or "—"
-    return str(value)
-
-
 def stats_table(stats: dict[str, Any], eligibility: tuple[str, str] | None) -> Table:
+    from layerscope.report import shown_figures  # torch stays unimported until a model is there
+
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")
-    for key, value in stats.items():
-        if key == "access_expression_negative" and not value:
-            continue
-        text = Text(format_value(key, value), style="bold" if key in EMPHASISED else "")
-        table.add_row(LABELS.get(key, key.replace("_", " ")), text)
+    for key, value in shown_figures(stats):
+        table.add_row(LABELS.get(key, key.replace("_", " ")), Text(value, style="bold" if key in EMPHASISED else ""))
     if eligibility is not None:
         kind, reason = eligibility
         style = {"spatial": "green", "tokens": "cyan"}.get(kind, "dark_orange")

@@ -1,0 +1,275 @@
+"""A corpus of bad inputs, as an attacker or a careless user would type them.
+
+Every CLI case must end with exit status 2 and exactly one line on stderr holding the
+expected words, no traceback, no warning, and nothing written to or deleted from the
+folder it ran in. Most run in-process through ``main()`` (fast); a handful run as real
+subprocesses, which also proves nothing hangs (a FIFO, ``/dev/zero``) and that torch's
+warnings stay silent.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from evil_files import export_program, pickle_file, torchscript_archive
+from layerscope import imaging
+from layerscope.cli.main import main
+from layerscope.errors import LayerscopeError
+from layerscope.loading import load_model, parse_kwargs
+from layerscope.probe import parse_input_spec
+
+TESTS = Path(__file__).parent
+APP = TESTS.parent / "app"
+LINEAR = ["torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"]
+LINEAR_ARGS = ["--arch", "torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"]
+TINY = ["cam", "cam_models:TinyNet", "--layer", "conv"]
+LONG_NAME = "a" * 300
+
+
+def _png(width: int, height: int) -> bytes:
+    """A valid PNG header claiming ``width``×``height`` 1-bit pixels: a few dozen bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def _damaged_zip(path: Path) -> None:
+    """A real torch.save zip whose central directory signatures are broken."""
+    torch.save({"w": torch.zeros(2)}, path)
+    path.write_bytes(path.read_bytes().replace(b"PK\x01\x02", b"PK\x00\x00"))
+
+
+def _make_corpus(folder: Path) -> None:
+    (folder / "folder").mkdir()
+    os.mkfifo(folder / "fifo")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(folder / "sock"))
+    (folder / "bomb.png").write_bytes(_png(100_000, 100_000))
+    (folder / "warnbomb.png").write_bytes(_png(10_000, 10_000))
+    (folder / "truncated.png").write_bytes((APP / "layerscope/samples/coffee.png").read_bytes()[:2000])
+    (folder / "photo.png").write_bytes((APP / "layerscope/samples/chelsea.png").read_bytes())
+    (folder / "text.txt").write_text("hello world\n")
+    (folder / "empty.pth").write_bytes(b"")
+    (folder / "bad.safetensors").write_bytes(b"\xff" * 64)
+    torch.save(3, folder / "int.pth")
+    torch.save(nn.Linear(3, 3).state_dict(), folder / "linear.pth")
+    torch.save({"weight": torch.zeros(3, 3).to_sparse(), "bias": torch.zeros(3)}, folder / "sparse.pth")
+    torch.save({"weight": torch.empty(3, 3, device="meta"), "bias": torch.zeros(3)}, folder / "meta.pth")
+    quantized = torch.quantize_per_tensor(torch.zeros(3, 3), 0.1, 0, torch.qint8)
+    torch.save({"weight": quantized, "bias": torch.zeros(3)}, folder / "quantized.pth")
+    _damaged_zip(folder / "badzip.pth")
+    torchscript_archive(folder / "script.pt", folder / "pwned")
+    torchscript_archive(folder / "script.safetensors", folder / "pwned")
+    pickle_file(folder / "evil.pkl", folder / "pwned")
+    export_program(folder / "program.pt2", folder / "pwned")
+    torch.jit.script(nn.Linear(3, 3)).save(str(folder / "clean_script.pt"))
+    (folder / "broken_import.py").write_text("raise RuntimeError('boom at import')\n")
+    (folder / "raising.py").write_text("def make():\n    raise KeyError('vocab_size')\n")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    _make_corpus(folder)
+    return folder
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+# (id, argv with {d} for the corpus folder, words the one stderr line must hold)
+CLI_CASES = [
+    # model specs
+    ("empty spec", ["stats", ""], "empty model spec"),
+    ("colon spec", ["stats", ":foo"], "cannot read model spec ':foo'"),
+    ("relative module", ["stats", ".foo:bar"], "cannot read model spec '.foo:bar'"),
+    ("missing module", ["stats", "no_such_pkg.mod:make"], "cannot import 'no_such_pkg.mod'"),
+    ("missing callable", ["stats", "sample_models:nothing"], "has no callable named 'nothing'"),
+    ("factory returns str", ["stats", "sample_models:not_a_module"], "returned str, not a torch.nn.Module"),
+    ("factory raises", ["stats", "raising:make"], "raising:make raised KeyError: 'vocab_size'"),
+    ("module raises on import", ["stats", "broken_import:make"],
+     "importing 'broken_import' raised RuntimeError: boom at import"),
+    ("unknown torchvision", ["stats", "resnet5"], "unknown model 'resnet5'; did you mean resnet50"),
+    ("unknown timm", ["stats", "timm:resnet5000"], "unknown model 'resnet5000'"),
+    ("unknown weights", ["stats", "resnet18", "--weights", "IMAGENET9K"],
+     "choose one of: DEFAULT, IMAGENET1K_V1, none"),
+    ("weights on meta", ["stats", "resnet18", "--device", "meta", "--weights", "DEFAULT"],
+     "--device meta builds the structure only"),
+    ("--arg without =", ["stats", "resnet18", "--arg", "vocab"], "--arg expects key=value, got 'vocab'"),
+    ("--arg unknown", ["stats", "resnet18", "--arg", "nonsense=1"], "resnet18 does not accept those arguments"),
+    ("timm --arg unknown", ["stats", "timm:resnet18", "--arg", "foo=1"], "timm:resnet18 does not accept those"),
+    # devices
+    ("device xpu", ["stats", "resnet18", "--device", "xpu"], "device type 'xpu' is not supported"),
+    ("device hpu", ["stats", "resnet18", "--device", "hpu"], "device type 'hpu' is not supported"),
+    ("device nonsense", ["stats", "resnet18", "--device", "gpu0"], "unknown device 'gpu0'"),
+    ("device bad index", ["stats", "resnet18", "--device", "cpu:x"], "unknown device 'cpu:x'"),
+    # files that are not model files
+    ("missing file", ["stats", "{d}/missing.pt"], "no such model file"),
+    ("folder", ["stats", "{d}/folder"], "is a folder, not a model file"),
+    ("fifo model", ["stats", "{d}/fifo"], "is a FIFO (named pipe), not a model file"),
+    ("socket model", ["stats", "{d}/sock"], "is a socket, not a model file"),
+    ("/dev/zero model", ["stats", "/dev/zero"], "/dev/zero is a character device, not a model file"),
+    ("unknown user", ["stats", "~nosuchuser_ls/model.pt"], "no such user's home folder"),
+    ("name too long", ["stats", f"{{d}}/{LONG_NAME}.pt"], "File name too long"),
+    ("text file", ["stats", "{d}/text.txt"], "text.txt: not a PyTorch checkpoint\n"),  # no "(101)"
+    ("empty file", ["stats", "{d}/empty.pth"], "empty.pth is empty (0 bytes), not a model file"),
+    ("proc pseudo-file", ["stats", "/proc/self/status"], "/proc/self/status is empty (0 bytes)"),
+    ("int checkpoint", ["stats", "{d}/int.pth"], "holds an int, neither a model nor a state_dict"),
+    ("damaged zip", ["stats", "{d}/badzip.pth"], "a damaged zip archive"),
+    ("bad safetensors", ["stats", "{d}/bad.safetensors"], "not a safetensors file"),
+    ("state_dict without arch", ["stats", "{d}/linear.pth"], "holds a state_dict (2 tensors)"),
+    ("state_dict misfit", ["stats", "{d}/linear.pth", "--arch", "resnet18"], "does not fit resnet18"),
+    ("sparse tensors", ["stats", "{d}/sparse.pth", *LINEAR_ARGS], "'weight' is a sparse_coo tensor"),
+    ("meta tensors", ["stats", "{d}/meta.pth", *LINEAR_ARGS], "'weight' is a meta tensor"),
+    ("quantized tensors", ["stats", "{d}/quantized.pth", *LINEAR_ARGS], "'weight' is a quantized tensor"),
+    ("weights fifo", ["stats", "resnet18", "--weights", "{d}/fifo"], "is a FIFO (named pipe), not a weights file"),
+    ("arch fifo", ["stats", "{d}/linear.pth", "--arch", "{d}/fifo"], "is a FIFO (named pipe), not a model file"),
+    # code in files
+    ("torchscript model", ["stats", "{d}/script.pt"], "is a TorchScript archive: loading it runs"),
+    ("torchscript renamed", ["stats", "{d}/script.safetensors"], "is a TorchScript archive: loading it runs"),
+    ("torchscript as arch", ["stats", "{d}/linear.pth", "--arch", "{d}/script.pt"], "is a TorchScript archive"),
+    ("torchscript as weights", ["stats", *LINEAR, "--weights", "{d}/script.pt"], "is a TorchScript archive"),
+    ("pickle model", ["stats", "{d}/evil.pkl"], "needs full unpickling, which can run arbitrary code"),
+    ("pickle as weights", ["stats", *LINEAR, "--weights", "{d}/evil.pkl"], "needs full unpickling"),
+    ("export program", ["stats", "{d}/program.pt2"], "is a torch.export program (.pt2)"),
+    # layers, depths, inputs
+    ("missing layer", ["stats", "resnet18", "--layer", "layer4.1.conv9"], "no layer 'layer4.1.conv9' in ResNet"),
+    ("superscript index", ["stats", "resnet18", "--layer", "layer4[²]"], "cannot read layer name 'layer4[²]'"),
+    ("superscript key", ["stats", "resnet18", "--layer", "layer4.²"], "cannot read layer name 'layer4.²'"),
+    ("depth -1", ["tree", "resnet18", "--depth", "-1"], "argument --depth: expected a number of at least 0"),
+    ("huge input", ["tree", "resnet18", "--input", "3x100000x100000"], "at most 67,108,864 elements"),
+    ("zero input", ["tree", "resnet18", "--input", "3x0x4"], "sizes of at least 1"),
+    ("bad input", ["tree", "resnet18", "--input", "three"], "--input expects sizes like 3x224x224"),
+    ("bad input dtype", ["tree", "resnet18", "--input", "3x8x8:complex"], "unknown input dtype 'complex'"),
+    ("first 0", ["api", "resnet18", "--first", "0"], "argument --first: expected a number of at least 1"),
+    ("unknown option", ["stats", "resnet18", "--bogus"], "unrecognized arguments: --bogus"),
+    # cam and sweep
+    ("class superscript", [*TINY, "--class", "²"], "class name '²' given, but these weights have no class names"),
+    ("class --5", [*TINY, "--class=--5"], "class name '--5' given"),
+    ("class out of range", [*TINY, "--class", "7"], "class index 7 is out of range: the model has 3 classes"),
+    ("image fifo", ["cam", "--image", "{d}/fifo"], "is a FIFO (named pipe), not an image"),
+    ("image socket", ["cam", "--image", "{d}/sock"], "is a socket, not an image"),
+    ("image /dev/zero", ["cam", "--image", "/dev/zero"], "is a character device, not an image"),
+    ("decompression bomb", ["cam", "--image", "{d}/bomb.png"], "claims 10,000,000,000 pixels"),
+    ("bomb over the warning limit", ["cam", "--image", "{d}/warnbomb.png"], "(a decompression bomb?)"),
+    ("sweep bomb", ["sweep", "--image", "{d}/bomb.png", "--out", "{d}/grid.png"], "a decompression bomb?"),
+    ("text as image", ["cam", "--image", "{d}/text.txt"], "not an image file Pillow understands"),
+    ("truncated image", ["cam", "--image", "{d}/truncated.png"], "cannot read"),
+    ("missing image", ["cam", "--image", "{d}/missing.png"], "no such image"),
+    ("folder as image", ["cam", "--image", "{d}/folder"], "is a folder, not an image"),
+    ("empty image", ["cam", "--image", ""], "empty image name"),
+    ("image name too long", ["cam", "--image", f"{{d}}/{LONG_NAME}.png"], "File name too long"),
+    ("out is the image", ["cam", "--image", "{d}/photo.png", "--out", "{d}/photo.png"], "is also an input"),
+    ("out is the image by another name", ["cam", "--image", "{d}/photo.png", "--out", "{d}/folder/../photo.png"],
+     "is also an input"),
+    ("out is the bundled photo", ["cam", "--out", str(APP / "layerscope/samples/chelsea.png")], "is also an input"),
+    ("npy is the image", ["cam", "--image", "{d}/photo.png", "--npy", "{d}/photo.png"], "is also an input"),
+    ("out is the model", ["cam", "{d}/linear.pth", "--out", "{d}/linear.pth"], "is also an input"),
+    ("out equals npy", ["cam", "--out", "{d}/m.npy", "--npy", "{d}/m"], "--out and --npy both name"),
+    ("out empty", ["cam", "--out", ""], "--out needs a file name"),
+    ("npy /dev/null", ["cam", "--npy", "/dev/null"], "--npy /dev/null is not a regular file"),
+    ("out a folder", ["cam", "--out", "{d}/folder"], "is a folder; give a file name"),
+    ("out in a missing folder", [*TINY, "--out", "{d}/nowhere/x.png"], "cannot write"),
+    ("width 100000", ["cam", "--width", "100000"], "argument --width: expected at most 1000 cells"),
+    ("batch size huge", ["cam", "--batch-size", "100000"], "argument --batch-size: expected at most 1024"),
+    ("alpha 7", ["cam", "--alpha", "7"], "argument --alpha: expected a number between 0 and 1"),
+    ("unknown method", ["cam", "--method", "nosuchcam"], "unknown CAM method 'nosuchcam'; choose one of: gradcam"),
+    ("unknown colormap", ["cam", "--colormap", "rainbow"], "argument --colormap: invalid choice"),
+    ("bad grid", [*TINY, "--grid", "14by14"], "--grid expects HxW such as 14x14"),
+    ("huge grid", [*TINY, "--grid", "100000x100000"], "--grid sides must be between 1 and 4096 tokens"),
+    ("empty grid", [*TINY, "--grid", "0x0"], "--grid sides must be between 1 and 4096 tokens"),
+    ("negative prefix tokens", [*TINY, "--prefix-tokens", "-1"], "--prefix-tokens must be 0 or more"),
+    ("cam on meta", ["cam", "cam_models:TinyNet", "--device", "meta"], "CAMs need real weights"),
+    ("cam missing layer", [*TINY[:2], "--layer", "nosuch"], "no layer 'nosuch'"),
+    ("sweep missing layer", ["sweep", "cam_models:TinyNet", "--layers", "conv,nosuch"], "no layer 'nosuch'"),
+    ("cam torchscript", ["cam", "{d}/script.pt"], "is a TorchScript archive"),
+]
+
+
+@pytest.mark.parametrize(("argv", "words"), [pytest.param(a, w, id=i) for i, a, w in CLI_CASES])
+def test_cli_bad_input_is_one_line_and_status_2(corpus, monkeypatch, capsys, argv, words):
+    monkeypatch.chdir(corpus)
+    monkeypatch.syspath_prepend(str(corpus))
+    before = _snapshot(corpus)
+    try:
+        code = main([arg.replace("{d}", str(corpus)) for arg in argv])
+    except SystemExit as exit_:  # argparse usage errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    assert code == 2, out
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert words in err
+    assert "Traceback" not in err and "Warning" not in err
+    assert _snapshot(corpus) == before
+    assert not (corpus / "pwned").exists()
+
+
+def test_weights_choices_list_default_once(corpus, capsys):
+    assert main(["stats", "resnet18", "--weights", "IMAGENET9K"]) == 2
+    assert capsys.readouterr().err.count("DEFAULT") == 1
+
+
+# Real processes: nothing hangs on a FIFO or /dev/zero, and torch's warnings stay silent.
+SUBPROCESS_CASES = [
+    ("fifo model", ["stats", "{d}/fifo"], "is a FIFO"),
+    ("fifo image", ["cam", "--image", "{d}/fifo"], "is a FIFO"),
+    ("/dev/zero weights", ["tree", *LINEAR, "--weights", "/dev/zero"], "is a character device"),
+    ("torchscript", ["stats", "{d}/script.safetensors"], "is a TorchScript archive"),
+    ("trusted script, warnings silent", ["stats", "{d}/clean_script.pt", "--trust", "--layer", "nosuch"],
+     "no layer 'nosuch'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "words"), [pytest.param(a, w, id=i) for i, a, w in SUBPROCESS_CASES])
+def test_cli_bad_input_in_a_real_process(corpus, argv, words):
+    before = _snapshot(corpus)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APP), str(TESTS)])}
+    done = subprocess.run([sys.executable, "-m", "layerscope", *[a.replace("{d}", str(corpus)) for a in argv]],
+                          capture_output=True, text=True, timeout=120, cwd=corpus, env=env)
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
+    assert _snapshot(corpus) == before
+
+
+# The Python API: the same mistakes raise LayerscopeError, a ValueError.
+API_CASES = [
+    ("empty spec", lambda d: load_model(""), "empty model spec"),
+    ("device xpu", lambda d: load_model("resnet18", device="xpu"), "'xpu' is not supported"),
+    ("fifo model", lambda d: load_model(str(d / "fifo")), "is a FIFO"),
+    ("torchscript", lambda d: load_model(str(d / "script.pt")), "is a TorchScript archive"),
+    ("torchscript as arch", lambda d: load_model(str(d / "linear.pth"), arch=str(d / "script.pt")), "TorchScript"),
+    ("export program", lambda d: load_model(str(d / "program.pt2")), "torch.export program"),
+    ("damaged zip", lambda d: load_model(str(d / "badzip.pth")), "damaged zip"),
+    ("bomb image", lambda d: imaging.load_image(d / "bomb.png"), "decompression bomb"),
+    ("fifo image", lambda d: imaging.load_image(d / "fifo"), "is a FIFO"),
+    ("unknown user image", lambda d: imaging.load_image("~nosuchuser_ls/x.png"), "no such user"),
+    ("huge probe input", lambda d: parse_input_spec("3x100000x100000"), "elements"),
+    ("bad kwargs", lambda d: parse_kwargs(["vocab"]), "--arg expects key=value"),
+    ("png onto /dev/null", lambda d: imaging.save_png(Image.new("RGB", (2, 2)), "/dev/null"), "not a regular file"),
+    ("npy into a missing folder", lambda d: imaging.save_npy(torch.zeros(2, 2), d / "nowhere" / "m"), "cannot write"),
+]
+
+
+@pytest.mark.parametrize(("call", "words"), [pytest.param(c, w, id=i) for i, c, w in API_CASES])
+def test_api_bad_input_raises_layerscope_error(corpus, call, words):
+    before = _snapshot(corpus)
+    with pytest.raises(LayerscopeError, match=words.replace("?", r"\?")) as info:
+        call(corpus)
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+    assert _snapshot(corpus) == before
+    assert not (corpus / "pwned").exists()
