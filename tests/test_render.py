@@ -95,3 +95,13 @@ def test_the_console_picks_the_renderer():
     forced = heatmap_preview(heat, width=16, colors="256")
     assert {s.style.color.type.name for s in _console(color_system="truecolor").render(forced)
             if s.text == UPPER_HALF} == {"EIGHT_BIT"}
+
+
+def test_a_detectors_box_is_outlined_in_the_preview():
+    heat = torch.zeros(20, 40)
+    photo = Image.new("RGB", (40, 20), (90, 90, 90))
+    pixels = heatmap_preview(heat, width=20, image=photo, box=(10, 4, 30, 16)).pixels()  # half the photo's size
+    assert pixels.shape == (10, 20, 3)
+    magenta = (pixels == torch.tensor([255, 0, 255], dtype=torch.uint8)).all(-1)
+    assert magenta[2, 5:15].all() and magenta[2:8, 5].all()  # top and left sides at half scale
+    assert not magenta[4, 7:13].any() and magenta.sum() == 2 * 10 + 2 * 4

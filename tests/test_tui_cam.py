@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tui_helpers import notifications, screen_text, settle
 
 from layerscope.loading import load_model
@@ -526,3 +527,27 @@ async def test_the_map_follows_the_terminals_colour_depth(mobilenet, monkeypatch
         assert not cells and "@@" in shown
     else:
         assert len(off_palette) > 100
+
+
+@pytest.mark.slow
+async def test_a_detectors_tab_lists_the_boxes_and_outlines_the_explained_one(tmp_path):
+    torch.manual_seed(0)
+    loaded = load_model("fasterrcnn_mobilenet_v3_large_320_fpn", kwargs={"box_score_thresh": 0.0})
+    app = LayerscopeApp(loaded, spec="frcnn", image=SAMPLES / "coffee.png", save_dir=tmp_path)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        view = app.query_one(CamPanel).view
+        shown = screen_text(app)
+        cells = [s for strip in app.screen._compositor.render_strips() for s in strip if s.text == "▀"]
+        await pilot.press("s")
+        await pilot.pause()
+    assert len(view.detections) >= 5 and view.box is not None
+    [boxed] = [d for d in view.detections if d.box == view.box]
+    assert f"#{boxed.rank} {boxed.title} {boxed.score:.3f} ◎ boxed" in shown
+    magenta = (255, 0, 255)
+    assert sum(s.style.color.triplet == magenta or s.style.bgcolor.triplet == magenta for s in cells) >= 8
+    [png] = tmp_path.glob("*.png")
+    x1, y1, x2, y2 = (round(v) for v in view.box)
+    assert (np.asarray(Image.open(png))[y1 + 1, x1 + 4: x2 - 4] == magenta).all()

@@ -57,6 +57,7 @@ class HeatmapPreview:
     ascii: bool | None = None
     mask: Tensor | None = None
     colors: ColorDepth | None = None  # None: what the console rendering it shows (color_depth)
+    box: tuple[float, float, float, float] | None = None  # a detector's target box, in the map's pixels
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(self.width, self.width)
@@ -93,6 +94,11 @@ class HeatmapPreview:
             return imaging.colorize(heat, self.colormap)
         mask = None if self.mask is None else _resample(self.mask.float(), *size) > 0.5
         blended = imaging.overlay(self.image.resize(size, Image.BILINEAR), heat, self.colormap, self.alpha, mask)
+        if self.box is not None:  # drawn at the preview's size: one pixel stays one half cell
+            h, w = self.heatmap.shape
+            x1, y1, x2, y2 = self.box
+            sx, sy = size[0] / w, size[1] / h
+            blended = imaging.draw_box(blended, (x1 * sx, y1 * sy, x2 * sx, y2 * sy), width=1)
         return imaging.image_to_tensor(blended)
 
 
@@ -107,11 +113,13 @@ def heatmap_preview(
     ascii: bool | None = None,
     mask: Tensor | None = None,
     colors: ColorDepth | None = None,
+    box: tuple[float, float, float, float] | None = None,
 ) -> HeatmapPreview:
     """A preview ``width`` cells wide; ``height`` (cells) defaults to the map's aspect ratio.
 
     ``ascii=True`` forces the ramp; otherwise ``colors`` picks the renderer, and ``None``
-    decides at render time from the console (``color_depth``).
+    decides at render time from the console (``color_depth``). ``box`` (x1, y1, x2, y2 in the
+    map's pixels) outlines a detector's target box over the photo.
     Pass the photo as ``image`` (same geometry as the map) to preview the overlay, and
     ``mask`` (``imaging.seen_mask``) to leave the parts the model never saw unpainted.
     """
@@ -122,7 +130,9 @@ def heatmap_preview(
         h, w = heatmap.shape
         height = max(1, round(width * h / w / 2))  # a cell is about twice as tall as it is wide
     return HeatmapPreview(
-        heatmap.detach().float().cpu(), width, max(1, int(height)), image, colormap, alpha, ascii, mask, colors
+        heatmap=heatmap.detach().float().cpu(), width=width, height=max(1, int(height)), image=image,
+        colormap=colormap, alpha=alpha, ascii=ascii, mask=mask, colors=colors,
+        box=None if box is None else tuple(float(v) for v in box),
     )
 
 

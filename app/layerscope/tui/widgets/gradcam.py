@@ -76,6 +76,20 @@ def top5_table(view: CamView) -> Table:
     return table
 
 
+def detections_table(view: CamView) -> Table:
+    """A detector's best boxes with their scores; ◎ marks the box the map explains (boxed)."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", justify="right")
+    table.add_column(no_wrap=True, overflow="ellipsis")
+    table.add_column(justify="right", style="bold")
+    table.add_column(style="dim", no_wrap=True)
+    for d in view.detections:
+        target = view.box is not None and d.box == view.box
+        table.add_row(f"#{d.rank}", Text(d.title, style="bold magenta" if target else ""), f"{d.score:.3f}",
+                      "◎ boxed" if target else "")
+    return table
+
+
 def top5_line(view: CamView) -> Text:
     """The top-5 as wrapped text, for short terminals: two or three rows instead of five,
     which the map gets instead."""
@@ -136,7 +150,10 @@ class CamPanel(Vertical):
             self.query_one("#cam-preview", Static).update("")
             top5.update("")
             return
-        top5.update(top5_line(self.view) if self.size.height < SHORT_PANEL else top5_table(self.view))
+        if self.view.detections:
+            top5.update(detections_table(self.view))
+        else:
+            top5.update(top5_line(self.view) if self.size.height < SHORT_PANEL else top5_table(self.view))
         self.draw_map()  # and again when the top-5's new height resizes the preview
 
     def draw_map(self) -> None:
@@ -154,7 +171,7 @@ class CamPanel(Vertical):
         cells_h = max(1, min(height, round(cells_w * h / w / 2)))
         ascii_only = bool(os.environ.get("NO_COLOR"))  # no colour: the ASCII ramp draws the map itself
         preview.update(heatmap_preview(heat, max(4, cells_w), cells_h, image=None if ascii_only else self.view.image,
-                                       ascii=True if ascii_only else None, mask=self.view.mask))
+                                       ascii=True if ascii_only else None, mask=self.view.mask, box=self.view.box))
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._draw)
