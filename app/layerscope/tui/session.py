@@ -32,6 +32,7 @@ class Session:
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction
     ranking: Any = None  # the last ``r``: layerscope.cam.ranking.Ranking, best first
+    class_pinned: bool = False  # keep class_index when another image is opened (C)
 
     def node(self, index: int) -> Node:
         return self.tree.nodes[index]
@@ -49,3 +50,13 @@ class Session:
             return "top prediction"
         cats = self.loaded.categories or []
         return f"{index} {cats[index]}" if 0 <= index < len(cats) else str(index)
+
+    def change_image(self, path: Path) -> bool:
+        """Explain ``path`` from now on. A class chosen for the last photo rarely fits the next
+        one (a coffee cup explained "for tiger cat"), so it returns to the top prediction unless
+        pinned; True when it did."""
+        self.image = path
+        reset = self.class_index is not None and not self.class_pinned
+        if reset:
+            self.class_index = None
+        return reset
