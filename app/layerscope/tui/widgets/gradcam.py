@@ -28,8 +28,14 @@ if TYPE_CHECKING:
     from layerscope.tui.session import Session
 
 
-def info_text(session: Session, view: CamView | None, running: str = "", scores: object = None) -> Text:
-    """What the tab says above the picture; ``running`` names the work under way ("the map")."""
+COMPACT_WIDTH = 60  # narrower than this, the scores line uses short labels to keep to one row
+
+
+def info_text(
+    session: Session, view: CamView | None, running: str = "", scores: object = None, compact: bool = False
+) -> Text:
+    """What the tab says above the picture; ``running`` names the work under way ("the map");
+    ``compact`` (a narrow tab) shortens the scores' labels so they keep to one row."""
     node = session.node(session.target) if session.target is not None else None
     target = (node.access_negative or node.access) if node is not None else "none yet: t or a"
     text = Text()
@@ -64,11 +70,11 @@ def info_text(session: Session, view: CamView | None, running: str = "", scores:
         text.append("  (redrawn from cache)", "dim")
     if result.all_zero:
         text.append("\nthe map is all zero: nothing here raises the score (random weights?)", "dark_orange")
-    _append_evidence(text, session, result, scores)
+    _append_evidence(text, session, result, scores, compact)
     return text
 
 
-def _append_evidence(text: Text, session: Session, result, scores: object) -> None:
+def _append_evidence(text: Text, session: Session, result, scores: object, compact: bool) -> None:
     """The map's deletion/insertion scores (or where they stand), its place in the last ranking,
     and a warning when the method cannot tell one class from another."""
     from layerscope.tui import camlink
@@ -79,12 +85,10 @@ def _append_evidence(text: Text, session: Session, result, scores: object) -> No
     elif isinstance(scores, str):
         text.append(scores, "italic dim")
     else:
-        text.append("deletion ", "dim")
-        text.append(f"{scores.deletion_auc:.3f}", "bold")
-        text.append(" ↓  insertion ", "dim")
-        text.append(f"{scores.insertion_auc:.3f}", "bold")
-        text.append(" ↑  avg drop ", "dim")
-        text.append(f"{scores.average_drop:.3f}", "bold")
+        labels = ("del ", "↓ ins ", "↑ drop ") if compact else ("deletion ", " ↓  insertion ", " ↑  avg drop ")
+        for label, value in zip(labels, (scores.deletion_auc, scores.insertion_auc, scores.average_drop)):
+            text.append(label, "dim")
+            text.append(f"{value:.3f}", "bold")
     ranking = session.ranking
     place = next((i for i, s in enumerate(ranking.layers, 1) if s.layer == result.layer), None) if ranking else None
     if place is not None and ranking.method == result.method:
@@ -167,7 +171,9 @@ class CamPanel(Vertical):
         self.session = session
         shown = view or (None if self.running else self._matching_view(session))
         scores = self.scores if shown is not None and shown is self.view else None
-        self.query_one("#cam-info", Static).update(info_text(session, shown, self._what if self.running else "", scores))
+        compact = 0 < self.size.width < COMPACT_WIDTH
+        self.query_one("#cam-info", Static).update(
+            info_text(session, shown, self._what if self.running else "", scores, compact))
 
     def _matching_view(self, session: Session) -> CamView | None:
         view = self.view
@@ -206,6 +212,8 @@ class CamPanel(Vertical):
                                        ascii=True if ascii_only else None, mask=self.view.mask, box=self.view.box))
 
     def on_resize(self) -> None:
+        if self.session is not None:
+            self.describe(self.session, None)  # the scores' labels follow the width
         self.call_after_refresh(self._draw)
 
     # --- computing -------------------------------------------------------------------
