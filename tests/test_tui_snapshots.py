@@ -31,6 +31,8 @@ def keys(*pressed: str):
         if pressed:
             await pilot.press(*pressed)
             await settle(pilot)
+        pilot.app.clear_notifications()  # a toast still showing or gone depends on the machine's speed
+        await pilot.pause()
     return run_before
 
 
