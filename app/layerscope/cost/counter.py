@@ -28,11 +28,9 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
 from layerscope.probe import ShapeInfo, probe_shapes
 
-# The CPU's fused attention kernel has no formula in torch's registry (the CUDA ones do): without
-# it a transformer's attention would count as free on the CPU but not on meta or CUDA.
-
-
 def _cpu_attention_flops(query_shape, key_shape, value_shape, *_args, out_shape=None, **_kwargs) -> int:
+    """The CPU's fused attention kernel has no formula in torch's registry (the CUDA ones do):
+    without one a transformer's attention would be free on the CPU but not on meta or CUDA."""
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 

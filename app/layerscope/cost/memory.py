@@ -112,7 +112,7 @@ def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -
 
 
 def own_flops(tree: ModuleTree, node: Node, table: CostTable) -> int:
-    """FLOPs a module computes itself, outside any child (attention's matmuls, a residual add)."""
+    """FLOPs a module computes itself, outside any child (attention's products in its ``forward``)."""
     cost = table.get(node.name)
     if cost is None:
         return 0
