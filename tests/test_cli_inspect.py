@@ -117,6 +117,7 @@ def test_corrupt_file_and_misfit_state_dict(capsys, tmp_path, resnet18):
     assert code == 2 and "does not fit resnet18: 121 missing" in err and "1 mis-shaped (fc.weight" in err
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 def test_debug_shows_the_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "layerscope", "stats", "resnet5", "--debug"], capture_output=True, text=True
@@ -124,6 +125,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode != 0 and "Traceback" in result.stderr and "LayerscopeError" in result.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 def test_console_script_runs_as_a_user_would():
     result = subprocess.run(
         [sys.executable, "-m", "layerscope", "stats", "mobilenet_v3_large", "--json"], capture_output=True, text=True
@@ -209,6 +211,14 @@ def test_a_folded_run_shows_its_shape_change(capsys):
     assert code == 0
     assert "└── 0…2  Conv2d ×3  444  → 1×4×16×16 ⋯ 1×4×4×4" in out
     assert "model  Sequential  444  → 1×4×4×4" in out
+
+
+def test_tree_json_marks_a_module_registered_twice(capsys):
+    code, out, _ = run(capsys, "tree", "sample_models:relu_twice", "--json")
+    features = json.loads(out)["children"][0]
+    last = features["children"][-1]
+    assert code == 0 and last["name"] == "features.3" and last["same_module_as"] == "features.1"
+    assert (last["access_expression"], last["access_expression_negative"]) == ("model.features[3]", "model.features[-1]")
 
 
 def test_stats_cost_json_on_meta_by_default(capsys):

@@ -248,6 +248,8 @@ def _tree_json(
         "name": node.name,
         "class": node.class_name,
         "access_expression": node.access,
+        "access_expression_negative": node.access_negative,
+        "same_module_as": tree.nodes[node.same_as].name if node.same_as is not None else None,
         "total_params": node.total_params,
         "own_params": node.own_params,
     }
@@ -304,7 +306,7 @@ def run_api(args: argparse.Namespace) -> int:
     loaded = load_from_args(args)
     tree = build_tree(loaded.model)
     node = tree.resolve(args.layer)
-    rows = iteration_view(loaded.model.get_submodule(node.name), first=args.first)
+    rows = iteration_view(tree.module_of(loaded.model, node), first=args.first)  # ScriptModules lack get_submodule
     if args.json:
         print_json({"qualified_name": node.name, "access_expression": node.access,
                     "methods": [{"method": r.method, "count": r.count, "first": list(r.first),

@@ -175,7 +175,7 @@ class LayerscopeApp(App):
             after(failure)
         title = "Grad-CAM cancelled" if failure.cancelled else FAILED.get(worker.group, "Failed")
         self.notify(failure.text, title=title, severity=failure.severity, markup=False,
-                    timeout=12 if failure.logged else 8)
+                    timeout=12 if failure.bug else 8)
 
     # --- worker results --------------------------------------------------------------
 
@@ -553,6 +553,9 @@ class LayerscopeApp(App):
         self.push_screen(ClassPicker(self.session.loaded.categories or []), chosen)
 
     def action_open_image(self) -> None:
+        if self.session is None:  # the photo belongs to a model's Grad-CAM: nothing to show it with
+            self.notify("no model is open: l opens one", severity="warning", timeout=4)
+            return
         if self.query_one(CamPanel).refuse_while_running():
             return
         from layerscope.tui.screens.image_path import ImagePathScreen
@@ -561,7 +564,7 @@ class LayerscopeApp(App):
             if path is not None:
                 self.query_one(CamPanel).open_image(path)
 
-        self.push_screen(ImagePathScreen(self.session.image if self.session else self._image), chosen)
+        self.push_screen(ImagePathScreen(self.session.image), chosen)
 
     def action_save(self) -> None:
         self.query_one(CamPanel).save(self.save_dir)
