@@ -77,9 +77,13 @@ def estimate_memory(node: Node, cost: NodeCost, batch: int, dtype: torch.dtype |
 
 
 def _param_dtype(node: Node) -> torch.dtype:
-    """The node's own floating dtype (float32 when it has none or mixes several)."""
+    """The floating dtype the node's parameters are stored in, told by their bytes per element
+    (a bfloat16 model keeps float32 buffers such as rotary frequencies); float32 without any."""
+    if not node.total_params:
+        return torch.float32
+    size = round(node.param_bytes / node.total_params)
     floats = [DTYPES[d] for d in node.dtypes if d in DTYPES and DTYPES[d].is_floating_point]
-    return floats[0] if len(set(floats)) == 1 else torch.float32
+    return next((d for d in floats if d.itemsize == size), torch.float32)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
