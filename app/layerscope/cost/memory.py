@@ -58,7 +58,7 @@ def estimate_memory(node: Node, cost: NodeCost, batch: int, dtype: torch.dtype |
     infer = dtype or _param_dtype(node)
     train = dtype or TRAINING_DTYPE
     s, t = infer.itemsize, train.itemsize
-    inference = node.total_params * s + node.buffer_bytes + cost.peak.bytes(s)
+    inference = node.total_params * s + node.buffer_bytes + cost.peak.bytes(s if dtype else None)  # None: as it ran
     training = (ADAM_MIXED_BYTES * node.trainable_params + node.frozen_params * t + node.buffer_bytes
                 + cost.allocated.bytes(t))
     infer_name, train_name = _dtype_name(infer), _dtype_name(train)
@@ -102,7 +102,7 @@ def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -
     cost = table.get(node.name)
     if cost is None:  # never ran (an auxiliary head in eval mode)
         return {key: 0 if key == "calls" else None for key in COST_KEYS}
-    s = (dtype or _param_dtype(node)).itemsize
+    s = dtype.itemsize if dtype else None  # None: the bytes as the pass ran them
     return {
         "macs": cost.macs,
         "macs_share": table.share(cost.macs),
