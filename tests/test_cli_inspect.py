@@ -150,6 +150,25 @@ def test_usage_mistakes_are_one_line_with_status_2(capsys, argv, message):
     assert message in err and err.count("\n") == 1 and "usage:" not in err
 
 
+def test_version(capsys):
+    from layerscope import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"layerscope {__version__}\n"
+
+
+def test_json_into_a_closed_pipe_ends_quietly():
+    """``layerscope tree resnet18 --json | head -1``: the reader leaves before the output is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "layerscope", "tree", "resnet18", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before torch has even loaded
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
+
+
 def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
     from layerscope.tui.widgets.stats import stats_table as tab_table
 

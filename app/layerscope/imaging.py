@@ -215,6 +215,19 @@ def overlay(
     return tensor_to_image(blended.round().clamp(0, 255).to(torch.uint8))
 
 
+BOX_COLOUR = (255, 0, 255)  # magenta: absent from jet and turbo, so it reads on any map
+
+
+def draw_box(image: Image.Image, box: Sequence[float], width: int | None = None) -> Image.Image:
+    """A copy of ``image`` with ``box`` (x1, y1, x2, y2 in its pixels) outlined: the detection a
+    detector's map explains, drawn on the overlay it explains."""
+    framed = to_rgb(image).copy()
+    width = width or max(2, round(min(framed.size) / 150))
+    x1, y1, x2, y2 = (float(v) for v in box)
+    ImageDraw.Draw(framed).rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=BOX_COLOUR, width=width)
+    return framed
+
+
 def side_by_side(
     image: Image.Image, heatmap: Tensor, colormap: str = "jet", alpha: float = 0.5, mask: Tensor | None = None
 ) -> Image.Image:

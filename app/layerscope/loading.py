@@ -25,6 +25,7 @@ from torch import nn
 from layerscope.checkpoints import extract_state_dict, fit_state_dict, read_model_file
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import exists, expand
+from layerscope.weights_cache import auto_weights, cached_hint
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 FILE_SUFFIXES = STATE_DICT_SUFFIXES + (".safetensors", ".jit", ".torchscript", ".pt2")
@@ -76,10 +77,15 @@ def load_model(
     trust: bool = False,
     kwargs: Mapping[str, Any] | None = None,
 ) -> LoadedModel:
-    """Build or read the model that ``spec`` names, on ``device``, in eval mode."""
+    """Build or read the model that ``spec`` names, on ``device``, in eval mode.
+
+    ``weights="auto"``: the pretrained weights already in the local cache, else random init.
+    """
     if not spec.strip():
         raise LayerscopeError("empty model spec; name a model (e.g. resnet18) or a file")
     dev = _parse_device(device)
+    if weights.lower() == "auto":
+        weights = auto_weights(spec, dev.type)
     kwargs = dict(kwargs or {})
     from layerscope import hf  # Hugging Face folders; transformers itself is imported only for one
 
@@ -259,7 +265,7 @@ def _call_builder(builder, chosen, name: str, kwargs: dict[str, Any]) -> nn.Modu
             raise _bad_arguments(name, kwargs, exc) from exc
         raise LayerscopeError(
             f"could not download {_weights_name(chosen)} ({first_line(exc)}); "
-            "use --weights none for random weights, or --weights PATH for a local file"
+            f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}"
         ) from exc
 
 

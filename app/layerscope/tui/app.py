@@ -20,7 +20,7 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
+from textual.widgets import Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, WorkerState
 
 from layerscope.tui import failures
@@ -28,6 +28,7 @@ from layerscope.tui.messages import CostReady, ModelReady, PanelReady, ShapesRea
 from layerscope.tui.session import SAMPLE_IMAGE, Session
 from layerscope.tui.threads import in_thread
 from layerscope.tui.widgets.api import ApiPanel
+from layerscope.tui.widgets.footer import KeyFooter
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
 from layerscope.tui.widgets.module_tree import ModuleTreeView
@@ -54,16 +55,21 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("g", "compute", "Grad-CAM", "Compute the Grad-CAM map for the target", True),
     ("m", "pick_method", "Method", "Choose the CAM method", True),
     ("c", "pick_class", "Class", "Choose the target class", True),
+    ("C", "pin_class", "Pin", "Pin the target class: keep it when o opens another image", False),
     ("o", "open_image", "Image", "Open another image", True),
     ("l", "open_model", "Model", "Open another model, typed as on the command line", True),
     ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
     ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
     ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
     ("x", "toggle_column", "MACs", "Show MACs or parameters in the tree's right column", False),
+    ("S", "toggle_shapes", "Shapes", "Show or hide each tree line's output shape (→ 1×64×56×56)", False),
     ("question_mark", "help", "Help", "Show the keys", True),
     ("q", "quit", "Quit", "Quit layerscope", True),
 ]
 TABS = ("stats", "state_dict", "api", "gradcam")
+# what a narrow footer keeps longest (80 columns: from compute on); the rest are in ? and the palette
+FOOTER_KEEP = ("quit", "help", "save", "copy_access", "compute", "pick_class", "open_image", "pick_method",
+               "open_model", "search", "set_target", "suggested_target")
 # the notification title when a worker of this group fails
 FAILED = {"load": "Model not loaded", "probe": "Shape probe failed", "panel": "Tab not filled",
           "cam": "Grad-CAM failed", "image": "Image not opened", "copy": "Not copied", "cost": "MACs not counted"}
@@ -122,7 +128,7 @@ class LayerscopeApp(App):
                 with TabPane("Grad-CAM", id="gradcam"):
                     yield CamPanel(id="cam-panel")
         yield SearchBar(id="search")
-        yield Footer()
+        yield KeyFooter(FOOTER_KEEP)
 
     def on_mount(self) -> None:
         tree = self.query_one(ModuleTreeView)
@@ -205,6 +211,7 @@ class LayerscopeApp(App):
         self.session.shapes = message.shapes
         tree = self.query_one(ModuleTreeView)
         tree.marks = {name: kind for name, (kind, _) in message.eligibility.items()}
+        tree.shapes = {name: info.describe() for name, info in message.shapes.items()}
         tree.relabel()
         self._shown["stats"] = None
         self.refresh_tabs()
@@ -422,6 +429,15 @@ class LayerscopeApp(App):
         self.notify("tree shows MACs per forward pass" if tree.column == "macs" else "tree shows parameters",
                     timeout=2)
 
+    def action_toggle_shapes(self) -> None:
+        tree = self.query_one(ModuleTreeView)
+        tree.show_shapes = not tree.show_shapes
+        tree.relabel()
+        if not tree.shapes:
+            self.notify("output shapes appear once the shape probe has finished", timeout=3)
+        else:
+            self.notify("output shapes shown on tree lines" if tree.show_shapes else "output shapes hidden", timeout=2)
+
     def action_help(self) -> None:
         from layerscope.tui.screens.help import HelpScreen
 
@@ -545,12 +561,27 @@ class LayerscopeApp(App):
         def chosen(index: int | None) -> None:
             if index is not None and self.session is not None:
                 self.session.class_index = None if index < 0 else index
+                self.session.class_pinned = self.session.class_pinned and index >= 0
                 panel = self.query_one(CamPanel)
                 panel.forget()
                 panel.describe(self.session, None)
                 self.notify(f"class: {self.session.class_name(self.session.class_index)}", timeout=2, markup=False)
 
         self.push_screen(ClassPicker(self.session.loaded.categories or []), chosen)
+
+    def action_pin_class(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        if session.class_index is None:
+            self.notify("choose a class with c first: the top prediction follows each image", severity="warning",
+                        markup=False)
+            return
+        session.class_pinned = not session.class_pinned
+        self.query_one(CamPanel).describe(session, None)
+        name = session.class_name(session.class_index)
+        self.notify(f"{name}: kept for every image" if session.class_pinned else f"{name}: for this image only",
+                    title="Class pinned" if session.class_pinned else "Class unpinned", markup=False, timeout=3)
 
     def action_open_image(self) -> None:
         if self.session is None:  # the photo belongs to a model's Grad-CAM: nothing to show it with

@@ -31,6 +31,7 @@ class Session:
     target: int | None = None  # node index of the Grad-CAM layer
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction
+    class_pinned: bool = False  # keep class_index when another image is opened (C)
 
     def node(self, index: int) -> Node:
         return self.tree.nodes[index]
@@ -48,3 +49,13 @@ class Session:
             return "top prediction"
         cats = self.loaded.categories or []
         return f"{index} {cats[index]}" if 0 <= index < len(cats) else str(index)
+
+    def change_image(self, path: Path) -> bool:
+        """Explain ``path`` from now on. A class chosen for the last photo rarely fits the next
+        one (a coffee cup explained "for tiger cat"), so it returns to the top prediction unless
+        pinned; True when it did."""
+        self.image = path
+        reset = self.class_index is not None and not self.class_pinned
+        if reset:
+            self.class_index = None
+        return reset

@@ -52,6 +52,8 @@ class ModuleTreeView(Tree[Row]):
         self.matches: frozenset[int] = frozenset()
         self.cost: CostTable | None = None  # from the shape probe
         self.column: Literal["params", "macs"] = "params"  # the right column of each line
+        self.shapes: dict[str, str] = {}  # name -> output shape ("1×64×56×56"), once probed
+        self.show_shapes = False  # S: "→ shape" at the end of each line, as `layerscope tree --shapes`
         self._lines: dict[int, TreeNode[Row]] = {}  # node index -> its line, once added
         self.guide_depth = 3
         self.auto_expand = False
@@ -194,6 +196,7 @@ class ModuleTreeView(Tree[Row]):
         text.append(f"  {self._right_column(node.total_params, [node.name])}", "dim")
         if node.same_as is not None and self.model_tree is not None:  # one module registered twice
             text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
+        self._append_shape(text, node.name)
         return text
 
     def _right_column(self, params: int, names: list[str]) -> str:
@@ -210,6 +213,11 @@ class ModuleTreeView(Tree[Row]):
         symbol, style = MARKS.get(self.marks.get(name, ""), (" ", ""))
         text.append(f"{symbol} ", style)
 
+    def _append_shape(self, text: Text, name: str) -> None:
+        shape = self.shapes.get(name) if self.show_shapes else None
+        if shape is not None:
+            text.append(f"  → {shape}", "cyan")
+
     def _run_label(self, members: tuple[int, ...]) -> Text:
         tree = self.model_tree
         assert tree is not None
@@ -222,6 +230,7 @@ class ModuleTreeView(Tree[Row]):
         text.append(f"{first.key}…{last.key}", "bold")
         text.append(f" {first.class_name} ×{len(members)}", "italic")
         text.append(f"  {self._right_column(total, [tree.nodes[m].name for m in members])}", "dim")
+        self._append_shape(text, first.name)
         return text
 
     def relabel(self) -> None:
