@@ -18,7 +18,7 @@ from layerscope.cam import compute_cam, suggest_target_layer  # noqa: E402
 from layerscope.cli.main import main  # noqa: E402
 from layerscope.errors import LayerscopeError  # noqa: E402
 from layerscope.imaging import load_image, preprocess, to_original  # noqa: E402
-from layerscope.loading import load_model  # noqa: E402
+from layerscope.loading import Preprocess, load_model  # noqa: E402
 from layerscope.probe import probe_shapes  # noqa: E402
 from layerscope.tree import build_tree  # noqa: E402
 
@@ -256,6 +256,8 @@ def test_org_name_comes_from_the_local_hub_cache_and_is_never_downloaded(vit_fol
         load_model("hf:acme/other")
     with pytest.raises(LayerscopeError, match="never downloads"):
         load_model("hf:acme/tiny-vit", weights="DEFAULT")
+    with pytest.raises(LayerscopeError, match=r"no such folder: acme/tiny-vit@../../etc"):
+        load_model("hf:acme/tiny-vit@../../etc")  # a revision never walks out of the cache
 
 
 def _remote_code_folder(folder: Path, marker: Path, *, auto_map: bool = True) -> Path:
@@ -396,7 +398,8 @@ def test_names_from_the_checkpoint_and_transformers_4_code_reach_the_renamed_mod
     with pytest.raises(LayerscopeError, match=r"no layer 'vit.encoder.layer.9.output.dense' in ViTForImage"):
         tree.resolve("vit.encoder.layer.9.output.dense")
     x = torch.zeros(1, 3, 224, 224)
-    assert compute_cam(model, x, "model.vit.encoder.layer[-1].layernorm_before").layer == "vit.layers.1.layernorm_before"
+    cam = compute_cam(model, x, "model.vit.encoder.layer[-1].layernorm_before")
+    assert cam.layer == "vit.layers.1.layernorm_before"
     assert build_tree(torch.nn.Sequential(torch.nn.ReLU())).renamer is None  # only transformers models
 
 
@@ -411,3 +414,39 @@ def test_cam_of_a_folder_without_weights_says_why(tmp_path, vit_folder, llama_fo
         PhotoExplainer(loaded, SAMPLES / "chelsea.png")
     with pytest.raises(LayerscopeError, match=r"takes input_ids \(a text model\)"):
         PhotoExplainer(load_model(str(llama_folder[0])), SAMPLES / "chelsea.png")
+
+
+def test_sharded_weights_and_a_config_without_architectures(tmp_path, vit_folder):
+    folder, original = vit_folder
+    sharded = tmp_path / "sharded"
+    original.save_pretrained(sharded, max_shard_size="100KB")
+    shards = sorted(p.name for p in sharded.glob("*.safetensors"))
+    assert len(shards) > 1 and (sharded / "model.safetensors.index.json").exists()
+    loaded = load_model(str(sharded))
+    assert loaded.weights == f"{sharded / shards[0]} + {len(shards) - 1} more shard(s)"
+    assert torch.equal(loaded.model.classifier.weight, original.classifier.weight)
+    config = json.loads((folder / "config.json").read_text())
+    del config["architectures"]
+    (sharded / "config.json").write_text(json.dumps(config))
+    # no architecture: the AutoModel base model, whose pooler the classifier's file lacks: named, not left random
+    missing = r"do not fit ViTModel: 2 missing \(pooler.dense.bias, pooler.dense.weight\)"
+    with pytest.raises(LayerscopeError, match=missing):
+        load_model(str(sharded))
+
+
+def test_without_transformers_a_folder_says_which_extra_to_install(vit_folder, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers now raises ImportError
+    with pytest.raises(LayerscopeError, match=r"need transformers installed \(pip install 'layerscope\[hf\]'\)"):
+        load_model(str(vit_folder[0]))
+
+
+def test_preprocessing_without_a_processor_and_without_rescaling(tmp_path):
+    from layerscope.hf import preprocess_from_folder
+
+    assert preprocess_from_folder(tmp_path, {"image_size": 384}) == Preprocess(resize=439, crop=(384, 384))
+    saved = {"do_resize": True, "size": {"shortest_edge": 256}, "do_center_crop": True, "crop_size": 224,
+             "do_rescale": False, "do_normalize": True, "image_mean": [127.5] * 3, "image_std": [127.5] * 3}
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(saved))
+    spec = preprocess_from_folder(tmp_path, {})
+    assert (spec.resize, spec.crop) == (256, (224, 224))
+    assert spec.mean == (0.5, 0.5, 0.5) and spec.std == (0.5, 0.5, 0.5)  # pixels/255 here, raw pixels there

@@ -235,3 +235,18 @@ def test_the_readme_tree_example_runs_and_its_comments_hold():
     assert len(claims) == 3
     for expression, _, claim in claims:
         assert repr(eval(expression, scope)) == claim, expression
+
+
+def test_a_real_hugging_face_causal_lm_names_every_node():
+    """``LlamaForCausalLM``: root children ``model`` and ``lm_head``; the tied head counts once."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    model = transformers.LlamaForCausalLM(config)
+    tree = build_tree(model)
+    check_every_node(model, tree)
+    assert tree.resolve("model.layers.2").access == "model.model.layers[2]"
+    assert tree.resolve("model.model.layers[-1]") is tree.resolve("model.layers.2")
+    assert tree.resolve("model.layers.1.mlp.down_proj").name == "model.layers.1.mlp.down_proj"
+    assert tree.root.total_params == sum(p.numel() for p in model.parameters())
+    assert tree.root.state_dict_unique_bytes < tree.root.state_dict_bytes  # lm_head.weight is embed_tokens'

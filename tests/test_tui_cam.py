@@ -167,6 +167,7 @@ async def test_o_completes_paths_and_opens_another_photo(app):
         assert "coffee.png" in screen_text(app)
 
 
+@pytest.mark.slow  # Score-CAM on a real mobilenet_v2: 1,280 forwards
 async def test_escape_cancels_a_running_score_cam(mobilenet, tmp_path):
     torch.manual_seed(0)
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2", save_dir=tmp_path)

@@ -4,7 +4,7 @@ Every file layerscope reads goes through ``regular_file`` first: a FIFO, ``/dev/
 or a socket would block a reader forever or feed it without end, so only regular
 files are opened (``stat`` before ``open``). Every file it writes goes through
 ``atomic_write``: a temporary file in the same folder renamed into place, so a failed
-write never leaves half a file, and ``check_output`` refuses an output path that is
+write never leaves half a file, and ``output_path`` refuses an output path that is
 one of the command's inputs.
 """
 

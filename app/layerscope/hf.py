@@ -72,8 +72,8 @@ def load_hf(
     """Build the model of a Hugging Face folder; weights from the folder, never the network."""
     if weights.lower() != "none" and "/" not in weights and not weights.lower().endswith(FILE_SUFFIXES):
         raise LayerscopeError(
-            f"{spec} takes its weights from its folder; layerscope never downloads (--weights {weights} is not used "
-            "here: fetch the model with `hf download ORG/NAME` first)"
+            f"{spec} takes its weights from its folder: --weights {weights} does not apply (only a state_dict "
+            "path does); layerscope never downloads"
         )
     folder = inspect_folder(resolve_folder(spec), spec)
     if folder.code and not trust:
@@ -112,7 +112,7 @@ def resolve_folder(spec: str) -> Path:
         if not exists(path / CONFIG):
             raise LayerscopeError(f"{spec} is a folder without {CONFIG}, not a Hugging Face model")
         return path
-    if not spec.startswith(PREFIX) or not _REPO_ID.fullmatch(text) or text.startswith((".", "/")):
+    if not spec.startswith(PREFIX) or not _REPO_ID.fullmatch(text) or text.startswith((".", "/")) or ".." in text:
         raise LayerscopeError(f"no such folder: {text}")
     return _cached_snapshot(spec, text)
 
@@ -144,14 +144,10 @@ def _hub_cache() -> str:
 
 def inspect_folder(path: Path, spec: str) -> HfFolder:
     """The folder's config, weight files and code, from file names and JSON only."""
-    try:
-        config = json.loads(regular_file(path / CONFIG, "config file").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LayerscopeError(f"cannot read {path / CONFIG}: {first_line(exc)}") from exc
-    if not isinstance(config, dict):
-        raise LayerscopeError(f"{path / CONFIG} is not a JSON object")
+    config = _read_json(path / CONFIG, "config file")
     files = sorted(p for p in path.iterdir() if p.is_file())
-    code = (["auto_map in config.json"] if config.get("auto_map") else []) + [p.name for p in files if p.suffix == ".py"]
+    code = ["auto_map in config.json"] if config.get("auto_map") else []
+    code += [p.name for p in files if p.suffix == ".py"]
     safetensors = tuple(p for p in files if p.suffix == ".safetensors")
     pickles = tuple(p for p in files if p.suffix == ".bin" and p.name.startswith("pytorch_model"))
     if not safetensors and not pickles and any(p.name.endswith(_OTHER_WEIGHTS) for p in files):
@@ -159,6 +155,17 @@ def inspect_folder(path: Path, spec: str) -> HfFolder:
         raise LayerscopeError(f"{spec} holds only weights layerscope does not read ({others}); "
                               "save them as safetensors (model.save_pretrained)")
     return HfFolder(path=path, config=config, safetensors=safetensors, pickles=pickles, code=tuple(code))
+
+
+def _read_json(file: Path, what: str) -> dict[str, Any]:
+    """A JSON object from a regular file (never a FIFO or a device), or a one-line error."""
+    try:
+        data = json.loads(regular_file(file, what).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LayerscopeError(f"cannot read {file}: {first_line(exc)}") from exc
+    if not isinstance(data, dict):
+        raise LayerscopeError(f"{file} is not a JSON object")
+    return data
 
 
 # --- config and class -------------------------------------------------------------------
@@ -322,14 +329,11 @@ def preprocess_from_folder(path: Path, config: Mapping[str, Any]) -> Preprocess:
     ``do_normalize`` fold into mean and std, so the tensor equals the processor's output
     (up to the resampling filter, which is always bilinear here).
     """
-    file = path / PREPROCESSOR
-    try:
-        saved = json.loads(regular_file(file, "preprocessor config").read_text(encoding="utf-8")) if exists(file) else None
-    except (OSError, ValueError) as exc:
-        raise LayerscopeError(f"cannot read {file}: {first_line(exc)}") from exc
-    if not isinstance(saved, dict):
-        side = int(config.get("image_size") or 224) if isinstance(config.get("image_size"), int) else 224
-        return Preprocess() if side == 224 else Preprocess(resize=round(side * 256 / 224), crop=(side, side))
+    saved = _read_json(path / PREPROCESSOR, "preprocessor config") if exists(path / PREPROCESSOR) else None
+    if saved is None:  # no processor saved: ImageNet's, at the config's image size
+        side = config.get("image_size")
+        side = side if isinstance(side, int) and side > 0 else 224
+        return Preprocess(resize=round(side * 256 / 224), crop=(side, side))
     resize, crop = _resize_and_crop(saved)
     scale = float(saved.get("rescale_factor", 1 / 255)) if saved.get("do_rescale", True) else 1.0
     normalise = saved.get("do_normalize", True)

@@ -159,6 +159,39 @@ def _within_device(dev: torch.device, build: Callable[[], nn.Module], what: str)
         raise
 
 
+def _check_fits(dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: dict[str, Any]) -> None:
+    """Builder arguments are sizes users type (``--arg num_classes=10000000000`` asks for 80 GB):
+    build the structure on ``meta`` first, for free, and refuse weights that cannot fit."""
+    available = _available_bytes(dev)
+    if not kwargs or dev.type == "meta" or available is None:
+        return
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except Exception:
+        return  # builders that cannot run on meta meet their own errors in the real build
+    tensors = [*skeleton.parameters(), *skeleton.buffers()]
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    if needed > available:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise LayerscopeError(f"{what} with {given} needs {needed / 2**30:,.1f} GiB of weights; "
+                              f"{dev.type} has {available / 2**30:,.1f} GiB available")
+
+
+def _available_bytes(dev: torch.device) -> int | None:
+    """Free memory where the weights would go: MemAvailable on Linux, the GPU's free bytes."""
+    if dev.type == "cuda":
+        return torch.cuda.mem_get_info(dev)[0]
+    if dev.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as info:
+            line = next(line for line in info if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) * 1024
+
+
 # --- torchvision -----------------------------------------------------------------
 
 
@@ -178,6 +211,8 @@ def _load_torchvision(
     reference = chosen or (enum.DEFAULT if enum is not None else None)
     if chosen is None and "weights_backbone" in inspect.signature(builder).parameters:
         kwargs.setdefault("weights_backbone", None)  # detectors would otherwise download a backbone
+    if chosen is None:
+        _check_fits(dev, lambda: _call_builder(builder, None, name, kwargs), name, kwargs)
     model = _within_device(dev, lambda: _call_builder(builder, chosen, name, kwargs), name)
     return LoadedModel(
         model=model,
@@ -312,6 +347,8 @@ def _load_timm(
         except (ValueError, AssertionError, KeyError) as exc:
             raise _bad_arguments(f"timm:{name}", kwargs, exc) from exc
 
+    if not pretrained:
+        _check_fits(dev, build, f"timm:{name}", kwargs)
     model = _within_device(dev, build, name)
     return LoadedModel(
         model=model,

@@ -27,7 +27,8 @@ class OneLineParser(argparse.ArgumentParser):
 def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
     """MODEL plus --weights/--device/--arch/--arg/--trust, spelled the same in every command."""
     if model_required:
-        parser.add_argument("model", metavar="MODEL", help="torchvision name, timm:NAME, pkg.module:factory, or a file")
+        parser.add_argument("model", metavar="MODEL", help="torchvision name, timm:NAME, pkg.module:factory, a file, "
+                                                           "or a Hugging Face folder / hf:ORG/NAME")
     else:
         parser.add_argument("model", metavar="MODEL", nargs="?", default=None,
                             help=f"model spec (default: {DEFAULT_MODEL}, with its ImageNet weights when cached)")

@@ -26,6 +26,8 @@ class Session:
     eligibility: dict[str, tuple[str, str]] = field(default_factory=dict)
     suggested: str | None = None  # the probed guess at a Grad-CAM target (camlink.probed_target)
     probe_error: str | None = None  # why the shape probe failed, if it did
+    cost: Any = None  # layerscope.cost.CostTable, counted right after the shape probe
+    cost_error: str | None = None  # why it could not be counted, if so
     target: int | None = None  # node index of the Grad-CAM layer
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction
