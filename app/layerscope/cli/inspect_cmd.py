@@ -70,7 +70,8 @@ def _add_cost_options(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace) -> LoadedModel:
     """Cost needs no arithmetic, so with no weights and no --device it is counted on meta."""
     if args.device is None:
-        args.device = "meta" if args.cost and (args.weights or "none").lower() == "none" else "cpu"
+        # auto, the default, asks for nothing: on meta it is random init, as cost needs
+        args.device = "meta" if args.cost and (args.weights or "none").lower() in ("none", "auto") else "cpu"
     return load_from_args(args)
 
 
