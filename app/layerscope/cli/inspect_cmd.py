@@ -68,10 +68,10 @@ def _add_cost_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:
-    """Cost needs no arithmetic, so with no weights and no --device it is counted on meta."""
+    """Cost needs no arithmetic, so with no named weights and no --device it is counted on meta
+    (``auto`` asks for cached weights only where they are free, and cost never needs them)."""
     if args.device is None:
-        # auto, the default, asks for nothing: on meta it is random init, as cost needs
-        args.device = "meta" if args.cost and (args.weights or "none").lower() in ("none", "auto") else "cpu"
+        args.device = "meta" if args.cost and (args.weights or "none").lower() in {"none", "auto"} else "cpu"
     return load_from_args(args)
 
 
