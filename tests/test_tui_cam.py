@@ -552,3 +552,21 @@ async def test_a_detectors_tab_lists_the_boxes_and_outlines_the_explained_one(tm
     [png] = tmp_path.glob("*.png")
     x1, y1, x2, y2 = (round(v) for v in view.box)
     assert (np.asarray(Image.open(png))[y1 + 1, x1 + 4: x2 - 4] == magenta).all()
+
+
+async def test_a_terminal_that_draws_pixels_gets_the_overlay_at_full_resolution(mobilenet):
+    from textual_image.widget import SixelImage
+
+    app = LayerscopeApp(mobilenet, spec="mobilenet_v2", pixels="sixel")  # as launch() found it
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        pixels = app.query_one("#cam-pixels")
+        assert isinstance(pixels, SixelImage) and pixels.image.size == (451, 300)
+        assert not app.query_one("#cam-preview").display
+        assert "▀" not in screen_text(app)  # no half-block cells under the picture
+    fallback = LayerscopeApp(mobilenet, spec="mobilenet_v2")  # the terminal did not answer
+    async with fallback.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not fallback.query("#cam-pixels") and fallback.query_one("#cam-preview").display
