@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+HEAD_DIM = 128
 
 
 class Block(nn.Module):
@@ -48,6 +51,15 @@ class LlamaAttention(nn.Module):
         self.v_proj = nn.Linear(dim, kv_dim, bias=False)
         self.o_proj = nn.Linear(dim, dim, bias=False)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal grouped-query attention, key/value heads repeated as Hugging Face's ``repeat_kv`` does."""
+        b, s, _ = x.shape
+        q, k, v = (proj(x).view(b, s, -1, HEAD_DIM).transpose(1, 2) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        groups = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o_proj(out.transpose(1, 2).reshape(b, s, -1))
+
 
 class LlamaMLP(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
@@ -57,6 +69,9 @@ class LlamaMLP(nn.Module):
         self.down_proj = nn.Linear(hidden, dim, bias=False)
         self.act_fn = nn.SiLU()
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
 
 class LlamaDecoderLayer(nn.Module):
     def __init__(self, dim: int, kv_dim: int, hidden: int) -> None:
@@ -65,6 +80,10 @@ class LlamaDecoderLayer(nn.Module):
         self.mlp = LlamaMLP(dim, hidden)
         self.input_layernorm = nn.RMSNorm(dim)
         self.post_attention_layernorm = nn.RMSNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x))
+        return x + self.mlp(self.post_attention_layernorm(x))
 
 
 class LlamaModel(nn.Module):
@@ -77,6 +96,12 @@ class LlamaModel(nn.Module):
         self.layers = nn.ModuleList(LlamaDecoderLayer(dim, kv_dim, hidden) for _ in range(layers))
         self.norm = nn.RMSNorm(dim)
         self.lm_head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed_tokens(ids)
+        for layer in self.layers:
+            x = layer(x)
+        return self.lm_head(self.norm(x))
 
 
 def llama_70b() -> nn.Module:

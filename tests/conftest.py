@@ -31,6 +31,13 @@ sys.path.insert(0, str(TESTS))  # makes ``sample_models:...`` factory specs impo
 SAMPLES = TESTS.parent / "app" / "layerscope" / "samples"
 
 
+@pytest.fixture(autouse=True)
+def truecolor_terminal(monkeypatch):
+    """The app draws maps for the terminal's colour depth (layerscope.render.color_depth); tests
+    and snapshots see the same truecolor terminal whatever TERM the runner has."""
+    monkeypatch.setenv("COLORTERM", "truecolor")
+
+
 @pytest.fixture(scope="session")
 def resnet18():
     torch.manual_seed(0)

@@ -59,3 +59,19 @@ def deep_chain(levels: int = 120) -> nn.Module:
 def strided() -> nn.Sequential:
     """Three stride-2 convolutions: a folded run whose output shrinks 16 → 4 on a 32×32 input."""
     return nn.Sequential(*(nn.Conv2d(4, 4, 3, stride=2, padding=1) for _ in range(3)))
+
+
+class ReluTwice(nn.Module):
+    """One ReLU instance at ``features.1`` and ``features.3``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        relu = nn.ReLU()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3), relu, nn.Conv2d(4, 4, 3), relu)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def relu_twice() -> ReluTwice:
+    return ReluTwice()

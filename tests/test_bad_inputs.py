@@ -53,6 +53,19 @@ def _damaged_zip(path: Path) -> None:
     path.write_bytes(path.read_bytes().replace(b"PK\x01\x02", b"PK\x00\x00"))
 
 
+def _zip_bomb(path: Path) -> None:
+    """A deflated torch.save zip whose data member declares 4 GiB once unzipped."""
+    torch.save({"w": torch.zeros(1000)}, path.with_suffix(".plain"))
+    with zipfile.ZipFile(path.with_suffix(".plain")) as plain, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in plain.infolist():
+            out.writestr(info.filename, plain.read(info.filename))
+    path.with_suffix(".plain").unlink()
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")  # the first central directory entry: its uncompressed size
+    data[at + 24:at + 28] = struct.pack("<I", 0xFFFF_FFF0)
+    path.write_bytes(bytes(data))
+
+
 def _make_corpus(folder: Path) -> None:
     (folder / "folder").mkdir()
     os.mkfifo(folder / "fifo")
@@ -72,6 +85,7 @@ def _make_corpus(folder: Path) -> None:
     quantized = torch.quantize_per_tensor(torch.zeros(3, 3), 0.1, 0, torch.qint8)
     torch.save({"weight": quantized, "bias": torch.zeros(3)}, folder / "quantized.pth")
     _damaged_zip(folder / "badzip.pth")
+    _zip_bomb(folder / "zipbomb.pth")
     torchscript_archive(folder / "script.pt", folder / "pwned")
     torchscript_archive(folder / "script.safetensors", folder / "pwned")
     pickle_file(folder / "evil.pkl", folder / "pwned")
@@ -113,6 +127,10 @@ CLI_CASES = [
     ("--arg without =", ["stats", "resnet18", "--arg", "vocab"], "--arg expects key=value, got 'vocab'"),
     ("--arg unknown", ["stats", "resnet18", "--arg", "nonsense=1"], "resnet18 does not accept those arguments"),
     ("timm --arg unknown", ["stats", "timm:resnet18", "--arg", "foo=1"], "timm:resnet18 does not accept those"),
+    ("absurd num_classes", ["stats", "resnet18", "--arg", "num_classes=10000000000"],
+     "resnet18 with num_classes=10000000000 needs 19,110.8 GiB of weights; cpu has"),
+    ("absurd timm num_classes", ["stats", "timm:resnet18", "--arg", "num_classes=10000000000"],
+     "timm:resnet18 with num_classes=10000000000 needs 19,110.8 GiB of weights"),
     # devices
     ("device xpu", ["stats", "resnet18", "--device", "xpu"], "device type 'xpu' is not supported"),
     ("device hpu", ["stats", "resnet18", "--device", "hpu"], "device type 'hpu' is not supported"),
@@ -127,9 +145,11 @@ CLI_CASES = [
     ("unknown user", ["stats", "~nosuchuser_ls/model.pt"], "no such user's home folder"),
     ("name too long", ["stats", f"{{d}}/{LONG_NAME}.pt"], "File name too long"),
     ("text file", ["stats", "{d}/text.txt"], "text.txt: not a PyTorch checkpoint\n"),  # no "(101)"
-    ("empty file", ["stats", "{d}/empty.pth"], "not a PyTorch checkpoint"),
+    ("empty file", ["stats", "{d}/empty.pth"], "empty.pth is empty (0 bytes), not a model file"),
+    ("proc pseudo-file", ["stats", "/proc/self/status"], "/proc/self/status is empty (0 bytes)"),
     ("int checkpoint", ["stats", "{d}/int.pth"], "holds an int, neither a model nor a state_dict"),
     ("damaged zip", ["stats", "{d}/badzip.pth"], "a damaged zip archive"),
+    ("zip bomb", ["stats", "{d}/zipbomb.pth"], "bytes when unzipped (a zip bomb?)"),
     ("bad safetensors", ["stats", "{d}/bad.safetensors"], "not a safetensors file"),
     ("state_dict without arch", ["stats", "{d}/linear.pth"], "holds a state_dict (2 tensors)"),
     ("state_dict misfit", ["stats", "{d}/linear.pth", "--arch", "resnet18"], "does not fit resnet18"),
@@ -149,7 +169,7 @@ CLI_CASES = [
     # layers, depths, inputs
     ("missing layer", ["stats", "resnet18", "--layer", "layer4.1.conv9"], "no layer 'layer4.1.conv9' in ResNet"),
     ("superscript index", ["stats", "resnet18", "--layer", "layer4[²]"], "cannot read layer name 'layer4[²]'"),
-    ("superscript key", ["stats", "resnet18", "--layer", "layer4.²"], "cannot read layer name 'layer4.²'"),
+    ("superscript key", ["stats", "resnet18", "--layer", "layer4.²"], "no layer 'layer4.²' in ResNet; closest: "),
     ("depth -1", ["tree", "resnet18", "--depth", "-1"], "argument --depth: expected a number of at least 0"),
     ("huge input", ["tree", "resnet18", "--input", "3x100000x100000"], "at most 67,108,864 elements"),
     ("zero input", ["tree", "resnet18", "--input", "3x0x4"], "sizes of at least 1"),

@@ -139,9 +139,30 @@ def test_class_on_a_detector_targets_the_best_box_of_that_class(capsys):
     assert code == 2 and "class index 500 is out of range: the model has 91 classes" in err
 
 
+def test_random_weights_are_flagged_before_the_map(capsys):
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", "--ascii")
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("⚠ random weights: this map shows nothing learned")
+
+
 def test_eigencam_claims_no_class(capsys):
     code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--method", "eigencam", "--layer", "conv",
                           "--ascii", "--width", "20")
     assert code == 0, err
     assert "target  none: eigencam uses no class (the map is the same for every class)" in out
     assert "top-5 predictions (by logit)" in out
+
+
+def test_a_detectors_target_box_is_listed_with_the_scores_and_drawn(capsys, tmp_path):
+    png = tmp_path / "boxed.png"
+    code, out, err = _run(capsys, "cam", "fasterrcnn_mobilenet_v3_large_320_fpn", "--arg", "box_score_thresh=0.0",
+                          "--image", "app/layerscope/samples/coffee.png", "--out", str(png))
+    assert code == 0, err
+    rows = [line.split("│")[1:-1] for line in out.splitlines() if line.startswith("│")]
+    assert len(rows) >= 5 and all(0 <= float(r[2]) <= 1 for r in rows)
+    [target] = [r for r in rows if "◎ target (boxed)" in r[4]]
+    x1, y1, x2, y2 = (int(v) for v in target[3].split(","))
+    picture = np.asarray(Image.open(png))
+    assert picture.shape == (400, 600, 3)
+    edge = picture[y1 + 1, x1 + 3: x2 - 3]  # inside the 4-pixel outline's top side
+    assert (edge == (255, 0, 255)).all()

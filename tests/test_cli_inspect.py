@@ -150,6 +150,25 @@ def test_usage_mistakes_are_one_line_with_status_2(capsys, argv, message):
     assert message in err and err.count("\n") == 1 and "usage:" not in err
 
 
+def test_version(capsys):
+    from layerscope import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"layerscope {__version__}\n"
+
+
+def test_json_into_a_closed_pipe_ends_quietly():
+    """``layerscope tree resnet18 --json | head -1``: the reader leaves before the output is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "layerscope", "tree", "resnet18", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before torch has even loaded
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
+
+
 def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
     from layerscope.tui.widgets.stats import stats_table as tab_table
 
@@ -211,3 +230,63 @@ def test_a_folded_run_shows_its_shape_change(capsys):
     assert code == 0
     assert "└── 0…2  Conv2d ×3  444  → 1×4×16×16 ⋯ 1×4×4×4" in out
     assert "model  Sequential  444  → 1×4×4×4" in out
+
+
+def test_tree_json_marks_a_module_registered_twice(capsys):
+    code, out, _ = run(capsys, "tree", "sample_models:relu_twice", "--json")
+    features = json.loads(out)["children"][0]
+    last = features["children"][-1]
+    assert code == 0 and last["name"] == "features.3" and last["same_module_as"] == "features.1"
+    assert (last["access_expression"], last["access_expression_negative"]) == ("model.features[3]", "model.features[-1]")
+
+
+def test_stats_cost_json_on_meta_by_default(capsys):
+    code, out, _ = run(capsys, "stats", "resnet50", "--cost", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["devices"] == ["meta"]  # cost alone needs no weights and no arithmetic
+    assert data["macs"] == 4_089_184_256 and data["flops"] == 2 * 4_089_184_256
+    assert data["param_bytes"] == 25_557_032 * 4
+    memory = data["memory"]
+    assert memory["inference_bytes"] == 25_557_032 * 4 + data["buffer_bytes"] + data["activation_peak_bytes"]
+    indices = 64 * 56 * 56 * 8  # the max-pool's int64 indices keep their size in bfloat16 training
+    activations_bf16 = (data["activation_bytes"] - indices) // 2 + indices
+    assert memory["training_bytes"] == 25_557_032 * 16 + data["buffer_bytes"] + activations_bf16
+    assert set(memory["formula"]) == {"inference", "training"}
+
+
+def test_stats_cost_batch_and_dtype_change_the_figures(capsys):
+    _, out, _ = run(capsys, "stats", "resnet50", "--cost", "--json", "--layer", "layer4", "--batch", "4",
+                    "--dtype", "float16")
+    data = json.loads(out)
+    assert data["macs"] == 4 * 809_238_528
+    assert data["memory"]["dtype"] == data["memory"]["training_dtype"] == "float16"
+    assert data["memory"]["inference_bytes"] == 14_964_736 * 2 + data["buffer_bytes"] + data["activation_peak_bytes"]
+
+
+def test_tree_cost_column_in_human_units_with_share(capsys):
+    code, out, _ = run(capsys, "tree", "resnet50", "--cost", "--depth", "2")
+    assert code == 0
+    assert "4.1 GMACs (8.2 GFLOPs) per batch of 1 at 3x224x224\nmemory: inference 108.2 MiB (float32)" in out
+    assert "model  ResNet  25.6M  4.1 GMACs 100.0%" in out
+    assert "conv1  Conv2d  9.4K  118.0 MMACs 2.9%" in out
+    assert "0…2  Bottleneck ×3  15.0M  809.2 MMACs 19.8%" in out
+
+
+def test_tree_cost_json_sums_a_module_list(capsys):
+    _, out, _ = run(capsys, "tree", "sample_models:tied_lm", "--input", "12:long", "--cost", "--json")
+    data = json.loads(out)
+    head = next(c for c in data["children"] if c["name"] == "head")
+    assert head["macs"] == 12 * 16 * 100 and data["macs"] == 12 * 16 * 100 + 12 * 16 * 16
+    assert head["share"] == pytest.approx(100 / 116)
+
+
+def test_bad_dtype_is_a_usage_error(capsys):
+    code, _, err = run_exit(capsys, "stats", "resnet18", "--cost", "--dtype", "fp7")
+    assert code == 2 and err.count("\n") == 1 and "--dtype" in err
+
+
+def run_exit(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as stop:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return stop.value.code, out, err

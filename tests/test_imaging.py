@@ -134,3 +134,17 @@ def test_preprocess_without_a_crop_keeps_the_image_size():
     tensor, geometry = imaging.preprocess(photo, Preprocess(resize=None, crop=None, mean=(0, 0, 0), std=(1, 1, 1)))
     assert tensor.shape == (1, 3, 120, 300)
     assert bool(imaging.seen_mask(geometry).all())
+
+
+def test_save_names_say_what_the_map_is_and_count_up(tmp_path):
+    from layerscope.savenames import map_stem, unused_stem
+
+    stem = map_stem(spec="timm:vit_base_patch16_224", layer="blocks.11.norm1", method="gradcam++",
+                    image="photos/my cat.jpg", target=282, target_name="tiger cat")
+    assert stem == "timm_vit_base_patch16_224-blocks.11.norm1-gradcampp-my_cat-282_tiger_cat"
+    assert map_stem(spec="ckpt/r18.pth", layer="", method="eigencam", image="x.png", target=None,
+                    target_name=None) == "r18.pth-model-eigencam-x-top"
+    assert unused_stem(tmp_path, "m") == tmp_path / "m"
+    (tmp_path / "m.npy").write_bytes(b"")  # either file taken is enough to move on
+    (tmp_path / "m-2.png").write_bytes(b"")
+    assert unused_stem(tmp_path, "m") == tmp_path / "m-3"

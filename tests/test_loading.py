@@ -214,3 +214,40 @@ def test_bad_arguments():
         load_model("resnet18", kwargs={"nonsense": 1})
     with pytest.raises(LayerscopeError, match="unknown device"):
         load_model("resnet18", device="tpu")
+
+
+def test_auto_weights_are_the_cached_ones_and_never_a_download(monkeypatch, tmp_path):
+    cached = load_model("mobilenet_v2", weights="auto")  # IMAGENET1K_V1 is in this machine's torch cache
+    assert cached.pretrained and cached.weights == "MobileNet_V2_Weights.IMAGENET1K_V1"
+    assert cached.categories[285] == "Egyptian cat"
+    assert not load_model("resnet50", weights="auto", device="meta").pretrained
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: random init, and no download tried
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", pytest.fail)
+    empty = load_model("mobilenet_v2", weights="auto")
+    assert not empty.pretrained and empty.weights_label == "random weights (untrained)"
+
+
+def test_failed_default_download_names_the_cached_weights(monkeypatch):
+    def offline(*_args, **_kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)  # DEFAULT is IMAGENET1K_V2: not cached
+    with pytest.raises(LayerscopeError, match=r"could not download MobileNet_V2_Weights.IMAGENET1K_V2 .*"
+                                              r"cached here, no download needed: --weights IMAGENET1K_V1$"):
+        load_model("mobilenet_v2", weights="DEFAULT")
+
+
+def test_auto_finds_timm_weights_in_the_hugging_face_cache(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    from layerscope.weights_cache import auto_weights
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert auto_weights("timm:resnet18") == "none"
+    repo = tmp_path / "models--timm--resnet18.a1_in1k"
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "model.safetensors").write_bytes(b"")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    assert auto_weights("timm:resnet18") == "DEFAULT"
+    assert auto_weights("sample_models:tied_lm") == "none"

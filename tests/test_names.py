@@ -221,3 +221,32 @@ def test_folded_runs_count_tied_tensors_once():
     twice = build_tree(nn.Sequential(nn.Conv2d(1, 1, 1), same, same, same))
     (run,) = twice.repeat_runs(twice.root)
     assert twice.run_params(run.members) == 72 == sum(p.numel() for p in same.parameters())
+
+
+def test_the_readme_tree_example_runs_and_its_comments_hold():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme.split("#### Python: the tree", 1)[1], re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    claims = [line.partition("  # ") for line in code.splitlines() if "  # (" in line or "  # [" in line]
+    assert len(claims) == 3
+    for expression, _, claim in claims:
+        assert repr(eval(expression, scope)) == claim, expression
+
+
+def test_a_real_hugging_face_causal_lm_names_every_node():
+    """``LlamaForCausalLM``: root children ``model`` and ``lm_head``; the tied head counts once."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    model = transformers.LlamaForCausalLM(config)
+    tree = build_tree(model)
+    check_every_node(model, tree)
+    assert tree.resolve("model.layers.2").access == "model.model.layers[2]"
+    assert tree.resolve("model.model.layers[-1]") is tree.resolve("model.layers.2")
+    assert tree.resolve("model.layers.1.mlp.down_proj").name == "model.layers.1.mlp.down_proj"
+    assert tree.root.total_params == sum(p.numel() for p in model.parameters())
+    assert tree.root.state_dict_unique_bytes < tree.root.state_dict_bytes  # lm_head.weight is embed_tokens'

@@ -51,3 +51,57 @@ def test_overlay_preview_blends_the_photo():
     photo = Image.new("RGB", (4, 4), (255, 255, 255))
     pixels = heatmap_preview(heat, width=4, height=2, image=photo, alpha=0.5).pixels()
     assert pixels.shape == (4, 4, 3) and pixels[0, 0].tolist() == [128, 128, 192]
+
+
+def test_colour_depth_is_read_from_the_terminal():
+    from layerscope.render import color_depth
+
+    def depth(**environ) -> str:
+        return color_depth(Console(file=io.StringIO(), force_terminal=True, _environ=environ))
+
+    assert depth(COLORTERM="truecolor", TERM="xterm-256color") == "truecolor"
+    assert depth(TERM="xterm-256color") == "256"
+    assert depth(TERM="xterm") == "ascii"  # 16 themed colours: the ramp, not a guessed palette
+    assert depth(TERM="dumb") == "ascii"
+    assert depth(COLORTERM="truecolor", NO_COLOR="1") == "ascii"
+
+
+def test_256_colours_dither_instead_of_posterizing():
+    from layerscope.render import xterm_indices, xterm_rgb
+
+    between = torch.zeros(16, 16, 3, dtype=torch.uint8)
+    between[..., 0] = 115  # halfway between the cube's reds 95 (colour 52) and 135 (colour 88)
+    indices = xterm_indices(between)
+    assert set(indices.flatten().tolist()) == {52, 88}  # nearest-colour alone would give one of them
+    mean_red = sum(xterm_rgb(i)[0] for i in indices.flatten().tolist()) / indices.numel()
+    assert abs(mean_red - 115) < 3
+    assert xterm_rgb(16) == (0, 0, 0) and xterm_rgb(231) == (255, 255, 255) and xterm_rgb(244) == (128, 128, 128)
+
+
+def test_the_console_picks_the_renderer():
+    heat = torch.linspace(0, 1, 64).repeat(32, 1)
+    preview = heatmap_preview(heat, width=16)
+
+    def cells(console: Console) -> list:
+        return [s for s in console.render(preview) if s.text == UPPER_HALF]
+
+    eight_bit = cells(_console(color_system="256"))
+    assert len(eight_bit) == 16 * 4
+    assert {s.style.color.type.name for s in eight_bit} == {"EIGHT_BIT"}
+    assert all(16 <= s.style.color.number <= 255 for s in eight_bit)
+    assert {s.style.color.type.name for s in cells(_console(color_system="truecolor"))} == {"TRUECOLOR"}
+    assert cells(_console(color_system="standard")) == [] and "@" in "".join(  # the ASCII ramp
+        s.text for s in _console(color_system="standard").render(preview))
+    forced = heatmap_preview(heat, width=16, colors="256")
+    assert {s.style.color.type.name for s in _console(color_system="truecolor").render(forced)
+            if s.text == UPPER_HALF} == {"EIGHT_BIT"}
+
+
+def test_a_detectors_box_is_outlined_in_the_preview():
+    heat = torch.zeros(20, 40)
+    photo = Image.new("RGB", (40, 20), (90, 90, 90))
+    pixels = heatmap_preview(heat, width=20, image=photo, box=(10, 4, 30, 16)).pixels()  # half the photo's size
+    assert pixels.shape == (10, 20, 3)
+    magenta = (pixels == torch.tensor([255, 0, 255], dtype=torch.uint8)).all(-1)
+    assert magenta[2, 5:15].all() and magenta[2:8, 5].all()  # top and left sides at half scale
+    assert not magenta[4, 7:13].any() and magenta.sum() == 2 * 10 + 2 * 4

@@ -119,3 +119,15 @@ def test_cli_refuses_every_code_file_in_one_line(tmp_path, capsys, make):
         assert err.count("\n") == 1 and "--trust" in err and "Traceback" not in err
     assert not marker.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.bin", "linear.pth"]
+
+
+def test_trusted_torchscript_works_in_every_structure_command(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "scripted.pt"
+    torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())).save(str(path))
+    assert main(["api", str(path), "--trust", "--layer", "0", "--json"]) == 0
+    rows = {row["method"]: row["count"] for row in json.loads(capsys.readouterr().out)["methods"]}
+    assert rows["parameters()"] == 2 and rows["modules()"] == 1
+    assert main(["stats", str(path), "--trust", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_params"] == 8 * 27 + 8

@@ -94,6 +94,8 @@ def test_access_expressions_for_dicts_and_odd_keys():
     assert tree.resolve("heads.cls").access == "model.heads['cls']"
     assert tree.resolve("model.heads['box-reg']").name == "heads.box-reg"
     assert tree.resolve("heads.box-reg").access == "model.heads['box-reg']"
+    with pytest.raises(LayerscopeError, match=r"no layer 'heads\.box-rex' in WithState; closest: heads\.box-reg"):
+        tree.resolve("heads.box-rex")
 
 
 def test_negative_index_propagates_into_the_last_block():

@@ -231,6 +231,33 @@ async def test_a_model_that_cannot_load_leaves_the_app_open_with_an_error():
         assert app.is_running
 
 
+async def test_help_explains_the_tree_marks(app):
+    async with app.run_test(size=(100, 50)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        shown = screen_text(app)
+        for line in ("▦   spatial output (N×C×H×W): a Grad-CAM target as it is",
+                     "▤   token grid (a transformer's N×tokens×C)", "·   not eligible: no spatial or token-grid",
+                     "◎   the Grad-CAM target (t sets it", "×N  N repeated blocks folded", "→   output shape",
+                     "S        Show or hide each tree line's output shape"):
+            assert line in shown, line
+
+
+async def test_shift_s_shows_output_shapes_on_tree_lines(app):
+    async with app.run_test(size=(120, 30)) as pilot:
+        assert "→" not in await opened_line(pilot, "layer4", "BasicBlock")
+        await pilot.press("S")
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        assert "layer4 Sequential  8.4M  → 1×512×7×7" in next(line for line in lines if "layer4 Seq" in line)
+        assert "0…1 BasicBlock ×2  8.4M  → 1×512×7×7" in next(line for line in lines if "BasicBlock" in line)
+        assert "fc Linear  513.0K  → 1×1000" in screen_text(app)
+        await pilot.press("S")
+        await pilot.pause()
+        assert "→" not in screen_text(app)
+
+
 async def test_t_on_a_folded_run_targets_its_last_member_and_says_so(app):
     async with app.run_test(size=SIZE) as pilot:
         await opened_line(pilot, "layer4", "BasicBlock")

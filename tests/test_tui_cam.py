@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tui_helpers import notifications, screen_text, settle
 
 from layerscope.loading import load_model
@@ -132,11 +133,17 @@ async def test_s_saves_png_and_npy_and_shows_the_path(app, tmp_path):
         await settle(pilot)
         await pilot.press("s")
         await pilot.pause()
-        png = tmp_path / "layerscope-mobilenet_v2-features.18-gradcam.png"
+        png = tmp_path / "mobilenet_v2-features.18-gradcam-chelsea-285_Egyptian_cat.png"
         assert png.exists() and png.stat().st_size > 10_000
         heat = np.load(png.with_suffix(".npy"))
         assert heat.shape == (300, 451) and 0 <= heat.min() and heat.max() <= 1
         assert any(str(png) in n for n in notifications(app))
+        first = png.read_bytes()
+        await pilot.press("s")  # the same map again: a counter, the first save untouched
+        await pilot.pause()
+        again = tmp_path / "mobilenet_v2-features.18-gradcam-chelsea-285_Egyptian_cat-2.png"
+        assert again.read_bytes() == first and again.with_suffix(".npy").exists()
+        assert png.read_bytes() == first
 
 
 async def test_o_with_a_bad_path_notifies_and_keeps_the_photo(app, tmp_path):
@@ -437,3 +444,111 @@ async def test_escape_during_a_one_pass_map_discards_it_when_it_arrives(app, hel
         await pilot.press("g")  # the pass it finished is kept: this one redraws from it
         await settle(pilot)
         assert panel.view is not None and panel.view.reused
+
+
+def test_the_tab_says_loudly_when_weights_are_random(mobilenet, resnet18, resnet18_tree):
+    from layerscope.tree import build_tree
+    from layerscope.tui.session import Session
+    from layerscope.tui.widgets.gradcam import info_text
+
+    warning = "⚠ random weights: this map shows nothing learned"
+    assert warning in info_text(Session(loaded=resnet18, tree=resnet18_tree), None).plain
+    assert warning not in info_text(Session(loaded=mobilenet, tree=build_tree(mobilenet.model)), None).plain
+
+
+async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4", "c", "2", "8", "2", "enter")
+        await settle(pilot)
+        assert "class 282 tiger cat for this image (C pins)" in screen_text(app)
+        await pilot.press("o", "ctrl+u", *f"{SAMPLES}/coffee.png", "enter")
+        await settle(pilot)
+        assert app.session.class_index is None and "class top prediction" in screen_text(app)
+        assert any("back to the top prediction" in n for n in notifications(app))
+        await pilot.press("c", "9", "6", "7", "enter", "C")
+        await settle(pilot)
+        assert "class 967 espresso pinned (C unpins)" in screen_text(app)
+        await pilot.press("o", "ctrl+u", *f"{SAMPLES}/chelsea.png", "enter")
+        await settle(pilot)
+        assert app.session.image == SAMPLES / "chelsea.png" and app.session.class_index == 967
+
+
+async def test_80x24_is_a_first_class_layout(app):
+    """One header line, s/y/?/q in the footer, and the map as large as the rows allow."""
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        rows = screen_text(app).splitlines()
+        assert rows[0].rstrip() == " mobilenet_v2 · IMAGENET1K_V1 · cpu · 3,504,872 params (all trainable)"
+        assert rows[-1].split() == ["g", "Grad-CAM", "m", "Method", "c", "Class", "o", "Image", "s", "Save",
+                                    "y", "Copy", "?", "Help", "q", "Quit"]
+        assert rows[-5].endswith("▎ top-5 285 Egyptian cat 0.717 · 282 tiger cat   ")
+        map_rows = [row for row in rows if "▀▀▀▀" in row]
+        assert len(map_rows) == 12 and map_rows[0].count("▀") == 36  # was 9 rows of 39
+
+
+def test_a_narrow_footer_drops_the_least_needed_keys_first():
+    from layerscope.tui.widgets.footer import key_width, keys_that_fit
+
+    keys = [("search", key_width("/", "Search")), ("compute", key_width("g", "Grad-CAM")),
+            ("mine", key_width("r", "Rank")), ("quit", key_width("q", "Quit")),
+            ("command_palette", key_width("^p", "palette"))]
+    assert [w for _, w in keys] == [10, 12, 8, 8, 12]
+    keep = ("quit", "compute", "search")
+    assert keys_that_fit(keys, 50, keep) == {"search", "compute", "mine", "quit", "command_palette"}
+    assert keys_that_fit(keys, 49, keep) == {"search", "compute", "mine", "quit"}
+    assert keys_that_fit(keys, 30, keep) == {"search", "compute", "quit"}
+    assert keys_that_fit(keys, 20, keep) == {"compute", "quit"}
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "xterm", None])
+async def test_the_map_follows_the_terminals_colour_depth(mobilenet, monkeypatch, term):
+    """Textual keeps colours as RGB inside; a 256-colour terminal must get dithered palette colours
+    (sent exactly), a 16-colour one the ASCII ramp, a truecolor one (the fixture's) any RGB."""
+    from layerscope.render import xterm_rgb
+
+    if term is not None:
+        monkeypatch.delenv("COLORTERM")
+        monkeypatch.setenv("TERM", term)
+    app = LayerscopeApp(mobilenet, spec="mobilenet_v2")  # reads the terminal when it starts
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        cells = [segment for strip in app.screen._compositor.render_strips() for segment in strip
+                 if segment.text == "▀"]
+        shown = screen_text(app)
+    colours = {s.style.color.triplet for s in cells} | {s.style.bgcolor.triplet for s in cells}
+    off_palette = colours - {xterm_rgb(i) for i in range(16, 256)}
+    if term == "xterm-256color":
+        assert len(colours) > 30 and not off_palette
+    elif term == "xterm":
+        assert not cells and "@@" in shown
+    else:
+        assert len(off_palette) > 100
+
+
+@pytest.mark.slow
+async def test_a_detectors_tab_lists_the_boxes_and_outlines_the_explained_one(tmp_path):
+    torch.manual_seed(0)
+    loaded = load_model("fasterrcnn_mobilenet_v3_large_320_fpn", kwargs={"box_score_thresh": 0.0})
+    app = LayerscopeApp(loaded, spec="frcnn", image=SAMPLES / "coffee.png", save_dir=tmp_path)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        view = app.query_one(CamPanel).view
+        shown = screen_text(app)
+        cells = [s for strip in app.screen._compositor.render_strips() for s in strip if s.text == "▀"]
+        await pilot.press("s")
+        await pilot.pause()
+    assert len(view.detections) >= 5 and view.box is not None
+    [boxed] = [d for d in view.detections if d.box == view.box]
+    assert f"#{boxed.rank} {boxed.title} {boxed.score:.3f} ◎ boxed" in shown
+    magenta = (255, 0, 255)
+    assert sum(s.style.color.triplet == magenta or s.style.bgcolor.triplet == magenta for s in cells) >= 8
+    [png] = tmp_path.glob("*.png")
+    x1, y1, x2, y2 = (round(v) for v in view.box)
+    assert (np.asarray(Image.open(png))[y1 + 1, x1 + 4: x2 - 4] == magenta).all()

@@ -104,3 +104,14 @@ def test_header_shows_total_and_trainable_parameters(resnet18, resnet18_tree):
     assert "⚠ random weights" in header_text(resnet18, resnet18_tree).plain
     partly = load_model("sample_models:with_state")
     assert "51 params (31 trainable, 20 frozen)" in header_text(partly, build_tree(partly.model)).plain
+
+
+def test_without_a_terminal_the_app_says_so_and_exits_2(tmp_path):
+    out = tmp_path / "out"
+    with out.open("w") as sink:
+        done = subprocess.run([sys.executable, "-m", "layerscope", "resnet18"], stdin=subprocess.DEVNULL,
+                              stdout=sink, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "needs a terminal" in done.stderr
+    assert "layerscope tree|stats|api|cam|sweep MODEL" in done.stderr
+    assert out.read_text() == ""  # no escape codes written into the file

@@ -59,3 +59,14 @@ def test_light_theme_and_help(snap_compare, resnet18_loaded):
     app.theme = "textual-light"
     app.log_path = Path.home() / ".local" / "state" / "layerscope" / "app.log"  # shown as ~/…: any machine
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("question_mark"))
+
+
+def test_gradcam_tab_at_80x24(snap_compare, mobilenet):
+    """The map as large as 80×24 allows, the top-5 on two rows under it (no toast over them)."""
+    async def run_before(pilot) -> None:
+        await keys("g")(pilot)
+        pilot.app.clear_notifications()
+        await settle(pilot)
+
+    app = LayerscopeApp(mobilenet, spec="mobilenet_v2")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -2,8 +2,10 @@
 
 ``torch.load`` runs with ``weights_only=True`` always; a file that needs full unpickling
 is refused unless the user passed ``--trust``, because unpickling can run any code the
-file's author chose. Misfits are reported key by key so the user knows which
-architecture or checkpoint is wrong.
+file's author chose. TorchScript archives and torch.export programs are programs, and
+are told apart by their zip members (never the suffix) and refused the same way.
+Misfits are reported key by key so the user knows which architecture or checkpoint is
+wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import nn
 from layerscope.errors import LayerscopeError, first_line, with_article
 from layerscope.files import regular_file
 
+MAX_ZIP_EXPANSION = 20
 # What a program archive is, for the refusal message: loading either one runs code from the file.
 PROGRAMS = {
     "torchscript": "a TorchScript archive: loading it runs the TorchScript code stored in the file",
@@ -35,15 +38,27 @@ def archive_kind(path: Path) -> str | None:
         if not zipfile.is_zipfile(handle):
             return None
         try:
-            names = zipfile.ZipFile(handle).namelist()
+            members = zipfile.ZipFile(handle).infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise LayerscopeError(f"cannot read {path}: a damaged zip archive ({first_line(exc)})") from exc
-    parts = [name.split("/") for name in names]
+    _refuse_zip_bomb(path, sum(m.file_size for m in members))
+    parts = [m.filename.split("/") for m in members]
     if any(p[-1] == "constants.pkl" or "code" in p[:-1] for p in parts):
         return "torchscript"
     if any(p[-1] == "archive_format" or "models" in p[:-1] for p in parts):
         return "export"
     return None
+
+
+def _refuse_zip_bomb(path: Path, expanded: int) -> None:
+    """torch reads deflated members too: a 40 MB file could expand to 40 GB of zeros in
+    memory. torch itself stores members uncompressed, so a large expansion is a warning sign."""
+    size = path.stat().st_size
+    if expanded > MAX_ZIP_EXPANSION * size and expanded > 1 << 30:
+        raise LayerscopeError(
+            f"{path} expands from {size:,} to {expanded:,} bytes when unzipped (a zip bomb?); "
+            "torch.save never compresses, so this is not a checkpoint it wrote"
+        )
 
 
 def read_model_file(path: Path, *, trust: bool, what: str = "model file") -> Any:

@@ -4,7 +4,7 @@ Every file layerscope reads goes through ``regular_file`` first: a FIFO, ``/dev/
 or a socket would block a reader forever or feed it without end, so only regular
 files are opened (``stat`` before ``open``). Every file it writes goes through
 ``atomic_write``: a temporary file in the same folder renamed into place, so a failed
-write never leaves half a file, and ``check_output`` refuses an output path that is
+write never leaves half a file, and ``output_path`` refuses an output path that is
 one of the command's inputs.
 """
 
@@ -69,6 +69,8 @@ def regular_file(path: Path, what: str = "file") -> Path:
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
         raise LayerscopeError(f"{_short(path)} is {kind}, not {with_article(what)}; layerscope reads regular files only")
+    if info.st_size == 0:  # also what /proc and /sys pseudo-files report, whose reads may never end
+        raise LayerscopeError(f"{_short(path)} is empty (0 bytes), not {with_article(what)}")
     try:
         with open(path, "rb", opener=_nonblocking) as handle:  # proves read permission; never blocks
             handle.read(1)

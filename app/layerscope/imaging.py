@@ -81,13 +81,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def preprocess(image: Image.Image, spec: Preprocess) -> tuple[Tensor, Geometry]:
-    """The ``1×3×H×W`` float input for ``spec`` (resize shorter side, centre crop, normalise)."""
+    """The ``1×3×H×W`` float input for ``spec`` (resize the shorter side or to an exact H×W,
+    centre crop, normalise); ``Geometry`` keeps both scale factors, so a stretched resize maps back too."""
     import torchvision.transforms.functional as TF
 
     width, height = image.size
     resized = image
     if spec.resize is not None:
-        resized = TF.resize(image, [spec.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        size = list(spec.resize) if isinstance(spec.resize, tuple) else [spec.resize]  # H×W, or the shorter side
+        resized = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     rw, rh = resized.size
     ch, cw = spec.crop or (rh, rw)
     cropped = TF.center_crop(resized, [ch, cw])
@@ -211,6 +213,19 @@ def overlay(
     weight = torch.full(photo.shape[:2], alpha) if mask is None else mask.float() * alpha
     blended = photo * (1 - weight[..., None]) + colour * weight[..., None]
     return tensor_to_image(blended.round().clamp(0, 255).to(torch.uint8))
+
+
+BOX_COLOUR = (255, 0, 255)  # magenta: absent from jet and turbo, so it reads on any map
+
+
+def draw_box(image: Image.Image, box: Sequence[float], width: int | None = None) -> Image.Image:
+    """A copy of ``image`` with ``box`` (x1, y1, x2, y2 in its pixels) outlined: the detection a
+    detector's map explains, drawn on the overlay it explains."""
+    framed = to_rgb(image).copy()
+    width = width or max(2, round(min(framed.size) / 150))
+    x1, y1, x2, y2 = (float(v) for v in box)
+    ImageDraw.Draw(framed).rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=BOX_COLOUR, width=width)
+    return framed
 
 
 def side_by_side(

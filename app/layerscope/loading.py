@@ -1,9 +1,10 @@
 """The one loader behind every command: a model spec in, a ready ``nn.Module`` out.
 
 Specs are torchvision builder names (optionally ``torchvision:NAME``), ``timm:NAME``,
-``package.module:callable`` factories, or files (TorchScript, state_dict, pickled
-module). Keeping every spec in one function means the CLI and the app can never
-disagree about what a name means or which weights were used.
+``package.module:callable`` factories, files (TorchScript, state_dict, pickled
+module), or Hugging Face folders (``layerscope.hf``). Keeping every spec in one
+function means the CLI and the app can never disagree about what a name means or
+which weights were used.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 from layerscope.checkpoints import extract_state_dict, fit_state_dict, read_model_file
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import exists, expand
+from layerscope.weights_cache import auto_weights, cached_hint
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 FILE_SUFFIXES = STATE_DICT_SUFFIXES + (".safetensors", ".jit", ".torchscript", ".pt2")
@@ -37,7 +39,7 @@ class Preprocess:
     """How an image becomes the model's input; kept as numbers, not a transform object,
     so that a heatmap can be mapped back onto the original photo's geometry."""
 
-    resize: int | None = 256
+    resize: int | tuple[int, int] | None = 256  # shorter side, or an exact H×W (Hugging Face ViT)
     crop: tuple[int, int] | None = (224, 224)  # None: keep the image's own size (detectors)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -75,12 +77,21 @@ def load_model(
     trust: bool = False,
     kwargs: Mapping[str, Any] | None = None,
 ) -> LoadedModel:
-    """Build or read the model that ``spec`` names, on ``device``, in eval mode."""
+    """Build or read the model that ``spec`` names, on ``device``, in eval mode.
+
+    ``weights="auto"``: the pretrained weights already in the local cache, else random init.
+    """
     if not spec.strip():
         raise LayerscopeError("empty model spec; name a model (e.g. resnet18) or a file")
     dev = _parse_device(device)
+    if weights.lower() == "auto":
+        weights = auto_weights(spec, dev.type)
     kwargs = dict(kwargs or {})
-    if _looks_like_file(spec):
+    from layerscope import hf  # Hugging Face folders; transformers itself is imported only for one
+
+    if hf.is_hf_spec(spec):
+        loaded = hf.load_hf(spec, weights=weights, dev=dev, trust=trust, kwargs=kwargs)
+    elif _looks_like_file(spec):
         loaded = _load_file(expand(spec, "model file"), spec, arch=arch, dev=dev, trust=trust, kwargs=kwargs)
     elif spec.startswith("timm:"):
         loaded = _load_timm(spec.removeprefix("timm:"), spec, weights, dev, kwargs)
@@ -148,6 +159,39 @@ def _within_device(dev: torch.device, build: Callable[[], nn.Module], what: str)
         raise
 
 
+def _check_fits(dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: dict[str, Any]) -> None:
+    """Builder arguments are sizes users type (``--arg num_classes=10000000000`` asks for 80 GB):
+    build the structure on ``meta`` first, for free, and refuse weights that cannot fit."""
+    available = _available_bytes(dev)
+    if not kwargs or dev.type == "meta" or available is None:
+        return
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except Exception:
+        return  # builders that cannot run on meta meet their own errors in the real build
+    tensors = [*skeleton.parameters(), *skeleton.buffers()]
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    if needed > available:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise LayerscopeError(f"{what} with {given} needs {needed / 2**30:,.1f} GiB of weights; "
+                              f"{dev.type} has {available / 2**30:,.1f} GiB available")
+
+
+def _available_bytes(dev: torch.device) -> int | None:
+    """Free memory where the weights would go: MemAvailable on Linux, the GPU's free bytes."""
+    if dev.type == "cuda":
+        return torch.cuda.mem_get_info(dev)[0]
+    if dev.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as info:
+            line = next(line for line in info if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) * 1024
+
+
 # --- torchvision -----------------------------------------------------------------
 
 
@@ -167,6 +211,8 @@ def _load_torchvision(
     reference = chosen or (enum.DEFAULT if enum is not None else None)
     if chosen is None and "weights_backbone" in inspect.signature(builder).parameters:
         kwargs.setdefault("weights_backbone", None)  # detectors would otherwise download a backbone
+    if chosen is None:
+        _check_fits(dev, lambda: _call_builder(builder, None, name, kwargs), name, kwargs)
     model = _within_device(dev, lambda: _call_builder(builder, chosen, name, kwargs), name)
     return LoadedModel(
         model=model,
@@ -219,7 +265,7 @@ def _call_builder(builder, chosen, name: str, kwargs: dict[str, Any]) -> nn.Modu
             raise _bad_arguments(name, kwargs, exc) from exc
         raise LayerscopeError(
             f"could not download {_weights_name(chosen)} ({first_line(exc)}); "
-            "use --weights none for random weights, or --weights PATH for a local file"
+            f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}"
         ) from exc
 
 
@@ -301,6 +347,8 @@ def _load_timm(
         except (ValueError, AssertionError, KeyError) as exc:
             raise _bad_arguments(f"timm:{name}", kwargs, exc) from exc
 
+    if not pretrained:
+        _check_fits(dev, build, f"timm:{name}", kwargs)
     model = _within_device(dev, build, name)
     return LoadedModel(
         model=model,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -67,17 +69,19 @@ def parse_input_spec(spec: str) -> tuple[tuple[int, ...], torch.dtype]:
     return shape, dtype
 
 
-def dummy_input(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A batch of one zero-ish input on the model's own device and float dtype."""
+def dummy_input(
+    model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype = torch.float32, batch: int = 1
+) -> torch.Tensor:
+    """A batch (of one unless asked) of zero-ish input on the model's own device and float dtype."""
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
     if dtype.is_floating_point and first is not None and first.dtype.is_floating_point:
         dtype = first.dtype
     if dtype.is_floating_point:
-        return torch.rand((1, *shape), device=device, dtype=dtype) if device.type != "meta" else torch.empty(
-            (1, *shape), device=device, dtype=dtype
+        return torch.rand((batch, *shape), device=device, dtype=dtype) if device.type != "meta" else torch.empty(
+            (batch, *shape), device=device, dtype=dtype
         )
-    return torch.zeros((1, *shape), device=device, dtype=dtype)
+    return torch.zeros((batch, *shape), device=device, dtype=dtype)
 
 
 def call_model(model: nn.Module, x: torch.Tensor) -> object:
@@ -92,29 +96,50 @@ def _takes_image_list(model: nn.Module) -> bool:
     return type(transform).__name__ == "GeneralizedRCNNTransform"
 
 
+class ProbeObserver(Protocol):
+    """Something that watches the probe's pass (``layerscope.cost``): a context manager around
+    the forward, told when each module's forward starts and ends."""
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(self, *exc: object) -> object: ...
+
+    def enter(self, name: str, inputs: object) -> None: ...
+
+    def leave(self, name: str, output: object) -> None: ...
+
+
 def probe_shapes(
-    model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224), dtype: torch.dtype = torch.float32
+    model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224), dtype: torch.dtype = torch.float32,
+    *, batch: int = 1, observer: ProbeObserver | None = None,
 ) -> dict[str, ShapeInfo]:
-    """Run one eval-mode forward pass and record every module's output, keyed by qualified name.
+    """Run one eval-mode forward pass and record every module's output, keyed by qualified name;
+    an ``observer`` (the cost counter) rides along on the same pass.
 
     Training flags are restored and every hook removed even when the forward raises.
     """
     with model_lock(model):
-        return _probe_locked(model, input_shape, dtype)
+        return _probe_locked(model, input_shape, dtype, batch, observer)
 
 
-def _probe_locked(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> dict[str, ShapeInfo]:
+def _probe_locked(
+    model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype, batch: int, observer: ProbeObserver | None
+) -> dict[str, ShapeInfo]:
     shapes: dict[str, ShapeInfo] = {}
     handles = []
     flags = [(m, m.training) for m in model.modules()]
     try:
         for name, module in model.named_modules():
-            handles.append(module.register_forward_hook(_recorder(shapes, name)))
+            if observer is not None:
+                handles.append(module.register_forward_pre_hook(_starter(observer, name)))
+            handles.append(module.register_forward_hook(_recorder(shapes, name, observer)))
         model.eval()
-        with torch.no_grad():
-            call_model(model, dummy_input(model, input_shape, dtype))
+        with torch.no_grad(), observer if observer is not None else nullcontext():
+            call_model(model, dummy_input(model, input_shape, dtype, batch))
     except Exception as exc:
-        raise LayerscopeError(f"shape probe failed with input {'x'.join(map(str, input_shape))}: "
+        text_model = getattr(model, "main_input_name", None) == "input_ids" and dtype.is_floating_point
+        hint = " (a text model takes token ids: --input 128:long)" if text_model else ""
+        raise LayerscopeError(f"shape probe failed with input {'x'.join(map(str, input_shape))}{hint}: "
                               f"{first_line(exc)}") from exc
     finally:
         for handle in handles:
@@ -124,9 +149,18 @@ def _probe_locked(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.d
     return shapes
 
 
-def _recorder(shapes: dict[str, ShapeInfo], name: str):
+def _recorder(shapes: dict[str, ShapeInfo], name: str, observer: ProbeObserver | None):
     def hook(_module: nn.Module, _inputs: object, output: object) -> None:
         shapes.setdefault(name, describe_output(output))
+        if observer is not None:
+            observer.leave(name, output)
+
+    return hook
+
+
+def _starter(observer: ProbeObserver, name: str):
+    def hook(_module: nn.Module, inputs: object) -> None:
+        observer.enter(name, inputs)
 
     return hook
 

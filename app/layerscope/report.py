@@ -12,6 +12,7 @@ from layerscope.probe import ShapeInfo
 from layerscope.tree import ModuleTree, Node
 
 _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+_MAC_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
 
 def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None = None) -> dict[str, Any]:
@@ -56,6 +57,8 @@ def format_figure(key: str, value: Any) -> str:
     counts with separators, bytes exact and humanised (``18,882,560 B (18.0 MiB)``)."""
     if value is None or value == "":
         return "—"
+    if key in COST_FIGURES:
+        return COST_FIGURES[key](value)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int) and key.endswith("_bytes"):
@@ -85,6 +88,27 @@ def human_count(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f}{unit}"
     return str(n)
+
+
+def human_macs(macs: int, unit: str = "MACs") -> str:
+    """4089184256 -> '4.1 GMACs' (``unit='FLOPs'`` for FLOPs)."""
+    for scale, prefix in _MAC_UNITS:
+        if macs >= scale:
+            return f"{macs / scale:.1f} {prefix}{unit}"
+    return f"{macs} {unit}"
+
+
+def _memory_text(memory: dict[str, Any]) -> str:
+    return (f"inference {human_bytes(memory['inference_bytes'])} = {memory['formula']['inference']}\n"
+            f"training {human_bytes(memory['training_bytes'])} = {memory['formula']['training']}")
+
+
+COST_FIGURES = {  # the keys ``layerscope.cost.cost_stats`` adds that are not plain counts or bytes
+    "macs": lambda v: f"{human_macs(v)} ({exact(v)})",
+    "flops": lambda v: f"{human_macs(v, 'FLOPs')} ({exact(v)})",
+    "macs_share": lambda v: f"{v:.1%}",
+    "memory": _memory_text,
+}
 
 
 def human_bytes(n: int) -> str:

@@ -17,13 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from layerscope import hf
 from layerscope.cam import detection
 from layerscope.cam.hooks import capture_hook, checked_input, detached, model_guard
 from layerscope.cam.layers import LayerRef, resolve_layer
 from layerscope.cam.methods import CamInputs, Method, get_method
 from layerscope.cam.perturb import Cancel, ModelPerturber, PerturbContext, Progress, memory_guard
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
-from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, resolve_target
+from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, class_scores, resolve_target
 from layerscope.errors import LayerscopeError
 from layerscope.probe import call_model
 from layerscope.tree import ModuleTree
@@ -89,6 +90,9 @@ class CamSession:
         need_target: bool = True,
         tree: ModuleTree | None = None,
     ) -> None:
+        problem = hf.text_model_problem(model)
+        if problem:
+            raise LayerscopeError(problem)
         self.model = model
         self.input = checked_input(model, input_tensor)
         self.input_hw = (self.input.shape[-2], self.input.shape[-1])
@@ -103,7 +107,7 @@ class CamSession:
             target = detection.BoxTarget(label=label)
         self.base_scores: Tensor | None = None  # the target score of each image, before any perturbation
         acts, grads, output, self.target, self.frame = self._run(target, categories, gradients or need_target)
-        self.scores = detached(output)
+        self.scores = detached(class_scores(output))
         self.layouts = {name: self._layout(name, acts[name], reshape) for name in self.layers}
         self.activations = {n: self._grid(n, acts[n]) for n in self.layers}
         self.grads = {n: self._grid(n, grads[n]) for n in self.layers} if gradients else {}

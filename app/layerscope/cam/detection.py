@@ -47,6 +47,12 @@ class BoxTarget:
 
     def _pick(self, detections: dict[str, Tensor]) -> Tensor:
         scores = detections["scores"]
+        index = self.index(detections)
+        return scores.new_zeros(()) if index is None else scores[index]
+
+    def index(self, detections: dict[str, Tensor]) -> int | None:
+        """Which detection this target scores (None: no match), so it can be drawn and listed."""
+        scores = detections["scores"]
         keep = torch.arange(len(scores), device=scores.device)
         if self.label is not None:
             keep = keep[detections["labels"][keep] == self.label]
@@ -59,9 +65,45 @@ class BoxTarget:
             keep = keep[order][ious[order] >= self.iou_threshold]
         else:
             keep = keep[torch.argsort(scores[keep], descending=True)]
-        if len(keep) <= self.rank:
-            return scores.new_zeros(())
-        return scores[keep[self.rank]]
+        return int(keep[self.rank]) if len(keep) > self.rank else None
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected box of the first image, as the CLI table and the app's tab list it."""
+
+    rank: int  # the detector's own order: best score first
+    label: int
+    name: str | None
+    score: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the photo's pixels
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} {self.name}" if self.name else str(self.label)
+
+
+def detections(output: object, categories: Sequence[str] | None = None, limit: int = 5) -> list[Detection]:
+    """The first image's best ``limit`` boxes from a detector's output (a list of dicts)."""
+    found = output[0] if isinstance(output, list) and output and isinstance(output[0], dict) else {}
+    boxes = found.get("boxes", torch.zeros(0, 4))
+    names = list(categories or [])
+    rows = []
+    for rank in range(min(limit, len(boxes))):
+        label = int(found["labels"][rank])
+        rows.append(Detection(
+            rank=rank, label=label, name=names[label] if label < len(names) else None,
+            score=float(found["scores"][rank]), box=tuple(float(v) for v in boxes[rank].tolist()),
+        ))
+    return rows
+
+
+def target_detection(output: object, label: int | None = None) -> int | None:
+    """The rank of the box a map for ``label`` explains (the default ``BoxTarget``: the best box,
+    or the best of that class); None when nothing matches."""
+    if not (isinstance(output, list) and output and isinstance(output[0], dict)):
+        return None
+    return BoxTarget(label=label).index(output[0])
 
 
 class FrameRecorder:
@@ -88,3 +130,17 @@ class FrameRecorder:
         """The part of an ``N×C×h×w`` map that covers the image, not the padding."""
         h, w = grid.shape[-2:]
         return grid[..., : max(1, math.ceil(h * self.fraction[0])), : max(1, math.ceil(w * self.fraction[1]))]
+
+
+def explained_detections(
+    output: object, label: int | None, categories: Sequence[str] | None = None, limit: int = 5
+) -> tuple[list[Detection], Detection | None]:
+    """The best ``limit`` boxes and the one a map for ``label`` explains, listed too when tied
+    scores (random weights) rank it lower; None when no box matches."""
+    found = detections(output, categories, limit)
+    index = target_detection(output, label)
+    if index is None:
+        return found, None
+    if index >= len(found):
+        found.append(detections(output, categories, limit=index + 1)[index])
+    return found, next(d for d in found if d.rank == index)

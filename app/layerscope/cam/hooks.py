@@ -9,6 +9,7 @@ in-place ReLU after the layer cannot overwrite the activation the map is made fr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -57,6 +58,8 @@ def flatten_output(output: object) -> tuple[list[Tensor], Callable[[list[Tensor]
         keys = [k for k, v in output.items() if isinstance(v, Tensor) and v.is_floating_point()]
 
         def rebuild_mapping(new: list[Tensor]) -> object:
+            if dataclasses.is_dataclass(output):  # transformers' ModelOutput refuses update()
+                return type(output)(**{**output, **dict(zip(keys, new))})
             out = type(output)(output)  # type: ignore[call-arg]
             out.update(zip(keys, new))
             return out

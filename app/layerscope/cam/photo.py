@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 from torch import Tensor, nn
 
-from layerscope import imaging
+from layerscope import hf, imaging
 from layerscope.cam.core import CamResult, CamSession
 from layerscope.cam.detection import is_detection_model
 from layerscope.cam.layers import LayerRef, resolve_layer
@@ -52,6 +52,12 @@ class PhotoExplainer:
         reshape: Reshape = None,
         tree: ModuleTree | None = None,
     ) -> None:
+        problem = hf.text_model_problem(loaded.model)
+        if problem:
+            raise LayerscopeError(problem)
+        if loaded.device.type == "meta" and loaded.source == "huggingface":
+            raise LayerscopeError(f"{loaded.spec} is built on the meta device (a folder without weights, or "
+                                  "--device meta); CAMs need real weights: save them beside config.json")
         if loaded.device.type == "meta":
             raise LayerscopeError("CAMs need real weights and arithmetic; load the model on cpu or cuda, not meta")
         self.loaded = loaded

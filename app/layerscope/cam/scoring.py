@@ -35,7 +35,7 @@ class ResolvedTarget:
         if self.classes is None:
             return lambda out: _as_scores(self.score(out))
         k = int(self.classes[index])
-        return lambda out: out[:, k]
+        return lambda out: class_scores(out)[:, k]
 
 
 def resolve_target(target: TargetSpec, output: object, categories: Sequence[str] | None) -> ResolvedTarget:
@@ -43,6 +43,7 @@ def resolve_target(target: TargetSpec, output: object, categories: Sequence[str]
     if callable(target):
         name = getattr(target, "description", None) or getattr(target, "__name__", None) or type(target).__name__
         return ResolvedTarget(lambda out: _as_scores(target(out)), str(name), None)
+    output = class_scores(output)
     if not isinstance(output, Tensor):
         raise LayerscopeError(
             f"the model returns a {type(output).__name__}, not a tensor of class scores; "
@@ -67,11 +68,19 @@ def resolve_target(target: TargetSpec, output: object, categories: Sequence[str]
     labels = tuple(int(k) for k in indices)
     names = [categories[k] if categories and k < len(categories) else None for k in labels]
     return ResolvedTarget(
-        score=lambda out: out.gather(1, indices[:, None]).squeeze(1),
+        score=lambda out: class_scores(out).gather(1, indices[:, None]).squeeze(1),
         label=labels[0] if n == 1 else labels,
         name=names[0] if n == 1 else (", ".join(str(x) for x in names) if any(names) else None),
         classes=indices,
     )
+
+
+def class_scores(output: object) -> object:
+    """The class scores in a model's output: the tensor itself, or the ``logits`` attribute of a
+    Hugging Face ``ModelOutput`` (which also holds pooled features, hidden states…). A plain
+    dict stays as it is: its keys are the user's to interpret, with a target callable."""
+    logits = getattr(output, "logits", None)
+    return logits if isinstance(logits, Tensor) else output
 
 
 def _plain(target: object) -> object:
@@ -150,6 +159,7 @@ def top_predictions(scores: object, categories: Sequence[str] | None, k: int = 5
     Ranked by the logits, as the default target (argmax) is: with random weights the softmax
     is so flat that float32 probabilities tie, and ranking them would put a class above the
     one the map explains. The CLI and the app print the same list."""
+    scores = class_scores(scores)
     if not isinstance(scores, Tensor) or scores.dim() != 2:
         return []
     logits = scores[0].detach().float()

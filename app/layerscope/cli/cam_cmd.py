@@ -18,6 +18,8 @@ from rich.table import Table
 
 from layerscope import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
+from layerscope.cam.detection import explained_detections
+from layerscope.cam.scoring import class_index
 from layerscope.cli.common import (
     add_debug_option, add_model_options, fraction, int_between, load_from_args, stdout_console,
 )
@@ -28,13 +30,14 @@ from layerscope.loading import LoadedModel
 from layerscope.render import heatmap_preview
 
 DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
+RANDOM_WEIGHTS_WARNING = "⚠ random weights: this map shows nothing learned"
 MAX_WIDTH = 1000  # preview cells; a wider one would allocate gigabytes for nothing a terminal shows
 MAX_BATCH = 1024
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     cam = sub.add_parser("cam", help="class-activation map of one layer, as PNG and terminal preview",
-                         description="Compute a CAM for one layer. No MODEL: mobilenet_v2 with ImageNet weights.")
+                         description="Compute a CAM for one layer. No MODEL: mobilenet_v2 (its ImageNet weights when cached).")
     _common(cam)
     cam.add_argument("--layer", default="auto", help="auto (the usual layer for this model) or a name such as "
                                                      "layer4[-1] / layer4.2")
@@ -100,6 +103,8 @@ class _Job:
     def print_header(self, result: CamResult) -> None:
         loaded = self.loaded
         self.console.print(f"model   {loaded.spec} ({loaded.weights_label})")
+        if not loaded.pretrained:
+            self.console.print(f"[bold yellow]{RANDOM_WEIGHTS_WARNING}[/]")
         self.console.print(f"image   {self.image_path} ({self.image.width}×{self.image.height})")
         if self.explainer.detection:
             self._print_detections(result.scores)
@@ -119,16 +124,25 @@ class _Job:
         self.console.print(table)
 
     def _print_detections(self, output: object) -> None:
-        detections = output[0] if isinstance(output, list) and output else {}
-        boxes = detections.get("boxes", torch.zeros(0, 4))
-        table = Table("rank", "label", "score", "box (x1, y1, x2, y2)", title="top detections", title_justify="left")
-        for rank in range(min(5, len(boxes))):
-            label = int(detections["labels"][rank])
-            names = self.loaded.categories
-            name = f"{label} {names[label]}" if names and label < len(names) else str(label)
-            box = ", ".join(f"{v:.0f}" for v in boxes[rank].tolist())
-            table.add_row(str(rank), name, f"{float(detections['scores'][rank]):.3f}", box)
-        self.console.print(table if len(boxes) else "no detections")
+        found, target = explained_detections(output, self.target_label(), self.loaded.categories)
+        table = Table("rank", "label", "score", "box (x1, y1, x2, y2)", "", title="top detections",
+                      title_justify="left")
+        for d in found:
+            table.add_row(str(d.rank), d.title, f"{d.score:.3f}", ", ".join(f"{v:.0f}" for v in d.box),
+                          "◎ target (boxed)" if d == target else "")
+        self.console.print(table if found else "no detections")
+
+    def target_label(self) -> int | None:
+        """The class whose best box a detector's map explains (``--class``), None: the best box."""
+        target = _parse_target(self.args.target)
+        return None if target is None else class_index(target, self.loaded.categories)
+
+    def target_box(self, result: CamResult) -> tuple[float, float, float, float] | None:
+        """A detector's target box in the photo's pixels (the detector saw the whole photo)."""
+        if not self.explainer.detection or result.target is None:  # eigencam explains no box
+            return None
+        _, target = explained_detections(result.scores, self.target_label())
+        return None if target is None else target.box
 
     def print_flat(self, result: CamResult) -> None:
         self.console.print(
@@ -136,7 +150,7 @@ class _Job:
             f"target score (common with random weights); try another layer, method or --class[/yellow]"
         )
 
-    def preview(self, heatmap: torch.Tensor) -> None:
+    def preview(self, heatmap: torch.Tensor, box: tuple[float, float, float, float] | None = None) -> None:
         args = self.args
         wanted = args.preview or args.ascii or (args.out is None and getattr(args, "npy", None) is None)
         if not wanted:
@@ -145,7 +159,7 @@ class _Job:
         plain = True if args.ascii or os.environ.get("NO_COLOR") else None
         image = None if plain else self.image
         self.console.print(heatmap_preview(heatmap, width, image=image, colormap=args.colormap, alpha=args.alpha,
-                                           ascii=plain, mask=self.mask))
+                                           ascii=plain, mask=self.mask, box=box))
 
 
 def run_cam(args: argparse.Namespace) -> int:
@@ -156,15 +170,20 @@ def run_cam(args: argparse.Namespace) -> int:
     access = f" ({node.access_negative or node.access})" if node is not None else ""
     job.console.print(f"layer   {result.layer}{access}: {result.layout}")
     job.console.print(f"method  {result.method}")
+    box = job.target_box(result)
     if result.all_zero:
         job.print_flat(result)
     if args.out:
         draw = job.explainer.side_by_side if args.side_by_side else job.explainer.overlay
-        job.console.print(f"wrote   {imaging.save_png(draw(result, args.colormap, args.alpha), args.out)}")
+        picture = draw(result, args.colormap, args.alpha)
+        if box is not None:  # on the overlay: the last panel of a side-by-side picture
+            shift = picture.width - job.image.width
+            picture = imaging.draw_box(picture, (box[0] + shift, box[1], box[2] + shift, box[3]))
+        job.console.print(f"wrote   {imaging.save_png(picture, args.out)}")
     if args.npy:
         job.console.print(f"wrote   {imaging.save_npy(result.on_photo, args.npy)}")
     if not result.all_zero:
-        job.preview(result.on_photo)
+        job.preview(result.on_photo, box)
     return 0
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # the app parses its arguments before torch is imported, so l
     from layerscope.loading import LoadedModel
 
 DEFAULT_MODEL = "mobilenet_v2"
-DEFAULT_WEIGHTS = "IMAGENET1K_V1"
+DEFAULT_WEIGHTS = "IMAGENET1K_V1"  # the default model's cached weights (what the screenshots show)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -27,12 +27,14 @@ class OneLineParser(argparse.ArgumentParser):
 def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
     """MODEL plus --weights/--device/--arch/--arg/--trust, spelled the same in every command."""
     if model_required:
-        parser.add_argument("model", metavar="MODEL", help="torchvision name, timm:NAME, pkg.module:factory, or a file")
+        parser.add_argument("model", metavar="MODEL", help="torchvision name, timm:NAME, pkg.module:factory, a file, "
+                                                           "or a Hugging Face folder / hf:ORG/NAME")
     else:
         parser.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                            help=f"model spec (default: {DEFAULT_MODEL} with ImageNet weights)")
-    parser.add_argument("--weights", default=None,
-                        help="none (random init, the default), DEFAULT, a torchvision weights name, or a state_dict path")
+                            help=f"model spec (default: {DEFAULT_MODEL}, with its ImageNet weights when cached)")
+    parser.add_argument("--weights", default="auto",
+                        help="auto (the default: the pretrained weights already in the local cache, never a download; "
+                        "else random init), none, DEFAULT, a torchvision weights name, or a state_dict path")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps, or meta (structure only, no weight memory)")
     parser.add_argument("--arch", default=None, help="architecture spec to load a state_dict file into")
     parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
@@ -46,13 +48,12 @@ def add_debug_option(parser: argparse.ArgumentParser) -> None:
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
-    """The model named on the command line; no MODEL means the built-in ImageNet default."""
+    """The model named on the command line; no MODEL means the built-in default, mobilenet_v2."""
     from layerscope.loading import load_model, parse_kwargs
 
     spec = DEFAULT_MODEL if args.model is None else args.model  # "" is a mistake, not the default
-    weights = args.weights if args.weights is not None else DEFAULT_WEIGHTS if args.model is None else "none"
     return load_model(
-        spec, weights=weights, device=args.device, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg)
+        spec, weights=args.weights, device=args.device, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg)
     )
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterator
 
+import torch
 from rich.table import Table
 from rich.text import Text
 
 from layerscope.cli.common import (
     add_debug_option, add_model_options, int_between, load_from_args, positive_int, print_json, stdout_console,
 )
+from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype, probe_cost
 from layerscope.iteration import iteration_view
 from layerscope.loading import LoadedModel
 from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
-from layerscope.report import access_text, exact, human_bytes, human_count, node_stats, shown_figures
+from layerscope.report import access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures
 from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
 
 
@@ -28,10 +30,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     tree.add_argument("--depth", type=int_between(0), default=None, help="deepest level to print (root is 0)")
     tree.add_argument("--no-fold", action="store_true", help="print repeated blocks one by one")
     _add_shape_options(tree)
+    _add_cost_options(tree)
 
     stats = _command(sub, "stats", "parameter, buffer and state_dict figures of the model or one layer", run_stats)
     stats.add_argument("--layer", default="", help="dotted name or access expression (model.layer4[-1])")
     _add_shape_options(stats)
+    _add_cost_options(stats)
 
     api = _command(sub, "api", "what modules(), children(), parameters(), state_dict() … yield at a layer", run_api)
     api.add_argument("--layer", default="", help="dotted name or access expression")
@@ -54,26 +58,60 @@ def _add_shape_options(parser: argparse.ArgumentParser) -> None:
                         help="probe input, e.g. 3x224x224 or 128:long (default: the weights' own size)")
 
 
+def _add_cost_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cost", action="store_true",
+                        help="MACs/FLOPs, activation memory and memory estimates (on meta unless --device or --weights)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size of the probe input (default 1)")
+    parser.add_argument("--dtype", choices=list(DTYPES), default=None,
+                        help="dtype the memory estimates assume (default: the model's own; training: bfloat16)")
+    parser.set_defaults(device=None)  # None: meta for --cost alone, else cpu
+
+
+def _load(args: argparse.Namespace) -> LoadedModel:
+    """Cost needs no arithmetic, so with no weights and no --device it is counted on meta."""
+    if args.device is None:
+        args.device = "meta" if args.cost and (args.weights or "none").lower() == "none" else "cpu"
+    return load_from_args(args)
+
+
+def _probe_input(args: argparse.Namespace, loaded: LoadedModel) -> tuple[tuple[int, ...], torch.dtype | None]:
+    return parse_input_spec(args.input) if args.input else (loaded.input_shape, None)
+
+
 def _shapes(args: argparse.Namespace, loaded: LoadedModel) -> dict[str, ShapeInfo] | None:
     if not args.shapes and args.input is None:
         return None
-    shape, dtype = parse_input_spec(args.input) if args.input else (loaded.input_shape, None)
+    shape, dtype = _probe_input(args, loaded)
     return probe_shapes(loaded.model, shape, dtype) if dtype else probe_shapes(loaded.model, shape)
+
+
+def _shapes_and_cost(
+    args: argparse.Namespace, loaded: LoadedModel
+) -> tuple[dict[str, ShapeInfo] | None, CostTable | None]:
+    """With --cost, the shape probe's one pass counts the cost too."""
+    if not args.cost:
+        return _shapes(args, loaded), None
+    shape, dtype = _probe_input(args, loaded)
+    shapes, table = probe_cost(loaded.model, shape, dtype or torch.float32, batch=args.batch)
+    return (shapes if args.shapes or args.input else None), table
 
 
 # --- tree ------------------------------------------------------------------------
 
 
 def run_tree(args: argparse.Namespace) -> int:
-    loaded = load_from_args(args)
+    dtype = parse_dtype(args.dtype)
+    loaded = _load(args)
     tree = build_tree(loaded.model)
-    shapes = _shapes(args, loaded)
+    shapes, cost = _shapes_and_cost(args, loaded)
     if args.json:
-        print_json(_tree_json(tree, tree.root, shapes, args.depth))
+        print_json(_tree_json(tree, tree.root, shapes, args.depth, cost))
         return 0
     console = stdout_console()
     console.print(_header(loaded, tree))
-    for line in tree_lines(tree, shapes, args.depth, fold=not args.no_fold, width=console.width):
+    if cost is not None:
+        console.print(_cost_header(tree, cost, dtype))
+    for line in tree_lines(tree, shapes, args.depth, fold=not args.no_fold, width=console.width, cost=cost):
         console.print(line)
     return 0
 
@@ -91,17 +129,34 @@ def _header(loaded: LoadedModel, tree: ModuleTree) -> Text:
     return text
 
 
+def _cost_header(tree: ModuleTree, cost: CostTable, dtype: torch.dtype | None) -> Text:
+    """The model's totals: MACs and FLOPs at the probe's input, and the memory estimates."""
+    stats = cost_stats(tree.root, cost, dtype)
+    size = "x".join(map(str, cost.input_shape))
+    memory = stats["memory"]
+    return Text(f"{human_macs(stats['macs'])} ({human_macs(stats['flops'], 'FLOPs')}) per batch of {cost.batch} "
+                f"at {size}\nmemory: inference {human_bytes(memory['inference_bytes'])} ({memory['dtype']}), "
+                f"training {human_bytes(memory['training_bytes'])} (Adam, mixed precision)")
+
+
+def _cost_cell(macs: int | None, cost: CostTable) -> str:
+    if macs is None:
+        return "  — MACs (not called)"
+    return f"  {human_macs(macs)} {cost.share(macs):.1%}"
+
+
 GUIDES = {True: ("└── ", "    "), False: ("├── ", "│   ")}  # last child or not: (its line, below it)
 MIN_LABEL = 24  # cells a line keeps for its label however deep it is
 
 
 def tree_lines(
     tree: ModuleTree, shapes: dict[str, ShapeInfo] | None, depth: int | None, *, fold: bool, width: int,
+    cost: CostTable | None = None,
 ) -> Iterator[Text]:
     """One ``Text`` per node, guides included, never wider than ``width``: a line too long is
     cut with an ellipsis and guides too deep keep only their last levels, so no line is ever
     dropped (a Rich ``Tree`` silently loses the lines it cannot fit)."""
-    yield _fit("", _label(tree, tree.root, shapes), width)
+    yield _fit("", _label(tree, tree.root, shapes, cost), width)
     stack = [(iter(_rows(tree, tree.root, depth, fold)), "")]
     while stack:
         rows, guide = stack[-1]
@@ -111,7 +166,8 @@ def tree_lines(
             continue
         node, run, last = row
         branch, below = GUIDES[last]
-        yield _fit(guide + branch, _label(tree, node, shapes) if run is None else _run_label(tree, run, shapes), width)
+        label = _label(tree, node, shapes, cost) if run is None else _run_label(tree, run, shapes, cost)
+        yield _fit(guide + branch, label, width)
         stack.append((iter(_rows(tree, node, depth, fold)), guide + below))  # a run shows its first member's insides
 
 
@@ -142,11 +198,14 @@ def _fit(guide: str, label: Text, width: int) -> Text:
     return line
 
 
-def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None) -> Text:
+def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, cost: CostTable | None = None) -> Text:
     text = Text()
     text.append(node.key if node.name else "model", style="bold cyan")
     text.append(f"  {node.class_name}")
     text.append(f"  {human_count(node.total_params)}", style="green")
+    if cost is not None:
+        known = cost.get(node.name)
+        text.append(_cost_cell(known.macs if known else None, cost), style="yellow")
     if node.same_as is not None:
         text.append("  same module as ", style="dim")
         text.append(tree.nodes[node.same_as].name, style="dim")
@@ -155,7 +214,9 @@ def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None) ->
     return text
 
 
-def _run_label(tree: ModuleTree, run: RepeatRun, shapes: dict[str, ShapeInfo] | None) -> Text:
+def _run_label(
+    tree: ModuleTree, run: RepeatRun, shapes: dict[str, ShapeInfo] | None, cost: CostTable | None = None
+) -> Text:
     """A folded run as a whole: its members' parameters (each tensor once) and the shape change
     from the first member's output to the last's; the lines below it are the first member's."""
     members = [tree.nodes[i] for i in run.members]
@@ -165,29 +226,41 @@ def _run_label(tree: ModuleTree, run: RepeatRun, shapes: dict[str, ShapeInfo] | 
     text.append(f"  {run.class_name}")
     text.append(f" ×{run.length}", style="bold magenta")
     text.append(f"  {human_count(tree.run_params(run.members))}", style="green")
+    if cost is not None:
+        text.append(_cost_cell(cost.run_macs([m.name for m in members]), cost), style="yellow")
     if shapes is not None and first.name in shapes and last.name in shapes:
         start, end = shapes[first.name].describe(), shapes[last.name].describe()
         text.append(f"  → {start}" if start == end else f"  → {start} ⋯ {end}", style="dim")
     return text
 
 
-def _tree_json(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, depth: int | None) -> dict[str, Any]:
+def _tree_json(
+    tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, depth: int | None,
+    cost: CostTable | None = None,
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": node.name,
         "class": node.class_name,
         "access_expression": node.access,
+        "access_expression_negative": node.access_negative,
+        "same_module_as": tree.nodes[node.same_as].name if node.same_as is not None else None,
         "total_params": node.total_params,
         "own_params": node.own_params,
     }
     if shapes is not None:
         shape = shapes.get(node.name)
         data["output_shape"] = shape.describe() if shape else None
+    if cost is not None:
+        known = cost.get(node.name)
+        data["macs"] = known.macs if known else None
+        data["flops"] = known.flops if known else None
+        data["share"] = cost.share(known.macs) if known else None
     runs = tree.repeat_runs(node)
     if runs:
         data["repeats"] = [{"class": r.class_name, "count": r.length,
                             "members": [tree.nodes[i].name for i in r.members]} for r in runs]
     if depth is None or node.depth < depth:
-        data["children"] = [_tree_json(tree, c, shapes, depth) for c in tree.children_of(node)]
+        data["children"] = [_tree_json(tree, c, shapes, depth, cost) for c in tree.children_of(node)]
     return data
 
 
@@ -195,10 +268,14 @@ def _tree_json(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    loaded = load_from_args(args)
+    dtype = parse_dtype(args.dtype)
+    loaded = _load(args)
     tree = build_tree(loaded.model)
     node = tree.resolve(args.layer)
-    stats = node_stats(tree, node, _shapes(args, loaded))
+    shapes, cost = _shapes_and_cost(args, loaded)
+    stats = node_stats(tree, node, shapes)
+    if cost is not None:
+        stats.update(cost_stats(node, cost, dtype))
     if args.json:
         print_json(stats)
         return 0
@@ -223,7 +300,7 @@ def run_api(args: argparse.Namespace) -> int:
     loaded = load_from_args(args)
     tree = build_tree(loaded.model)
     node = tree.resolve(args.layer)
-    rows = iteration_view(loaded.model.get_submodule(node.name), first=args.first)
+    rows = iteration_view(tree.module_of(loaded.model, node), first=args.first)  # ScriptModules lack get_submodule
     if args.json:
         print_json({"qualified_name": node.name, "access_expression": node.access,
                     "methods": [{"method": r.method, "count": r.count, "first": list(r.first),

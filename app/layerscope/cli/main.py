@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
+from layerscope import __version__
 from layerscope.errors import LayerscopeError
 
 COMMANDS = ("tree", "stats", "api", "cam", "sweep")
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Without a COMMAND, `layerscope [MODEL] [--image IMG] [--weights W] [--device D]` opens the "
         "interactive app (no MODEL: ImageNet mobilenet_v2 and a bundled photo).",
     )
+    parser.add_argument("--version", action="version", version=f"layerscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     inspect_cmd.add_parsers(sub)
     cam_cmd.add_parsers(sub)
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
         return _run_app(argv)
     debug = "--debug" in argv
     with _quiet(debug):
@@ -74,6 +77,18 @@ def _guarded(func, args: argparse.Namespace, *, debug: bool) -> int:
     except KeyboardInterrupt:
         print("layerscope: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """``layerscope tree ... --json | head``: the reader closed the pipe, which is not an error.
+
+    stdout is pointed at devnull so the interpreter's final flush does not raise again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 
 def _run_app(argv: list[str]) -> int:

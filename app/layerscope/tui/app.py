@@ -20,14 +20,15 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
+from textual.widgets import Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, WorkerState
 
 from layerscope.tui import failures
-from layerscope.tui.messages import ModelReady, PanelReady, ShapesReady
+from layerscope.tui.messages import CostReady, ModelReady, PanelReady, ShapesReady
 from layerscope.tui.session import SAMPLE_IMAGE, Session
 from layerscope.tui.threads import in_thread
 from layerscope.tui.widgets.api import ApiPanel
+from layerscope.tui.widgets.footer import KeyFooter
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
 from layerscope.tui.widgets.module_tree import ModuleTreeView
@@ -54,18 +55,24 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("g", "compute", "Grad-CAM", "Compute the Grad-CAM map for the target", True),
     ("m", "pick_method", "Method", "Choose the CAM method", True),
     ("c", "pick_class", "Class", "Choose the target class", True),
+    ("C", "pin_class", "Pin", "Pin the target class: keep it when o opens another image", False),
     ("o", "open_image", "Image", "Open another image", True),
     ("l", "open_model", "Model", "Open another model, typed as on the command line", True),
     ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
     ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
     ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
+    ("x", "toggle_column", "MACs", "Show MACs or parameters in the tree's right column", False),
+    ("S", "toggle_shapes", "Shapes", "Show or hide each tree line's output shape (→ 1×64×56×56)", False),
     ("question_mark", "help", "Help", "Show the keys", True),
     ("q", "quit", "Quit", "Quit layerscope", True),
 ]
 TABS = ("stats", "state_dict", "api", "gradcam")
+# what a narrow footer keeps longest (80 columns: from compute on); the rest are in ? and the palette
+FOOTER_KEEP = ("quit", "help", "save", "copy_access", "compute", "pick_class", "open_image", "pick_method",
+               "open_model", "search", "set_target", "suggested_target")
 # the notification title when a worker of this group fails
 FAILED = {"load": "Model not loaded", "probe": "Shape probe failed", "panel": "Tab not filled",
-          "cam": "Grad-CAM failed", "image": "Image not opened", "copy": "Not copied"}
+          "cam": "Grad-CAM failed", "image": "Image not opened", "copy": "Not copied", "cost": "MACs not counted"}
 
 
 class LayerscopeApp(App):
@@ -121,7 +128,7 @@ class LayerscopeApp(App):
                 with TabPane("Grad-CAM", id="gradcam"):
                     yield CamPanel(id="cam-panel")
         yield SearchBar(id="search")
-        yield Footer()
+        yield KeyFooter(FOOTER_KEEP)
 
     def on_mount(self) -> None:
         tree = self.query_one(ModuleTreeView)
@@ -141,12 +148,25 @@ class LayerscopeApp(App):
     async def probe_shapes(self, session: Session) -> None:
         """Shapes, eligibility judged as the engine judges it (the probe input's H×W and the
         model's hints), and the suggested target: all off the UI thread."""
-        self.post_message(await in_thread(_probe, session, self._probe_input))
+        shapes = await in_thread(_probe, session, self._probe_input)
+        if session is self.session:  # not a model that ``l`` has replaced meanwhile
+            self.post_message(shapes)
+            self.count_cost(session)
+
+    @work(exclusive=True, exit_on_error=False, group="cost", description="counting MACs")
+    async def count_cost(self, session: Session) -> None:
+        """The counted pass runs after the plain one: counting every op costs several times a
+        plain forward on a 100,000-module model, and marks and suggestions need only shapes."""
+        cost = await in_thread(_count, session, self._probe_input)
+        if session is self.session:
+            self.post_message(CostReady(session, cost))
 
     @work(exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
     async def fill_slow_tab(self, tab: str, index: int) -> None:
-        assert self.session is not None
-        self.post_message(PanelReady(tab, index, await in_thread(self._panel_payload, tab, index)))
+        session = self.session
+        payload = await in_thread(self._panel_payload, tab, index)
+        if session is self.session:
+            self.post_message(PanelReady(tab, index, payload))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every worker's failure, in one place: the user's mistakes and cancellations become
@@ -156,12 +176,12 @@ class LayerscopeApp(App):
             return
         failure = failures.describe(worker.error, worker.description, self.log_path)
         after = {"load": self._load_failed, "probe": self._probe_failed, "panel": self._panel_failed,
-                 "cam": self.query_one(CamPanel).failed}.get(worker.group)
+                 "cam": self.query_one(CamPanel).failed, "cost": self._cost_failed}.get(worker.group)
         if after is not None:
             after(failure)
         title = "Grad-CAM cancelled" if failure.cancelled else FAILED.get(worker.group, "Failed")
         self.notify(failure.text, title=title, severity=failure.severity, markup=False,
-                    timeout=12 if failure.logged else 8)
+                    timeout=12 if failure.bug else 8)
 
     # --- worker results --------------------------------------------------------------
 
@@ -173,7 +193,7 @@ class LayerscopeApp(App):
         self.query_one(ModelHeader).show(session.loaded, session.tree)
         tree = self.query_one(ModuleTreeView)
         tree.loading = False
-        tree.marks, tree.target, tree.matches = {}, None, frozenset()
+        tree.marks, tree.target, tree.matches, tree.cost = {}, None, frozenset(), None
         tree.show(session.tree)
         tree.focus()
         self.current = 0
@@ -191,7 +211,19 @@ class LayerscopeApp(App):
         self.session.shapes = message.shapes
         tree = self.query_one(ModuleTreeView)
         tree.marks = {name: kind for name, (kind, _) in message.eligibility.items()}
+        tree.shapes = {name: info.describe() for name, info in message.shapes.items()}
         tree.relabel()
+        self._shown["stats"] = None
+        self.refresh_tabs()
+
+    def on_cost_ready(self, message: CostReady) -> None:
+        if self.session is not message.session:
+            return  # a model loaded since
+        self.session.cost = message.cost
+        tree = self.query_one(ModuleTreeView)
+        tree.cost = message.cost
+        if tree.column == "macs":
+            tree.relabel()
         self._shown["stats"] = None
         self.refresh_tabs()
 
@@ -216,6 +248,10 @@ class LayerscopeApp(App):
     def _probe_failed(self, failure: failures.Failure) -> None:
         if self.session is not None:  # a model that fails a dummy forward still browses fine
             self.session.probe_error = failure.text
+
+    def _cost_failed(self, failure: failures.Failure) -> None:
+        if self.session is not None:
+            self.session.cost_error = failure.text
 
     def _panel_failed(self, failure: failures.Failure) -> None:
         tab = self.query_one(TabbedContent).active
@@ -266,7 +302,12 @@ class LayerscopeApp(App):
         if tab == "stats":
             from layerscope.report import node_stats
 
-            return node_stats(session.tree, node, session.shapes), session.eligibility.get(node.name)
+            stats = node_stats(session.tree, node, session.shapes)
+            if session.cost is not None:
+                from layerscope.cost import cost_stats
+
+                stats.update(cost_stats(node, session.cost))
+            return stats, session.eligibility.get(node.name)
         if tab == "state_dict":
             from layerscope.tui.widgets.state_dict import state_rows
 
@@ -373,6 +414,29 @@ class LayerscopeApp(App):
         tree = self.query_one(ModuleTreeView)
         tree.refold(not tree.fold)
         self.notify("repeated blocks folded as ×N" if tree.fold else "repeated blocks shown one by one", timeout=2)
+
+    def action_toggle_column(self) -> None:
+        """Parameters or MACs on the right of each tree line; MACs come after the shape probe."""
+        if self.session is None:
+            return
+        if self.session.cost is None:
+            why = self.session.cost_error or self.session.probe_error or "still counting… try again in a moment"
+            self.notify(why, title="No MACs to show", severity="warning", markup=False, timeout=4)
+            return
+        tree = self.query_one(ModuleTreeView)
+        tree.column = "params" if tree.column == "macs" else "macs"
+        tree.relabel()
+        self.notify("tree shows MACs per forward pass" if tree.column == "macs" else "tree shows parameters",
+                    timeout=2)
+
+    def action_toggle_shapes(self) -> None:
+        tree = self.query_one(ModuleTreeView)
+        tree.show_shapes = not tree.show_shapes
+        tree.relabel()
+        if not tree.shapes:
+            self.notify("output shapes appear once the shape probe has finished", timeout=3)
+        else:
+            self.notify("output shapes shown on tree lines" if tree.show_shapes else "output shapes hidden", timeout=2)
 
     def action_help(self) -> None:
         from layerscope.tui.screens.help import HelpScreen
@@ -497,6 +561,7 @@ class LayerscopeApp(App):
         def chosen(index: int | None) -> None:
             if index is not None and self.session is not None:
                 self.session.class_index = None if index < 0 else index
+                self.session.class_pinned = self.session.class_pinned and index >= 0
                 panel = self.query_one(CamPanel)
                 panel.forget()
                 panel.describe(self.session, None)
@@ -504,7 +569,24 @@ class LayerscopeApp(App):
 
         self.push_screen(ClassPicker(self.session.loaded.categories or []), chosen)
 
+    def action_pin_class(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        if session.class_index is None:
+            self.notify("choose a class with c first: the top prediction follows each image", severity="warning",
+                        markup=False)
+            return
+        session.class_pinned = not session.class_pinned
+        self.query_one(CamPanel).describe(session, None)
+        name = session.class_name(session.class_index)
+        self.notify(f"{name}: kept for every image" if session.class_pinned else f"{name}: for this image only",
+                    title="Class pinned" if session.class_pinned else "Class unpinned", markup=False, timeout=3)
+
     def action_open_image(self) -> None:
+        if self.session is None:  # the photo belongs to a model's Grad-CAM: nothing to show it with
+            self.notify("no model is open: l opens one", severity="warning", timeout=4)
+            return
         if self.query_one(CamPanel).refuse_while_running():
             return
         from layerscope.tui.screens.image_path import ImagePathScreen
@@ -513,7 +595,7 @@ class LayerscopeApp(App):
             if path is not None:
                 self.query_one(CamPanel).open_image(path)
 
-        self.push_screen(ImagePathScreen(self.session.image if self.session else self._image), chosen)
+        self.push_screen(ImagePathScreen(self.session.image), chosen)
 
     def action_save(self) -> None:
         self.query_one(CamPanel).save(self.save_dir)
@@ -541,18 +623,32 @@ def _open_session(load: Loader, image: Path) -> Session:
     return Session(loaded=loaded, tree=build_tree(loaded.model), image=image)
 
 
-def _probe(session: Session, probe_input: str | None) -> ShapesReady:
-    """Shapes for ``probe_input`` (None: the weights' own size) and what they make eligible."""
-    from layerscope.probe import parse_input_spec, probe_shapes
-    from layerscope.tui import camlink
+def _probe_input(session: Session, probe_input: str | None) -> tuple[tuple[int, ...], Any]:
+    """``--input`` parsed, or the weights' own size as floats."""
+    import torch
+
+    from layerscope.probe import parse_input_spec
 
     if probe_input:
-        shape, dtype = parse_input_spec(probe_input)
-        shapes = probe_shapes(session.loaded.model, shape, dtype)
-    else:
-        shape = tuple(session.loaded.input_shape)
-        shapes = probe_shapes(session.loaded.model, shape)
+        return parse_input_spec(probe_input)
+    return tuple(session.loaded.input_shape), torch.float32
+
+
+def _probe(session: Session, probe_input: str | None) -> ShapesReady:
+    """Shapes for ``probe_input`` (None: the weights' own size) and what they make eligible."""
+    from layerscope.probe import probe_shapes
+    from layerscope.tui import camlink
+
+    shape, dtype = _probe_input(session, probe_input)
+    shapes = probe_shapes(session.loaded.model, shape, dtype)
     model, hw = session.loaded.model, camlink.input_hw(shape)
     verdicts = camlink.eligibility(shapes, hw, camlink.model_hints(model))
     return ShapesReady(shapes, verdicts, camlink.probed_target(model, session.tree, shapes, hw))
 
+
+def _count(session: Session, probe_input: str | None) -> Any:
+    """MACs, FLOPs and activation memory of every module at the probe's input."""
+    from layerscope.cost import probe_cost
+
+    shape, dtype = _probe_input(session, probe_input)
+    return probe_cost(session.loaded.model, shape, dtype)[1]

@@ -109,6 +109,8 @@ class CamView:
     mask: Any  # where the model saw the photo; the overlay leaves the rest unpainted
     top5: tuple[Any, ...]  # layerscope.cam.Prediction (index, name, probability, logit)
     reused: bool  # redrawn from cached activations, no forward pass
+    detections: tuple[Any, ...] = ()  # a detector's best boxes (layerscope.cam.detection.Detection)
+    box: tuple[float, float, float, float] | None = None  # the detected box the map explains
 
 
 @dataclass(frozen=True)
@@ -169,14 +171,26 @@ def compute(
     [result] = cache.maps([layer], request.method, request.class_index, progress=progress, cancel=cancel,
                           hook=candidates(session, request.target, request.eligibility))
     top5 = tuple(top_predictions(result.scores, session.loaded.categories))
-    return CamView(result, cache.image, result.on_photo, cache.mask, top5, reused), cache
+    found, box = _detections(result, request.class_index, session.loaded.categories)
+    return CamView(result, cache.image, result.on_photo, cache.mask, top5, reused, found, box), cache
+
+
+def _detections(result: Any, class_index: int | None, categories: Any) -> tuple[tuple[Any, ...], Any]:
+    """A detector's best boxes and the one the map explains (eigencam explains none)."""
+    from layerscope.cam.detection import explained_detections
+
+    found, target = explained_detections(result.scores, class_index, categories)
+    return tuple(found), target.box if target is not None and result.target is not None else None
 
 
 def save(view: CamView, folder: Path, stem: str) -> tuple[Path, Path]:
     """The overlay PNG and the map as ``.npy`` (original photo size), side by side in ``folder``."""
     from layerscope import imaging
 
-    png = imaging.save_png(imaging.overlay(view.image, view.heat, mask=view.mask), folder / f"{stem}.png")
+    picture = imaging.overlay(view.image, view.heat, mask=view.mask)
+    if view.box is not None:
+        picture = imaging.draw_box(picture, view.box)
+    png = imaging.save_png(picture, folder / f"{stem}.png")
     npy = imaging.save_npy(view.heat, folder / f"{stem}.npy")
     return png, npy
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Failure:
-    """One notification's worth: the line to show, how loud, and whether a bug was logged."""
+    """One notification's worth: the line to show, how loud, and whether it is a bug."""
 
     text: str
     severity: str  # "error" or "warning"
     cancelled: bool = False
-    logged: bool = False
+    bug: bool = False  # not a user mistake: its traceback went to the log (or could not)
 
 
 def log_path() -> Path:
@@ -40,11 +40,11 @@ def describe(error: BaseException, what: str, log: Path) -> Failure:
     from layerscope.errors import LayerscopeError, first_line
 
     if isinstance(error, _cancellations()):
-        return Failure(first_line(error), "warning", cancelled=True)
+        return Failure(text=first_line(error), severity="warning", cancelled=True)
     if isinstance(error, LayerscopeError):
-        return Failure(first_line(error), "error")
+        return Failure(text=first_line(error), severity="error")
     where = record(error, what, log)
-    return Failure(f"{type(error).__name__}: {first_line(error)} ({where})", "error", logged=True)
+    return Failure(text=f"{type(error).__name__}: {first_line(error)} ({where})", severity="error", bug=True)
 
 
 def record(error: BaseException, what: str, log: Path) -> str:

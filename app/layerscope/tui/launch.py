@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NO_TERMINAL = (
+    "the interactive app needs a terminal (stdin and stdout); for scripts and pipes use "
+    "layerscope tree|stats|api|cam|sweep MODEL (layerscope COMMAND -h)"
+)
+
+
 class _LineParser(argparse.ArgumentParser):
     """The model options of a line typed in the app: a mistake raises, nothing exits or prints."""
 
@@ -46,7 +52,7 @@ class _LineParser(argparse.ArgumentParser):
 
 def loader_for_line(line: str) -> tuple[str, Callable[[], LoadedModel]]:
     """The spec and loader for ``resnet50 --weights DEFAULT`` typed after ``l``; as on the command
-    line, a model given without ``--weights`` gets random weights."""
+    line, a model given without ``--weights`` gets ``auto`` (cached pretrained weights, else random)."""
     parser = _LineParser(prog="l", add_help=False)
     add_model_options(parser, model_required=False)
     try:
@@ -59,12 +65,20 @@ def loader_for_line(line: str) -> tuple[str, Callable[[], LoadedModel]]:
 
 def make_app(argv: list[str]):
     """The app for ``argv``; argparse exits with status 2 on bad arguments, as the CLI does."""
+    return _app_for(build_parser().parse_args(argv))
+
+
+def _app_for(args: argparse.Namespace):
     from layerscope.tui.app import LayerscopeApp
 
-    args = build_parser().parse_args(argv)
     return LayerscopeApp(
         lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input
     )
+
+
+def has_terminal() -> bool:
+    """Without a terminal on both ends Textual writes escape codes into a file and spins waiting for keys."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def run(app: Any, **options: Any) -> int:
@@ -82,4 +96,8 @@ def run(app: Any, **options: Any) -> int:
 
 
 def launch(argv: list[str]) -> int:
-    return run(make_app(argv))
+    args = build_parser().parse_args(argv)
+    if not has_terminal():
+        print(f"layerscope: error: {NO_TERMINAL}", file=sys.stderr)
+        return 2
+    return run(_app_for(args))

@@ -34,6 +34,14 @@ class ShapesReady(Message):
 
 
 @dataclass
+class CostReady(Message):
+    """MACs, FLOPs and activation memory of every module (``layerscope.cost.CostTable``)."""
+
+    session: Session
+    cost: Any
+
+
+@dataclass
 class PanelReady(Message):
     """A slow tab (state_dict or API of a big subtree) computed off the UI thread."""
 

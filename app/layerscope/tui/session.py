@@ -26,9 +26,12 @@ class Session:
     eligibility: dict[str, tuple[str, str]] = field(default_factory=dict)
     suggested: str | None = None  # the probed guess at a Grad-CAM target (camlink.probed_target)
     probe_error: str | None = None  # why the shape probe failed, if it did
+    cost: Any = None  # layerscope.cost.CostTable, counted right after the shape probe
+    cost_error: str | None = None  # why it could not be counted, if so
     target: int | None = None  # node index of the Grad-CAM layer
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction
+    class_pinned: bool = False  # keep class_index when another image is opened (C)
 
     def node(self, index: int) -> Node:
         return self.tree.nodes[index]
@@ -46,3 +49,13 @@ class Session:
             return "top prediction"
         cats = self.loaded.categories or []
         return f"{index} {cats[index]}" if 0 <= index < len(cats) else str(index)
+
+    def change_image(self, path: Path) -> bool:
+        """Explain ``path`` from now on. A class chosen for the last photo rarely fits the next
+        one (a coffee cup explained "for tiger cat"), so it returns to the top prediction unless
+        pinned; True when it did."""
+        self.image = path
+        reset = self.class_index is not None and not self.class_pinned
+        if reset:
+            self.class_index = None
+        return reset

@@ -1,4 +1,4 @@
-"""``?``: every key, what it does."""
+"""``?``: every key, what it does, and what the marks on tree lines mean."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ NAVIGATION = [
     ("ctrl+p", "command palette (every key is there too)"),
 ]
 
+TREE_MARKS = [
+    ("▦", "spatial output (N×C×H×W): a Grad-CAM target as it is"),
+    ("▤", "token grid (a transformer's N×tokens×C): a target laid out as H×W"),
+    ("·", "not eligible: no spatial or token-grid output (Stats says why)"),
+    ("◎", "the Grad-CAM target (t sets it, a jumps to the suggested one)"),
+    ("×N", "N repeated blocks folded into one line (f unfolds)"),
+    ("→", "output shape from the probe (S shows or hides them)"),
+]
+
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
@@ -31,19 +40,25 @@ class HelpScreen(ModalScreen[None]):
         self.log_path = log
 
     def compose(self) -> ComposeResult:
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
-        for key, text in NAVIGATION:
-            table.add_row(key, text)
-        for key, _, _, description, _ in self.keys:
-            table.add_row(key.replace("slash", "/").replace("question_mark", "?"), description)
+        keys = [(key.replace("slash", "/").replace("question_mark", "?"), text) for key, _, _, text, _ in self.keys]
+        table = _two_columns(NAVIGATION + keys)
         with VerticalScroll(id="help-box"):
             yield Static(Text("layerscope keys", style="bold"), id="help-title")
             yield Static(table)
+            yield Static(Text("\ntree marks", style="bold"))
+            yield Static(_two_columns(TREE_MARKS))
             yield Static(Text(f"errors that are bugs: traceback in {home_short(self.log_path)}", style="dim"),
                          id="help-log")
             yield Static(Text("escape closes this", style="dim"))
+
+
+def _two_columns(rows: list[tuple[str, str]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for left, right in rows:
+        table.add_row(left, right)
+    return table
 
 
 def home_short(path: Path) -> str:

@@ -10,7 +10,6 @@ errors and calls ``failed`` here.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,8 +38,12 @@ def info_text(session: Session, view: CamView | None, running: bool = False) -> 
     text.append(session.method, "bold")
     text.append("\nclass ", "dim")
     text.append(session.class_name(session.class_index), "bold")
+    if session.class_index is not None:
+        text.append(" pinned (C unpins)" if session.class_pinned else " for this image (C pins)", "dim")
     text.append("  image ", "dim")
     text.append(session.image.name)
+    if not session.loaded.pretrained:
+        text.append("\n⚠ random weights: this map shows nothing learned", "bold dark_orange")
     if view is None:
         text.append("\ncomputing the map… esc cancels" if running else "\npress g to compute the map", "italic dim")
         return text
@@ -73,6 +76,43 @@ def top5_table(view: CamView) -> Table:
     return table
 
 
+def detections_table(view: CamView) -> Table:
+    """A detector's best boxes with their scores; ◎ marks the box the map explains (boxed)."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", justify="right")
+    table.add_column(no_wrap=True, overflow="ellipsis")
+    table.add_column(justify="right", style="bold")
+    table.add_column(style="dim", no_wrap=True)
+    for d in view.detections:
+        target = view.box is not None and d.box == view.box
+        table.add_row(f"#{d.rank}", Text(d.title, style="bold magenta" if target else ""), f"{d.score:.3f}",
+                      "◎ boxed" if target else "")
+    return table
+
+
+def top5_line(view: CamView) -> Text:
+    """The top-5 as wrapped text, for short terminals: two or three rows instead of five,
+    which the map gets instead."""
+    text = Text("top-5 ", style="dim")
+    for i, p in enumerate(view.top5):
+        if i:
+            text.append(" · ", "dim")
+        text.append(f"{p.index} {p.name or '-'}", "bold magenta" if p.index == view.result.target else "")
+        text.append(f" {p.probability:.3f}", "bold")
+    return text
+
+
+SHORT_PANEL = 24  # rows: below this the top-5 is one wrapped line (80×24 gives the panel 19)
+
+
+class MapPreview(Static):
+    """The map's cells, redrawn for whatever room it has: the top-5 and the info around it
+    change height after the map is drawn (a table on tall screens, two rows on short ones)."""
+
+    def on_resize(self) -> None:
+        self.query_ancestor(CamPanel).draw_map()
+
+
 class CamPanel(Vertical):
     """Shows one ``CamView``; owns the CAM worker and the engine cache."""
 
@@ -87,7 +127,7 @@ class CamPanel(Vertical):
     def compose(self):
         yield Static(Text("", style="dim"), id="cam-info")
         yield ProgressBar(id="cam-progress", show_eta=False)
-        yield Static("", id="cam-preview")
+        yield MapPreview("", id="cam-preview")
         yield Static("", id="cam-top5")
 
     # --- showing ---------------------------------------------------------------------
@@ -104,10 +144,21 @@ class CamPanel(Vertical):
         return view if view.result.layer == session.node(session.target).name else None
 
     def _draw(self) -> None:
+        """The top-5 first, then the map in whatever room it leaves."""
+        top5 = self.query_one("#cam-top5", Static)
+        if self.view is None:
+            self.query_one("#cam-preview", Static).update("")
+            top5.update("")
+            return
+        if self.view.detections:
+            top5.update(detections_table(self.view))
+        else:
+            top5.update(top5_line(self.view) if self.size.height < SHORT_PANEL else top5_table(self.view))
+        self.draw_map()  # and again when the top-5's new height resizes the preview
+
+    def draw_map(self) -> None:
         preview = self.query_one("#cam-preview", Static)
         if self.view is None:
-            preview.update("")
-            self.query_one("#cam-top5", Static).update("")
             return
         from layerscope.render import heatmap_preview
 
@@ -120,8 +171,7 @@ class CamPanel(Vertical):
         cells_h = max(1, min(height, round(cells_w * h / w / 2)))
         ascii_only = bool(os.environ.get("NO_COLOR"))  # no colour: the ASCII ramp draws the map itself
         preview.update(heatmap_preview(heat, max(4, cells_w), cells_h, image=None if ascii_only else self.view.image,
-                                       ascii=True if ascii_only else None, mask=self.view.mask))
-        self.query_one("#cam-top5", Static).update(top5_table(self.view))
+                                       ascii=True if ascii_only else None, mask=self.view.mask, box=self.view.box))
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._draw)
@@ -238,10 +288,11 @@ class CamPanel(Vertical):
             return
         if self.refuse_while_running():  # a map started while the path was being read
             return
-        session.image = message.path
+        reset = session.change_image(message.path)
         self.forget()
         self.app.query_one("TabbedContent").active = "gradcam"
-        self.app.notify(str(message.path), title="Image", markup=False, timeout=3)
+        back = "\nclass: back to the top prediction (C pins a class)" if reset else ""
+        self.app.notify(f"{message.path}{back}", title="Image", markup=False, timeout=3)
         if self.view is not None and session.target is not None:
             self.compute(session)
         else:
@@ -254,12 +305,15 @@ class CamPanel(Vertical):
             self.app.notify("nothing to save yet: press g to compute a map first", severity="warning")
             return
         from layerscope.errors import LayerscopeError, first_line
+        from layerscope.savenames import map_stem, unused_stem
         from layerscope.tui import camlink
 
         result = self.view.result
-        stem = re.sub(r"[^\w.-]+", "_", f"layerscope-{self.session.loaded.spec}-{result.layer}-{result.method}")
+        stem = unused_stem(folder, map_stem(spec=self.session.loaded.spec, layer=result.layer, method=result.method,
+                                            image=self.session.image, target=result.target,
+                                            target_name=result.target_name))
         try:
-            png, npy = camlink.save(self.view, folder, stem)
+            png, npy = camlink.save(self.view, stem.parent, stem.name)
         except (LayerscopeError, OSError) as exc:
             self.app.notify(first_line(exc), title="Not saved", severity="error", markup=False)
             return

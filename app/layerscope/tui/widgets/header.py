@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -16,11 +18,11 @@ def header_text(loaded: LoadedModel, tree: ModuleTree) -> Text:
     from layerscope.report import exact
 
     root = tree.root
-    text = Text(no_wrap=False)
+    text = Text(no_wrap=True, overflow="ellipsis")  # one line: at 80 columns the map needs every row
     text.append(loaded.spec, "bold cyan")
     text.append(" · ")
     if loaded.pretrained:
-        text.append(loaded.weights, "green")
+        text.append(short_weights(loaded), "green")
     else:
         text.append("⚠ random weights", "bold dark_orange")  # short: the header must fit 80 columns
     text.append(f" · {loaded.device}")
@@ -31,6 +33,13 @@ def header_text(loaded: LoadedModel, tree: ModuleTree) -> Text:
     else:
         text.append(f" ({exact(root.trainable_params)} trainable, {exact(root.frozen_params)} frozen)", "dim")
     return text
+
+
+def short_weights(loaded: LoadedModel) -> str:
+    """``IMAGENET1K_V1`` rather than ``MobileNet_V2_Weights.IMAGENET1K_V1``, a file's name without
+    its folders: the header has one line of 80 columns (the CLI prints the full label)."""
+    enum_member = re.fullmatch(r"\w+_Weights\.(\w+)", loaded.weights)
+    return enum_member[1] if enum_member else PurePath(loaded.weights).name
 
 
 class ModelHeader(Static):

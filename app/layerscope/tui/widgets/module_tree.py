@@ -17,6 +17,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 if TYPE_CHECKING:
+    from layerscope.cost import CostTable
     from layerscope.tree import ModuleTree, Node
 
 PAGE = 100  # child lines added per page
@@ -49,6 +50,10 @@ class ModuleTreeView(Tree[Row]):
         self.marks: dict[str, str] = {}
         self.target: int | None = None
         self.matches: frozenset[int] = frozenset()
+        self.cost: CostTable | None = None  # from the shape probe
+        self.column: Literal["params", "macs"] = "params"  # the right column of each line
+        self.shapes: dict[str, str] = {}  # name -> output shape ("1×64×56×56"), once probed
+        self.show_shapes = False  # S: "→ shape" at the end of each line, as `layerscope tree --shapes`
         self._lines: dict[int, TreeNode[Row]] = {}  # node index -> its line, once added
         self.guide_depth = 3
         self.auto_expand = False
@@ -177,8 +182,6 @@ class ModuleTreeView(Tree[Row]):
     # --- labels ----------------------------------------------------------------------
 
     def label_for(self, node: Node) -> Text:
-        from layerscope.report import human_count
-
         name = node.key if node.name else (self.model_tree.model_class if self.model_tree else "model")
         text = Text(no_wrap=True, overflow="ellipsis")
         self._append_mark(text, node.name)
@@ -190,10 +193,19 @@ class ModuleTreeView(Tree[Row]):
             text.append(name, "bold")
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
-        text.append(f"  {human_count(node.total_params)}", "dim")
+        text.append(f"  {self._right_column(node.total_params, [node.name])}", "dim")
         if node.same_as is not None and self.model_tree is not None:  # one module registered twice
             text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
+        self._append_shape(text, node.name)
         return text
+
+    def _right_column(self, params: int, names: list[str]) -> str:
+        """Parameters, or (after ``x``) the MACs of one forward pass at the probe's input."""
+        from layerscope.report import human_count, human_macs
+
+        if self.column == "macs" and self.cost is not None:
+            return human_macs(self.cost.run_macs(names))
+        return human_count(params)
 
     def _append_mark(self, text: Text, name: str) -> None:
         """The CAM mark leads the line, so a narrow tree cuts the count, never the mark; a blank
@@ -201,9 +213,12 @@ class ModuleTreeView(Tree[Row]):
         symbol, style = MARKS.get(self.marks.get(name, ""), (" ", ""))
         text.append(f"{symbol} ", style)
 
-    def _run_label(self, members: tuple[int, ...]) -> Text:
-        from layerscope.report import human_count
+    def _append_shape(self, text: Text, name: str) -> None:
+        shape = self.shapes.get(name) if self.show_shapes else None
+        if shape is not None:
+            text.append(f"  → {shape}", "cyan")
 
+    def _run_label(self, members: tuple[int, ...]) -> Text:
         tree = self.model_tree
         assert tree is not None
         first, last = tree.nodes[members[0]], tree.nodes[members[-1]]
@@ -214,7 +229,8 @@ class ModuleTreeView(Tree[Row]):
             text.append("◎ ", "bold magenta")
         text.append(f"{first.key}…{last.key}", "bold")
         text.append(f" {first.class_name} ×{len(members)}", "italic")
-        text.append(f"  {human_count(total)}", "dim")
+        text.append(f"  {self._right_column(total, [tree.nodes[m].name for m in members])}", "dim")
+        self._append_shape(text, first.name)
         return text
 
     def relabel(self) -> None:

@@ -28,7 +28,7 @@ def find_matches(keys: list[str], query: str) -> list[int]:
 class SearchBar(Horizontal):
     def compose(self):
         yield Static("/", id="search-prompt")
-        yield Input(placeholder="press / to search by name or class; enter jumps, n / N next / previous",
+        yield Input(placeholder="press / to search names and classes; enter jumps, n/N next/prev",
                     id="search-input")
         yield Static("", id="search-count")
 

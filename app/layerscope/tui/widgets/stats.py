@@ -35,23 +35,39 @@ LABELS = {
     "dtypes": "dtypes",
     "devices": "devices",
     "output_shape": "output shape",
+    "macs": "MACs",
+    "flops": "FLOPs",
+    "macs_share": "share of MACs",
+    "calls": "forward calls",
+    "output_bytes": "output bytes",
+    "activation_bytes": "activations made",
+    "activation_peak_bytes": "activations peak",
+    "memory": "memory",
 }
 EMPHASISED = {"total_params", "access_expression", "qualified_name"}
 
 
 def stats_table(stats: dict[str, Any], eligibility: tuple[str, str] | None) -> Table:
-    from layerscope.report import shown_figures  # torch stays unimported until a model is there
+    """The node's figures, its Grad-CAM eligibility, then its cost (the longest rows) last."""
+    from layerscope.cost import COST_KEYS  # torch stays unimported until a model is there
+    from layerscope.report import shown_figures
 
+    shown = shown_figures(stats)
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")
-    for key, value in shown_figures(stats):
-        table.add_row(LABELS.get(key, key.replace("_", " ")), Text(value, style="bold" if key in EMPHASISED else ""))
+    _add_rows(table, [(key, text) for key, text in shown if key not in COST_KEYS])
     if eligibility is not None:
         kind, reason = eligibility
         style = {"spatial": "green", "tokens": "cyan"}.get(kind, "dark_orange")
         table.add_row("Grad-CAM", Text.assemble((kind, f"bold {style}"), (f" — {reason}" if reason else "", "")))
+    _add_rows(table, [(key, text) for key, text in shown if key in COST_KEYS])
     return table
+
+
+def _add_rows(table: Table, rows: list[tuple[str, str]]) -> None:
+    for key, value in rows:
+        table.add_row(LABELS.get(key, key.replace("_", " ")), Text(value, style="bold" if key in EMPHASISED else ""))
 
 
 class StatsPanel(VerticalScroll):

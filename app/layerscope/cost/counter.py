@@ -1,0 +1,240 @@
+"""The counted pass: FLOPs and activation memory of every module from one forward.
+
+The figures come from the shape probe's one forward pass, run under torch's own
+``FlopCounterMode`` (exact, formula-based counts for matmuls, convolutions and
+attention; free on the meta device). Attribution to modules uses the probe's hooks:
+a module's figure is how much the running totals grew between entering and leaving
+its ``forward``, so children sum into their parent by construction (plus whatever
+the parent computes itself) and a module called twice counts twice.
+
+Activation memory is watched in the same pass: every tensor an op creates on fresh
+storage is counted once (views and in-place results share their input's storage),
+and it stops being live when its last Python reference dies. That gives, per node,
+the bytes its forward allocates (what autograd would keep for backward) and the
+most bytes alive at once (what inference needs), on ``meta`` exactly as on a GPU.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
+from layerscope.probe import ShapeInfo, probe_shapes
+
+# The CPU's fused attention kernel has no formula in torch's registry (the CUDA ones do): without
+# it a transformer's attention would count as free on the CPU but not on meta or CUDA.
+
+
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *_args, out_shape=None, **_kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
+
+
+@dataclass
+class _Frame:
+    name: str
+    flops: int
+    allocated: Footprint
+    live: Footprint
+    outer_peak: Footprint
+    inputs: Footprint
+
+
+@dataclass
+class _Running:
+    """What one module has accumulated so far."""
+
+    flops: int = 0
+    calls: int = 0
+    allocated: Footprint = Footprint()
+    output: Footprint = Footprint()
+    peak: Footprint = Footprint()
+
+
+def _bigger(a: Footprint, b: Footprint) -> Footprint:
+    return a if a.bytes(4) >= b.bytes(4) else b
+
+
+class CostCounter(FlopCounterMode):
+    """``FlopCounterMode`` that also keeps running totals (FLOPs, allocated and live activation
+    bytes) and reads them when the probe's hooks say a module starts and ends."""
+
+    def __init__(self, *, on_meta: bool = False) -> None:
+        super().__init__(display=False, custom_mapping=_MISSING_FORMULAS)
+        self.flops = 0
+        self.allocated = Footprint()
+        self.live = Footprint()
+        self.peak = Footprint()
+        self._storages: dict[int, tuple[Footprint, list]] = {}  # storage id -> (size, weak refs to its tensors)
+        self._stack: list[_Frame] = []
+        self._running: dict[str, _Running] = {}
+        self._fused = _FusedAttentionOnMeta() if on_meta else None
+        self.mod_tracker = _GlobalOnly()
+
+    def __enter__(self):
+        super().__enter__()
+        if self._fused is not None:
+            self._fused.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._fused is not None:
+            self._fused.__exit__(*exc)
+        return super().__exit__(*exc)
+
+    # --- FlopCounterMode calls this for every op it runs ------------------------------
+
+    def _count_flops(self, func_packet, out, args, kwargs):
+        """torch's own count (its per-module table included), read back from its global row."""
+        counted = self.flop_counts["Global"]
+        before = counted.get(func_packet, 0)
+        super()._count_flops(func_packet, out, args, kwargs)
+        self.flops += counted.get(func_packet, 0) - before
+        self._watch(out, args, kwargs)
+        return out
+
+    def _watch(self, out: object, args: tuple, kwargs: dict) -> None:
+        made = list(tensors_in(out))
+        if not made:
+            return
+        inputs = {_storage_id(a) for a in tensors_in((args, kwargs))}
+        for t in made:
+            key = _storage_id(t)
+            entry = self._storages.get(key)
+            if entry is None:
+                if key in inputs:
+                    continue  # a view or in-place result on storage we did not see created (weights, input)
+                entry = self._storages[key] = (_storage_footprint(t), [])
+                self.allocated += entry[0]
+                self.live += entry[0]
+                self.peak = _bigger(self.peak, self.live)
+            entry[1].append(weakref.ref(t, lambda ref, key=key: self._release(key, ref)))
+
+    def _release(self, key: int, ref: weakref.ref) -> None:
+        """A tensor died; its storage stops being live with the last tensor on it."""
+        entry = self._storages.get(key)
+        if entry is None:
+            return
+        entry[1].remove(ref)
+        if not entry[1]:
+            del self._storages[key]
+            self.live -= entry[0]
+
+    # --- the probe's hooks ------------------------------------------------------------
+
+    def enter(self, name: str, inputs: object) -> None:
+        given = footprint_of(inputs)
+        if not self._stack:  # the model's own input was made before the pass: live throughout
+            self.live += given
+            self.peak = _bigger(self.peak, self.live)
+        self._stack.append(_Frame(name, self.flops, self.allocated, self.live, self.peak, given))
+        self.peak = self.live
+
+    def leave(self, name: str, output: object) -> None:
+        if not self._stack or self._stack[-1].name != name:
+            return  # a forward hook without its pre-hook (hooks added mid-pass): nothing to attribute
+        frame = self._stack.pop()
+        run = self._running.setdefault(name, _Running())
+        run.flops += self.flops - frame.flops
+        run.calls += 1
+        run.allocated += self.allocated - frame.allocated
+        run.output += footprint_of(output)
+        run.peak = _bigger(run.peak, self.peak - frame.live + frame.inputs)
+        self.peak = _bigger(frame.outer_peak, self.peak)
+
+    def table(self, names: list[str], input_shape: tuple[int, ...], batch: int) -> CostTable:
+        """Every module that ran, plus containers that never run themselves (a ``ModuleList``
+        is iterated, not called) but whose children did: theirs is the children's sum."""
+        ran = {name: NodeCost(flops=r.flops, calls=r.calls, allocated=r.allocated, output=r.output, peak=r.peak)
+               for name, r in self._running.items()}
+        return CostTable(nodes=_fill_containers(ran, names), input_shape=input_shape, batch=batch)
+
+
+def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, NodeCost]:
+    """``names`` in ``named_modules()`` order: walked backwards, every child comes before its parent."""
+    nodes = dict(ran)
+    pending: dict[str, list[NodeCost]] = {}
+    for name in reversed(names):
+        if name not in nodes and name in pending:
+            kids = pending.pop(name)
+            nodes[name] = NodeCost(
+                flops=sum(k.flops for k in kids), calls=0,
+                allocated=sum((k.allocated for k in kids), Footprint()),
+                output=kids[0].output,  # the last child's output (children were collected backwards)
+                peak=max((k.peak for k in kids), key=lambda f: f.bytes(4)),
+            )
+        parent = name.rpartition(".")[0]
+        if name and name in nodes and parent not in ran:
+            pending.setdefault(parent, []).append(nodes[name])
+    return nodes
+
+
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's ModuleTracker: the probe's hooks already attribute every
+    op to its modules, and the tracker's own per-call hooks cost more than the counting itself
+    (half the pass on a 10,000-module model). torch's table keeps its "Global" row."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> _GlobalOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _FusedAttentionOnMeta(TorchFunctionMode):
+    """On meta, ``scaled_dot_product_attention`` falls back to its math decomposition, which
+    materialises the S×S scores that every real device's fused kernel never allocates (at 4,096
+    tokens that is gigabytes per layer). Meta calls go to the fused CPU kernel's meta function
+    instead, so memory is counted as a CPU or GPU run spends it; FLOPs are the same either way."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            fused = _fused_on_meta(*args, **kwargs)
+            if fused is not None:
+                return fused
+        return func(*args, **kwargs)
+
+
+def _fused_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                   enable_gqa=False) -> torch.Tensor | None:
+    if query.device.type != "meta" or dropout_p or query.dim() != 4 or query.shape[1] != key.shape[1]:
+        return None  # elsewhere torch picks the kernel itself; grouped heads keep the reference path
+    try:
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, 0.0, is_causal, attn_mask=attn_mask, scale=scale)[0]
+    except RuntimeError:
+        return None
+
+
+def _storage_id(t: torch.Tensor) -> int:
+    return t.untyped_storage()._cdata
+
+
+def _storage_footprint(t: torch.Tensor) -> Footprint:
+    nbytes = t.untyped_storage().nbytes()
+    if t.is_floating_point():
+        return Footprint(nbytes // t.element_size(), 0)
+    return Footprint(0, nbytes)
+
+
+def probe_cost(
+    model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224), dtype: torch.dtype = torch.float32,
+    *, batch: int = 1,
+) -> tuple[dict[str, ShapeInfo], CostTable]:
+    """Shapes and cost of every module from one probe forward pass at ``batch``."""
+    first = next(model.parameters(), None)
+    counter = CostCounter(on_meta=first is not None and first.device.type == "meta")
+    shapes = probe_shapes(model, input_shape, dtype, batch=batch, observer=counter)
+    return shapes, counter.table([name for name, _ in model.named_modules()], input_shape, batch)

@@ -1,0 +1,120 @@
+"""Memory estimates with their formulas, and the cost keys ``stats --cost`` adds (``report`` formats them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from layerscope.cost.records import CostTable, NodeCost
+from layerscope.errors import LayerscopeError
+from layerscope.tree import ModuleTree, Node
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+    "float64": torch.float64, "float8": torch.float8_e4m3fn, "int8": torch.int8,
+}
+TRAINING_DTYPE = torch.bfloat16  # mixed precision computes activations in 16 bits
+ADAM_MIXED_BYTES = 16  # fp16/bf16 weight + gradient (2 + 2), fp32 master weight + two moments (4 + 4 + 4): ZeRO §3
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEstimate:
+    """Bytes needed to run a node, each with the formula that produced it."""
+
+    inference_bytes: int
+    training_bytes: int
+    inference_formula: str
+    training_formula: str
+    dtype: str
+    training_dtype: str
+    batch: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "inference_bytes": self.inference_bytes,
+            "training_bytes": self.training_bytes,
+            "formula": {"inference": self.inference_formula, "training": self.training_formula},
+            "dtype": self.dtype,
+            "training_dtype": self.training_dtype,
+            "batch": self.batch,
+        }
+
+
+def parse_dtype(name: str | None) -> torch.dtype | None:
+    if name is None:
+        return None
+    dtype = DTYPES.get(name.strip().lower())
+    if dtype is None:
+        raise LayerscopeError(f"unknown --dtype {name!r} (use {', '.join(DTYPES)})")
+    return dtype
+
+
+def estimate_memory(node: Node, cost: NodeCost, batch: int, dtype: torch.dtype | None = None) -> MemoryEstimate:
+    """Inference: weights at ``dtype`` + buffers + the most activation memory alive at once.
+    Training with Adam in mixed precision: 16 bytes per trainable parameter (ZeRO's count),
+    frozen ones at the compute dtype, buffers, and every activation the forward keeps."""
+    infer = dtype or _param_dtype(node)
+    train = dtype or TRAINING_DTYPE
+    s, t = infer.itemsize, train.itemsize
+    inference = node.total_params * s + node.buffer_bytes + cost.peak.bytes(s)
+    training = (ADAM_MIXED_BYTES * node.trainable_params + node.frozen_params * t + node.buffer_bytes
+                + cost.allocated.bytes(t))
+    infer_name, train_name = _dtype_name(infer), _dtype_name(train)
+    return MemoryEstimate(
+        inference_bytes=inference,
+        training_bytes=training,
+        inference_formula=f"params × {s} B ({infer_name}) + buffers + peak live activations "
+                          f"({infer_name}, batch {batch})",
+        training_formula=f"trainable params × {ADAM_MIXED_BYTES} B (Adam, mixed precision: 16-bit weight and "
+                         f"gradient, fp32 master weight and two moments) + frozen params × {t} B + buffers + "
+                         f"forward activations ({train_name}, batch {batch})",
+        dtype=infer_name,
+        training_dtype=train_name,
+        batch=batch,
+    )
+
+
+def _param_dtype(node: Node) -> torch.dtype:
+    """The node's own floating dtype (float32 when it has none or mixes several)."""
+    floats = [DTYPES[d] for d in node.dtypes if d in DTYPES and DTYPES[d].is_floating_point]
+    return floats[0] if len(set(floats)) == 1 else torch.float32
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+# --- figures for the CLI and the app -----------------------------------------------------
+
+
+COST_KEYS = ("macs", "macs_share", "flops", "calls", "output_bytes", "activation_bytes", "activation_peak_bytes",
+             "memory")
+
+
+def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """The cost keys ``layerscope stats --cost --json`` adds (the app's Stats tab shows the same)."""
+    cost = table.get(node.name)
+    if cost is None:  # never ran (an auxiliary head in eval mode)
+        return {key: 0 if key == "calls" else None for key in COST_KEYS}
+    s = (dtype or _param_dtype(node)).itemsize
+    return {
+        "macs": cost.macs,
+        "macs_share": table.share(cost.macs),
+        "flops": cost.flops,
+        "calls": cost.calls,
+        "output_bytes": cost.output.bytes(s),
+        "activation_bytes": cost.allocated.bytes(s),
+        "activation_peak_bytes": cost.peak.bytes(s),
+        "memory": estimate_memory(node, cost, table.batch, dtype).as_json(),
+    }
+
+
+def own_flops(tree: ModuleTree, node: Node, table: CostTable) -> int:
+    """FLOPs a module computes itself, outside any child (attention's matmuls, a residual add)."""
+    cost = table.get(node.name)
+    if cost is None:
+        return 0
+    children = sum(c.flops for c in (table.get(tree.nodes[i].name) for i in node.children) if c is not None)
+    return cost.flops - children

@@ -1,0 +1,95 @@
+"""The cost of a module as plain records: FLOPs, calls and activation footprints.
+
+Activation memory is kept as floating-point elements plus other bytes, so a different
+``--dtype`` rescales it without another forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """Activation memory as floating-point elements plus other bytes (indices, masks), so a
+    different ``--dtype`` rescales it without another forward pass."""
+
+    float_elements: int = 0
+    other_bytes: int = 0
+
+    def bytes(self, itemsize: int) -> int:
+        return self.float_elements * itemsize + self.other_bytes
+
+    def __add__(self, other: Footprint) -> Footprint:
+        return Footprint(self.float_elements + other.float_elements, self.other_bytes + other.other_bytes)
+
+    def __sub__(self, other: Footprint) -> Footprint:
+        return Footprint(self.float_elements - other.float_elements, self.other_bytes - other.other_bytes)
+
+
+def tensors_in(value: object) -> Iterator[torch.Tensor]:
+    """The tensors inside an op's or a module's arguments or result (tuples, lists, dicts);
+    runs for every op of the pass, so a plain walk rather than torch's general pytree."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from tensors_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from tensors_in(item)
+
+
+def footprint_of(value: object) -> Footprint:
+    """The tensors inside an output (tuples and dicts included)."""
+    floats = other = 0
+    for t in tensors_in(value):
+        if t.is_floating_point():
+            floats += t.numel()
+        else:
+            other += t.numel() * t.element_size()
+    return Footprint(floats, other)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCost:
+    """One module's cost over every call in the pass (children included)."""
+
+    flops: int
+    calls: int  # 0: a container that is iterated, never called (ModuleList): its children's sum
+    allocated: Footprint  # every tensor its forward created on fresh storage
+    output: Footprint  # what its calls returned
+    peak: Footprint  # most activation memory alive at once while it ran, its inputs included
+
+    @property
+    def macs(self) -> int:
+        """torch counts 2 FLOPs per multiply-accumulate for every op it counts (matmul, conv,
+        attention), so MACs are exactly half."""
+        return self.flops // 2
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """The cost of every module that ran, keyed by qualified name; ``""`` is the model."""
+
+    nodes: dict[str, NodeCost]
+    input_shape: tuple[int, ...]
+    batch: int
+
+    def get(self, name: str) -> NodeCost | None:
+        return self.nodes.get(name)
+
+    @property
+    def total(self) -> NodeCost:
+        return self.nodes[""]
+
+    def run_macs(self, names: list[str]) -> int:
+        """A folded run of siblings: their calls are distinct, so their MACs add up."""
+        return sum(self.nodes[n].macs for n in names if n in self.nodes)
+
+    def share(self, macs: int) -> float:
+        total = self.total.macs
+        return macs / total if total else 0.0
