@@ -63,14 +63,14 @@ async def test_t_on_a_hooked_layer_redraws_from_cache_without_a_forward_pass(app
         await settle(pilot)
         explainer = app.query_one(CamPanel).cache
         hooked = explainer.hooked
-        forwards = []
-        handle = app.session.loaded.model.register_forward_hook(lambda *_: forwards.append(1))
+        forwards = []  # batch sizes: a map's pass sees the one photo; scoring it runs batches of copies
+        handle = app.session.loaded.model.register_forward_hook(lambda _m, x, _o: forwards.append(len(x[0])))
         await pilot.press("up", "t")  # features.17 is the target's sibling, hooked in the same pass
         await settle(pilot)
         handle.remove()
         panel = app.query_one(CamPanel)
         assert panel.cache is explainer and explainer.hooked == hooked and panel.view.reused
-        assert forwards == []
+        assert 1 not in forwards and sum(forwards) == 2 + 39  # the photo and the blank, 2 × 19 steps, the product
         assert panel.view.result.layer == target_name(app) != "features.18"
         assert "(redrawn from cache)" in screen_text(app)
 
