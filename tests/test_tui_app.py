@@ -265,3 +265,14 @@ async def test_t_on_a_folded_run_targets_its_last_member_and_says_so(app):
         await settle(pilot)
         assert app.session.node(app.session.target).name == "layer4.1"
         assert any("model.layer4[-1]" in n and "the last of the folded 0…1 ×2" in n for n in notifications(app))
+
+
+def test_a_module_registered_twice_says_so_in_the_tree():
+    from sample_models import relu_twice
+
+    from layerscope.tree import build_tree
+
+    view = ModuleTreeView()
+    view.model_tree = tree = build_tree(relu_twice())
+    assert view.label_for(tree.resolve("model.features[-1]")).plain == "  3 ReLU  0  same module as features.1"
+    assert view.label_for(tree.resolve("features.1")).plain == "  1 ReLU  0"

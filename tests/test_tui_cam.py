@@ -63,14 +63,14 @@ async def test_t_on_a_hooked_layer_redraws_from_cache_without_a_forward_pass(app
         await settle(pilot)
         explainer = app.query_one(CamPanel).cache
         hooked = explainer.hooked
-        forwards = []
-        handle = app.session.loaded.model.register_forward_hook(lambda *_: forwards.append(1))
+        forwards = []  # batch sizes: a map's pass sees the one photo; scoring it runs batches of copies
+        handle = app.session.loaded.model.register_forward_hook(lambda _m, x, _o: forwards.append(len(x[0])))
         await pilot.press("up", "t")  # features.17 is the target's sibling, hooked in the same pass
         await settle(pilot)
         handle.remove()
         panel = app.query_one(CamPanel)
         assert panel.cache is explainer and explainer.hooked == hooked and panel.view.reused
-        assert forwards == []
+        assert 1 not in forwards and sum(forwards) == 2 + 39  # the photo and the blank, 2 × 19 steps, the product
         assert panel.view.result.layer == target_name(app) != "features.18"
         assert "(redrawn from cache)" in screen_text(app)
 
@@ -552,3 +552,21 @@ async def test_a_detectors_tab_lists_the_boxes_and_outlines_the_explained_one(tm
     [png] = tmp_path.glob("*.png")
     x1, y1, x2, y2 = (round(v) for v in view.box)
     assert (np.asarray(Image.open(png))[y1 + 1, x1 + 4: x2 - 4] == magenta).all()
+
+
+async def test_a_terminal_that_draws_pixels_gets_the_overlay_at_full_resolution(mobilenet):
+    from textual_image.widget import SixelImage
+
+    app = LayerscopeApp(mobilenet, spec="mobilenet_v2", pixels="sixel")  # as launch() found it
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        pixels = app.query_one("#cam-pixels")
+        assert isinstance(pixels, SixelImage) and pixels.image.size == (451, 300)
+        assert not app.query_one("#cam-preview").display
+        assert "▀" not in screen_text(app)  # no half-block cells under the picture
+    fallback = LayerscopeApp(mobilenet, spec="mobilenet_v2")  # the terminal did not answer
+    async with fallback.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not fallback.query("#cam-pixels") and fallback.query_one("#cam-preview").display

@@ -27,7 +27,8 @@ from layerscope.errors import LayerscopeError
 from layerscope.files import exists, expand, output_path, same_file
 from layerscope.parsing import as_int
 from layerscope.loading import LoadedModel
-from layerscope.render import heatmap_preview
+from layerscope.pixels import PREVIEW_CHOICES, kitty_escape, preview_mode, sixel_escape
+from layerscope.render import color_depth, heatmap_preview
 
 DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
 RANDOM_WEIGHTS_WARNING = "⚠ random weights: this map shows nothing learned"
@@ -60,8 +61,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class", dest="target", default=None, metavar="K|NAME",
                         help="class index or name to explain (default: the top prediction)")
     parser.add_argument("--out", default=None, metavar="PNG", help="write the overlay PNG here")
-    parser.add_argument("--preview", action="store_true", help="draw the map in the terminal (colour)")
-    parser.add_argument("--ascii", action="store_true", help="draw the map with an ASCII ramp (no colour)")
+    parser.add_argument("--preview", nargs="?", const="auto", default=None, choices=PREVIEW_CHOICES, metavar="MODE",
+                        help="draw the map in the terminal: auto (the default: Kitty graphics or Sixel when the "
+                        "terminal answers, else half blocks for its colour depth, else ASCII), kitty, sixel, "
+                        "halfblock or ascii")
+    parser.add_argument("--ascii", action="store_true", help="the same as --preview ascii")
     parser.add_argument("--width", type=int_between(1, MAX_WIDTH, " cells"), default=None,
                         help=f"preview width in cells, at most {MAX_WIDTH} (default: fit terminal)")
     parser.add_argument("--alpha", type=fraction, default=0.5, help="weight of the heatmap in the overlay (0-1)")
@@ -157,14 +161,34 @@ class _Job:
 
     def preview(self, heatmap: torch.Tensor, box: tuple[float, float, float, float] | None = None) -> None:
         args = self.args
-        wanted = args.preview or args.ascii or (args.out is None and getattr(args, "npy", None) is None)
-        if not wanted:
-            return
+        asked = args.preview is not None or args.ascii
+        if not asked and (args.out is not None or getattr(args, "npy", None) is not None):
+            return  # files asked for, no preview
+        mode = preview_mode("ascii" if args.ascii or os.environ.get("NO_COLOR") else args.preview or "auto",
+                            self.console)
         width = args.width or max(16, min(self.console.width - 2, 80))
-        plain = True if args.ascii or os.environ.get("NO_COLOR") else None
-        image = None if plain else self.image
-        self.console.print(heatmap_preview(heatmap, width, image=image, colormap=args.colormap, alpha=args.alpha,
-                                           ascii=plain, mask=self.mask, box=box))
+        if mode in ("kitty", "sixel"):
+            self._pixels(mode, heatmap, box, width)
+            return
+        plain = mode == "ascii"
+        self.console.print(heatmap_preview(heatmap, width, image=None if plain else self.image,
+                                           colormap=args.colormap, alpha=args.alpha, ascii=plain or None,
+                                           mask=self.mask, box=box,
+                                           colors="truecolor" if not plain and color_depth(self.console) == "ascii"
+                                           else None))
+
+    def _pixels(self, mode: str, heatmap: torch.Tensor, box, width: int) -> None:
+        """The overlay at the photo's own resolution, drawn by the terminal over ``width`` cells."""
+        picture = imaging.overlay(self.image, heatmap, self.args.colormap, self.args.alpha, self.mask)
+        if box is not None:
+            picture = imaging.draw_box(picture, box)
+        if mode == "sixel":
+            self.console.file.write(sixel_escape(picture, width))
+            self.console.file.flush()
+            return
+        rows = max(1, round(width * picture.height / picture.width / 2))
+        self.console.file.write(kitty_escape(picture, width, rows) + "\n")  # the cursor ends on the last row
+        self.console.file.flush()
 
 
 def run_cam(args: argparse.Namespace) -> int:

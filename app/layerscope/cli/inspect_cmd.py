@@ -18,6 +18,7 @@ from layerscope.cli.common import (
     add_debug_option, add_model_options, int_between, load_from_args, positive_int, print_json, stdout_console,
 )
 from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype, probe_cost
+from layerscope.errors import LayerscopeError
 from layerscope.iteration import iteration_view
 from layerscope.loading import LoadedModel
 from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
@@ -68,9 +69,10 @@ def _add_cost_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:
-    """Cost needs no arithmetic, so with no weights and no --device it is counted on meta."""
+    """Cost needs no arithmetic, so with no named weights and no --device it is counted on meta
+    (``auto`` asks for cached weights only where they are free, and cost never needs them)."""
     if args.device is None:
-        args.device = "meta" if args.cost and (args.weights or "none").lower() == "none" else "cpu"
+        args.device = "meta" if args.cost and (args.weights or "none").lower() in {"none", "auto"} else "cpu"
     return load_from_args(args)
 
 
@@ -92,7 +94,12 @@ def _shapes_and_cost(
     if not args.cost:
         return _shapes(args, loaded), None
     shape, dtype = _probe_input(args, loaded)
-    shapes, table = probe_cost(loaded.model, shape, dtype or torch.float32, batch=args.batch)
+    try:
+        shapes, table = probe_cost(loaded.model, shape, dtype or torch.float32, batch=args.batch)
+    except LayerscopeError as exc:
+        if loaded.device.type != "meta":
+            raise
+        raise LayerscopeError(f"{exc} [counted on meta: --device cpu counts it with real arithmetic]") from exc
     return (shapes if args.shapes or args.input else None), table
 
 

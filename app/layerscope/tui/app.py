@@ -24,7 +24,7 @@ from textual.widgets import Input, TabbedContent, TabPane, Tree
 from textual.worker import Worker, WorkerState
 
 from layerscope.tui import failures
-from layerscope.tui.messages import CostReady, ModelReady, PanelReady, ShapesReady
+from layerscope.tui.messages import CostReady, ModelReady, PanelReady, RankDone, ShapesReady
 from layerscope.tui.session import SAMPLE_IMAGE, Session
 from layerscope.tui.threads import in_thread
 from layerscope.tui.widgets.api import ApiPanel
@@ -53,6 +53,8 @@ KEYS: list[tuple[str, str, str, str, bool]] = [
     ("t", "set_target", "Target", "Make the highlighted module the Grad-CAM target", True),
     ("a", "suggested_target", "Suggest", "Jump to and select the suggested Grad-CAM target", True),
     ("g", "compute", "Grad-CAM", "Compute the Grad-CAM map for the target", True),
+    ("r", "rank", "Rank", "Rank the highlighted layer's family by its maps' scores", False),
+    ("b", "best_layer", "Best", "Jump to the best-ranked layer and make it the target", False),
     ("m", "pick_method", "Method", "Choose the CAM method", True),
     ("c", "pick_class", "Class", "Choose the target class", True),
     ("C", "pin_class", "Pin", "Pin the target class: keep it when o opens another image", False),
@@ -94,9 +96,10 @@ class LayerscopeApp(App):
 
     def __init__(
         self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None,
-        save_dir: Path | None = None, probe_input: str | None = None,
+        save_dir: Path | None = None, probe_input: str | None = None, pixels: str | None = None,
     ) -> None:
         super().__init__()
+        self.pixels = pixels  # "kitty" / "sixel": the terminal draws the Grad-CAM overlay's pixels
         self._probe_input = probe_input  # "3x224x224" or "128:long"; None: the weights' own size
         self.save_dir = Path(save_dir) if save_dir else Path.cwd()
         self._load = load if callable(load) else (lambda: load)
@@ -193,7 +196,7 @@ class LayerscopeApp(App):
         self.query_one(ModelHeader).show(session.loaded, session.tree)
         tree = self.query_one(ModuleTreeView)
         tree.loading = False
-        tree.marks, tree.target, tree.matches, tree.cost = {}, None, frozenset(), None
+        tree.marks, tree.target, tree.matches, tree.cost, tree.ranks = {}, None, frozenset(), None, {}
         tree.show(session.tree)
         tree.focus()
         self.current = 0
@@ -389,8 +392,9 @@ class LayerscopeApp(App):
             bar.close()
             self.query_one(ModuleTreeView).focus()
             return
-        if self.query_one(CamPanel).cancel():
-            self.notify("stopping the map…", severity="warning", timeout=2)
+        stopping = self.query_one(CamPanel).cancel()
+        if stopping:
+            self.notify(f"stopping {stopping}…", severity="warning", timeout=2)
 
     def action_copy_access(self) -> None:
         if self.session is None or self.current is None:
@@ -538,6 +542,48 @@ class LayerscopeApp(App):
                 return
         self.action_show_tab("gradcam")
         panel.compute(self.session)
+
+    def action_rank(self) -> None:
+        """Score the maps of the highlighted layer's family and rank them (worker; escape stops)."""
+        if self.session is None or self.current is None:
+            return
+        node = self.session.node(self.current)
+        kind, reason = self.session.eligibility.get(node.name, ("", ""))
+        if kind == "none" or not node.name:
+            why = reason or "the whole model has no single output map"
+            self.notify(f"{node.access_negative or node.access}: {why}", title="Nothing to rank here",
+                        severity="warning", markup=False)
+            return
+        if self.query_one(CamPanel).rank(self.session, self.current):
+            self.action_show_tab("gradcam")
+            self.notify("ranking the family of " + (node.access_negative or node.access), timeout=3, markup=False)
+
+    def on_rank_done(self, message: RankDone) -> None:
+        """Each ranked layer's tree line gets its place and score; ``b`` jumps to the best."""
+        if self.session is None:
+            return
+        from layerscope.tui import camlink
+
+        ranking = self.session.ranking = message.ranking
+        tree = self.query_one(ModuleTreeView)
+        tree.ranks = {s.layer: (place, s.scores.gap) for place, s in enumerate(ranking.layers, 1)}
+        tree.relabel()
+        self.query_one(CamPanel).describe(self.session, None)
+        best = self.session.tree.get(ranking.best.layer)
+        access = (best.access_negative or best.access) if best is not None else ranking.best.layer
+        self.notify(f"best: {access} (insertion − deletion {ranking.best.scores.gap:+.3f}); b makes it the "
+                    f"target\nsanity {camlink.verdict(ranking)}", title=f"Ranked {len(ranking.layers)} layers",
+                    severity="warning" if ranking.blind else "information", markup=False, timeout=12)
+
+    def action_best_layer(self) -> None:
+        ranking = self.session.ranking if self.session is not None else None
+        if ranking is None:
+            self.notify("no ranking yet: press r on a layer first", severity="warning", timeout=4)
+            return
+        node = self.session.tree.get(ranking.best.layer)
+        if node is not None:
+            self._jump(node.index)
+            self._set_target(node.index)
 
     def action_pick_method(self) -> None:
         if self.session is None:

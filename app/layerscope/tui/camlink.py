@@ -183,14 +183,20 @@ def _detections(result: Any, class_index: int | None, categories: Any) -> tuple[
     return tuple(found), target.box if target is not None and result.target is not None else None
 
 
+def overlay_picture(view: CamView) -> Any:
+    """The overlay at the photo's resolution, with a detector's explained box outlined: what ``s``
+    saves and what a terminal that draws pixels shows."""
+    from layerscope import imaging
+
+    picture = imaging.overlay(view.image, view.heat, mask=view.mask)
+    return picture if view.box is None else imaging.draw_box(picture, view.box)
+
+
 def save(view: CamView, folder: Path, stem: str) -> tuple[Path, Path]:
     """The overlay PNG and the map as ``.npy`` (original photo size), side by side in ``folder``."""
     from layerscope import imaging
 
-    picture = imaging.overlay(view.image, view.heat, mask=view.mask)
-    if view.box is not None:
-        picture = imaging.draw_box(picture, view.box)
-    png = imaging.save_png(picture, folder / f"{stem}.png")
+    png = imaging.save_png(overlay_picture(view), folder / f"{stem}.png")
     npy = imaging.save_npy(view.heat, folder / f"{stem}.npy")
     return png, npy
 
@@ -200,3 +206,46 @@ def check_image(path: Path) -> None:
     from layerscope import imaging
 
     imaging.load_image(path)
+
+
+def score(view: CamView, cache: CamCache, class_index: int | None = None, *, progress=None, cancel=None) -> Any:
+    """Deletion, insertion and average drop of the shown map (``cam.metrics.Faithfulness``) for
+    ``class_index`` (None: the map's class, else the top one): the function ``layerscope rank``
+    calls, at its default steps. Runs in the map's worker."""
+    from layerscope.cam.metrics import faithfulness
+    from layerscope.cam.ranking import score_target
+
+    target = score_target(view.result, class_index)
+    [found] = faithfulness(cache.model, cache.input, [view.result.heatmap], target, progress=progress, cancel=cancel)
+    return found
+
+
+def class_blind(method: str) -> bool:
+    """A method that reads neither gradients nor target scores makes the same map for every class."""
+    from layerscope.cam import get_method
+
+    spec = get_method(method)
+    return not (spec.needs_grad or spec.perturbs)
+
+
+def rank(
+    session: Session, request: CamRequest, cache: CamCache | None, *, progress=None, cancel=None
+) -> tuple[Any, CamCache]:
+    """The family of ``request.target`` ranked by ``cam.ranking.rank_maps`` (sanity check included),
+    as ``layerscope rank`` does; runs in a worker. Returns the ``Ranking`` and the photo's explainer."""
+    from layerscope.cam import PhotoExplainer
+    from layerscope.cam.ranking import rank_maps
+
+    if cache is None or cache.path != request.image:
+        cache = PhotoExplainer(session.loaded, request.image, tree=session.tree)
+    family = cache.layer_family(session.tree.nodes[request.target].name)
+    maps = cache.maps(family, request.method, request.class_index, progress=progress, cancel=cancel)
+    ranking = rank_maps(cache.model, cache.input, maps, target=request.class_index, categories=session.loaded.categories,
+                        reshape=cache.reshape, progress=progress, cancel=cancel)
+    return ranking, cache
+
+
+def verdict(ranking: Any) -> str:
+    from layerscope.cam.ranking import verdict as says
+
+    return says(ranking)

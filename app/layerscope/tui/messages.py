@@ -67,3 +67,27 @@ class ImageChecked(Message):
     """The photo at ``path`` reads (a failure goes to the app's ``on_worker_state_changed``)."""
 
     path: Path
+
+
+@dataclass
+class CamScored(Message):
+    """The shown map's deletion/insertion scores (``scores``), or why there are none (``note``)."""
+
+    view: CamView
+    scores: Any = None  # layerscope.cam.metrics.Faithfulness
+    note: str = ""
+
+
+@dataclass
+class ScoreProgress(Message):
+    view: CamView
+    done: int
+    total: int
+
+
+@dataclass
+class RankDone(Message):
+    """``r`` finished: the family's ``Ranking`` (best first), and the photo's explainer."""
+
+    ranking: Any
+    cache: CamCache

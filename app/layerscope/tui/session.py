@@ -31,6 +31,7 @@ class Session:
     target: int | None = None  # node index of the Grad-CAM layer
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction
+    ranking: Any = None  # the last ``r``: layerscope.cam.ranking.Ranking, best first
     class_pinned: bool = False  # keep class_index when another image is opened (C)
 
     def node(self, index: int) -> Node:

@@ -17,7 +17,7 @@ NAVIGATION = [
     ("← →", "collapse / expand (or go to parent / first child)"),
     ("enter", "expand or collapse; on “… more”, show the next page"),
     ("1 2 3 4", "Stats, state_dict, API, Grad-CAM tab"),
-    ("escape", "close search, cancel a running Grad-CAM"),
+    ("escape", "close search, cancel a running map, scoring or ranking"),
     ("ctrl+p", "command palette (every key is there too)"),
 ]
 

@@ -19,7 +19,7 @@ from rich.text import Text
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from layerscope.tui.messages import CamDone, CamProgress, ImageChecked
+from layerscope.tui.messages import CamDone, CamProgress, CamScored, ImageChecked, RankDone, ScoreProgress
 from layerscope.tui.threads import in_thread
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from layerscope.tui.session import Session
 
 
-def info_text(session: Session, view: CamView | None, running: bool = False) -> Text:
+def info_text(session: Session, view: CamView | None, running: str = "", scores: object = None) -> Text:
+    """What the tab says above the picture; ``running`` names the work under way ("the map")."""
     node = session.node(session.target) if session.target is not None else None
     target = (node.access_negative or node.access) if node is not None else "none yet: t or a"
     text = Text()
@@ -45,7 +46,8 @@ def info_text(session: Session, view: CamView | None, running: bool = False) -> 
     if not session.loaded.pretrained:
         text.append("\n⚠ random weights: this map shows nothing learned", "bold dark_orange")
     if view is None:
-        text.append("\ncomputing the map… esc cancels" if running else "\npress g to compute the map", "italic dim")
+        idle = "\npress g to compute the map · r ranks layers"
+        text.append(f"\ncomputing {running}… esc cancels" if running else idle, "italic dim")
         return text
     result = view.result
     text.append("\nmap ", "dim")
@@ -62,7 +64,33 @@ def info_text(session: Session, view: CamView | None, running: bool = False) -> 
         text.append("  (redrawn from cache)", "dim")
     if result.all_zero:
         text.append("\nthe map is all zero: nothing here raises the score (random weights?)", "dark_orange")
+    _append_evidence(text, session, result, scores)
     return text
+
+
+def _append_evidence(text: Text, session: Session, result, scores: object) -> None:
+    """The map's deletion/insertion scores (or where they stand), its place in the last ranking,
+    and a warning when the method cannot tell one class from another."""
+    from layerscope.tui import camlink
+
+    text.append("\n")
+    if scores is None:
+        text.append("scores: —", "dim")
+    elif isinstance(scores, str):
+        text.append(scores, "italic dim")
+    else:
+        text.append("deletion ", "dim")
+        text.append(f"{scores.deletion_auc:.3f}", "bold")
+        text.append(" ↓  insertion ", "dim")
+        text.append(f"{scores.insertion_auc:.3f}", "bold")
+        text.append(" ↑  avg drop ", "dim")
+        text.append(f"{scores.average_drop:.3f}", "bold")
+    ranking = session.ranking
+    place = next((i for i, s in enumerate(ranking.layers, 1) if s.layer == result.layer), None) if ranking else None
+    if place is not None and ranking.method == result.method:
+        text.append(f"  rank #{place} of {len(ranking.layers)}", "bold green" if place == 1 else "bold")
+    if camlink.class_blind(result.method):
+        text.append(f"\nclass-blind: {result.method} draws the same map for every class", "bold dark_orange")
 
 
 def top5_table(view: CamView) -> Table:
@@ -105,6 +133,16 @@ def top5_line(view: CamView) -> Text:
 SHORT_PANEL = 24  # rows: below this the top-5 is one wrapped line (80×24 gives the panel 19)
 
 
+def pixel_widget(protocol: str):
+    """textual-image's widget for ``protocol`` ("kitty" or "sixel", as ``layerscope.pixels`` found)."""
+    from textual_image.widget import SixelImage, TGPImage
+
+    widget = (SixelImage if protocol == "sixel" else TGPImage)(id="cam-pixels")
+    widget.styles.width = "auto"
+    widget.styles.height = "1fr"
+    return widget
+
+
 class MapPreview(Static):
     """The map's cells, redrawn for whatever room it has: the top-5 and the info around it
     change height after the map is drawn (a table on tall screens, two rows on short ones)."""
@@ -122,12 +160,20 @@ class CamPanel(Vertical):
         self.cache: CamCache | None = None
         self.session: Session | None = None
         self._cancel = threading.Event()
-        self.running = False
+        self.running = False  # a map or a ranking is being computed: one at a time
+        self.scores: object = None  # the shown map's Faithfulness, or a line saying where they stand
+        self.scoring = False  # the map's worker is still scoring it; a new g or r stops that
+        self._what = "the map"  # what escape stops while running
 
     def compose(self):
         yield Static(Text("", style="dim"), id="cam-info")
         yield ProgressBar(id="cam-progress", show_eta=False)
-        yield MapPreview("", id="cam-preview")
+        pixels = getattr(self.app, "pixels", None)  # the terminal draws pixels: the overlay at full resolution
+        preview = MapPreview("", id="cam-preview")
+        preview.display = not pixels
+        yield preview
+        if pixels:
+            yield pixel_widget(pixels)
         yield Static("", id="cam-top5")
 
     # --- showing ---------------------------------------------------------------------
@@ -135,7 +181,8 @@ class CamPanel(Vertical):
     def describe(self, session: Session, view: CamView | None) -> None:
         self.session = session
         shown = view or (None if self.running else self._matching_view(session))
-        self.query_one("#cam-info", Static).update(info_text(session, shown, self.running))
+        scores = self.scores if shown is not None and shown is self.view else None
+        self.query_one("#cam-info", Static).update(info_text(session, shown, self._what if self.running else "", scores))
 
     def _matching_view(self, session: Session) -> CamView | None:
         view = self.view
@@ -159,6 +206,11 @@ class CamPanel(Vertical):
     def draw_map(self) -> None:
         preview = self.query_one("#cam-preview", Static)
         if self.view is None:
+            return
+        if getattr(self.app, "pixels", None):
+            from layerscope.tui.camlink import overlay_picture
+
+            self.query_one("#cam-pixels").image = overlay_picture(self.view)
             return
         from layerscope.render import heatmap_preview
 
@@ -196,17 +248,33 @@ class CamPanel(Vertical):
             return False
         from layerscope.tui.camlink import CamRequest
 
-        self.session = session
-        request = CamRequest.of(session)
+        self._start(session, "the map")
+        self.app.run_worker(self._run_cam(session, CamRequest.of(session), self.cache, self._cancel), group="cam",
+                            description="computing the map", exit_on_error=False)
+        return True
+
+    def rank(self, session: Session, index: int) -> bool:
+        """Rank the family of node ``index`` (``r``); refused (False) while a map or ranking runs."""
+        if self.refuse_while_running():
+            return False
+        from layerscope.tui.camlink import CamRequest
+
+        self._start(session, "the ranking of its family")
+        request = CamRequest(index, session.method, session.class_index, session.image, session.eligibility)
+        self.app.run_worker(self._run_rank(session, request, self.cache, self._cancel), group="cam",
+                            description="ranking layers", exit_on_error=False)
+        return True
+
+    def _start(self, session: Session, what: str) -> None:
+        """One run at a time: a map still being scored stops scoring (its scores are dropped)."""
+        self._cancel.set()
+        self.session, self._what = session, what
         self._cancel = threading.Event()
-        self.running = True
+        self.running, self.scoring = True, False
         self.describe(session, None)
         bar = self.query_one(ProgressBar)
         bar.update(total=None, progress=0)
         bar.add_class("running")
-        self.app.run_worker(self._run_cam(session, request, self.cache, self._cancel), group="cam",
-                            description="computing the map", exit_on_error=False)
-        return True
 
     async def _run_cam(self, session: Session, request: CamRequest, cache: CamCache | None,
                        cancel: threading.Event) -> None:
@@ -217,6 +285,58 @@ class CamPanel(Vertical):
 
         view, cache = await in_thread(camlink.compute, session, request, cache, progress=progress, cancel=cancel)
         self.post_message(CamDone(view, cache))
+        if not cancel.is_set():
+            await self._score(view, cache, request.class_index, cancel)
+
+    async def _score(self, view: CamView, cache: CamCache, class_index: int | None, cancel: threading.Event) -> None:
+        """Still in the map's worker: the map's deletion/insertion scores, cancellable (escape,
+        or the next g / r). A model they do not fit (no class scores) says so in the tab."""
+        from layerscope.cam import CamCancelled
+        from layerscope.errors import LayerscopeError, first_line
+        from layerscope.tui import camlink
+
+        def progress(done: int, total: int) -> None:
+            self.post_message(ScoreProgress(view, done, total))
+
+        try:
+            scores = await in_thread(camlink.score, view, cache, class_index, progress=progress, cancel=cancel)
+        except CamCancelled:
+            self.post_message(CamScored(view, note="scores: skipped"))
+        except LayerscopeError as exc:
+            self.post_message(CamScored(view, note=f"scores: none ({first_line(exc)})"))
+        else:
+            self.post_message(CamScored(view, scores))
+
+    async def _run_rank(self, session: Session, request: CamRequest, cache: CamCache | None,
+                        cancel: threading.Event) -> None:
+        from layerscope.tui import camlink
+
+        def progress(done: int, total: int) -> None:
+            self.post_message(CamProgress(done, total))
+
+        ranking, cache = await in_thread(camlink.rank, session, request, cache, progress=progress, cancel=cancel)
+        self.post_message(RankDone(ranking, cache))
+
+    def on_rank_done(self, message: RankDone) -> None:
+        """The app marks the tree (the message bubbles on to it); here the run ends."""
+        self._finish()
+        self.cache = message.cache
+        if self.session is not None:
+            self.describe(self.session, self.view)
+
+    def on_score_progress(self, message: ScoreProgress) -> None:
+        if message.view is self.view and self.scoring:
+            self.scores = f"scoring the map: {message.done}/{message.total} perturbed passes · esc skips"
+            if self.session is not None:
+                self.describe(self.session, self.view)
+
+    def on_cam_scored(self, message: CamScored) -> None:
+        if message.view is not self.view:
+            return  # a map replaced since
+        self.scoring = False
+        self.scores = message.scores if message.scores is not None else message.note
+        if self.session is not None:
+            self.describe(self.session, self.view)
 
     def on_cam_progress(self, message: CamProgress) -> None:
         self.query_one(ProgressBar).update(total=message.total, progress=message.done)
@@ -231,13 +351,15 @@ class CamPanel(Vertical):
             self.app.notify("the map was not drawn", title="Grad-CAM cancelled", severity="warning")
             return
         self.view = message.view
+        self.scores, self.scoring = "scoring the map… esc skips", True
         if self.session is not None:
             self.describe(self.session, self.view)
         self._draw()
 
     def failed(self, failure: Failure) -> None:
-        """The map was not made (the app notifies): ready for the next ``g``."""
+        """The map, its scoring or a ranking failed (the app notifies): ready for the next ``g``."""
         self._finish()
+        self.scoring = False
         if self.session is not None:
             self.describe(self.session, None)
 
@@ -245,12 +367,12 @@ class CamPanel(Vertical):
         self.running = False
         self.query_one(ProgressBar).remove_class("running")
 
-    def cancel(self) -> bool:
-        """Ask a running computation to stop (Score-CAM and Ablation-CAM stop between batches)."""
-        if not self.running:
-            return False
+    def cancel(self) -> str | None:
+        """Ask a running computation to stop (between batches); says what is stopping, if anything."""
+        if not (self.running or self.scoring):
+            return None
         self._cancel.set()
-        return True
+        return self._what if self.running else "scoring the map"
 
     def redraw_from_cache(self, session: Session) -> None:
         """After ``t``: when a map is shown and the new target was hooked, redraw without a forward."""
@@ -265,7 +387,8 @@ class CamPanel(Vertical):
 
     def reset(self) -> None:
         """Another model: nothing computed for the last one applies."""
-        self.view = self.cache = None
+        self.view = self.cache = self.scores = None
+        self.scoring = False
         self._draw()
 
     # --- the photo -------------------------------------------------------------------

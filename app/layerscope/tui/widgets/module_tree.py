@@ -49,6 +49,7 @@ class ModuleTreeView(Tree[Row]):
         self.fold = True
         self.marks: dict[str, str] = {}
         self.target: int | None = None
+        self.ranks: dict[str, tuple[int, float]] = {}  # the last ``r``: layer -> (place, insertion − deletion)
         self.matches: frozenset[int] = frozenset()
         self.cost: CostTable | None = None  # from the shape probe
         self.column: Literal["params", "macs"] = "params"  # the right column of each line
@@ -187,6 +188,7 @@ class ModuleTreeView(Tree[Row]):
         self._append_mark(text, node.name)
         if node.index == self.target:
             text.append("◎ ", "bold magenta")
+        self._append_rank(text, [node.name])
         if node.index in self.matches:
             text.append(name, "bold reverse")
         else:
@@ -213,6 +215,16 @@ class ModuleTreeView(Tree[Row]):
         symbol, style = MARKS.get(self.marks.get(name, ""), (" ", ""))
         text.append(f"{symbol} ", style)
 
+    def _append_rank(self, text: Text, names: list[str]) -> None:
+        """``#2 +0.68``: the line's place in the last ranking and its insertion − deletion; a folded
+        run shows its best member's (``#1 at 16``)."""
+        ranked = sorted((self.ranks[n], n) for n in names if n in self.ranks)
+        if not ranked:
+            return
+        (place, gap), name = ranked[0]
+        where = f" at {name.rsplit('.', 1)[-1]}" if len(names) > 1 else ""
+        text.append(f"#{place} {gap:+.2f}{where} ", "bold green" if place == 1 else "yellow")
+
     def _append_shape(self, text: Text, name: str) -> None:
         shape = self.shapes.get(name) if self.show_shapes else None
         if shape is not None:
@@ -227,6 +239,7 @@ class ModuleTreeView(Tree[Row]):
         self._append_mark(text, first.name)
         if self.target in members:
             text.append("◎ ", "bold magenta")
+        self._append_rank(text, [tree.nodes[i].name for i in members])
         text.append(f"{first.key}…{last.key}", "bold")
         text.append(f" {first.class_name} ×{len(members)}", "italic")
         text.append(f"  {self._right_column(total, [tree.nodes[m].name for m in members])}", "dim")

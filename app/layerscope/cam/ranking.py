@@ -1,0 +1,142 @@
+"""Which target layer to use, answered with evidence: every layer's map scored and ranked.
+
+``rank_maps`` takes the maps of one photo (one per layer, from one pass), scores them
+all in one stream of batched perturbed forwards (``cam.metrics``), runs the
+randomisation check down the same layers as one cascade (``cam.sanity``), and sorts
+the layers by insertion minus deletion AUC, best first. The CLI's ``rank`` and the
+app's ``r`` both call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from layerscope.cam.core import CamResult
+from layerscope.cam.metrics import Faithfulness, faithfulness
+from layerscope.cam.perturb import Cancel, Progress
+from layerscope.cam.reshape import Reshape
+from layerscope.cam.sanity import is_blind, randomization_checks
+from layerscope.errors import LayerscopeError
+
+
+@dataclass(frozen=True)
+class LayerScore:
+    """One layer's map and its evidence; ``rho`` is the sanity check's Spearman ρ (None: not run)."""
+
+    layer: str
+    scores: Faithfulness
+    rho: float | None
+    all_zero: bool = False
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Layers best first (highest insertion − deletion; all-zero maps last), for one class and one method."""
+
+    target: int
+    target_name: str | None
+    method: str
+    layers: tuple[LayerScore, ...]
+
+    @property
+    def best(self) -> LayerScore:
+        return self.layers[0]
+
+    @property
+    def blind(self) -> bool:
+        """True when every checked map survived the randomisation: the method ignores the model's
+        later layers (and so the class), whatever its scores say."""
+        rhos = [s.rho for s in self.layers if s.rho is not None]
+        return bool(rhos) and all(is_blind(r) for r in rhos)
+
+    def score_of(self, layer: str) -> LayerScore | None:
+        return next((s for s in self.layers if s.layer == layer), None)
+
+
+def rank_maps(
+    model: nn.Module,
+    x: Tensor,
+    results: Sequence[CamResult],
+    *,
+    target: int | None = None,
+    steps: int = 20,
+    batch_size: int = 32,
+    sanity: bool = True,
+    categories: Sequence[str] | None = None,
+    reshape: Reshape = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Ranking:
+    """Score and rank ``results`` (one ``CamResult`` per layer, one image, one class and method).
+
+    ``target`` is the class whose probability scores the maps: by default the maps' own class,
+    or for a class-blind method's maps made without one, the top class. ``progress(done,
+    total)`` counts the perturbed forwards, then one step per sanity check."""
+    if not results:
+        raise LayerscopeError("nothing to rank: no layers given")
+    target, method = _common_target(results) if target is None else int(target), results[0].method
+    name = results[0].target_name if results[0].target == target else _class_name(target, categories)
+    checks = len(results) if sanity else 0
+    passes = len(results) * (2 * steps - 1)  # the photo and the blank run once for all maps
+    total = passes + checks
+    report = None if progress is None else (lambda done, _total: progress(done, total))
+    scores = faithfulness(model, x, [r.heatmap for r in results], target, steps,
+                          batch_size=batch_size, progress=report, cancel=cancel)
+    rhos: dict[str, float] = {}
+    if sanity:
+        after = None if progress is None else (lambda done, _total: progress(passes + done, total))
+        rhos = randomization_checks(model, x, [r.layer for r in results], method, target,
+                                    originals=[r.heatmap for r in results], categories=categories, reshape=reshape,
+                                    progress=after, cancel=cancel)
+    found = [LayerScore(layer=r.layer, scores=s, rho=rhos.get(r.layer), all_zero=r.all_zero)
+             for r, s in zip(results, scores)]
+    # an all-zero map claims nothing (its "order" is reading order), so it goes last whatever it scores;
+    # the sort is stable: equal scores keep the forward order
+    found.sort(key=lambda s: (s.all_zero, -s.scores.gap))
+    return Ranking(target=target, target_name=name, method=method, layers=tuple(found))
+
+
+def verdict(ranking: Ranking) -> str:
+    """What the randomisation check says about the method, in one line (the CLI and the app)."""
+    rhos = [s.rho for s in ranking.layers if s.rho is not None]
+    if not rhos:
+        return "not checked"
+    finite = [r for r in rhos if r == r]
+    low, high = (f"{min(finite):+.2f}", f"{max(finite):+.2f}") if finite else ("", "")
+    span = "the maps went flat" if not finite else f"ρ {low}" if low == high else f"ρ {low} to {high}"
+    if ranking.blind:
+        return (f"class-blind: {ranking.method}'s maps stay the same ({span}) when every layer after the target "
+                f"is re-initialised; they show where the layer is active, not what decided the class")
+    return (f"passed: {ranking.method}'s maps change when the layers after the target are re-initialised "
+            f"({span}); they follow the model")
+
+
+def score_target(result: CamResult, chosen: int | None = None) -> int:
+    """The class whose probability scores ``result``: ``chosen``, else its own target, else (a
+    class-blind map made without one) the top class of the logits it was made with."""
+    if chosen is not None:
+        return int(chosen)
+    if isinstance(result.target, int):
+        return result.target
+    scores = result.scores
+    if result.target is None and isinstance(scores, Tensor) and scores.dim() == 2:
+        return int(scores[0].argmax())
+    raise LayerscopeError("scoring a map needs a classifier's class (the model's output is not N×classes scores)")
+
+
+def _common_target(results: Sequence[CamResult]) -> int:
+    if any(r.heatmap.dim() != 2 for r in results):
+        raise LayerscopeError("ranking explains one image; these maps are a batch")
+    if len({r.method for r in results}) != 1:
+        raise LayerscopeError("ranking compares layers for one method; these maps mix methods")
+    targets = {score_target(r) for r in results}
+    if len(targets) != 1:
+        raise LayerscopeError("ranking needs the maps of one image for one class")
+    return targets.pop()
+
+
+def _class_name(target: int, categories: Sequence[str] | None) -> str | None:
+    return categories[target] if categories and 0 <= target < len(categories) else None

@@ -1,0 +1,88 @@
+"""``layerscope rank`` end to end on the real mobilenet_v2: the same numbers as the engine, ranked,
+the sanity verdict, the grid, and one clear line for each mistake."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from layerscope import imaging
+from layerscope.cam import CamSession
+from layerscope.cam.metrics import faithfulness
+from layerscope.cli.main import main
+from layerscope.loading import load_model
+
+LAYERS = ["features.14", "features.16", "features.18"]
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.slow
+def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
+    png = tmp_path / "grid.png"
+    code, out, err = _run(capsys, "rank", "--image", str(imaging.SAMPLES / "coffee.png"), "--layers",
+                          ",".join(LAYERS), "--steps", "4", "--json", "--out", str(png))
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["target"], data["target_name"], data["method"], data["class_blind"]) == (967, "espresso", "gradcam",
+                                                                                          False)
+    rows = data["layers"]
+    assert sorted(r["layer"] for r in rows) == LAYERS
+    gaps = [r["insertion_auc"] - r["deletion_auc"] for r in rows]
+    assert gaps == sorted(gaps, reverse=True)
+    assert {r["layer"]: r["access_expression"] for r in rows}["features.18"] == "model.features[-1]"
+    assert all(r["sanity_rho"] < 0.9 for r in rows)
+    # the same maps scored directly through the engine give the same numbers
+    loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
+    x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / "coffee.png"), loaded.preprocess)
+    maps = CamSession(loaded.model, x, LAYERS).results()
+    direct = dict(zip(LAYERS, faithfulness(loaded.model, x, [m.heatmap for m in maps], 967, steps=4)))
+    for row in rows:
+        assert row["deletion_auc"] == pytest.approx(direct[row["layer"]].deletion_auc, abs=1e-5)
+        assert row["insertion_auc"] == pytest.approx(direct[row["layer"]].insertion_auc, abs=1e-5)
+        assert row["average_drop"] == pytest.approx(direct[row["layer"]].average_drop, abs=1e-5)
+    assert err.strip().endswith(f"wrote   {png}")  # stdout stays pure JSON
+    assert Image.open(png).size == (2 * 256, 2 * (round(400 * 256 / 600) + 18))
+
+
+@pytest.mark.slow
+def test_table_marks_best_and_default_and_eigencam_is_class_blind(capsys):
+    code, out, err = _run(capsys, "rank", "--layers", "features.16,features.18", "--steps", "2",
+                          "--method", "eigencam", "--class", "tabby")
+    assert code == 0, err
+    assert "target  none: eigencam uses no class" in out  # the map is the same for every class...
+    assert "scores  p(281 tabby), 2 steps, best first by insertion − deletion" in out  # ...but its scores are for tabby
+    lines = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert [row[1] for row in lines] == ["features[16]", "features[-1]"]
+    assert lines[0][6:] == ["+1.00", "best"] and lines[1][6:] == ["+1.00", "default"]
+    assert "sanity class-blind: eigencam's maps stay the same (ρ +1.00)" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--method", "nope"], "unknown CAM method 'nope'"),
+    (["--layers", "features.99"], "features.99"),
+    (["--class", "1000"], "class index 1000 is out of range"),
+])
+def test_mistakes_are_one_line_and_status_2(capsys, argv, words):
+    code, out, err = _run(capsys, "rank", "--steps", "1", *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and words in err
+
+
+@pytest.mark.parametrize("steps, words", [("0", "at least 1, got 0"), ("5000", "at most 1000, got 5000")])
+def test_steps_out_of_bounds_are_usage_errors(capsys, steps, words):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["rank", "--steps", steps])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and words in err and err.count("\n") == 1
+
+
+def test_out_onto_the_photo_is_refused_before_any_work(capsys):
+    code, out, err = _run(capsys, "rank", "--out", str(imaging.SAMPLES / "chelsea.png"))
+    assert code == 2 and out == "" and "is also an input" in err and err.count("\n") == 1
