@@ -126,9 +126,11 @@ def test_bad_options_are_refused_before_any_work(capsys, argv, message):
 
 
 def test_npy_gets_its_suffix_and_the_printed_name_is_the_real_one(capsys, tmp_path):
-    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", "--npy", str(tmp_path / "heat"))
+    folder = tmp_path / ("a-long-folder-name-so-the-line-passes-eighty-columns" * 2) / "[x]"
+    folder.mkdir(parents=True)
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", "--npy", str(folder / "heat"))
     assert code == 0, err
-    assert (tmp_path / "heat.npy").exists() and f"wrote   {tmp_path / 'heat.npy'}" in out
+    assert (folder / "heat.npy").exists() and f"wrote   {folder / 'heat.npy'}\n" in out  # one line, as written
 
 
 def test_class_on_a_detector_targets_the_best_box_of_that_class(capsys):

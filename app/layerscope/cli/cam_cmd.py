@@ -104,6 +104,11 @@ class _Job:
             return self.explainer.maps(layers, self.method.name, target, batch_size=self.args.batch_size,
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
 
+    def wrote(self, path: Path) -> None:
+        """A written file's name on one line, never wrapped and never read as markup (``[x].png``),
+        so it can be copied as printed."""
+        self.console.print(f"wrote   {path}", soft_wrap=True, markup=False)
+
     def print_header(self, result: CamResult) -> None:
         loaded = self.loaded
         self.console.print(f"model   {loaded.spec} ({loaded.weights_label})")
@@ -203,9 +208,9 @@ def run_cam(args: argparse.Namespace) -> int:
         if box is not None:  # on the overlay: the last panel of a side-by-side picture
             shift = picture.width - job.image.width
             picture = imaging.draw_box(picture, (box[0] + shift, box[1], box[2] + shift, box[3]))
-        job.console.print(f"wrote   {imaging.save_png(picture, args.out)}")
+        job.wrote(imaging.save_png(picture, args.out))
     if args.npy:
-        job.console.print(f"wrote   {imaging.save_npy(result.on_photo, args.npy)}")
+        job.wrote(imaging.save_npy(result.on_photo, args.npy))
     if not result.all_zero:
         job.preview(result.on_photo, box)
     return 0
@@ -224,7 +229,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         tiles.append((f"{result.layer}{' (zero)' if result.all_zero else ''}",
                       explainer.overlay(result, args.colormap, args.alpha)))
     if args.out:
-        job.console.print(f"wrote   {imaging.save_png(imaging.labelled_grid(tiles), args.out)}")
+        job.wrote(imaging.save_png(imaging.labelled_grid(tiles), args.out))
     else:
         job.console.print("no --out given: nothing written (the sweep's picture is a PNG grid)")
     return 0
