@@ -27,8 +27,10 @@ run: weights
 test: weights
 	$(BIN)/python -m pytest -q
 
+# Two workers, one per core of the 2-core development machine; each runs torch on one thread
+# (tests/conftest.py), so they never fight over a core.
 test-fast: weights
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 screenshots: weights
 	$(BIN)/python scripts/export_screenshots.py

@@ -8,6 +8,7 @@ on every machine.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from layerscope.cli.common import DEFAULT_MODEL, DEFAULT_WEIGHTS
@@ -15,6 +16,7 @@ from layerscope.cli.common import DEFAULT_MODEL, DEFAULT_WEIGHTS
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "screenshots"
 SIZE = (110, 34)
+SMALL = (80, 24)  # the first-class small size
 
 
 async def settle(pilot) -> None:
@@ -28,26 +30,27 @@ async def export() -> list[Path]:
     from layerscope.loading import load_model
     from layerscope.tui.app import LayerscopeApp
 
+    os.environ["COLORTERM"] = "truecolor"  # SVGs hold any colour: draw maps as a truecolor terminal sees them
     loaded = load_model(DEFAULT_MODEL, weights=DEFAULT_WEIGHTS)
-    app = LayerscopeApp(loaded, spec=DEFAULT_MODEL)
-    written = []
+    written: list[Path] = []
     OUT.mkdir(exist_ok=True)
+    await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SIZE, written, [
+        ("tree-stats", ("slash", *"features.18", "enter", "enter")), ("state-dict", ("2",)), ("api", ("3",)),
+        ("gradcam", ("g",)),
+    ])
+    await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SMALL, written, [("gradcam-80x24", ("g",))])
+    return written
 
-    async with app.run_test(size=SIZE) as pilot:
-        async def shot(name: str, *keys: str) -> None:
-            if keys:
-                await pilot.press(*keys)
+
+async def _shots(app, size: tuple[int, int], written: list[Path], shots: list[tuple[str, tuple[str, ...]]]) -> None:
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        for name, keys in shots:
+            await pilot.press(*keys)
             await settle(pilot)
             app.clear_notifications()
             await pilot.pause()
             written.append(Path(app.save_screenshot(filename=f"{name}.svg", path=str(OUT))))
-
-        await settle(pilot)
-        await shot("tree-stats", "slash", *"features.18", "enter", "enter")
-        await shot("state-dict", "2")
-        await shot("api", "3")
-        await shot("gradcam", "g")
-    return written
 
 
 def main() -> int:

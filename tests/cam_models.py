@@ -66,7 +66,8 @@ class PairNet(nn.Module):
 
 
 class _Budget(nn.Module):
-    """Raises torch's out-of-memory error for batches above ``rows``, as a full GPU would."""
+    """Raises an out-of-memory error for batches above ``rows``: torch's, as a full GPU would;
+    with ``rows=0`` the CPU allocator's plain RuntimeError."""
 
     def __init__(self, rows: int) -> None:
         super().__init__()
@@ -74,8 +75,10 @@ class _Budget(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls.append(x.shape[0])
-        if x.shape[0] > self.rows:
+        if x.shape[0] > self.rows and self.rows > 0:
             raise torch.OutOfMemoryError(f"tried to allocate {x.shape[0]} rows")
+        if x.shape[0] > self.rows:  # what the CPU allocator raises: a plain RuntimeError
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
         return x
 
 

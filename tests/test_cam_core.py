@@ -292,3 +292,11 @@ def test_out_of_memory_is_one_clear_line_and_never_retried_larger(method):
     assert _hooks(model) == 0 and all(p.requires_grad for p in model.parameters())
     fits = compute_cam(model, x, "conv", method, target=1, batch_size=2)
     assert torch.allclose(fits.raw, compute_cam(TinyNet(inplace=False), x, "conv", method, target=1).raw, atol=1e-5)
+
+
+def test_the_cpu_allocator_failing_in_the_pass_itself_is_one_line_too():
+    model = TightNet(rows=0)
+    with pytest.raises(LayerscopeError) as raised:
+        compute_cam(model, tiny_input(), "conv", "gradcam", target=1)
+    assert str(raised.value) == "out of memory running TightNet on a 1×3×8×8 input on cpu; close other programs"
+    assert _hooks(model) == 0 and all(p.requires_grad for p in model.parameters())

@@ -90,12 +90,17 @@ def test_overlay_is_photo_sized_and_leaves_unseen_pixels_alone(explainer):
     assert explainer.side_by_side(result).size == (3 * 451, 300)
 
 
-def test_meta_models_and_unknown_layers_are_refused_in_one_line(mobilenet, explainer):
+def test_meta_models_and_unknown_layers_are_refused_in_one_line(mobilenet):
     meta = load_model("mobilenet_v2", device="meta")
     with pytest.raises(LayerscopeError, match="^CAMs need real weights .* not meta$"):
         PhotoExplainer(meta, CAT)
+    explainer = PhotoExplainer(mobilenet, CAT)
+    explainer.maps(["features.18"], hook=["features.17"])
     with pytest.raises(LayerscopeError, match="no layer 'features.99'"):
         explainer.maps(["features.99"])
+    with pytest.raises(LayerscopeError, match="layer 'classifier.1' has no spatial output"):
+        explainer.maps(["classifier.1"])
+    assert explainer.hooked == ("features.18", "features.17")  # the failed passes left the kept one
 
 
 @pytest.mark.parametrize(

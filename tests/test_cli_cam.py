@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 import numpy as np
 import pytest
 from PIL import Image
@@ -123,9 +126,11 @@ def test_bad_options_are_refused_before_any_work(capsys, argv, message):
 
 
 def test_npy_gets_its_suffix_and_the_printed_name_is_the_real_one(capsys, tmp_path):
-    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", "--npy", str(tmp_path / "heat"))
+    folder = tmp_path / ("a-long-folder-name-so-the-line-passes-eighty-columns" * 2) / "[x]"
+    folder.mkdir(parents=True)
+    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--layer", "conv", "--npy", str(folder / "heat"))
     assert code == 0, err
-    assert (tmp_path / "heat.npy").exists() and f"wrote   {tmp_path / 'heat.npy'}" in out
+    assert (folder / "heat.npy").exists() and f"wrote   {folder / 'heat.npy'}\n" in out  # one line, as written
 
 
 def test_class_on_a_detector_targets_the_best_box_of_that_class(capsys):
@@ -166,3 +171,43 @@ def test_a_detectors_target_box_is_listed_with_the_scores_and_drawn(capsys, tmp_
     assert picture.shape == (400, 600, 3)
     edge = picture[y1 + 1, x1 + 3: x2 - 3]  # inside the 4-pixel outline's top side
     assert (edge == (255, 0, 255)).all()
+
+
+def _escapes(text: str, start: str, end: str) -> list[str]:
+    return re.findall(re.escape(start) + r"(.*?)" + re.escape(end), text, flags=re.S)
+
+
+def test_preview_kitty_sends_the_overlay_as_a_png_of_the_photos_size(capsys):
+    code, out, err = _run(capsys, "cam", "--preview", "kitty", "--width", "40")
+    assert code == 0, err
+    messages = _escapes(out, "\x1b_G", "\x1b\\")
+    keys, payload = messages[0].split(";", 1)
+    assert keys == "a=T,f=100,c=40,r=13,q=2,m=1" and all(m.startswith("m=") for m in messages[1:])
+    assert messages[-1].startswith("m=0;") and all(len(m.split(";", 1)[1]) <= 4096 for m in messages)
+    data = base64.b64decode(payload + "".join(m.split(";", 1)[1] for m in messages[1:]))
+    picture = Image.open(io.BytesIO(data))
+    assert picture.format == "PNG" and picture.size == (451, 300)  # the photo's own resolution
+    assert "▀" not in out
+
+
+def test_preview_sixel_draws_over_the_cells_it_reserves(capsys):
+    code, out, err = _run(capsys, "cam", "--preview", "sixel", "--width", "40")
+    assert code == 0, err
+    [sixel] = _escapes(out, "\x1bP", "\x1b\\")
+    # raster attributes: 1:1 pixels, 40 cells of 10 px by 13 rows of 20 px (textual-image's sizes
+    # for a terminal that does not say, as here)
+    assert sixel.startswith('0;0;0q"1;1;400;260')
+
+
+def test_preview_auto_falls_back_to_cells_when_nothing_answers(capsys):
+    from rich.console import Console
+
+    from layerscope.pixels import preview_mode, terminal_graphics
+
+    assert terminal_graphics() is None  # pytest's stdin is no terminal: nothing is even asked
+    assert preview_mode("auto", Console(force_terminal=True, color_system="truecolor")) == "halfblock"
+    assert preview_mode("auto", Console(force_terminal=True, color_system="standard")) == "ascii"
+    code, out, err = _run(capsys, "cam", "--preview", "halfblock", "--width", "20")
+    assert code == 0 and out.count("▀") == 20 * 7  # forced: half blocks even into a pipe
+    code, out, err = _run(capsys, "cam", "--preview", "--width", "20")
+    assert code == 0 and "▀" not in out and "%%%" in out  # auto into a pipe: the ASCII ramp

@@ -290,3 +290,9 @@ def run_exit(capsys, *argv: str) -> tuple[int, str, str]:
         main(list(argv))
     out, err = capsys.readouterr()
     return stop.value.code, out, err
+
+
+def test_cost_of_a_model_meta_cannot_run_says_what_to_do(capsys):
+    code, _, err = run(capsys, "stats", "fasterrcnn_resnet50_fpn", "--cost")
+    assert code == 2 and err.count("\n") == 1
+    assert "shape probe failed" in err and "--device cpu counts it with real arithmetic" in err

@@ -160,3 +160,31 @@ def test_attention_on_meta_is_counted_as_the_fused_kernel_runs():
     assert meta.total.macs == cpu.total.macs
     assert meta.total.allocated == cpu.total.allocated
     assert meta.total.peak == cpu.total.peak
+
+
+def test_a_bfloat16_model_is_estimated_in_bfloat16_despite_float32_buffers():
+    model = nn.Sequential(nn.Linear(10, 10)).to(torch.bfloat16)
+    model.register_buffer("inv_freq", torch.ones(4))  # float32, as Llama's rotary embedding keeps it
+    _, table = probe_cost(model, (10,))
+    memory = estimate_memory(build_tree(model).root, table.total, batch=1)
+    assert memory.dtype == "bfloat16"
+    assert memory.inference_bytes == 110 * 2 + 16 + table.total.peak.bytes(2)
+
+
+def test_a_hugging_face_config_alone_is_counted_on_meta(tmp_path):
+    """Llama with grouped-query attention, from ``config.json`` only: nothing to download or allocate."""
+    pytest.importorskip("transformers")
+    import json
+
+    from layerscope.loading import load_model
+
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 512,
+              "intermediate_size": 1024, "num_attention_heads": 8, "num_key_value_heads": 2,
+              "num_hidden_layers": 2, "vocab_size": 1000, "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = load_model(str(tmp_path))
+    _, table = probe_cost(loaded.model, (64,), torch.long)
+    per_layer = 512 * 512 * 2 + 512 * 128 * 2 + 3 * 512 * 1024  # q, o; k, v (2 of 8 heads); the MLP
+    attention = 2 * 64 * 64 * 512  # QKᵀ and × V
+    assert table.total.macs == 64 * (2 * per_layer + 512 * 1000) + 2 * attention
+    assert table.get("model.layers").calls == 0 and table.get("model.layers").macs == 2 * (64 * per_layer + attention)

@@ -188,6 +188,16 @@ def test_text_model_tree_counts_and_shapes_with_token_ids(llama_folder):
         probe_shapes(loaded.model, (3, 224, 224))
 
 
+def test_cost_of_a_config_only_llama_with_token_ids(tmp_path):
+    from layerscope.cost import probe_cost
+
+    (tmp_path / "config.json").write_text(json.dumps({**LLAMA_2_70B, "num_hidden_layers": 2}))
+    model = load_model(str(tmp_path)).model  # meta: the pass costs no arithmetic
+    _, table = probe_cost(model, (128,), torch.long)
+    assert table.get("lm_head").macs == 128 * 8192 * 32000
+    assert table.get("model.layers.1.mlp").macs == 128 * 3 * 8192 * 28672
+
+
 def test_gradcam_on_a_text_model_says_it_needs_a_spatial_layer(llama_folder):
     folder, _ = llama_folder
     loaded = load_model(str(folder))

@@ -486,9 +486,10 @@ async def test_80x24_is_a_first_class_layout(app):
                                     "y", "Copy", "?", "Help", "q", "Quit"]
         assert rows[-5].endswith("▎ top-5 285 Egyptian cat 0.717 · 282 tiger cat   ")
         map_rows = [row for row in rows if "▀▀▀▀" in row]
-        # one row goes to the map's deletion/insertion scores (issue 10), kept to one row by short labels
-        assert "del 0.437↓ ins 0.549↑ drop 0.000" in screen_text(app)
-        assert len(map_rows) == 11 and map_rows[0].count("▀") == 33  # was 9 rows of 39, then 12 of 36
+        assert "del 0.437↓ ins 0.549↑ drop 0.000" in screen_text(app)  # the scores keep to one row here
+        room = app.query_one("#cam-preview").size
+        assert len(map_rows) == room.height >= 10  # every row the info lines leave (9 before)
+        assert map_rows[0].count("▀") == min(room.width, int(room.height * 2 * 451 / 300))  # the photo's aspect
 
 
 def test_a_narrow_footer_drops_the_least_needed_keys_first():
@@ -554,3 +555,21 @@ async def test_a_detectors_tab_lists_the_boxes_and_outlines_the_explained_one(tm
     [png] = tmp_path.glob("*.png")
     x1, y1, x2, y2 = (round(v) for v in view.box)
     assert (np.asarray(Image.open(png))[y1 + 1, x1 + 4: x2 - 4] == magenta).all()
+
+
+async def test_a_terminal_that_draws_pixels_gets_the_overlay_at_full_resolution(mobilenet):
+    from textual_image.widget import SixelImage
+
+    app = LayerscopeApp(mobilenet, spec="mobilenet_v2", pixels="sixel")  # as launch() found it
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        pixels = app.query_one("#cam-pixels")
+        assert isinstance(pixels, SixelImage) and pixels.image.size == (451, 300)
+        assert not app.query_one("#cam-preview").display
+        assert "▀" not in screen_text(app)  # no half-block cells under the picture
+    fallback = LayerscopeApp(mobilenet, spec="mobilenet_v2")  # the terminal did not answer
+    async with fallback.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not fallback.query("#cam-pixels") and fallback.query_one("#cam-preview").display

@@ -31,6 +31,8 @@ def keys(*pressed: str):
         if pressed:
             await pilot.press(*pressed)
             await settle(pilot)
+        pilot.app.clear_notifications()  # a toast still showing or gone depends on the machine's speed
+        await pilot.pause()
     return run_before
 
 
@@ -50,15 +52,8 @@ def test_api_tab(snap_compare, resnet18_loaded):
 
 
 def test_gradcam_tab_on_the_default_model_and_photo(snap_compare, mobilenet):
-    """The map with its scores; the "Grad-CAM target" toast is cleared (whether it is still up
-    when scoring ends depends on the machine's speed)."""
-    async def run_before(pilot) -> None:
-        await keys("g")(pilot)
-        pilot.app.clear_notifications()
-        await settle(pilot)
-
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2")
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=_map_without_toasts)
 
 
 def test_light_theme_and_help(snap_compare, resnet18_loaded):
@@ -68,12 +63,14 @@ def test_light_theme_and_help(snap_compare, resnet18_loaded):
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("question_mark"))
 
 
+async def _map_without_toasts(pilot) -> None:
+    """``g``, then no toast: whether "Grad-CAM target" (3 s) is still up depends on the machine's speed."""
+    await keys("g")(pilot)
+    pilot.app.clear_notifications()
+    await settle(pilot)
+
+
 def test_gradcam_tab_at_80x24(snap_compare, mobilenet):
     """The map as large as 80×24 allows, the top-5 on two rows under it (no toast over them)."""
-    async def run_before(pilot) -> None:
-        await keys("g")(pilot)
-        pilot.app.clear_notifications()
-        await settle(pilot)
-
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2")
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_map_without_toasts)

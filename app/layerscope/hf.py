@@ -386,13 +386,15 @@ def _triple(value: object, default: tuple[float, float, float]) -> tuple[float, 
 
 
 def text_model_problem(model: nn.Module) -> str | None:
-    """Why a model cannot take an image: a transformers model whose main input is token ids."""
+    """Why a model cannot take an image: a transformers model whose main input is token ids
+    (or audio: ``input_values``, ``input_features``)."""
     main = getattr(model, "main_input_name", None)
     if main is None or main == "pixel_values":
         return None
+    kind, probe = ("a text model", "--input 128:long") if main == "input_ids" else ("not an image model", "--input")
     return (
-        f"{type(model).__name__} takes {main} (a text model), not an image; Grad-CAM needs a layer with a "
-        "spatial or token-grid output over an image. Browse it with tree/stats/api and --input 128:long"
+        f"{type(model).__name__} takes {main} ({kind}), not an image; Grad-CAM needs a layer with a "
+        f"spatial or token-grid output over an image. Browse it with tree/stats/api and {probe}"
     )
 
 

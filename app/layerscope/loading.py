@@ -160,10 +160,13 @@ def _within_device(dev: torch.device, build: Callable[[], nn.Module], what: str)
 
 
 def _check_fits(dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: dict[str, Any]) -> None:
-    """Builder arguments are sizes users type (``--arg num_classes=10000000000`` asks for 80 GB):
-    build the structure on ``meta`` first, for free, and refuse weights that cannot fit."""
+    """Builder arguments are sizes users type (``--arg num_classes=10000000000`` asks for
+    terabytes): build the structure on ``meta`` first, for free, and refuse weights that
+    cannot fit."""
+    if not kwargs or dev.type == "meta":
+        return
     available = _available_bytes(dev)
-    if not kwargs or dev.type == "meta" or available is None:
+    if available is None:
         return
     try:
         with torch.device("meta"):

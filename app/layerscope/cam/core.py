@@ -118,14 +118,17 @@ class CamSession:
             for name, module in self.modules.items():
                 handles.append(module.register_forward_hook(capture_hook(name, store, self.gradients)))
             frame = detection.FrameRecorder.attach(self.model, handles) if self.detection else None
+            device = self.input.device.type
+            free = "free memory on the GPU or use the cpu" if device != "cpu" else "close other programs"
             with memory_guard(f"running {type(self.model).__name__} on a {'×'.join(map(str, self.input.shape))} "
-                              f"input", "try a smaller image or the cpu"):
+                              f"input on {device}", free):
                 output = call_model(self.model, self.input)
             missing = [name for name in self.layers if name not in store]
             if missing:
                 raise LayerscopeError(f"layer {missing[0]!r} did not run during the model's forward pass")
             resolved = _maybe_target(target, output, categories, required=need_target)
-            with memory_guard("computing the gradients", "try a smaller image, fewer layers or eigencam"):
+            with memory_guard(f"computing the gradients at {len(self.layers)} layer(s) on {device}",
+                              "hook fewer layers, or use eigencam (no gradients)"):
                 grads = self._backward(store, output, resolved) if self.gradients else {}
             self.base_scores = resolved.score(output).detach() if resolved is not None else None
         acts = {name: [t.detach() for t in store[name]] for name in self.layers}

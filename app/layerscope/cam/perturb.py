@@ -61,6 +61,10 @@ def memory_guard(what: str, hint: str) -> Iterator[None]:
         yield
     except torch.OutOfMemoryError as exc:
         raise LayerscopeError(f"out of memory {what}; {hint}") from exc
+    except RuntimeError as exc:  # the CPU allocator's failure is a plain RuntimeError
+        if "can't allocate memory" not in str(exc):
+            raise
+        raise LayerscopeError(f"out of memory {what}; {hint}") from exc
 
 
 class ModelPerturber:

@@ -171,13 +171,12 @@ class PhotoExplainer:
         gradients = spec.needs_grad or bool(extra)  # hooked for later: keep what any method needs
         need_target = gradients or spec.perturbs
         hooked = list(dict.fromkeys([*names, *extra]))
-        self._pass = None  # a failed pass must not leave the previous one looking current
-        self._pass = CamSession(
+        session = CamSession(
             self.model, self.input, hooked, target, categories=self.loaded.categories, reshape=self.reshape,
             gradients=gradients, need_target=need_target, tree=self.tree,
-        )
-        self._pass_key = (target, gradients, need_target)
-        return self._pass
+        )  # built first: a pass that fails (a layer with no map) leaves the kept one usable
+        self._pass, self._pass_key = session, (target, gradients, need_target)
+        return session
 
     @staticmethod
     def _perturbed(

@@ -27,7 +27,8 @@ from layerscope.errors import LayerscopeError
 from layerscope.files import exists, expand, output_path, same_file
 from layerscope.parsing import as_int
 from layerscope.loading import LoadedModel
-from layerscope.render import heatmap_preview
+from layerscope.pixels import PREVIEW_CHOICES, kitty_escape, preview_mode, sixel_escape
+from layerscope.render import color_depth, heatmap_preview
 
 DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
 RANDOM_WEIGHTS_WARNING = "⚠ random weights: this map shows nothing learned"
@@ -60,8 +61,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class", dest="target", default=None, metavar="K|NAME",
                         help="class index or name to explain (default: the top prediction)")
     parser.add_argument("--out", default=None, metavar="PNG", help="write the overlay PNG here")
-    parser.add_argument("--preview", action="store_true", help="draw the map in the terminal (colour)")
-    parser.add_argument("--ascii", action="store_true", help="draw the map with an ASCII ramp (no colour)")
+    parser.add_argument("--preview", nargs="?", const="auto", default=None, choices=PREVIEW_CHOICES, metavar="MODE",
+                        help="draw the map in the terminal: auto (the default: Kitty graphics or Sixel when the "
+                        "terminal answers, else half blocks for its colour depth, else ASCII), kitty, sixel, "
+                        "halfblock or ascii")
+    parser.add_argument("--ascii", action="store_true", help="the same as --preview ascii")
     parser.add_argument("--width", type=int_between(1, MAX_WIDTH, " cells"), default=None,
                         help=f"preview width in cells, at most {MAX_WIDTH} (default: fit terminal)")
     parser.add_argument("--alpha", type=fraction, default=0.5, help="weight of the heatmap in the overlay (0-1)")
@@ -99,6 +103,11 @@ class _Job:
             task = bar.add_task("cam", total=None)
             return self.explainer.maps(layers, self.method.name, target, batch_size=self.args.batch_size,
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+    def wrote(self, path: Path) -> None:
+        """A written file's name on one line, never wrapped and never read as markup (``[x].png``),
+        so it can be copied as printed."""
+        self.console.print(f"wrote   {path}", soft_wrap=True, markup=False)
 
     def print_header(self, result: CamResult) -> None:
         loaded = self.loaded
@@ -152,14 +161,34 @@ class _Job:
 
     def preview(self, heatmap: torch.Tensor, box: tuple[float, float, float, float] | None = None) -> None:
         args = self.args
-        wanted = args.preview or args.ascii or (args.out is None and getattr(args, "npy", None) is None)
-        if not wanted:
-            return
+        asked = args.preview is not None or args.ascii
+        if not asked and (args.out is not None or getattr(args, "npy", None) is not None):
+            return  # files asked for, no preview
+        mode = preview_mode("ascii" if args.ascii or os.environ.get("NO_COLOR") else args.preview or "auto",
+                            self.console)
         width = args.width or max(16, min(self.console.width - 2, 80))
-        plain = True if args.ascii or os.environ.get("NO_COLOR") else None
-        image = None if plain else self.image
-        self.console.print(heatmap_preview(heatmap, width, image=image, colormap=args.colormap, alpha=args.alpha,
-                                           ascii=plain, mask=self.mask, box=box))
+        if mode in ("kitty", "sixel"):
+            self._pixels(mode, heatmap, box, width)
+            return
+        plain = mode == "ascii"
+        self.console.print(heatmap_preview(heatmap, width, image=None if plain else self.image,
+                                           colormap=args.colormap, alpha=args.alpha, ascii=plain or None,
+                                           mask=self.mask, box=box,
+                                           colors="truecolor" if not plain and color_depth(self.console) == "ascii"
+                                           else None))
+
+    def _pixels(self, mode: str, heatmap: torch.Tensor, box, width: int) -> None:
+        """The overlay at the photo's own resolution, drawn by the terminal over ``width`` cells."""
+        picture = imaging.overlay(self.image, heatmap, self.args.colormap, self.args.alpha, self.mask)
+        if box is not None:
+            picture = imaging.draw_box(picture, box)
+        if mode == "sixel":
+            self.console.file.write(sixel_escape(picture, width))
+            self.console.file.flush()
+            return
+        rows = max(1, round(width * picture.height / picture.width / 2))
+        self.console.file.write(kitty_escape(picture, width, rows) + "\n")  # the cursor ends on the last row
+        self.console.file.flush()
 
 
 def run_cam(args: argparse.Namespace) -> int:
@@ -179,9 +208,9 @@ def run_cam(args: argparse.Namespace) -> int:
         if box is not None:  # on the overlay: the last panel of a side-by-side picture
             shift = picture.width - job.image.width
             picture = imaging.draw_box(picture, (box[0] + shift, box[1], box[2] + shift, box[3]))
-        job.console.print(f"wrote   {imaging.save_png(picture, args.out)}")
+        job.wrote(imaging.save_png(picture, args.out))
     if args.npy:
-        job.console.print(f"wrote   {imaging.save_npy(result.on_photo, args.npy)}")
+        job.wrote(imaging.save_npy(result.on_photo, args.npy))
     if not result.all_zero:
         job.preview(result.on_photo, box)
     return 0
@@ -200,7 +229,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         tiles.append((f"{result.layer}{' (zero)' if result.all_zero else ''}",
                       explainer.overlay(result, args.colormap, args.alpha)))
     if args.out:
-        job.console.print(f"wrote   {imaging.save_png(imaging.labelled_grid(tiles), args.out)}")
+        job.wrote(imaging.save_png(imaging.labelled_grid(tiles), args.out))
     else:
         job.console.print("no --out given: nothing written (the sweep's picture is a PNG grid)")
     return 0

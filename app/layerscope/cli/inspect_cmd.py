@@ -18,6 +18,7 @@ from layerscope.cli.common import (
     add_debug_option, add_model_options, int_between, load_from_args, positive_int, print_json, stdout_console,
 )
 from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype, probe_cost
+from layerscope.errors import LayerscopeError
 from layerscope.iteration import iteration_view
 from layerscope.loading import LoadedModel
 from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
@@ -93,7 +94,12 @@ def _shapes_and_cost(
     if not args.cost:
         return _shapes(args, loaded), None
     shape, dtype = _probe_input(args, loaded)
-    shapes, table = probe_cost(loaded.model, shape, dtype or torch.float32, batch=args.batch)
+    try:
+        shapes, table = probe_cost(loaded.model, shape, dtype or torch.float32, batch=args.batch)
+    except LayerscopeError as exc:
+        if loaded.device.type != "meta":
+            raise
+        raise LayerscopeError(f"{exc} [counted on meta: --device cpu counts it with real arithmetic]") from exc
     return (shapes if args.shapes or args.input else None), table
 
 

@@ -28,11 +28,9 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
 from layerscope.probe import ShapeInfo, probe_shapes
 
-# The CPU's fused attention kernel has no formula in torch's registry (the CUDA ones do): without
-# it a transformer's attention would count as free on the CPU but not on meta or CUDA.
-
-
 def _cpu_attention_flops(query_shape, key_shape, value_shape, *_args, out_shape=None, **_kwargs) -> int:
+    """The CPU's fused attention kernel has no formula in torch's registry (the CUDA ones do):
+    without one a transformer's attention would be free on the CPU but not on meta or CUDA."""
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
@@ -61,7 +59,7 @@ class _Running:
 
 
 def _bigger(a: Footprint, b: Footprint) -> Footprint:
-    return a if a.bytes(4) >= b.bytes(4) else b
+    return a if a.bytes() >= b.bytes() else b
 
 
 class CostCounter(FlopCounterMode):
@@ -170,7 +168,7 @@ def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, No
                 flops=sum(k.flops for k in kids), calls=0,
                 allocated=sum((k.allocated for k in kids), Footprint()),
                 output=kids[0].output,  # the last child's output (children were collected backwards)
-                peak=max((k.peak for k in kids), key=lambda f: f.bytes(4)),
+                peak=max((k.peak for k in kids), key=lambda f: f.bytes()),
             )
         parent = name.rpartition(".")[0]
         if name and name in nodes and parent not in ran:
@@ -225,8 +223,8 @@ def _storage_id(t: torch.Tensor) -> int:
 def _storage_footprint(t: torch.Tensor) -> Footprint:
     nbytes = t.untyped_storage().nbytes()
     if t.is_floating_point():
-        return Footprint(nbytes // t.element_size(), 0)
-    return Footprint(0, nbytes)
+        return Footprint(nbytes // t.element_size(), nbytes, 0)
+    return Footprint(0, 0, nbytes)
 
 
 def probe_cost(

@@ -58,7 +58,7 @@ def estimate_memory(node: Node, cost: NodeCost, batch: int, dtype: torch.dtype |
     infer = dtype or _param_dtype(node)
     train = dtype or TRAINING_DTYPE
     s, t = infer.itemsize, train.itemsize
-    inference = node.total_params * s + node.buffer_bytes + cost.peak.bytes(s)
+    inference = node.total_params * s + node.buffer_bytes + cost.peak.bytes(s if dtype else None)  # None: as it ran
     training = (ADAM_MIXED_BYTES * node.trainable_params + node.frozen_params * t + node.buffer_bytes
                 + cost.allocated.bytes(t))
     infer_name, train_name = _dtype_name(infer), _dtype_name(train)
@@ -77,9 +77,13 @@ def estimate_memory(node: Node, cost: NodeCost, batch: int, dtype: torch.dtype |
 
 
 def _param_dtype(node: Node) -> torch.dtype:
-    """The node's own floating dtype (float32 when it has none or mixes several)."""
+    """The floating dtype the node's parameters are stored in, told by their bytes per element
+    (a bfloat16 model keeps float32 buffers such as rotary frequencies); float32 without any."""
+    if not node.total_params:
+        return torch.float32
+    size = round(node.param_bytes / node.total_params)
     floats = [DTYPES[d] for d in node.dtypes if d in DTYPES and DTYPES[d].is_floating_point]
-    return floats[0] if len(set(floats)) == 1 else torch.float32
+    return next((d for d in floats if d.itemsize == size), torch.float32)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -98,7 +102,7 @@ def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -
     cost = table.get(node.name)
     if cost is None:  # never ran (an auxiliary head in eval mode)
         return {key: 0 if key == "calls" else None for key in COST_KEYS}
-    s = (dtype or _param_dtype(node)).itemsize
+    s = dtype.itemsize if dtype else None  # None: the bytes as the pass ran them
     return {
         "macs": cost.macs,
         "macs_share": table.share(cost.macs),
@@ -112,7 +116,7 @@ def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -
 
 
 def own_flops(tree: ModuleTree, node: Node, table: CostTable) -> int:
-    """FLOPs a module computes itself, outside any child (attention's matmuls, a residual add)."""
+    """FLOPs a module computes itself, outside any child (attention's products in its ``forward``)."""
     cost = table.get(node.name)
     if cost is None:
         return 0

@@ -1,7 +1,7 @@
 """The cost of a module as plain records: FLOPs, calls and activation footprints.
 
-Activation memory is kept as floating-point elements plus other bytes, so a different
-``--dtype`` rescales it without another forward pass.
+Activation memory is kept as floating-point elements (and their bytes as they ran) plus
+other bytes, so a different ``--dtype`` rescales it without another forward pass.
 """
 
 from __future__ import annotations
@@ -14,20 +14,26 @@ import torch
 
 @dataclass(frozen=True, slots=True)
 class Footprint:
-    """Activation memory as floating-point elements plus other bytes (indices, masks), so a
+    """Activation memory as floating-point elements, the bytes they took as the pass ran them
+    (a bfloat16 model upcasts its norms to float32), and other bytes (indices, masks), so a
     different ``--dtype`` rescales it without another forward pass."""
 
     float_elements: int = 0
+    float_bytes: int = 0
     other_bytes: int = 0
 
-    def bytes(self, itemsize: int) -> int:
-        return self.float_elements * itemsize + self.other_bytes
+    def bytes(self, itemsize: int | None = None) -> int:
+        """As the pass ran (``None``), or with every float at ``itemsize`` bytes."""
+        floats = self.float_bytes if itemsize is None else self.float_elements * itemsize
+        return floats + self.other_bytes
 
     def __add__(self, other: Footprint) -> Footprint:
-        return Footprint(self.float_elements + other.float_elements, self.other_bytes + other.other_bytes)
+        return Footprint(self.float_elements + other.float_elements, self.float_bytes + other.float_bytes,
+                         self.other_bytes + other.other_bytes)
 
     def __sub__(self, other: Footprint) -> Footprint:
-        return Footprint(self.float_elements - other.float_elements, self.other_bytes - other.other_bytes)
+        return Footprint(self.float_elements - other.float_elements, self.float_bytes - other.float_bytes,
+                         self.other_bytes - other.other_bytes)
 
 
 def tensors_in(value: object) -> Iterator[torch.Tensor]:
@@ -45,13 +51,14 @@ def tensors_in(value: object) -> Iterator[torch.Tensor]:
 
 def footprint_of(value: object) -> Footprint:
     """The tensors inside an output (tuples and dicts included)."""
-    floats = other = 0
+    floats = float_bytes = other = 0
     for t in tensors_in(value):
         if t.is_floating_point():
             floats += t.numel()
+            float_bytes += t.numel() * t.element_size()
         else:
             other += t.numel() * t.element_size()
-    return Footprint(floats, other)
+    return Footprint(floats, float_bytes, other)
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,9 +96,10 @@ class LayerscopeApp(App):
 
     def __init__(
         self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None,
-        save_dir: Path | None = None, probe_input: str | None = None,
+        save_dir: Path | None = None, probe_input: str | None = None, pixels: str | None = None,
     ) -> None:
         super().__init__()
+        self.pixels = pixels  # "kitty" / "sixel": the terminal draws the Grad-CAM overlay's pixels
         self._probe_input = probe_input  # "3x224x224" or "128:long"; None: the weights' own size
         self.save_dir = Path(save_dir) if save_dir else Path.cwd()
         self._load = load if callable(load) else (lambda: load)

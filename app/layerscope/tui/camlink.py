@@ -183,14 +183,20 @@ def _detections(result: Any, class_index: int | None, categories: Any) -> tuple[
     return tuple(found), target.box if target is not None and result.target is not None else None
 
 
+def overlay_picture(view: CamView) -> Any:
+    """The overlay at the photo's resolution, with a detector's explained box outlined: what ``s``
+    saves and what a terminal that draws pixels shows."""
+    from layerscope import imaging
+
+    picture = imaging.overlay(view.image, view.heat, mask=view.mask)
+    return picture if view.box is None else imaging.draw_box(picture, view.box)
+
+
 def save(view: CamView, folder: Path, stem: str) -> tuple[Path, Path]:
     """The overlay PNG and the map as ``.npy`` (original photo size), side by side in ``folder``."""
     from layerscope import imaging
 
-    picture = imaging.overlay(view.image, view.heat, mask=view.mask)
-    if view.box is not None:
-        picture = imaging.draw_box(picture, view.box)
-    png = imaging.save_png(picture, folder / f"{stem}.png")
+    png = imaging.save_png(overlay_picture(view), folder / f"{stem}.png")
     npy = imaging.save_npy(view.heat, folder / f"{stem}.npy")
     return png, npy
 

@@ -68,11 +68,12 @@ def make_app(argv: list[str]):
     return _app_for(build_parser().parse_args(argv))
 
 
-def _app_for(args: argparse.Namespace):
+def _app_for(args: argparse.Namespace, pixels: str | None = None):
     from layerscope.tui.app import LayerscopeApp
 
     return LayerscopeApp(
-        lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input
+        lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input,
+        pixels=pixels,
     )
 
 
@@ -100,4 +101,14 @@ def launch(argv: list[str]) -> int:
     if not has_terminal():
         print(f"layerscope: error: {NO_TERMINAL}", file=sys.stderr)
         return 2
-    return run(_app_for(args))
+    return run(_app_for(args, _pixels()))
+
+
+def _pixels() -> str | None:
+    """Ask the terminal for Kitty graphics or Sixel now: once Textual runs, it reads the answers."""
+    from layerscope.pixels import terminal_graphics
+
+    graphics = terminal_graphics()
+    if graphics is not None:
+        import textual_image.widget  # noqa: F401  (measures the cells while it still can)
+    return graphics

@@ -137,6 +137,16 @@ def top5_line(view: CamView) -> Text:
 SHORT_PANEL = 24  # rows: below this the top-5 is one wrapped line (80×24 gives the panel 19)
 
 
+def pixel_widget(protocol: str):
+    """textual-image's widget for ``protocol`` ("kitty" or "sixel", as ``layerscope.pixels`` found)."""
+    from textual_image.widget import SixelImage, TGPImage
+
+    widget = (SixelImage if protocol == "sixel" else TGPImage)(id="cam-pixels")
+    widget.styles.width = "auto"
+    widget.styles.height = "1fr"
+    return widget
+
+
 class MapPreview(Static):
     """The map's cells, redrawn for whatever room it has: the top-5 and the info around it
     change height after the map is drawn (a table on tall screens, two rows on short ones)."""
@@ -162,7 +172,12 @@ class CamPanel(Vertical):
     def compose(self):
         yield Static(Text("", style="dim"), id="cam-info")
         yield ProgressBar(id="cam-progress", show_eta=False)
-        yield MapPreview("", id="cam-preview")
+        pixels = getattr(self.app, "pixels", None)  # the terminal draws pixels: the overlay at full resolution
+        preview = MapPreview("", id="cam-preview")
+        preview.display = not pixels
+        yield preview
+        if pixels:
+            yield pixel_widget(pixels)
         yield Static("", id="cam-top5")
 
     # --- showing ---------------------------------------------------------------------
@@ -197,6 +212,11 @@ class CamPanel(Vertical):
     def draw_map(self) -> None:
         preview = self.query_one("#cam-preview", Static)
         if self.view is None:
+            return
+        if getattr(self.app, "pixels", None):
+            from layerscope.tui.camlink import overlay_picture
+
+            self.query_one("#cam-pixels").image = overlay_picture(self.view)
             return
         from layerscope.render import heatmap_preview
 
