@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from rich import box
 from rich.console import Console
@@ -74,7 +75,10 @@ def run_rank(args: argparse.Namespace) -> int:
         tiles = [(_tile_label(ranking, r.layer, place[r.layer]), explainer.overlay(r, args.colormap, args.alpha))
                  for r in results]
         path = imaging.save_png(imaging.labelled_grid(tiles), args.out)
-        (Console(stderr=True, highlight=False) if args.json else job.console).print(f"wrote   {path}")
+        if args.json:  # stdout stays pure JSON
+            print(f"wrote   {path}", file=sys.stderr)
+        else:
+            job.wrote(path)
     return 0
 
 
