@@ -114,9 +114,11 @@ def evil_lines(folder: Path, marker: Path) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("kind", ["torchscript as MODEL", "pickle as MODEL", "pickle as --weights"])
-async def test_l_never_runs_code_from_a_file_without_trust(app, tmp_path, kind):
+async def test_l_never_runs_code_from_a_file_without_trust(app, tmp_path, kind, monkeypatch):
     marker = tmp_path / "marker"
     line, words = evil_lines(tmp_path, marker)[kind]
+    line = line.replace(f"{tmp_path}/", "")  # short names to type: Pilot spends ~50 ms a key
+    monkeypatch.chdir(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
         await pilot.press("l", "ctrl+u", *line, "enter")
@@ -221,11 +223,12 @@ def bad_photos(folder: Path) -> dict[str, tuple[Path, list[str]]]:
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "text file", "empty file", "decompression bomb"])
-async def test_o_on_a_bad_photo_notifies_and_keeps_the_photo(app, tmp_path, log_file, kind):
+async def test_o_on_a_bad_photo_notifies_and_keeps_the_photo(app, tmp_path, log_file, kind, monkeypatch):
     path, words = bad_photos(tmp_path)[kind]
+    monkeypatch.chdir(tmp_path)  # a short name to type: Pilot spends ~50 ms a key
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("o", "ctrl+u", *str(path), "enter")
+        await pilot.press("o", "ctrl+u", *os.path.relpath(path, tmp_path), "enter")
         await settle(pilot)
         told = last_notification(app)
         assert told.startswith("Image not opened: ")
@@ -254,10 +257,11 @@ async def wait_for(condition, seconds: float) -> None:
     raise AssertionError(f"not within {seconds} s")
 
 
-async def test_o_on_a_fifo_is_refused_at_once(app, fifo):
+async def test_o_on_a_fifo_is_refused_at_once(app, fifo, monkeypatch):
+    monkeypatch.chdir(fifo.parent)
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("o", "ctrl+u", *str(fifo), "enter")
+        await pilot.press("o", "ctrl+u", *fifo.name, "enter")
         await wait_for(lambda: any(n.startswith("Image not opened") for n in notifications(app)), 1.0)
         told = last_notification(app)
         assert "photo.png is a FIFO (named pipe), not an image" in told and state(app) == before
@@ -268,9 +272,10 @@ async def test_the_app_answers_keys_while_a_photo_read_is_stuck(app, fifo, monke
     from layerscope.tui import camlink
 
     monkeypatch.setattr(camlink, "check_image", lambda path: open(path, "rb").read())  # blocks: no writer
+    monkeypatch.chdir(fifo.parent)
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("o", "ctrl+u", *str(fifo), "enter")
+        await pilot.press("o", "ctrl+u", *fifo.name, "enter")
         await pilot.pause(0.1)
         await pilot.press("slash", *"layer3", "enter")
         await pilot.pause(0.3)

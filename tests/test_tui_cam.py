@@ -146,13 +146,14 @@ async def test_s_saves_png_and_npy_and_shows_the_path(app, tmp_path):
         assert png.read_bytes() == first
 
 
-async def test_o_with_a_bad_path_notifies_and_keeps_the_photo(app, tmp_path):
+async def test_o_with_a_bad_path_notifies_and_keeps_the_photo(app, tmp_path, monkeypatch):
     bad = tmp_path / "not-an-image.png"
     bad.write_text("hello")
+    monkeypatch.chdir(tmp_path)  # a short name to type: Pilot spends ~50 ms a key
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         before = app.session.image
-        await pilot.press("o", "ctrl+u", *str(bad), "enter")
+        await pilot.press("o", "ctrl+u", *bad.name, "enter")
         await settle(pilot)
         assert any("Image not opened" in n and "not an image" in n for n in notifications(app))
         assert app.session.image == before and app.is_running
