@@ -24,11 +24,12 @@ setup: weights
 run: weights
 	$(BIN)/layerscope
 
+# The whole suite on two workers, one per core of the 2-core machines (each runs torch on one
+# thread: tests/conftest.py); `pytest -q` alone runs the same tests in one process.
 test: weights
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
-# Two workers, one per core of the 2-core development machine; each runs torch on one thread
-# (tests/conftest.py), so they never fight over a core.
+# The same, without the tests marked slow: the one to run between edits.
 test-fast: weights
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
