@@ -103,6 +103,17 @@ def test_meta_models_and_unknown_layers_are_refused_in_one_line(mobilenet):
     assert explainer.hooked == ("features.18", "features.17")  # the failed passes left the kept one
 
 
+def test_a_torchscript_model_is_refused_in_one_line_not_crashed_on():
+    """A --trust'ed archive browses, but ScriptModules take no forward hooks: a user error, not a bug."""
+    scripted = torch.jit.script(TinyNet().eval())
+    loaded = LoadedModel(model=scripted, spec="tiny.pt", source="torchscript", weights="tiny.pt",
+                         pretrained=True, device=torch.device("cpu"))
+    with pytest.raises(LayerscopeError, match="^Grad-CAM needs forward hooks, which TorchScript modules do not"):
+        compute_cam(scripted, torch.rand(1, 3, 32, 32), "conv")
+    with pytest.raises(LayerscopeError, match="TorchScript"):
+        PhotoExplainer(loaded, CAT).maps(["conv"])
+
+
 @pytest.mark.parametrize(
     ("spec", "template", "count"),
     [

@@ -29,6 +29,9 @@ def model_guard(model: nn.Module, *, grad: bool) -> Iterator[list[RemovableHandl
     cannot see these hooks or flags. Yields the list that callers append their hook
     handles to.
     """
+    if isinstance(model, torch.jit.ScriptModule):  # a --trust'ed archive: browsable, not hookable
+        raise LayerscopeError("Grad-CAM needs forward hooks, which TorchScript modules do not support; load the "
+                              "model's Python class with its weights instead (a state_dict with --arch)")
     with model_lock(model):
         modules = list(model.modules())  # one walk for both lists: this runs once per map
         training = [m for m in modules if m.training]  # only these change: an eval model costs nothing
