@@ -44,6 +44,13 @@ def resnet18():
     return load_model("resnet18")
 
 
+@pytest.fixture(scope="module")
+def resnet18_loaded():
+    """A fresh resnet18 per test module, for apps: what one module's app does to it stays there."""
+    torch.manual_seed(0)
+    return load_model("resnet18")
+
+
 @pytest.fixture(scope="session")
 def resnet18_tree(resnet18) -> ModuleTree:
     return build_tree(resnet18.model)

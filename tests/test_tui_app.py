@@ -16,12 +16,6 @@ from layerscope.tui.widgets.state_dict import StateDictPanel
 SIZE = (100, 30)
 
 
-@pytest.fixture(scope="module")
-def resnet18_loaded():
-    torch.manual_seed(0)
-    return load_model("resnet18")
-
-
 @pytest.fixture
 def app(resnet18_loaded) -> LayerscopeApp:
     return LayerscopeApp(resnet18_loaded, spec="resnet18")

@@ -37,12 +37,6 @@ def log_file(tmp_path, monkeypatch) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def resnet18_loaded():
-    torch.manual_seed(0)
-    return load_model("resnet18")
-
-
 @pytest.fixture
 def app(resnet18_loaded) -> LayerscopeApp:
     return LayerscopeApp(resnet18_loaded, spec="resnet18", image=COFFEE)

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from tui_helpers import notifications, screen_text, settle
 
 from layerscope.loading import load_model
 from layerscope.tui.app import KEYS, LayerscopeApp
 
 SIZE = (110, 40)
-
-
-@pytest.fixture(scope="module")
-def resnet18_loaded():
-    torch.manual_seed(0)
-    return load_model("resnet18")
 
 
 async def test_stats_tab_shows_the_cost_of_the_node(resnet18_loaded):

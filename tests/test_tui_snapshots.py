@@ -16,11 +16,6 @@ from layerscope.tui.app import LayerscopeApp
 
 
 @pytest.fixture(scope="module")
-def resnet18_loaded():
-    return load_model("resnet18")
-
-
-@pytest.fixture(scope="module")
 def mobilenet():
     return load_model("mobilenet_v2", weights="IMAGENET1K_V1")
 
