@@ -288,10 +288,7 @@ class CamPanel(Vertical):
                        cancel: threading.Event) -> None:
         from layerscope.tui import camlink
 
-        def progress(done: int, total: int) -> None:
-            self.post_message(CamProgress(done, total))
-
-        view, cache = await in_thread(camlink.compute, session, request, cache, progress=progress, cancel=cancel)
+        view, cache = await in_thread(camlink.compute, session, request, cache, progress=self._progress, cancel=cancel)
         self.post_message(CamDone(view, cache))
         if not cancel.is_set():
             await self._score(view, cache, request.class_index, cancel)
@@ -319,11 +316,12 @@ class CamPanel(Vertical):
                         cancel: threading.Event) -> None:
         from layerscope.tui import camlink
 
-        def progress(done: int, total: int) -> None:
-            self.post_message(CamProgress(done, total))
-
-        ranking, cache = await in_thread(camlink.rank, session, request, cache, progress=progress, cancel=cancel)
+        ranking, cache = await in_thread(camlink.rank, session, request, cache, progress=self._progress, cancel=cancel)
         self.post_message(RankDone(ranking, cache))
+
+    def _progress(self, done: int, total: int) -> None:
+        """Called from the worker thread; post_message is thread-safe."""
+        self.post_message(CamProgress(done, total))
 
     def on_rank_done(self, message: RankDone) -> None:
         """The app marks the tree (the message bubbles on to it); here the run ends."""
