@@ -144,7 +144,7 @@ def _hub_cache() -> str:
 
 def inspect_folder(path: Path, spec: str) -> HfFolder:
     """The folder's config, weight files and code, from file names and JSON only."""
-    config = _read_json(path / CONFIG, "config file")
+    config = read_json(path / CONFIG, "config file")
     files = sorted(p for p in path.iterdir() if p.is_file())
     code = ["auto_map in config.json"] if config.get("auto_map") else []
     code += [p.name for p in files if p.suffix == ".py"]
@@ -157,7 +157,7 @@ def inspect_folder(path: Path, spec: str) -> HfFolder:
     return HfFolder(path=path, config=config, safetensors=safetensors, pickles=pickles, code=tuple(code))
 
 
-def _read_json(file: Path, what: str) -> dict[str, Any]:
+def read_json(file: Path, what: str) -> dict[str, Any]:
     """A JSON object from a regular file (never a FIFO or a device), or a one-line error."""
     try:
         data = json.loads(regular_file(file, what).read_text(encoding="utf-8"))
@@ -329,7 +329,7 @@ def preprocess_from_folder(path: Path, config: Mapping[str, Any]) -> Preprocess:
     ``do_normalize`` fold into mean and std, so the tensor equals the processor's output
     (up to the resampling filter, which is always bilinear here).
     """
-    saved = _read_json(path / PREPROCESSOR, "preprocessor config") if exists(path / PREPROCESSOR) else None
+    saved = read_json(path / PREPROCESSOR, "preprocessor config") if exists(path / PREPROCESSOR) else None
     if saved is None:  # no processor saved: ImageNet's, at the config's image size
         side = config.get("image_size")
         side = side if isinstance(side, int) and side > 0 else 224
