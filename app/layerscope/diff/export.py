@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from layerscope.diff.records import LoraReport, NodeDiff, TensorDiff, TensorInfo
+from layerscope.diff.records import STRUCTURAL, LoraReport, NodeDiff, TensorDiff, TensorInfo
 from layerscope.diff.result import DiffResult, moved_at_least
 
 
@@ -16,8 +16,8 @@ def diff_json(result: DiffResult, *, depth: int | None = None, threshold: float 
     """``tensors`` and ``nodes`` under ``threshold`` (as the text view hides them) and, for
     nodes, down to ``depth``; the summary always counts everything."""
     visible = result.visible(threshold)
-    tensors = [t for t in result.tensors
-               if threshold is None or moved_at_least(t.relative_change, t.status != "same", threshold)]
+    tensors = [t for t in result.tensors if threshold is None or t.status in STRUCTURAL
+               or moved_at_least(t.relative_change, t.status != "same", threshold)]
     return {
         "a": result.a,
         "b": result.b,

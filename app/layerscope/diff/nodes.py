@@ -10,6 +10,7 @@ a key is a node. Sums run bottom-up once over the pre-order list: O(nodes + keys
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from layerscope import naming
@@ -134,10 +135,14 @@ def key_runs(skeleton: Skeleton, tensors: Sequence[TensorDiff]) -> Runs:
 
 
 def aggregate(skeleton: Skeleton, tensors: Sequence[TensorDiff]) -> tuple[list[NodeDiff], list[str]]:
-    """One ``NodeDiff`` per node, and the keys that fit no node exactly (placed at the closest one)."""
+    """One ``NodeDiff`` per node, and the keys that fit no node exactly (placed at the closest one).
+
+    Sums use ``math.fsum`` (exactly rounded, whatever the order), so a checkpoint gives the
+    same figures whether its file lists keys in module order (``.pt``) or sorted (``.safetensors``)."""
     count = len(skeleton.names)
     own: list[list[str]] = [[] for _ in range(count)]
-    delta, norm, floating = [0.0] * count, [0.0] * count, [0] * count
+    deltas: list[list[float]] = [[] for _ in range(count)]
+    norms: list[list[float]] = [[] for _ in range(count)]
     counts: list[dict[str, int]] = [{} for _ in range(count)]
     unplaced: list[str] = []
     for diff in tensors:
@@ -146,19 +151,22 @@ def aggregate(skeleton: Skeleton, tensors: Sequence[TensorDiff]) -> tuple[list[N
             unplaced.append(diff.key)
         own[node].append(diff.key)
         if diff.floating:
-            delta[node] += diff.delta_sq
-            norm[node] += diff.norm_sq
-            floating[node] += 1
+            deltas[node].append(diff.delta_sq)
+            norms[node].append(diff.norm_sq)
         counts[node][diff.status] = counts[node].get(diff.status, 0) + 1
-    for i in range(count - 1, 0, -1):  # pre-order: every child comes after its parent
-        parent = skeleton.parents[i]
-        delta[parent] += delta[i]
-        norm[parent] += norm[i]
-        floating[parent] += floating[i]
-        for status, n in counts[i].items():
-            counts[parent][status] = counts[parent].get(status, 0) + n
-    nodes = [node_diff(skeleton, i, own[i], counts[i], delta[i], norm[i] if floating[i] else None) for i in range(count)]
-    return nodes, unplaced
+    nodes: list[NodeDiff | None] = [None] * count
+    floating = [0] * count
+    for i in range(count - 1, -1, -1):  # pre-order: every child comes after its parent
+        kids = skeleton.children[i]
+        floating[i] = len(norms[i]) + sum(floating[c] for c in kids)
+        for c in kids:
+            deltas[i].append(nodes[c].delta_sq)  # type: ignore[union-attr]
+            norms[i].append(nodes[c].norm_sq)  # type: ignore[union-attr]
+            for status, n in nodes[c].counts.items():  # type: ignore[union-attr]
+                counts[i][status] = counts[i].get(status, 0) + n
+        norm = math.fsum(norms[i])
+        nodes[i] = node_diff(skeleton, i, own[i], counts[i], math.fsum(deltas[i]), norm if floating[i] else None)
+    return nodes, unplaced  # type: ignore[return-value]
 
 
 def node_diff(

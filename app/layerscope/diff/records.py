@@ -15,6 +15,7 @@ from typing import Literal
 Status = Literal["same", "changed", "added", "removed", "reshaped", "retyped"]
 STATUSES: tuple[Status, ...] = ("same", "changed", "added", "removed", "reshaped", "retyped")
 UNCOMPARED: frozenset[str] = frozenset({"added", "removed", "reshaped"})  # no figures: nothing to set against
+STRUCTURAL: frozenset[str] = UNCOMPARED | {"retyped"}  # changes a threshold on figures never hides
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from layerscope.diff.nodes import Runs
-from layerscope.diff.records import STATUSES, LoraReport, NodeDiff, TensorDiff
+from layerscope.diff.records import STATUSES, STRUCTURAL, LoraReport, NodeDiff, TensorDiff
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,13 +70,14 @@ class DiffResult:
 
     def visible(self, threshold: float | None) -> set[int]:
         """Indices of the nodes a view shows under ``threshold``: those that moved at least that
-        much, those changed in a way a figure cannot say (added, removed, reshaped), and their
-        ancestors. ``None`` shows every node."""
+        much, those with a change a figure cannot say (added, removed, reshaped, retyped),
+        and their ancestors. ``None`` shows every node."""
         if threshold is None:
             return set(range(len(self.nodes)))
         keep: set[int] = {0}
         for node in reversed(self.nodes):  # children before parents
-            if node.total and moved_at_least(node.relative_change, node.changed, threshold):
+            structural = any(node.counts.get(status) for status in STRUCTURAL)
+            if node.total and (structural or moved_at_least(node.relative_change, node.changed, threshold)):
                 keep.add(node.index)
             if node.index in keep and node.parent is not None:
                 keep.add(node.parent)
