@@ -84,8 +84,9 @@ class DiffResult:
         return keep
 
     def largest(self, count: int = 5) -> list[TensorDiff]:
-        """The tensors that moved most, by relative change."""
-        moved = [t for t in self.tensors if t.relative_change is not None and t.status != "same"]
+        """The floating tensors that moved most, by relative change (a step counter's jump
+        from 7 to 9 is not a fine-tuning result)."""
+        moved = [t for t in self.tensors if t.floating and t.relative_change is not None and t.status != "same"]
         return sorted(moved, key=lambda t: -t.relative_change)[:count]  # type: ignore[operator]
 
     @cached_property

@@ -126,7 +126,8 @@ class DiffText:
     def header(self) -> Iterator[Text]:
         result = self.result
         source = f"the tree of {result.architecture}" if result.architecture else "key prefixes (no architecture)"
-        yield Text.assemble(("A ", "dim"), (result.a, "bold"), ("  →  B ", "dim"), (result.b, "bold"))
+        yield Text.assemble(("A: ", "dim"), (result.a, "bold"))
+        yield Text.assemble(("B: ", "dim"), (result.b, "bold"))
         yield Text(f"nodes: {source}", style="dim")
 
     def summary(self) -> Iterator[Text]:
