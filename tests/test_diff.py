@@ -147,6 +147,14 @@ def test_bit_identity_is_byte_identity():
     assert compare("k", torch.ones(2), torch.ones(2, dtype=torch.float64)).status == "retyped"
 
 
+def test_comparing_never_writes_to_either_tensor():
+    for dtype in (torch.float64, torch.float32, torch.complex128):
+        a, b = torch.randn(5000, dtype=dtype), torch.randn(5000, dtype=dtype)
+        kept_a, kept_b = a.clone(), b.clone()
+        assert compare("k", a, b).status == "changed"
+        assert torch.equal(a, kept_a) and torch.equal(b, kept_b)
+
+
 def test_large_tensors_are_summed_in_slices_exactly(monkeypatch):
     import layerscope.diff.compare as compare_module
 

@@ -37,7 +37,7 @@ PARTS = {  # the suffix PEFT saves → (which factor, is it an embedding's)
     "lora_A.weight": ("A", False), "lora_B.weight": ("B", False),
     "lora_embedding_A": ("A", True), "lora_embedding_B": ("B", True),
 }
-ROWS = 1 << 16  # rows of ΔW formed at once (×r multiply-adds each)
+BLOCK = 1 << 20  # elements of ΔW formed at once: 8 MiB of float64
 
 
 def is_adapter_folder(path: Path) -> bool:
@@ -59,9 +59,11 @@ class Update:
         return self.left.shape[0] * self.right.shape[1]
 
     def slices(self) -> Iterator[torch.Tensor]:
+        """ΔW, flattened, a block of whole rows at a time."""
         left, right = self.left.to(torch.float64), self.right.to(torch.float64)
-        for start in range(0, left.shape[0], ROWS):
-            yield (left[start:start + ROWS] @ right).mul_(self.scale).reshape(-1)
+        rows = max(1, BLOCK // max(1, right.shape[1]))
+        for start in range(0, left.shape[0], rows):
+            yield (left[start:start + rows] @ right).mul_(self.scale).reshape(-1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,9 @@ class FolderShards(TensorSource):
     def read(self, key: str) -> torch.Tensor:
         return self.owner[key].read(key)
 
+    def prefetch(self, key: str) -> None:
+        self.owner[key].prefetch(key)
+
     def release(self, key: str, tensor: torch.Tensor) -> None:
         self.owner[key].release(key, tensor)
 

@@ -4,11 +4,11 @@ A diff never holds two checkpoints: it asks each side for a key's shape and dtyp
 (from the file's header, no data read), then for the tensor itself, compares, and lets
 it go. Each format gets the cheapest honest reader:
 
-- ``.safetensors``: ``safe_open`` with the ``pread`` backend where the installed
-  safetensors has it (each tensor read into its own buffer and freed after), else mmap;
+- ``.safetensors``: ``safe_open``, which maps the file;
 - zip checkpoints (``torch.save``'s format since 1.6): ``torch.load(mmap=True,
-  weights_only=True)`` through ``layerscope.checkpoints``, each tensor's pages handed
-  back after use (``layerscope.diff.pages``);
+  weights_only=True)`` through ``layerscope.checkpoints``;
+  in both, pages are read as a comparison reaches them and handed back slice by slice
+  (``layerscope.diff.pages``), so not even one large tensor is resident whole;
 - anything else ``--weights`` accepts (the legacy format, trusted whole-model pickles,
   TorchScript with ``--trust``) is read whole, with the same rules as everywhere;
 - Hugging Face folders: shard by shard (``layerscope.diff.shards``).
@@ -53,8 +53,13 @@ class TensorSource:
     def read(self, key: str) -> torch.Tensor:
         raise NotImplementedError
 
+    def prefetch(self, key: str) -> None:
+        """A hint that ``key`` is read next: a mapped reader asks the disk for it now, so reading
+        overlaps the comparison before it."""
+
     def release(self, key: str, tensor: torch.Tensor) -> None:
-        """Called when ``key``'s tensor has been compared: a mapped reader gives its pages back."""
+        """Called with ``key``'s tensor, or a slice of it, once compared: a mapped reader gives
+        those pages back; one that holds tensors in memory does nothing."""
 
     def close(self) -> None:
         """Closes the file handles (a reader that holds none does nothing)."""
@@ -76,10 +81,8 @@ class SafetensorsFile(TensorSource):
         except ImportError as exc:
             raise LayerscopeError(".safetensors files need safetensors (pip install 'layerscope[safetensors]')") from exc
         try:
-            try:
-                self.handle = safe_open(str(path), framework="pt", backend="pread")
-            except TypeError:  # safetensors before 0.8 has no backend choice: mmap
-                self.handle = safe_open(str(path), framework="pt")
+            self.handle = safe_open(str(path), framework="pt")  # mapped: a tensor's bytes are read as they are used
+            self.pages = pages.mapping(path)
             self.names = unique_keys(self.handle.keys(), label)
         except LayerscopeError:
             raise
@@ -96,12 +99,16 @@ class SafetensorsFile(TensorSource):
 
     def read(self, key: str) -> torch.Tensor:
         try:
-            return self.handle.get_tensor(self.names[key])
+            return self.handle.get_tensor(self.names[key])  # a view of the mapped file: nothing read yet
         except Exception as exc:  # a header that promises bytes the file does not have
             raise LayerscopeError(f"cannot read {key!r} from {self.label}: {first_line(exc)}") from exc
 
+    def prefetch(self, key: str) -> None:
+        pages.prefetch(self.read(key))
+
     def release(self, key: str, tensor: torch.Tensor) -> None:
-        pages.release(tensor)  # the mmap backend maps the file; pread buffers are freed with the tensor
+        if self.pages is not None:
+            self.pages.release(tensor)
 
     def close(self) -> None:
         exit_ = getattr(self.handle, "__exit__", None)
@@ -118,7 +125,7 @@ class StateDictFile(TensorSource):
         obj = read_model_file(path, trust=trust, what="checkpoint", mmap=True)
         self.module = obj if isinstance(obj, nn.Module) else None  # a whole model (trusted): its own tree
         self.state = extract_state_dict(obj, label)
-        self.mapped = zipfile.is_zipfile(path)  # a trusted program's state_dict is in memory: release is harmless
+        self.pages = pages.mapping(path) if zipfile.is_zipfile(path) else None  # the legacy format is in memory
 
     def keys(self) -> list[str]:
         return list(self.state)
@@ -129,9 +136,13 @@ class StateDictFile(TensorSource):
     def read(self, key: str) -> torch.Tensor:
         return self.state[key]
 
+    def prefetch(self, key: str) -> None:
+        if self.pages is not None:
+            pages.prefetch(self.state[key])
+
     def release(self, key: str, tensor: torch.Tensor) -> None:
-        if self.mapped:
-            pages.release(tensor)
+        if self.pages is not None:
+            self.pages.release(tensor)
 
 
 def unique_keys(raw: list[str], label: str) -> dict[str, str]:
