@@ -15,8 +15,8 @@ from rich.text import Text
 
 from layerscope.diff.records import STATUSES, NodeDiff, percent, relative
 from layerscope.diff.result import DiffResult
+from layerscope.guides import guided_lines
 
-BRANCH = {True: ("└── ", "    "), False: ("├── ", "│   ")}  # last child or not: (its line, what goes below it)
 MARK_STYLES = {"=": "dim green", "+": "green", "−": "red"}
 SHOWN_FROZEN = 6
 
@@ -31,25 +31,16 @@ class DiffText:
 
     def lines(self) -> Iterator[Text]:
         yield from self.header()
-        yield self.fit("", self.label(self.result.root))
-        stack = [(iter(self.rows(self.result.root)), "")]
-        while stack:
-            rows, guide = stack[-1]
-            row = next(rows, None)
-            if row is None:
-                stack.pop()
-                continue
-            members, last = row
-            line, below = BRANCH[last]
-            yield self.fit(guide + line, self.label(members[0]) if len(members) == 1 else self.run_label(members))
-            stack.append((iter(self.rows(members[0])), guide + below))
+        yield from guided_lines([self.result.root], self.rows, self.row_label, self.width)
         yield Text("")
         yield from self.summary()
 
     # --- the tree -------------------------------------------------------------------
 
-    def rows(self, node: NodeDiff) -> list[tuple[list[NodeDiff], bool]]:
-        """The lines under ``node``: a child, or a folded run of alike children, with "is it the last"."""
+    def rows(self, row: list[NodeDiff]) -> list[tuple[list[NodeDiff], bool]]:
+        """The lines under a node (or a folded run: under its first member): a child, or a run
+        of alike children, with "is it the last"."""
+        node = row[0]
         if self.depth is not None and node.depth >= self.depth:
             return []
         nodes = self.result.nodes
@@ -67,6 +58,9 @@ class DiffText:
             taken.update(m.index for m in group)
             groups.append(group)
         return [(group, i == len(groups) - 1) for i, group in enumerate(groups)]
+
+    def row_label(self, row: list[NodeDiff]) -> Text:
+        return self.label(row[0]) if len(row) == 1 else self.run_label(row)
 
     def label(self, node: NodeDiff) -> Text:
         text = Text()
@@ -109,17 +103,6 @@ class DiffText:
         if not any(node.counts.get(s) for s in ("added", "removed", "reshaped", "retyped")):
             return ""
         return ", ".join(f"{node.counts[s]} {s}" for s in STATUSES[1:] if node.counts.get(s))
-
-    def fit(self, guide: str, label: Text) -> Text:
-        """One line of at most ``width`` cells: deep guides keep their last levels, long labels
-        end in an ellipsis, and no line is ever dropped."""
-        room = max(0, self.width - 24)
-        if len(guide) > room:
-            guide = "…" + guide[len(guide) - max(0, (room - 1) // 4) * 4:]
-        line = Text(guide, style="dim", no_wrap=True, overflow="ellipsis", end="")
-        line.append_text(label)
-        line.truncate(self.width, overflow="ellipsis")
-        return line
 
     # --- header and summary -------------------------------------------------------------
 
