@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from diff_models import edited_pair
+from diff_models import edited_pair, trained_state
 from evil_files import pickle_file
 from layerscope.cli.main import main
 from layerscope.diff import diff_checkpoints
@@ -105,14 +105,43 @@ def test_text_tree_with_change_column_and_summary(pair_files, capsys):
     fc = result.node("fc").relative_change
     assert f"└── fc  Linear  {fc * 100:.3g}%" in lines
     assert "├── conv1  Conv2d  =" in lines
-    layer4 = result.node("layer4").relative_change  # its two blocks fold into one line
-    assert f"│   └── 0…1  Block ×2  {layer4 * 100:.3g}%  (21 of 24 changed)" in lines
+    block = f"{result.node('layer4.0').relative_change * 100:.3g}%"
+    assert f"│   ├── 0  Block  {block}  (11 of 12 changed)" in lines  # its step counter moved: the blocks stay apart
     assert "│   │   ├── conv1  Conv2d  −" in lines  # layer1.0.conv1 was removed
     assert "105 tensors: 77 same, 24 changed, 1 added, 1 removed, 1 reshaped, 1 retyped" in lines
     largest = lines[lines.index("largest changes:") + 1:][:5]
     drift = result.tensor("bn1.running_mean").relative_change
     assert largest[0] == f"  bn1.running_mean  {drift * 100:.3g}%"  # the drifted BN statistic moved most
     assert not any("num_batches_tracked" in line for line in largest)  # counters are not weights
+
+
+def test_blocks_fold_only_when_they_moved_alike(tmp_path, capsys):
+    a = trained_state()
+    b = {k: v + 0.01 if k.startswith("layer4.") and v.is_floating_point() else v.clone() for k, v in a.items()}
+    b["layer2.0.bn1.running_mean"] = a["layer2.0.bn1.running_mean"] + 0.1
+    torch.save(a, tmp_path / "a.pt")
+    torch.save(b, tmp_path / "b.pt")
+    code, out, _ = run(capsys, "diff", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--arch", ARCH, "--depth", "2")
+    result = diff_checkpoints(str(tmp_path / "a.pt"), str(tmp_path / "b.pt"))
+    model, layer2, block, layer4 = (f"{result.node(name).relative_change * 100:.3g}%"
+                                    for name in ("", "layer2", "layer2.0", "layer4"))
+    assert code == 0 and out.splitlines()[3:18] == [
+        f"model  TinyResNet  {model}  (21 of 104 changed)",
+        "├── conv1  Conv2d  =",
+        "├── bn1  BatchNorm2d  =",
+        "├── relu  ReLU",
+        "├── layer1  Sequential  =",
+        "│   └── 0…1  Block ×2  =",
+        f"├── layer2  Sequential  {layer2}  (1 of 24 changed)",
+        f"│   ├── 0  Block  {block}  (1 of 12 changed)",
+        "│   └── 1  Block  =",
+        "├── layer3  Sequential  =",
+        "│   └── 0…1  Block ×2  =",
+        f"├── layer4  Sequential  {layer4}  (20 of 24 changed)",
+        f"│   └── 0…1  Block ×2  {layer4}  (20 of 24 changed)",  # the run's figure: its members' sums
+        "├── pool  AdaptiveAvgPool2d",
+        "└── fc  Linear  =",
+    ]
 
 
 def test_threshold_hides_what_moved_less(pair_files, capsys):

@@ -95,6 +95,9 @@ def test_nodes_are_the_tree_s_own_with_subtree_sums(files, pair):
     assert [n.name for n in result.frozen()][:4] == ["conv1", "layer1.1", "layer2.0", "layer3.1"]
     assert result.unplaced == ("extra.scale",) and "1 key(s) name no module of TinyResNet" in result.notes[0]
     assert [t.key for t in result.tensors_of(result.node("fc"))] == ["fc.weight", "fc.bias"]
+    moved, frozen_weights = result.drifted_statistics()
+    assert [n.name for n in moved] == ["bn1", *(f"layer4.{b}.bn{i}" for b in (0, 1) for i in (1, 2))]
+    assert [n.name for n in frozen_weights] == ["bn1"]  # its weight and bias are bit-identical
 
 
 def test_the_same_answer_from_pt_and_safetensors(files):

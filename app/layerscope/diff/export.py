@@ -31,12 +31,15 @@ def diff_json(result: DiffResult, *, depth: int | None = None, threshold: float 
 
 
 def summary_json(result: DiffResult) -> dict[str, Any]:
+    moved, frozen_weights = result.drifted_statistics()
     return {
         "tensors": len(result.tensors),
         "counts": result.counts(),
         "relative_change": finite(result.root.relative_change),
         "frozen": [n.name for n in result.frozen()],
         "largest": [{"key": t.key, "relative_change": finite(t.relative_change)} for t in result.largest()],
+        "running_statistics_moved": [n.name for n in moved],
+        "running_statistics_moved_under_frozen_weights": [n.name for n in frozen_weights],
         "unplaced_keys": list(result.unplaced),
     }
 

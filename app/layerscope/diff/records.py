@@ -122,7 +122,8 @@ def relative(delta_sq: float, norm_sq: float) -> float | None:
 
 
 def percent(value: float | None) -> str:
-    """A relative change for a tree line: three significant digits as a percentage."""
+    """A relative change for a tree line: a percentage to three significant digits (whole
+    percents from 100% up)."""
     if value is None:
         return "≠"
-    return f"{value * 100:.3g}%"
+    return f"{value * 100:.0f}%" if value >= 1 else f"{value * 100:.3g}%"

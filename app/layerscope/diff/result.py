@@ -68,6 +68,21 @@ class DiffResult:
                 out.append(node)
         return sorted(out, key=lambda n: n.depth)
 
+    def drifted_statistics(self) -> tuple[list[NodeDiff], list[NodeDiff]]:
+        """Normalisation layers whose running statistics (``running_mean``/``running_var``)
+        changed, and those of them whose own weights did not: a layer frozen with
+        ``requires_grad=False`` but trained in ``train()`` mode still updates them."""
+        moved, frozen = [], []
+        for node in self.nodes:
+            tensors = [self.by_key[key] for key in node.keys]
+            stats = [t for t in tensors if t.key.endswith(RUNNING_STATISTICS)]
+            if any(t.status != "same" for t in stats):
+                moved.append(node)
+                weights = [t for t in tensors if t.floating and not t.key.endswith(RUNNING_STATISTICS)]
+                if weights and all(t.status == "same" for t in weights):
+                    frozen.append(node)
+        return moved, frozen
+
     def visible(self, threshold: float | None) -> set[int]:
         """Indices of the nodes a view shows under ``threshold``: those that moved at least that
         much, those with a change a figure cannot say (added, removed, reshaped, retyped),
@@ -107,6 +122,9 @@ class DiffResult:
     def by_key(self) -> dict[str, TensorDiff]:
         """Tensor record by state_dict key."""
         return {t.key: t for t in self.tensors}
+
+
+RUNNING_STATISTICS = (".running_mean", ".running_var")
 
 
 def moved_at_least(change: float | None, changed: int, threshold: float) -> bool:

@@ -51,13 +51,22 @@ class DiffText:
             if child in taken or child not in self.visible:
                 continue
             run = [nodes[i] for i in runs.get(child, [child]) if i in self.visible]
-            cut = next((k for k, m in enumerate(run) if change_kind(m) != change_kind(run[0])), len(run))
+            cut = next((k for k, m in enumerate(run) if self.change_kind(m) != self.change_kind(run[0])), len(run))
             if len(run) - cut >= 2:
                 runs[run[cut].index] = [m.index for m in run[cut:]]  # the rest folds on its own
             group = run[:cut] if cut >= 2 else run[:1]
             taken.update(m.index for m in group)
             groups.append(group)
         return [(group, i == len(groups) - 1) for i, group in enumerate(groups)]
+
+    def change_kind(self, node: NodeDiff) -> tuple[str, frozenset[tuple[str, str]]]:
+        """What folds together: blocks whose same tensors (by their name inside the block) moved
+        the same way, so ten blocks whose only change is drifted batch-norm statistics do not
+        fold into one line with the four that were trained."""
+        mark = node.mark if node.mark in ("", "=", "+", "−") else "%"
+        cut = len(node.name) + 1
+        moved = frozenset((t.key[cut:], t.status) for t in self.result.tensors_of(node, subtree=True) if t.status != "same")
+        return mark, moved
 
     def row_label(self, row: list[NodeDiff]) -> Text:
         return self.label(row[0]) if len(row) == 1 else self.run_label(row)
@@ -125,6 +134,12 @@ class DiffText:
         if frozen and root.status != "same":
             more = f", … {len(frozen) - SHOWN_FROZEN} more" if len(frozen) > SHOWN_FROZEN else ""
             yield Text(f"frozen (bit-identical): {', '.join(frozen[:SHOWN_FROZEN])}{more}")
+        moved, frozen_weights = result.drifted_statistics()
+        if moved:
+            names = ", ".join(n.name for n in frozen_weights[:SHOWN_FROZEN])
+            more = f", … {len(frozen_weights) - SHOWN_FROZEN} more" if len(frozen_weights) > SHOWN_FROZEN else ""
+            tail = f", {len(frozen_weights)} of them with bit-identical weights ({names}{more})" if frozen_weights else ""
+            yield Text(f"batch-norm running statistics moved in {len(moved)} layer(s){tail}")
         largest = result.largest()
         if largest:
             yield Text("largest changes:")
@@ -149,7 +164,3 @@ def diff_lines(result: DiffResult, **options) -> list[Text]:
     """Every line of the text view (``options``: depth, threshold, fold, width)."""
     return list(DiffText(result, **options).lines())
 
-
-def change_kind(node: NodeDiff) -> str:
-    """What folds together: bit-identical with bit-identical, changed with changed."""
-    return node.mark if node.mark in ("", "=", "+", "−") else "%"
