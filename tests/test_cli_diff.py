@@ -106,7 +106,7 @@ def test_text_tree_with_change_column_and_summary(pair_files, capsys):
     assert f"└── fc  Linear  {fc * 100:.3g}%" in lines
     assert "├── conv1  Conv2d  =" in lines
     block = f"{result.node('layer4.0').relative_change * 100:.3g}%"
-    assert f"│   ├── 0  Block  {block}  (11 of 12 changed)" in lines  # its step counter moved: the blocks stay apart
+    assert f"│   ├── 0  Block  {block}  (11 of 12 changed)" in lines  # a step counter moved: apart
     assert "│   │   ├── conv1  Conv2d  −" in lines  # layer1.0.conv1 was removed
     assert "105 tensors: 77 same, 24 changed, 1 added, 1 removed, 1 reshaped, 1 retyped" in lines
     largest = lines[lines.index("largest changes:") + 1:][:5]

@@ -113,12 +113,14 @@ def test_without_an_architecture_nodes_come_from_key_prefixes(files, pair):
     result = diff_checkpoints(str(files["a.safetensors"]), str(files["b.safetensors"]))
     assert result.architecture is None
     depth1 = [n.name for n in result.nodes if n.depth == 1]
-    assert depth1 == ["bn1", "conv1", "fc", *(f"layer{i}" for i in range(1, 5)), "extra"]  # the header's order, then B's
-    assert result.node("layer2").access == "model.layer2" and result.node("layer2.1.conv2").access == "model.layer2[1].conv2"
+    assert depth1 == ["bn1", "conv1", "fc", *(f"layer{i}" for i in range(1, 5)), "extra"]  # the header's, then B's
+    assert result.node("layer2").access == "model.layer2"
+    assert result.node("layer2.1.conv2").access == "model.layer2[1].conv2"
     with_arch = diff_checkpoints(str(files["a.pt"]), str(files["b.pt"]), arch=ARCH)
     for name in ("layer4", "layer4.1.bn2", "fc", "layer3"):
         assert result.node(name).relative_change == with_arch.node(name).relative_change
-        assert (result.node(name).changed, result.node(name).total) == (with_arch.node(name).changed, with_arch.node(name).total)
+        mine, theirs = result.node(name), with_arch.node(name)
+        assert (mine.changed, mine.total) == (theirs.changed, theirs.total)
     assert result.node("extra").mark == "+"
     assert result.runs[result.node("layer3").index] == ((result.node("layer3.0").index, result.node("layer3.1").index),)
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 from rich.text import Text
 
 Row = TypeVar("Row")
-BRANCH = {True: ("└── ", "    "), False: ("├── ", "│   ")}  # last child or not: (its line, what goes below it)
+BRANCH = {True: ("└── ", "    "), False: ("├── ", "│   ")}  # last child or not: (its line, below it)
 MIN_LABEL = 24  # cells a line keeps for its label however deep it is
 
 

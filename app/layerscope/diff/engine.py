@@ -2,9 +2,9 @@
 
 Steps: open A (and B, or read B's LoRA adapter against A), find the architecture,
 check that the files fit it and each other before reading any tensor, then stream:
-one key at a time, read A's tensor and B's (or form A + ΔW), compare, release. Last,
-sum the records over the module tree. Memory: the two tensors of one key, plus a few
-float64 slices; never a whole checkpoint.
+one key at a time, read A's tensor and B's (or form A + ΔW), compare slice by slice,
+hand the pages back. Last, sum the records over the module tree. Memory: a few slices
+of one key's tensors (mapped files), never a whole checkpoint.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def one_thread() -> Iterator[None]:
 
 
 class Stepper:
-    """Progress after each tensor, and the cancellation check before the next."""
+    """Before each tensor, the cancellation check and the progress report; a last report at the end."""
 
     def __init__(self, progress: Progress | None, cancel: Cancel | None) -> None:
         self.progress, self.cancel = progress, cancel

@@ -114,7 +114,7 @@ def adapter_config(path: Path, label: str) -> dict[str, Any]:
     if raw.get("use_dora"):
         raise LayerscopeError(f"{label} is a DoRA adapter (use_dora), whose update is not B·A; not supported")
     r, alpha = raw.get("r"), raw.get("lora_alpha")
-    if not isinstance(r, int) or isinstance(r, bool) or r < 1 or not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
+    if not (number(r, int) and r >= 1 and number(alpha, (int, float))):
         raise LayerscopeError(f"{CONFIG} in {label}: r must be a positive whole number and lora_alpha a number")
     patterns = {name: raw.get(name) or {} for name in ("rank_pattern", "alpha_pattern")}
     if not all(isinstance(p, dict) for p in patterns.values()):
@@ -123,6 +123,11 @@ def adapter_config(path: Path, label: str) -> dict[str, Any]:
     targets = (targets,) if isinstance(targets, str) else tuple(str(t) for t in targets)
     return {"r": r, "lora_alpha": alpha, "use_rslora": bool(raw.get("use_rslora")), "targets": targets,
             "fan_in_fan_out": bool(raw.get("fan_in_fan_out")), **patterns}
+
+
+def number(value: object, kinds: type | tuple[type, ...]) -> bool:
+    """A JSON number of these kinds (``true`` is an int to Python, not to a config)."""
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 def adapter_tensors(path: Path, label: str, *, trust: bool) -> dict[str, torch.Tensor]:
@@ -137,7 +142,9 @@ def adapter_tensors(path: Path, label: str, *, trust: bool) -> dict[str, torch.T
 def base_key(name: str, base_keys: dict[str, str], label: str) -> str:
     found = base_keys.get(name)
     if found is None:
-        raise LayerscopeError(f"{label} does not fit the base model: it holds {name!r}, which the base has no tensor for")
+        raise LayerscopeError(
+            f"{label} does not fit the base model: it holds {name!r}, which the base has no tensor for"
+        )
     return found
 
 

@@ -89,7 +89,8 @@ def skeleton_of_keys(tensors: Sequence[TensorDiff]) -> Skeleton:
         name = todo.pop()
         step = name.rpartition(".")[2]
         names.append(name)
-        access.append(access[parent] + (naming.spell_position(int(step)) if step.isdigit() else naming.spell_attribute(step)))
+        spelt = naming.spell_position(int(step)) if step.isdigit() else naming.spell_attribute(step)
+        access.append(access[parent] + spelt)
         parents.append(parent)
         stack.append((len(names) - 1, list(reversed(ordered(kids[name])))))
     skeleton = Skeleton(names=names, access=access, classes=[""] * len(names), parents=parents, runs={})

@@ -40,7 +40,8 @@ class FolderShards(TensorSource):
                 self.shards.append(shard)
                 for key in shard.keys():
                     if key in self.owner:
-                        raise LayerscopeError(f"{label}: {key!r} is in two shards ({self.owner[key].label}, {path.name})")
+                        first = self.owner[key].label
+                        raise LayerscopeError(f"{label}: {key!r} is in two shards ({first}, {path.name})")
                     self.owner[key] = shard
             check_index(index, self.owner, label)
         except BaseException:

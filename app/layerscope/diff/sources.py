@@ -25,7 +25,9 @@ from types import TracebackType
 import torch
 from torch import nn
 
-from layerscope.checkpoints import archive_kind, extract_state_dict, is_safetensors, read_model_file, strip_wrapper_prefix
+from layerscope.checkpoints import (
+    archive_kind, extract_state_dict, is_safetensors, read_model_file, strip_wrapper_prefix,
+)
 from layerscope.diff import pages
 from layerscope.diff.compare import info_of
 from layerscope.diff.records import TensorInfo
@@ -79,7 +81,9 @@ class SafetensorsFile(TensorSource):
         try:
             from safetensors import safe_open
         except ImportError as exc:
-            raise LayerscopeError(".safetensors files need safetensors (pip install 'layerscope[safetensors]')") from exc
+            raise LayerscopeError(
+                ".safetensors files need safetensors (pip install 'layerscope[safetensors]')"
+            ) from exc
         try:
             self.handle = safe_open(str(path), framework="pt")  # mapped: a tensor's bytes are read as they are used
             self.pages = pages.mapping(path)

@@ -2,7 +2,7 @@
 
 The column shows ``=`` for a bit-identical subtree, ``+``/``−`` for one only B/A has, else
 its relative change. Repeated blocks fold as ``layerscope tree`` folds them, but a run
-is cut where its members' status changes, so ten frozen blocks and two fine-tuned ones
+is cut where its members moved differently, so ten frozen blocks and two fine-tuned ones
 read as two lines, not one that hides the difference; the lines under a folded run are
 its first member's. ``threshold`` hides nodes (with all they hold) that moved less.
 """
@@ -65,8 +65,8 @@ class DiffText:
         fold into one line with the four that were trained."""
         mark = node.mark if node.mark in ("", "=", "+", "−") else "%"
         cut = len(node.name) + 1
-        moved = frozenset((t.key[cut:], t.status) for t in self.result.tensors_of(node, subtree=True) if t.status != "same")
-        return mark, moved
+        tensors = self.result.tensors_of(node, subtree=True)
+        return mark, frozenset((t.key[cut:], t.status) for t in tensors if t.status != "same")
 
     def row_label(self, row: list[NodeDiff]) -> Text:
         return self.label(row[0]) if len(row) == 1 else self.run_label(row)
@@ -138,8 +138,8 @@ class DiffText:
         if moved:
             names = ", ".join(n.name for n in frozen_weights[:SHOWN_FROZEN])
             more = f", … {len(frozen_weights) - SHOWN_FROZEN} more" if len(frozen_weights) > SHOWN_FROZEN else ""
-            tail = f", {len(frozen_weights)} of them with bit-identical weights ({names}{more})" if frozen_weights else ""
-            yield Text(f"batch-norm running statistics moved in {len(moved)} layer(s){tail}")
+            tail = f", {len(frozen_weights)} of them with bit-identical weights ({names}{more})"
+            yield Text(f"batch-norm running statistics moved in {len(moved)} layer(s){tail if frozen_weights else ''}")
         largest = result.largest()
         if largest:
             yield Text("largest changes:")
