@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(THREADS)
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tree import ModuleTree, build_tree
 
 TESTS = Path(__file__).parent

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from layerscope.cam import BoxTarget, CamSession, compute_cam, is_detection_model
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from layerscope import imaging
 from layerscope.cam import CamCancelled, CamSession
 from layerscope.cam import metrics
 from layerscope.errors import LayerscopeError
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 pytestmark = pytest.mark.slow
 

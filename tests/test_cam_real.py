@@ -8,7 +8,7 @@ import torch
 
 from layerscope import imaging
 from layerscope.cam import METHODS, CamSession, compute_cam
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 # (left, top, right, bottom) in original-image pixels
 PHOTOS = {

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from layerscope.cli.main import main
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -178,7 +178,7 @@ def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
     assert "state dict unique bytes  7,616 B (7.4 KiB)" in out  # what torch.save writes: once
     from rich.console import Console
 
-    from layerscope.report import node_stats
+    from layerscope.nodestats import node_stats
     from layerscope.tree import build_tree
     from sample_models import TiedLM
 

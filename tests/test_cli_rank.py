@@ -12,7 +12,7 @@ from layerscope import imaging
 from layerscope.cam import CamSession
 from layerscope.cam.metrics import faithfulness
 from layerscope.cli.main import main
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 LAYERS = ["features.14", "features.16", "features.18"]
 

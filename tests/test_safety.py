@@ -11,7 +11,7 @@ import torch
 from evil_files import clean_export_program, export_program, pickle_file, torchscript_archive
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tree import build_tree
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tui_helpers import notifications, screen_text, settle
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.state_dict import StateDictPanel
@@ -118,7 +118,7 @@ async def test_a_folded_run_of_tied_blocks_counts_shared_weights_once():
 
     from torch import nn
 
-    from layerscope.loading import LoadedModel
+    from layerscope.models import LoadedModel
 
     layers = [nn.Linear(100, 100) for _ in range(3)]
     for layer in layers[1:]:

@@ -18,7 +18,7 @@ import pytest
 import torch
 from tui_helpers import notifications, screen_text, settle
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.launch import make_app
 from layerscope.tui.widgets.gradcam import CamPanel

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tui_helpers import notifications, screen_text, settle
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
 
@@ -311,7 +311,7 @@ class _NotInTheTable(torch.nn.Module):
 
 
 def _loaded(model):
-    from layerscope.loading import LoadedModel
+    from layerscope.models import LoadedModel
 
     return LoadedModel(model=model.eval(), spec="test", source="factory", weights="none", pretrained=False,
                        device=torch.device("cpu"))

@@ -96,7 +96,7 @@ async def test_input_option_probes_a_language_model_with_token_ids():
 
 
 def test_header_shows_total_and_trainable_parameters(resnet18, resnet18_tree):
-    from layerscope.loading import load_model
+    from layerscope.models import load_model
     from layerscope.tree import build_tree
     from layerscope.tui.widgets.header import header_text
 

@@ -11,7 +11,7 @@ import torch
 from tui_helpers import notifications, screen_text, settle
 
 from layerscope.cam.metrics import faithfulness
-from layerscope.loading import Preprocess, load_model
+from layerscope.models import Preprocess, load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.module_tree import ModuleTreeView

@@ -6,7 +6,7 @@ import pytest
 from big_models import hundred_thousand
 from tui_helpers import screen_text, settle, tree_lines
 
-from layerscope.loading import LoadedModel
+from layerscope.models import LoadedModel
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.module_tree import PAGE, ModuleTreeView
 

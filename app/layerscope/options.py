@@ -1,17 +1,22 @@
-"""Options every command shares, and the one way each command loads its model."""
+"""The model options both fronts share, and the one way each front loads its model.
+
+``layerscope tree resnet18 --weights none``, ``layerscope resnet18 --weights none`` (the
+app) and ``l resnet18 --weights none`` typed in the app all go through
+``add_model_options`` and ``load_from_args``, so a spec means the same everywhere.
+Below both ``layerscope.cli`` and ``layerscope.tui``; imports neither.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn
 
-from rich.console import Console
+from layerscope.errors import LayerscopeError
 
 if TYPE_CHECKING:  # the app parses its arguments before torch is imported, so load lazily
-    from layerscope.loading import LoadedModel
+    from layerscope.models.loaded import LoadedModel
 
 DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_WEIGHTS = "IMAGENET1K_V1"  # the default model's cached weights (what the screenshots show)
@@ -22,6 +27,13 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+class LineParser(argparse.ArgumentParser):
+    """The model options of a line typed in the app: a mistake raises, nothing exits or prints."""
+
+    def error(self, message: str) -> NoReturn:
+        raise LayerscopeError(f"{message} (type MODEL and options as on the command line)")
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
@@ -43,13 +55,14 @@ def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool =
                         help="allow full unpickling of a file (runs code from it: only for files you trust)")
 
 
-def add_debug_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+def add_input_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--input CxHxW`` (or ``128:long``): the input the shape probe feeds the model."""
+    parser.add_argument("--input", default=None, metavar="CxHxW", help=help_text)
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
     """The model named on the command line; no MODEL means the built-in default, mobilenet_v2."""
-    from layerscope.loading import load_model, parse_kwargs
+    from layerscope.models import load_model, parse_kwargs
 
     spec = DEFAULT_MODEL if args.model is None else args.model  # "" is a mistake, not the default
     return load_model(
@@ -57,43 +70,14 @@ def load_from_args(args: argparse.Namespace) -> LoadedModel:
     )
 
 
-def stdout_console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
-
-
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
-def int_between(low: int, high: int | None = None, unit: str = "") -> Callable[[str], int]:
-    """argparse type for counts and sizes: a mistake, or a value whose allocation would be
-    absurd (``--width 100000``), is a usage error (status 2), not a traceback or an OOM kill."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a number of at least {low}, got {value}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"expected at most {high}{unit}, got {value}")
-        return value
-
-    return parse
-
-
-positive_int = int_between(1)
-
-
-def fraction(text: str) -> float:
-    """argparse type for a weight between 0 and 1 (``--alpha``), checked before any work starts."""
+def loader_for_line(line: str) -> tuple[str, Callable[[], LoadedModel]]:
+    """The spec and loader for ``resnet50 --weights DEFAULT`` typed after ``l``; as on the command
+    line, a model given without ``--weights`` gets ``auto`` (cached pretrained weights, else random)."""
+    parser = LineParser(prog="l", add_help=False)
+    add_model_options(parser, model_required=False)
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
-    return value
-
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise LayerscopeError(f"cannot read {line!r}: {exc}") from None
+    args = parser.parse_args(words)
+    return args.model or DEFAULT_MODEL, lambda: load_from_args(args)

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from layerscope import hf
 from layerscope.cam import detection
 from layerscope.cam.hooks import capture_hook, checked_input, detached, model_guard
 from layerscope.cam.layers import LayerRef, resolve_layer
@@ -26,6 +25,7 @@ from layerscope.cam.perturb import Cancel, ModelPerturber, PerturbContext, Progr
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
 from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, class_scores, resolve_target
 from layerscope.errors import LayerscopeError
+from layerscope.models.adapters import text_model_problem
 from layerscope.probe import call_model
 from layerscope.tree import ModuleTree
 
@@ -90,7 +90,7 @@ class CamSession:
         need_target: bool = True,
         tree: ModuleTree | None = None,
     ) -> None:
-        problem = hf.text_model_problem(model)
+        problem = text_model_problem(model)
         if problem:
             raise LayerscopeError(problem)
         self.model = model

@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 from torch import Tensor, nn
 
-from layerscope import hf, imaging
+from layerscope import imaging
 from layerscope.cam.core import CamResult, CamSession
 from layerscope.cam.detection import is_detection_model
 from layerscope.cam.layers import LayerRef, resolve_layer
@@ -30,14 +30,15 @@ from layerscope.cam.reshape import Reshape
 from layerscope.cam.scoring import TargetSpec
 from layerscope.cam.targets import eligible_layers, family_names, spread, suggest_target_layer
 from layerscope.errors import LayerscopeError
-from layerscope.loading import LoadedModel
+from layerscope.models.adapters import text_model_problem
+from layerscope.models.loaded import LoadedModel
 from layerscope.tree import ModuleTree, build_tree
 
 MAX_FAMILY = 16  # layers in an automatic sweep: enough to see the trend, few enough to read as tiles
 
 
 class PhotoExplainer:
-    """CAMs of one photo through one loaded model (``layerscope.loading.load_model``).
+    """CAMs of one photo through one loaded model (``layerscope.models.load_model``).
 
     ``image`` is a path or a PIL image. Holds ``image`` (RGB, original size), ``input``
     (``1×3×H×W`` on the model's device), ``geometry`` and ``mask`` (``H×W`` bool over the
@@ -52,7 +53,7 @@ class PhotoExplainer:
         reshape: Reshape = None,
         tree: ModuleTree | None = None,
     ) -> None:
-        problem = hf.text_model_problem(loaded.model)
+        problem = text_model_problem(loaded.model)
         if problem:
             raise LayerscopeError(problem)
         if loaded.device.type == "meta" and loaded.source == "huggingface":

@@ -20,13 +20,12 @@ from layerscope import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
 from layerscope.cam.detection import explained_detections
 from layerscope.cam.scoring import class_index
-from layerscope.cli.common import (
-    add_debug_option, add_model_options, fraction, int_between, load_from_args, stdout_console,
-)
+from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.errors import LayerscopeError
 from layerscope.files import exists, expand, output_path, same_file
+from layerscope.options import add_model_options, load_from_args
 from layerscope.parsing import as_int
-from layerscope.loading import LoadedModel
+from layerscope.models.loaded import LoadedModel
 from layerscope.pixels import PREVIEW_CHOICES, kitty_escape, preview_mode, sixel_escape
 from layerscope.render import color_depth, heatmap_preview
 

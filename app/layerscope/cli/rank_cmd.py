@@ -23,7 +23,8 @@ from layerscope.cam import METHODS, CamResult
 from layerscope.cam.ranking import Ranking, rank_maps, verdict
 from layerscope.cam.scoring import class_index
 from layerscope.cli import cam_cmd
-from layerscope.cli.common import add_debug_option, add_model_options, fraction, int_between, print_json
+from layerscope.cli.common import add_debug_option, fraction, int_between, print_json
+from layerscope.options import add_model_options
 from layerscope.tree import ModuleTree
 
 MAX_STEPS = 1000  # beyond this the curve is smooth already, and 16 layers would take 32,000 forwards

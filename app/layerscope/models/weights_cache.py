@@ -1,4 +1,5 @@
-"""Which pretrained weights are already on this machine: what ``--weights auto`` picks.
+"""Which pretrained weights are already on this machine: what ``--weights auto`` picks
+(each source's ``auto_weights`` asks here).
 
 ``auto`` must never download (the default has to work offline and instantly), so it
 only looks at the caches torchvision and timm read from: torch hub's
@@ -12,18 +13,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-
-
-def auto_weights(spec: str, device: str = "cpu") -> str:
-    """The ``--weights`` value ``auto`` stands for: a cached pretrained set, else ``none``."""
-    if device == "meta":
-        return "none"  # meta holds no weights
-    if spec.startswith("timm:"):
-        return "DEFAULT" if timm_weights_cached(spec.removeprefix("timm:")) else "none"
-    if ":" in spec and not spec.startswith("torchvision:"):
-        return "none"  # factories bring their own weights
-    cached = cached_torchvision_weights(spec.removeprefix("torchvision:"))
-    return cached[0] if cached else "none"
 
 
 def cached_torchvision_weights(name: str) -> list[str]:

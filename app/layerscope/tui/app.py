@@ -37,7 +37,7 @@ from layerscope.tui.widgets.state_dict import StateDictPanel
 from layerscope.tui.widgets.stats import StatsPanel
 
 if TYPE_CHECKING:
-    from layerscope.loading import LoadedModel
+    from layerscope.models.loaded import LoadedModel
 
 SEARCH_PAUSE = 0.15  # seconds of no typing before matches are highlighted
 TABS_PAUSE = 0.03  # seconds the cursor rests before the tabs describe its node
@@ -303,7 +303,7 @@ class LayerscopeApp(App):
         assert session is not None
         node = session.node(index)
         if tab == "stats":
-            from layerscope.report import node_stats
+            from layerscope.nodestats import node_stats
 
             stats = node_stats(session.tree, node, session.shapes)
             if session.cost is not None:
@@ -467,7 +467,7 @@ class LayerscopeApp(App):
         if not line:
             return
         from layerscope.errors import LayerscopeError
-        from layerscope.tui.launch import loader_for_line
+        from layerscope.options import loader_for_line
 
         try:
             spec, load = loader_for_line(line)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-    from layerscope.loading import LoadedModel
+    from layerscope.models.loaded import LoadedModel
     from layerscope.tree import ModuleTree, Node
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "samples" / "chelsea.png"

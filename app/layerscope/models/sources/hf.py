@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from layerscope.checkpoints import extract_state_dict, read_model_file
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import exists, expand, regular_file
-from layerscope.loading import FILE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess
+from layerscope.models.checkpoints import extract_state_dict, read_model_file
+from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
+from layerscope.models.source import LoadRequest
 
 PREFIX = "hf:"
 CONFIG = "config.json"
@@ -55,22 +55,34 @@ class HfFolder:
         return str(names[0]) if names else None
 
 
-def is_hf_spec(spec: str) -> bool:
-    """``hf:…``, or a folder with a ``config.json`` in it."""
-    if spec.startswith(PREFIX):
-        return True
-    try:
-        path = expand(spec)
-        return path.is_dir() and exists(path / CONFIG)
-    except (OSError, LayerscopeError):
-        return False
+class HfSource:
+    """``hf:…``, or a folder with a ``config.json`` in it (asked first: a folder is also a path)."""
+
+    name = "huggingface"
+    reads_own_weights = False  # ``--weights PATH`` (a state_dict) still applies to the folder's model
+
+    def claims(self, spec: str) -> bool:
+        if spec.startswith(PREFIX):
+            return True
+        try:
+            path = expand(spec)
+            return path.is_dir() and exists(path / CONFIG)
+        except (OSError, LayerscopeError):
+            return False
+
+    def auto_weights(self, spec: str) -> str:
+        return "none"  # the folder's own weights load whatever --weights says
+
+    def load(self, request: LoadRequest) -> LoadedModel:
+        return load_hf(request.spec, weights=request.weights, dev=request.device, trust=request.trust,
+                       kwargs=request.kwargs)
 
 
 def load_hf(
     spec: str, *, weights: str, dev: torch.device, trust: bool, kwargs: Mapping[str, Any]
 ) -> LoadedModel:
     """Build the model of a Hugging Face folder; weights from the folder, never the network."""
-    if weights.lower() != "none" and "/" not in weights and not weights.lower().endswith(FILE_SUFFIXES):
+    if weights.lower() != "none" and not is_path_weights(weights):
         raise LayerscopeError(
             f"{spec} takes its weights from its folder: --weights {weights} does not apply (only a state_dict "
             "path does); layerscope never downloads"
@@ -380,75 +392,3 @@ def _triple(value: object, default: tuple[float, float, float]) -> tuple[float, 
     if isinstance(value, (list, tuple)) and len(value) == 3:
         return tuple(float(v) for v in value)  # type: ignore[return-value]
     return default
-
-
-# --- what the rest of layerscope asks of a Hugging Face model ---------------------------------
-
-
-def text_model_problem(model: nn.Module) -> str | None:
-    """Why a model cannot take an image: a transformers model whose main input is token ids
-    (or audio: ``input_values``, ``input_features``)."""
-    main = getattr(model, "main_input_name", None)
-    if main is None or main == "pixel_values":
-        return None
-    kind, probe = ("a text model", "--input 128:long") if main == "input_ids" else ("not an image model", "--input")
-    return (
-        f"{type(model).__name__} takes {main} ({kind}), not an image; Grad-CAM needs a layer with a "
-        f"spatial or token-grid output over an image. Browse it with tree/stats/api and {probe}"
-    )
-
-
-_LAST_LAYER = {  # model_type → the module to take the last of (named_modules order)
-    "vit": "layernorm_before", "deit": "layernorm_before", "beit": "layernorm_before",
-    "swin": "layernorm_before", "swinv2": "layernorm_before",
-    "convnext": "stages", "convnextv2": "stages", "resnet": "stages",
-}
-
-
-def suggested_layer(model: nn.Module) -> str | None:
-    """The usual Grad-CAM target of a transformers vision model: ViT/DeiT's last layer's
-    ``layernorm_before`` (timm's ``blocks[-1].norm1``), Swin's last stage's last block's,
-    ConvNeXt's and ResNet's last stage."""
-    config = getattr(model, "config", None)
-    leaf = _LAST_LAYER.get(getattr(config, "model_type", None) or "")
-    if leaf is None:
-        return None
-    found = None
-    for name, module in model.named_modules():
-        parts = name.split(".")
-        if parts[-1] == leaf and leaf != "stages":
-            found = name
-        elif leaf == "stages" and parts[-1] == "stages" and isinstance(module, (nn.ModuleList, nn.Sequential)):
-            found = f"{name}.{len(module) - 1}" if len(module) else None
-    return found
-
-
-def checkpoint_renamer(model: nn.Module) -> Callable[[str], str | None] | None:
-    """How a layer name written against a checkpoint or older code maps onto this model.
-
-    transformers 5 renamed modules (``vit.encoder.layer.2.attention`` is now
-    ``vit.layers.2.attention``) and renames checkpoint keys as it loads them; names people
-    copy from a checkpoint's keys, from 4.x code or from papers (``model.vit.encoder.layer[-1]
-    .layernorm_before``) go through the same renames. ``None`` for any other model.
-    """
-    transformers = sys.modules.get("transformers")
-    if transformers is None or not isinstance(model, transformers.PreTrainedModel):
-        return None
-    try:
-        from transformers.conversion_mapping import get_model_conversion_mapping
-        from transformers.core_model_loading import WeightRenaming, rename_source_key
-    except ImportError:  # transformers 4 renames nothing
-        return None
-    renames = [r for r in get_model_conversion_mapping(model) if isinstance(r, WeightRenaming)]
-    if not renames:
-        return None
-
-    def rename(text: str) -> str | None:
-        dotted = re.sub(r"\[\s*(-?\d+)\s*\]", r".\1", text.strip())
-        for candidate in (dotted, dotted.removeprefix("model.")):
-            renamed, _ = rename_source_key(candidate, renames, [])
-            if renamed != candidate:
-                return re.sub(r"\.(-?\d+)(?=\.|$)", r"[\1]", renamed)
-        return None
-
-    return rename

@@ -20,7 +20,7 @@ DIFFERENCE = (
 
 
 def api_renderable(access: str, rows: list[IterationSummary]) -> Group:
-    from layerscope.report import exact
+    from layerscope.nodestats import exact
 
     counts = Table.grid(padding=(0, 1))
     counts.add_column(style="bold", no_wrap=True)

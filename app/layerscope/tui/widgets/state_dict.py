@@ -50,7 +50,7 @@ class StateDictPanel(Vertical):
         yield table
 
     def show(self, rows: list[StateRow], total: int, name: str) -> None:
-        from layerscope.report import exact
+        from layerscope.nodestats import exact
 
         table = self.query_one(DataTable)
         table.clear()
