@@ -77,8 +77,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_debug_option(parser)
 
 
-class _Job:
-    """What both commands share: the photo explained (``PhotoExplainer``) and how to print it."""
+class CamJob:
+    """One ``cam``, ``sweep`` or ``rank`` command's work: the photo explained (``PhotoExplainer``)
+    from the parsed arguments, and how its results are printed."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -191,7 +192,7 @@ class _Job:
 
 
 def run_cam(args: argparse.Namespace) -> int:
-    job = _Job(args)
+    job = CamJob(args)
     [result] = job.maps([args.layer])
     job.print_header(result)
     node = job.explainer.tree.get(result.layer)
@@ -216,7 +217,7 @@ def run_cam(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    job = _Job(args)
+    job = CamJob(args)
     explainer = job.explainer
     layers = explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
     results = job.maps(layers)
