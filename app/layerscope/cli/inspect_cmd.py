@@ -289,7 +289,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def stats_table(stats: dict[str, Any]) -> Table:
-    """Rows for people, formatted by ``report.format_figure`` as the app's Stats tab does."""
+    """Rows for people, formatted by ``nodestats.format_figure`` as the app's Stats tab does."""
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()

@@ -69,7 +69,9 @@ def _quiet(debug: bool) -> Iterator[None]:
 
 def _guarded(func, args: argparse.Namespace, *, debug: bool) -> int:
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a short output still in the buffer meets a gone reader here, not at exit
+        return code
     except LayerscopeError as exc:
         if debug:
             raise
