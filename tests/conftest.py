@@ -31,6 +31,11 @@ sys.path.insert(0, str(TESTS))  # makes ``sample_models:...`` factory specs impo
 SAMPLES = TESTS.parent / "app" / "layerscope" / "samples"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/ from the CLI's current output (test_cli_golden.py)")
+
+
 @pytest.fixture(autouse=True)
 def truecolor_terminal(monkeypatch):
     """The app draws maps for the terminal's colour depth (layerscope.render.color_depth); tests
