@@ -2,7 +2,7 @@
 
 Each one loads through ``load_from_args``, builds the tree once and prints either
 Rich output for people or ``--json`` for scripts; the figures come from
-``layerscope.report`` so the app shows the same numbers.
+``layerscope.nodestats`` so the app shows the same numbers.
 """
 
 from __future__ import annotations

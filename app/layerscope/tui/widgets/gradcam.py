@@ -1,7 +1,7 @@
 """The Grad-CAM tab: the heatmap over the photo, with its method, class, score, layer and top-5.
 
 The map is computed in a worker (``g``); Score-CAM and Ablation-CAM report
-progress to a bar and stop on escape. The engine's ``CamSession`` is kept, so
+progress to a bar and stop on escape. The engine's ``CamPass`` is kept, so
 moving the target among the layers it hooked redraws without a new forward pass.
 The workers belong to the app, whose ``on_worker_state_changed`` reports their
 errors and calls ``failed`` here.

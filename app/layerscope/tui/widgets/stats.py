@@ -1,4 +1,4 @@
-"""The Stats tab: ``report.node_stats`` rendered as it is, one figure a line."""
+"""The Stats tab: ``nodestats.node_stats`` rendered as it is, one figure a line."""
 
 from __future__ import annotations
 
