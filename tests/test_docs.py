@@ -120,7 +120,7 @@ def test_shown_cli_output_is_what_the_command_prints(block, workspace, capsys, m
     monkeypatch.delenv("COLORTERM", raising=False)
     outputs = [run_shown(command.argv, capsys) for command in block.commands]
     assert not (workspace / "pwned").exists()
-    if REGEN and not any("…" in line for command in block.commands for line in command.shown):
+    if REGEN and not any(line.strip() == "…" for command in block.commands for line in command.shown):
         block.page.write_text(rewritten(block, outputs), encoding="utf-8")
         return
     for command, output in zip(block.commands, outputs):
