@@ -8,8 +8,8 @@ Two kinds are checked:
   a float in the comment holds to the decimals it shows;
 - a block preceded by ``<!-- output: checked -->`` holds ``$ layerscope …`` command lines,
   each followed by its output; the test runs each command and compares. A line ``…`` in the
-  shown output stands for one or more lines left out. ``<!-- output: checked, slow -->``
-  marks the block's test slow.
+  shown output stands for one or more lines left out. Options after ``checked``: ``, slow``
+  marks the block's test slow, ``, columns=120`` runs it at another width than 100.
 
 ``LAYERSCOPE_DOCS_REGEN=1 pytest tests/test_docs.py`` rewrites every checked block that has
 no ``…`` with the output of a real run (the command lines are kept).
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = re.compile(r"<!-- output: checked(?P<slow>, slow)? -->\n```[a-z]*\n(?P<body>.*?)```", re.S)
+MARKER = re.compile(r"<!-- output: checked(?P<options>(?:, [a-z]+(?:=\d+)?)*) -->\n```[a-z]*\n(?P<body>.*?)```", re.S)
+COLUMNS = 100  # the terminal width a checked output is made at, unless its marker says columns=N
 PYTHON = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 ELLIPSIS = "…"
 PROMPT = "$ "
@@ -125,6 +126,7 @@ class OutputBlock:
     index: int  # the page's n-th checked block
     line: int
     slow: bool
+    columns: int
     start: int  # offsets of the block's body in the page
     end: int
     commands: list[Command]
@@ -147,7 +149,9 @@ def output_blocks(page: Path) -> list[OutputBlock]:
             else:
                 commands[-1].shown.append(line)
         line_no = text.count("\n", 0, match.start()) + 1
-        blocks.append(OutputBlock(page, index, line_no, bool(match["slow"]), match.start("body"), match.end("body"), commands))
+        options = dict(option.partition("=")[::2] for option in match["options"].split(", ") if option)
+        blocks.append(OutputBlock(page, index, line_no, "slow" in options, int(options.get("columns") or COLUMNS),
+                                  match.start("body"), match.end("body"), commands))
     return blocks
 
 

@@ -7,6 +7,7 @@ How the blocks are found and compared: ``tests/docs_blocks.py``.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shlex
 import shutil
@@ -19,10 +20,10 @@ import torch
 
 from docs_blocks import ROOT, claims, holds, matches, output_blocks, page_id, pages, python_blocks, rewritten
 from evil_files import export_program, pickle_file, png_claiming, torchscript_archive
+from hf_configs import LLAMA_2_70B
 from layerscope.cli.main import main
 
 SAMPLES = ROOT / "app" / "layerscope" / "samples"
-COLUMNS = "100"  # the width every checked output was made at
 REGEN = os.environ.get("LAYERSCOPE_DOCS_REGEN") == "1"
 
 PYTHON_PAGES = [page for page in pages() if python_blocks(page)]
@@ -79,7 +80,7 @@ def _source(node: ast.expr) -> str:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """The folder the shown commands run in: the repo's app/ for the sample paths, the photos,
-    and the files the safety and error examples name."""
+    the files the safety and error examples name, and Llama-2-70B's config.json alone."""
     folder = tmp_path_factory.mktemp("docs-cli")
     (folder / "app").symlink_to(ROOT / "app")
     for photo in ("chelsea.png", "coffee.png"):
@@ -89,11 +90,13 @@ def workspace(tmp_path_factory) -> Path:
     pickle_file(folder / "evil.pt", marker)
     torchscript_archive(folder / "model.safetensors", marker)
     export_program(folder / "program.pt2", marker)
+    (folder / "llama-2-70b").mkdir()
+    (folder / "llama-2-70b" / "config.json").write_text(json.dumps(LLAMA_2_70B))  # config only: built on meta
     return folder
 
 
 def run_shown(argv: str, capsys) -> list[str]:
-    """What ``layerscope …`` prints, stdout then stderr, as a reader sees it at COLUMNS columns."""
+    """What ``layerscope …`` prints, stdout then stderr, as a reader sees it (at $COLUMNS columns)."""
     words = shlex.split(argv)
     assert words[0] == "layerscope"
     try:
@@ -116,7 +119,7 @@ def _params():
 @pytest.mark.parametrize("block", _params())
 def test_shown_cli_output_is_what_the_command_prints(block, workspace, capsys, monkeypatch):
     monkeypatch.chdir(workspace)
-    monkeypatch.setenv("COLUMNS", COLUMNS)
+    monkeypatch.setenv("COLUMNS", str(block.columns))
     monkeypatch.delenv("COLORTERM", raising=False)
     outputs = [run_shown(command.argv, capsys) for command in block.commands]
     assert not (workspace / "pwned").exists()
