@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from evil_files import clean_export_program, export_program, pickle_file, torchscript_archive
+from evil_files import (
+    TIB, bytearray_bomb, clean_export_program, export_program, hidden_bytearray_bomb, pickle_file,
+    poisoned_hub_cache, torchscript_archive, zip_bytearray_bomb,
+)
+from layerscope.checkpoints import extract_state_dict, read_model_file
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
 from layerscope.loading import load_model
@@ -131,3 +135,135 @@ def test_trusted_torchscript_works_in_every_structure_command(tmp_path, capsys):
     assert rows["parameters()"] == 2 and rows["modules()"] == 1
     assert main(["stats", str(path), "--trust", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total_params"] == 8 * 27 + 8
+
+
+# --- issue 21: the weights caches, memory bombs, shard indexes, outputs onto model files ------------
+
+SAMPLES = Path(__file__).parent.parent / "app" / "layerscope" / "samples"
+CHELSEA = str(SAMPLES / "chelsea.png")
+RESNET18_FILE = "resnet18-f37072fd.pth"  # ResNet18_Weights.IMAGENET1K_V1's name in torch hub's cache
+BYTEARRAY = r"calls builtins.bytearray\(\) while unpickling, which can claim any amount of memory"
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """A torch hub cache of the test's own (never the real one)."""
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.mark.parametrize("argv", [
+    ["tree", "resnet18"],  # --weights auto finds the planted file
+    ["tree", "resnet18", "--weights", "DEFAULT"],
+    ["stats", "resnet18", "--weights", "IMAGENET1K_V1"],
+    ["cam", "resnet18", "--weights", "DEFAULT", "--image", CHELSEA],
+])
+def test_a_poisoned_torch_hub_cache_runs_nothing(tmp_path, torch_home, capsys, argv):
+    """torchvision reads cached weights with ``torch.hub.load_state_dict_from_url``, which
+    unpickles fully; layerscope reads them with its own reader instead."""
+    marker = tmp_path / "pwned"
+    planted = poisoned_hub_cache(torch_home, RESNET18_FILE, marker)
+    err = _one_line_error(capsys, argv)
+    assert f"{planted} needs full unpickling, which can run arbitrary code; pass --trust only if" in err
+    assert not marker.exists()
+
+
+def test_the_poisoned_cache_file_is_the_one_read(tmp_path, torch_home):
+    """The positive control: with ``--trust`` the planted pickle runs (and is no checkpoint)."""
+    marker = tmp_path / "pwned"
+    planted = poisoned_hub_cache(torch_home, RESNET18_FILE, marker)
+    with pytest.raises(LayerscopeError, match=f"cannot unpickle {planted}: Invalid magic number"):
+        load_model("resnet18", weights="DEFAULT", trust=True)
+    assert marker.exists()
+
+
+def test_a_memory_bomb_in_the_hub_cache_is_refused(torch_home, capsys):
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    planted = bytearray_bomb(torch_home / "hub" / "checkpoints" / RESNET18_FILE, TIB)
+    assert BYTEARRAY.replace("\\", "") in _one_line_error(capsys, ["tree", "resnet18"])
+    assert planted.read_bytes().startswith(b"\x80\x02cbuiltins\nbytearray")  # left as it was
+
+
+def test_real_cached_weights_still_load_through_the_safe_reader():
+    loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / "mobilenet_v2-b0353104.pth"
+    assert loaded.files == (cached,)
+    from layerscope import imaging
+
+    x, _ = imaging.preprocess(imaging.load_image(SAMPLES / "chelsea.png"), loaded.preprocess)
+    with torch.no_grad():
+        assert loaded.categories[int(loaded.model(x).argmax())] == "Egyptian cat"
+
+
+def _timm_hub_cache(cache: Path, file_name: str, write) -> Path:
+    """timm's resnet18 weights (repo ``timm/resnet18.a1_in1k``) in a Hugging Face cache of the test's own."""
+    snapshot = cache / "models--timm--resnet18.a1_in1k" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0123abc")
+    write(snapshot / file_name)
+    return snapshot / file_name
+
+
+def test_timm_weights_from_the_hugging_face_cache_go_through_the_safe_reader(tmp_path, monkeypatch, capsys):
+    timm = pytest.importorskip("timm")
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    torch.manual_seed(3)
+    reference = timm.create_model("resnet18").state_dict()
+    cached = _timm_hub_cache(tmp_path / "hf", "model.safetensors", lambda p: save_file(reference, str(p)))
+    loaded = load_model("timm:resnet18", weights="auto")
+    assert loaded.pretrained and loaded.files == (cached,)
+    assert torch.equal(loaded.model.fc.weight, reference["fc.weight"])
+    assert "state_dict" not in loaded.model.pretrained_cfg  # no second copy of the weights kept
+    cached.unlink()
+    marker = tmp_path / "pwned"
+    pickle_file(cached.with_name("pytorch_model.bin"), marker)
+    err = _one_line_error(capsys, ["tree", "timm:resnet18", "--weights", "DEFAULT"])
+    assert "pytorch_model.bin needs full unpickling" in err and not marker.exists()
+
+
+BOMBS = [bytearray_bomb, hidden_bytearray_bomb, zip_bytearray_bomb]
+
+
+@pytest.mark.parametrize("make", BOMBS)
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_memory_bombs_are_refused_before_unpickling(tmp_path, state_dict_file, entry, make):
+    """Each asks for a tebibyte: were it unpickled, the allocation would fail at once (no test
+    ever fills memory); refused, the message names the call."""
+    bomb = make(tmp_path / "b.pt")
+    call = _entry_points(bomb, state_dict_file)[entry]
+    for trust in (False, True):
+        with pytest.raises(LayerscopeError, match=BYTEARRAY):
+            load_model(call["spec"], trust=trust, **{k: v for k, v in call.items() if k != "spec"})
+
+
+@pytest.mark.parametrize("argv", [["tree", "{b}"], ["tree", *LINEAR.split(), "--weights", "{b}"]])
+def test_cli_refuses_a_memory_bomb_in_one_line(tmp_path, capsys, argv):
+    bomb = bytearray_bomb(tmp_path / "b.pt")
+    args = [a.replace("{b}", str(bomb)) for a in argv]
+    if "--weights" in args:
+        args[2:2] = ["--arg", "in_features=3", "--arg", "out_features=3"]
+    assert "b.pt calls builtins.bytearray() while unpickling" in _one_line_error(capsys, args)
+
+
+def test_checkpoints_torch_writes_pass_the_pickle_check(tmp_path):
+    """Legacy and zip formats, tensors of every kind layerscope reads, and a whole module (trusted)."""
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2, dtype=torch.int64), "n": torch.tensor(True)}
+    torch.save({"state_dict": state, "epoch": 10**12}, tmp_path / "zip.pt")
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    torch.save(torch.nn.Linear(3, 2), tmp_path / "module.pt")
+    for name in ("zip.pt", "legacy.pt"):
+        read = extract_state_dict(read_model_file(tmp_path / name, trust=False), name)
+        assert read.keys() == state.keys() and all(torch.equal(read[k], state[k]) for k in state)
+    assert read_model_file(tmp_path / "module.pt", trust=True).weight.shape == (2, 3)
