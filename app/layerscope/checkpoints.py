@@ -136,10 +136,10 @@ def refuse_allocating_calls(path: Path) -> bool:
     except LayerscopeError:
         raise
     except Exception:  # not a pickle past this point: torch.load fails on the same bytes
-        return stream_started_well(path)
+        return _first_pickle_parses(path)
 
 
-def stream_started_well(path: Path) -> bool:
+def _first_pickle_parses(path: Path) -> bool:
     """Whether the file's first pickle parses: "a pickle that needs code" versus garbage."""
     try:
         with open(path, "rb") as handle:
@@ -178,22 +178,26 @@ class _Global(str):
 
 def _audit_pickle(stream: _Bounded, path: Path) -> None:
     """Follow one pickle's stack symbolically (globals, strings, memo; everything else is
-    opaque) by pickletools' own stack effects, and refuse any call to an allocator."""
+    opaque) by pickletools' own stack effects, with marks kept apart as the unpickler keeps
+    them, and refuse any call to an allocator."""
     stack: list[Any] = []
+    marks: list[int] = []  # where each open MARK's items begin
     memo: dict[int, Any] = {}
     for op, arg, _ in pickletools.genops(stream):
         name = op.name
         if name in {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}:
             memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
             continue
-        popped = _pop(stack, op.stack_before)
-        if name in _CALLS or name == "INST":
-            callee = arg.replace(" ", ".") if name == "INST" else popped[0]
-            if isinstance(callee, str) and ALLOCATORS.fullmatch(callee):
-                raise LayerscopeError(
-                    f"{path} calls {callee}() while unpickling, which can claim any amount of memory from a few "
-                    "bytes; checkpoints never need it, so layerscope refuses the file"
-                )
+        if name == "MARK" or (name == "POP" and marks and marks[-1] == len(stack)):  # POP drops an empty mark
+            marks.append(len(stack)) if name == "MARK" else marks.pop()
+            continue
+        popped = _pop(stack, marks, op.stack_before)
+        callee = _Global(arg.replace(" ", ".")) if name == "INST" else popped[0] if name in _CALLS else None
+        if isinstance(callee, _Global) and ALLOCATORS.fullmatch(callee):
+            raise LayerscopeError(
+                f"{path} calls {callee}() while unpickling, which can claim any amount of memory from a few "
+                "bytes; checkpoints never need it, so layerscope refuses the file"
+            )
         if name == "GLOBAL":
             stack.append(_Global(arg.replace(" ", ".")))
         elif name == "STACK_GLOBAL":
@@ -206,22 +210,21 @@ def _audit_pickle(stream: _Bounded, path: Path) -> None:
         elif name == "DUP":
             stack.extend(popped * 2)
         else:
-            stack.extend(pickletools.markobject if kind is pickletools.markobject else None for kind in op.stack_after)
+            stack.extend(None for _ in op.stack_after)
 
 
-def _pop(stack: list[Any], before: list[Any]) -> list[Any]:
-    """Take an opcode's arguments off the stack: those above the topmost mark (and the
-    mark) when it reads a mark, then the fixed ones below, in stack order."""
+def _pop(stack: list[Any], marks: list[int], before: list[Any]) -> list[Any]:
+    """Take an opcode's arguments off the stack, in stack order: the items of the topmost
+    mark when it reads a mark, and the fixed ones, which must lie above the next mark."""
     taken: list[Any] = []
+    fixed = len(before)
     if pickletools.markobject in before:
-        mark = len(stack) - 1 - stack[::-1].index(pickletools.markobject)
-        taken, stack[mark:] = stack[mark + 1:], []
+        start = marks.pop()  # IndexError when there is none: a broken pickle, which torch refuses too
+        taken, stack[start:] = stack[start:], []
         fixed = before.index(pickletools.markobject)
-    else:
-        fixed = len(before)
-    if fixed > len(stack):
+    if len(stack) - fixed < (marks[-1] if marks else 0):
         raise ValueError("pickle stack underflow")
-    below = stack[len(stack) - fixed:] if fixed else []
+    below = stack[len(stack) - fixed:]
     del stack[len(stack) - fixed:]
     return below + taken
 
