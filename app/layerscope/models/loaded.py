@@ -7,6 +7,7 @@ pipeline can name a ``Preprocess`` or a ``LoadedModel`` without importing any so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -40,6 +41,7 @@ class LoadedModel:
     device: torch.device
     categories: list[str] | None = None
     preprocess: Preprocess = field(default_factory=Preprocess)
+    files: tuple[Path, ...] = ()  # every file the model was read from: outputs must never replace them
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -7,7 +7,11 @@ line naming the factory and the exception (``--debug`` keeps the traceback).
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from torch import nn
 
@@ -33,7 +37,7 @@ class FactorySource:
 
     def load(self, request: LoadRequest) -> LoadedModel:
         spec, kwargs = request.spec, dict(request.kwargs)
-        factory = find_factory(spec)
+        module, factory = find_factory(spec)
         try:  # not sized: a meta trial run would run the user's code twice
             model = build_on_device(request.device, lambda: factory(**kwargs), spec, kwargs, sized=False)
         except LayerscopeError:
@@ -45,11 +49,11 @@ class FactorySource:
         if not isinstance(model, nn.Module):
             raise LayerscopeError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
         return LoadedModel(model=model, spec=spec, source=self.name, weights="none", pretrained=False,
-                           device=request.device)
+                           device=request.device, files=source_files(module, factory))
 
 
-def find_factory(spec: str):
-    """The callable ``package.module:callable`` names, its module imported (which runs its code)."""
+def find_factory(spec: str) -> tuple[ModuleType, Any]:
+    """The module and the callable ``package.module:callable`` names (importing runs the module's code)."""
     module_name, _, attr = spec.partition(":")
     if not MODULE_NAME.fullmatch(module_name) or not attr.isidentifier():
         raise LayerscopeError(f"cannot read model spec {spec!r}: a factory is package.module:callable")
@@ -62,4 +66,14 @@ def find_factory(spec: str):
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise LayerscopeError(f"{module_name!r} has no callable named {attr!r}")
-    return factory
+    return module, factory
+
+
+def source_files(module: ModuleType, factory: Any) -> tuple[Path, ...]:
+    """The factory's module and the file its function was written in (often the same)."""
+    found = [getattr(module, "__file__", None)]
+    try:
+        found.append(inspect.getsourcefile(factory))
+    except TypeError:  # a builtin or a C extension's callable
+        pass
+    return tuple(dict.fromkeys(Path(f) for f in found if f))

@@ -48,6 +48,7 @@ class FileSource:
         loaded = request.load_arch(request.arch)
         fit_state_dict(loaded.model, state, source=spec, target=request.arch)
         loaded.spec, loaded.weights, loaded.pretrained, loaded.source = spec, str(path), True, self.name
+        loaded.files = (path, *loaded.files)
         return loaded
 
 
@@ -57,7 +58,8 @@ def whole_model(model: nn.Module, spec: str, path: Path, dev: torch.device) -> L
     if scripted and dev.type == "meta":
         raise LayerscopeError("TorchScript archives cannot be loaded on the meta device; use --device cpu")
     source = "torchscript" if scripted else "export" if isinstance(model, torch.fx.GraphModule) else "pickle"
-    return LoadedModel(model=model.to(dev), spec=spec, source=source, weights=str(path), pretrained=True, device=dev)
+    return LoadedModel(model=model.to(dev), spec=spec, source=source, weights=str(path), pretrained=True, device=dev,
+                       files=(path,))
 
 
 def refuse_meta_state_dict(dev: torch.device) -> None:
@@ -72,3 +74,4 @@ def apply_weights_file(loaded: LoadedModel, path: Path, *, trust: bool) -> None:
     state = extract_state_dict(read_model_file(path, trust=trust, what="weights file"), str(path))
     fit_state_dict(loaded.model, state, source=str(path), target=loaded.spec)
     loaded.weights, loaded.pretrained = str(path), True
+    loaded.files = (*loaded.files, path)

@@ -8,7 +8,7 @@ from layerscope.errors import LayerscopeError
 from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
 from layerscope.models.source import LoadRequest
-from layerscope.models.weights_cache import timm_weights_cached
+from layerscope.models.weights_cache import read_cached_weights, timm_cached_file, timm_weights_cached
 
 PREFIX = "timm:"
 
@@ -36,12 +36,19 @@ class TimmSource:
         pretrained = request.weights.lower() != "none" and not is_path_weights(request.weights)
         if pretrained:
             refuse_pretrained_on_meta(dev)
+        cached = timm_cached_file(name) if pretrained else None
+        overlay = {}  # a cached file: read by layerscope's reader, handed to timm as a state_dict
+        if cached is not None:
+            state = dict(read_cached_weights(cached, trust=request.trust))
+            overlay = {"pretrained_cfg_overlay": {"source": "", "state_dict": state}}
         download = Download(f"timm weights for {name}", "use --weights none") if pretrained else None
         model = build_on_device(
-            dev, lambda: call_builder(lambda: timm.create_model(name, pretrained=pretrained, **kwargs),
+            dev, lambda: call_builder(lambda: timm.create_model(name, pretrained=pretrained, **kwargs, **overlay),
                                       what=f"timm:{name}", kwargs=kwargs, download=download),
             f"timm:{name}", kwargs, sized=not pretrained,
         )
+        if isinstance(getattr(model, "pretrained_cfg", None), dict):
+            model.pretrained_cfg.pop("state_dict", None)  # the weights are in the model now; free the copy
         return LoadedModel(
             model=model,
             spec=request.spec,
@@ -50,6 +57,7 @@ class TimmSource:
             pretrained=pretrained,
             device=dev,
             preprocess=preprocess_from_timm(model),
+            files=(cached,) if cached else (),
         )
 
 

@@ -9,13 +9,14 @@ trained with.
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from typing import Any
 
 from layerscope.errors import LayerscopeError
 from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
 from layerscope.models.source import LoadRequest
-from layerscope.models.weights_cache import cached_hint, cached_torchvision_weights
+from layerscope.models.weights_cache import cached_hint, cached_torchvision_weights, hub_checkpoint, safe_torchvision_reads
 
 PREFIX = "torchvision:"
 
@@ -52,11 +53,12 @@ class TorchvisionSource:
             weights_name(chosen),
             f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}",
         )
-        model = build_on_device(
-            dev, lambda: call_builder(lambda: builder(weights=chosen, **kwargs), what=name, kwargs=kwargs,
-                                      download=download),
-            name, kwargs, sized=chosen is None,
-        )
+        with safe_torchvision_reads(request.trust) if chosen is not None else nullcontext():
+            model = build_on_device(  # a cached weights file is read by layerscope's reader, not torch hub's
+                dev, lambda: call_builder(lambda: builder(weights=chosen, **kwargs), what=name, kwargs=kwargs,
+                                          download=download),
+                name, kwargs, sized=chosen is None,
+            )
         return LoadedModel(
             model=model,
             spec=request.spec,
@@ -66,6 +68,7 @@ class TorchvisionSource:
             device=dev,
             categories=list(reference.meta.get("categories") or []) or None if reference else None,
             preprocess=preprocess_from_weights(reference),
+            files=(hub_checkpoint(chosen.url),) if chosen else (),
         )
 
 
