@@ -417,7 +417,8 @@ async def test_eligibility_marks_use_the_probe_input_and_the_model_hints_as_the_
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         session = app.main.session
-        kind, reason = session.eligibility["norm"]
+        verdict = session.eligibility["norm"]  # the engine's own Eligibility
+        kind, reason = verdict.kind, verdict.reason
         engine = layer_eligibility(session.shapes["norm"], (33, 99), model_hints(model))
         assert (kind, reason) == (engine.kind, engine.reason)
         assert "3×9 grid" in reason  # the default 224×224 guess would read 5×5 + 2 prefix tokens
@@ -450,7 +451,7 @@ async def test_escape_during_a_one_pass_map_discards_it_when_it_arrives(app, hel
 def test_the_tab_says_loudly_when_weights_are_random(mobilenet, resnet18, resnet18_tree):
     from layerscope.tree import build_tree
     from layerscope.tui.session import Session
-    from layerscope.tui.widgets.gradcam import info_text
+    from layerscope.tui.camtext import info_text
 
     warning = "⚠ random weights: this map shows nothing learned"
     assert warning in info_text(Session(loaded=resnet18, tree=resnet18_tree), None).plain
