@@ -17,7 +17,9 @@ from PIL import Image
 from torch import Tensor, nn
 
 from layerscope import imaging
-from layerscope.cam import METHODS, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions
+from layerscope.cam import (  # CamCancelled: what a stopped worker raises
+    METHODS, CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
+)
 from layerscope.cam.detection import Detection, explained_detections
 from layerscope.cam.metrics import Faithfulness, faithfulness
 from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # verdict: the app's too

@@ -14,6 +14,7 @@ from textual.widgets import Input, TabbedContent
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.tui import camtext, clipboard
 from layerscope.tui.keys import KEYS, bindings
+from layerscope.tui.lazy import camlink
 from layerscope.tui.messages import ImageChecked, RankDone
 from layerscope.tui.screens.help import HelpScreen
 from layerscope.tui.screens.image_path import ImagePathScreen
@@ -197,8 +198,6 @@ class MainScreen(ModelScreen):
         forward pass here: before the probe has finished, say so and let the user retry."""
         if self.session is None:
             return
-        from layerscope.tui import camlink
-
         try:
             index = camlink.suggested_target(self.session)
         except camlink.ProbePending as exc:
@@ -227,8 +226,6 @@ class MainScreen(ModelScreen):
         session, index = self.session, self.current
         if session is None or index is None:
             return
-        from layerscope.tui.camlink import CamRequest
-
         node, verdict = session.node(index), session.verdict(index)
         access = node.access_negative or node.access
         if (verdict is not None and not verdict.eligible) or not node.name:
@@ -239,14 +236,12 @@ class MainScreen(ModelScreen):
         if panel.refuse_while_running():
             return
         cancel = panel.start(session, "the ranking of its family")
-        self.rank_family(session, CamRequest.of(session, index), panel.explainer, cancel)
+        self.rank_family(session, camlink.CamRequest.of(session, index), panel.explainer, cancel)
         self.action_show_tab("gradcam")
         self.notify("ranking the family of " + access, timeout=3, markup=False)
 
     def on_rank_done(self, message: RankDone) -> None:
         """Each ranked layer's tree line gets its place and score; ``b`` jumps to the best."""
-        from layerscope.tui import camlink
-
         panel = self.query_one(CamPanel)
         panel.ranked(message.explainer)
         session = self.session
@@ -275,8 +270,6 @@ class MainScreen(ModelScreen):
     def action_pick_method(self) -> None:
         if self.session is None:
             return
-        from layerscope.tui import camlink
-
         self.app.push_screen(MethodPicker(camlink.methods(), self.session.method), self._method_chosen)
 
     def _method_chosen(self, method: str | None) -> None:
@@ -347,8 +340,6 @@ class MainScreen(ModelScreen):
         if view is None or session is None:
             self.notify("nothing to save yet: press g to compute a map first", severity="warning")
             return
-        from layerscope.tui import camlink
-
         try:
             png, npy = camlink.save(view, self.options.save_dir, session.loaded.spec)
         except (LayerscopeError, OSError) as exc:

@@ -4,7 +4,7 @@
 (``threads.in_thread`` for the blocking part), so every failure reaches one handler,
 ``on_worker_state_changed``: it becomes a notification while everything on screen
 stays as it was, and a bug's traceback goes to the log file. ``jobs`` and
-``camlink`` import torch; they are imported where a worker or a key first needs
+``camlink`` import torch: ``lazy`` imports them when a worker or a key first needs
 them, so the frame paints before torch loads.
 """
 
@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.tui import failures
 from layerscope.tui.keys import FOOTER_KEEP
+from layerscope.tui.lazy import camlink, jobs
 from layerscope.tui.messages import (
     CamDone, CamProgress, CamScored, CostReady, ImageChecked, ModelReady, RankDone, ScoreProgress, ShapesReady,
     TabReady,
@@ -94,8 +95,6 @@ class ModelScreen(Screen):
 
     @work(exclusive=True, exit_on_error=False, group="load", description="loading the model")
     async def load_model(self, load: Loader) -> None:
-        from layerscope.tui import jobs
-
         image = self.session.image if self.session else self.options.image
         self.post_message(ModelReady(await in_thread(jobs.open_session, load, image)))
 
@@ -103,8 +102,6 @@ class ModelScreen(Screen):
     async def probe_shapes(self, session: Session) -> None:
         """Shapes, eligibility judged as the engine judges it (the probe input's H×W and the
         model's hints), and the suggested target: all off the UI thread."""
-        from layerscope.tui import jobs
-
         shapes, verdicts, suggested = await in_thread(jobs.probe_shapes, session, self.options.probe_input)
         if session is self.session:  # not a model that ``l`` has replaced meanwhile
             self.post_message(ShapesReady(session, shapes, verdicts, suggested))
@@ -114,16 +111,12 @@ class ModelScreen(Screen):
     async def count_cost(self, session: Session) -> None:
         """The counted pass runs after the plain one: counting every op costs several times a
         plain forward on a 100,000-module model, and marks and suggestions need only shapes."""
-        from layerscope.tui import jobs
-
         cost = await in_thread(jobs.count_cost, session, self.options.probe_input)
         if session is self.session:
             self.post_message(CostReady(session, cost))
 
     @work(exclusive=True, exit_on_error=False, group="panel", description="filling the tab")
     async def fill_slow_tab(self, tab: str, index: int) -> None:
-        from layerscope.tui import jobs
-
         session = self.session
         content = await in_thread(jobs.tab_content, session, tab, index)
         if session is self.session:
@@ -136,8 +129,6 @@ class ModelScreen(Screen):
                           cancel: threading.Event) -> None:
         """The map, then (still in this worker, cancellable by escape or the next g / r) its
         deletion/insertion scores; the panel takes each result."""
-        from layerscope.tui import camlink
-
         panel = self.query_one(CamPanel)
         view, explainer = await in_thread(camlink.compute, session, request, explainer, cancel=cancel,
                                           progress=lambda done, total: panel.post_message(CamProgress(done, total)))
@@ -149,13 +140,11 @@ class ModelScreen(Screen):
                       cancel: threading.Event) -> CamScored:
         """The map's scores; a model they do not fit (no class scores) says so in the tab."""
         from layerscope.cam import CamCancelled
-        from layerscope.tui import camlink
-
         panel = self.query_one(CamPanel)
         try:
             scores = await in_thread(camlink.score, view, explainer, class_index, cancel=cancel,
                                      progress=lambda done, total: panel.post_message(ScoreProgress(view, done, total)))
-        except CamCancelled:
+        except camlink.CamCancelled:
             return CamScored(view, note="scores: skipped")
         except LayerscopeError as exc:
             return CamScored(view, note=f"scores: none ({first_line(exc)})")
@@ -164,8 +153,6 @@ class ModelScreen(Screen):
     @work(exit_on_error=False, group="cam", description="ranking layers")
     async def rank_family(self, session: Session, request: CamRequest, explainer: PhotoExplainer | None,
                           cancel: threading.Event) -> None:
-        from layerscope.tui import camlink
-
         panel = self.query_one(CamPanel)
         ranking, explainer = await in_thread(camlink.rank, session, request, explainer, cancel=cancel,
                                              progress=lambda done, total: panel.post_message(CamProgress(done, total)))
@@ -175,20 +162,16 @@ class ModelScreen(Screen):
     async def check_image(self, path: Path) -> None:
         """Read the photo in a worker (a FIFO or a decompression bomb must not stall the app);
         ``on_image_checked`` takes it once it reads."""
-        from layerscope.tui import camlink
-
         await in_thread(camlink.check_image, path)
         self.post_message(ImageChecked(path))
 
     def start_map(self, session: Session) -> bool:
         """Start the map for the session's current choices; refused (False) while one runs."""
-        from layerscope.tui.camlink import CamRequest
-
         panel = self.query_one(CamPanel)
         if panel.refuse_while_running():
             return False
         cancel = panel.start(session, "the map")
-        self.compute_map(session, CamRequest.of(session), panel.explainer, cancel)
+        self.compute_map(session, camlink.CamRequest.of(session), panel.explainer, cancel)
         return True
 
     # --- failures: every worker's, in one place --------------------------------------
@@ -317,8 +300,6 @@ class ModelScreen(Screen):
             self._panel(tab).message(f"reading {size:,} entries…")
             self.fill_slow_tab(tab, self.current)
             return
-        from layerscope.tui import jobs
-
         self._panel(tab).show(jobs.tab_content(self.session, tab, self.current))
 
     def _panel(self, tab: str):
