@@ -23,6 +23,14 @@ def test_importing_the_app_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_the_grad_cam_texts_and_the_workers_jobs_import_no_textual():
+    """What the Grad-CAM tab says, and what the workers run, stand without a screen."""
+    code = ("import sys\nimport layerscope.tui.camtext, layerscope.tui.camlink, layerscope.tui.jobs\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_arguments_match_the_cli_and_default_to_the_bundled_photo():
     args = build_parser().parse_args(["resnet18", "--weights", "none", "--device", "meta", "--arg", "num_classes=10"])
     assert (args.model, args.weights, args.device, args.arg, args.image) == (

@@ -22,7 +22,7 @@ from layerscope.cam import (  # CamCancelled: what a stopped worker raises
 )
 from layerscope.cam.detection import Detection, explained_detections
 from layerscope.cam.metrics import Faithfulness, faithfulness
-from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # verdict: the app's too
+from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # verdict: as the CLI says it
 from layerscope.cam.reshape import model_hints
 from layerscope.cam.scoring import Prediction
 from layerscope.cam.targets import Eligibility, family_names, suggest_from_shapes, table_target

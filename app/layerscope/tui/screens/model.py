@@ -302,7 +302,8 @@ class ModelScreen(Screen):
             return
         self._panel(tab).show(jobs.tab_content(self.session, tab, self.current))
 
-    def _panel(self, tab: str):
+    def _panel(self, tab: str) -> StatsPanel | StateDictPanel | ApiPanel:
+        """The panel of ``tab`` (``show`` takes that tab's ``tabs`` record)."""
         return {"stats": self.query_one(StatsPanel), "state_dict": self.query_one(StateDictPanel),
                 "api": self.query_one(ApiPanel)}[tab]
 
