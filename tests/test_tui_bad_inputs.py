@@ -20,7 +20,7 @@ from tui_helpers import notifications, screen_text, settle
 
 from layerscope.loading import load_model
 from layerscope.tui.app import LayerscopeApp
-from layerscope.tui.launch import make_app
+from layerscope.tui.launch import loader_for_line, make_app
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.module_tree import ModuleTreeView
 
@@ -39,7 +39,7 @@ def log_file(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def app(resnet18_loaded) -> LayerscopeApp:
-    return LayerscopeApp(resnet18_loaded, spec="resnet18", image=COFFEE)
+    return LayerscopeApp(resnet18_loaded, spec="resnet18", image=COFFEE, read_line=loader_for_line)
 
 
 def state(app: LayerscopeApp) -> tuple:

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from layerscope.tui import failures
 from layerscope.tui.keys import KEYS
 from layerscope.tui.screens.main import MainScreen
-from layerscope.tui.session import SAMPLE_IMAGE, AppOptions, Loader
+from layerscope.tui.session import SAMPLE_IMAGE, AppOptions, LineReader, Loader
 
 if TYPE_CHECKING:
     from layerscope.loading import LoadedModel
@@ -31,11 +31,14 @@ class LayerscopeApp(App):
     def __init__(
         self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None,
         save_dir: Path | None = None, probe_input: str | None = None, pixels: str | None = None,
+        read_line: LineReader | None = None,
     ) -> None:
+        """``read_line`` is the launcher's parser for ``l`` (the app does not import the launcher)."""
         super().__init__()
         self.options = AppOptions(
             load=load if callable(load) else (lambda: load), spec=spec, image=Path(image) if image else SAMPLE_IMAGE,
-            save_dir=Path(save_dir) if save_dir else Path.cwd(), probe_input=probe_input, pixels=pixels)
+            save_dir=Path(save_dir) if save_dir else Path.cwd(), probe_input=probe_input, pixels=pixels,
+            read_line=read_line)
         self.log_path = failures.log_path()  # where a bug's traceback goes (the help screen says)
         self.main: MainScreen | None = None  # the screen, once the app runs
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "samples" / "chelsea.png"
 
 Loader = Callable[[], "LoadedModel"]
+LineReader = Callable[[str], "tuple[str, Loader]"]  # "resnet50 --weights DEFAULT" -> (spec, loader)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class AppOptions:
     save_dir: Path = field(default_factory=Path.cwd)  # where ``s`` writes
     probe_input: str | None = None  # "3x224x224" or "128:long"; None: the weights' own size
     pixels: str | None = None  # "kitty" / "sixel": the terminal draws the overlay's pixels
+    read_line: LineReader | None = None  # ``l``: reads a typed model line as the command line would
 
 
 @dataclass

@@ -147,10 +147,13 @@ class MainScreen(ModelScreen):
     def _open_model(self, line: str | None) -> None:
         if not line:
             return
-        from layerscope.tui.launch import loader_for_line
-
+        read_line = self.options.read_line
+        if read_line is None:  # an app built without a launcher (a script's): it cannot read the line
+            self.notify("this app was started without a command line to read models with", title=FAILED["load"],
+                        severity="error", timeout=8)
+            return
         try:
-            spec, load = loader_for_line(line)
+            spec, load = read_line(line)
         except LayerscopeError as exc:
             self.notify(str(exc), title=FAILED["load"], severity="error", markup=False, timeout=8)
             return
