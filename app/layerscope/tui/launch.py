@@ -14,7 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from layerscope.options import DEFAULT_MODEL, OneLineParser, add_input_option, add_model_options, load_from_args
+from layerscope.options import (
+    DEFAULT_MODEL, OneLineParser, add_input_option, add_model_options, load_from_args, loader_for_line,
+)
+from layerscope.tui.app import LayerscopeApp
+from layerscope.tui.threads import busy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,17 +40,15 @@ NO_TERMINAL = (
 )
 
 
-def make_app(argv: list[str]):
+def make_app(argv: list[str]) -> LayerscopeApp:
     """The app for ``argv``; argparse exits with status 2 on bad arguments, as the CLI does."""
     return _app_for(build_parser().parse_args(argv))
 
 
-def _app_for(args: argparse.Namespace, pixels: str | None = None):
-    from layerscope.tui.app import LayerscopeApp
-
+def _app_for(args: argparse.Namespace, pixels: str | None = None) -> LayerscopeApp:
     return LayerscopeApp(
         lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input,
-        pixels=pixels,
+        pixels=pixels, read_line=loader_for_line,
     )
 
 
@@ -58,8 +60,6 @@ def has_terminal() -> bool:
 def run(app: Any, **options: Any) -> int:
     """Run ``app`` and return its exit status. A work thread still blocked after ``q`` (a FIFO,
     a hung disk) cannot be stopped from outside, so the process ends without waiting for it."""
-    from layerscope.tui.threads import busy
-
     app.run(**options)
     code = app.return_code or 0
     if busy():
