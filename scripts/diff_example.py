@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from layerscope.imaging import load_image, preprocess
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 SAMPLES = Path(__file__).resolve().parent.parent / "app" / "layerscope" / "samples"
 PHOTOS = {"chelsea.png": 281, "coffee.png": 967}  # tabby cat, espresso

@@ -15,7 +15,8 @@ from typing import Any
 
 from torch import nn
 
-from layerscope import hf
+from layerscope.models import load_model
+from layerscope.models.sources import hf_folder
 from layerscope.diff.lora import is_adapter_folder
 from layerscope.diff.shards import FolderShards
 from layerscope.diff.sources import StateDictFile, TensorSource, open_file
@@ -26,7 +27,7 @@ from layerscope.tree import ModuleTree, build_tree
 
 def adapter_path(spec: str) -> Path | None:
     """The folder, when ``spec`` is a PEFT adapter folder."""
-    if spec.startswith(hf.PREFIX):
+    if spec.startswith(hf_folder.PREFIX):
         return None
     path = expand(spec, "checkpoint")
     return path if is_adapter_folder(path) else None
@@ -36,10 +37,10 @@ def open_checkpoint(spec: str, *, trust: bool) -> TensorSource:
     """A reader for one side; an adapter folder here is a mistake (it goes second, as B)."""
     if adapter_path(spec) is not None:
         raise LayerscopeError(f"{spec} is a LoRA adapter folder: give its base model first, the adapter second")
-    path = expand(spec.removeprefix(hf.PREFIX) if spec.startswith(hf.PREFIX) else spec, "checkpoint")
-    if spec.startswith(hf.PREFIX) or path.is_dir():
-        folder = hf.resolve_folder(spec)
-        return FolderShards(hf.inspect_folder(folder, spec), spec, trust=trust)
+    path = expand(spec.removeprefix(hf_folder.PREFIX) if spec.startswith(hf_folder.PREFIX) else spec, "checkpoint")
+    if spec.startswith(hf_folder.PREFIX) or path.is_dir():
+        folder = hf_folder.resolve_folder(spec)
+        return FolderShards(hf_folder.inspect_folder(folder, spec), spec, trust=trust)
     return open_file(path, spec, trust=trust)
 
 
@@ -47,8 +48,6 @@ def architecture(
     spec: str, source: TensorSource, arch: str | None, *, trust: bool, kwargs: Mapping[str, Any]
 ) -> tuple[ModuleTree | None, str | None]:
     """The module tree the nodes follow, and a note when A's own architecture could not be built."""
-    from layerscope.loading import load_model  # the loader knows every spec; only needed here
-
     if arch is not None:
         return build_tree(load_model(arch, weights="none", device="meta", trust=trust, kwargs=kwargs).model), None
     if isinstance(source, StateDictFile) and isinstance(source.module, nn.Module):

@@ -28,7 +28,7 @@ from layerscope.diff.records import LoraReport
 from layerscope.diff.sources import open_file
 from layerscope.errors import LayerscopeError
 from layerscope.files import exists
-from layerscope.hf import read_json
+from layerscope.models.sources.hf_folder import read_json
 
 CONFIG = "adapter_config.json"
 WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")

@@ -2,11 +2,12 @@
 
 Which files hold the weights comes from the folder's index
 (``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``) when it has one,
-else from the standard single file. An index is untrusted input: every shard it names
-must be a plain file name of a weights file in the folder (never ``../x`` or
-``/dev/zero``), and every key it lists must be in the shard it names. Each shard is
-opened by ``layerscope.diff.sources`` with the usual rules (safetensors; pickles with
-``weights_only``).
+else from the standard single file. An index is untrusted input: ``inspect_folder``
+(shared with every loader) refuses shard names that are not plain names of regular files
+inside the folder (``../x``, ``/dev/zero``); here a shard must also be a weights file of
+the folder's kind, and every key the index lists must be in the shard it names. Each
+shard is opened by ``layerscope.diff.sources`` with the usual rules (safetensors; pickles
+with ``weights_only``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from layerscope.checkpoints import strip_wrapper_prefix
+from layerscope.models.checkpoints import strip_wrapper_prefix
 from layerscope.diff.records import TensorInfo
 from layerscope.diff.sources import TensorSource, open_file
 from layerscope.errors import LayerscopeError
 from layerscope.files import exists
-from layerscope.hf import HfFolder, read_json
+from layerscope.models.sources.hf_folder import HfFolder, read_json
 
 INDEXES = {".safetensors": "model.safetensors.index.json", ".bin": "pytorch_model.bin.index.json"}
 SINGLE = {".safetensors": "model.safetensors", ".bin": "pytorch_model.bin"}

@@ -6,7 +6,7 @@ it go. Each format gets the cheapest honest reader:
 
 - ``.safetensors``: ``safe_open``, which maps the file;
 - zip checkpoints (``torch.save``'s format since 1.6): ``torch.load(mmap=True,
-  weights_only=True)`` through ``layerscope.checkpoints``;
+  weights_only=True)`` through ``layerscope.models.checkpoints``;
   in both, pages are read as a comparison reaches them and handed back slice by slice
   (``layerscope.diff.pages``), so not even one large tensor is resident whole;
 - anything else ``--weights`` accepts (the legacy format, trusted whole-model pickles,
@@ -25,7 +25,7 @@ from types import TracebackType
 import torch
 from torch import nn
 
-from layerscope.checkpoints import (
+from layerscope.models.checkpoints import (
     archive_kind, extract_state_dict, is_safetensors, read_model_file, strip_wrapper_prefix,
 )
 from layerscope.diff import pages
@@ -121,7 +121,7 @@ class SafetensorsFile(TensorSource):
 
 
 class StateDictFile(TensorSource):
-    """Any other file ``--weights`` accepts, through ``layerscope.checkpoints``: a zip
+    """Any other file ``--weights`` accepts, through ``layerscope.models.checkpoints``: a zip
     checkpoint mapped (never read whole), the rest read whole; code runs only with ``trust``."""
 
     def __init__(self, path: Path, label: str, *, trust: bool) -> None:
