@@ -13,7 +13,7 @@ from layerscope.cli.common import add_debug_option, int_between, print_json, std
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    summary = "what changed between two checkpoints (or a base and its LoRA adapter), per tensor and per node"
+    summary = "what changed between two checkpoints (or a LoRA adapter), per tensor and per node"
     parser = sub.add_parser("diff", help=summary, description=summary)
     parser.add_argument("a", metavar="A", help="the base: a state_dict file (.pt/.pth/.bin/.safetensors) "
                                                "or a Hugging Face folder / hf:ORG/NAME")
