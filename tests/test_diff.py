@@ -193,3 +193,22 @@ def test_a_state_with_int_only_nodes_has_no_figure(tmp_path):
     result = diff_checkpoints(str(tmp_path / "a.pt"), str(tmp_path / "b.pt"))
     assert result.tensor("bn1.num_batches_tracked").relative_change == pytest.approx(1 / 7)
     assert result.node("bn1").relative_change == 0.0 and result.node("bn1").status == "changed"
+
+
+def test_pages_are_only_dropped_where_they_map_the_file(tmp_path):
+    from layerscope.diff.pages import FileMapping
+
+    path = tmp_path / "w.safetensors"
+    save_file({"w": torch.arange(1 << 20, dtype=torch.float32)}, path)
+    in_memory = torch.arange(1 << 20, dtype=torch.float32)  # anonymous memory: dropping it would zero it
+    mapping = FileMapping(path)
+    mapping.release(in_memory)
+    assert torch.equal(in_memory, torch.arange(1 << 20, dtype=torch.float32))
+    assert mapping.unmapped == {in_memory.untyped_storage().data_ptr()}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        mapped = handle.get_tensor("w")
+        mapping.release(mapped)  # the file's own pages: dropped, and read back from the file when touched
+        assert mapping.ranges and not mapping.unmapped - {in_memory.untyped_storage().data_ptr()}
+        assert torch.equal(mapped, torch.arange(1 << 20, dtype=torch.float32))
