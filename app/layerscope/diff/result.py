@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from layerscope.diff.nodes import Runs
-from layerscope.diff.records import STATUSES, STRUCTURAL, LoraReport, NodeDiff, TensorDiff
+from layerscope.diff.records import STATUSES, STRUCTURAL, LoraReport, NodeDiff, TensorDiff, percent, relative
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +53,35 @@ class DiffResult:
         while end < len(self.nodes) and self.nodes[end].depth > node.depth:
             end += 1
         return range(node.index + 1, end)
+
+    def change_kind(self, node: NodeDiff) -> tuple[str, frozenset[tuple[str, str]]]:
+        """What folds together: blocks whose same tensors (by their name inside the block) moved
+        the same way, so ten blocks whose only change is drifted batch-norm statistics do not
+        fold into one line with the four that were trained."""
+        mark = node.mark if node.mark in ("", "=", "+", "−") else "%"
+        cut = len(node.name) + 1
+        tensors = self.tensors_of(node, subtree=True)
+        return mark, frozenset((t.key[cut:], t.status) for t in tensors if t.status != "same")
+
+    def alike(self, members: Sequence[int]) -> list[list[int]]:
+        """A run of repeated blocks (node indices) cut where its members moved differently:
+        the groups a view folds, in order (a group of one is a plain line)."""
+        groups: list[list[int]] = []
+        for index in members:
+            kind = self.change_kind(self.nodes[index])
+            if groups and self.change_kind(self.nodes[groups[-1][0]]) == kind:
+                groups[-1].append(index)
+            else:
+                groups.append([index])
+        return groups
+
+    def run_mark(self, members: Sequence[NodeDiff]) -> str:
+        """A folded run's change column: its members' sums (exact: the sums, not an average of ratios)."""
+        mark = members[0].mark
+        if mark in ("", "=", "+", "−"):
+            return mark
+        norm = sum(m.norm_sq for m in members)
+        return percent(relative(sum(m.delta_sq for m in members), norm) if norm else members[0].relative_change)
 
     def counts(self) -> dict[str, int]:
         """Tensors per status, every status listed (zeros included), in ``STATUSES`` order."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 from rich.text import Text
 
-from layerscope.diff.records import STATUSES, NodeDiff, percent, relative
+from layerscope.diff.records import STATUSES, NodeDiff, percent
 from layerscope.diff.result import DiffResult
 from layerscope.guides import guided_lines
 
@@ -51,22 +51,14 @@ class DiffText:
             if child in taken or child not in self.visible:
                 continue
             run = [nodes[i] for i in runs.get(child, [child]) if i in self.visible]
-            cut = next((k for k, m in enumerate(run) if self.change_kind(m) != self.change_kind(run[0])), len(run))
+            kind = self.result.change_kind
+            cut = next((k for k, m in enumerate(run) if kind(m) != kind(run[0])), len(run))
             if len(run) - cut >= 2:
                 runs[run[cut].index] = [m.index for m in run[cut:]]  # the rest folds on its own
             group = run[:cut] if cut >= 2 else run[:1]
             taken.update(m.index for m in group)
             groups.append(group)
         return [(group, i == len(groups) - 1) for i, group in enumerate(groups)]
-
-    def change_kind(self, node: NodeDiff) -> tuple[str, frozenset[tuple[str, str]]]:
-        """What folds together: blocks whose same tensors (by their name inside the block) moved
-        the same way, so ten blocks whose only change is drifted batch-norm statistics do not
-        fold into one line with the four that were trained."""
-        mark = node.mark if node.mark in ("", "=", "+", "−") else "%"
-        cut = len(node.name) + 1
-        tensors = self.result.tensors_of(node, subtree=True)
-        return mark, frozenset((t.key[cut:], t.status) for t in tensors if t.status != "same")
 
     def row_label(self, row: list[NodeDiff]) -> Text:
         return self.label(row[0]) if len(row) == 1 else self.run_label(row)
@@ -86,10 +78,7 @@ class DiffText:
         if first.class_name:
             text.append(f"  {first.class_name}")
         text.append(f" ×{len(members)}", style="bold magenta")
-        mark = first.mark
-        if mark not in MARK_STYLES and mark:
-            norm = sum(m.norm_sq for m in members)
-            mark = percent(relative(sum(m.delta_sq for m in members), norm) if norm else first.relative_change)
+        mark = self.result.run_mark(members)
         changed, total = sum(m.changed for m in members), sum(m.total for m in members)
         return self.with_change(text, mark, None, changed, total)
 

@@ -52,6 +52,19 @@ class LoadedModel:
     def weights_label(self) -> str:
         return self.weights if self.pretrained else "random weights (untrained)"
 
+    def weights_file(self) -> str | None:
+        """The checkpoint the weights came from, as ``layerscope diff`` takes it: a ``--weights``
+        file, the model file itself, a Hugging Face folder, or the cached file of published
+        weights (torchvision's hub checkpoint, timm's); None for random or built-in weights."""
+        if not self.pretrained:
+            return None
+        if self.source == "huggingface":
+            return self.spec
+        if is_path_weights(self.weights):
+            return self.weights
+        files = [path for path in self.files if path.suffix.lower() in FILE_SUFFIXES]
+        return str(files[-1]) if files else None
+
 
 def is_path_weights(weights: str) -> bool:
     """``--weights`` names a file (a state_dict to load), not a set of published weights."""
