@@ -75,13 +75,15 @@ class DiffResult:
                 groups.append([index])
         return groups
 
-    def run_mark(self, members: Sequence[NodeDiff]) -> str:
-        """A folded run's change column: its members' sums (exact: the sums, not an average of ratios)."""
-        mark = members[0].mark
-        if mark in ("", "=", "+", "−"):
-            return mark
+    def run_change(self, members: Sequence[NodeDiff]) -> float | None:
+        """A folded run's relative change: its members' sums (exact: not an average of ratios)."""
         norm = sum(m.norm_sq for m in members)
-        return percent(relative(sum(m.delta_sq for m in members), norm) if norm else members[0].relative_change)
+        return relative(sum(m.delta_sq for m in members), norm) if norm else members[0].relative_change
+
+    def run_mark(self, members: Sequence[NodeDiff]) -> str:
+        """A folded run's change column, as ``NodeDiff.mark`` is a node's."""
+        mark = members[0].mark
+        return mark if mark in ("", "=", "+", "−") else percent(self.run_change(members))
 
     def counts(self) -> dict[str, int]:
         """Tensors per status, every status listed (zeros included), in ``STATUSES`` order."""

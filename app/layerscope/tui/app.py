@@ -31,14 +31,15 @@ class LayerscopeApp(App):
     def __init__(
         self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None,
         save_dir: Path | None = None, probe_input: str | None = None, pixels: str | None = None,
-        read_line: LineReader | None = None,
+        read_line: LineReader | None = None, diff: str | None = None, trust: bool = False,
     ) -> None:
-        """``read_line`` is the launcher's parser for ``l`` (the app does not import the launcher)."""
+        """``read_line`` is the launcher's parser for ``l`` (the app does not import the launcher);
+        ``diff``: a checkpoint to compare the model's weights with once it has loaded."""
         super().__init__()
         self.options = AppOptions(
             load=load if callable(load) else (lambda: load), spec=spec, image=Path(image) if image else SAMPLE_IMAGE,
             save_dir=Path(save_dir) if save_dir else Path.cwd(), probe_input=probe_input, pixels=pixels,
-            read_line=read_line)
+            read_line=read_line, diff=diff, trust=trust)
         self.log_path = failures.log_path()  # where a bug's traceback goes (the help screen says)
         self.main: MainScreen | None = None  # the screen, once the app runs
 

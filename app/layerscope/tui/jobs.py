@@ -1,5 +1,5 @@
 """What the main screen's workers run in their threads: open a model, probe it, count its
-cost, read a tab's figures.
+cost, compare its weights with another checkpoint, read a tab's figures.
 
 Importing this module imports torch, so the screens import it only once a worker runs
 (the first frame paints before that). Functions here read the session's fixed parts
@@ -18,14 +18,17 @@ from torch import nn
 from layerscope import probe  # probe.probe_shapes looked up at each call: tests watch it
 from layerscope.cam.targets import Eligibility
 from layerscope.cost import CostTable, cost_stats, probe_cost
+from layerscope.diff import DiffResult, diff_checkpoints
+from layerscope.diff.engine import Cancel, Progress
+from layerscope.errors import LayerscopeError
 from layerscope.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
 from layerscope.probe import ShapeInfo, parse_input_spec
 from layerscope.nodestats import node_stats
 from layerscope.tree import build_tree
-from layerscope.tui import camlink
+from layerscope.tui import camlink, difftext
 from layerscope.tui.session import Session
-from layerscope.tui.tabs import IterationCounts, NodeFigures, StateEntries, StateRow, TabContent
+from layerscope.tui.tabs import IterationCounts, NodeChanges, NodeFigures, StateEntries, StateRow, TabContent
 
 ROW_LIMIT = 2000  # a table of more rows helps nobody; the caption gives the full count
 
@@ -61,6 +64,22 @@ def count_cost(session: Session, spec: str | None) -> CostTable:
     return probe_cost(session.loaded.model, shape, dtype)[1]
 
 
+def diff_weights(session: Session, other: str, *, trust: bool, progress: Progress, cancel: Cancel) -> DiffResult:
+    """What changed from the checkpoint the model's weights came from to ``other``, on the
+    tree the app shows (``result.nodes[i]`` is its node ``i``)."""
+    base = session.loaded.weights_file()
+    if base is None:
+        raise LayerscopeError(difftext.no_weights_file(session.loaded))
+    return diff_checkpoints(base, other, trust=trust, tree=session.tree, progress=progress, cancel=cancel)
+
+
+def node_changes(result: DiffResult, index: int, limit: int = ROW_LIMIT) -> NodeChanges:
+    """Node ``index``'s change and the tensors of its subtree, those that differ first, for the Stats tab."""
+    node = result.nodes[index]
+    tensors = sorted(result.tensors_of(node, subtree=True), key=lambda t: t.status == "same")
+    return NodeChanges(node, tensors[:limit], max(0, len(tensors) - limit), difftext.largest_change(result))
+
+
 def tab_content(session: Session, tab: str, index: int) -> TabContent:
     """What ``tab`` shows for node ``index``: the figures the CLI's ``stats`` and ``api`` print."""
     node = session.node(index)
@@ -68,7 +87,8 @@ def tab_content(session: Session, tab: str, index: int) -> TabContent:
         stats = node_stats(session.tree, node, session.shapes)
         if session.cost is not None:
             stats.update(cost_stats(node, session.cost))
-        return NodeFigures(stats, session.eligibility.get(node.name))
+        changes = node_changes(session.diff, index) if session.diff is not None else None
+        return NodeFigures(stats, session.eligibility.get(node.name), changes)
     if tab == "state_dict":
         return StateEntries(state_rows(session.module(index)), node.state_dict_entries, node.name)
     return IterationCounts(node.access, iteration_view(session.module(index)))

@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", type=Path, default=None,
                         help="photo for Grad-CAM (default: the bundled chelsea.png)")
     add_input_option(parser, "input for the shape probe, e.g. 3x224x224 or 128:long (default: the weights' own size)")
+    parser.add_argument("--diff", metavar="B", default=None,
+                        help="start in diff mode: compare the model's weights file with checkpoint B "
+                        "(a file, a Hugging Face folder or a LoRA adapter folder), as d does")
     return parser
 
 
@@ -48,7 +51,7 @@ def make_app(argv: list[str]) -> LayerscopeApp:
 def _app_for(args: argparse.Namespace, pixels: str | None = None) -> LayerscopeApp:
     return LayerscopeApp(
         lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input,
-        pixels=pixels, read_line=loader_for_line,
+        pixels=pixels, read_line=loader_for_line, diff=args.diff, trust=args.trust,
     )
 
 

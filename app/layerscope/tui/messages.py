@@ -1,7 +1,7 @@
 """Messages the workers post back (``post_message`` is thread-safe), each with one handler.
 
 They carry the engine's own types. The main screen handles the model's messages
-(``ModelReady``, ``ShapesReady``, ``CostReady``, ``TabReady``) and the ones that
+(``ModelReady``, ``ShapesReady``, ``CostReady``, ``DiffProgress``, ``DiffReady``, ``TabReady``) and the ones that
 change more than the Grad-CAM tab (``RankDone``, ``ImageChecked``); the Grad-CAM
 panel handles its map's (``CamProgress``, ``CamDone``, ``ScoreProgress``,
 ``CamScored``). Dataclasses: Textual's ``Message.__post_init__`` does the base
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from layerscope.cam.ranking import Ranking
     from layerscope.cam.targets import Eligibility
     from layerscope.cost import CostTable
+    from layerscope.diff import DiffResult
     from layerscope.probe import ShapeInfo
     from layerscope.tui.camlink import CamView
     from layerscope.tui.session import Session
@@ -52,6 +53,22 @@ class CostReady(Message):
 
     session: Session
     cost: CostTable
+
+
+@dataclass
+class DiffProgress(Message):
+    """``done`` of ``total`` tensors compared so far (each replaces the last on screen)."""
+
+    done: int
+    total: int
+
+
+@dataclass
+class DiffReady(Message):
+    """``d`` finished: what changed from ``session``'s weights file to the other checkpoint."""
+
+    session: Session
+    result: DiffResult
 
 
 @dataclass

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from layerscope.cam.ranking import Ranking
     from layerscope.cam.targets import Eligibility
     from layerscope.cost import CostTable
+    from layerscope.diff import DiffResult
     from layerscope.models.loaded import LoadedModel
     from layerscope.probe import ShapeInfo
     from layerscope.tree import ModuleTree, Node
@@ -34,6 +35,8 @@ class AppOptions:
     probe_input: str | None = None  # "3x224x224" or "128:long"; None: the weights' own size
     pixels: str | None = None  # "kitty" / "sixel": the terminal draws the overlay's pixels
     read_line: LineReader | None = None  # ``l``: reads a typed model line as the command line would
+    diff: str | None = None  # ``--diff B``: compare the model's weights with B once it has loaded
+    trust: bool = False  # ``--trust``: a checkpoint ``d`` reads may be unpickled whole
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Session:
     class_index: int | None = None  # None: the top prediction
     ranking: Ranking | None = None  # the last ``r``, best first
     class_pinned: bool = False  # keep class_index when another image is opened (C)
+    diff: DiffResult | None = None  # ``d``: what changed from the model's weights file to another checkpoint
 
     def node(self, index: int) -> Node:
         return self.tree.nodes[index]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 if TYPE_CHECKING:
     from layerscope.cam.targets import Eligibility
+    from layerscope.diff import NodeDiff, TensorDiff
     from layerscope.iteration import IterationSummary
 
 TABS = ("stats", "state_dict", "api", "gradcam")  # in the order of their keys, 1 to 4
@@ -18,12 +19,25 @@ SLOW_TABS = ("state_dict", "api")  # they walk the module's tensors: a big subtr
 
 
 @dataclass(frozen=True)
+class NodeChanges:
+    """In diff mode, the Stats tab's first part: the node's change and its subtree's tensors
+    (the first ``ROW_LIMIT``; ``more`` says how many follow), coloured on the diff's scale
+    whose red end is ``top``."""
+
+    node: NodeDiff
+    tensors: list[TensorDiff]
+    more: int
+    top: float
+
+
+@dataclass(frozen=True)
 class NodeFigures:
-    """The Stats tab: ``nodestats.node_stats`` (cost keys included, once counted) and the node's
-    Grad-CAM eligibility (None until the shapes are probed)."""
+    """The Stats tab: ``nodestats.node_stats`` (cost keys included, once counted), the node's
+    Grad-CAM eligibility (None until the shapes are probed) and, after ``d``, its changes."""
 
     stats: dict[str, Any]
     eligibility: Eligibility | None
+    changes: NodeChanges | None = None
     tab: ClassVar[str] = "stats"
 
 

@@ -17,7 +17,7 @@ NAVIGATION = [
     ("← →", "collapse / expand (or go to parent / first child)"),
     ("enter", "expand or collapse; on “… more”, show the next page"),
     ("1 2 3 4", "Stats, state_dict, API, Grad-CAM tab"),
-    ("escape", "close search, cancel a running map, scoring or ranking"),
+    ("escape", "close search, cancel a running diff, map, scoring or ranking"),
     ("ctrl+p", "command palette (every key is there too)"),
 ]
 
@@ -28,6 +28,14 @@ TREE_MARKS = [
     ("◎", "the Grad-CAM target (t sets it, a jumps to the suggested one)"),
     ("×N", "N repeated blocks folded into one line (f unfolds)"),
     ("→", "output shape from the probe (S shows or hides them)"),
+]
+
+CHANGE_COLUMN = [
+    ("=", "bit-identical in both checkpoints (frozen)"),
+    ("4.2%", "relative change ‖B − A‖ / ‖A‖ over the subtree's floating tensors"),
+    ("", "coloured from blue (barely moved) to red (the most-changed node), four decades on a log scale"),
+    ("+  −", "only the other checkpoint (B) / only the weights file (A) has its tensors"),
+    ("≠", "changed from all zeros: no relative figure"),
 ]
 
 
@@ -47,6 +55,9 @@ class HelpScreen(ModalScreen[None]):
             yield Static(table)
             yield Static(Text("\ntree marks", style="bold"))
             yield Static(_two_columns(TREE_MARKS))
+            yield Static(Text("\nchange column (d compares the weights file A with a checkpoint B; x shows it)",
+                              style="bold"))
+            yield Static(_two_columns(CHANGE_COLUMN))
             yield Static(Text(f"errors that are bugs: traceback in {home_short(self.log_path)}", style="dim"),
                          id="help-log")
             yield Static(Text("escape closes this", style="dim"))

@@ -1,8 +1,9 @@
-"""``o``: type an image path; tab completes file and folder names."""
+"""``o`` and ``d``: type a path (an image, a checkpoint); tab completes file and folder names."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from rich.text import Text
@@ -15,10 +16,12 @@ from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# what ``layerscope diff`` reads (``models.loaded.FILE_SUFFIXES``, spelled here: that module imports torch)
+CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".jit", ".torchscript", ".pt2"}
 
 
-def complete_path(value: str) -> str | None:
-    """The value extended to the first matching folder or image file, or None."""
+def complete_path(value: str, suffixes: Collection[str] = IMAGE_SUFFIXES) -> str | None:
+    """The value extended to the first matching folder or file with one of ``suffixes``, or None."""
     if not value:
         return None
     expanded = os.path.expanduser(value)
@@ -34,34 +37,37 @@ def complete_path(value: str) -> str | None:
         full = base / name
         if full.is_dir():
             return value + name[len(stem):] + os.sep
-        if full.suffix.lower() in IMAGE_SUFFIXES:
+        if full.suffix.lower() in suffixes:
             return value + name[len(stem):]
     return None
 
 
 class PathSuggester(Suggester):
-    def __init__(self) -> None:
+    def __init__(self, suffixes: Collection[str]) -> None:
         super().__init__(use_cache=False, case_sensitive=True)
+        self.suffixes = suffixes
 
     async def get_suggestion(self, value: str) -> str | None:
-        return complete_path(value)
+        return complete_path(value, self.suffixes)
 
 
-class ImagePathScreen(ModalScreen[Path | None]):
+class PathScreen(ModalScreen[Path | None]):
+    """A one-line path prompt: enter gives the path (expanded), escape gives None."""
+
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Close"),
         Binding("tab", "complete", "Complete", priority=True, show=False),
     ]
 
-    def __init__(self, current: Path) -> None:
+    def __init__(self, current: str, *, title: str, suffixes: Collection[str], field_id: str, hint: str = "") -> None:
         super().__init__()
-        self.current = current
+        self.current, self.title_text, self.suffixes, self.field_id, self.hint = current, title, suffixes, field_id, hint
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="picker"):
-            yield Static(Text("Open image", style="bold"))
-            yield Input(value=str(self.current), suggester=PathSuggester(), id="image-path")
-            yield Static(Text("→ or tab accepts the completion, enter opens", style="dim"))
+            yield Static(Text(self.title_text, style="bold"))
+            yield Input(value=self.current, suggester=PathSuggester(self.suffixes), id=self.field_id)
+            yield Static(Text(self.hint or "→ or tab accepts the completion, enter opens", style="dim"))
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -71,7 +77,35 @@ class ImagePathScreen(ModalScreen[Path | None]):
         field.cursor_position = len(field.value)
         field.action_cursor_right()  # accepts the shown completion
 
-    @on(Input.Submitted, "#image-path")
+    @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
         self.dismiss(Path(value).expanduser() if value else None)
+
+
+class ImagePathScreen(PathScreen):
+    """``o``: the photo Grad-CAM explains."""
+
+    def __init__(self, current: Path) -> None:
+        super().__init__(str(current), title="Open image", suffixes=IMAGE_SUFFIXES, field_id="image-path")
+
+
+class CheckpointPathScreen(PathScreen):
+    """``d``: the checkpoint (file, Hugging Face folder or LoRA adapter folder) to compare with."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(
+            beside(base), title=f"Compare {Path(base).name} with",
+            suffixes=CHECKPOINT_SUFFIXES, field_id="diff-path",
+            hint="a checkpoint, a Hugging Face folder or a LoRA adapter folder · tab completes, enter compares")
+
+
+def beside(base: str) -> str:
+    """Where the prompt starts: the folder of A when it lies under the working folder (a
+    fine-tune is usually saved next to its base), else the working folder itself."""
+    folder = Path(base).expanduser().resolve().parent
+    try:
+        relative = folder.relative_to(Path.cwd())
+    except ValueError:
+        return ""
+    return "" if str(relative) == "." else f"{relative}{os.sep}"

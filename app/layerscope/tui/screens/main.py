@@ -1,6 +1,7 @@
 """The main screen's keys: what each one does to the model on screen (``KEYS`` lists them).
 
-``ModelScreen`` keeps the model, its workers and the tabs; here are the bindings and
+``ModelScreen`` keeps the model, its workers and the tabs, ``DiffScreen`` adds ``d``'s
+diff; here are the bindings and
 the actions, each a few lines that ask the widgets, the session or a worker.
 """
 
@@ -18,7 +19,8 @@ from layerscope.tui.lazy import camlink
 from layerscope.tui.messages import ImageChecked, RankDone
 from layerscope.tui.screens.help import HelpScreen
 from layerscope.tui.screens.image_path import ImagePathScreen
-from layerscope.tui.screens.model import FAILED, ModelScreen
+from layerscope.tui.screens.diffmode import DiffScreen
+from layerscope.tui.screens.model import FAILED
 from layerscope.tui.screens.model_spec import ModelSpecScreen
 from layerscope.tui.screens.pickers import ClassPicker, MethodPicker
 from layerscope.tui.widgets.gradcam import CamPanel
@@ -27,7 +29,11 @@ from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.search import SearchBar
 
 
-class MainScreen(ModelScreen):
+COLUMN_NOTES = {"params": "tree shows parameters", "macs": "tree shows MACs per forward pass",
+                "change": "tree shows the change from the weights file (d)"}
+
+
+class MainScreen(DiffScreen):
     """The tree and the tabs, driven by the keys of ``KEYS``."""
 
     BINDINGS = bindings()
@@ -71,18 +77,22 @@ class MainScreen(ModelScreen):
             self.jump(found)
 
     def action_cancel(self) -> None:
-        """Escape: close the search, else stop the running map, scoring or ranking."""
+        """Escape: close the search, else stop the running diff, map, scoring or ranking."""
         bar = self.query_one(SearchBar)
         if bar.active:
             bar.close()
             self.query_one(ModuleTreeView).focus()
+            return
+        if self.stop_diff():
+            self.notify("the tree keeps what it showed", title="Diff stopped", severity="warning", timeout=3)
             return
         stopping = self.query_one(CamPanel).cancel()
         if stopping:
             self.notify(f"stopping {stopping}…", severity="warning", timeout=2)
 
     def stop_work(self) -> None:
-        """Before quitting: a running map is told to stop."""
+        """Before quitting: a running diff or map is told to stop."""
+        self.stop_diff()
         self.query_one(CamPanel).cancel()
 
     async def action_quit(self) -> None:
@@ -112,18 +122,20 @@ class MainScreen(ModelScreen):
         self.notify("repeated blocks folded as ×N" if tree.fold else "repeated blocks shown one by one", timeout=2)
 
     def action_toggle_column(self) -> None:
-        """Parameters or MACs on the right of each tree line; MACs come after the shape probe."""
-        if self.session is None:
+        """The tree's right column, cycled: parameters, MACs (after the shape probe), change (after ``d``)."""
+        session = self.session
+        if session is None:
             return
-        if self.session.cost is None:
-            why = self.session.cost_error or self.session.probe_error or "still counting… try again in a moment"
+        offered = ["params", *(["macs"] if session.cost is not None else []),
+                   *(["change"] if session.diff is not None else [])]
+        if len(offered) == 1:
+            why = session.cost_error or session.probe_error or "still counting… try again in a moment"
             self.notify(why, title="No MACs to show", severity="warning", markup=False, timeout=4)
             return
         tree = self.query_one(ModuleTreeView)
-        tree.column = "params" if tree.column == "macs" else "macs"
+        tree.column = offered[(offered.index(tree.column) + 1) % len(offered) if tree.column in offered else 0]
         tree.relabel()
-        self.notify("tree shows MACs per forward pass" if tree.column == "macs" else "tree shows parameters",
-                    timeout=2)
+        self.notify(COLUMN_NOTES[tree.column], timeout=2)
 
     def action_toggle_shapes(self) -> None:
         tree = self.query_one(ModuleTreeView)

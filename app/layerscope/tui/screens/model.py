@@ -35,6 +35,7 @@ from layerscope.tui.session import AppOptions, Loader, Session
 from layerscope.tui.tabs import SLOW_TABS, TABS
 from layerscope.tui.threads import in_thread
 from layerscope.tui.widgets.api import ApiPanel
+from layerscope.tui.widgets.diffstatus import DiffStatus
 from layerscope.tui.widgets.footer import KeyFooter
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
@@ -52,7 +53,8 @@ SYNC_LIMIT = 3000  # subtrees up to this many modules / state_dict entries fill 
 
 # the notification title when a worker of this group fails
 FAILED = {"load": "Model not loaded", "probe": "Shape probe failed", "panel": "Tab not filled",
-          "cam": "Grad-CAM failed", "image": "Image not opened", "copy": "Not copied", "cost": "MACs not counted"}
+          "cam": "Grad-CAM failed", "image": "Image not opened", "copy": "Not copied", "cost": "MACs not counted",
+          "diff": "Diff failed"}
 
 
 class ModelScreen(Screen):
@@ -81,6 +83,7 @@ class ModelScreen(Screen):
                     yield ApiPanel(id="api-panel")
                 with TabPane("Grad-CAM", id="gradcam"):
                     yield CamPanel(self.options.pixels, id="cam-panel")
+        yield DiffStatus(id="diff-status")
         yield SearchBar(id="search")
         yield KeyFooter(FOOTER_KEEP)
 
@@ -301,6 +304,10 @@ class ModelScreen(Screen):
             self.fill_slow_tab(tab, self.current)
             return
         self._panel(tab).show(jobs.tab_content(self.session, tab, self.current))
+
+    def forget_tab(self, tab: str) -> None:
+        """``tab`` fills again for the current node when next shown (its figures changed)."""
+        self._shown[tab] = None
 
     def _panel(self, tab: str) -> StatsPanel | StateDictPanel | ApiPanel:
         """The panel of ``tab`` (``show`` takes that tab's ``tabs`` record)."""

@@ -16,11 +16,17 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from layerscope.tui import difftext
+
 if TYPE_CHECKING:
     from layerscope.cost import CostTable
+    from layerscope.diff import DiffResult
     from layerscope.tree import ModuleTree, Node
 
 PAGE = 100  # child lines added per page
+
+Column = Literal["params", "macs", "change"]
+COLUMNS: tuple[Column, ...] = ("params", "macs", "change")  # the order ``x`` cycles through
 
 MARKS = {"spatial": ("▦", "green"), "tokens": ("▤", "cyan"), "none": ("·", "bright_black")}
 
@@ -52,7 +58,9 @@ class ModuleTreeView(Tree[Row]):
         self.ranks: dict[str, tuple[int, float]] = {}  # the last ``r``: layer -> (place, insertion − deletion)
         self.matches: frozenset[int] = frozenset()
         self.cost: CostTable | None = None  # from the shape probe
-        self.column: Literal["params", "macs"] = "params"  # the right column of each line
+        self.column: Column = "params"  # the right column of each line
+        self.diff: DiffResult | None = None  # after ``d``: what changed, node for node
+        self.top_change = 0.0  # the diff's largest relative change: the red end of the colour scale
         self.shapes: dict[str, str] = {}  # name -> output shape ("1×64×56×56"), once probed
         self.show_shapes = False  # S: "→ shape" at the end of each line, as `layerscope tree --shapes`
         self._lines: dict[int, TreeNode[Row]] = {}  # node index -> its line, once added
@@ -60,6 +68,17 @@ class ModuleTreeView(Tree[Row]):
         self.auto_expand = False
 
     # --- filling ---------------------------------------------------------------------
+
+    def show_diff(self, diff: DiffResult | None) -> None:
+        """Show ``diff`` in the change column (None: drop it); runs refold to split blocks that
+        moved differently, as ``layerscope diff`` does."""
+        self.diff = diff
+        self.top_change = difftext.largest_change(diff) if diff is not None else 0.0
+        if diff is not None:
+            self.column = "change"
+        elif self.column == "change":
+            self.column = "params"
+        self.refold(self.fold)
 
     def show(self, model_tree: ModuleTree) -> None:
         """Replace the contents with ``model_tree``, root expanded one level."""
@@ -108,7 +127,8 @@ class ModuleTreeView(Tree[Row]):
                 continue
             run = runs.get(child)
             if run is not None:
-                rows.append(("run", run.members))
+                groups = self.diff.alike(run.members) if self.diff is not None else [list(run.members)]
+                rows += [("run", tuple(group)) if len(group) > 1 else ("module", group[0]) for group in groups]
                 skip = run.length - 1
             else:
                 rows.append(("module", child))
@@ -195,19 +215,23 @@ class ModuleTreeView(Tree[Row]):
             text.append(name, "bold")
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
-        text.append(f"  {self._right_column(node.total_params, [node.name])}", "dim")
+        text.append("  ")
+        text.append_text(self._right_column(node.total_params, [node.index]))
         if node.same_as is not None and self.model_tree is not None:  # one module registered twice
             text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
         self._append_shape(text, node.name)
         return text
 
-    def _right_column(self, params: int, names: list[str]) -> str:
-        """Parameters, or (after ``x``) the MACs of one forward pass at the probe's input."""
+    def _right_column(self, params: int, members: list[int]) -> Text:
+        """Parameters, or (``x``) the MACs of one forward pass at the probe's input, or (after
+        ``d``) the change from the weights file to the other checkpoint, coloured on a scale."""
         from layerscope.nodestats import human_count, human_macs
 
-        if self.column == "macs" and self.cost is not None:
-            return human_macs(self.cost.run_macs(names))
-        return human_count(params)
+        if self.column == "change" and self.diff is not None:
+            return difftext.change_cell(self.diff, members, self.top_change)
+        if self.column == "macs" and self.cost is not None and self.model_tree is not None:
+            return Text(human_macs(self.cost.run_macs([self.model_tree.nodes[i].name for i in members])), "dim")
+        return Text(human_count(params), "dim")
 
     def _append_mark(self, text: Text, name: str) -> None:
         """The CAM mark leads the line, so a narrow tree cuts the count, never the mark; a blank
@@ -242,7 +266,8 @@ class ModuleTreeView(Tree[Row]):
         self._append_rank(text, [tree.nodes[i].name for i in members])
         text.append(f"{first.key}…{last.key}", "bold")
         text.append(f" {first.class_name} ×{len(members)}", "italic")
-        text.append(f"  {self._right_column(total, [tree.nodes[m].name for m in members])}", "dim")
+        text.append("  ")
+        text.append_text(self._right_column(total, list(members)))
         self._append_shape(text, first.name)
         return text
 

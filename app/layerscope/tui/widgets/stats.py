@@ -1,13 +1,17 @@
-"""The Stats tab: ``nodestats.node_stats`` rendered as it is, one figure a line."""
+"""The Stats tab: ``nodestats.node_stats`` rendered as it is, one figure a line; after ``d``,
+the node's change and its tensors' first."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
+
+from layerscope.tui import difftext
 
 if TYPE_CHECKING:
     from layerscope.cam.targets import Eligibility
@@ -81,7 +85,14 @@ class StatsPanel(VerticalScroll):
         yield Static(Text("loading the model…", style="dim"), id="stats-body")
 
     def show(self, figures: NodeFigures) -> None:
-        self.query_one("#stats-body", Static).update(stats_table(figures.stats, figures.eligibility))
+        table = stats_table(figures.stats, figures.eligibility)
+        changes = figures.changes
+        if changes is None:
+            self.query_one("#stats-body", Static).update(table)
+            return
+        self.query_one("#stats-body", Static).update(Group(
+            Text("change", style="bold"), difftext.node_line(changes.node, changes.top),
+            difftext.tensors_table(changes.node, changes.tensors, changes.more, changes.top), Text(""), table))
 
     def message(self, text: str) -> None:
         self.query_one("#stats-body", Static).update(Text(text, style="dim"))
