@@ -29,12 +29,17 @@ def main(out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
     torch.save(loaded.model.state_dict(), out / "base.pt")
-    batch = torch.cat([preprocess(load_image(SAMPLES / name), loaded.preprocess)[0] for name in PHOTOS])
-    labels = torch.tensor(list(PHOTOS.values()))
+    batch, labels = photos(loaded)
     fine_tune(loaded.model, batch, labels)
     torch.save(loaded.model.state_dict(), out / "finetuned.pt")
     lora(load_model("mobilenet_v2", weights="IMAGENET1K_V1").model, batch, labels).save_pretrained(out / "lora")
     return 0
+
+
+def photos(loaded) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two bundled photos as one batch for ``loaded``, with their ImageNet classes."""
+    batch = torch.cat([preprocess(load_image(SAMPLES / name), loaded.preprocess)[0] for name in PHOTOS])
+    return batch, torch.tensor(list(PHOTOS.values()))
 
 
 def fine_tune(model: torch.nn.Module, batch: torch.Tensor, labels: torch.Tensor) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from pathlib import Path
 
 from layerscope.options import DEFAULT_MODEL, DEFAULT_WEIGHTS
@@ -39,7 +40,26 @@ async def export() -> list[Path]:
         ("gradcam", ("g",)),
     ])
     await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SMALL, written, [("gradcam-80x24", ("g",))])
+    with tempfile.TemporaryDirectory() as folder:
+        tuned = Path(folder) / "finetuned.pt"
+        write_fine_tune(tuned)
+        await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL, diff=str(tuned)), SIZE, written, [
+            ("diff", ("slash", *"features", "enter", "enter")),
+        ])
     return written
+
+
+def write_fine_tune(path: Path) -> None:
+    """``docs/diff.md``'s fine-tune of the default model (``scripts/diff_example.py``): the app
+    compares it with the cached weights file the model was read from (``--diff``)."""
+    import torch
+    from diff_example import fine_tune, photos
+
+    from layerscope.models import load_model
+
+    tuned = load_model(DEFAULT_MODEL, weights=DEFAULT_WEIGHTS)
+    fine_tune(tuned.model, *photos(tuned))
+    torch.save(tuned.model.state_dict(), path)
 
 
 async def _shots(app, size: tuple[int, int], written: list[Path], shots: list[tuple[str, tuple[str, ...]]]) -> None:

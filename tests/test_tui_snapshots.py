@@ -69,3 +69,18 @@ def test_gradcam_tab_at_80x24(snap_compare, mobilenet):
     """The map as large as 80×24 allows, the top-5 on two rows under it (no toast over them)."""
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2")
     assert snap_compare(app, terminal_size=(80, 24), run_before=_map_without_toasts)
+
+
+def test_diff_view(snap_compare, tmp_path_factory):
+    """``--diff``: the change column coloured from frozen to most-changed, layer4 open, its
+    tensors in the Stats tab (the checkpoints of tests/diff_models.py, seeded)."""
+    import torch
+    from diff_models import edited_pair
+
+    folder = tmp_path_factory.mktemp("snapshot-diff")
+    a, b = edited_pair()
+    torch.save(a, folder / "a.pt")
+    torch.save(b, folder / "b.pt")
+    loaded = load_model("diff_models:tiny_resnet", weights=str(folder / "a.pt"))
+    app = LayerscopeApp(loaded, spec="tiny_resnet", diff=str(folder / "b.pt"))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("slash", *"layer4", "enter", "enter"))
