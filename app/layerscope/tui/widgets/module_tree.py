@@ -215,7 +215,7 @@ class ModuleTreeView(Tree[Row]):
             text.append(name, "bold")
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
-        text.append("  ")
+        text.append("  ", "dim")
         text.append_text(self._right_column(node.total_params, [node.index]))
         if node.same_as is not None and self.model_tree is not None:  # one module registered twice
             text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
@@ -266,7 +266,7 @@ class ModuleTreeView(Tree[Row]):
         self._append_rank(text, [tree.nodes[i].name for i in members])
         text.append(f"{first.key}…{last.key}", "bold")
         text.append(f" {first.class_name} ×{len(members)}", "italic")
-        text.append("  ")
+        text.append("  ", "dim")
         text.append_text(self._right_column(total, list(members)))
         self._append_shape(text, first.name)
         return text
