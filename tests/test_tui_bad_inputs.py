@@ -482,3 +482,49 @@ def test_a_bug_whose_log_cannot_be_written_still_says_what_happened(tmp_path):
     assert failure.text.startswith("KeyError: 'blocks' (traceback not logged: ") and failure.bug
     mistake = failures.describe(LayerscopeError("no such image: x.png\nsecond line"), "reading", blocker / "app.log")
     assert mistake == failures.Failure(text="no such image: x.png", severity="error")
+
+
+# --- the three crashers of issue 21 (point 8): each input once ended the app with a traceback ----
+
+
+async def test_s_after_g_on_a_photo_with_a_240_character_name_saves_under_a_shortened_name(
+        resnet18_loaded, tmp_path, log_file):
+    photo = tmp_path / f"{'p' * 240}.png"
+    photo.write_bytes(COFFEE.read_bytes())
+    app = LayerscopeApp(resnet18_loaded, spec="resnet18", image=photo, save_dir=tmp_path, read_line=loader_for_line)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        saved = sorted(p for p in tmp_path.iterdir() if p.suffix in (".png", ".npy") and p != photo)
+        assert [p.suffix for p in saved] == [".npy", ".png"]
+        assert all(len(p.name.encode()) <= 204 and "~" in p.name for p in saved)  # cut in the middle
+        assert saved[1].name.startswith("resnet18-layer4.1-gradcam-ppp") and app.is_running
+        assert notifications(app)[-1].startswith("Saved") and not log_file.exists()
+
+
+async def test_o_with_an_unknown_users_home_notifies_and_keeps_the_photo(app, log_file):
+    async with app.run_test(size=SIZE) as pilot:
+        before = await opened(pilot)
+        await pilot.press("o", "ctrl+u", *"~nosuchuser/x.png", "enter")
+        await settle(pilot)
+        told = last_notification(app)
+        assert told.startswith("Image not opened: ") and "no such user's home folder" in told
+        assert state(app) == before and app.is_running and not log_file.exists()
+
+
+async def test_class_picker_without_class_names_survives_4400_typed_digits(log_file):
+    loaded = load_model("sample_models:with_state")
+    app = LayerscopeApp(loaded, spec="with_state")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await pilot.pause()
+        app.screen.query_one("#class-filter").value = "7" * 4400  # as typed, without 4,400 key presses
+        await pilot.pause()
+        assert "class index" not in screen_text(app)  # no index that long: no option, no crash
+        await pilot.press("ctrl+u", "3", "enter")
+        await pilot.pause()
+        assert app.main.session.class_index == 3 and app.is_running and not log_file.exists()
