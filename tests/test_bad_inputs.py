@@ -185,7 +185,7 @@ CLI_CASES = [
     ("decompression bomb", ["cam", "--image", "{d}/bomb.png"], "claims 10,000,000,000 pixels"),
     ("bomb over the warning limit", ["cam", "--image", "{d}/warnbomb.png"], "(a decompression bomb?)"),
     ("sweep bomb", ["sweep", "--image", "{d}/bomb.png", "--out", "{d}/grid.png"], "a decompression bomb?"),
-    ("text as image", ["cam", "--image", "{d}/text.txt"], "not an image file Pillow understands"),
+    ("text as image", ["cam", "--image", "{d}/text.txt"], "not an image file Pillow understands in a raster format"),
     ("truncated image", ["cam", "--image", "{d}/truncated.png"], "cannot read"),
     ("missing image", ["cam", "--image", "{d}/missing.png"], "no such image"),
     ("folder as image", ["cam", "--image", "{d}/folder"], "is a folder, not an image"),
