@@ -23,11 +23,10 @@ from torch import Tensor
 
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import atomic_write, expand, regular_file
-from layerscope.models.loaded import Preprocess
+from layerscope.models.loaded import MAX_SIDE, Preprocess
 
 SAMPLES = Path(__file__).parent / "samples"
 RASTER_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")  # never EPS/PS: Pillow hands those to Ghostscript
-MAX_SIDE = 4096  # the model's input: at most 4096×4096 pixels after resize and crop
 MAX_INPUT_PIXELS = MAX_SIDE * MAX_SIDE
 
 
