@@ -19,8 +19,10 @@ from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.locking import model_lock
+from layerscope.parsing import whole
 
 MAX_INPUT_ELEMENTS = 1 << 26  # 3×4096×4096 fits; more is an allocation no probe needs
+MAX_BATCH = 64  # the probe runs the whole batch at once; MACs grow linearly with it, so more tells nothing new
 _DTYPES = {"float": torch.float32, "float32": torch.float32, "long": torch.long, "int64": torch.long,
            "int": torch.long, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -62,11 +64,20 @@ def parse_input_spec(spec: str) -> tuple[tuple[int, ...], torch.dtype]:
     dtype = _DTYPES.get(dtype_name or "float")
     if dtype is None:
         raise LayerscopeError(f"unknown input dtype {dtype_name!r} (use {', '.join(sorted(_DTYPES))})")
-    shape = tuple(int(d) for d in dims.split("x"))
+    shape = tuple(whole(d, "--input size") for d in dims.split("x"))
     if min(shape) < 1 or math.prod(shape) > MAX_INPUT_ELEMENTS:
         raise LayerscopeError(f"--input {spec} must have sizes of at least 1 and at most "
                               f"{MAX_INPUT_ELEMENTS:,} elements in all (got {math.prod(shape):,})")
     return shape, dtype
+
+
+def check_batch(batch: int, input_shape: tuple[int, ...]) -> None:
+    """A one-line refusal of a batch over ``MAX_BATCH`` or an input over ``MAX_INPUT_ELEMENTS``."""
+    elements = batch * math.prod(input_shape)
+    if not 1 <= batch <= MAX_BATCH or elements > MAX_INPUT_ELEMENTS:
+        raise LayerscopeError(f"--batch {batch} with input {'x'.join(map(str, input_shape))}: the batch must be "
+                              f"1 to {MAX_BATCH} and the input at most {MAX_INPUT_ELEMENTS:,} elements in all "
+                              "(MACs grow linearly with the batch)")
 
 
 def dummy_input(
@@ -116,8 +127,11 @@ def probe_shapes(
     """Run one eval-mode forward pass and record every module's output, keyed by qualified name;
     an ``observer`` (the cost counter) rides along on the same pass.
 
-    Training flags are restored and every hook removed even when the forward raises.
+    Training flags are restored and every hook removed even when the forward raises. The
+    batch is bounded (``MAX_BATCH``, and ``MAX_INPUT_ELEMENTS`` for the whole input) before
+    anything is allocated: ``--batch 2000`` on a real device once took 5 GB.
     """
+    check_batch(batch, input_shape)
     with model_lock(model):
         return _probe_locked(model, input_shape, dtype, batch, observer)
 

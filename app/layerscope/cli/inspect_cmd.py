@@ -21,7 +21,7 @@ from layerscope.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
 from layerscope.nodestats import access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures
 from layerscope.options import add_input_option, add_model_options, load_from_args
-from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
+from layerscope.probe import MAX_BATCH, ShapeInfo, parse_input_spec, probe_shapes
 from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
 
 
@@ -60,7 +60,7 @@ def _add_shape_options(parser: argparse.ArgumentParser) -> None:
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost", action="store_true",
                         help="MACs/FLOPs, activation memory and memory estimates (on meta unless --device or --weights)")
-    parser.add_argument("--batch", type=positive_int, default=1, help="batch size of the probe input (default 1)")
+    parser.add_argument("--batch", type=int_between(1, MAX_BATCH, " (MACs grow linearly with the batch)"), default=1, help="batch size of the probe input (default 1)")
     parser.add_argument("--dtype", choices=list(DTYPES), default=None,
                         help="dtype the memory estimates assume (default: the model's own; training: bfloat16)")
     parser.set_defaults(device=None)  # None: meta for --cost alone, else cpu

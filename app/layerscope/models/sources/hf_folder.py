@@ -52,13 +52,21 @@ def resolve_folder(spec: str) -> Path:
     """``hf:PATH`` or a folder as given; ``hf:ORG/NAME[@REVISION]`` from the local hub cache."""
     text = spec.removeprefix(PREFIX)
     path = expand(text, "model folder")
-    if path.is_dir():
+    if _is_dir(path):
         if not exists(path / CONFIG):
             raise LayerscopeError(f"{spec} is a folder without {CONFIG}, not a Hugging Face model")
         return path
     if not spec.startswith(PREFIX) or not _REPO_ID.fullmatch(text) or text.startswith((".", "/")) or ".." in text:
         raise LayerscopeError(f"no such folder: {text}")
     return _cached_snapshot(spec, text)
+
+
+def _is_dir(path: Path) -> bool:
+    """``Path.is_dir`` that says no to a name the system refuses (a component over 255 bytes)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _cached_snapshot(spec: str, text: str) -> Path:
