@@ -23,6 +23,7 @@ from layerscope.nodestats import access_text, exact, human_bytes, human_count, h
 from layerscope.options import add_input_option, add_model_options, load_from_args
 from layerscope.probe import MAX_BATCH, ShapeInfo, parse_input_spec, probe_shapes
 from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
+from layerscope.tree.counting import UNINITIALIZED
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -208,6 +209,8 @@ def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, co
     text.append(node.key if node.name else "model", style="bold cyan")
     text.append(f"  {node.class_name}")
     text.append(f"  {human_count(node.total_params)}", style="green")
+    if node.uninitialized:
+        text.append(f" + {UNINITIALIZED}", style="yellow")
     if cost is not None:
         known = cost.get(node.name)
         text.append(_cost_cell(known.macs if known else None, cost), style="yellow")

@@ -15,6 +15,7 @@ from typing import Iterator
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from layerscope import naming
 from layerscope.models.adapters import checkpoint_renamer
@@ -153,7 +154,7 @@ class TreeBuilder:
             if p is None or id(p) in seen:
                 continue
             seen.add(id(p))
-            own_params += p.numel()
+            own_params += 0 if is_lazy(p) else p.numel()
             own_tensors += 1
             self._attribute(p, i, "param")
         for name, b in module._buffers.items():
@@ -189,7 +190,8 @@ class TreeBuilder:
             entries[owner] += 1
             if not isinstance(value, torch.Tensor):
                 continue
-            sizes[owner] += value.numel() * value.element_size()
+            if not is_lazy(value):
+                sizes[owner] += value.numel() * value.element_size()
             storage, nbytes = storage_of(value)
             if storage not in first:
                 first[storage] = owner

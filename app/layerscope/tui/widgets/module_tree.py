@@ -196,6 +196,8 @@ class ModuleTreeView(Tree[Row]):
         if node.name:
             text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
         text.append(f"  {self._right_column(node.total_params, [node.name])}", "dim")
+        if node.uninitialized:  # a lazy module not yet run: its 0 is no count
+            text.append(" + uninitialized", "yellow")
         if node.same_as is not None and self.model_tree is not None:  # one module registered twice
             text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
         self._append_shape(text, node.name)
