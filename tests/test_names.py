@@ -236,3 +236,33 @@ def test_a_real_hugging_face_causal_lm_names_every_node():
     assert tree.resolve("model.layers.1.mlp.down_proj").name == "model.layers.1.mlp.down_proj"
     assert tree.root.total_params == sum(p.numel() for p in model.parameters())
     assert tree.root.state_dict_unique_bytes < tree.root.state_dict_bytes  # lm_head.weight is embed_tokens'
+
+
+class _Scriptable(nn.Module):
+    """ModuleList, Sequential and a ModuleDict with a key that is no identifier: the containers
+    whose children a ScriptModule cannot reach through ``get_submodule`` (issue 21)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+        self.seq = nn.Sequential(nn.ReLU(), nn.Sequential(nn.Linear(2, 2), nn.Tanh()))
+        self.heads = nn.ModuleDict({"a-b": nn.ReLU(), "plain": nn.Identity()})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.seq(x) + self.heads["a-b"](x) + self.heads["plain"](x)
+
+
+@pytest.mark.parametrize("make", [_Scriptable, lambda: models.resnet18(weights=None)], ids=["containers", "resnet18"])
+def test_every_expression_of_a_torchscript_model_evaluates_to_its_module(make):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated, and still what users have
+        model = torch.jit.script(make().eval())
+    tree = build_tree(model)
+    assert check_every_node(model, tree) == len(list(model.named_modules(remove_duplicate=False)))
+    if make is _Scriptable:
+        assert tree.resolve("layers.0").access == "model.layers._modules['0']"
+    assert not any("get_submodule" in (node.access or "") for node in tree)

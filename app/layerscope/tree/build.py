@@ -105,9 +105,9 @@ def _segments(parent: nn.Module, place: _Place, position: int | None) -> tuple[s
         return segment, naming.spell_position(-1) if last else segment
     if _is_dict(parent):
         return (naming.spell_item(key),) * 2
-    if through_getattr:
+    if through_getattr and (naming.is_attribute(key) or not isinstance(parent, torch.jit.ScriptModule)):
         return (naming.spell_attribute(key),) * 2  # .get_submodule('block1-0') goes through getattr too
-    return (naming.spell_private(key),) * 2
+    return (naming.spell_private(key),) * 2  # hidden by a class attribute; a ScriptModule has no get_submodule
 
 
 def _getattr(parent: nn.Module, key: str) -> object:
