@@ -35,6 +35,8 @@ LINEAR = ["torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"
 LINEAR_ARGS = ["--arch", "torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"]
 TINY = ["cam", "cam_models:TinyNet", "--layer", "conv"]
 LONG_NAME = "a" * 300
+DIGITS = "9" * 5000  # past Python's 4,300-digit limit for int()
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n"
 
 
 def _damaged_zip(path: Path) -> None:
@@ -84,6 +86,9 @@ def _make_corpus(folder: Path) -> None:
     (folder / "broken_import.py").write_text("raise RuntimeError('boom at import')\n")
     (folder / "raising.py").write_text("def make():\n    raise KeyError('vocab_size')\n")
     (folder / "corpus_factory.py").write_text("import torch\n\ndef build():\n    return torch.nn.Conv2d(3, 2, 3)\n")
+    Image.new("L", (20000, 1)).save(folder / "strip.png")  # ~100 bytes; resized for a model: 1.3 gigapixels
+    Image.new("L", (1, 1_000_000)).save(folder / "column.png")
+    (folder / "photo.eps").write_bytes(EPS)
     bytearray_bomb(folder / "bytearray.pt")  # 2**40 bytes asked for: unfixed, fails at once, never fills memory
     zip_bytearray_bomb(folder / "bytearray_zip.pt")
 
@@ -220,6 +225,27 @@ CLI_CASES = [
     ("cam missing layer", [*TINY[:2], "--layer", "nosuch"], "no layer 'nosuch'"),
     ("sweep missing layer", ["sweep", "cam_models:TinyNet", "--layers", "conv,nosuch"], "no layer 'nosuch'"),
     ("cam torchscript", ["cam", "{d}/script.pt"], "is a TorchScript archive"),
+    # issue 21: work an input asks for is bounded before it is done
+    ("20000x1 photo", [*TINY, "--image", "{d}/strip.png"],
+     "resizing it for this model makes 5,120,000×256 = 1,310,720,000 pixels, over the 16,777,216-pixel limit"),
+    ("1x1000000 photo", [*TINY, "--image", "{d}/column.png"], "over the 16,777,216-pixel limit (4096×4096)"),
+    ("eps photo", [*TINY, "--image", "{d}/photo.eps"], "in a raster format layerscope opens (PNG, JPEG, BMP"),
+    ("cost batch 2000", ["tree", "resnet18", "--cost", "--batch", "2000", "--device", "cpu"],
+     "argument --batch: expected at most 64"),
+    ("5000-digit layer index", ["stats", "resnet18", "--layer", f"layer4[{DIGITS}]"],
+     "layer index 999999999999… has 5,000 digits; at most 18 are read"),
+    ("5000-digit input", ["tree", "resnet18", "--input", f"3x{DIGITS}x4"], "--input size 999999999999… has 5,000"),
+    ("5000-digit class", [*TINY, "--class", DIGITS], "--class 999999999999… has 5,000 digits"),
+    ("100,000 minus signs", ["stats", "resnet18", "--arg", "num_classes=" + "-" * 9000 + "1"],
+     "--arg num_classes= is nested too deeply"),
+    ("--arg past its length", ["stats", "resnet18", "--arg", "num_classes=" + "-" * 100_000 + "1"],
+     "--arg num_classes= is 100,001 characters long; at most 10,000 are read"),
+    ("1+1j+...", ["stats", "resnet18", "--arg", "num_classes=" + "+".join(["1j"] * 3000)], "nested too deeply"),
+    ("round_nearest=0", ["stats", "mobilenet_v2", "--arg", "round_nearest=0"],
+     "mobilenet_v2 failed to build with round_nearest=0: integer division or modulo by zero"),
+    ("sweep --layers ''", ["sweep", "cam_models:TinyNet", "--layers", ""], "--layers '' names no layer"),
+    ("sweep --layers ',,,'", ["sweep", "cam_models:TinyNet", "--layers", ",,,"], "--layers ',,,' names no layer"),
+    ("hf: name over 255 characters", ["tree", f"hf:{LONG_NAME}"], "is not in the local Hugging Face cache"),
 ]
 
 
