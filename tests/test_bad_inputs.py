@@ -9,6 +9,7 @@ warnings stay silent.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -322,3 +323,79 @@ def test_api_bad_input_raises_layerscope_error(corpus, call, words):
     assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
     assert _snapshot(corpus) == before
     assert not (corpus / "pwned").exists()
+
+
+# --- issue 21: Ghostscript never runs; builds and bombs stop at stated limits ---------------------
+
+
+def test_an_eps_photo_never_reaches_ghostscript(corpus, tmp_path, monkeypatch, capsys):
+    """Pillow reads EPS by running ``gs``; a stand-in ``gs`` first on PATH would write the marker."""
+    marker = tmp_path / "gs-ran"
+    fake = tmp_path / "bin" / "gs"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.syspath_prepend(str(corpus))
+    assert main([*TINY, "--image", str(corpus / "photo.eps")]) == 2
+    assert "raster format layerscope opens (PNG, JPEG, BMP, GIF, WEBP, TIFF, PPM)" in capsys.readouterr().err
+    with pytest.raises(LayerscopeError, match="raster format"):
+        imaging.load_image(corpus / "photo.eps")
+    assert not marker.exists()
+
+
+def test_a_build_past_the_module_limit_stops_with_a_line_saying_so(monkeypatch, capsys):
+    """``--arg inverted_residual_setting=[[1,16,200000,1]]`` (1.6 million modules): stopped at the
+    limit, lowered here so the test stays quick; on meta too, where the pre-check was the cost."""
+    from layerscope.models import build
+
+    monkeypatch.setattr(build, "MAX_MODULES", 2_000)
+    for device in ("cpu", "meta"):
+        code = main(["tree", "mobilenet_v2", "--device", device, "--arg", "inverted_residual_setting=[[1,16,200000,1]]"])
+        err = capsys.readouterr().err
+        assert code == 2 and err == "layerscope: error: mobilenet_v2 stopped while building: over 2,000 modules " \
+                                    "(layerscope's limit)\n", err
+
+
+def test_a_config_only_llama_with_100000_layers_stops_at_the_module_limit(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    from hf_configs import LLAMA_2_70B
+    from layerscope.models import build
+
+    monkeypatch.setattr(build, "MAX_MODULES", 3_000)
+    (tmp_path / "config.json").write_text(json.dumps({**LLAMA_2_70B, "num_hidden_layers": 100_000}))
+    assert main(["tree", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.endswith("stopped while building: over 3,000 modules (layerscope's limit)\n")
+
+
+def test_a_meta_build_past_the_time_limit_stops(monkeypatch):
+    """The time limit, on a builder that registers few modules but initialises for ever."""
+    from layerscope.models import build
+
+    monkeypatch.setattr(build, "MAX_META_SECONDS", 0.0)
+    with pytest.raises(build.BuildTooBig, match=r"over 0 s on the meta device"):
+        build.build_on_device(torch.device("meta"), lambda: nn.Linear(4, 4), "slow", {})
+
+
+MEMORY_CEILING = 3 * 2**30  # a bomb that got through would fail here, not fill the machine
+
+BOMB_RUNS = [
+    ("20000x1 photo", [*TINY, "--image", "{d}/strip.png"], "over the 16,777,216-pixel limit"),
+    ("timm depth=100000", ["tree", "timm:vit_tiny_patch16_224", "--arg", "depth=100000"],
+     "stopped while building: over 50,000 modules"),
+    ("cost batch 2000", ["tree", "resnet18", "--cost", "--batch", "2000", "--device", "cpu"], "at most 64"),
+]
+
+
+@pytest.mark.slow  # real processes at the real limits, under a memory ceiling
+@pytest.mark.parametrize(("argv", "words"), [pytest.param(a, w, id=i) for i, a, w in BOMB_RUNS])
+def test_bombs_end_in_one_line_under_a_memory_ceiling(corpus, argv, words):
+    import resource
+
+    def ceiling() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_CEILING, MEMORY_CEILING))  # AS: CUDA maps more
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APP), str(TESTS), str(corpus)])}
+    done = subprocess.run([sys.executable, "-m", "layerscope", *[a.replace("{d}", str(corpus)) for a in argv]],
+                          capture_output=True, text=True, timeout=300, cwd=corpus, env=env, preexec_fn=ceiling)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr[-500:]
