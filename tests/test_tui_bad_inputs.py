@@ -528,3 +528,25 @@ async def test_class_picker_without_class_names_survives_4400_typed_digits(log_f
         await pilot.press("ctrl+u", "3", "enter")
         await pilot.pause()
         assert app.main.session.class_index == 3 and app.is_running and not log_file.exists()
+
+
+async def test_o_then_g_on_a_20000_by_1_photo_is_refused_before_resizing(app, tmp_path, log_file, monkeypatch):
+    """A ~100-byte PNG whose shorter side, resized to 256, would make 1.3 gigapixels (issue 21)."""
+    from PIL import Image
+
+    Image.new("L", (20000, 1)).save(tmp_path / "strip.png")
+    monkeypatch.chdir(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot)
+        await pilot.press("o", "ctrl+u", *"strip.png", "enter")
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        told = " ".join(notifications(app))
+        assert "5,120,000×256 = 1,310,720,000 pixels, over the 16,777,216-pixel limit" in told, told
+        assert app.is_running and not log_file.exists()
+        await pilot.press("o", "ctrl+u", *str(COFFEE), "enter")  # and the app still explains a photo
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert app.query_one(CamPanel).view is not None
