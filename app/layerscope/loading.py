@@ -25,6 +25,7 @@ from torch import nn
 from layerscope.checkpoints import extract_state_dict, fit_state_dict, read_model_file
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import exists, expand
+from layerscope.meta_build import build_on_meta
 from layerscope.weights_cache import auto_weights, cached_hint
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -147,6 +148,8 @@ def _is_path_weights(weights: str) -> bool:
 def _within_device(dev: torch.device, build: Callable[[], nn.Module], what: str) -> nn.Module:
     """Build on ``dev`` directly, so ``meta`` never allocates weight memory."""
     try:
+        if dev.type == "meta":
+            return build_on_meta(build)
         with dev:
             return build()
     except LayerscopeError:
@@ -214,6 +217,8 @@ def _load_torchvision(
     reference = chosen or (enum.DEFAULT if enum is not None else None)
     if chosen is None and "weights_backbone" in inspect.signature(builder).parameters:
         kwargs.setdefault("weights_backbone", None)  # detectors would otherwise download a backbone
+    if chosen is None and reference is not None:
+        kwargs = {**_size_of(name, reference), **kwargs}
     if chosen is None:
         _check_fits(dev, lambda: _call_builder(builder, None, name, kwargs), name, kwargs)
     model = _within_device(dev, lambda: _call_builder(builder, chosen, name, kwargs), name)
@@ -227,6 +232,19 @@ def _load_torchvision(
         categories=list(reference.meta.get("categories") or []) or None if reference else None,
         preprocess=_preprocess_from_weights(reference),
     )
+
+
+# Builders whose weights set the input size the model is built for (torchvision's own
+# ``_ovewrite_named_param``): without weights they would build 224 pixels whatever the
+# weights' preprocessing (vit_h_14's DEFAULT crops 518), and the probe would not fit.
+_SIZE_KEYWORDS = {"vit_": "image_size"}
+
+
+def _size_of(name: str, weights) -> dict[str, Any]:
+    """The size keyword the reference weights imply, so the model is built as they describe."""
+    size = weights.meta.get("min_size")
+    key = next((k for prefix, k in _SIZE_KEYWORDS.items() if name.startswith(prefix)), None)
+    return {key: size[0]} if key and size else {}
 
 
 def _weights_enum(name: str):
