@@ -65,7 +65,10 @@ def test_a_transformer_encoder_costs_its_hand_count_on_cpu_and_meta():
     assert on_cpu.total.macs == on_meta.total.macs == 4 * per_layer == 209_715_200
     assert on_cpu.get("layers.0.self_attn").macs == 4 * 64 * 256 * 256 + 2 * 64 * 64 * 256
     assert on_cpu.uncounted_ops == on_meta.uncounted_ops == {}
+    assert on_cpu.total.allocated == on_meta.total.allocated  # meta's attention as the CPU's fused kernel
+    assert on_cpu.total.peak == on_meta.total.peak
     assert torch.backends.mha.get_fastpath_enabled()  # the pass gave the switch back
+    assert torch.nn.functional.scaled_dot_product_attention is torch._C._nn.scaled_dot_product_attention
 
 
 class FusedByHand(nn.Module):
@@ -107,6 +110,23 @@ def test_the_fused_kernels_formulas_equal_the_unfused_count():
     assert attention.total.macs == module.total.macs == 4 * 64 * 256 * 256 + 2 * 64 * 64 * 256
 
 
+class FailsAfterAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.attn(x, x, x, need_weights=False)[0]
+        raise RuntimeError(f"boom after {tuple(out.shape)}")
+
+
+def test_a_failing_pass_gives_torch_its_switches_back():
+    with pytest.raises(LayerscopeError, match=r"shape probe failed with input 4x8: boom after \(1, 4, 8\)"):
+        probe_cost(_on_meta(FailsAfterAttention), (4, 8))
+    assert torch.backends.mha.get_fastpath_enabled()
+    assert torch.nn.functional.scaled_dot_product_attention is torch._C._nn.scaled_dot_product_attention
+
+
 @pytest.mark.slow
 def test_vit_b_32_on_cpu_costs_torchvision_published_ops():
     """The CPU's MultiheadAttention took the fused fast path and counted 2.9 GMACs; now 4.409 like meta."""
@@ -115,6 +135,7 @@ def test_vit_b_32_on_cpu_costs_torchvision_published_ops():
     _, cpu = probe_cost(tvm.vit_b_32().eval())
     _, meta = probe_cost(_on_meta(tvm.vit_b_32))
     assert cpu.total.macs == meta.total.macs == pytest.approx(weights.meta["_ops"] * 1e9, rel=0.01)
+    assert cpu.total.allocated == meta.total.allocated  # meta no longer counts the S×S scores
     assert cpu.get("encoder.layers.encoder_layer_0.self_attention").macs == 50 * 768 * 768 * 4 + 2 * 50 * 50 * 768
 
 

@@ -10,8 +10,8 @@ Two choices would make the same model cost differently by device:
 - On meta, ``scaled_dot_product_attention`` falls back to its math decomposition, which
   materialises the S×S scores that every real device's fused kernel never allocates (at
   4,096 tokens that is gigabytes per layer). Meta calls go to the fused CPU kernel's meta
-  function instead, grouped-query attention included, so memory is counted as a CPU or
-  GPU run spends it; FLOPs are the same either way.
+  function instead, grouped-query attention and ``nn.MultiheadAttention`` included, so
+  memory is counted as a CPU or GPU run spends it; FLOPs are the same either way.
 """
 
 from __future__ import annotations
@@ -69,14 +69,53 @@ class ReferenceKernels:
             _FAST_PATH.release()
 
 
+_REFERENCE_ATTENTION = F.scaled_dot_product_attention
+
+
 class _FusedAttentionOnMeta(TorchFunctionMode):
+    """Meta attention as the fused kernel, called directly or from ``nn.MultiheadAttention``."""
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is F.scaled_dot_product_attention:
-            fused = _fused_on_meta(*args, **kwargs)
-            if fused is not None:
-                return fused
+        if func is _REFERENCE_ATTENTION:
+            return fused_attention(*args, **kwargs)
+        if func is F.multi_head_attention_forward:
+            with _FUNCTIONAL_ATTENTION:
+                return func(*args, **kwargs)
         return func(*args, **kwargs)
+
+
+def fused_attention(query, key, value, *args, **kwargs) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` with meta tensors sent to the fused CPU kernel's meta
+    function; any other tensor goes to torch's own function unchanged."""
+    fused = _fused_on_meta(query, key, value, *args, **kwargs)
+    return fused if fused is not None else _REFERENCE_ATTENTION(query, key, value, *args, **kwargs)
+
+
+class _FunctionalAttention:
+    """``F.multi_head_attention_forward`` calls attention through its module's global name, where
+    a function mode cannot see it (a mode does not see calls nested in a call it handles). While
+    a meta pass runs it, that name is ``fused_attention``, which changes nothing for other
+    devices, so another thread's forward in the meantime computes exactly what it would have."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._passes = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._passes == 0:
+                F.scaled_dot_product_attention = fused_attention
+            self._passes += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._passes -= 1
+            if self._passes == 0:
+                F.scaled_dot_product_attention = _REFERENCE_ATTENTION
+
+
+_FUNCTIONAL_ATTENTION = _FunctionalAttention()
 
 
 def _fused_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
