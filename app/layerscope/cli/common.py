@@ -43,7 +43,7 @@ def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool =
                         help="allow full unpickling of a file (runs code from it: only for files you trust)")
 
 
-def add_input_option(parser: argparse.ArgumentParser, default_text: str = "the weights' own size") -> None:
+def add_input_option(parser: argparse.ArgumentParser | argparse._ActionsContainer, default_text: str = "the weights' own size") -> None:
     """``--input``, repeatable: one per positional argument of ``forward`` in order, or NAME=… for a keyword."""
     parser.add_argument("--input", action="append", default=None, metavar="[NAME=]SHAPE[:dtype]",
                         help="example input, e.g. 3x224x224, 128:long or decoder_input_ids=16:long; repeat it for "
