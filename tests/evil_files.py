@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Tuple
 
@@ -89,3 +91,12 @@ def clean_export_program(path: Path) -> Path:
     program = torch.export.export(nn.Sequential(nn.Linear(2, 3)), (torch.zeros(1, 2),))
     torch.export.save(program, str(path))
     return path
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header claiming ``width``×``height`` 1-bit pixels: a few dozen bytes (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")

@@ -15,7 +15,6 @@ import struct
 import subprocess
 import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from evil_files import export_program, pickle_file, torchscript_archive
+from evil_files import export_program, pickle_file, png_claiming, torchscript_archive
 from layerscope import imaging
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
@@ -36,15 +35,6 @@ LINEAR = ["torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"
 LINEAR_ARGS = ["--arch", "torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"]
 TINY = ["cam", "cam_models:TinyNet", "--layer", "conv"]
 LONG_NAME = "a" * 300
-
-
-def _png(width: int, height: int) -> bytes:
-    """A valid PNG header claiming ``width``×``height`` 1-bit pixels: a few dozen bytes."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def _damaged_zip(path: Path) -> None:
@@ -71,8 +61,8 @@ def _make_corpus(folder: Path) -> None:
     os.mkfifo(folder / "fifo")
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(folder / "sock"))
-    (folder / "bomb.png").write_bytes(_png(100_000, 100_000))
-    (folder / "warnbomb.png").write_bytes(_png(10_000, 10_000))
+    (folder / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
+    (folder / "warnbomb.png").write_bytes(png_claiming(10_000, 10_000))
     (folder / "truncated.png").write_bytes((APP / "layerscope/samples/coffee.png").read_bytes()[:2000])
     (folder / "photo.png").write_bytes((APP / "layerscope/samples/chelsea.png").read_bytes())
     (folder / "text.txt").write_text("hello world\n")
