@@ -114,12 +114,14 @@ def _probe_locked(
     flags = [(m, m.training) for m in model.modules()]
     try:
         for name, module in model.named_modules():
+            if not name or isinstance(module, torch.jit.ScriptModule):
+                continue  # the model is watched around its call; TorchScript takes no hooks (its ops count above it)
             if observer is not None:
                 handles.append(module.register_forward_pre_hook(_starter(observer, name)))
             handles.append(module.register_forward_hook(_recorder(shapes, name, observer)))
         model.eval()
         with torch.no_grad(), observer if observer is not None else nullcontext():
-            call_with(model, example_inputs(model, inputs, dtype, batch))
+            _watched_call(model, example_inputs(model, inputs, dtype, batch), shapes, observer)
     except Exception as exc:
         raise LayerscopeError(f"shape probe failed with input {describe_inputs(inputs, dtype)}"
                               f"{_text_model_hint(model, inputs, dtype)}: {first_line(exc)}") from exc
@@ -129,6 +131,17 @@ def _probe_locked(
         for module, flag in flags:
             module.training = flag
     return shapes
+
+
+def _watched_call(model: nn.Module, example: ExampleInputs, shapes: dict[str, ShapeInfo],
+                  observer: ProbeObserver | None) -> None:
+    """The model's own call, seen as its hooks would see it, keywords included."""
+    if observer is not None:
+        observer.enter("", (example.args, dict(example.kwargs)))
+    output = call_with(model, example)
+    shapes[""] = describe_output(output)
+    if observer is not None:
+        observer.leave("", output)
 
 
 def _text_model_hint(model: nn.Module, inputs: Inputs, dtype: torch.dtype) -> str:
