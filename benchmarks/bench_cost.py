@@ -78,7 +78,7 @@ def _suite_row(case, fixtures) -> str:
     ours = build_tree(model).root.total_params
     theirs_params, theirs_macs = _torchinfo(model, args, kwargs)
     return (f"| {case.name} | {torch_params:,} | {ours:,} | {theirs_params} | {macs} | {theirs_macs} | "
-            f"{uncounted} |")
+            f"{uncounted or '—'} | {case.why} |")
 
 
 def _torchinfo(model, args: tuple, kwargs: dict) -> tuple[str, str]:
@@ -102,8 +102,8 @@ def torchinfo_suite(checkout: Path) -> None:
 
     fixtures = [importlib.import_module(f"tests.fixtures.{name}") for name in ("models", "genotype", "tmva_net")]
     print("| torchinfo test model | torch parameters | layerscope | torchinfo 1.8.0 | layerscope MACs "
-          "| torchinfo Mult-Adds | layerscope uncounted_ops |")
-    print("|---|---|---|---|---|---|---|")
+          "| torchinfo Mult-Adds | layerscope uncounted_ops | why torchinfo differs |")
+    print("|---|---|---|---|---|---|---|---|")
     for case in torchinfo_suite.cases(*fixtures):
         print(_suite_row(case, fixtures[0]))
 
