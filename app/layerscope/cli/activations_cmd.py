@@ -17,6 +17,7 @@ from rich.text import Text
 
 from layerscope import imaging
 from layerscope.activations import ActivationReport, NodeActivity, collect_activations, image_activations, image_files
+from layerscope.cli.cam_cmd import DEFAULT_IMAGE, MAX_BATCH
 from layerscope.cli.common import (
     add_debug_option, add_input_option, add_model_options, int_between, load_from_args, print_json, stdout_console,
 )
@@ -24,9 +25,6 @@ from layerscope.example_inputs import describe_inputs, example_inputs, parse_inp
 from layerscope.files import expand
 from layerscope.loading import LoadedModel
 from layerscope.tree import ModuleTree, build_tree
-
-DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
-MAX_BATCH = 1024
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
