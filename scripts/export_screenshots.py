@@ -11,7 +11,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from layerscope.cli.common import DEFAULT_MODEL, DEFAULT_WEIGHTS
+from layerscope.options import DEFAULT_MODEL, DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -27,7 +27,7 @@ async def settle(pilot) -> None:
 
 
 async def export() -> list[Path]:
-    from layerscope.loading import load_model
+    from layerscope.models import load_model
     from layerscope.tui.app import LayerscopeApp
 
     os.environ["COLORTERM"] = "truecolor"  # SVGs hold any colour: draw maps as a truecolor terminal sees them

@@ -19,7 +19,7 @@ from layerscope.activations.histogram import GrowingHistogram
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
 from layerscope.example_inputs import ExampleInputs
-from layerscope.loading import Preprocess, load_model
+from layerscope.models import Preprocess, load_model
 
 SAMPLES = Path("/work/shared/samples") if Path("/work/shared/samples").is_dir() else None
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from layerscope import imaging
-from layerscope.cam import CamCancelled, CamSession
+from layerscope.cam import CamCancelled, CamPass
 from layerscope.cam import metrics
 from layerscope.errors import LayerscopeError
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def mobilenet():
 def photo(request, mobilenet):
     """The photo's input and its Grad-CAM map at features[-1] for the top class."""
     x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / f"{request.param}.png"), mobilenet.preprocess)
-    session = CamSession(mobilenet.model, x, ["features[-1]"], categories=mobilenet.categories)
+    session = CamPass(mobilenet.model, x, ["features[-1]"], categories=mobilenet.categories)
     return request.param, x, session.result("features.18").heatmap, session.target.label
 
 

@@ -19,7 +19,7 @@ from layerscope import imaging
 from layerscope.activations.recorder import ActivationReport, Progress, collect_activations
 from layerscope.errors import LayerscopeError
 from layerscope.files import expand
-from layerscope.loading import Preprocess
+from layerscope.models.loaded import Preprocess
 
 
 def image_files(folder: str | Path) -> list[Path]:

@@ -18,12 +18,11 @@ from rich.text import Text
 from layerscope import imaging
 from layerscope.activations import ActivationReport, NodeActivity, collect_activations, image_activations, image_files
 from layerscope.cli.cam_cmd import DEFAULT_IMAGE, MAX_BATCH
-from layerscope.cli.common import (
-    add_debug_option, add_input_option, add_model_options, int_between, load_from_args, print_json, stdout_console,
-)
+from layerscope.cli.common import add_debug_option, int_between, print_json, stdout_console
 from layerscope.example_inputs import describe_inputs, example_inputs, parse_inputs
 from layerscope.files import expand
-from layerscope.loading import LoadedModel
+from layerscope.models.loaded import LoadedModel
+from layerscope.options import INPUT_HELP, add_input_option, add_model_options, load_from_args
 from layerscope.tree import ModuleTree, build_tree
 
 
@@ -36,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     given = parser.add_mutually_exclusive_group()
     given.add_argument("--image", default=None, help=f"one photo (default: {DEFAULT_IMAGE.name})")
     given.add_argument("--images", default=None, metavar="DIR", help="every photo in a folder, a batch at a time")
-    add_input_option(given, default_text="a photo")
+    add_input_option(given, f"{INPUT_HELP} (random values instead of a photo)", repeatable=True)
     parser.add_argument("--layer", default="", help="only this node and the nodes below it (dotted name or "
                                                     "access expression)")
     parser.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=32,
