@@ -23,6 +23,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.models.meta_build import build_on_meta
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "meta")
 MAX_MODULES = 50_000  # a build stops here: real models hold a few thousand modules at most
@@ -174,6 +175,8 @@ def build_on_device(
     if bounded:
         build = _bounded(build, what, on_meta=dev.type == "meta")
     try:
+        if dev.type == "meta":
+            return build_on_meta(build)
         with dev:
             return build()
     except LayerscopeError:
