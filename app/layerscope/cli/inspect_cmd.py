@@ -17,6 +17,7 @@ from rich.text import Text
 from layerscope.cli.common import add_debug_option, int_between, positive_int, print_json, stdout_console
 from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype, probe_cost
 from layerscope.errors import LayerscopeError
+from layerscope.guides import guided_lines
 from layerscope.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
 from layerscope.nodestats import access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures
@@ -150,34 +151,25 @@ def _cost_cell(macs: int | None, cost: CostTable) -> str:
     return f"  {human_macs(macs)} {cost.share(macs):.1%}"
 
 
-GUIDES = {True: ("└── ", "    "), False: ("├── ", "│   ")}  # last child or not: (its line, below it)
-MIN_LABEL = 24  # cells a line keeps for its label however deep it is
-
-
 def tree_lines(
     tree: ModuleTree, shapes: dict[str, ShapeInfo] | None, depth: int | None, *, fold: bool, width: int,
     cost: CostTable | None = None,
 ) -> Iterator[Text]:
-    """One ``Text`` per node, guides included, never wider than ``width``: a line too long is
-    cut with an ellipsis and guides too deep keep only their last levels, so no line is ever
-    dropped (a Rich ``Tree`` silently loses the lines it cannot fit)."""
-    yield _fit("", _label(tree, tree.root, shapes, cost), width)
-    stack = [(iter(_rows(tree, tree.root, depth, fold)), "")]
-    while stack:
-        rows, guide = stack[-1]
-        row = next(rows, None)
-        if row is None:
-            stack.pop()
-            continue
-        node, run, last = row
-        branch, below = GUIDES[last]
-        label = _label(tree, node, shapes, cost) if run is None else _run_label(tree, run, shapes, cost)
-        yield _fit(guide + branch, label, width)
-        stack.append((iter(_rows(tree, node, depth, fold)), guide + below))  # a run shows its first member's insides
+    """One ``Text`` per node (or folded run), guides included, never wider than ``width``
+    (``layerscope.guides``)."""
+
+    def label(row: tuple[Node, RepeatRun | None]) -> Text:
+        node, run = row
+        return _label(tree, node, shapes, cost) if run is None else _run_label(tree, run, shapes, cost)
+
+    return guided_lines((tree.root, None), lambda row: _rows(tree, row[0], depth, fold), label, width)
 
 
-def _rows(tree: ModuleTree, node: Node, depth: int | None, fold: bool) -> list[tuple[Node, RepeatRun | None, bool]]:
-    """The lines under ``node``: each child, or one line per folded run, with "is it the last"."""
+def _rows(
+    tree: ModuleTree, node: Node, depth: int | None, fold: bool
+) -> list[tuple[tuple[Node, RepeatRun | None], bool]]:
+    """The lines under ``node``: each child, or one line per folded run (which shows its first
+    member's insides), with "is it the last"."""
     if depth is not None and node.depth >= depth:
         return []
     runs = {run.first: run for run in tree.repeat_runs(node)} if fold else {}
@@ -188,19 +180,7 @@ def _rows(tree: ModuleTree, node: Node, depth: int | None, fold: bool) -> list[t
             run = runs.get(child.index)
             skip.update(run.members if run else ())
             rows.append((child, run))
-    return [(child, run, i == len(rows) - 1) for i, (child, run) in enumerate(rows)]
-
-
-def _fit(guide: str, label: Text, width: int) -> Text:
-    """``guide`` + ``label`` on one line of at most ``width`` cells."""
-    room = max(0, width - MIN_LABEL)
-    if len(guide) > room:
-        keep = max(0, (room - 1) // 4) * 4
-        guide = "…" + (guide[-keep:] if keep else "")
-    line = Text(guide, style="dim", no_wrap=True, overflow="ellipsis", end="")
-    line.append_text(label)
-    line.truncate(width, overflow="ellipsis")
-    return line
+    return [((child, run), i == len(rows) - 1) for i, (child, run) in enumerate(rows)]
 
 
 def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, cost: CostTable | None = None) -> Text:
