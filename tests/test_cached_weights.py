@@ -81,6 +81,7 @@ def test_empty_caches_say_what_loads_instead(tmp_path, monkeypatch, capsys):
     from huggingface_hub import constants
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "none"))
+    monkeypatch.delenv("COLUMNS", raising=False)  # captured output is a pipe's: whole lines
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "none-either"))
     assert main(["weights"]) == 0
     assert capsys.readouterr().out == ("no pretrained weights in the torch hub or Hugging Face caches: "

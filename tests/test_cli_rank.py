@@ -88,9 +88,10 @@ def test_out_onto_the_photo_is_refused_before_any_work(capsys):
     assert code == 2 and out == "" and "is also an input" in err and err.count("\n") == 1
 
 
-def test_on_random_weights_the_sanity_line_says_the_ranking_means_nothing(capsys):
+def test_on_random_weights_the_sanity_line_says_the_ranking_means_nothing(capsys, monkeypatch):
     """Random weights pass the randomisation check (re-initialising random layers changes the maps),
     which would read as reassurance; the line says instead that nothing here means anything."""
+    monkeypatch.delenv("COLUMNS", raising=False)  # captured output is a pipe's: whole lines
     code, out, err = _run(capsys, "rank", "resnet18", "--weights", "none", "--layers", "layer3,layer4",
                           "--steps", "2")
     assert code == 0, err
