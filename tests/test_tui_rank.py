@@ -131,6 +131,20 @@ async def test_r_with_eigencam_says_it_is_class_blind(small_mobilenet, tmp_path)
         assert "class-blind: eigencam draws the same map for every class" in screen_text(app)
 
 
+async def test_r_on_random_weights_says_the_ranking_means_nothing(tmp_path):
+    """The app's verdict is the engine's (``cam.ranking.verdict``): on an untrained model, no "passed"."""
+    random = dataclasses.replace(load_model("mobilenet_v2", weights="none"), preprocess=Preprocess(resize=64, crop=(64, 64)))
+    app = LayerscopeApp(random, spec="mobilenet_v2", save_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"features.18", "enter", "r")
+        await settle(pilot)
+        assert app.main.session.ranking is not None and app.main.session.ranking.random_weights
+        said = [n for n in notifications(app) if n.startswith("Ranked")]
+        assert said and "sanity meaningless: the weights are random (untrained)" in " ".join(said[-1].split())
+        assert "passed" not in said[-1]
+
+
 async def test_r_on_a_layer_without_a_map_warns_and_escape_stops_a_ranking(mobilenet, tmp_path):
     """At 224×224 the ranking runs for many seconds after its first batch: escape lands inside it."""
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2", save_dir=tmp_path)

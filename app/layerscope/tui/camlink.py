@@ -211,7 +211,7 @@ def rank(
     maps = explainer.maps(family, request.method, request.class_index, progress=progress, cancel=cancel)
     ranking = rank_maps(explainer.model, explainer.input, maps, target=request.class_index,
                         categories=session.loaded.categories, reshape=explainer.reshape, progress=progress,
-                        cancel=cancel)
+                        cancel=cancel, random_weights=not session.loaded.pretrained)
     return ranking, explainer
 
 

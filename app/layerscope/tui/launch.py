@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,12 @@ from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.threads import busy
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The app's arguments; ``commands`` (the CLI's, handed over by ``layerscope.entry``) are named in the help."""
+    listed = f"Subcommands for scripts: {', '.join(commands)} (layerscope COMMAND -h)." if commands else ""
     parser = OneLineParser(
         prog="layerscope",
-        description="Browse a model's modules, parameter counts and Grad-CAM maps. "
-        "Subcommands for scripts: tree, stats, api, cam, sweep (layerscope COMMAND -h).",
+        description=f"Browse a model's modules, parameter counts and Grad-CAM maps. {listed}".rstrip(),
     )
     add_model_options(parser, model_required=False)
     parser.add_argument("--image", type=Path, default=None,
@@ -34,10 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NO_TERMINAL = (
-    "the interactive app needs a terminal (stdin and stdout); for scripts and pipes use "
-    "layerscope tree|stats|api|cam|sweep MODEL (layerscope COMMAND -h)"
-)
+def no_terminal(commands: Sequence[str]) -> str:
+    """What a pipe or a script gets instead of the app: every CLI command, from the CLI's own table
+    (``layerscope.cli.main.COMMANDS``, which ``layerscope.entry`` passes in), so none is left out."""
+    return (
+        "the interactive app needs a terminal (stdin and stdout); for scripts and pipes use "
+        f"layerscope {'|'.join(commands)} MODEL (layerscope COMMAND -h)"
+    )
 
 
 def make_app(argv: list[str]) -> LayerscopeApp:
@@ -69,10 +74,11 @@ def run(app: Any, **options: Any) -> int:
     return code
 
 
-def launch(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+def launch(argv: list[str], commands: Sequence[str] = ()) -> int:
+    """Open the app; ``commands`` are the CLI's, named in ``--help`` and in the no-terminal message."""
+    args = build_parser(commands).parse_args(argv)
     if not has_terminal():
-        print(f"layerscope: error: {NO_TERMINAL}", file=sys.stderr)
+        print(f"layerscope: error: {no_terminal(commands)}", file=sys.stderr)
         return 2
     return run(_app_for(args, _pixels()))
 

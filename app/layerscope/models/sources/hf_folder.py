@@ -71,7 +71,7 @@ def _is_dir(path: Path) -> bool:
 
 def _cached_snapshot(spec: str, text: str) -> Path:
     repo, _, revision = text.partition("@")
-    cache = Path(_hub_cache()).expanduser()
+    cache = Path(hub_cache()).expanduser()
     storage = cache / f"models--{repo.replace('/', '--')}"
     ref = storage / "refs" / (revision or "main")
     commit = ref.read_text().strip() if ref.is_file() else (revision or "")
@@ -84,7 +84,7 @@ def _cached_snapshot(spec: str, text: str) -> Path:
     return snapshot
 
 
-def _hub_cache() -> str:
+def hub_cache() -> str:
     """Where ``huggingface_hub`` keeps downloads (``HF_HUB_CACHE`` / ``HF_HOME`` honoured)."""
     try:
         from huggingface_hub import constants

@@ -108,8 +108,15 @@ def pick_weights(enum: Any, weights: str, name: str) -> Any:
     short = weights.split(".")[-1]
     if short in enum.__members__:
         return enum[short]
-    options = ", ".join(["DEFAULT", *(key for key, member in enum.__members__.items() if member.name == key)])
-    raise LayerscopeError(f"unknown weights {weights!r} for {name}; choose one of: {options}, none")
+    raise LayerscopeError(f"unknown weights {weights!r} for {name}; {weights_choices(enum, name)}")
+
+
+def weights_choices(enum: Any, name: str) -> str:
+    """The names ``--weights`` takes for ``name``, those already cached (no download) first."""
+    cached = cached_torchvision_weights(name)
+    others = [key for key, member in enum.__members__.items() if member.name == key and key not in cached]
+    listed = ", ".join(["DEFAULT", *others, "none"])
+    return f"cached here: {', '.join(cached)}; or download: {listed}" if cached else f"choose one of: {listed}"
 
 
 def weights_name(weights: Any) -> str:
