@@ -17,11 +17,11 @@ from collections.abc import Iterator, Sequence
 from layerscope import __version__
 from layerscope.errors import LayerscopeError
 
-COMMANDS = ("tree", "stats", "api", "cam", "sweep", "rank")
+COMMANDS = ("tree", "stats", "api", "cam", "sweep", "rank", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from layerscope.cli import cam_cmd, inspect_cmd, rank_cmd
+    from layerscope.cli import cam_cmd, inspect_cmd, rank_cmd, report_cmd
 
     from layerscope.cli.common import OneLineParser
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_cmd.add_parsers(sub)
     cam_cmd.add_parsers(sub)
     rank_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
     return parser
 
 
