@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast setup weights screenshots bench clean
+.PHONY: run test test-fast setup weights screenshots bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,5 +40,11 @@ bench: weights
 	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
+# The site (mkdocs.yml, docs/) into site/; --strict turns every broken link, missing page or
+# unknown API object into an error.
+docs: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) site

@@ -1,4 +1,4 @@
-"""Drive the app at a fixed size and save the README's SVG screenshots into ``screenshots/``.
+"""Drive the app at a fixed size and save the docs' SVG screenshots into ``docs/screenshots/``.
 
 Run with ``make screenshots``. Uses the built-in default (mobilenet_v2 with its
 ImageNet weights and the bundled chelsea.png), so every picture is real and the same
@@ -14,7 +14,7 @@ from pathlib import Path
 from layerscope.cli.common import DEFAULT_MODEL, DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "screenshots"
+OUT = ROOT / "docs" / "screenshots"
 SIZE = (110, 34)
 SMALL = (80, 24)  # the first-class small size
 

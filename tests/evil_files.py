@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Tuple
 
@@ -89,3 +91,56 @@ def clean_export_program(path: Path) -> Path:
     program = torch.export.export(nn.Sequential(nn.Linear(2, 3)), (torch.zeros(1, 2),))
     torch.export.save(program, str(path))
     return path
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header claiming ``width``×``height`` 1-bit pixels: a few dozen bytes (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+# --- memory bombs: a few bytes that ask torch's safe loader for gigabytes (issue 21) -----------
+
+TIB = 2**40  # more than any machine can give: unfixed, the allocation fails at once instead of filling memory
+
+
+def bytearray_bomb(path: Path, size: int = TIB) -> Path:
+    """The issue's 33-byte checkpoint: ``bytearray(size)``, which ``torch.load(weights_only=True)`` allows."""
+    path.write_bytes(b"\x80\x02cbuiltins\nbytearray\n\x8a" + _long1(size) + b"\x85R.")
+    return path
+
+
+def hidden_bytearray_bomb(path: Path, size: int = TIB) -> Path:
+    """The same call with its names memoized and fetched back (protocol 4's ``STACK_GLOBAL``)."""
+    names = b"\x8c\x08builtins\x94\x8c\tbytearray\x94"
+    path.write_bytes(b"\x80\x04" + names + b"h\x00h\x01\x93\x8a" + _long1(size) + b"\x85R.")
+    return path
+
+
+def zip_bytearray_bomb(path: Path, size: int = TIB) -> Path:
+    """A real ``torch.save`` zip whose ``data.pkl`` is the bomb."""
+    clean = path.with_name(path.name + ".clean")
+    torch.save({"w": torch.zeros(2)}, clean)
+    with zipfile.ZipFile(clean) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                data = b"\x80\x02cbuiltins\nbytearray\n\x8a" + _long1(size) + b"\x85R."
+            target.writestr(info, data)
+    clean.unlink()
+    return path
+
+
+def _long1(n: int) -> bytes:
+    body = n.to_bytes((n.bit_length() + 8) // 8, "little")
+    return bytes([len(body)]) + body
+
+
+def poisoned_hub_cache(torch_home: Path, file_name: str, marker: Path) -> Path:
+    """A pickle that creates ``marker``, saved where torch hub keeps ``file_name`` under ``torch_home``."""
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    return pickle_file(folder / file_name, marker)

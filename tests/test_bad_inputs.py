@@ -15,7 +15,6 @@ import struct
 import subprocess
 import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from evil_files import export_program, pickle_file, torchscript_archive
+from evil_files import bytearray_bomb, export_program, pickle_file, png_claiming, torchscript_archive, zip_bytearray_bomb
 from layerscope import imaging
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
@@ -36,15 +35,6 @@ LINEAR = ["torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"
 LINEAR_ARGS = ["--arch", "torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"]
 TINY = ["cam", "cam_models:TinyNet", "--layer", "conv"]
 LONG_NAME = "a" * 300
-
-
-def _png(width: int, height: int) -> bytes:
-    """A valid PNG header claiming ``width``×``height`` 1-bit pixels: a few dozen bytes."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def _damaged_zip(path: Path) -> None:
@@ -71,8 +61,8 @@ def _make_corpus(folder: Path) -> None:
     os.mkfifo(folder / "fifo")
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(folder / "sock"))
-    (folder / "bomb.png").write_bytes(_png(100_000, 100_000))
-    (folder / "warnbomb.png").write_bytes(_png(10_000, 10_000))
+    (folder / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
+    (folder / "warnbomb.png").write_bytes(png_claiming(10_000, 10_000))
     (folder / "truncated.png").write_bytes((APP / "layerscope/samples/coffee.png").read_bytes()[:2000])
     (folder / "photo.png").write_bytes((APP / "layerscope/samples/chelsea.png").read_bytes())
     (folder / "text.txt").write_text("hello world\n")
@@ -93,6 +83,9 @@ def _make_corpus(folder: Path) -> None:
     torch.jit.script(nn.Linear(3, 3)).save(str(folder / "clean_script.pt"))
     (folder / "broken_import.py").write_text("raise RuntimeError('boom at import')\n")
     (folder / "raising.py").write_text("def make():\n    raise KeyError('vocab_size')\n")
+    (folder / "corpus_factory.py").write_text("import torch\n\ndef build():\n    return torch.nn.Conv2d(3, 2, 3)\n")
+    bytearray_bomb(folder / "bytearray.pt")  # 2**40 bytes asked for: unfixed, fails at once, never fills memory
+    zip_bytearray_bomb(folder / "bytearray_zip.pt")
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +159,11 @@ CLI_CASES = [
     ("pickle model", ["stats", "{d}/evil.pkl"], "needs full unpickling, which can run arbitrary code"),
     ("pickle as weights", ["stats", *LINEAR, "--weights", "{d}/evil.pkl"], "needs full unpickling"),
     ("export program", ["stats", "{d}/program.pt2"], "is a torch.export program (.pt2)"),
+    # memory bombs: pickles that call bytearray(2**40), which torch's safe loader allows (issue 21)
+    ("bytearray bomb", ["tree", "{d}/bytearray.pt"], "bytearray.pt calls builtins.bytearray() while unpickling"),
+    ("bytearray bomb in data.pkl", ["tree", "{d}/bytearray_zip.pt"], "calls builtins.bytearray()"),
+    ("bytearray bomb as arch", ["tree", "{d}/linear.pth", "--arch", "{d}/bytearray.pt"], "calls builtins.bytearray()"),
+    ("bytearray bomb as weights", ["tree", *LINEAR, "--weights", "{d}/bytearray_zip.pt"], "calls builtins.bytearray()"),
     # layers, depths, inputs
     ("missing layer", ["stats", "resnet18", "--layer", "layer4.1.conv9"], "no layer 'layer4.1.conv9' in ResNet"),
     ("superscript index", ["stats", "resnet18", "--layer", "layer4[²]"], "cannot read layer name 'layer4[²]'"),
@@ -199,6 +197,8 @@ CLI_CASES = [
     ("out is the bundled photo", ["cam", "--out", str(APP / "layerscope/samples/chelsea.png")], "is also an input"),
     ("npy is the image", ["cam", "--image", "{d}/photo.png", "--npy", "{d}/photo.png"], "is also an input"),
     ("out is the model", ["cam", "{d}/linear.pth", "--out", "{d}/linear.pth"], "is also an input"),
+    ("out is the factory's source", ["cam", "corpus_factory:build", "--out", "{d}/corpus_factory.py"],
+     "corpus_factory.py is also an input"),
     ("out equals npy", ["cam", "--out", "{d}/m.npy", "--npy", "{d}/m"], "--out and --npy both name"),
     ("out empty", ["cam", "--out", ""], "--out needs a file name"),
     ("out name too long", ["cam", "--out", f"{{d}}/{LONG_NAME}.png"], "File name too long"),

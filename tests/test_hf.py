@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 transformers = pytest.importorskip("transformers")
 
+from hf_configs import LLAMA_2_70B  # noqa: E402
 from layerscope.cam import compute_cam, suggest_target_layer  # noqa: E402
 from layerscope.cli.main import main  # noqa: E402
 from layerscope.errors import LayerscopeError  # noqa: E402
@@ -215,16 +216,6 @@ def test_state_dict_style_names_resolve_through_the_model_child(llama_folder):
     assert tree.resolve("model.model.layers.1.mlp").name == "model.layers.1.mlp"
     assert tree.resolve("model.layers.1.mlp").name == "model.layers.1.mlp"  # as the state_dict spells it
     assert tree.resolve("model.layers.1.mlp").access == "model.model.layers[1].mlp"
-
-
-LLAMA_2_70B = {  # meta-llama/Llama-2-70b-hf's config.json as the hub serves it (written by transformers 4.32)
-    "architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
-    "hidden_size": 8192, "initializer_range": 0.02, "intermediate_size": 28672, "max_position_embeddings": 4096,
-    "model_type": "llama", "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8,
-    "pad_token_id": 0, "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": None,
-    "tie_word_embeddings": False, "torch_dtype": "float16", "transformers_version": "4.32.0.dev0",
-    "use_cache": True, "vocab_size": 32000,
-}
 
 
 def test_config_only_folder_builds_llama2_70b_on_meta_with_exact_counts(tmp_path):

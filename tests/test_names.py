@@ -223,20 +223,6 @@ def test_folded_runs_count_tied_tensors_once():
     assert twice.run_params(run.members) == 72 == sum(p.numel() for p in same.parameters())
 
 
-def test_the_readme_tree_example_runs_and_its_comments_hold():
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    code = re.search(r"```python\n(.*?)```", readme.split("#### Python: the tree", 1)[1], re.S).group(1)
-    scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)
-    claims = [line.partition("  # ") for line in code.splitlines() if "  # (" in line or "  # [" in line]
-    assert len(claims) == 3
-    for expression, _, claim in claims:
-        assert repr(eval(expression, scope)) == claim, expression
-
-
 def test_a_real_hugging_face_causal_lm_names_every_node():
     """``LlamaForCausalLM``: root children ``model`` and ``lm_head``; the tied head counts once."""
     transformers = pytest.importorskip("transformers")

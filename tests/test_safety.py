@@ -3,12 +3,19 @@ programs, at every entry point (MODEL, ``--arch``, ``--weights``, any suffix).""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from evil_files import clean_export_program, export_program, pickle_file, torchscript_archive
+from evil_files import (
+    TIB, bytearray_bomb, clean_export_program, export_program, hidden_bytearray_bomb, pickle_file,
+    poisoned_hub_cache, torchscript_archive, zip_bytearray_bomb,
+)
+from layerscope.checkpoints import extract_state_dict, read_model_file
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
 from layerscope.loading import load_model
@@ -131,3 +138,281 @@ def test_trusted_torchscript_works_in_every_structure_command(tmp_path, capsys):
     assert rows["parameters()"] == 2 and rows["modules()"] == 1
     assert main(["stats", str(path), "--trust", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total_params"] == 8 * 27 + 8
+
+
+# --- issue 21: the weights caches, memory bombs, shard indexes, outputs onto model files ------------
+
+SAMPLES = Path(__file__).parent.parent / "app" / "layerscope" / "samples"
+CHELSEA = str(SAMPLES / "chelsea.png")
+REAL_HUB_CHECKPOINTS = Path(torch.hub.get_dir()) / "checkpoints"  # read at import, before any test's TORCH_HOME
+RESNET18_FILE = "resnet18-f37072fd.pth"  # ResNet18_Weights.IMAGENET1K_V1's name in torch hub's cache
+BYTEARRAY = r"calls builtins.bytearray\(\) while unpickling, which can claim any amount of memory"
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """A torch hub cache of the test's own (never the real one)."""
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.mark.parametrize("argv", [
+    ["tree", "resnet18"],  # --weights auto finds the planted file
+    ["tree", "resnet18", "--weights", "DEFAULT"],
+    ["stats", "resnet18", "--weights", "IMAGENET1K_V1"],
+    ["cam", "resnet18", "--weights", "DEFAULT", "--image", CHELSEA],
+])
+def test_a_poisoned_torch_hub_cache_runs_nothing(tmp_path, torch_home, capsys, argv):
+    """torchvision reads cached weights with ``torch.hub.load_state_dict_from_url``, which
+    unpickles fully; layerscope reads them with its own reader instead."""
+    marker = tmp_path / "pwned"
+    planted = poisoned_hub_cache(torch_home, RESNET18_FILE, marker)
+    err = _one_line_error(capsys, argv)
+    assert f"{planted} needs full unpickling, which can run arbitrary code; pass --trust only if" in err
+    assert not marker.exists()
+
+
+def test_the_poisoned_cache_file_is_the_one_read(tmp_path, torch_home):
+    """The positive control: with ``--trust`` the planted pickle runs (and is no checkpoint)."""
+    marker = tmp_path / "pwned"
+    planted = poisoned_hub_cache(torch_home, RESNET18_FILE, marker)
+    with pytest.raises(LayerscopeError, match=f"cannot unpickle {planted}: Invalid magic number"):
+        load_model("resnet18", weights="DEFAULT", trust=True)
+    assert marker.exists()
+
+
+def test_a_memory_bomb_in_the_hub_cache_is_refused(torch_home, capsys):
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    planted = bytearray_bomb(torch_home / "hub" / "checkpoints" / RESNET18_FILE, TIB)
+    assert BYTEARRAY.replace("\\", "") in _one_line_error(capsys, ["tree", "resnet18"])
+    assert planted.read_bytes().startswith(b"\x80\x02cbuiltins\nbytearray")  # left as it was
+
+
+def test_real_cached_weights_still_load_through_the_safe_reader():
+    loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / "mobilenet_v2-b0353104.pth"
+    assert loaded.files == (cached,)
+    from layerscope import imaging
+
+    x, _ = imaging.preprocess(imaging.load_image(SAMPLES / "chelsea.png"), loaded.preprocess)
+    with torch.no_grad():
+        assert loaded.categories[int(loaded.model(x).argmax())] == "Egyptian cat"
+
+
+def _timm_hub_cache(cache: Path, file_name: str, write) -> Path:
+    """timm's resnet18 weights (repo ``timm/resnet18.a1_in1k``) in a Hugging Face cache of the test's own."""
+    snapshot = cache / "models--timm--resnet18.a1_in1k" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0123abc")
+    write(snapshot / file_name)
+    return snapshot / file_name
+
+
+def test_timm_weights_from_the_hugging_face_cache_go_through_the_safe_reader(tmp_path, monkeypatch, capsys):
+    timm = pytest.importorskip("timm")
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    torch.manual_seed(3)
+    reference = timm.create_model("resnet18").state_dict()
+    cached = _timm_hub_cache(tmp_path / "hf", "model.safetensors", lambda p: save_file(reference, str(p)))
+    loaded = load_model("timm:resnet18", weights="auto")
+    assert loaded.pretrained and loaded.files == (cached,)
+    assert torch.equal(loaded.model.fc.weight, reference["fc.weight"])
+    assert "state_dict" not in loaded.model.pretrained_cfg  # no second copy of the weights kept
+    cached.unlink()
+    marker = tmp_path / "pwned"
+    pickle_file(cached.with_name("pytorch_model.bin"), marker)
+    err = _one_line_error(capsys, ["tree", "timm:resnet18", "--weights", "DEFAULT"])
+    assert "pytorch_model.bin needs full unpickling" in err and not marker.exists()
+
+
+BOMBS = [bytearray_bomb, hidden_bytearray_bomb, zip_bytearray_bomb]
+
+
+@pytest.mark.parametrize("make", BOMBS)
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_memory_bombs_are_refused_before_unpickling(tmp_path, state_dict_file, entry, make):
+    """Each asks for a tebibyte: were it unpickled, the allocation would fail at once (no test
+    ever fills memory); refused, the message names the call."""
+    bomb = make(tmp_path / "b.pt")
+    call = _entry_points(bomb, state_dict_file)[entry]
+    for trust in (False, True):
+        with pytest.raises(LayerscopeError, match=BYTEARRAY):
+            load_model(call["spec"], trust=trust, **{k: v for k, v in call.items() if k != "spec"})
+
+
+@pytest.mark.parametrize("argv", [["tree", "{b}"], ["tree", *LINEAR.split(), "--weights", "{b}"]])
+def test_cli_refuses_a_memory_bomb_in_one_line(tmp_path, capsys, argv):
+    bomb = bytearray_bomb(tmp_path / "b.pt")
+    args = [a.replace("{b}", str(bomb)) for a in argv]
+    if "--weights" in args:
+        args[2:2] = ["--arg", "in_features=3", "--arg", "out_features=3"]
+    assert "b.pt calls builtins.bytearray() while unpickling" in _one_line_error(capsys, args)
+
+
+def test_checkpoints_torch_writes_pass_the_pickle_check(tmp_path):
+    """Legacy and zip formats, tensors of every kind layerscope reads, and a whole module (trusted)."""
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2, dtype=torch.int64), "n": torch.tensor(True)}
+    torch.save({"state_dict": state, "epoch": 10**12}, tmp_path / "zip.pt")
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    torch.save(torch.nn.Linear(3, 2), tmp_path / "module.pt")
+    for name in ("zip.pt", "legacy.pt"):
+        read = extract_state_dict(read_model_file(tmp_path / name, trust=False), name)
+        assert read.keys() == state.keys() and all(torch.equal(read[k], state[k]) for k in state)
+    assert read_model_file(tmp_path / "module.pt", trust=True).weight.shape == (2, 3)
+
+
+@pytest.fixture(scope="module")
+def sharded_vit(tmp_path_factory) -> Path:
+    """A tiny ViT classifier saved by transformers in several safetensors shards, with an image processor."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=64, num_labels=3)
+    folder = tmp_path_factory.mktemp("hf") / "vit"
+    transformers.ViTForImageClassification(config).save_pretrained(folder, max_shard_size="20KB")
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    assert len(list(folder.glob("*.safetensors"))) > 1
+    return folder
+
+
+def _with_shard(sharded_vit: Path, place: Path, shard: object) -> Path:
+    """A copy of the folder whose index names ``shard`` for its first tensor."""
+    place.mkdir()
+    for file in sharded_vit.iterdir():
+        (place / file.name).write_bytes(file.read_bytes())
+    index = place / "model.safetensors.index.json"
+    data = json.loads(index.read_text())
+    data["weight_map"][next(iter(data["weight_map"]))] = shard
+    index.write_text(json.dumps(data))
+    return place
+
+
+SHARDS = [
+    ("a character device", "/dev/null", "shards must be plain file names inside the model folder"),
+    ("a path outside", "../outside.safetensors", "shards must be plain file names inside the model folder"),
+    ("a sub-folder path", "sub/model.safetensors", "shards must be plain file names"),
+    ("a number", 5, "names shard '5': shards must be plain file names"),
+    ("nothing", "", "names shard '': shards must be plain file names"),
+    ("a missing file", "nowhere.safetensors", "no such shard file"),
+    ("a FIFO", "fifo.safetensors", "is a FIFO (named pipe), not a shard file"),
+    ("a link out of the folder", "link.safetensors", "a link to"),
+    ("a link to a device", "zero.safetensors", "is a character device, not a shard file"),
+]
+
+
+@pytest.mark.timeout(60)  # were the FIFO opened, the read would block: fail, never hang
+@pytest.mark.parametrize(("shard", "words"), [pytest.param(s, w, id=i) for i, s, w in SHARDS])
+def test_shard_index_names_only_regular_files_in_the_folder(sharded_vit, tmp_path, capsys, shard, words):
+    (tmp_path / "outside.safetensors").write_bytes((next(sharded_vit.glob("*-of-*.safetensors"))).read_bytes())
+    folder = _with_shard(sharded_vit, tmp_path / "vit", shard)
+    os.mkfifo(folder / "fifo.safetensors")
+    (folder / "link.safetensors").symlink_to(tmp_path / "outside.safetensors")
+    (folder / "zero.safetensors").symlink_to("/dev/zero")
+    err = _one_line_error(capsys, ["tree", str(folder)])
+    assert words in err
+
+
+def test_a_hub_cache_snapshot_of_links_into_its_blobs_still_loads(sharded_vit, tmp_path):
+    """What ``hf download`` writes: snapshot files are links to ``../../blobs/``, outside the
+    snapshot folder but inside its repo's storage."""
+    storage = tmp_path / "models--acme--vit"
+    snapshot, blobs = storage / "snapshots" / "0123abc", storage / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    for n, file in enumerate(sorted(sharded_vit.iterdir())):
+        (blobs / f"blob{n}").write_bytes(file.read_bytes())
+        (snapshot / file.name).symlink_to(f"../../blobs/blob{n}")
+    loaded = load_model(str(snapshot))
+    reference = load_model(str(sharded_vit))
+    assert torch.equal(loaded.model.classifier.weight, reference.model.classifier.weight)
+    assert {f.name for f in loaded.files} == {f.name for f in sharded_vit.iterdir()}
+
+
+# Every file a model was read from is an input: no output replaces it (cam, sweep, rank alike).
+
+def _unchanged_after(capsys, argv: list[str], target: Path) -> str:
+    before = target.read_bytes()
+    err = _one_line_error(capsys, argv)
+    assert "is also an input" in err and "it would be overwritten" in err
+    assert target.read_bytes() == before
+    return err
+
+
+@pytest.mark.parametrize("name", ["model.safetensors.index.json", "config.json", "preprocessor_config.json", "shard"])
+def test_out_never_replaces_a_file_of_a_hugging_face_folder(sharded_vit, capsys, name):
+    target = next(sharded_vit.glob("*-of-*.safetensors")) if name == "shard" else sharded_vit / name
+    _unchanged_after(capsys, ["cam", str(sharded_vit), "--image", CHELSEA, "--out", str(target)], target)
+    _unchanged_after(capsys, ["cam", str(sharded_vit), "--image", CHELSEA, "--npy", str(target)], target)
+
+
+def test_out_never_replaces_the_cached_weights(tmp_path, torch_home, capsys):
+    cache = torch_home / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    link = cache / "mobilenet_v2-b0353104.pth"  # the real file, through a link: a regression replaces the link only
+    link.symlink_to(REAL_HUB_CHECKPOINTS / link.name)
+    _unchanged_after(capsys, ["cam", "mobilenet_v2", "--image", CHELSEA, "--out", str(link)], link)
+    assert link.is_symlink()
+
+
+@pytest.mark.parametrize("command", [["cam"], ["sweep", "--layers", "0,2"], ["rank", "--layers", "0,2", "--steps", "2"]])
+def test_out_never_replaces_the_factory_source(tmp_path, monkeypatch, capsys, command):
+    source = tmp_path / "mymod.py"
+    source.write_text("import torch\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), "
+                      "torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), "
+                      "torch.nn.Linear(4, 3))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mymod", raising=False)  # each test imports its own mymod.py
+    monkeypatch.chdir(tmp_path)
+    argv = [command[0], "mymod:build", *command[1:], "--image", CHELSEA, "--out", "mymod.py"]
+    assert "--out mymod.py is also an input" in _unchanged_after(capsys, argv, source)
+
+
+# The issue's own files in a real process, under a memory ceiling: were a bomb to go off, the
+# allocation would fail (MemoryError, a wrong message) instead of filling the machine.
+MEMORY_CEILING = 5 * 2**30  # address space: torch's libraries map ~3.5 GiB; the bombs ask for 5.6 GiB and more
+WATCHED = [
+    ("bytearray bomb as MODEL", lambda d, v: ["tree", str(bytearray_bomb(d / "b.pt", 6_000_000_000))],
+     "b.pt calls builtins.bytearray() while unpickling"),
+    ("bytearray bomb in data.pkl as --weights",
+     lambda d, v: ["tree", *LINEAR.split(), "--arg", "in_features=3", "--arg", "out_features=3", "--weights",
+                   str(zip_bytearray_bomb(d / "z.pt", 6_000_000_000))], "z.pt calls builtins.bytearray()"),
+    ("shard index naming /dev/zero", lambda d, v: ["tree", str(_with_shard(v, d / "vit", "/dev/zero"))],
+     "names shard '/dev/zero': shards must be plain file names"),
+    ("shard index naming a link to /dev/zero",
+     lambda d, v: ["tree", str(_linked(_with_shard(v, d / "vit", "zero.safetensors"), "/dev/zero"))],
+     "is a character device, not a shard file"),
+]
+
+
+def _linked(folder: Path, target: str) -> Path:
+    (folder / "zero.safetensors").symlink_to(target)
+    return folder
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
+@pytest.mark.parametrize(("argv", "words"), [pytest.param(a, w, id=i) for i, a, w in WATCHED])
+def test_bombs_in_a_real_process_stay_small(tmp_path, sharded_vit, argv, words):
+    import resource
+    import subprocess
+
+    def ceiling() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CEILING, MEMORY_CEILING))
+
+    app = Path(__file__).parent.parent / "app"
+    env = {**os.environ, "PYTHONPATH": str(app), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "layerscope", *argv(tmp_path, sharded_vit)], capture_output=True,
+                          text=True, timeout=120, env=env, preexec_fn=ceiling)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2 * 2**20  # KiB: under 2 GiB resident

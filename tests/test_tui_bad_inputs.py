@@ -121,6 +121,27 @@ async def test_l_never_runs_code_from_a_file_without_trust(app, tmp_path, kind, 
         assert not marker.exists() and state(app) == before
 
 
+@pytest.mark.parametrize("line", ["resnet18 --weights DEFAULT", "b.pt", "resnet18 --weights b.pt"])
+async def test_l_refuses_a_poisoned_hub_cache_and_memory_bombs(app, tmp_path, monkeypatch, line):
+    """Issue 21: the torch hub cache is read like any file, and a pickle calling ``bytearray(2**40)``
+    is refused before it is unpickled (unfixed, the allocation would fail at once, not fill memory)."""
+    from evil_files import bytearray_bomb, poisoned_hub_cache
+
+    marker = tmp_path / "marker"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    poisoned_hub_cache(tmp_path / "torch_home", "resnet18-f37072fd.pth", marker)
+    bytearray_bomb(tmp_path / "b.pt")
+    monkeypatch.chdir(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        before = await opened(pilot)
+        await pilot.press("l", "ctrl+u", *line, "enter")
+        await settle(pilot)
+        told = last_notification(app)
+        words = "calls builtins.bytearray() while unpickling" if "b.pt" in line else "needs full unpickling"
+        assert told.startswith("Model not loaded: ") and words in told
+        assert not marker.exists() and state(app) == before
+
+
 async def test_a_torchscript_model_on_the_command_line_runs_nothing_without_trust(tmp_path):
     marker = tmp_path / "marker"
     line, words = evil_lines(tmp_path, marker)["torchscript as MODEL"]

@@ -6,12 +6,18 @@ file's author chose. TorchScript archives and torch.export programs are programs
 are told apart by their zip members (never the suffix) and refused the same way.
 Misfits are reported key by key so the user knows which architecture or checkpoint is
 wrong.
+
+Before torch reads a pickle, its opcodes are walked (never run) to refuse calls that
+size memory from a number in the file: torch's safe loader allows ``bytearray(n)``, so a
+33-byte file could otherwise claim gigabytes. Checkpoints never make such calls.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import pickletools
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +30,11 @@ from layerscope.errors import LayerscopeError, first_line, with_article
 from layerscope.files import regular_file
 
 MAX_ZIP_EXPANSION = 20
+LEGACY_PICKLES = 5  # torch's pre-zip format: magic number, protocol, sys_info, the object, storage keys
+# Calls whose argument can be a size: bytearray(10**10) is allowed by torch's safe loader.
+ALLOCATORS = re.compile(r"(builtins|__builtin__)\.(bytearray|bytes)|torch\.(\w+\.)*\w*(Tensor|Storage)")
+_CALLS = {"REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ"}
+_STRINGS = {"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING", "SHORT_BINSTRING"}
 # What a program archive is, for the refusal message: loading either one runs code from the file.
 PROGRAMS = {
     "torchscript": "a TorchScript archive: loading it runs the TorchScript code stored in the file",
@@ -82,10 +93,11 @@ def read_checkpoint(path: Path, *, trust: bool) -> Any:
     """Read a checkpoint without running its pickle code unless the user said ``--trust``."""
     if path.suffix.lower() == ".safetensors" or _is_safetensors(path):
         return _read_safetensors(path)
+    is_pickle = refuse_allocating_calls(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if not _is_pickle_stream(path):
+        if not is_pickle:
             raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or another format)") from exc
         if not trust:
             raise LayerscopeError(
@@ -101,26 +113,120 @@ def read_checkpoint(path: Path, *, trust: bool) -> Any:
         raise LayerscopeError(f"cannot unpickle {path}: {first_line(exc)}") from exc
 
 
-def _is_pickle_stream(path: Path) -> bool:
-    """Tell "valid pickle that needs code" from garbage by reading opcodes, never executing
-    them; streamed from the file, so a large file costs time, not memory."""
+def refuse_allocating_calls(path: Path) -> bool:
+    """Walk the pickles torch would read (``data.pkl`` of a zip, the legacy format's pickles
+    in a row) without running them; raise if one calls an allocator (``ALLOCATORS``).
+    ``False`` when the file is not a pickle at all (garbage, another format)."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
-                if name is None:
-                    return False
-                with archive.open(name) as stream:
-                    return _all_opcodes(stream)
-        with open(path, "rb") as stream:
-            return _all_opcodes(stream)
+                pickles = [i for i in archive.infolist() if i.filename.endswith(".pkl")]
+                for info in pickles:  # every one: which data.pkl torch reads depends on the member order
+                    with archive.open(info) as stream:
+                        _audit_pickle(_Bounded(stream, info.file_size), path)
+                return bool(pickles)
+        with open(path, "rb") as handle:
+            stream = _Bounded(handle, os.fstat(handle.fileno()).st_size)
+            _audit_pickle(stream, path)
+            for _ in range(LEGACY_PICKLES - 1):
+                if stream.left() == 0:
+                    break
+                _audit_pickle(stream, path)
+        return True
+    except LayerscopeError:
+        raise
+    except Exception:  # not a pickle past this point: torch.load fails on the same bytes
+        return _first_pickle_parses(path)
+
+
+def _first_pickle_parses(path: Path) -> bool:
+    """Whether the file's first pickle parses: "a pickle that needs code" versus garbage."""
+    try:
+        with open(path, "rb") as handle:
+            return any(True for _ in pickletools.genops(_Bounded(handle, os.fstat(handle.fileno()).st_size)))
     except Exception:
         return False
 
 
-def _all_opcodes(stream) -> bool:
-    count = sum(1 for _ in pickletools.genops(stream))
-    return count > 0
+class _Bounded:
+    """A stream that never asks for more bytes than remain: a pickle's declared length of
+    2**60 bytes would otherwise make the reader itself allocate it."""
+
+    def __init__(self, stream, size: int) -> None:
+        self.stream, self.size, self.at = stream, size, 0
+
+    def left(self) -> int:
+        return self.size - self.at
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(self.left() if n < 0 else min(n, self.left()))
+        self.at += len(data)
+        return data
+
+    def readline(self) -> bytes:
+        data = self.stream.readline(max(self.left(), 0))
+        self.at += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.at
+
+
+class _Global(str):
+    """A ``module.name`` reference on the emulated stack."""
+
+
+def _audit_pickle(stream: _Bounded, path: Path) -> None:
+    """Follow one pickle's stack symbolically (globals, strings, memo; everything else is
+    opaque) by pickletools' own stack effects, with marks kept apart as the unpickler keeps
+    them, and refuse any call to an allocator."""
+    stack: list[Any] = []
+    marks: list[int] = []  # where each open MARK's items begin
+    memo: dict[int, Any] = {}
+    for op, arg, _ in pickletools.genops(stream):
+        name = op.name
+        if name in {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}:
+            memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
+            continue
+        if name == "MARK" or (name == "POP" and marks and marks[-1] == len(stack)):  # POP drops an empty mark
+            marks.append(len(stack)) if name == "MARK" else marks.pop()
+            continue
+        popped = _pop(stack, marks, op.stack_before)
+        callee = _Global(arg.replace(" ", ".")) if name == "INST" else popped[0] if name in _CALLS else None
+        if isinstance(callee, _Global) and ALLOCATORS.fullmatch(callee):
+            raise LayerscopeError(
+                f"{path} calls {callee}() while unpickling, which can claim any amount of memory from a few "
+                "bytes; checkpoints never need it, so layerscope refuses the file"
+            )
+        if name == "GLOBAL":
+            stack.append(_Global(arg.replace(" ", ".")))
+        elif name == "STACK_GLOBAL":
+            both = all(isinstance(p, str) for p in popped)
+            stack.append(_Global(".".join(popped)) if both else None)
+        elif name in _STRINGS:
+            stack.append(str(arg))
+        elif name in {"GET", "BINGET", "LONG_BINGET"}:
+            stack.append(memo.get(arg))
+        elif name == "DUP":
+            stack.extend(popped * 2)
+        else:
+            stack.extend(None for _ in op.stack_after)
+
+
+def _pop(stack: list[Any], marks: list[int], before: list[Any]) -> list[Any]:
+    """Take an opcode's arguments off the stack, in stack order: the items of the topmost
+    mark when it reads a mark, and the fixed ones, which must lie above the next mark."""
+    taken: list[Any] = []
+    fixed = len(before)
+    if pickletools.markobject in before:
+        start = marks.pop()  # IndexError when there is none: a broken pickle, which torch refuses too
+        taken, stack[start:] = stack[start:], []
+        fixed = before.index(pickletools.markobject)
+    if len(stack) - fixed < (marks[-1] if marks else 0):
+        raise ValueError("pickle stack underflow")
+    below = stack[len(stack) - fixed:]
+    del stack[len(stack) - fixed:]
+    return below + taken
 
 
 def _is_safetensors(path: Path) -> bool:

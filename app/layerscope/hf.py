@@ -48,6 +48,8 @@ class HfFolder:
     safetensors: tuple[Path, ...]
     pickles: tuple[Path, ...]
     code: tuple[str, ...]  # why the folder counts as code: "auto_map in config.json", "modeling_x.py"
+    files: tuple[Path, ...] = ()  # every regular file in it and every shard an index names: inputs
+
 
     @property
     def architecture(self) -> str | None:
@@ -98,6 +100,7 @@ def load_hf(
         device=torch.device("meta") if structure_only else dev,
         categories=categories(getattr(config, "id2label", None), folder.architecture),
         preprocess=preprocess_from_folder(folder.path, folder.config),
+        files=folder.files,
     )
 
 
@@ -154,7 +157,30 @@ def inspect_folder(path: Path, spec: str) -> HfFolder:
         others = ", ".join(p.name for p in files if p.name.endswith(_OTHER_WEIGHTS))
         raise LayerscopeError(f"{spec} holds only weights layerscope does not read ({others}); "
                               "save them as safetensors (model.save_pretrained)")
-    return HfFolder(path=path, config=config, safetensors=safetensors, pickles=pickles, code=tuple(code))
+    shards = tuple(shard for index in files if index.name.endswith(".index.json") for shard in _shards(index, path))
+    return HfFolder(path=path, config=config, safetensors=safetensors, pickles=pickles, code=tuple(code),
+                    files=tuple(dict.fromkeys((*files, *shards))))
+
+
+def _shards(index: Path, folder: Path) -> list[Path]:
+    """The shard files a ``*.index.json`` names, each a plain name of a regular file inside
+    ``folder``: transformers opens whatever the ``weight_map`` says (``/dev/zero``, a FIFO,
+    ``../../elsewhere``). A hub-cache snapshot's files are links into its repo's ``blobs/``."""
+    weight_map = _read_json(index, "shard index").get("weight_map")
+    if not isinstance(weight_map, Mapping):
+        raise LayerscopeError(f"{index}: weight_map is not a JSON object of tensor name → shard file")
+    home = (folder.parent.parent if folder.parent.name == "snapshots" else folder).resolve()
+    found = []
+    for name in dict.fromkeys(weight_map.values()):
+        plain = isinstance(name, str) and name not in {"", ".", ".."} and not re.search(r"[/\\\x00]", name)
+        if not plain:
+            raise LayerscopeError(f"{index} names shard {str(name)[:80]!r}: shards must be plain file names "
+                                  "inside the model folder")
+        shard = regular_file(folder / name, "shard file")
+        if not shard.resolve().is_relative_to(home):
+            raise LayerscopeError(f"{index} names shard {name!r}, a link to {shard.resolve()}, outside the model folder")
+        found.append(shard)
+    return found
 
 
 def _read_json(file: Path, what: str) -> dict[str, Any]:

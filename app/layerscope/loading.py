@@ -25,7 +25,9 @@ from torch import nn
 from layerscope.checkpoints import extract_state_dict, fit_state_dict, read_model_file
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import exists, expand
-from layerscope.weights_cache import auto_weights, cached_hint
+from layerscope.weights_cache import (
+    auto_weights, cached_hint, hub_checkpoint, read_cached_weights, safe_torchvision_reads, timm_cached_file,
+)
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 FILE_SUFFIXES = STATE_DICT_SUFFIXES + (".safetensors", ".jit", ".torchscript", ".pt2")
@@ -57,6 +59,7 @@ class LoadedModel:
     device: torch.device
     categories: list[str] | None = None
     preprocess: Preprocess = field(default_factory=Preprocess)
+    files: tuple[Path, ...] = ()  # every file the model was read from: outputs must never replace them
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -94,11 +97,11 @@ def load_model(
     elif _looks_like_file(spec):
         loaded = _load_file(expand(spec, "model file"), spec, arch=arch, dev=dev, trust=trust, kwargs=kwargs)
     elif spec.startswith("timm:"):
-        loaded = _load_timm(spec.removeprefix("timm:"), spec, weights, dev, kwargs)
+        loaded = _load_timm(spec.removeprefix("timm:"), spec, weights, dev, kwargs, trust)
     elif ":" in spec and not spec.startswith("torchvision:"):
         loaded = _load_factory(spec, dev, kwargs)
     else:
-        loaded = _load_torchvision(spec.removeprefix("torchvision:"), spec, weights, dev, kwargs)
+        loaded = _load_torchvision(spec.removeprefix("torchvision:"), spec, weights, dev, kwargs, trust)
     if _is_path_weights(weights) and loaded.source not in {"file", "torchscript", "export"}:
         _apply_state_dict_file(loaded, expand(weights, "weights file"), trust=trust)
     if loaded.source != "export":  # an exported graph was traced in eval mode; its .eval() raises
@@ -199,7 +202,7 @@ def _available_bytes(dev: torch.device) -> int | None:
 
 
 def _load_torchvision(
-    name: str, spec: str, weights: str, dev: torch.device, kwargs: dict[str, Any]
+    name: str, spec: str, weights: str, dev: torch.device, kwargs: dict[str, Any], trust: bool
 ) -> LoadedModel:
     import torchvision.models as tvm
 
@@ -216,7 +219,11 @@ def _load_torchvision(
         kwargs.setdefault("weights_backbone", None)  # detectors would otherwise download a backbone
     if chosen is None:
         _check_fits(dev, lambda: _call_builder(builder, None, name, kwargs), name, kwargs)
-    model = _within_device(dev, lambda: _call_builder(builder, chosen, name, kwargs), name)
+    if chosen is None:
+        model = _within_device(dev, lambda: _call_builder(builder, chosen, name, kwargs), name)
+    else:
+        with safe_torchvision_reads(trust):
+            model = _within_device(dev, lambda: _call_builder(builder, chosen, name, kwargs), name)
     return LoadedModel(
         model=model,
         spec=spec,
@@ -226,6 +233,7 @@ def _load_torchvision(
         device=dev,
         categories=list(reference.meta.get("categories") or []) or None if reference else None,
         preprocess=_preprocess_from_weights(reference),
+        files=(hub_checkpoint(chosen.url),) if chosen else (),
     )
 
 
@@ -259,6 +267,8 @@ def _weights_name(weights) -> str:
 def _call_builder(builder, chosen, name: str, kwargs: dict[str, Any]) -> nn.Module:
     try:
         return builder(weights=chosen, **kwargs)
+    except LayerscopeError:
+        raise  # the cached weights file was refused
     except TypeError as exc:
         raise LayerscopeError(f"{name} does not accept those arguments: {first_line(exc)}") from exc
     except (ValueError, AssertionError) as exc:
@@ -324,7 +334,7 @@ def _unknown_model_message(name: str, known: list[str], listing: str = "torchvis
 
 
 def _load_timm(
-    name: str, spec: str, weights: str, dev: torch.device, kwargs: dict[str, Any]
+    name: str, spec: str, weights: str, dev: torch.device, kwargs: dict[str, Any], trust: bool
 ) -> LoadedModel:
     try:
         import timm
@@ -335,10 +345,14 @@ def _load_timm(
     pretrained = weights.lower() not in {"none"} and not _is_path_weights(weights)
     if pretrained and dev.type == "meta":
         raise LayerscopeError("--device meta builds the structure only; use --weights none with it")
+    cached = timm_cached_file(name) if pretrained else None
+    overlay = {}  # a cached file: read by layerscope's reader, handed to timm as a state_dict
+    if cached is not None:
+        overlay = {"pretrained_cfg_overlay": {"source": "", "state_dict": dict(read_cached_weights(cached, trust=trust))}}
 
     def build() -> nn.Module:
         try:
-            return timm.create_model(name, pretrained=pretrained, **kwargs)
+            return timm.create_model(name, pretrained=pretrained, **kwargs, **overlay)
         except TypeError as exc:
             raise LayerscopeError(f"timm:{name} does not accept those arguments: {first_line(exc)}") from exc
         except (OSError, RuntimeError) as exc:
@@ -353,6 +367,8 @@ def _load_timm(
     if not pretrained:
         _check_fits(dev, build, f"timm:{name}", kwargs)
     model = _within_device(dev, build, name)
+    if isinstance(getattr(model, "pretrained_cfg", None), dict):
+        model.pretrained_cfg.pop("state_dict", None)  # the weights are in the model now; free the copy
     return LoadedModel(
         model=model,
         spec=spec,
@@ -361,6 +377,7 @@ def _load_timm(
         pretrained=pretrained,
         device=dev,
         preprocess=_preprocess_from_timm(model),
+        files=(cached,) if cached else (),
     )
 
 
@@ -406,7 +423,18 @@ def _load_factory(spec: str, dev: torch.device, kwargs: dict[str, Any]) -> Loade
         raise LayerscopeError(f"{spec} raised {type(exc).__name__}: {first_line(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise LayerscopeError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
-    return LoadedModel(model=model, spec=spec, source="factory", weights="none", pretrained=False, device=dev)
+    return LoadedModel(model=model, spec=spec, source="factory", weights="none", pretrained=False, device=dev,
+                       files=_source_files(module, factory))
+
+
+def _source_files(module: Any, factory: Any) -> tuple[Path, ...]:
+    """The factory's module and the file its function was written in (often the same)."""
+    found = [getattr(module, "__file__", None)]
+    try:
+        found.append(inspect.getsourcefile(factory))
+    except TypeError:  # a builtin or a C extension's callable
+        pass
+    return tuple(dict.fromkeys(Path(f) for f in found if f))
 
 
 # --- files ---------------------------------------------------------------------------
@@ -429,6 +457,7 @@ def _load_file(
     loaded = load_model(arch, weights="none", device=str(dev), trust=trust, kwargs=kwargs)
     fit_state_dict(loaded.model, state, source=spec, target=arch)
     loaded.spec, loaded.weights, loaded.pretrained, loaded.source = spec, str(path), True, "file"
+    loaded.files = (path, *loaded.files)
     return loaded
 
 
@@ -438,7 +467,8 @@ def _whole_model(model: nn.Module, spec: str, path: Path, dev: torch.device) -> 
     if scripted and dev.type == "meta":
         raise LayerscopeError("TorchScript archives cannot be loaded on the meta device; use --device cpu")
     source = "torchscript" if scripted else "export" if isinstance(model, torch.fx.GraphModule) else "pickle"
-    return LoadedModel(model=model.to(dev), spec=spec, source=source, weights=str(path), pretrained=True, device=dev)
+    return LoadedModel(model=model.to(dev), spec=spec, source=source, weights=str(path), pretrained=True, device=dev,
+                       files=(path,))
 
 
 def _apply_state_dict_file(loaded: LoadedModel, path: Path, *, trust: bool) -> None:
@@ -447,3 +477,4 @@ def _apply_state_dict_file(loaded: LoadedModel, path: Path, *, trust: bool) -> N
     state = extract_state_dict(read_model_file(path, trust=trust, what="weights file"), str(path))
     fit_state_dict(loaded.model, state, source=str(path), target=loaded.spec)
     loaded.weights, loaded.pretrained = str(path), True
+    loaded.files = (*loaded.files, path)

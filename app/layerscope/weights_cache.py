@@ -4,14 +4,25 @@
 only looks at the caches torchvision and timm read from: torch hub's
 ``checkpoints/`` folder and the Hugging Face hub cache. Found: the pretrained
 weights; not found: random init, which the app and CLI then flag loudly.
+
+Cached files are read like every other file, by ``checkpoints.read_model_file``: torch hub's
+own reader unpickles fully, so a file planted in the cache would run code.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+from layerscope.checkpoints import read_model_file
+from layerscope.errors import LayerscopeError, with_article
+
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+_HUB_LOCK = threading.Lock()  # one build at a time swaps torchvision's reader
 
 
 def auto_weights(spec: str, device: str = "cpu") -> str:
@@ -35,24 +46,13 @@ def cached_torchvision_weights(name: str) -> list[str]:
     except (ValueError, KeyError):
         return []
     members = sorted(enum, key=lambda w: w is not enum.DEFAULT)
-    return [w.name for w in members if _hub_checkpoint(w.url).is_file()]
+    return [w.name for w in members if hub_checkpoint(w.url).is_file()]
 
 
 def timm_weights_cached(name: str) -> bool:
     """Whether timm's pretrained file for ``name`` is in the Hugging Face or torch hub cache."""
-    try:
-        import timm.models
-    except ImportError:
-        return False
-    try:
-        cfg = timm.models.get_pretrained_cfg(name)
-    except (RuntimeError, KeyError, ValueError):
-        return False
-    if cfg is None:
-        return False
-    if cfg.hf_hub_id:  # timm reads these from the Hugging Face hub whenever it can, never from the url
-        return _in_hf_cache(cfg.hf_hub_id, cfg.hf_hub_filename)
-    return bool(cfg.url) and _hub_checkpoint(cfg.url).is_file()
+    cfg = _timm_cfg(name)
+    return cfg is not None and _timm_file(cfg) is not None
 
 
 def cached_hint(spec: str) -> str:
@@ -64,17 +64,85 @@ def cached_hint(spec: str) -> str:
     return f"; cached here, no download needed: --weights {' or '.join(cached)}" if cached else ""
 
 
-def _hub_checkpoint(url: str) -> Path:
+def hub_checkpoint(url: str) -> Path:
     """Where ``torch.hub.load_state_dict_from_url`` keeps ``url``'s file."""
     import torch.hub
 
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
-def _in_hf_cache(repo_id: str, filename: str | None) -> bool:
+def _hf_cached_file(repo_id: str, filename: str | None) -> Path | None:
+    """The cached file timm would read for ``repo_id``: a safetensors file before a pickle."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
-        return False
+        return None
     names = (filename,) if filename else HF_FILENAMES
-    return any(isinstance(try_to_load_from_cache(repo_id, n), str) for n in names)
+    if filename and not filename.endswith(".safetensors"):
+        names = (filename.rsplit(".", 1)[0] + ".safetensors", filename)  # timm's safe alternative first
+    found = (try_to_load_from_cache(repo_id, n) for n in names)
+    return next((Path(f) for f in found if isinstance(f, str)), None)
+
+
+def timm_cached_file(name: str) -> Path | None:
+    """The file in a local cache that ``timm.create_model(name, pretrained=True)`` would read;
+    ``None`` when it would download, or loads its weights its own way (``custom_load``)."""
+    cfg = _timm_cfg(name)
+    return None if cfg is None or cfg.custom_load else _timm_file(cfg)
+
+
+def _timm_cfg(name: str) -> Any:
+    try:
+        import timm.models
+    except ImportError:
+        return None
+    try:
+        return timm.models.get_pretrained_cfg(name)
+    except (RuntimeError, KeyError, ValueError):
+        return None
+
+
+def _timm_file(cfg: Any) -> Path | None:
+    if cfg.hf_hub_id:  # timm reads these from the Hugging Face hub whenever it can, never from the url
+        return _hf_cached_file(cfg.hf_hub_id, cfg.hf_hub_filename)
+    path = hub_checkpoint(cfg.url) if cfg.url else None
+    return path if path is not None and path.is_file() else None
+
+
+def read_cached_weights(path: Path, *, trust: bool) -> Mapping[str, Any]:
+    """A cached weights file through layerscope's one reader: refused in one line (naming
+    ``--trust``) when it needs full unpickling, never unpickled by torch hub."""
+    state = read_model_file(path, trust=trust, what="cached weights file")
+    if not isinstance(state, Mapping):
+        raise LayerscopeError(f"{path} holds {with_article(type(state).__name__)}, not a state_dict of cached weights")
+    return state
+
+
+@contextmanager
+def safe_torchvision_reads(trust: bool) -> Iterator[None]:
+    """While a torchvision builder runs, its ``weights.get_state_dict()`` reads through
+    ``read_cached_weights`` instead of ``torch.hub.load_state_dict_from_url`` (which unpickles
+    fully); a missing file is still downloaded, its hash checked as torch hub does."""
+    from torchvision.models import WeightsEnum
+
+    def get_state_dict(weights, *args: Any, progress: bool = True, **kwargs: Any) -> Mapping[str, Any]:
+        path = hub_checkpoint(weights.url)
+        if not path.is_file():
+            _download(weights.url, path, progress)
+        return read_cached_weights(path, trust=trust)
+
+    with _HUB_LOCK:
+        original = WeightsEnum.__dict__["get_state_dict"]
+        WeightsEnum.get_state_dict = get_state_dict
+        try:
+            yield
+        finally:
+            WeightsEnum.get_state_dict = original
+
+
+def _download(url: str, path: Path, progress: bool) -> None:
+    import torch.hub
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    match = torch.hub.HASH_REGEX.search(path.name)
+    torch.hub.download_url_to_file(url, str(path), match.group(1) if match else None, progress=progress)

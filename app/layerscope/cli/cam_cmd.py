@@ -88,6 +88,7 @@ class _Job:
         _check_outputs(args, self.image_path)
         image = imaging.load_image(self.image_path)  # a bad path fails before the model loads
         self.loaded: LoadedModel = load_from_args(args)
+        _check_outputs(args, self.image_path, self.loaded.files)  # a folder's, a cache's, a factory's files
         self.explainer = PhotoExplainer(self.loaded, image, reshape=token_grid(args.grid, args.prefix_tokens))
         self.image, self.mask = self.explainer.image, self.explainer.mask
         self.console = stdout_console()
@@ -235,9 +236,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_outputs(args: argparse.Namespace, image: Path) -> None:
-    """Before any work: no output may be empty, a device, or one of the inputs."""
-    inputs = [image, *(Path(p) for p in (args.model, args.weights, args.arch) if p and exists(Path(p)))]
+def _check_outputs(args: argparse.Namespace, image: Path, read: tuple[Path, ...] = ()) -> None:
+    """Before any work, and again once the model says which files it ``read``: no output may
+    be empty, a device, or one of the inputs."""
+    inputs = [image, *read, *(Path(p) for p in (args.model, args.weights, args.arch) if p and exists(Path(p)))]
     out = output_path(args.out, inputs, "--out") if args.out is not None else None
     npy = getattr(args, "npy", None)
     if npy is not None:
