@@ -99,7 +99,8 @@ class FolderReport:
             layers=tuple(layers), access=tuple(access_expression(self.tree, name) for name in layers),
             method=method.name, target=self._target(request.target), steps=request.steps,
             perturb_batch=request.perturb_batch, colormap=request.colormap, alpha=request.alpha)
-        self.store = ReportStore(request.out, self.identity(), self.folder, inputs=request.model.files())
+        inputs = [*request.model.files(), *self.loaded.files]  # the model's own: a cache, a folder, a factory
+        self.store = ReportStore(request.out, self.identity(), self.folder, inputs=inputs)
         self.pending = self.store.pending(self.folder, request.batch_size)
 
     @property

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from layerscope.errors import LayerscopeError
-from layerscope.files import atomic_write, expand, output_path, same_file, status
+from layerscope.files import atomic_write, expand, same_file, status
 from layerscope.folder_report.dataset import Folder
 from layerscope.folder_report.evidence import BatchOutput
 
@@ -30,9 +30,7 @@ class ReportStore:
 
     def __init__(self, out: str | Path, identity: Mapping[str, object], folder: Folder,
                  inputs: Iterable[Path] = ()) -> None:
-        self.root = _checked_folder(out, folder.root)
-        for name in (RUN, RECORDS, SKIPPED, SUMMARY, PAGE):  # a model or weights file kept in OUTDIR stays
-            output_path(str(self.root / name), list(inputs), "--out")
+        self.root = _checked_folder(out, folder.root, inputs)
         self.identity = dict(identity)
         self._claim()
         self.records = _read_lines(self.root / RECORDS)
@@ -103,7 +101,9 @@ class ReportStore:
                     f"{_shown(self.identity.get(key))}); give another --out, or delete the folder to start again")
 
 
-def _checked_folder(out: str | Path, images: Path) -> Path:
+def _checked_folder(out: str | Path, images: Path, inputs: Iterable[Path]) -> Path:
+    """``out``, created, unless it overlaps the images or holds a file the model was read from:
+    the report writes nothing that could replace an input."""
     root = expand(out, "output folder")
     info = status(root)
     if info is not None and not root.is_dir():
@@ -112,6 +112,10 @@ def _checked_folder(out: str | Path, images: Path) -> Path:
     if same_file(resolved, images) or images in resolved.parents or resolved in images.parents:
         raise LayerscopeError(f"--out {root} and --images {images} overlap; the report would read its own files "
                               "or write among the images: give a folder outside the images")
+    for source in inputs:
+        if resolved in source.resolve().parents:
+            raise LayerscopeError(f"--out {root} holds {source}, which the model was read from; give a folder "
+                                  "that holds no input")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
