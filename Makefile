@@ -39,8 +39,9 @@ test: weights chromium
 test-fast: weights
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
-screenshots: weights
+screenshots: weights chromium
 	$(BIN)/python scripts/export_screenshots.py
+	$(BIN)/python scripts/report_screenshot.py
 
 bench: weights
 	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"

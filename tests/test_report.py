@@ -11,8 +11,10 @@ import signal
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from report_helpers import (
     ARGV, IMAGES, LAYERS, SAMPLES, SKIPPED, STEPS, finished_report, layerscope_command, read_jsonl, report_folder, request,
@@ -168,14 +170,18 @@ def test_a_changed_command_into_the_same_outdir_is_refused(finished_report, repo
     ("inside", "overlap"),
     ("same", "overlap"),
     ("busy", "is a folder with other files in it"),
+    ("weights cache", "which the model was read from"),
 ])
 def test_an_outdir_that_would_touch_the_inputs_is_refused(report_folder, tmp_path, capsys, where, words):
-    out = {"inside": report_folder / "285" / "out", "same": report_folder, "busy": tmp_path}[where]
+    out = {"inside": report_folder / "285" / "out", "same": report_folder, "busy": tmp_path,
+           "weights cache": Path(torch.hub.get_dir())}[where]
+    cache = sorted(p.name for p in Path(torch.hub.get_dir()).rglob("*"))
     (tmp_path / "mine.txt").write_text("keep me")
     code, stdout, err = _main(capsys, *ARGV, "--images", str(report_folder), "--out", str(out))
     assert code == 2 and err.count("\n") == 1 and words in err, err
     assert not (report_folder / "285" / "out").exists() and not (report_folder / "run.json").exists()
     assert (tmp_path / "mine.txt").read_text() == "keep me" and not (tmp_path / "run.json").exists()
+    assert sorted(p.name for p in Path(torch.hub.get_dir()).rglob("*")) == cache
 
 
 def test_label_without_labels_is_refused(tmp_path, capsys):
@@ -199,3 +205,17 @@ def test_piped_progress_is_plain_lines_and_the_local_engine_never_imports_ray(re
     lines = [line for line in done.stderr.splitlines() if line.startswith("report ")]
     assert [line.split()[1] for line in lines] == ["2/3", "3/3"], done.stderr  # one line per batch, no bar
     assert all("images/s, ETA" in line for line in lines) and "\x1b[" not in done.stderr
+
+
+def test_a_folder_of_unusable_files_still_ends_with_a_summary_and_a_page(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "notes.txt").write_text("no images here\n")
+    code, stdout, err = _main(capsys, *ARGV, "--images", str(bad), "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "images  0 explained, 2 skipped, 1 empty, 1 not an image" in stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["best_layer"], summary["records"], summary["sanity"]["verdict"]) == (None, 0, "not checked")
+    assert [row["n"] for row in summary["layers"]] == [0, 0]
+    assert "Skipped files (2)" in (tmp_path / "out" / "index.html").read_text()

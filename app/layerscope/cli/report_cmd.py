@@ -21,6 +21,8 @@ from layerscope import imaging
 from layerscope.cam import METHODS
 from layerscope.cli import cam_cmd, rank_cmd
 from layerscope.cli.common import DEFAULT_MODEL, add_debug_option, add_model_options, fraction, int_between, stdout_console
+from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
+from layerscope.loading import parse_kwargs
 
 MAX_BATCH = 1024
 
@@ -45,8 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help=f"deletion/insertion steps (default 20, at most {rank_cmd.MAX_STEPS})")
     report.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=16,
                         help="images per forward and backward pass (default 16)")
-    report.add_argument("--perturb-batch", type=int_between(1, cam_cmd.MAX_BATCH), default=64,
-                        help=f"perturbed copies per forward when scoring (default 64, at most {cam_cmd.MAX_BATCH})")
+    report.add_argument("--perturb-batch", type=int_between(1, cam_cmd.MAX_BATCH), default=None, metavar="N",
+                        help=f"perturbed copies per forward when scoring, at most {cam_cmd.MAX_BATCH} (default: 4 on "
+                             "the CPU, where larger batches only overflow the caches; 64 on a GPU)")
     report.add_argument("--limit", type=int_between(1), default=None, metavar="N",
                         help="at most N files, spread evenly over the folder (a quick look at every class)")
     report.add_argument("--engine", default="local", choices=("local", "ray"),
@@ -65,9 +68,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
-    from layerscope.loading import parse_kwargs
-
     model = ModelArgs(spec=DEFAULT_MODEL if args.model is None else args.model, weights=args.weights,
                       device=args.device, arch=args.arch, kwargs=parse_kwargs(args.arg), trust=args.trust)
     request = ReportRequest(
@@ -77,7 +77,7 @@ def run_report(args: argparse.Namespace) -> int:
         alpha=args.alpha, reshape=cam_cmd.token_grid(args.grid, args.prefix_tokens))
     report = FolderReport(request)
     console = stdout_console()
-    _print_plan(console, report)
+    _print_plan(console, report, args.images)
     meter = ProgressMeter(Console(stderr=True))
     try:
         with meter:
@@ -91,13 +91,14 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_plan(console: Console, report) -> None:
+def _print_plan(console: Console, report: FolderReport, images: str) -> None:
+    """What is about to run, before the first batch: the model, the folder (as typed), the layers."""
     loaded, folder, s = report.loaded, report.folder, report.settings
     console.print(f"model   {loaded.spec} ({loaded.weights_label})", markup=False)
     if not loaded.pretrained:
         console.print(f"[bold yellow]{cam_cmd.RANDOM_WEIGHTS_WARNING}[/]")
     labels = "labels from class folders" if folder.labelled else folder.note or "no labels"
-    console.print(f"images  {folder.root}: {report.total} files, {labels}", soft_wrap=True, markup=False)
+    console.print(f"images  {images}: {report.total} files, {labels}", soft_wrap=True, markup=False)
     console.print(f"layers  {', '.join(s.layers)}", soft_wrap=True, markup=False)
     console.print(f"method  {s.method}, class: {s.target}, {s.steps} steps", markup=False)
     if report.done:

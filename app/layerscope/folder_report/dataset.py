@@ -51,7 +51,7 @@ class Folder:
 def discover(root: str | Path, categories: Sequence[str] | None, limit: int | None = None) -> Folder:
     """The files under ``root`` (at most ``limit``, spread evenly over the sorted list, so a
     quick look still covers every class folder) with their labels."""
-    root = _folder(root)
+    root = folder_path(root)
     names = sorted(_walk(root))
     if not names:
         raise LayerscopeError(f"no files in {root}")
@@ -73,7 +73,8 @@ def folder_label(name: str, categories: Sequence[str] | None) -> int | None:
     return folded.get(name.casefold(), folded.get(name.replace("_", " ").casefold()))
 
 
-def _folder(root: str | Path) -> Path:
+def folder_path(root: str | Path) -> Path:
+    """The images folder, resolved, or one line saying why it is not one."""
     path = expand(root, "folder")
     info = status(path)
     if info is None:

@@ -100,6 +100,8 @@ def _chart(rows: Sequence[dict]) -> str:
 
 def _galleries(summary: dict, records: Sequence[dict]) -> str:
     best = summary["best_layer"]
+    if best is None:
+        return ""  # no image could be used: the skipped files say why
     at_best = [r for r in records if r["layer"] == best]
     ranked = sorted(at_best, key=lambda r: -r["insertion_minus_deletion"])
     wrong = [r for r in at_best if r["correct"] is False]
@@ -125,6 +127,8 @@ def _gallery(anchor: str, title: str, rows: Sequence[dict], total: int) -> str:
 
 
 def _classes(summary: dict) -> str:
+    if summary["best_layer"] is None:
+        return ""
     figures = "".join(_class_figure(row) for row in summary["classes"])
     key = "label" if summary["counts"]["labelled"] else "predicted class"
     return (f'<section id="classes"><h2>Classes: where the model looks, on average</h2><p class="note">Mean map at '

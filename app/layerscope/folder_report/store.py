@@ -22,7 +22,7 @@ from layerscope.folder_report.dataset import Folder
 from layerscope.folder_report.evidence import BatchOutput
 
 RUN, RECORDS, SKIPPED = "run.json", "records.jsonl", "skipped.jsonl"
-SUMMARY, PAGE = "summary.json", "index.html"
+SUMMARY, PAGE, SANITY = "summary.json", "index.html", "sanity.json"
 
 
 class ReportStore:
@@ -71,6 +71,13 @@ class ReportStore:
     def read(self, relative: str) -> bytes:
         return (self.root / relative).read_bytes()
 
+    def read_json(self, relative: str) -> dict | None:
+        """A JSON file this folder holds, or None when it is missing or unreadable (then remade)."""
+        try:
+            return json.loads((self.root / relative).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
     def write_text(self, name: str, text: str) -> Path:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,9 +108,9 @@ class ReportStore:
                     f"{_shown(self.identity.get(key))}); give another --out, or delete the folder to start again")
 
 
-def _checked_folder(out: str | Path, images: Path, inputs: Iterable[Path]) -> Path:
-    """``out``, created, unless it overlaps the images or holds a file the model was read from:
-    the report writes nothing that could replace an input."""
+def check_outdir(out: str | Path, images: Path) -> Path:
+    """``out`` expanded, unless it is a file or overlaps the (resolved) images folder: checked
+    before the model loads, so the mistake costs nothing."""
     root = expand(out, "output folder")
     info = status(root)
     if info is not None and not root.is_dir():
@@ -112,6 +119,14 @@ def _checked_folder(out: str | Path, images: Path, inputs: Iterable[Path]) -> Pa
     if same_file(resolved, images) or images in resolved.parents or resolved in images.parents:
         raise LayerscopeError(f"--out {root} and --images {images} overlap; the report would read its own files "
                               "or write among the images: give a folder outside the images")
+    return root
+
+
+def _checked_folder(out: str | Path, images: Path, inputs: Iterable[Path]) -> Path:
+    """``out``, created, unless ``check_outdir`` refuses it or it holds a file the model was read
+    from: the report writes nothing that could replace an input."""
+    root = check_outdir(out, images)
+    resolved = root.resolve()
     for source in inputs:
         if resolved in source.resolve().parents:
             raise LayerscopeError(f"--out {root} holds {source}, which the model was read from; give a folder "
