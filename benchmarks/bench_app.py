@@ -66,7 +66,7 @@ def measure_startup(runs: int = 3) -> tuple[float, float]:
 
 
 async def measure_cursor(spec: str, jump: str, keys: int = 60) -> dict[str, float]:
-    from layerscope.loading import load_model
+    from layerscope.models import load_model
     from layerscope.tui.app import LayerscopeApp
 
     t = time.perf_counter()

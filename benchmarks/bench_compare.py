@@ -58,7 +58,7 @@ from torch import Tensor, nn
 import layerscope
 from layerscope.cam import compute_cam, compute_sweep
 from layerscope.imaging import load_image, preprocess
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 CLASS = 285  # Egyptian cat: what chelsea.png shows
 LAYER4_LAST = "layer4.2"  # resnet50's layer4[-1]; torchcam and get_submodule take dotted names

@@ -24,7 +24,7 @@ import torch
 from layerscope import imaging
 from layerscope.cam import PhotoExplainer
 from layerscope.cam.ranking import rank_maps
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 STEPS, BATCH = 20, 32
 

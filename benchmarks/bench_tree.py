@@ -23,10 +23,10 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent / "tests"  # big_models.py: the synthetic models
 
 CASES = {
-    "resnet50": "from layerscope.loading import load_model; model = load_model('resnet50').model",
+    "resnet50": "from layerscope.models import load_model; model = load_model('resnet50').model",
     "generated 100k modules": "from big_models import hundred_thousand; model = hundred_thousand()",
     "Llama-70B shape on meta": (
-        "from layerscope.loading import load_model; "
+        "from layerscope.models import load_model; "
         "model = load_model('big_models:llama_70b', device='meta').model"
     ),
 }

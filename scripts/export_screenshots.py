@@ -1,4 +1,4 @@
-"""Drive the app at a fixed size and save the docs' SVG screenshots into ``docs/screenshots/``.
+"""Drive the app at a fixed size and save the docs' SVG screenshots into ``screenshots/`` (``docs/screenshots`` links there).
 
 Run with ``make screenshots``. Uses the built-in default (mobilenet_v2 with its
 ImageNet weights and the bundled chelsea.png), so every picture is real and the same
@@ -11,10 +11,10 @@ import asyncio
 import os
 from pathlib import Path
 
-from layerscope.cli.common import DEFAULT_MODEL, DEFAULT_WEIGHTS
+from layerscope.options import DEFAULT_MODEL, DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "docs" / "screenshots"
+OUT = ROOT / "screenshots"
 SIZE = (110, 34)
 SMALL = (80, 24)  # the first-class small size
 
@@ -27,7 +27,7 @@ async def settle(pilot) -> None:
 
 
 async def export() -> list[Path]:
-    from layerscope.loading import load_model
+    from layerscope.models import load_model
     from layerscope.tui.app import LayerscopeApp
 
     os.environ["COLORTERM"] = "truecolor"  # SVGs hold any colour: draw maps as a truecolor terminal sees them

@@ -22,13 +22,18 @@ import torch  # noqa: E402
 
 torch.set_num_threads(THREADS)
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tree import ModuleTree, build_tree
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))  # makes ``sample_models:...`` factory specs importable
 
 SAMPLES = TESTS.parent / "app" / "layerscope" / "samples"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/ from the CLI's current output (test_cli_golden.py)")
 
 
 @pytest.fixture(autouse=True)

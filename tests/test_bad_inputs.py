@@ -26,7 +26,7 @@ from evil_files import bytearray_bomb, export_program, pickle_file, png_claiming
 from layerscope import imaging
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
-from layerscope.loading import load_model, parse_kwargs
+from layerscope.models import load_model, parse_kwargs
 from layerscope.probe import parse_input_spec
 
 TESTS = Path(__file__).parent

@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 
 from cam_models import PairNet, TightNet, TinyNet, tiny_input
-from layerscope.cam import CamCancelled, CamSession, compute_cam, compute_sweep
+from layerscope.cam import CamCancelled, CamPass, compute_cam, compute_sweep
 from layerscope.errors import LayerscopeError
 
 
@@ -166,7 +166,7 @@ def test_sweep_is_one_forward_and_one_autograd_call(resnet18, monkeypatch):
 
 def test_session_redraws_other_layers_and_methods_without_a_forward(resnet18):
     x = torch.randn(1, 3, 64, 64)
-    session = CamSession(resnet18, x, ["layer3", "layer4"], target=5)
+    session = CamPass(resnet18, x, ["layer3", "layer4"], target=5)
     forwards = []
     handle = resnet18.register_forward_pre_hook(lambda *_: forwards.append(1))
     try:
@@ -300,3 +300,42 @@ def test_the_cpu_allocator_failing_in_the_pass_itself_is_one_line_too():
         compute_cam(model, tiny_input(), "conv", "gradcam", target=1)
     assert str(raised.value) == "out of memory running TightNet on a 1×3×8×8 input on cpu; close other programs"
     assert _hooks(model) == 0 and all(p.requires_grad for p in model.parameters())
+
+
+@pytest.fixture
+def trees_built(monkeypatch) -> list[str]:
+    """The class name of every model a ``ModuleTree`` is built for, counted at the one builder."""
+    from layerscope.tree import build as tree_build
+
+    built: list[str] = []
+    real = tree_build.TreeBuilder.build
+
+    def counted(self):
+        built.append(type(self.model).__name__)
+        return real(self)
+
+    monkeypatch.setattr(tree_build.TreeBuilder, "build", counted)
+    return built
+
+
+SIXTEEN = [f"layer{stage}.{block}.{conv}" for stage in (1, 2, 3, 4) for block in (0, 1) for conv in ("conv1", "conv2")]
+
+
+def test_a_16_layer_sweep_builds_one_module_tree(resnet18, trees_built):
+    results = compute_sweep(resnet18, torch.rand(1, 3, 64, 64), SIXTEEN, "gradcam", 3)
+    assert [r.layer for r in results] == SIXTEEN
+    assert trees_built == ["ResNet"]
+
+
+def test_a_pass_resolves_more_names_with_its_own_tree(resnet18, trees_built):
+    cam_pass = CamPass(resnet18, torch.rand(1, 3, 64, 64), SIXTEEN[:2], target=3)
+    assert cam_pass.result("model.layer1[0].conv1").layer == "layer1.0.conv1"
+    assert trees_built == ["ResNet"]
+
+
+def test_the_sanity_check_builds_one_tree_for_all_its_layers(resnet18, trees_built):
+    from layerscope.cam.sanity import randomization_checks
+
+    rhos = randomization_checks(resnet18, torch.rand(1, 3, 64, 64), ["layer3", "layer4[-1]"], "gradcam", 3)
+    assert sorted(rhos) == ["layer3", "layer4.1"]
+    assert trees_built == ["ResNet"]  # the copy the check randomises is resolved with the same tree

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from layerscope.cam import BoxTarget, CamSession, compute_cam, is_detection_model
-from layerscope.loading import load_model
+from layerscope.cam import BoxTarget, CamPass, compute_cam, is_detection_model
+from layerscope.models import load_model
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_eigencam_needs_no_gradients_and_crops_the_padding(detector, image):
 
 @pytest.mark.slow
 def test_gradcam_explains_one_detected_box(detector, image):
-    session = CamSession(detector, image, ["backbone"])  # default target: the best box
+    session = CamPass(detector, image, ["backbone"])  # default target: the best box
     top = session.scores[0]
     assert len(top["scores"]) > 0
     result = session.result("backbone", "gradcam")

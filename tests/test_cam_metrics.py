@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from layerscope import imaging
-from layerscope.cam import CamCancelled, CamSession
+from layerscope.cam import CamCancelled, CamPass
 from layerscope.cam import metrics
 from layerscope.errors import LayerscopeError
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def mobilenet():
 def photo(request, mobilenet):
     """The photo's input and its Grad-CAM map at features[-1] for the top class."""
     x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / f"{request.param}.png"), mobilenet.preprocess)
-    session = CamSession(mobilenet.model, x, ["features[-1]"], categories=mobilenet.categories)
+    session = CamPass(mobilenet.model, x, ["features[-1]"], categories=mobilenet.categories)
     return request.param, x, session.result("features.18").heatmap, session.target.label
 
 
@@ -107,9 +107,9 @@ def test_a_batch_of_photos_scores_each_as_alone(mobilenet):
     names = ("chelsea", "coffee")
     xs = [imaging.preprocess(imaging.load_image(imaging.SAMPLES / f"{n}.png"), mobilenet.preprocess)[0] for n in names]
     x = torch.cat(xs)
-    session = CamSession(mobilenet.model, x, ["features.16", "features.18"], categories=mobilenet.categories)
-    maps = [r.per_image() for r in session.results()]
-    targets = [int(k) for k in session.target.classes]
+    cam_pass = CamPass(mobilenet.model, x, ["features.16", "features.18"], categories=mobilenet.categories)
+    maps = [r.per_image() for r in cam_pass.results()]
+    targets = [int(k) for k in cam_pass.target.classes]
     assert targets == [285, 967]  # Egyptian cat, espresso
     per_image = [[maps[0][0].heatmap, maps[1][0].heatmap], [maps[1][1].heatmap]]
     together = metrics.faithfulness_batch(mobilenet.model, x, per_image, targets, steps=4, batch_size=5)

@@ -12,7 +12,7 @@ from layerscope import imaging
 from layerscope.cam import PhotoExplainer, compute_cam
 from layerscope.cam.targets import family_names, spread, table_target
 from layerscope.errors import LayerscopeError
-from layerscope.loading import LoadedModel, load_model
+from layerscope.models import LoadedModel, load_model
 from layerscope.tree import build_tree
 
 CAT = SAMPLES / "chelsea.png"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from layerscope import imaging
-from layerscope.cam import METHODS, CamSession, compute_cam
-from layerscope.loading import load_model
+from layerscope.cam import METHODS, CamPass, compute_cam
+from layerscope.models import load_model
 
 # (left, top, right, bottom) in original-image pixels
 PHOTOS = {
@@ -30,7 +30,7 @@ def mobilenet():
 def photo(request, mobilenet):
     image = imaging.load_image(imaging.SAMPLES / f"{request.param}.png")
     x, geometry = imaging.preprocess(image, mobilenet.preprocess)
-    session = CamSession(mobilenet.model, x, ["features[-1]"], categories=mobilenet.categories)
+    session = CamPass(mobilenet.model, x, ["features[-1]"], categories=mobilenet.categories)
     return request.param, image, x, geometry, session
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from layerscope.cli.main import main
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -169,6 +170,21 @@ def test_json_into_a_closed_pipe_ends_quietly():
     assert err == ""
 
 
+@pytest.mark.parametrize("argv", [["tree", "resnet18"], ["stats", "resnet18", "--json"]],
+                         ids=["tree text", "stats json (shorter than one buffer)"])
+def test_a_reader_that_leaves_early_ends_every_output_with_141(argv):
+    """``layerscope tree resnet18 | head -1``: text and --json alike, status 141 and nothing on
+    stderr. stdout is block-buffered as in a user's shell (PYTHONUNBUFFERED unset): what is
+    still buffered when the reader has gone needs ``reader_went_away``'s dup2 onto devnull,
+    else the interpreter's last flush fails (status 120, "Exception ignored")."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-m", "layerscope", *argv, "--weights", "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert (proc.wait(timeout=120), err) == (141, "")
+
+
 def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
     from layerscope.tui.widgets.stats import stats_table as tab_table
 
@@ -178,7 +194,7 @@ def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
     assert "state dict unique bytes  7,616 B (7.4 KiB)" in out  # what torch.save writes: once
     from rich.console import Console
 
-    from layerscope.report import node_stats
+    from layerscope.nodestats import node_stats
     from layerscope.tree import build_tree
     from sample_models import TiedLM
 

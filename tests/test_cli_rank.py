@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from layerscope import imaging
-from layerscope.cam import CamSession
+from layerscope.cam import CamPass
 from layerscope.cam.metrics import faithfulness
 from layerscope.cli.main import main
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 LAYERS = ["features.14", "features.16", "features.18"]
 
@@ -41,7 +41,7 @@ def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
     # the same maps scored directly through the engine give the same numbers
     loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
     x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / "coffee.png"), loaded.preprocess)
-    maps = CamSession(loaded.model, x, LAYERS).results()
+    maps = CamPass(loaded.model, x, LAYERS).results()
     direct = dict(zip(LAYERS, faithfulness(loaded.model, x, [m.heatmap for m in maps], 967, steps=4)))
     for row in rows:
         assert row["deletion_auc"] == pytest.approx(direct[row["layer"]].deletion_auc, abs=1e-5)

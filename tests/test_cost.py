@@ -176,7 +176,7 @@ def test_a_hugging_face_config_alone_is_counted_on_meta(tmp_path):
     pytest.importorskip("transformers")
     import json
 
-    from layerscope.loading import load_model
+    from layerscope.models import load_model
 
     config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 512,
               "intermediate_size": 1024, "num_attention_heads": 8, "num_key_value_heads": 2,

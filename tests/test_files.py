@@ -14,7 +14,7 @@ from layerscope import imaging
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
 from layerscope.files import atomic_write, output_path, regular_file
-from layerscope.loading import load_model
+from layerscope.models import load_model
 
 
 def test_regular_file_names_what_else_it_is(tmp_path):

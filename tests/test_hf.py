@@ -19,7 +19,7 @@ from layerscope.cam import compute_cam, suggest_target_layer  # noqa: E402
 from layerscope.cli.main import main  # noqa: E402
 from layerscope.errors import LayerscopeError  # noqa: E402
 from layerscope.imaging import load_image, preprocess, to_original  # noqa: E402
-from layerscope.loading import Preprocess, load_model  # noqa: E402
+from layerscope.models import Preprocess, load_model  # noqa: E402
 from layerscope.probe import probe_shapes  # noqa: E402
 from layerscope.tree import build_tree  # noqa: E402
 
@@ -89,7 +89,7 @@ def test_preprocessing_comes_from_the_saved_image_processor(vit_folder):
 
 
 def test_convnext_processor_resizes_then_crops(tmp_path):
-    from layerscope.hf import preprocess_from_folder
+    from layerscope.models.sources.hf_folder import preprocess_from_folder
 
     transformers.ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875).save_pretrained(tmp_path)
     spec = preprocess_from_folder(tmp_path, {})
@@ -442,7 +442,7 @@ def test_without_transformers_a_folder_says_which_extra_to_install(vit_folder, m
 
 
 def test_preprocessing_without_a_processor_and_without_rescaling(tmp_path):
-    from layerscope.hf import preprocess_from_folder
+    from layerscope.models.sources.hf_folder import preprocess_from_folder
 
     assert preprocess_from_folder(tmp_path, {"image_size": 384}) == Preprocess(resize=439, crop=(384, 384))
     saved = {"do_resize": True, "size": {"shortest_edge": 256}, "do_center_crop": True, "crop_size": 224,

@@ -11,7 +11,7 @@ from PIL import Image
 
 from layerscope import imaging
 from layerscope.errors import LayerscopeError
-from layerscope.loading import Preprocess
+from layerscope.models import Preprocess
 
 
 def _save(tmp_path, image: Image.Image, name: str) -> str:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError
-from layerscope.loading import load_model, parse_kwargs
+from layerscope.models import load_model, parse_kwargs
 from layerscope.probe import probe_shapes
 from layerscope.tree import build_tree
 from sample_models import TiedLM
@@ -240,7 +240,7 @@ def test_failed_default_download_names_the_cached_weights(monkeypatch):
 def test_auto_finds_timm_weights_in_the_hugging_face_cache(monkeypatch, tmp_path):
     import huggingface_hub.constants
 
-    from layerscope.weights_cache import auto_weights
+    from layerscope.models import auto_weights
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     assert auto_weights("timm:resnet18") == "none"

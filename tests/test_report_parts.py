@@ -13,7 +13,7 @@ from layerscope.errors import LayerscopeError
 from layerscope.folder_report import page, stats
 from layerscope.folder_report.dataset import discover, folder_label
 from layerscope.folder_report.decode import Decoded, Skip, decode
-from layerscope.loading import Preprocess
+from layerscope.models import Preprocess
 
 CATEGORIES = [f"class {i}" for i in range(1000)]
 CATEGORIES[285], CATEGORIES[967] = "Egyptian cat", "espresso"

@@ -15,10 +15,10 @@ from evil_files import (
     TIB, bytearray_bomb, clean_export_program, export_program, hidden_bytearray_bomb, pickle_file,
     poisoned_hub_cache, torchscript_archive, zip_bytearray_bomb,
 )
-from layerscope.checkpoints import extract_state_dict, read_model_file
+from layerscope.models.checkpoints import extract_state_dict, read_model_file
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tree import build_tree
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from layerscope.errors import LayerscopeError
 from layerscope.iteration import iteration_view
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tree import build_tree
 from sample_models import TiedLM, WithState
 

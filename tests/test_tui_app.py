@@ -8,7 +8,7 @@ import pytest
 import torch
 from tui_helpers import notifications, screen_text, settle
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.state_dict import StateDictPanel
@@ -54,14 +54,14 @@ async def test_search_then_enter_selects_layer4_with_its_exact_total(app):
         shown = screen_text(app)
         assert "8,393,728" in shown
         assert "model.layer4" in shown
-        assert app.query_one(ModuleTreeView).current_index() == app.session.tree.get("layer4").index
+        assert app.query_one(ModuleTreeView).current_index() == app.main.session.tree.get("layer4").index
 
 
 async def test_n_and_shift_n_step_through_matches(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await search(pilot, "bn2")
-        names = lambda: app.session.node(app.current).name  # noqa: E731
+        names = lambda: app.main.session.node(app.main.current).name  # noqa: E731
         assert names() == "layer1.0.bn2"
         await pilot.press("n")
         await settle(pilot)
@@ -75,7 +75,7 @@ async def test_search_without_match_warns_and_keeps_the_cursor(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await search(pilot, "transformer")
-        assert app.current == 0
+        assert app.main.current == 0
         assert any("no module matches" in n for n in notifications(app))
 
 
@@ -84,16 +84,16 @@ async def test_arrows_and_enter_expand_lazily(app):
         await settle(pilot)
         await pilot.press(*["down"] * 5)  # conv1 bn1 relu maxpool layer1
         await settle(pilot)
-        assert app.session.node(app.current).name == "layer1"
+        assert app.main.session.node(app.main.current).name == "layer1"
         assert "147,968" in screen_text(app)
         await pilot.press("enter")
         await pilot.pause()
         assert "0…1 BasicBlock ×2" in screen_text(app)  # folded as the CLI folds: runs of 2+
         await pilot.press("right")  # onto the folded run: its first member
-        assert app.session.node(app.current).name == "layer1.0"
+        assert app.main.session.node(app.main.current).name == "layer1.0"
         await pilot.press("left", "left")  # to the parent, then collapse it
         await pilot.pause()
-        assert app.session.node(app.current).name == "layer1"
+        assert app.main.session.node(app.main.current).name == "layer1"
         assert "BasicBlock ×2" not in screen_text(app)
 
 
@@ -109,7 +109,7 @@ async def opened_line(pilot, name: str, marker: str) -> str:
 async def test_layer4_folds_its_two_blocks_as_the_cli_does(app):
     async with app.run_test(size=SIZE) as pilot:
         assert "0…1 BasicBlock ×2  8.4M" in await opened_line(pilot, "layer4", "BasicBlock")
-        tree = app.session.tree
+        tree = app.main.session.tree
         assert [r.length for r in tree.repeat_runs(tree.get("layer4"))] == [2]  # the engine's default
 
 
@@ -118,7 +118,7 @@ async def test_a_folded_run_of_tied_blocks_counts_shared_weights_once():
 
     from torch import nn
 
-    from layerscope.loading import LoadedModel
+    from layerscope.models import LoadedModel
 
     layers = [nn.Linear(100, 100) for _ in range(3)]
     for layer in layers[1:]:
@@ -129,7 +129,7 @@ async def test_a_folded_run_of_tied_blocks_counts_shared_weights_once():
     app = LayerscopeApp(loaded, spec="tied")
     async with app.run_test(size=SIZE) as pilot:
         line = await opened_line(pilot, "blocks", "Linear ×3")
-        assert app.session.tree.get("blocks").total_params == 10_300
+        assert app.main.session.tree.get("blocks").total_params == 10_300
         assert "0…2 Linear ×3  10.3K" in line  # not 30.3K: the tied matrix once, as the parent counts it
 
 
@@ -203,7 +203,7 @@ async def test_fold_key_unfolds_repeated_blocks():
         await pilot.pause()
         shown = screen_text(app)
         assert "×17" not in shown and "17 InvertedResidual" in shown
-        assert app.session.node(app.current).name == "features"
+        assert app.main.session.node(app.main.current).name == "features"
 
 
 async def test_q_quits(app):
@@ -257,7 +257,7 @@ async def test_t_on_a_folded_run_targets_its_last_member_and_says_so(app):
         await opened_line(pilot, "layer4", "BasicBlock")
         await pilot.press("down", "t")  # from layer4 to its folded "0…1 BasicBlock ×2" row
         await settle(pilot)
-        assert app.session.node(app.session.target).name == "layer4.1"
+        assert app.main.session.node(app.main.session.target).name == "layer4.1"
         assert any("model.layer4[-1]" in n and "the last of the folded 0…1 ×2" in n for n in notifications(app))
 
 

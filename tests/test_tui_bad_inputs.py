@@ -18,9 +18,9 @@ import pytest
 import torch
 from tui_helpers import notifications, screen_text, settle
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
-from layerscope.tui.launch import make_app
+from layerscope.tui.launch import loader_for_line, make_app
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.module_tree import ModuleTreeView
 
@@ -39,12 +39,12 @@ def log_file(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def app(resnet18_loaded) -> LayerscopeApp:
-    return LayerscopeApp(resnet18_loaded, spec="resnet18", image=COFFEE)
+    return LayerscopeApp(resnet18_loaded, spec="resnet18", image=COFFEE, read_line=loader_for_line)
 
 
 def state(app: LayerscopeApp) -> tuple:
     """What a mistake must leave alone: the model (the very object), its target, the photo."""
-    session = app.session
+    session = app.main.session
     return session.loaded.spec, id(session.loaded.model), session.target, session.image
 
 
@@ -53,7 +53,7 @@ async def opened(pilot) -> tuple:
     await settle(pilot)
     await pilot.press("a")
     await settle(pilot)
-    assert pilot.app.session.node(pilot.app.session.target).name == "layer4.1"
+    assert pilot.app.main.session.node(pilot.app.main.session.target).name == "layer4.1"
     return state(pilot.app)
 
 
@@ -148,7 +148,7 @@ async def test_a_torchscript_model_on_the_command_line_runs_nothing_without_trus
     app = make_app([line])
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert words in last_notification(app) and app.session is None
+        assert words in last_notification(app) and app.main.session is None
         assert not marker.exists()
 
 
@@ -157,9 +157,9 @@ async def test_l_opens_another_model_and_forgets_the_last_ones_target(app):
         await opened(pilot)
         await pilot.press("l", "ctrl+u", *"sample_models:with_state", "enter")
         await settle(pilot)
-        assert app.session.loaded.spec == "sample_models:with_state"
-        assert app.session.target is None and app.session.image == COFFEE  # the photo carries over
-        assert app.session.tree.root.total_params == 51
+        assert app.main.session.loaded.spec == "sample_models:with_state"
+        assert app.main.session.target is None and app.main.session.image == COFFEE  # the photo carries over
+        assert app.main.session.tree.root.total_params == 51
         assert "51 params (31 trainable, 20 frozen)" in screen_text(app)
         assert app.query_one(CamPanel).view is None
 
@@ -172,13 +172,13 @@ async def test_a_model_that_fails_at_start_says_so_on_screen_and_l_recovers(log_
         assert "could not load broken_models:raises_keyerror" in shown.splitlines()[0]  # not "loading…"
         assert "l opens another model" in shown and "KeyError" in shown
         assert any(n.startswith("Model not loaded: ") and "blocks" in n for n in notifications(app))
-        assert app.session is None
+        assert app.main.session is None
         await pilot.press("g", "t", "y", "s", "c", "m", "o")  # nothing to act on: no crash, no modal
         assert len(app.screen_stack) == 1
         assert last_notification(app) == ": no model is open: l opens one"
         await pilot.press("l", "ctrl+u", *"resnet18", "enter")
         await settle(pilot)
-        assert app.session.loaded.spec == "resnet18"
+        assert app.main.session.loaded.spec == "resnet18"
         assert "11,689,512 params" in screen_text(app).splitlines()[0]
 
 
@@ -294,7 +294,7 @@ async def test_the_app_answers_keys_while_a_photo_read_is_stuck(app, fifo, monke
         await pilot.pause(0.1)
         await pilot.press("slash", *"layer3", "enter")
         await pilot.pause(0.3)
-        assert app.session.node(app.current).name == "layer3"
+        assert app.main.session.node(app.main.current).name == "layer3"
         assert state(app) == before
         await pilot.press("q")
         await pilot.pause()
@@ -315,7 +315,7 @@ async def test_class_picker_without_class_names_ignores_superscript_digits():
         assert "class index" not in screen_text(app)  # "²" is no index: no option, no crash
         await pilot.press("backspace", "3", "enter")
         await pilot.pause()
-        assert app.session.class_index == 3 and app.is_running
+        assert app.main.session.class_index == 3 and app.is_running
 
 
 def scripted_file(folder: Path) -> Path:
@@ -332,7 +332,7 @@ async def test_a_torchscript_model_browses_every_tab(tmp_path):
         await settle(pilot)
         await pilot.press("down", "down", "enter", "down", "down")  # onto 1.1, inside the nested Sequential
         await settle(pilot)
-        assert app.session.node(app.current).name == "1.1"
+        assert app.main.session.node(app.main.current).name == "1.1"
         await pilot.press("2")
         await settle(pilot)
         shown = screen_text(app)
@@ -346,7 +346,7 @@ async def test_a_torchscript_model_browses_every_tab(tmp_path):
         await settle(pilot)
         assert last_notification(app).startswith("Grad-CAM failed: ")
         assert "TorchScript modules do not support" in last_notification(app)  # a user error, not a logged bug
-        assert app.session.node(app.session.target).name == "1.1" and app.is_running
+        assert app.main.session.node(app.main.session.target).name == "1.1" and app.is_running
 
 
 # --- workers: failures, cancellation, quitting -------------------------------------------

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tui_helpers import notifications, screen_text, settle
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
 
@@ -29,7 +29,7 @@ def app(mobilenet, tmp_path) -> LayerscopeApp:
 
 
 def target_name(app) -> str:
-    return app.session.node(app.session.target).name
+    return app.main.session.node(app.main.session.target).name
 
 
 async def test_a_jumps_to_and_selects_the_suggested_target(app):
@@ -38,7 +38,7 @@ async def test_a_jumps_to_and_selects_the_suggested_target(app):
         await pilot.press("a")
         await settle(pilot)
         assert target_name(app) == "features.18"
-        assert app.session.node(app.current).name == "features.18"
+        assert app.main.session.node(app.main.current).name == "features.18"
         assert "◎ 18 Conv2dNormActivation" in screen_text(app)
 
 
@@ -61,15 +61,15 @@ async def test_t_on_a_hooked_layer_redraws_from_cache_without_a_forward_pass(app
         await settle(pilot)
         await pilot.press("g")
         await settle(pilot)
-        explainer = app.query_one(CamPanel).cache
+        explainer = app.query_one(CamPanel).explainer
         hooked = explainer.hooked
         forwards = []  # batch sizes: a map's pass sees the one photo; scoring it runs batches of copies
-        handle = app.session.loaded.model.register_forward_hook(lambda _m, x, _o: forwards.append(len(x[0])))
+        handle = app.main.session.loaded.model.register_forward_hook(lambda _m, x, _o: forwards.append(len(x[0])))
         await pilot.press("up", "t")  # features.17 is the target's sibling, hooked in the same pass
         await settle(pilot)
         handle.remove()
         panel = app.query_one(CamPanel)
-        assert panel.cache is explainer and explainer.hooked == hooked and panel.view.reused
+        assert panel.explainer is explainer and explainer.hooked == hooked and panel.view.reused
         assert 1 not in forwards and sum(forwards) == 2 + 39  # the photo and the blank, 2 × 19 steps, the product
         assert panel.view.result.layer == target_name(app) != "features.18"
         assert "(redrawn from cache)" in screen_text(app)
@@ -95,7 +95,7 @@ async def test_m_picks_the_method_used_by_the_next_map(app):
         assert "gradcam++" in screen_text(app)
         await pilot.press(*["down"] * 5, "enter")  # eigencam
         await pilot.pause()
-        assert app.session.method == "eigencam"
+        assert app.main.session.method == "eigencam"
         await pilot.press("g")
         await settle(pilot)
         assert "eigencam at features.18" in screen_text(app)
@@ -109,7 +109,7 @@ async def test_c_filters_classes_by_name_and_picks_one(app):
         assert "281 tabby" in screen_text(app)
         await pilot.press("enter")
         await pilot.pause()
-        assert app.session.class_index == 281
+        assert app.main.session.class_index == 281
         await pilot.press("g")
         await settle(pilot)
         assert "for 281 tabby" in screen_text(app)
@@ -120,7 +120,7 @@ async def test_c_accepts_a_class_index(app):
         await settle(pilot)
         await pilot.press("c", "2", "8", "2", "enter")
         await pilot.pause()
-        assert app.session.class_index == 282
+        assert app.main.session.class_index == 282
 
 
 async def test_s_saves_png_and_npy_and_shows_the_path(app, tmp_path):
@@ -152,11 +152,11 @@ async def test_o_with_a_bad_path_notifies_and_keeps_the_photo(app, tmp_path, mon
     monkeypatch.chdir(tmp_path)  # a short name to type: Pilot spends ~50 ms a key
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        before = app.session.image
+        before = app.main.session.image
         await pilot.press("o", "ctrl+u", *bad.name, "enter")
         await settle(pilot)
         assert any("Image not opened" in n and "not an image" in n for n in notifications(app))
-        assert app.session.image == before and app.is_running
+        assert app.main.session.image == before and app.is_running
 
 
 async def test_o_completes_paths_and_opens_another_photo(app):
@@ -164,7 +164,7 @@ async def test_o_completes_paths_and_opens_another_photo(app):
         await settle(pilot)
         await pilot.press("o", "ctrl+u", *f"{SAMPLES}/cof", "tab", "enter")
         await settle(pilot)
-        assert app.session.image == SAMPLES / "coffee.png"
+        assert app.main.session.image == SAMPLES / "coffee.png"
         assert "coffee.png" in screen_text(app)
 
 
@@ -174,7 +174,7 @@ async def test_escape_cancels_a_running_score_cam(mobilenet, tmp_path):
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2", save_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.session.method = "scorecam"
+        app.main.session.method = "scorecam"
         await pilot.press("g")
         bar = app.query_one("#cam-progress")
         for _ in range(200):
@@ -228,10 +228,10 @@ async def test_g_while_a_map_computes_is_refused_and_escape_still_cancels_it(app
         assert len(runs) == 1 and len(app.screen_stack) == 1
         assert sum("already computing — esc cancels" in n for n in notifications(app)) == 3
         assert sum(w.group == "cam" and w.is_running for w in app.workers) == 1
-        before = app.session.image
+        before = app.main.session.image
         app.query_one(CamPanel).post_message(ImageChecked(SAMPLES / "coffee.png"))  # an `o` from before g
         await pilot.pause()
-        assert app.session.image == before and len(runs) == 1
+        assert app.main.session.image == before and len(runs) == 1
         assert sum("already computing — esc cancels" in n for n in notifications(app)) == 4
         await pilot.press("escape")  # reaches the one running map
         await settle(pilot)
@@ -284,7 +284,7 @@ async def test_t_during_a_run_leaves_the_running_map_on_its_own_layer(app, held_
         panel = app.query_one(CamPanel)
         assert not any("Grad-CAM failed" in n for n in notifications(app))
         assert panel.view.result.layer == "features.18"
-        assert "features.18" in panel.cache.hooked and "classifier.1" not in panel.cache.hooked
+        assert "features.18" in panel.explainer.hooked and "classifier.1" not in panel.explainer.hooked
 
 
 class _Block(torch.nn.Module):
@@ -311,7 +311,7 @@ class _NotInTheTable(torch.nn.Module):
 
 
 def _loaded(model):
-    from layerscope.loading import LoadedModel
+    from layerscope.models import LoadedModel
 
     return LoadedModel(model=model.eval(), spec="test", source="factory", weights="none", pretrained=False,
                        device=torch.device("cpu"))
@@ -337,11 +337,11 @@ async def test_a_never_runs_a_forward_on_the_ui_thread_and_waits_for_the_probe(m
     monkeypatch.setattr(targets, "probe_shapes", watched_probe)
     app = LayerscopeApp(_loaded(_NotInTheTable()), spec="test")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(lambda: app.session is not None)
+        await wait_until(lambda: app.main.session is not None)
         await pilot.pause()
         await pilot.press("a", "g")
         await pilot.pause()
-        assert app.session.target is None and not app.query_one(CamPanel).running
+        assert app.main.session.target is None and not app.query_one(CamPanel).running
         assert sum("probing shapes… try again in a moment" in n for n in notifications(app)) == 2
         release.set()
         await settle(pilot)
@@ -350,7 +350,7 @@ async def test_a_never_runs_a_forward_on_the_ui_thread_and_waits_for_the_probe(m
         # the last eligible output before pooling, as deep as the same output goes: the block,
         # not the containers `features` or `features[1]` that merely hand it on
         assert target_name(app) == "features.1.1"
-        assert app.session.node(app.current).name == "features.1.1"
+        assert app.main.session.node(app.main.current).name == "features.1.1"
     assert on_ui == []
 
 
@@ -369,10 +369,10 @@ async def test_a_on_a_table_model_needs_no_probe_at_all(mobilenet, monkeypatch):
     monkeypatch.setattr(probe, "probe_shapes", blocked_probe)
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(lambda: app.session is not None)
+        await wait_until(lambda: app.main.session is not None)
         await pilot.press("a")
         await pilot.pause()
-        assert app.session.shapes is None and target_name(app) == "features.18"  # the engine's table
+        assert app.main.session.shapes is None and target_name(app) == "features.18"  # the engine's table
         release.set()
         await settle(pilot)
 
@@ -383,7 +383,7 @@ async def test_a_after_a_failed_probe_says_why():
         await settle(pilot)
         await pilot.press("a")
         await pilot.pause()
-        assert app.session.target is None
+        assert app.main.session.target is None
         assert any("No suggested target" in n and "shape probe failed" in n for n in notifications(app))
 
 
@@ -416,8 +416,9 @@ async def test_eligibility_marks_use_the_probe_input_and_the_model_hints_as_the_
     app = LayerscopeApp(_loaded(model), spec="test", probe_input="3x33x99")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        session = app.session
-        kind, reason = session.eligibility["norm"]
+        session = app.main.session
+        verdict = session.eligibility["norm"]  # the engine's own Eligibility
+        kind, reason = verdict.kind, verdict.reason
         engine = layer_eligibility(session.shapes["norm"], (33, 99), model_hints(model))
         assert (kind, reason) == (engine.kind, engine.reason)
         assert "3×9 grid" in reason  # the default 224×224 guess would read 5×5 + 2 prefix tokens
@@ -450,7 +451,7 @@ async def test_escape_during_a_one_pass_map_discards_it_when_it_arrives(app, hel
 def test_the_tab_says_loudly_when_weights_are_random(mobilenet, resnet18, resnet18_tree):
     from layerscope.tree import build_tree
     from layerscope.tui.session import Session
-    from layerscope.tui.widgets.gradcam import info_text
+    from layerscope.tui.camtext import info_text
 
     warning = "⚠ random weights: this map shows nothing learned"
     assert warning in info_text(Session(loaded=resnet18, tree=resnet18_tree), None).plain
@@ -465,14 +466,14 @@ async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app):
         assert "class 282 tiger cat for this image (C pins)" in screen_text(app)
         await pilot.press("o", "ctrl+u", *f"{SAMPLES}/coffee.png", "enter")
         await settle(pilot)
-        assert app.session.class_index is None and "class top prediction" in screen_text(app)
+        assert app.main.session.class_index is None and "class top prediction" in screen_text(app)
         assert any("back to the top prediction" in n for n in notifications(app))
         await pilot.press("c", "9", "6", "7", "enter", "C")
         await settle(pilot)
         assert "class 967 espresso pinned (C unpins)" in screen_text(app)
         await pilot.press("o", "ctrl+u", *f"{SAMPLES}/chelsea.png", "enter")
         await settle(pilot)
-        assert app.session.image == SAMPLES / "chelsea.png" and app.session.class_index == 967
+        assert app.main.session.image == SAMPLES / "chelsea.png" and app.main.session.class_index == 967
 
 
 async def test_80x24_is_a_first_class_layout(app):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tui_helpers import notifications, screen_text, settle
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tui.app import KEYS, LayerscopeApp
 
 SIZE = (110, 40)

@@ -23,11 +23,19 @@ def test_importing_the_app_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_the_grad_cam_texts_and_the_workers_jobs_import_no_textual():
+    """What the Grad-CAM tab says, and what the workers run, stand without a screen."""
+    code = ("import sys\nimport layerscope.tui.camtext, layerscope.tui.camlink, layerscope.tui.jobs\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_arguments_match_the_cli_and_default_to_the_bundled_photo():
     args = build_parser().parse_args(["resnet18", "--weights", "none", "--device", "meta", "--arg", "num_classes=10"])
     assert (args.model, args.weights, args.device, args.arg, args.image) == (
         "resnet18", "none", "meta", ["num_classes=10"], None)
-    assert make_app([])._image == SAMPLE_IMAGE
+    assert make_app([]).options.image == SAMPLE_IMAGE
 
 
 def test_bad_arguments_exit_with_status_2():
@@ -48,9 +56,9 @@ async def test_meta_device_and_arch_arguments_reach_the_loader():
     app = make_app(["resnet18", "--device", "meta", "--arg", "num_classes=10"])
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        assert app.session.loaded.device.type == "meta"
-        assert app.session.tree.root.total_params == 11_181_642
-        before = (app.session.method, app.session.image)
+        assert app.main.session.loaded.device.type == "meta"
+        assert app.main.session.tree.root.total_params == 11_181_642
+        before = (app.main.session.method, app.main.session.image)
         await pilot.press("g")
         await settle(pilot)
         assert app.is_running
@@ -58,8 +66,8 @@ async def test_meta_device_and_arch_arguments_reach_the_loader():
                                           "load the model on cpu or cuda, not meta")
         panel = app.query_one(CamPanel)
         assert panel.view is None and not panel.running  # refused, nothing half-drawn, g works again
-        assert (app.session.method, app.session.image) == before
-        assert app.session.node(app.session.target).name == "layer4.1"  # g picked the suggested layer first
+        assert (app.main.session.method, app.main.session.image) == before
+        assert app.main.session.node(app.main.session.target).name == "layer4.1"  # g picked the suggested layer first
 
 
 def test_search_matches_names_and_classes(resnet18_tree):
@@ -91,12 +99,12 @@ async def test_input_option_probes_a_language_model_with_token_ids():
     app = make_app(["sample_models:tied_lm", "--input", "12:long"])
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        assert app.session.shapes["head"].describe() == "1×12×100"
-        assert app.session.shapes[""].describe() == "1×12×100"
+        assert app.main.session.shapes["head"].describe() == "1×12×100"
+        assert app.main.session.shapes[""].describe() == "1×12×100"
 
 
 def test_header_shows_total_and_trainable_parameters(resnet18, resnet18_tree):
-    from layerscope.loading import load_model
+    from layerscope.models import load_model
     from layerscope.tree import build_tree
     from layerscope.tui.widgets.header import header_text
 

@@ -11,7 +11,7 @@ import torch
 from tui_helpers import notifications, screen_text, settle
 
 from layerscope.cam.metrics import faithfulness
-from layerscope.loading import Preprocess, load_model
+from layerscope.models import Preprocess, load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.module_tree import ModuleTreeView
@@ -47,7 +47,7 @@ async def test_g_shows_the_maps_deletion_and_insertion_scores(mobilenet, tmp_pat
         await pilot.press("g")
         await settle(pilot)
         panel = app.query_one(CamPanel)
-        explainer, result = panel.cache, panel.view.result
+        explainer, result = panel.explainer, panel.view.result
         [expected] = faithfulness(mobilenet.model, explainer.input, [result.heatmap], result.target)
         assert panel.scores == expected  # the same function, the same numbers as `layerscope rank`
         shown = " ".join(screen_text(app).split())
@@ -80,7 +80,8 @@ async def test_escape_while_scoring_skips_the_scores_and_keeps_the_map(mobilenet
         await settle(pilot)
         assert waiting[0].is_set() and any("stopping scoring the map" in n for n in notifications(app))
         panel = app.query_one(CamPanel)
-        assert panel.view is not None and panel.scores == "scores: skipped" and not panel.scoring
+        assert panel.view is not None and not panel.scoring
+        assert panel.scores is None and panel.scores_note == "scores: skipped"
         assert "scores: skipped" in screen_text(app) and screen_text(app).count("▀") > 500
 
 
@@ -90,7 +91,7 @@ async def test_r_ranks_the_family_marks_the_tree_and_b_jumps_to_the_best(small_m
         await settle(pilot)
         await pilot.press("a", "r")  # the suggested layer, features[-1], and its family
         await settle(pilot)
-        ranking = app.session.ranking
+        ranking = app.main.session.ranking
         assert ranking is not None and len(ranking.layers) == 16 and ranking.method == "gradcam"
         assert "features.18" in [s.layer for s in ranking.layers] and not ranking.blind
         gaps = [s.scores.gap for s in ranking.layers]
@@ -108,7 +109,7 @@ async def test_r_ranks_the_family_marks_the_tree_and_b_jumps_to_the_best(small_m
                    and "sanity passed: gradcam's maps change" in n for n in notifications(app))
         await pilot.press("b")
         await settle(pilot)
-        assert app.session.node(app.session.target).name == ranking.best.layer
+        assert app.main.session.node(app.main.session.target).name == ranking.best.layer
         await pilot.press("g")
         await settle(pilot)
         assert "rank #1 of" in screen_text(app)  # "… of 16", wrapped in the narrow tab
@@ -118,10 +119,10 @@ async def test_r_with_eigencam_says_it_is_class_blind(small_mobilenet, tmp_path)
     app = LayerscopeApp(small_mobilenet, spec="mobilenet_v2", save_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.session.method = "eigencam"
+        app.main.session.method = "eigencam"
         await pilot.press("slash", *"features.16", "enter", "r")
         await settle(pilot)
-        ranking = app.session.ranking
+        ranking = app.main.session.ranking
         assert ranking.blind and all(s.rho == pytest.approx(1.0) for s in ranking.layers)
         assert any(n.startswith("Ranked 16 layers") and "sanity class-blind: eigencam's maps stay the same" in n
                    for n in notifications(app))
@@ -139,7 +140,7 @@ async def test_r_on_a_layer_without_a_map_warns_and_escape_stops_a_ranking(mobil
         await settle(pilot)
         assert any("Nothing to rank here: model.classifier[-1]: its output 1×1000 has no spatial grid" in n
                    for n in notifications(app))
-        assert app.session.ranking is None
+        assert app.main.session.ranking is None
         await pilot.press("a", "r")
         bar = app.query_one("#cam-progress")
         await wait_until(lambda: (bar.progress or 0) > 0)
@@ -147,5 +148,5 @@ async def test_r_on_a_layer_without_a_map_warns_and_escape_stops_a_ranking(mobil
         await settle(pilot)
         assert any("stopping the ranking of its family" in n for n in notifications(app))
         assert any("Grad-CAM cancelled" in n and "cancelled after" in n for n in notifications(app))
-        assert app.session.ranking is None and not app.query_one(CamPanel).running
+        assert app.main.session.ranking is None and not app.query_one(CamPanel).running
         assert torch.is_grad_enabled()

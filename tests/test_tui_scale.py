@@ -6,7 +6,7 @@ import pytest
 from big_models import hundred_thousand
 from tui_helpers import screen_text, settle, tree_lines
 
-from layerscope.loading import LoadedModel
+from layerscope.models import LoadedModel
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.module_tree import PAGE, ModuleTreeView
 
@@ -25,7 +25,7 @@ async def test_hundred_thousand_modules_open_lazily_and_fold(big):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         tree = app.query_one(ModuleTreeView)
-        assert len(app.session.tree) == 100_004
+        assert len(app.main.session.tree) == 100_004
         assert len(tree_lines(tree)) == 4  # the root and its three children
         await pilot.press("down", "down", "enter")  # blocks
         await settle(pilot)
@@ -37,18 +37,18 @@ async def test_hundred_thousand_modules_open_lazily_and_fold(big):
         assert len(tree_lines(tree)) == 4 + 1 + PAGE + 1
         await pilot.press("slash", *"blocks.250.gate.1", "enter")
         await settle(pilot)
-        assert app.session.node(app.current).name == "blocks.250.gate.1"
+        assert app.main.session.node(app.main.current).name == "blocks.250.gate.1"
         assert "model.blocks[250].gate[1]" in screen_text(app)
         assert len(tree_lines(tree)) < 500
         await pilot.press("slash", *"blocks.7777.norm", "enter")  # deep: one page, "more" lines around it
         await settle(pilot)
-        assert app.session.node(app.current).name == "blocks.7777.norm"
+        assert app.main.session.node(app.main.current).name == "blocks.7777.norm"
         lines = [str(line.label).split("  ")[0] for line in tree_lines(tree)
                  if line.data and line.data.kind == "more"]
         assert "… 7,400 more" in lines and "… 2,200 more" in lines  # 300…7699 before, 7800…9999 after
         assert len(tree_lines(tree)) < 800
         blocks_run = tree.cursor_node.parent.parent
-        keys = [app.session.node(line.data.index).key for line in blocks_run.children
+        keys = [app.main.session.node(line.data.index).key for line in blocks_run.children
                 if line.data and line.data.kind == "module"]
         assert keys.index("7777") > keys.index("250")  # pages stay in order
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tui_helpers import settle
 
-from layerscope.loading import load_model
+from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 
 

@@ -1,3 +1,3 @@
-from layerscope.cli.main import main
+from layerscope.entry import main
 
 raise SystemExit(main())

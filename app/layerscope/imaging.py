@@ -23,7 +23,7 @@ from torch import Tensor
 
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import atomic_write, expand, regular_file
-from layerscope.loading import Preprocess
+from layerscope.models.loaded import Preprocess
 
 SAMPLES = Path(__file__).parent / "samples"
 

@@ -1,14 +1,14 @@
 """Class-activation maps for any layer: nine methods, one forward, one backward.
 
 ``compute_cam`` explains one layer; ``compute_sweep`` many layers from a single
-forward and a single ``torch.autograd.grad`` call; ``CamSession`` keeps those
+forward and a single ``torch.autograd.grad`` call; ``CamPass`` keeps those
 activations and gradients so an app can redraw any hooked layer, with any method,
 without running the model again. ``PhotoExplainer`` is the whole pipeline for one
 photo (preprocessing, maps laid back on the photo, overlays): the notebook API, and
 what the CLI and the app call.
 """
 
-from layerscope.cam.core import CamResult, CamSession, compute_cam, compute_sweep, normalise
+from layerscope.cam.core import CamPass, CamResult, compute_cam, compute_sweep, normalise
 from layerscope.cam.layers import resolve_layer
 from layerscope.cam.perturb import CamCancelled
 from layerscope.cam.detection import BoxTarget, is_detection_model
@@ -30,7 +30,7 @@ __all__ = [
     "BoxTarget",
     "CamCancelled",
     "CamResult",
-    "CamSession",
+    "CamPass",
     "Eligibility",
     "PhotoExplainer",
     "Prediction",

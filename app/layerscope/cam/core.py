@@ -1,6 +1,6 @@
 """One forward pass, one ``torch.autograd.grad`` call, and the maps that follow.
 
-``CamSession`` runs the pass with capture hooks on every requested layer
+``CamPass`` runs the pass with capture hooks on every requested layer
 (``cam.hooks``) and caches their activations and gradients as grids, so any hooked
 layer can be redrawn with any method without touching the model again; the
 perturbation methods get their many forwards from ``cam.perturb``. Why this is fast
@@ -17,17 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from layerscope import hf
 from layerscope.cam import detection
 from layerscope.cam.hooks import capture_hook, checked_input, detached, model_guard
-from layerscope.cam.layers import LayerRef, resolve_layer
+from layerscope.cam.layers import LayerRef, resolve_layer, resolve_layers
 from layerscope.cam.methods import CamInputs, Method, get_method
 from layerscope.cam.perturb import Cancel, ModelPerturber, PerturbContext, Progress, memory_guard
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
 from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, class_scores, resolve_target
 from layerscope.errors import LayerscopeError
+from layerscope.models.adapters import text_model_problem
 from layerscope.probe import call_model
-from layerscope.tree import ModuleTree
+from layerscope.tree import ModuleTree, build_tree
 
 
 
@@ -68,13 +68,13 @@ class CamResult:
         ]
 
 
-class CamSession:
+class CamPass:
     """One forward (and, for gradient methods, one backward) with hooks on many layers.
 
     Activations and gradients of every hooked layer are cached as ``N×C×h×w`` grids,
     so ``result(layer, method)`` redraws any of them, with any gradient or
     activation method, without touching the model again; Score-CAM and Ablation-CAM
-    run their own perturbed forwards. A new target needs a new session.
+    run their own perturbed forwards. A new target needs a new pass.
     """
 
     def __init__(
@@ -90,13 +90,13 @@ class CamSession:
         need_target: bool = True,
         tree: ModuleTree | None = None,
     ) -> None:
-        problem = hf.text_model_problem(model)
+        problem = text_model_problem(model)
         if problem:
             raise LayerscopeError(problem)
         self.model = model
         self.input = checked_input(model, input_tensor)
         self.input_hw = (self.input.shape[-2], self.input.shape[-1])
-        resolved = [resolve_layer(model, layer, tree) for layer in layers]
+        resolved, self.tree = resolve_layers(model, layers, tree)  # one tree for the whole pass
         self.modules = dict(resolved)
         self.layers: tuple[str, ...] = tuple(self.modules)
         self.gradients = gradients
@@ -179,9 +179,15 @@ class CamSession:
     ) -> CamResult:
         """The map of ``method`` at ``layer`` (one of ``self.layers``) from the cached pass."""
         spec = get_method(method)
-        name = layer if isinstance(layer, str) and layer in self.activations else resolve_layer(self.model, layer)[0]
+        name = layer if isinstance(layer, str) and layer in self.activations else self._resolve(layer)
         raw = self._raw(name, spec, progress, cancel, batch_size)
         return self._result(name, spec, raw, self._heatmaps(raw))
+
+    def _resolve(self, layer: LayerRef) -> str:
+        """The qualified name of a layer this pass may not have hooked, through the pass's one tree."""
+        if self.tree is None and not isinstance(layer, nn.Module):
+            self.tree = build_tree(self.model)
+        return resolve_layer(self.model, layer, self.tree)[0]
 
     def results(
         self, method: str = "gradcam", layers: Sequence[str] | None = None, **kwargs: Any
@@ -211,9 +217,9 @@ class CamSession:
 
     def _check(self, name: str, spec: Method) -> None:
         if name not in self.activations:
-            raise LayerscopeError(f"layer {name!r} was not hooked in this session; hooked: {', '.join(self.layers)}")
+            raise LayerscopeError(f"layer {name!r} was not hooked in this pass; hooked: {', '.join(self.layers)}")
         if spec.needs_grad and not self.gradients:
-            raise LayerscopeError(f"{spec.name} needs gradients; this session was run without them")
+            raise LayerscopeError(f"{spec.name} needs gradients; this pass was run without them")
 
     def _raw(
         self, name: str, spec: Method, progress: Progress | None = None, cancel: Cancel | None = None,
@@ -291,8 +297,8 @@ def compute_cam(
     if options:
         raise LayerscopeError(f"unknown CAM option(s): {', '.join(sorted(options))}")
     spec = get_method(method)
-    session = _session_for(spec, model, input_tensor, [layer], target, categories, reshape)
-    return session.result(session.layers[0], spec.name, progress=progress, cancel=cancel, batch_size=batch_size)
+    cam_pass = _pass_for(spec, model, input_tensor, [layer], target, categories, reshape)
+    return cam_pass.result(cam_pass.layers[0], spec.name, progress=progress, cancel=cancel, batch_size=batch_size)
 
 
 def compute_sweep(
@@ -310,16 +316,16 @@ def compute_sweep(
 ) -> list[CamResult]:
     """Maps at many layers from ONE forward and ONE ``torch.autograd.grad`` call."""
     spec = get_method(method)
-    session = _session_for(spec, model, input_tensor, layers, target, categories, reshape)
-    return session.results(spec.name, progress=progress, cancel=cancel, batch_size=batch_size)
+    cam_pass = _pass_for(spec, model, input_tensor, layers, target, categories, reshape)
+    return cam_pass.results(spec.name, progress=progress, cancel=cancel, batch_size=batch_size)
 
 
-def _session_for(
+def _pass_for(
     spec: Method, model: nn.Module, input_tensor: Tensor, layers: Sequence[LayerRef], target: TargetSpec,
     categories: Sequence[str] | None, reshape: Reshape,
-) -> CamSession:
-    """A session computing exactly what ``spec`` needs: gradients only for gradient methods."""
-    return CamSession(
+) -> CamPass:
+    """A pass computing exactly what ``spec`` needs: gradients only for gradient methods."""
+    return CamPass(
         model, input_tensor, layers, target, categories=categories, reshape=reshape,
         gradients=spec.needs_grad, need_target=spec.needs_grad or spec.perturbs,
     )

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from layerscope.cam.hooks import checked_input, model_guard
-from layerscope.cam.perturb import CamCancelled, Cancel, Progress, _cancelled, memory_guard
+from layerscope.cam.perturb import CamCancelled, Cancel, Progress, is_cancelled, memory_guard
 from layerscope.cam.sanity import is_blind, randomization_check, randomization_checks, spearman
 from layerscope.errors import LayerscopeError
 from layerscope.probe import call_model
@@ -181,7 +181,7 @@ def _stream(
 ) -> Iterator[float]:
     done = 0
     for start in range(0, len(jobs), batch_size):
-        if _cancelled(cancel):
+        if is_cancelled(cancel):
             raise CamCancelled(f"cancelled after {done} of {len(jobs)} perturbed passes")
         batch = jobs[start:start + batch_size]
         with memory_guard(f"scoring {len(batch)} perturbed copies at once on {plan.x.device.type}",

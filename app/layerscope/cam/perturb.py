@@ -31,8 +31,8 @@ class CamCancelled(RuntimeError):
 
 @dataclass(frozen=True)
 class PerturbContext:
-    """What the perturbed forwards need from a finished pass, and nothing else: the session
-    builds one, so this module never reads the session's own state."""
+    """What the perturbed forwards need from a finished pass, and nothing else: the pass
+    builds one, so this module never reads the pass's own state."""
 
     model: nn.Module
     input: Tensor  # N×C×H×W, as the model saw it
@@ -46,7 +46,9 @@ class PerturbContext:
         return (self.input.shape[-2], self.input.shape[-1])
 
 
-def _cancelled(cancel: Cancel | None) -> bool:
+def is_cancelled(cancel: Cancel | None) -> bool:
+    """Whether ``cancel`` (a callable, or a ``threading.Event``-like object) asks to stop now;
+    asked between batches by every loop that runs the model many times."""
     if cancel is None:
         return False
     is_set = getattr(cancel, "is_set", None)
@@ -89,7 +91,7 @@ class ModelPerturber:
         total, done = n * channels, 0
         for image in range(n):
             for start in range(0, channels, self.batch_size):
-                if _cancelled(self.cancel):
+                if is_cancelled(self.cancel):
                     raise CamCancelled(f"cancelled after {done} of {total} perturbed passes")
                 ks = list(range(start, min(start + self.batch_size, channels)))
                 yield image, ks

@@ -7,7 +7,7 @@ keeps both sides of that step together (the photo, the prepared input, the
 returns is also laid back on the photo (``CamResult.on_photo``) and every overlay
 leaves the unseen borders as they were.
 
-It also keeps its last pass (``CamSession``): asking again for layers that pass
+It also keeps its last pass (``CamPass``): asking again for layers that pass
 hooked, with the same target, redraws them without running the model.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 from PIL import Image
 from torch import Tensor, nn
 
-from layerscope import hf, imaging
-from layerscope.cam.core import CamResult, CamSession
+from layerscope import imaging
+from layerscope.cam.core import CamPass, CamResult
 from layerscope.cam.detection import is_detection_model
 from layerscope.cam.layers import LayerRef, resolve_layer
 from layerscope.cam.methods import Method, get_method
@@ -30,14 +30,15 @@ from layerscope.cam.reshape import Reshape
 from layerscope.cam.scoring import TargetSpec
 from layerscope.cam.targets import eligible_layers, family_names, spread, suggest_target_layer
 from layerscope.errors import LayerscopeError
-from layerscope.loading import LoadedModel
+from layerscope.models.adapters import text_model_problem
+from layerscope.models.loaded import LoadedModel
 from layerscope.tree import ModuleTree, build_tree
 
 MAX_FAMILY = 16  # layers in an automatic sweep: enough to see the trend, few enough to read as tiles
 
 
 class PhotoExplainer:
-    """CAMs of one photo through one loaded model (``layerscope.loading.load_model``).
+    """CAMs of one photo through one loaded model (``layerscope.models.load_model``).
 
     ``image`` is a path or a PIL image. Holds ``image`` (RGB, original size), ``input``
     (``1×3×H×W`` on the model's device), ``geometry`` and ``mask`` (``H×W`` bool over the
@@ -52,7 +53,7 @@ class PhotoExplainer:
         reshape: Reshape = None,
         tree: ModuleTree | None = None,
     ) -> None:
-        problem = hf.text_model_problem(loaded.model)
+        problem = text_model_problem(loaded.model)
         if problem:
             raise LayerscopeError(problem)
         if loaded.device.type == "meta" and loaded.source == "huggingface":
@@ -68,7 +69,7 @@ class PhotoExplainer:
         self.mask = imaging.seen_mask(self.geometry)
         self.reshape = reshape
         self._tree = tree
-        self._pass: CamSession | None = None
+        self._pass: CamPass | None = None
         self._pass_key: tuple[object, bool, bool] | None = None  # (target, gradients, target resolved)
 
     @property
@@ -140,11 +141,11 @@ class PhotoExplainer:
         spec = get_method(method)
         names = list(dict.fromkeys(self.layer_name(layer) for layer in layers))
         extra = [self.layer_name(layer) for layer in hook]
-        session = self._session(names, extra, spec, target)
+        cam_pass = self._pass_for(names, extra, spec, target)
         if spec.perturbs:
-            found = self._perturbed(session, names, spec, progress, cancel, batch_size)
+            found = self._perturbed(cam_pass, names, spec, progress, cancel, batch_size)
         else:
-            found = session.results(spec.name, names)
+            found = cam_pass.results(spec.name, names)
         return [replace(r, on_photo=imaging.to_original(r.heatmap, self.geometry)) for r in found]
 
     def has_pass(self, layers: Sequence[LayerRef], method: str = "gradcam", target: TargetSpec = None) -> bool:
@@ -164,32 +165,32 @@ class PhotoExplainer:
             and (resolved or not (spec.needs_grad or spec.perturbs))
         )
 
-    def _session(self, names: list[str], extra: list[str], spec: Method, target: TargetSpec) -> CamSession:
+    def _pass_for(self, names: list[str], extra: list[str], spec: Method, target: TargetSpec) -> CamPass:
         if self._reusable(names, spec, target):
             assert self._pass is not None
             return self._pass
         gradients = spec.needs_grad or bool(extra)  # hooked for later: keep what any method needs
         need_target = gradients or spec.perturbs
         hooked = list(dict.fromkeys([*names, *extra]))
-        session = CamSession(
+        cam_pass = CamPass(
             self.model, self.input, hooked, target, categories=self.loaded.categories, reshape=self.reshape,
             gradients=gradients, need_target=need_target, tree=self.tree,
         )  # built first: a pass that fails (a layer with no map) leaves the kept one usable
-        self._pass, self._pass_key = session, (target, gradients, need_target)
-        return session
+        self._pass, self._pass_key = cam_pass, (target, gradients, need_target)
+        return cam_pass
 
     @staticmethod
     def _perturbed(
-        session: CamSession, names: list[str], spec: Method, progress: Progress | None, cancel: Cancel | None,
+        cam_pass: CamPass, names: list[str], spec: Method, progress: Progress | None, cancel: Cancel | None,
         batch_size: int,
     ) -> list[CamResult]:
         """Layer after layer, with one progress count over all of them."""
-        images = session.input.shape[0]
-        sizes = [images * session.activations[name].shape[1] for name in names]
+        images = cam_pass.input.shape[0]
+        sizes = [images * cam_pass.activations[name].shape[1] for name in names]
         total, done, found = sum(sizes), 0, []
         for name, size in zip(names, sizes):
             report = None if progress is None else (lambda d, _t, base=done: progress(base + d, total))
-            found.append(session.result(name, spec.name, progress=report, cancel=cancel, batch_size=batch_size))
+            found.append(cam_pass.result(name, spec.name, progress=report, cancel=cancel, batch_size=batch_size))
             done += size
         return found
 

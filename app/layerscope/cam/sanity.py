@@ -24,14 +24,15 @@ import torch
 from torch import Tensor, nn
 
 from layerscope.cam.hooks import checked_input, model_guard
-from layerscope.cam.layers import LayerRef, resolve_layer
+from layerscope.cam.layers import LayerRef, resolve_layers
 from layerscope.cam.methods import get_method
-from layerscope.cam.perturb import CamCancelled, Cancel, Progress, _cancelled
+from layerscope.cam.perturb import CamCancelled, Cancel, Progress, is_cancelled
 from layerscope.cam.reshape import Reshape
 from layerscope.cam.scoring import TargetSpec
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.locking import model_lock
 from layerscope.probe import call_model
+from layerscope.tree import ModuleTree
 
 SEED = 0
 BLIND = 0.9  # ρ at or above this: the map barely moves when the model's later layers are randomised
@@ -42,8 +43,8 @@ def randomization_check(
 ) -> float:
     """Spearman ρ between the map at ``layer`` and the map after re-initialising, on a copy,
     every parameterised module that runs after ``layer``; near 1 means the method ignores them."""
-    name = resolve_layer(model, layer)[0]
-    return randomization_checks(model, x, [name], method, target, **kwargs)[name]
+    [rho] = randomization_checks(model, x, [layer], method, target, **kwargs).values()
+    return rho
 
 
 def randomization_checks(
@@ -58,23 +59,26 @@ def randomization_checks(
     reshape: Reshape = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    tree: ModuleTree | None = None,
 ) -> dict[str, float]:
     """``randomization_check`` for many layers with one copy of the model, cascading from the
     last layer down: each step re-initialises the modules between it and the layer above.
-    ``originals`` (the maps already computed, in ``layers`` order) save one pass."""
-    from layerscope.cam.core import CamSession
+    ``originals`` (the maps already computed, in ``layers`` order) save one pass. One module
+    tree (``tree``, else built once here) resolves every layer, in the model and in its copy."""
+    from layerscope.cam.core import CamPass
 
     spec = get_method(method)
-    names = [resolve_layer(model, layer)[0] for layer in layers]
+    resolved, tree = resolve_layers(model, layers, tree)
+    names = [name for name, _ in resolved]
     starts, ends = _execution_order(model, x, names)
     owners = {name for name, module in model.named_modules() if _owns_weights(module)}
     last = max(names, key=ends.__getitem__)
     if not any(start > ends[last] and m in owners for m, start in starts.items()):
         raise LayerscopeError(f"no module with weights runs after {last!r}: nothing to randomise")
-    sessions = dict(model=model, categories=categories, reshape=reshape, gradients=spec.needs_grad,
-                    need_target=True)
+    options = dict(model=model, categories=categories, reshape=reshape, gradients=spec.needs_grad,
+                   need_target=True, tree=tree)  # the copy has the same structure: the same tree fits it
     if originals is None:
-        base = CamSession(input_tensor=x, layers=names, target=target, **sessions)
+        base = CamPass(input_tensor=x, layers=names, target=target, **options)
         originals = [r.heatmap for r in base.results(spec.name)]
         target = base.target.label if base.target is not None else target
     elif target is None:
@@ -84,12 +88,12 @@ def randomization_checks(
     rhos: dict[str, float] = {}
     done: set[str] = set()
     for step, (name, original) in enumerate(sorted(zip(names, originals), key=lambda p: -ends[p[0]]), 1):
-        if _cancelled(cancel):
+        if is_cancelled(cancel):
             raise CamCancelled(f"cancelled after {step - 1} of {len(names)} sanity checks")
         later = [m for m, start in starts.items() if start > ends[name] and m in owners and m not in done]
         _reinitialise(modules, later)
         done.update(later)
-        again = CamSession(input_tensor=x, layers=[name], target=target, **{**sessions, "model": copied})
+        again = CamPass(input_tensor=x, layers=[name], target=target, **{**options, "model": copied})
         rhos[name] = spearman(original, again.result(name, spec.name).heatmap)
         if progress is not None:
             progress(step, len(names))

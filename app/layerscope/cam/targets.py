@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from layerscope import hf
 from layerscope.cam.reshape import Layout, ModelHints, infer_layout, model_hints
 from layerscope.errors import LayerscopeError
+from layerscope.models import adapters
 from layerscope.probe import ShapeInfo, probe_shapes
 from layerscope.tree import ModuleTree, build_tree
 
@@ -53,7 +53,7 @@ def suggest_target_layer(
     model: nn.Module, tree: ModuleTree | None = None, input_shape: tuple[int, ...] = (3, 224, 224)
 ) -> str:
     """The qualified name of the layer to explain by default (may run one probe pass)."""
-    problem = hf.text_model_problem(model)
+    problem = adapters.text_model_problem(model)
     if problem:
         raise LayerscopeError(problem)
     tree = tree or build_tree(model)
@@ -72,7 +72,7 @@ def table_target(model: nn.Module, tree: ModuleTree) -> str | None:
                 return tree.resolve(expression).name
             except LayerscopeError:
                 return None  # a customised copy of a known class: the shapes decide
-    return hf.suggested_layer(model)
+    return adapters.suggested_layer(model)
 
 
 def suggest_from_shapes(

@@ -20,13 +20,12 @@ from layerscope import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
 from layerscope.cam.detection import explained_detections
 from layerscope.cam.scoring import class_index
-from layerscope.cli.common import (
-    add_debug_option, add_model_options, fraction, int_between, load_from_args, stdout_console,
-)
+from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.errors import LayerscopeError
 from layerscope.files import exists, expand, output_path, same_file
+from layerscope.options import add_model_options, load_from_args
 from layerscope.parsing import as_int
-from layerscope.loading import LoadedModel
+from layerscope.models.loaded import LoadedModel
 from layerscope.pixels import PREVIEW_CHOICES, kitty_escape, preview_mode, sixel_escape
 from layerscope.render import color_depth, heatmap_preview
 
@@ -78,8 +77,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_debug_option(parser)
 
 
-class _Job:
-    """What both commands share: the photo explained (``PhotoExplainer``) and how to print it."""
+class CamJob:
+    """One ``cam``, ``sweep`` or ``rank`` command's work: the photo explained (``PhotoExplainer``)
+    from the parsed arguments, and how its results are printed."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -193,7 +193,7 @@ class _Job:
 
 
 def run_cam(args: argparse.Namespace) -> int:
-    job = _Job(args)
+    job = CamJob(args)
     [result] = job.maps([args.layer])
     job.print_header(result)
     node = job.explainer.tree.get(result.layer)
@@ -218,7 +218,7 @@ def run_cam(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    job = _Job(args)
+    job = CamJob(args)
     explainer = job.explainer
     layers = explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
     results = job.maps(layers)

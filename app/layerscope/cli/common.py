@@ -1,4 +1,5 @@
-"""Options every command shares, and the one way each command loads its model."""
+"""What the subcommands share beyond the model options (``layerscope.options``): printing
+and the argparse types that turn a mistyped number into a usage error."""
 
 from __future__ import annotations
 
@@ -6,59 +7,27 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
-
-if TYPE_CHECKING:  # the app parses its arguments before torch is imported, so load lazily
-    from layerscope.loading import LoadedModel
-
-DEFAULT_MODEL = "mobilenet_v2"
-DEFAULT_WEIGHTS = "IMAGENET1K_V1"  # the default model's cached weights (what the screenshots show)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage mistakes end like every other user error: one line on stderr, exit status 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
-
-
-def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
-    """MODEL plus --weights/--device/--arch/--arg/--trust, spelled the same in every command."""
-    if model_required:
-        parser.add_argument("model", metavar="MODEL", help="torchvision name, timm:NAME, pkg.module:factory, a file, "
-                                                           "or a Hugging Face folder / hf:ORG/NAME")
-    else:
-        parser.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                            help=f"model spec (default: {DEFAULT_MODEL}, with its ImageNet weights when cached)")
-    parser.add_argument("--weights", default="auto",
-                        help="auto (the default: the pretrained weights already in the local cache, never a download; "
-                        "else random init), none, DEFAULT, a torchvision weights name, or a state_dict path")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps, or meta (structure only, no weight memory)")
-    parser.add_argument("--arch", default=None, help="architecture spec to load a state_dict file into")
-    parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="keyword argument for the model builder (Python literal), repeatable")
-    parser.add_argument("--trust", action="store_true",
-                        help="allow full unpickling of a file (runs code from it: only for files you trust)")
 
 
 def add_debug_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
 
-def load_from_args(args: argparse.Namespace) -> LoadedModel:
-    """The model named on the command line; no MODEL means the built-in default, mobilenet_v2."""
-    from layerscope.loading import load_model, parse_kwargs
+class PipeConsole(Console):
+    """A Console whose broken pipe is the command's, not Rich's: Rich would exit with status 1;
+    raising lets ``cli.main`` end every command alike (status 141, text or ``--json``)."""
 
-    spec = DEFAULT_MODEL if args.model is None else args.model  # "" is a mistake, not the default
-    return load_model(
-        spec, weights=args.weights, device=args.device, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg)
-    )
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
 
 
 def stdout_console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Where a command's text goes: plain (no highlighting, no wrapping), 141 when the reader leaves."""
+    return PipeConsole(highlight=False, soft_wrap=False)
 
 
 def print_json(data: Any) -> None:
@@ -96,4 +65,3 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
     return value
-

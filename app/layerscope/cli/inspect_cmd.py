@@ -2,7 +2,7 @@
 
 Each one loads through ``load_from_args``, builds the tree once and prints either
 Rich output for people or ``--json`` for scripts; the figures come from
-``layerscope.report`` so the app shows the same numbers.
+``layerscope.nodestats`` so the app shows the same numbers.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import torch
 from rich.table import Table
 from rich.text import Text
 
-from layerscope.cli.common import (
-    add_debug_option, add_model_options, int_between, load_from_args, positive_int, print_json, stdout_console,
-)
+from layerscope.cli.common import add_debug_option, int_between, positive_int, print_json, stdout_console
 from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype, probe_cost
 from layerscope.errors import LayerscopeError
 from layerscope.iteration import iteration_view
-from layerscope.loading import LoadedModel
+from layerscope.models.loaded import LoadedModel
+from layerscope.nodestats import access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures
+from layerscope.options import add_input_option, add_model_options, load_from_args
 from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
-from layerscope.report import access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures
 from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
 
 
@@ -55,8 +54,7 @@ def _command(sub: argparse._SubParsersAction, name: str, summary: str, func) -> 
 
 def _add_shape_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", action="store_true", help="probe output shapes with one dummy forward pass")
-    parser.add_argument("--input", default=None, metavar="CxHxW",
-                        help="probe input, e.g. 3x224x224 or 128:long (default: the weights' own size)")
+    add_input_option(parser, "probe input, e.g. 3x224x224 or 128:long (default: the weights' own size)")
 
 
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:
@@ -291,7 +289,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def stats_table(stats: dict[str, Any]) -> Table:
-    """Rows for people, formatted by ``report.format_figure`` as the app's Stats tab does."""
+    """Rows for people, formatted by ``nodestats.format_figure`` as the app's Stats tab does."""
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()

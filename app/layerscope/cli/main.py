@@ -1,7 +1,9 @@
-"""``layerscope`` entry point: subcommands for scripts, no subcommand for the app.
+"""``layerscope COMMAND``: the subcommands for scripts (``layerscope.entry`` sends the rest
+to the app).
 
 User mistakes (LayerscopeError) end with one line on stderr and exit status 2;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. A reader that leaves early (``| head -1``)
+ends the command with status 141, text and ``--json`` alike (``reader_went_away``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ COMMANDS = ("tree", "stats", "api", "cam", "sweep", "rank", "report")
 
 def build_parser() -> argparse.ArgumentParser:
     from layerscope.cli import cam_cmd, inspect_cmd, rank_cmd, report_cmd
-
-    from layerscope.cli.common import OneLineParser
+    from layerscope.options import OneLineParser
 
     parser = OneLineParser(
         prog="layerscope",
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "interactive app (no MODEL: ImageNet mobilenet_v2 and a bundled photo).",
     )
     parser.add_argument("--version", action="version", version=f"layerscope {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     inspect_cmd.add_parsers(sub)
     cam_cmd.add_parsers(sub)
     rank_cmd.add_parser(sub)
@@ -41,9 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand (``argv`` without the program name) and return its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
-        return _run_app(argv)
     debug = "--debug" in argv
     with _quiet(debug):
         args = build_parser().parse_args(argv)
@@ -70,7 +70,9 @@ def _quiet(debug: bool) -> Iterator[None]:
 
 def _guarded(func, args: argparse.Namespace, *, debug: bool) -> int:
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a short output still in the buffer meets a gone reader here, not at exit
+        return code
     except LayerscopeError as exc:
         if debug:
             raise
@@ -80,20 +82,19 @@ def _guarded(func, args: argparse.Namespace, *, debug: bool) -> int:
         print("layerscope: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return _reader_went_away()
+        return reader_went_away()
 
 
-def _reader_went_away() -> int:
-    """``layerscope tree ... --json | head``: the reader closed the pipe, which is not an error.
+READER_WENT_AWAY = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
 
-    stdout is pointed at devnull so the interpreter's final flush does not raise again.
+
+def reader_went_away() -> int:
+    """``layerscope tree ... | head -1``: the reader closed the pipe, which is not an error.
+
+    Text (through Rich, ``cli.common.stdout_console``) and ``--json`` both end here, with
+    ``READER_WENT_AWAY`` and nothing on stderr. stdout is pointed at devnull so the
+    interpreter's final flush of what is still buffered does not raise again.
     """
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    return 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
-
-
-def _run_app(argv: list[str]) -> int:
-    from layerscope.tui.launch import launch
-
-    return launch(argv)
+    return READER_WENT_AWAY

@@ -21,9 +21,9 @@ from rich.text import Text
 from layerscope import imaging
 from layerscope.cam import METHODS, CamResult
 from layerscope.cam.ranking import Ranking, rank_maps, verdict
-from layerscope.cam.scoring import class_index
 from layerscope.cli import cam_cmd
-from layerscope.cli.common import add_debug_option, add_model_options, fraction, int_between, print_json
+from layerscope.cli.common import add_debug_option, fraction, int_between, print_json
+from layerscope.options import add_model_options
 from layerscope.tree import ModuleTree
 
 MAX_STEPS = 1000  # beyond this the curve is smooth already, and 16 layers would take 32,000 forwards
@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_rank(args: argparse.Namespace) -> int:
-    job = cam_cmd._Job(args)
+    job = cam_cmd.CamJob(args)
     explainer = job.explainer
     layers = explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
     results = job.maps(layers)
@@ -82,12 +82,12 @@ def run_rank(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ranked(job: cam_cmd._Job, results: list[CamResult]) -> Ranking:
+def _ranked(job: cam_cmd.CamJob, results: list[CamResult]) -> Ranking:
     args, explainer = job.args, job.explainer
     columns = (TextColumn("scoring maps"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rank", total=None)
-        chosen = None if args.target is None else class_index(cam_cmd._parse_target(args.target), job.loaded.categories)
+        chosen = job.target_label()
         return rank_maps(explainer.model, explainer.input, results, target=chosen, steps=args.steps,
                          batch_size=args.batch_size, sanity=args.sanity, categories=job.loaded.categories,
                          reshape=explainer.reshape, progress=lambda done, total: bar.update(task, completed=done, total=total))

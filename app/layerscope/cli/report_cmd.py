@@ -20,9 +20,10 @@ from rich.table import Table
 from layerscope import imaging
 from layerscope.cam import METHODS
 from layerscope.cli import cam_cmd, rank_cmd
-from layerscope.cli.common import DEFAULT_MODEL, add_debug_option, add_model_options, fraction, int_between, stdout_console
+from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
-from layerscope.loading import parse_kwargs
+from layerscope.models import parse_kwargs
+from layerscope.options import DEFAULT_MODEL, add_model_options
 
 MAX_BATCH = 1024
 

@@ -1,4 +1,4 @@
-"""Memory estimates with their formulas, and the cost keys ``stats --cost`` adds (``report`` formats them)."""
+"""Memory estimates with their formulas, and the cost keys ``stats --cost`` adds (``nodestats`` formats them)."""
 
 from __future__ import annotations
 

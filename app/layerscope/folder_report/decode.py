@@ -20,7 +20,7 @@ from layerscope import imaging
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.folder_report.dataset import ImageFile
 from layerscope.imaging import Geometry
-from layerscope.loading import Preprocess
+from layerscope.models import Preprocess
 
 REASONS = ("empty", "not an image", "truncated", "corrupt", "too small", "too large", "unreadable")
 MIN_SIDE = 16  # pixels: below this a photo holds too little for the model's resize to mean anything

@@ -1,6 +1,6 @@
 """The per-batch function: every requested layer's map of every image in a batch, and its evidence.
 
-One forward and one backward for the whole batch (``CamSession`` over N images, every
+One forward and one backward for the whole batch (``CamPass`` over N images, every
 layer hooked at once), then every map of every image scored in one stream of perturbed
 forwards (``cam.metrics.faithfulness_batch``). Each image's numbers are the ones
 ``layerscope rank`` prints for it alone: the same preprocessing, the same maps, the same
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from layerscope.cam import CamSession, get_method, top_predictions
+from layerscope.cam import CamPass, get_method, top_predictions
 from layerscope.cam.metrics import Faithfulness, faithfulness_batch
 from layerscope.cam.reshape import Reshape
 from layerscope.folder_report import pictures
 from layerscope.folder_report.decode import Decoded, Skip
-from layerscope.loading import LoadedModel
+from layerscope.models import LoadedModel
 from layerscope.tree import ModuleTree, build_tree
 
 PREDICTED, LABEL = "predicted", "label"
@@ -74,16 +74,16 @@ class BatchExplainer:
     def _explain(self, group: list[Decoded], out: BatchOutput) -> None:
         s, model = self.settings, self.loaded.model
         x = torch.cat([item.input for item in group]).to(self.loaded.device)
-        session = CamSession(model, x, s.layers, self._target(group), categories=self.loaded.categories,
-                             reshape=self.reshape, gradients=self.method.needs_grad, need_target=True, tree=self.tree)
-        results = session.results(self.method.name, s.layers, batch_size=s.perturb_batch)
+        cam_pass = CamPass(model, x, s.layers, self._target(group), categories=self.loaded.categories,
+                           reshape=self.reshape, gradients=self.method.needs_grad, need_target=True, tree=self.tree)
+        results = cam_pass.results(self.method.name, s.layers, batch_size=s.perturb_batch)
         heat = torch.stack([r.heatmap.reshape(len(group), *x.shape[-2:]) for r in results], dim=1)  # N×L×H×W
-        assert session.target is not None and session.target.classes is not None
-        classes = [int(k) for k in session.target.classes]
+        assert cam_pass.target is not None and cam_pass.target.classes is not None
+        classes = [int(k) for k in cam_pass.target.classes]
         scores = faithfulness_batch(model, x, [list(maps) for maps in heat], classes, s.steps,
                                     batch_size=s.perturb_batch)
         for i, item in enumerate(group):
-            self._image(item, heat[i], classes[i], scores[i], session.scores[i:i + 1], out)
+            self._image(item, heat[i], classes[i], scores[i], cam_pass.scores[i:i + 1], out)
 
     def _target(self, group: list[Decoded]) -> int | list[int] | None:
         if self.settings.target == PREDICTED:

@@ -25,7 +25,7 @@ from layerscope.errors import LayerscopeError
 from layerscope.folder_report.dataset import Folder, ImageFile
 from layerscope.folder_report.decode import decode
 from layerscope.folder_report.evidence import BatchExplainer, BatchOutput, Settings
-from layerscope.loading import Preprocess
+from layerscope.models import Preprocess
 
 if TYPE_CHECKING:
     from layerscope.folder_report.runner import ModelArgs, ReportRequest

@@ -28,7 +28,7 @@ from layerscope.folder_report.dataset import Folder, discover, folder_path
 from layerscope.folder_report.evidence import LABEL, PREDICTED, BatchExplainer, BatchOutput, ClassChoice, Settings
 from layerscope.folder_report.sanity_sample import sample, sanity_check
 from layerscope.folder_report.store import PAGE, SANITY, SUMMARY, ReportStore, check_outdir
-from layerscope.loading import LoadedModel, load_model
+from layerscope.models import LoadedModel, load_model
 from layerscope.parsing import as_int
 from layerscope.tree import ModuleTree, build_tree
 

@@ -17,7 +17,7 @@ from layerscope.cam.reshape import Reshape
 from layerscope.cam.sanity import BLIND, is_blind, randomization_checks
 from layerscope.errors import LayerscopeError
 from layerscope.folder_report.stats import images
-from layerscope.loading import LoadedModel
+from layerscope.models import LoadedModel
 from layerscope.tree import ModuleTree
 
 

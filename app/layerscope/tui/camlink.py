@@ -1,24 +1,45 @@
 """The app's one doorway into the Grad-CAM engine (``layerscope.cam``, ``imaging``, ``render``).
 
-Everything the app asks of that engine goes through these functions, so the
-widgets stay independent of its exact names.
+Everything the app asks of that engine goes through these functions and comes back as the
+engine's own types (``Eligibility``, ``CamResult``, ``Faithfulness``, ``Ranking``), so the
+widgets stay independent of its exact names. Importing this module imports torch: the
+screens import it when a key or a worker first needs it, never before the first frame.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from PIL import Image
+from torch import Tensor, nn
+
+from layerscope import imaging
+from layerscope.cam import (  # CamCancelled: what a stopped worker raises
+    METHODS, CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
+)
+from layerscope.cam.detection import Detection, explained_detections
+from layerscope.cam.metrics import Faithfulness, faithfulness
+from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # verdict: as the CLI says it
+from layerscope.cam.reshape import model_hints
+from layerscope.cam.scoring import Prediction
+from layerscope.cam.targets import Eligibility, family_names, suggest_from_shapes, table_target
+from layerscope.errors import LayerscopeError
+from layerscope.probe import ShapeInfo
+from layerscope.render import heatmap_preview
+from layerscope.savenames import map_stem, unused_stem
+from layerscope.tree import ModuleTree
 from layerscope.tui.session import Session
 
-if TYPE_CHECKING:
-    from layerscope.tree import ModuleTree
+MAX_CANDIDATES = 32  # layers hooked in one pass, so moving the target among them needs no new forward
+
+Progress = Callable[[int, int], None]
+Box = tuple[float, float, float, float]
 
 
 def methods() -> list[str]:
-    from layerscope.cam import METHODS
-
     return list(METHODS)
 
 
@@ -27,43 +48,20 @@ def input_hw(input_shape: tuple[int, ...]) -> tuple[int, int]:
     return (int(input_shape[-2]), int(input_shape[-1])) if len(input_shape) >= 3 else (224, 224)
 
 
-def eligibility(shapes: dict[str, Any], hw: tuple[int, int] = (224, 224), hints: Any = None) -> dict[str, tuple[str, str]]:
-    """``{name: (kind, reason)}`` for every probed module, judged as the engine judges them: with
-    the probe input's H×W and ``model_hints(model)`` (run this in the probe worker)."""
-    from layerscope.cam import layer_eligibility
-
-    extra = {} if hints is None else {"hints": hints}
-    out = {}
-    for name, info in shapes.items():
-        verdict = layer_eligibility(info, hw, **extra)
-        out[name] = (str(verdict.kind), str(verdict.reason))
-    return out
+def eligibility(model: nn.Module, shapes: Mapping[str, ShapeInfo], hw: tuple[int, int]) -> dict[str, Eligibility]:
+    """Every probed module's verdict, judged as the engine judges it: with the probe input's H×W and
+    the model's hints (run this in the probe worker)."""
+    hints = model_hints(model)
+    return {name: layer_eligibility(info, hw, hints=hints) for name, info in shapes.items()}
 
 
-def model_hints(model: Any) -> Any:
-    from layerscope.cam.reshape import model_hints as hints_of
-
-    return hints_of(model)
-
-
-def table_target(model: Any, tree: ModuleTree) -> str | None:
-    """The engine's per-architecture choice (``layer4[-1]``, ``features[-1]``…), or None when the
-    model is not in its table: a pure lookup, safe on the UI thread (``suggest_target_layer``
-    is not: for other models it runs a probe forward)."""
-    from layerscope.cam.targets import table_target as lookup
-
-    return lookup(model, tree)
-
-
-def probed_target(model: Any, tree: ModuleTree, shapes: dict[str, Any], hw: tuple[int, int]) -> str | None:
+def probed_target(model: nn.Module, tree: ModuleTree, shapes: Mapping[str, ShapeInfo],
+                  hw: tuple[int, int]) -> str | None:
     """The engine's choice from probed shapes (the last spatial or token-grid output, stepped into
     plain containers: ``features[-1]``), as the CLI makes it; None when no layer fits. Run it in
     the probe worker."""
-    from layerscope.cam.targets import suggest_from_shapes
-    from layerscope.errors import LayerscopeError
-
     try:
-        return suggest_from_shapes(model, tree, shapes, hw)
+        return suggest_from_shapes(model, tree, dict(shapes), hw)
     except LayerscopeError:
         return None
 
@@ -73,11 +71,10 @@ class ProbePending(Exception):
 
 
 def suggested_target(session: Session) -> int:
-    """The node to suggest as the Grad-CAM target, without any forward pass on this thread.
+    """The node to suggest as the Grad-CAM target, without any forward pass on this thread: the
+    engine's per-architecture table (a pure lookup), else the probe's guess.
 
     Raises ``ProbePending`` while the shape probe runs, ``LayerscopeError`` when nothing fits."""
-    from layerscope.errors import LayerscopeError
-
     name = table_target(session.loaded.model, session.tree)
     if name is None:
         if session.probe_error is not None:
@@ -93,24 +90,32 @@ def suggested_target(session: Session) -> int:
     return node.index
 
 
-MAX_CANDIDATES = 32  # layers hooked in one pass, so moving the target among them needs no new forward
-
-
-CamCache = Any  # the layerscope.cam.PhotoExplainer of the current photo, with its last pass
-
-
 @dataclass(frozen=True)
 class CamView:
-    """What the Grad-CAM tab shows and ``s`` saves."""
+    """What the Grad-CAM tab shows and ``s`` saves: one map laid on its photo."""
 
-    result: Any  # layerscope.cam.CamResult
-    image: Any  # PIL image, original size
-    heat: Any  # the map on the original photo (H×W tensor)
-    mask: Any  # where the model saw the photo; the overlay leaves the rest unpainted
-    top5: tuple[Any, ...]  # layerscope.cam.Prediction (index, name, probability, logit)
+    result: CamResult
+    image: Image.Image  # the photo, original size
+    photo: Path  # where the photo came from (the saved files are named after it)
+    heat: Tensor  # the map on the original photo (H×W)
+    mask: Tensor  # where the model saw the photo; the overlay leaves the rest unpainted
+    top5: tuple[Prediction, ...]
     reused: bool  # redrawn from cached activations, no forward pass
-    detections: tuple[Any, ...] = ()  # a detector's best boxes (layerscope.cam.detection.Detection)
-    box: tuple[float, float, float, float] | None = None  # the detected box the map explains
+    class_blind: bool  # the method reads neither gradients nor target scores: one map for every class
+    detections: tuple[Detection, ...] = ()  # a detector's best boxes
+    box: Box | None = None  # the detected box the map explains
+
+    def preview(self, width: int, height: int, *, ascii_only: bool = False):
+        """The map as ``width``×``height`` terminal cells: coloured over the photo, or (no colour)
+        drawn by the ASCII ramp alone."""
+        return heatmap_preview(self.heat, width, height, image=None if ascii_only else self.image,
+                               ascii=True if ascii_only else None, mask=self.mask, box=self.box)
+
+    def overlay(self) -> Image.Image:
+        """The overlay at the photo's resolution, with a detector's explained box outlined: what ``s``
+        saves and what a terminal that draws pixels shows."""
+        picture = imaging.overlay(self.image, self.heat, mask=self.mask)
+        return picture if self.box is None else imaging.draw_box(picture, self.box)
 
 
 @dataclass(frozen=True)
@@ -122,23 +127,22 @@ class CamRequest:
     method: str
     class_index: int | None
     image: Path
-    eligibility: Any = field(default=None, compare=False)  # the verdicts the candidates come from
+    eligibility: Mapping[str, Eligibility] = field(default_factory=dict, compare=False)  # candidates come from it
 
     @classmethod
-    def of(cls, session: Session) -> CamRequest:
-        assert session.target is not None
-        return cls(session.target, session.method, session.class_index, session.image, session.eligibility)
+    def of(cls, session: Session, target: int | None = None) -> CamRequest:
+        """The session's current choices, for ``target`` (default: the session's target)."""
+        index = session.target if target is None else target
+        assert index is not None
+        return cls(index, session.method, session.class_index, session.image, dict(session.eligibility))
 
 
-def candidates(session: Session, target: int, eligibility: dict[str, tuple[str, str]] | None = None) -> list[str]:
+def candidates(session: Session, target: int, verdicts: Mapping[str, Eligibility]) -> list[str]:
     """The target and the eligible layers around it: ancestors, siblings, and its sweep family
     (``layer4.1`` → every ``layerN.M``), nearest first, at most ``MAX_CANDIDATES``."""
-    from layerscope.cam.targets import family_names
-
     tree = session.tree
     node = tree.nodes[target]
-    verdicts = session.eligibility if eligibility is None else eligibility
-    eligible = {name for name, (kind, _) in verdicts.items() if kind != "none"}
+    eligible = {name for name, verdict in verdicts.items() if verdict.eligible}
     near: list[str] = []
     parent = node.parent
     while parent is not None:
@@ -156,96 +160,72 @@ def candidates(session: Session, target: int, eligibility: dict[str, tuple[str, 
     return chosen
 
 
+def explainer_for(session: Session, request: CamRequest, explainer: PhotoExplainer | None) -> PhotoExplainer:
+    """``explainer`` when it explains the requested photo, else a new one (reads the photo)."""
+    if explainer is None or explainer.path != request.image:
+        explainer = PhotoExplainer(session.loaded, request.image, tree=session.tree)
+    return explainer
+
+
 def compute(
-    session: Session, request: CamRequest, cache: CamCache | None, *, progress=None, cancel=None
-) -> tuple[CamView, CamCache]:
-    """The map ``request`` asks for, from ``cache`` (the photo's ``PhotoExplainer``) when its
-    pass hooked that layer. Runs in a worker: reads ``request`` and the session's fixed parts
-    (model, tree), never its choices."""
-    from layerscope.cam import PhotoExplainer, top_predictions
-
+    session: Session, request: CamRequest, explainer: PhotoExplainer | None, *,
+    progress: Progress | None = None, cancel: threading.Event | None = None,
+) -> tuple[CamView, PhotoExplainer]:
+    """The map ``request`` asks for, from ``explainer`` (the photo's) when its pass hooked that
+    layer. Runs in a worker: reads ``request`` and the session's fixed parts (model, tree),
+    never its choices."""
+    explainer = explainer_for(session, request, explainer)
     layer = session.tree.nodes[request.target].name
-    if cache is None or cache.path != request.image:
-        cache = PhotoExplainer(session.loaded, request.image, tree=session.tree)
-    reused = cache.has_pass([layer], request.method, request.class_index)
-    [result] = cache.maps([layer], request.method, request.class_index, progress=progress, cancel=cancel,
-                          hook=candidates(session, request.target, request.eligibility))
-    top5 = tuple(top_predictions(result.scores, session.loaded.categories))
-    found, box = _detections(result, request.class_index, session.loaded.categories)
-    return CamView(result, cache.image, result.on_photo, cache.mask, top5, reused, found, box), cache
+    reused = explainer.has_pass([layer], request.method, request.class_index)
+    [result] = explainer.maps([layer], request.method, request.class_index, progress=progress, cancel=cancel,
+                              hook=candidates(session, request.target, request.eligibility))
+    categories = session.loaded.categories
+    found, target = explained_detections(result.scores, request.class_index, categories)
+    box = target.box if target is not None and result.target is not None else None  # eigencam explains none
+    spec = get_method(request.method)
+    view = CamView(result=result, image=explainer.image, photo=request.image, heat=result.on_photo,
+                   mask=explainer.mask, top5=tuple(top_predictions(result.scores, categories)), reused=reused,
+                   class_blind=not (spec.needs_grad or spec.perturbs), detections=tuple(found), box=box)
+    return view, explainer
 
 
-def _detections(result: Any, class_index: int | None, categories: Any) -> tuple[tuple[Any, ...], Any]:
-    """A detector's best boxes and the one the map explains (eigencam explains none)."""
-    from layerscope.cam.detection import explained_detections
-
-    found, target = explained_detections(result.scores, class_index, categories)
-    return tuple(found), target.box if target is not None and result.target is not None else None
-
-
-def overlay_picture(view: CamView) -> Any:
-    """The overlay at the photo's resolution, with a detector's explained box outlined: what ``s``
-    saves and what a terminal that draws pixels shows."""
-    from layerscope import imaging
-
-    picture = imaging.overlay(view.image, view.heat, mask=view.mask)
-    return picture if view.box is None else imaging.draw_box(picture, view.box)
+def score(view: CamView, explainer: PhotoExplainer, class_index: int | None = None, *,
+          progress: Progress | None = None, cancel: threading.Event | None = None) -> Faithfulness:
+    """Deletion, insertion and average drop of the shown map for ``class_index`` (None: the map's
+    class, else the top one): the function ``layerscope rank`` calls, at its default steps.
+    Runs in the map's worker."""
+    target = score_target(view.result, class_index)
+    [found] = faithfulness(explainer.model, explainer.input, [view.result.heatmap], target, progress=progress,
+                           cancel=cancel)
+    return found
 
 
-def save(view: CamView, folder: Path, stem: str) -> tuple[Path, Path]:
-    """The overlay PNG and the map as ``.npy`` (original photo size), side by side in ``folder``."""
-    from layerscope import imaging
+def rank(
+    session: Session, request: CamRequest, explainer: PhotoExplainer | None, *,
+    progress: Progress | None = None, cancel: threading.Event | None = None,
+) -> tuple[Ranking, PhotoExplainer]:
+    """The family of ``request.target`` ranked by ``cam.ranking.rank_maps`` (sanity check included),
+    as ``layerscope rank`` does; runs in a worker."""
+    explainer = explainer_for(session, request, explainer)
+    family = explainer.layer_family(session.tree.nodes[request.target].name)
+    maps = explainer.maps(family, request.method, request.class_index, progress=progress, cancel=cancel)
+    ranking = rank_maps(explainer.model, explainer.input, maps, target=request.class_index,
+                        categories=session.loaded.categories, reshape=explainer.reshape, progress=progress,
+                        cancel=cancel)
+    return ranking, explainer
 
-    png = imaging.save_png(overlay_picture(view), folder / f"{stem}.png")
-    npy = imaging.save_npy(view.heat, folder / f"{stem}.npy")
+
+def save(view: CamView, folder: Path, spec: str) -> tuple[Path, Path]:
+    """The overlay PNG and the map as ``.npy`` (original photo size), side by side in ``folder``,
+    named after the model, layer, method, photo and class; an existing pair is never replaced."""
+    result = view.result
+    stem = unused_stem(folder, map_stem(spec=spec, layer=result.layer, method=result.method, image=view.photo,
+                                        target=result.target, target_name=result.target_name))
+    png = imaging.save_png(view.overlay(), stem.parent / f"{stem.name}.png")
+    npy = imaging.save_npy(view.heat, stem.parent / f"{stem.name}.npy")
     return png, npy
 
 
 def check_image(path: Path) -> None:
     """Raise ``LayerscopeError`` unless ``path`` is an image the engine can read."""
-    from layerscope import imaging
-
     imaging.load_image(path)
-
-
-def score(view: CamView, cache: CamCache, class_index: int | None = None, *, progress=None, cancel=None) -> Any:
-    """Deletion, insertion and average drop of the shown map (``cam.metrics.Faithfulness``) for
-    ``class_index`` (None: the map's class, else the top one): the function ``layerscope rank``
-    calls, at its default steps. Runs in the map's worker."""
-    from layerscope.cam.metrics import faithfulness
-    from layerscope.cam.ranking import score_target
-
-    target = score_target(view.result, class_index)
-    [found] = faithfulness(cache.model, cache.input, [view.result.heatmap], target, progress=progress, cancel=cancel)
-    return found
-
-
-def class_blind(method: str) -> bool:
-    """A method that reads neither gradients nor target scores makes the same map for every class."""
-    from layerscope.cam import get_method
-
-    spec = get_method(method)
-    return not (spec.needs_grad or spec.perturbs)
-
-
-def rank(
-    session: Session, request: CamRequest, cache: CamCache | None, *, progress=None, cancel=None
-) -> tuple[Any, CamCache]:
-    """The family of ``request.target`` ranked by ``cam.ranking.rank_maps`` (sanity check included),
-    as ``layerscope rank`` does; runs in a worker. Returns the ``Ranking`` and the photo's explainer."""
-    from layerscope.cam import PhotoExplainer
-    from layerscope.cam.ranking import rank_maps
-
-    if cache is None or cache.path != request.image:
-        cache = PhotoExplainer(session.loaded, request.image, tree=session.tree)
-    family = cache.layer_family(session.tree.nodes[request.target].name)
-    maps = cache.maps(family, request.method, request.class_index, progress=progress, cancel=cancel)
-    ranking = rank_maps(cache.model, cache.input, maps, target=request.class_index, categories=session.loaded.categories,
-                        reshape=cache.reshape, progress=progress, cancel=cancel)
-    return ranking, cache
-
-
-def verdict(ranking: Any) -> str:
-    from layerscope.cam.ranking import verdict as says
-
-    return says(ranking)

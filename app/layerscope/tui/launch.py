@@ -3,24 +3,22 @@
 Arguments are the same as every subcommand's (``add_model_options``) and load the
 same way (``load_from_args``); the loading itself happens inside the app, in a
 worker, so the window appears before torch is imported. ``l`` in the app takes the
-same MODEL and options (``loader_for_line``).
+same MODEL and options (``layerscope.options.loader_for_line``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
-from layerscope.cli.common import DEFAULT_MODEL, OneLineParser, add_model_options, load_from_args
-from layerscope.errors import LayerscopeError
-
-if TYPE_CHECKING:
-    from layerscope.loading import LoadedModel
+from layerscope.options import (
+    DEFAULT_MODEL, OneLineParser, add_input_option, add_model_options, load_from_args, loader_for_line,
+)
+from layerscope.tui.app import LayerscopeApp
+from layerscope.tui.threads import busy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(parser, model_required=False)
     parser.add_argument("--image", type=Path, default=None,
                         help="photo for Grad-CAM (default: the bundled chelsea.png)")
-    parser.add_argument("--input", default=None, metavar="CxHxW",
-                        help="input for the shape probe, e.g. 3x224x224 or 128:long (default: the weights' own size)")
+    add_input_option(parser, "input for the shape probe, e.g. 3x224x224 or 128:long (default: the weights' own size)")
     return parser
 
 
@@ -43,37 +40,15 @@ NO_TERMINAL = (
 )
 
 
-class _LineParser(argparse.ArgumentParser):
-    """The model options of a line typed in the app: a mistake raises, nothing exits or prints."""
-
-    def error(self, message: str) -> NoReturn:
-        raise LayerscopeError(f"{message} (type MODEL and options as on the command line)")
-
-
-def loader_for_line(line: str) -> tuple[str, Callable[[], LoadedModel]]:
-    """The spec and loader for ``resnet50 --weights DEFAULT`` typed after ``l``; as on the command
-    line, a model given without ``--weights`` gets ``auto`` (cached pretrained weights, else random)."""
-    parser = _LineParser(prog="l", add_help=False)
-    add_model_options(parser, model_required=False)
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise LayerscopeError(f"cannot read {line!r}: {exc}") from None
-    args = parser.parse_args(words)
-    return args.model or DEFAULT_MODEL, lambda: load_from_args(args)
-
-
-def make_app(argv: list[str]):
+def make_app(argv: list[str]) -> LayerscopeApp:
     """The app for ``argv``; argparse exits with status 2 on bad arguments, as the CLI does."""
     return _app_for(build_parser().parse_args(argv))
 
 
-def _app_for(args: argparse.Namespace, pixels: str | None = None):
-    from layerscope.tui.app import LayerscopeApp
-
+def _app_for(args: argparse.Namespace, pixels: str | None = None) -> LayerscopeApp:
     return LayerscopeApp(
         lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input,
-        pixels=pixels,
+        pixels=pixels, read_line=loader_for_line,
     )
 
 
@@ -85,8 +60,6 @@ def has_terminal() -> bool:
 def run(app: Any, **options: Any) -> int:
     """Run ``app`` and return its exit status. A work thread still blocked after ``q`` (a FIFO,
     a hung disk) cannot be stopped from outside, so the process ends without waiting for it."""
-    from layerscope.tui.threads import busy
-
     app.run(**options)
     code = app.return_code or 0
     if busy():

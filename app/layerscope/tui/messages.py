@@ -1,19 +1,31 @@
-"""Messages the workers post back to the app (``post_message`` is thread-safe).
+"""Messages the workers post back (``post_message`` is thread-safe), each with one handler.
 
-Dataclasses: Textual's ``Message.__post_init__`` does the base initialisation.
+They carry the engine's own types. The main screen handles the model's messages
+(``ModelReady``, ``ShapesReady``, ``CostReady``, ``TabReady``) and the ones that
+change more than the Grad-CAM tab (``RankDone``, ``ImageChecked``); the Grad-CAM
+panel handles its map's (``CamProgress``, ``CamDone``, ``ScoreProgress``,
+``CamScored``). Dataclasses: Textual's ``Message.__post_init__`` does the base
+initialisation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from layerscope.tui.camlink import CamCache, CamView
+    from layerscope.cam import PhotoExplainer
+    from layerscope.cam.metrics import Faithfulness
+    from layerscope.cam.ranking import Ranking
+    from layerscope.cam.targets import Eligibility
+    from layerscope.cost import CostTable
+    from layerscope.probe import ShapeInfo
+    from layerscope.tui.camlink import CamView
     from layerscope.tui.session import Session
+    from layerscope.tui.tabs import TabContent
 
 
 @dataclass
@@ -25,35 +37,29 @@ class ModelReady(Message):
 
 @dataclass
 class ShapesReady(Message):
-    """Output shapes, Grad-CAM eligibility ``(kind, reason)`` of every module, and the layer a
-    probe suggests as the target (None: nothing eligible)."""
+    """Output shapes, the Grad-CAM eligibility of every module, and the layer a probe suggests as
+    the target (None: nothing eligible), for ``session``'s model."""
 
-    shapes: dict[str, Any]
-    eligibility: dict[str, tuple[str, str]]
+    session: Session
+    shapes: dict[str, ShapeInfo]
+    eligibility: dict[str, Eligibility]
     suggested: str | None = None
 
 
 @dataclass
 class CostReady(Message):
-    """MACs, FLOPs and activation memory of every module (``layerscope.cost.CostTable``)."""
+    """MACs, FLOPs and activation memory of every module of ``session``'s model."""
 
     session: Session
-    cost: Any
+    cost: CostTable
 
 
 @dataclass
-class PanelReady(Message):
-    """A slow tab (state_dict or API of a big subtree) computed off the UI thread."""
+class TabReady(Message):
+    """A slow tab (state_dict or API of a big subtree) filled off the UI thread for node ``index``."""
 
-    tab: str
     index: int
-    payload: Any
-
-
-@dataclass
-class CamDone(Message):
-    view: CamView
-    cache: CamCache
+    content: TabContent
 
 
 @dataclass
@@ -63,19 +69,11 @@ class CamProgress(Message):
 
 
 @dataclass
-class ImageChecked(Message):
-    """The photo at ``path`` reads (a failure goes to the app's ``on_worker_state_changed``)."""
-
-    path: Path
-
-
-@dataclass
-class CamScored(Message):
-    """The shown map's deletion/insertion scores (``scores``), or why there are none (``note``)."""
+class CamDone(Message):
+    """The map is drawn (``view``); ``explainer`` is the photo's, with its pass kept for the next ``g``."""
 
     view: CamView
-    scores: Any = None  # layerscope.cam.metrics.Faithfulness
-    note: str = ""
+    explainer: PhotoExplainer
 
 
 @dataclass
@@ -86,8 +84,24 @@ class ScoreProgress(Message):
 
 
 @dataclass
-class RankDone(Message):
-    """``r`` finished: the family's ``Ranking`` (best first), and the photo's explainer."""
+class CamScored(Message):
+    """The shown map's deletion/insertion scores, or (``scores`` None) why there are none (``note``)."""
 
-    ranking: Any
-    cache: CamCache
+    view: CamView
+    scores: Faithfulness | None = None
+    note: str = ""
+
+
+@dataclass
+class RankDone(Message):
+    """``r`` finished: the family's ranking (best first), and the photo's explainer."""
+
+    ranking: Ranking
+    explainer: PhotoExplainer
+
+
+@dataclass
+class ImageChecked(Message):
+    """The photo at ``path`` reads (a failure goes to the main screen's ``on_worker_state_changed``)."""
+
+    path: Path

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from layerscope.loading import LoadedModel
+    from layerscope.cam.ranking import Ranking
+    from layerscope.cam.targets import Eligibility
+    from layerscope.cost import CostTable
+    from layerscope.models.loaded import LoadedModel
+    from layerscope.probe import ShapeInfo
     from layerscope.tree import ModuleTree, Node
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "samples" / "chelsea.png"
+
+Loader = Callable[[], "LoadedModel"]
+LineReader = Callable[[str], "tuple[str, Loader]"]  # "resnet50 --weights DEFAULT" -> (spec, loader)
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """What the app was started with (the command line, or a test): the main screen's settings."""
+
+    load: Loader  # runs in a worker: the first frame paints before torch is imported
+    spec: str = "model"  # the model being loaded, as the header names it
+    image: Path = SAMPLE_IMAGE  # the photo Grad-CAM explains first
+    save_dir: Path = field(default_factory=Path.cwd)  # where ``s`` writes
+    probe_input: str | None = None  # "3x224x224" or "128:long"; None: the weights' own size
+    pixels: str | None = None  # "kitty" / "sixel": the terminal draws the overlay's pixels
+    read_line: LineReader | None = None  # ``l``: reads a typed model line as the command line would
 
 
 @dataclass
@@ -22,16 +43,16 @@ class Session:
     loaded: LoadedModel
     tree: ModuleTree
     image: Path = SAMPLE_IMAGE
-    shapes: dict[str, Any] | None = None
-    eligibility: dict[str, tuple[str, str]] = field(default_factory=dict)
+    shapes: dict[str, ShapeInfo] | None = None
+    eligibility: dict[str, Eligibility] = field(default_factory=dict)  # by module name, once probed
     suggested: str | None = None  # the probed guess at a Grad-CAM target (camlink.probed_target)
     probe_error: str | None = None  # why the shape probe failed, if it did
-    cost: Any = None  # layerscope.cost.CostTable, counted right after the shape probe
+    cost: CostTable | None = None  # counted right after the shape probe
     cost_error: str | None = None  # why it could not be counted, if so
     target: int | None = None  # node index of the Grad-CAM layer
     method: str = "gradcam"
     class_index: int | None = None  # None: the top prediction
-    ranking: Any = None  # the last ``r``: layerscope.cam.ranking.Ranking, best first
+    ranking: Ranking | None = None  # the last ``r``, best first
     class_pinned: bool = False  # keep class_index when another image is opened (C)
 
     def node(self, index: int) -> Node:
@@ -44,6 +65,10 @@ class Session:
         for part in name.split(".") if name else ():
             module = dict(module.named_children())[part]
         return module
+
+    def verdict(self, index: int) -> Eligibility | None:
+        """Node ``index``'s Grad-CAM eligibility, once the shapes are probed."""
+        return self.eligibility.get(self.tree.nodes[index].name)
 
     def class_name(self, index: int | None) -> str:
         if index is None:

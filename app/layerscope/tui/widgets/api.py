@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 if TYPE_CHECKING:
     from layerscope.iteration import IterationSummary
+    from layerscope.tui.tabs import IterationCounts
 
 DIFFERENCE = (
     "modules() walks every sub-module depth-first, children() only the direct ones; "
@@ -20,7 +21,7 @@ DIFFERENCE = (
 
 
 def api_renderable(access: str, rows: list[IterationSummary]) -> Group:
-    from layerscope.report import exact
+    from layerscope.nodestats import exact
 
     counts = Table.grid(padding=(0, 1))
     counts.add_column(style="bold", no_wrap=True)
@@ -43,8 +44,8 @@ class ApiPanel(VerticalScroll):
     def compose(self):
         yield Static(Text("", style="dim"), id="api-body")
 
-    def show(self, access: str, rows: list[IterationSummary]) -> None:
-        self.query_one("#api-body", Static).update(api_renderable(access, rows))
+    def show(self, counts: IterationCounts) -> None:
+        self.query_one("#api-body", Static).update(api_renderable(counts.access, counts.rows))
 
     def message(self, text: str) -> None:
         self.query_one("#api-body", Static).update(Text(text, style="dim"))

@@ -10,12 +10,12 @@ from rich.text import Text
 from textual.widgets import Static
 
 if TYPE_CHECKING:
-    from layerscope.loading import LoadedModel
+    from layerscope.models.loaded import LoadedModel
     from layerscope.tree import ModuleTree
 
 
 def header_text(loaded: LoadedModel, tree: ModuleTree) -> Text:
-    from layerscope.report import exact
+    from layerscope.nodestats import exact
 
     root = tree.root
     text = Text(no_wrap=True, overflow="ellipsis")  # one line: at 80 columns the map needs every row

@@ -203,7 +203,7 @@ class ModuleTreeView(Tree[Row]):
 
     def _right_column(self, params: int, names: list[str]) -> str:
         """Parameters, or (after ``x``) the MACs of one forward pass at the probe's input."""
-        from layerscope.report import human_count, human_macs
+        from layerscope.nodestats import human_count, human_macs
 
         if self.column == "macs" and self.cost is not None:
             return human_macs(self.cost.run_macs(names))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import islice
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -11,35 +9,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 if TYPE_CHECKING:
-    from torch import nn
-
-ROW_LIMIT = 2000  # a table of more rows helps nobody; the caption gives the full count
-
-
-@dataclass(frozen=True, slots=True)
-class StateRow:
-    key: str
-    shape: str
-    dtype: str
-    elements: int
-    kind: str  # "parameter" or "buffer"
-
-
-def state_rows(module: nn.Module, limit: int = ROW_LIMIT) -> list[StateRow]:
-    """The first ``limit`` entries of ``module.state_dict()``, keyed relative to the module."""
-    from torch import nn
-
-    rows = []
-    for key, value in islice(module.state_dict(keep_vars=True).items(), limit):
-        shape = "×".join(str(d) for d in getattr(value, "shape", ())) or "scalar"
-        rows.append(StateRow(
-            key=key,
-            shape=shape,
-            dtype=str(getattr(value, "dtype", type(value).__name__)).removeprefix("torch."),
-            elements=value.numel() if hasattr(value, "numel") else 0,
-            kind="parameter" if isinstance(value, nn.Parameter) else "buffer",
-        ))
-    return rows
+    from layerscope.tui.tabs import StateEntries
 
 
 class StateDictPanel(Vertical):
@@ -49,9 +19,10 @@ class StateDictPanel(Vertical):
         table.add_columns("key", "kind", "shape", "dtype", "elements")  # kind early: narrow panels cut the end
         yield table
 
-    def show(self, rows: list[StateRow], total: int, name: str) -> None:
-        from layerscope.report import exact
+    def show(self, entries: StateEntries) -> None:
+        from layerscope.nodestats import exact  # nodestats imports torch: not before a model is there
 
+        rows, total, name = entries.rows, entries.total, entries.name
         table = self.query_one(DataTable)
         table.clear()
         for row in rows:

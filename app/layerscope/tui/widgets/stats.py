@@ -1,13 +1,17 @@
-"""The Stats tab: ``report.node_stats`` rendered as it is, one figure a line."""
+"""The Stats tab: ``nodestats.node_stats`` rendered as it is, one figure a line."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from layerscope.cam.targets import Eligibility
+    from layerscope.tui.tabs import NodeFigures
 
 LABELS = {
     "qualified_name": "name",
@@ -47,10 +51,10 @@ LABELS = {
 EMPHASISED = {"total_params", "access_expression", "qualified_name"}
 
 
-def stats_table(stats: dict[str, Any], eligibility: tuple[str, str] | None) -> Table:
+def stats_table(stats: dict[str, Any], eligibility: Eligibility | None) -> Table:
     """The node's figures, its Grad-CAM eligibility, then its cost (the longest rows) last."""
     from layerscope.cost import COST_KEYS  # torch stays unimported until a model is there
-    from layerscope.report import shown_figures
+    from layerscope.nodestats import shown_figures
 
     shown = shown_figures(stats)
     table = Table.grid(padding=(0, 2))
@@ -58,7 +62,7 @@ def stats_table(stats: dict[str, Any], eligibility: tuple[str, str] | None) -> T
     table.add_column(overflow="fold")
     _add_rows(table, [(key, text) for key, text in shown if key not in COST_KEYS])
     if eligibility is not None:
-        kind, reason = eligibility
+        kind, reason = eligibility.kind, eligibility.reason
         style = {"spatial": "green", "tokens": "cyan"}.get(kind, "dark_orange")
         table.add_row("Grad-CAM", Text.assemble((kind, f"bold {style}"), (f" — {reason}" if reason else "", "")))
     _add_rows(table, [(key, text) for key, text in shown if key in COST_KEYS])
@@ -76,8 +80,8 @@ class StatsPanel(VerticalScroll):
     def compose(self):
         yield Static(Text("loading the model…", style="dim"), id="stats-body")
 
-    def show(self, stats: dict[str, Any], eligibility: tuple[str, str] | None = None) -> None:
-        self.query_one("#stats-body", Static).update(stats_table(stats, eligibility))
+    def show(self, figures: NodeFigures) -> None:
+        self.query_one("#stats-body", Static).update(stats_table(figures.stats, figures.eligibility))
 
     def message(self, text: str) -> None:
         self.query_one("#stats-body", Static).update(Text(text, style="dim"))

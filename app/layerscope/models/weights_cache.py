@@ -1,4 +1,5 @@
-"""Which pretrained weights are already on this machine: what ``--weights auto`` picks.
+"""Which pretrained weights are already on this machine: what ``--weights auto`` picks
+(each source's ``auto_weights`` asks here).
 
 ``auto`` must never download (the default has to work offline and instantly), so it
 only looks at the caches torchvision and timm read from: torch hub's
@@ -18,23 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from layerscope.checkpoints import read_model_file
+from layerscope.models.checkpoints import read_model_file
 from layerscope.errors import LayerscopeError, with_article
 
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 _HUB_LOCK = threading.Lock()  # one build at a time swaps torchvision's reader
-
-
-def auto_weights(spec: str, device: str = "cpu") -> str:
-    """The ``--weights`` value ``auto`` stands for: a cached pretrained set, else ``none``."""
-    if device == "meta":
-        return "none"  # meta holds no weights
-    if spec.startswith("timm:"):
-        return "DEFAULT" if timm_weights_cached(spec.removeprefix("timm:")) else "none"
-    if ":" in spec and not spec.startswith("torchvision:"):
-        return "none"  # factories bring their own weights
-    cached = cached_torchvision_weights(spec.removeprefix("torchvision:"))
-    return cached[0] if cached else "none"
 
 
 def cached_torchvision_weights(name: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Per-node counters for the module tree, summed bottom-up in a handful of tight loops.
 
-Kept apart from ``layerscope.tree`` so the tree module reads as what a node *is*;
+Kept apart from ``layerscope.tree.module_tree`` so that module reads as what a node *is*;
 this one is how 100,000 nodes' figures are added up without 100,000 objects.
 """
 

@@ -3,12 +3,13 @@
 The walk follows each container's ``_modules`` as ``state_dict()`` does; the spelling of
 each step is checked against what Python really does (``Sequential[i]`` counts positions,
 ``ModuleList[i]`` looks up ``str(i)``, ``getattr`` may meet a class attribute first), so
-every access expression evaluates to its module. Kept apart from ``layerscope.tree``,
-which holds what a tree is and how it is queried.
+every access expression evaluates to its module. Kept apart from
+``layerscope.tree.module_tree``, which holds what a tree is and how it is queried.
 """
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -16,8 +17,24 @@ import torch
 from torch import nn
 
 from layerscope import naming
-from layerscope.counting import Totals, storage_of
-from layerscope.tree import ModuleTree, Node, SharedTensor, class_name_of
+from layerscope.models.adapters import checkpoint_renamer
+from layerscope.tree.counting import Totals, storage_of
+from layerscope.tree.module_tree import ModuleTree, Node, SharedTensor, class_name_of
+
+
+def build_tree(model: nn.Module) -> ModuleTree:
+    """Walk ``model`` once and return its immutable module tree.
+
+    The cyclic garbage collector is paused meanwhile: the build only allocates (two objects
+    per module, none of them garbage), and on 100,000 modules its repeated full scans
+    cost more than the walk itself."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return TreeBuilder(model).build()
+    finally:
+        if paused:
+            gc.enable()
 
 
 @dataclass(slots=True)
@@ -126,7 +143,7 @@ class TreeBuilder:
         self.totals.sum_bottom_up(self.parents, [p.depth for p in self.places])
         shared = self._add_shared_tensors()
         self._add_shared_storages(extra_storages)
-        return ModuleTree(self._make_nodes(), class_name_of(self.model), shared)
+        return ModuleTree(self._make_nodes(), class_name_of(self.model), shared, checkpoint_renamer(self.model))
 
     def _count_direct(self, i: int, module: nn.Module) -> tuple[int, int, int]:
         """A parameter registered twice on one module (``a`` and ``b``) is one tensor: once."""

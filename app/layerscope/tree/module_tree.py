@@ -1,7 +1,7 @@
-"""The module tree: one pass over a model, an immutable node per registration.
+"""What a module tree is and how it is queried: an immutable node per registration.
 
 Every figure a view shows (own and total parameters, buffers, state_dict entries,
-dtypes, devices) is computed once, in O(modules + tensors) (``layerscope.tree_build``):
+dtypes, devices) is computed once, in O(modules + tensors) (``layerscope.tree.build``):
 totals are summed bottom-up instead of re-walking ``parameters()`` for each node, which
 would cost O(modules × depth) and make a 100,000-module model unusable.
 
@@ -16,7 +16,6 @@ here; ``layerscope.naming`` only reads and writes the text.
 from __future__ import annotations
 
 import difflib
-import gc
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -99,15 +98,18 @@ class ModuleTree:
     """Immutable nodes in pre-order (``named_modules(remove_duplicate=False)`` order); index 0
     is the model. Iterating yields every node."""
 
-    def __init__(self, nodes: list[Node], model_class: str, shared: tuple[SharedTensor, ...] = ()) -> None:
+    def __init__(
+        self, nodes: list[Node], model_class: str, shared: tuple[SharedTensor, ...] = (),
+        renamer: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.nodes = nodes
         self.model_class = model_class
         self.shared = shared
+        self.renamer = renamer  # old spellings of names (``layerscope.models.adapters.checkpoint_renamer``)
         self._by_name = {n.name: n.index for n in nodes}
         self._child_keys: dict[int, dict[str, int]] = {}
         self._positions: dict[int, dict[int, int]] = {}
-        self._expressions: dict[str, Node] | None = None
-        self.renamer: Callable[[str], str | None] | None = None  # old spellings (``layerscope.hf``)
+        self._expressions: dict[str, Node] | None = None  # a cache filled on first use, not state
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -302,26 +304,6 @@ class ModuleTree:
 
 
 CONTAINER_CLASSES = frozenset({"Sequential", "ModuleList", "ModuleDict"})
-
-
-def build_tree(model: nn.Module) -> ModuleTree:
-    """Walk ``model`` once and return its immutable module tree.
-
-    The cyclic garbage collector is paused meanwhile: the build only allocates (two objects
-    per module, none of them garbage), and on 100,000 modules its repeated full scans
-    cost more than the walk itself."""
-    from layerscope import hf  # imports transformers never: only a model made by it gets renames
-    from layerscope.tree_build import TreeBuilder  # the builder needs this module's types first
-
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        tree = TreeBuilder(model).build()
-    finally:
-        if paused:
-            gc.enable()
-    tree.renamer = hf.checkpoint_renamer(model)
-    return tree
 
 
 def class_name_of(module: nn.Module) -> str:

@@ -1,0 +1,168 @@
+"""The steps every source shares: reading ``--device`` and ``--arg``, building on the
+device, refusing sizes that cannot fit, and turning a builder's failure into one line.
+
+A builder that fails is translated here, once: a ``TypeError`` is an argument the
+builder does not take, a failed download says which flag avoids it, and any other
+failure is the user's mistake when they passed ``--arg`` values (else a bug, whose
+traceback stays).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from layerscope.errors import LayerscopeError, first_line
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "meta")
+
+
+def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
+    """Turn ``key=value`` strings into keyword arguments; values are Python literals."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise LayerscopeError(f"--arg expects key=value, got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def parse_device(device: str) -> torch.device:
+    """Only the device types layerscope supports, and only when torch can reach them here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise LayerscopeError(f"unknown device {device!r} (use {', '.join(DEVICE_TYPES)})") from exc
+    if dev.type not in DEVICE_TYPES:
+        raise LayerscopeError(f"device type {dev.type!r} is not supported (use {', '.join(DEVICE_TYPES)})")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LayerscopeError("--device cuda asked for, but torch sees no CUDA GPU here")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise LayerscopeError("--device mps asked for, but MPS is not available here")
+    return dev
+
+
+@dataclass(frozen=True)
+class Download:
+    """What a builder downloads when it fails with a network error, and what to do instead."""
+
+    what: str
+    advice: str
+
+
+def call_builder(
+    build: Callable[[], nn.Module], *, what: str, kwargs: Mapping[str, Any], download: Download | None = None
+) -> nn.Module:
+    """``build()``, its failures translated once for every builder source (see the module doc)."""
+    try:
+        return build()
+    except LayerscopeError:
+        raise
+    except TypeError as exc:
+        raise LayerscopeError(f"{what} does not accept those arguments: {first_line(exc)}") from exc
+    except (OSError, RuntimeError) as exc:
+        if download is not None and is_download_error(exc):
+            raise LayerscopeError(f"could not download {download.what} ({first_line(exc)}); {download.advice}") from exc
+        raise bad_arguments(what, kwargs, exc) from exc
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise bad_arguments(what, kwargs, exc) from exc
+
+
+def bad_arguments(what: str, kwargs: Mapping[str, Any], exc: BaseException) -> BaseException:
+    """A builder that fails on the user's ``--arg`` values is a user error; without any, a bug."""
+    if not kwargs:
+        return exc
+    given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return LayerscopeError(f"{what} failed to build with {given}: {first_line(exc)}")
+
+
+def is_download_error(exc: BaseException) -> bool:
+    """A network failure anywhere in the chain of causes (torch hub wraps urllib's)."""
+    import urllib.error
+
+    chain: BaseException | None = exc
+    while chain is not None:
+        if isinstance(chain, (urllib.error.URLError, ConnectionError, TimeoutError)):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    text = str(exc).lower()
+    return any(word in text for word in ("urlopen", "download", "name resolution", "connection"))
+
+
+def build_on_device(
+    dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: Mapping[str, Any], *, sized: bool = True
+) -> nn.Module:
+    """Build on ``dev`` directly, so ``meta`` never allocates weight memory; with ``sized``,
+    the structure is first built on ``meta`` and weights that cannot fit are refused."""
+    if sized:
+        check_fits(dev, build, what, kwargs)
+    try:
+        with dev:
+            return build()
+    except LayerscopeError:
+        raise
+    except Exception as exc:
+        if dev.type == "meta":
+            raise LayerscopeError(
+                f"{what} cannot be built on the meta device ({first_line(exc)}); use --device cpu"
+            ) from exc
+        raise
+
+
+def check_fits(dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: Mapping[str, Any]) -> None:
+    """Builder arguments are sizes users type (``--arg num_classes=10000000000`` asks for
+    terabytes): build the structure on ``meta`` first, for free, and refuse weights that
+    cannot fit."""
+    if not kwargs or dev.type == "meta":
+        return
+    available = available_bytes(dev)
+    if available is None:
+        return
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except Exception:
+        return  # builders that cannot run on meta meet their own errors in the real build
+    tensors = [*skeleton.parameters(), *skeleton.buffers()]
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    if needed > available:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise LayerscopeError(f"{what} with {given} needs {needed / 2**30:,.1f} GiB of weights; "
+                              f"{dev.type} has {available / 2**30:,.1f} GiB available")
+
+
+def available_bytes(dev: torch.device) -> int | None:
+    """Free memory where the weights would go: MemAvailable on Linux, the GPU's free bytes."""
+    if dev.type == "cuda":
+        return torch.cuda.mem_get_info(dev)[0]
+    if dev.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as info:
+            line = next(line for line in info if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) * 1024
+
+
+def unknown_model_message(name: str, known: list[str], listing: str) -> str:
+    """``unknown model 'resnet5'; did you mean resnet50, …?``, else where the names are listed."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else f" (see {listing})"
+    return f"unknown model {name!r}{hint}"
+
+
+def refuse_pretrained_on_meta(dev: torch.device) -> None:
+    """Published weights need memory to land in; ``meta`` has none."""
+    if dev.type == "meta":
+        raise LayerscopeError("--device meta builds the structure only; use --weights none with it")

@@ -1,0 +1,58 @@
+"""What a loaded model is: the module plus what the rest of layerscope needs to know about it.
+
+Kept apart from the loaders so that image code (``layerscope.imaging``) and the CAM
+pipeline can name a ``Preprocess`` or a ``LoadedModel`` without importing any source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+FILE_SUFFIXES = STATE_DICT_SUFFIXES + (".safetensors", ".jit", ".torchscript", ".pt2")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the model's input; kept as numbers, not a transform object,
+    so that a heatmap can be mapped back onto the original photo's geometry."""
+
+    resize: int | tuple[int, int] | None = 256  # shorter side, or an exact H×W (Hugging Face ViT)
+    crop: tuple[int, int] | None = (224, 224)  # None: keep the image's own size (detectors)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+@dataclass
+class LoadedModel:
+    """A model plus what the rest of layerscope needs to know about where it came from."""
+
+    model: nn.Module
+    spec: str
+    source: str
+    weights: str
+    pretrained: bool
+    device: torch.device
+    categories: list[str] | None = None
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    files: tuple[Path, ...] = ()  # every file the model was read from: outputs must never replace them
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The C×H×W the weights were trained at: the probe's default input."""
+        return (3, *(self.preprocess.crop or (224, 224)))
+
+    @property
+    def weights_label(self) -> str:
+        return self.weights if self.pretrained else "random weights (untrained)"
+
+
+def is_path_weights(weights: str) -> bool:
+    """``--weights`` names a file (a state_dict to load), not a set of published weights."""
+    return "/" in weights or weights.lower().endswith(FILE_SUFFIXES)

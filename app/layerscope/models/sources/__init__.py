@@ -1,0 +1,1 @@
+"""One module per kind of model spec, each a ``layerscope.models.source.ModelSource``."""

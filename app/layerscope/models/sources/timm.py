@@ -1,0 +1,75 @@
+"""``timm:NAME`` specs: timm's model zoo, with its pretrained config as the preprocessing."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from layerscope.errors import LayerscopeError
+from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
+from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
+from layerscope.models.source import LoadRequest
+from layerscope.models.weights_cache import read_cached_weights, timm_cached_file, timm_weights_cached
+
+PREFIX = "timm:"
+
+
+class TimmSource:
+    """``timm:resnet18``; timm itself is an optional extra, imported only for such a spec."""
+
+    name = "timm"
+    reads_own_weights = False
+
+    def claims(self, spec: str) -> bool:
+        return spec.startswith(PREFIX)
+
+    def auto_weights(self, spec: str) -> str:
+        return "DEFAULT" if timm_weights_cached(spec.removeprefix(PREFIX)) else "none"
+
+    def load(self, request: LoadRequest) -> LoadedModel:
+        try:
+            import timm
+        except ImportError as exc:
+            raise LayerscopeError("timm: specs need timm installed (pip install 'layerscope[timm]')") from exc
+        name, dev, kwargs = request.spec.removeprefix(PREFIX), request.device, dict(request.kwargs)
+        if not timm.is_model(name):
+            raise LayerscopeError(unknown_model_message(name, timm.list_models(), "timm.list_models()"))
+        pretrained = request.weights.lower() != "none" and not is_path_weights(request.weights)
+        if pretrained:
+            refuse_pretrained_on_meta(dev)
+        cached = timm_cached_file(name) if pretrained else None
+        overlay = {}  # a cached file: read by layerscope's reader, handed to timm as a state_dict
+        if cached is not None:
+            state = dict(read_cached_weights(cached, trust=request.trust))
+            overlay = {"pretrained_cfg_overlay": {"source": "", "state_dict": state}}
+        download = Download(f"timm weights for {name}", "use --weights none") if pretrained else None
+        model = build_on_device(
+            dev, lambda: call_builder(lambda: timm.create_model(name, pretrained=pretrained, **kwargs, **overlay),
+                                      what=f"timm:{name}", kwargs=kwargs, download=download),
+            f"timm:{name}", kwargs, sized=not pretrained,
+        )
+        if isinstance(getattr(model, "pretrained_cfg", None), dict):
+            model.pretrained_cfg.pop("state_dict", None)  # the weights are in the model now; free the copy
+        return LoadedModel(
+            model=model,
+            spec=request.spec,
+            source=self.name,
+            weights=f"timm pretrained ({name})" if pretrained else "none",
+            pretrained=pretrained,
+            device=dev,
+            preprocess=preprocess_from_timm(model),
+            files=(cached,) if cached else (),
+        )
+
+
+def preprocess_from_timm(model: nn.Module) -> Preprocess:
+    """The resize, crop and normalisation in the model's ``pretrained_cfg``."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    size = cfg.get("input_size", (3, 224, 224))
+    crop_pct = cfg.get("crop_pct", 0.875) or 0.875
+    side = int(size[-1])
+    return Preprocess(
+        resize=int(round(side / crop_pct)),
+        crop=(int(size[-2]), side),
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
+    )
