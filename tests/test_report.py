@@ -57,10 +57,12 @@ def test_records_name_every_image_at_every_layer_with_real_predictions(finished_
 
 
 def test_one_image_equals_rank_on_that_image(finished_report, report_folder, capsys):
-    out, _ = finished_report
-    image = "285/chelsea_crop.png"
+    """The numbers, and the sanity check's ρ (the first image is the check's sample of one)."""
+    out, summary = finished_report
+    image = "285/chelsea.png"
+    assert summary["sanity"]["images"] == [image]
     code, stdout, err = _main(capsys, "rank", "--image", str(report_folder / image), "--layers", LAYERS, "--steps",
-                              str(STEPS), "--no-sanity", "--json")
+                              str(STEPS), "--json")
     assert code == 0, err
     ranked = json.loads(stdout)
     mine = {r["layer"]: r for r in read_jsonl(out / "records.jsonl") if r["image"] == image}
@@ -71,6 +73,7 @@ def test_one_image_equals_rank_on_that_image(finished_report, report_folder, cap
         for key in ("deletion_auc", "insertion_auc", "average_drop"):
             assert record[key] == pytest.approx(row[key], abs=2e-6), key  # a batch of 2 vs 1: float noise only
         assert record["increased"] == row["increased"]
+        assert summary["sanity"]["rho"][row["layer"]] == row["sanity_rho"]
 
 
 def test_summary_means_and_counts_equal_the_records(finished_report):
@@ -99,8 +102,8 @@ def test_summary_means_and_counts_equal_the_records(finished_report):
         (285, "Egyptian cat", 4, 0.75), (967, "espresso", 3, 1.0)]
     assert all(Image.open(out / c["mean_map"]).size == (112, 112) for c in summary["classes"])
     sanity = summary["sanity"]
-    assert len(sanity["images"]) == 2 and sanity["class_blind"] is False
-    assert sanity["verdict"].startswith("passed on 2 images: gradcam's maps change")
+    assert len(sanity["images"]) == 1 and sanity["class_blind"] is False
+    assert sanity["verdict"].startswith("passed on 1 image: gradcam's maps change")
 
 
 def test_an_interrupted_run_resumes_to_the_same_records(finished_report, report_folder, tmp_path):

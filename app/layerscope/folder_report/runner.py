@@ -59,7 +59,15 @@ class ModelArgs:
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """What ``layerscope report`` was asked; see the CLI's help for each field."""
+    """What ``layerscope report`` was asked (the CLI's options, spelled as fields).
+
+    ``images``: the folder (class folders give labels); ``out``: the report folder;
+    ``layers``: ``"auto"`` or comma-separated names; ``target``: ``"predicted"``,
+    ``"label"`` or a class index or name; ``batch_size``: images per forward and backward;
+    ``perturb_batch``: perturbed copies per forward (None: 4 on the CPU, 64 on a GPU);
+    ``limit``: at most this many files, spread over the folder; ``workers``: decoding
+    processes (local) or model actors (ray); ``engine``: ``"local"`` or ``"ray"``;
+    ``sanity_images``: images for the randomisation check (0: none)."""
 
     images: str | Path
     out: str | Path
