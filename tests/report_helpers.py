@@ -1,4 +1,5 @@
-"""A real folder for ``layerscope report``, and one finished report of it shared by the tests.
+"""A real folder for ``layerscope report`` (``tests/conftest.py`` makes it, and one finished
+report of it, session fixtures shared by the report tests).
 
 The folder: the two shared photos (a cat, an espresso) with crops and flips in ImageFolder
 class folders named by index (``285/``) and by name (``espresso/``), one espresso filed
@@ -14,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
 from PIL import Image, ImageOps
 
 from layerscope import imaging
@@ -89,17 +89,9 @@ def subprocess_env() -> dict[str, str]:
 
 
 def layerscope_command(*argv: str) -> list[str]:
-    return [sys.executable, "-m", "layerscope", *argv]
-
-
-@pytest.fixture(scope="session")
-def report_folder(tmp_path_factory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("report"))
-
-
-@pytest.fixture(scope="session")
-def finished_report(report_folder, tmp_path_factory) -> tuple[Path, dict]:
-    """One uninterrupted run of ``ARGV`` on the folder: its OUTDIR and summary."""
-    out = tmp_path_factory.mktemp("finished") / "out"
-    summary = FolderReport(request(report_folder, out)).run()
-    return out, summary
+    """``python -c`` running ``layerscope ARGV`` and then saying whether Ray was ever imported
+    (the local engine must not import it), even after Ctrl-C: the command returns 130 then."""
+    code = ("import sys; from layerscope.cli.main import main; status = main(sys.argv[1:]); "
+            "print('ray imported' if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) else 'no ray'); "
+            "sys.exit(status)")
+    return [sys.executable, "-c", code, *argv]

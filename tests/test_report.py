@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import signal
 import statistics
@@ -17,14 +18,12 @@ import pytest
 import torch
 from PIL import Image
 from report_helpers import (
-    ARGV, IMAGES, LAYERS, SAMPLES, SKIPPED, STEPS, finished_report, layerscope_command, read_jsonl, report_folder, request,
-    subprocess_env,
+    ARGV, IMAGES, LAYERS, SAMPLES, SKIPPED, STEPS, layerscope_command, read_jsonl, request, subprocess_env,
 )
 
 from layerscope.cli.main import main
 from layerscope.folder_report import FolderReport
 
-__all__ = ["finished_report", "report_folder"]  # fixtures, imported for pytest
 pytestmark = pytest.mark.slow
 
 
@@ -107,8 +106,9 @@ def test_summary_means_and_counts_equal_the_records(finished_report):
 
 
 def test_an_interrupted_run_resumes_to_the_same_records(finished_report, report_folder, tmp_path):
-    """Ctrl-C after the first batch lands (a real process), then a crash's leftovers (one image of
-    the next batch written, a torn line): the same command finishes with the uninterrupted records."""
+    """Ctrl-C after the first batch lands (a real, piped process: plain progress lines, no Ray
+    imported), then a crash's leftovers (one image of the next batch written, a torn line): the
+    same command finishes with the uninterrupted records."""
     reference, _ = finished_report
     out = tmp_path / "out"
     records = out / "records.jsonl"
@@ -125,6 +125,10 @@ def test_an_interrupted_run_resumes_to_the_same_records(finished_report, report_
         child.kill()
     assert child.returncode == 130, stderr
     assert "interrupted:" in stderr and "run the same command again to continue" in stderr
+    assert stdout.strip().endswith("no ray")  # the local engine never imported Ray
+    progress = [line for line in stderr.splitlines() if line.startswith("report ")]
+    assert progress and all(re.fullmatch(r"report  \d+/12 files  [\d.]+ images/s, ETA .+", line) for line in progress)
+    assert "\x1b[" not in stderr  # piped: plain lines, one per batch, no bar
     landed = read_jsonl(records)
     assert 4 <= len(landed) < 14 and len(landed) % 2 == 0
     expected = read_jsonl(reference / "records.jsonl")
@@ -193,21 +197,6 @@ def test_label_without_labels_is_refused(tmp_path, capsys):
     shutil.copy(SAMPLES / "chelsea.png", flat / "cat.png")
     code, stdout, err = _main(capsys, *ARGV, "--images", str(flat), "--out", str(tmp_path / "out"), "--class", "label")
     assert code == 2 and err.count("\n") == 1 and "--class label needs labelled images" in err, err
-
-
-def test_piped_progress_is_plain_lines_and_the_local_engine_never_imports_ray(report_folder, tmp_path):
-    code = ("import sys; from layerscope.cli.main import main; status = main(sys.argv[1:]); "
-            "print('ray imported' if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) else 'no ray'); "
-            "sys.exit(status)")
-    argv = ["report", "--weights", "IMAGENET1K_V1", "--images", str(report_folder), "--out", str(tmp_path / "out"),
-            "--layers", "features.18", "--steps", "1", "--limit", "3", "--batch-size", "2", "--sanity-images", "0"]
-    done = subprocess.run(layerscope_command(*argv)[:1] + ["-c", code, *argv], capture_output=True, text=True,
-                          timeout=300, env=subprocess_env())
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("no ray")
-    lines = [line for line in done.stderr.splitlines() if line.startswith("report ")]
-    assert [line.split()[1] for line in lines] == ["2/3", "3/3"], done.stderr  # one line per batch, no bar
-    assert all("images/s, ETA" in line for line in lines) and "\x1b[" not in done.stderr
 
 
 def test_a_folder_of_unusable_files_still_ends_with_a_summary_and_a_page(tmp_path, capsys):

@@ -9,9 +9,8 @@ sorted by a click. ``make setup`` installs Chromium where it is missing.
 from __future__ import annotations
 
 import pytest
-from report_helpers import finished_report, read_jsonl, report_folder
+from report_helpers import read_jsonl
 
-__all__ = ["finished_report", "report_folder"]  # fixtures, imported for pytest
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from report_helpers import read_jsonl, report_folder, request
+from report_helpers import read_jsonl, request
 
 from layerscope.folder_report import FolderReport
 
-__all__ = ["report_folder"]  # a fixture, imported for pytest
 pytestmark = pytest.mark.slow
 
 
