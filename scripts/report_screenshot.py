@@ -3,7 +3,7 @@
 Run by ``make screenshots``: the folder the tests build (the two sample photos, crops,
 flips, a misfiled espresso and five unusable files, in class folders), the ImageNet
 mobilenet_v2 at three layers, then ``index.html`` opened from disk and saved as
-``docs/screenshots/report.png`` (the top of the page: facts, layer chart and galleries).
+``screenshots/report.png`` (the top of the page: facts, layer chart and galleries).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "docs" / "screenshots" / "report.png"
+OUT = ROOT / "screenshots" / "report.png"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 
