@@ -89,7 +89,7 @@ class CamJob:
         image = imaging.load_image(self.image_path)  # a bad path fails before the model loads
         self.loaded: LoadedModel = load_from_args(args)
         _check_outputs(args, self.image_path, self.loaded.files)  # a folder's, a cache's, a factory's files
-        self.explainer = PhotoExplainer(self.loaded, image, reshape=_token_grid(args.grid, args.prefix_tokens))
+        self.explainer = PhotoExplainer(self.loaded, image, reshape=token_grid(args.grid, args.prefix_tokens))
         self.image, self.mask = self.explainer.image, self.explainer.mask
         self.console = stdout_console()
 
@@ -258,7 +258,8 @@ def _parse_target(raw: str | None) -> int | str | None:
     return raw if number is None else number
 
 
-def _token_grid(grid: str | None, prefix: int | None) -> TokenGrid | None:
+def token_grid(grid: str | None, prefix: int | None) -> TokenGrid | None:
+    """``--grid HxW`` and ``--prefix-tokens N`` as a ``TokenGrid`` (None: infer the layout), checked."""
     if grid is None and prefix is None:
         return None
     size = None
