@@ -119,11 +119,9 @@ class MainScreen(ModelScreen):
             why = self.session.cost_error or self.session.probe_error or "still counting… try again in a moment"
             self.notify(why, title="No MACs to show", severity="warning", markup=False, timeout=4)
             return
-        tree = self.query_one(ModuleTreeView)
-        tree.column = "params" if tree.column == "macs" else "macs"
-        tree.relabel()
-        self.notify("tree shows MACs per forward pass" if tree.column == "macs" else "tree shows parameters",
-                    timeout=2)
+        column = self.query_one(ModuleTreeView).next_column()
+        if column is not None:
+            self.notify(column.says, timeout=2)
 
     def action_toggle_shapes(self) -> None:
         tree = self.query_one(ModuleTreeView)
