@@ -1,5 +1,6 @@
-"""One tree line in three parts, fitted to the room it has: the marks and the figures stay
-whole, the name gives way (a middle ellipsis keeps its start and its end).
+"""What a tree line says: the figure columns ``x`` cycles through, and the line in three parts,
+fitted to the room it has: the marks and the figures stay whole, the name gives way (a
+middle ellipsis keeps its start and its end).
 
 Pure Rich text (no textual): ``ModuleTreeView`` builds a ``TreeLine`` per module and asks
 it for a label of the width left after the tree's guides.
@@ -7,12 +8,64 @@ it for a label of the width left after the tree's guides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+if TYPE_CHECKING:
+    from layerscope.cost import CostTable
+    from layerscope.tree import ModuleTree
+
 ELLIPSIS = "…"
 MIN_NAME = 1  # cells a name keeps however narrow the tree (just "…"): the figures come first
+
+
+@dataclass(frozen=True)
+class LineFacts:
+    """What a right-column figure is computed from: the tree, a line's modules (one, or a folded
+    run's members) and what has been measured so far."""
+
+    tree: ModuleTree
+    members: tuple[int, ...]
+    cost: CostTable | None
+
+    @property
+    def names(self) -> list[str]:
+        return [self.tree.nodes[i].name for i in self.members]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A figure at the end of each tree line: ``x`` cycles through the ``COLUMNS`` that are
+    ``ready``; adding one is a name and a per-line formatter."""
+
+    key: str
+    says: str  # the notification when ``x`` shows it
+    figure: Callable[[LineFacts], str]
+    ready: Callable[[LineFacts], bool] = lambda facts: True
+
+
+def _params(facts: LineFacts) -> str:
+    from layerscope.nodestats import human_count
+
+    members = facts.members
+    total = facts.tree.nodes[members[0]].total_params if len(members) == 1 else facts.tree.run_params(members)
+    return human_count(total)
+
+
+def _macs(facts: LineFacts) -> str:
+    from layerscope.nodestats import human_macs
+
+    assert facts.cost is not None
+    return human_macs(facts.cost.run_macs(facts.names))
+
+
+COLUMNS = (
+    Column("params", "tree shows parameters", _params),
+    Column("macs", "tree shows MACs per forward pass", _macs, ready=lambda facts: facts.cost is not None),
+)
 
 
 @dataclass(frozen=True)

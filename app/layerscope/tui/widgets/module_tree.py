@@ -9,7 +9,6 @@ the user has opened.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from rich.style import Style
@@ -18,7 +17,7 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from layerscope.tui.treeline import TreeLine
+from layerscope.tui.treeline import COLUMNS, Column, LineFacts, TreeLine
 
 if TYPE_CHECKING:
     from layerscope.cost import CostTable
@@ -27,52 +26,6 @@ if TYPE_CHECKING:
 PAGE = 100  # child lines added per page
 
 MARKS = {"spatial": ("▦", "green"), "tokens": ("▤", "cyan"), "none": ("·", "bright_black")}
-
-
-@dataclass(frozen=True)
-class LineFacts:
-    """What a right-column figure is computed from: the tree, a line's modules (one, or a folded
-    run's members) and what has been measured so far."""
-
-    tree: ModuleTree
-    members: tuple[int, ...]
-    cost: CostTable | None
-
-    @property
-    def names(self) -> list[str]:
-        return [self.tree.nodes[i].name for i in self.members]
-
-
-@dataclass(frozen=True)
-class Column:
-    """A figure at the end of each tree line: ``x`` cycles through the ``COLUMNS`` that are
-    ``ready``; adding one is a name and a per-line formatter."""
-
-    key: str
-    says: str  # the notification when ``x`` shows it
-    figure: Callable[[LineFacts], str]
-    ready: Callable[[LineFacts], bool] = lambda facts: True
-
-
-def _params(facts: LineFacts) -> str:
-    from layerscope.nodestats import human_count
-
-    members = facts.members
-    total = facts.tree.nodes[members[0]].total_params if len(members) == 1 else facts.tree.run_params(members)
-    return human_count(total)
-
-
-def _macs(facts: LineFacts) -> str:
-    from layerscope.nodestats import human_macs
-
-    assert facts.cost is not None
-    return human_macs(facts.cost.run_macs(facts.names))
-
-
-COLUMNS = (
-    Column("params", "tree shows parameters", _params),
-    Column("macs", "tree shows MACs per forward pass", _macs, ready=lambda facts: facts.cost is not None),
-)
 
 
 @dataclass(frozen=True, slots=True)
