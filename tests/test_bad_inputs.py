@@ -171,7 +171,7 @@ CLI_CASES = [
     ("depth -1", ["tree", "resnet18", "--depth", "-1"], "argument --depth: expected a number of at least 0"),
     ("huge input", ["tree", "resnet18", "--input", "3x100000x100000"], "at most 67,108,864 elements"),
     ("zero input", ["tree", "resnet18", "--input", "3x0x4"], "sizes of at least 1"),
-    ("bad input", ["tree", "resnet18", "--input", "three"], "--input expects sizes like 3x224x224"),
+    ("bad input", ["tree", "resnet18", "--input", "three"], "--input expects SHAPE[:dtype] or NAME=SHAPE[:dtype]"),
     ("bad input dtype", ["tree", "resnet18", "--input", "3x8x8:complex"], "unknown input dtype 'complex'"),
     ("first 0", ["api", "resnet18", "--first", "0"], "argument --first: expected a number of at least 1"),
     ("unknown option", ["stats", "resnet18", "--bogus"], "unrecognized arguments: --bogus"),

@@ -76,9 +76,19 @@ def test_probe_restores_training_flags_and_removes_hooks_on_error():
     assert all(not m._forward_hooks for m in model.modules())
 
 
-def test_regnet_on_meta_says_why_in_one_line():
-    with pytest.raises(LayerscopeError, match=r"regnet_y_400mf cannot be built on the meta device .*use --device cpu"):
-        load_model("regnet_y_400mf", device="meta")
+def test_regnet_builds_on_meta_although_its_builder_computes_with_tensors():
+    """RegNet's builder rounds its block widths with ``torch.round(...).tolist()``: parameters and
+    buffers go to meta as they are registered, the builder's arithmetic stays on the CPU."""
+    model = load_model("regnet_y_400mf", device="meta").model
+    tensors = [*model.parameters(), *model.buffers()]
+    assert {t.device.type for t in tensors} == {"meta"}
+    assert sum(p.numel() for p in model.parameters()) == 4_344_144  # torchvision's published num_params
+
+
+def test_a_builder_that_reads_its_weights_says_why_meta_fails_in_one_line():
+    with pytest.raises(LayerscopeError, match=r"reads_its_weights cannot be built on the meta device .*use --device cpu"):
+        load_model("sample_models:reads_its_weights", device="meta")
+    assert len(load_model("sample_models:reads_its_weights", device="cpu").model.layers) == 2  # the hint holds
 
 
 def test_unknown_model_suggests_close_names():

@@ -1,8 +1,8 @@
 """Every access expression the tree shows evaluates to its very module, and reads back.
 
 The walk covers every torchvision model and a few timm ones, built on the meta device
-(no weights, no arithmetic). Regnets compute their widths with tensors, which the meta
-device cannot read, so that one step runs on the CPU.
+(no weights, no arithmetic) the way layerscope builds them there (``build_on_meta``: RegNets,
+which compute their widths with tensors, get only their parameters and buffers on meta).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 from torchvision import models
-from torchvision.models import regnet
 
+from layerscope.models.meta_build import build_on_meta
 from layerscope.tree import ModuleTree, build_tree
 
 TIMM = ("coat_tiny", "vit_small_patch16_224", "convnext_atto", "efficientnet_b0", "swin_tiny_patch4_window7_224",
@@ -39,24 +39,11 @@ def check_every_node(model: nn.Module, tree: ModuleTree) -> int:
 def _build_on_meta(name: str) -> nn.Module:
     backbones = models.list_models(models.detection) + models.list_models(models.segmentation)
     extra = NO_DOWNLOADS if name in backbones else {}
-    with torch.device("meta"):
-        return models.get_model(name, weights=None, **extra)
-
-
-@pytest.fixture
-def cpu_widths(monkeypatch):
-    """Regnet's widths come from ``torch.round(...).tolist()``: computed on the CPU, the rest on meta."""
-    original = regnet.BlockParams.from_init_params.__func__
-
-    def on_cpu(cls, *args, **kwargs):
-        with torch.device("cpu"):
-            return original(cls, *args, **kwargs)
-
-    monkeypatch.setattr(regnet.BlockParams, "from_init_params", classmethod(on_cpu))
+    return build_on_meta(lambda: models.get_model(name, weights=None, **extra))
 
 
 @pytest.mark.slow  # about 35 s on a busy 2-core machine: 121 models, over 30,000 nodes
-def test_every_torchvision_model_every_node(cpu_widths):
+def test_every_torchvision_model_every_node():
     start, checked = time.perf_counter(), 0
     for name in models.list_models():
         model = _build_on_meta(name)

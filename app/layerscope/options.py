@@ -55,9 +55,18 @@ def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool =
                         help="allow full unpickling of a file (runs code from it: only for files you trust)")
 
 
-def add_input_option(parser: argparse.ArgumentParser, help_text: str) -> None:
-    """``--input CxHxW`` (or ``128:long``): the input the shape probe feeds the model."""
-    parser.add_argument("--input", default=None, metavar="CxHxW", help=help_text)
+INPUT_HELP = ("example input, e.g. 3x224x224, 128:long or decoder_input_ids=16:long; repeat it for a forward "
+              "that takes several")
+
+
+def add_input_option(parser: argparse._ActionsContainer, help_text: str, *, repeatable: bool = False) -> None:
+    """``--input CxHxW`` (or ``128:long``): the input the shape probe feeds the model. ``repeatable``:
+    one per positional argument of ``forward``, or ``NAME=SHAPE[:dtype]`` for a keyword, read by
+    ``layerscope.example_inputs.parse_inputs``."""
+    if repeatable:
+        parser.add_argument("--input", action="append", default=None, metavar="[NAME=]SHAPE[:dtype]", help=help_text)
+    else:
+        parser.add_argument("--input", default=None, metavar="CxHxW", help=help_text)
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.models.meta_build import build_on_meta
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "meta")
 
@@ -107,6 +108,8 @@ def build_on_device(
     if sized:
         check_fits(dev, build, what, kwargs)
     try:
+        if dev.type == "meta":
+            return build_on_meta(build)
         with dev:
             return build()
     except LayerscopeError:

@@ -49,6 +49,8 @@ class TorchvisionSource:
         reference = chosen or (enum.DEFAULT if enum is not None else None)
         if chosen is None and "weights_backbone" in inspect.signature(builder).parameters:
             kwargs.setdefault("weights_backbone", None)  # detectors would otherwise download a backbone
+        if chosen is None and reference is not None:
+            kwargs = {**size_from_weights(name, reference), **kwargs}
         download = None if chosen is None else Download(
             weights_name(chosen),
             f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}",
@@ -70,6 +72,19 @@ class TorchvisionSource:
             preprocess=preprocess_from_weights(reference),
             files=(hub_checkpoint(chosen.url),) if chosen else (),
         )
+
+
+# Builders whose weights set the input size the model is built for (torchvision's own
+# ``_ovewrite_named_param``): without weights they would build 224 pixels whatever the
+# weights' preprocessing (vit_h_14's DEFAULT crops 518), and the probe would not fit.
+SIZE_KEYWORDS = {"vit_": "image_size"}
+
+
+def size_from_weights(name: str, weights: Any) -> dict[str, Any]:
+    """The size keyword the reference weights imply, so the model is built as they describe."""
+    size = weights.meta.get("min_size")
+    key = next((k for prefix, k in SIZE_KEYWORDS.items() if name.startswith(prefix)), None)
+    return {key: size[0]} if key and size else {}
 
 
 def weights_enum(name: str) -> Any:
