@@ -9,17 +9,17 @@ same MODEL and options (``layerscope.options.loader_for_line``).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from layerscope.options import (
     DEFAULT_MODEL, OneLineParser, add_input_option, add_model_options, load_from_args, loader_for_line,
 )
 from layerscope.tui.app import LayerscopeApp
-from layerscope.tui.threads import busy
 
 
 def build_parser(commands: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -62,16 +62,20 @@ def has_terminal() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def run(app: Any, **options: Any) -> int:
-    """Run ``app`` and return its exit status. A work thread still blocked after ``q`` (a FIFO,
-    a hung disk) cannot be stopped from outside, so the process ends without waiting for it."""
+def run(app: Any, **options: Any) -> NoReturn:
+    """Run ``app``, then end the process with its exit status at once.
+
+    Once the app has given the terminal back, Python's own teardown of a process that
+    imported torch (freeing every module, tensor and thread pool) held the shell for
+    2.5-5 s here; and a work thread still blocked after ``q`` (a FIFO, a hung disk)
+    cannot be stopped from outside at all. Nothing of ours needs that teardown: files
+    are written and closed as they are saved, the log is closed after each traceback.
+    So the streams are flushed, logging is shut down, and the process ends."""
     app.run(**options)
-    code = app.return_code or 0
-    if busy():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(app.return_code or 0)
 
 
 def launch(argv: list[str], commands: Sequence[str] = ()) -> int:
