@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast setup weights screenshots bench docs clean
+.PHONY: run test test-fast setup weights chromium screenshots bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,22 +19,29 @@ $(STAMP): pyproject.toml constraints.txt
 weights: $(STAMP)
 	@$(BIN)/python scripts/install_weights.py
 
-setup: weights
+# The report page's browser test (tests/test_report_page.py) drives Debian's Chromium through
+# Playwright; installed when missing (CI runs as root), nothing done when it is there.
+chromium:
+	@test -x /usr/bin/chromium || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+
+setup: weights chromium
 
 run: weights
 	$(BIN)/layerscope
 
 # The whole suite on two workers, one per core of the 2-core machines (each runs torch on one
 # thread: tests/conftest.py); `pytest -q` alone runs the same tests in one process.
-test: weights
+test: weights chromium
 	$(BIN)/python -m pytest -q -n 2
 
 # The same, without the tests marked slow: the one to run between edits.
 test-fast: weights
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
-screenshots: weights
+screenshots: weights chromium
 	$(BIN)/python scripts/export_screenshots.py
+	$(BIN)/python scripts/report_screenshot.py
 
 bench: weights
 	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"

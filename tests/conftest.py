@@ -78,3 +78,23 @@ def recorded_notifications(monkeypatch):
         return real(self, message, title=title, **options)
 
     monkeypatch.setattr(App, "notify", notify)
+
+
+@pytest.fixture(scope="session")
+def report_folder(tmp_path_factory) -> Path:
+    """The folder of ``report_helpers.make_folder``: photos, crops, flips and unusable files."""
+    from report_helpers import make_folder
+
+    return make_folder(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="session")
+def finished_report(report_folder, tmp_path_factory) -> tuple[Path, dict]:
+    """One uninterrupted ``layerscope report`` (``report_helpers.ARGV``) of that folder: OUTDIR, summary."""
+    from report_helpers import request
+
+    from layerscope.folder_report import FolderReport
+
+    out = tmp_path_factory.mktemp("finished") / "out"
+    return out, FolderReport(request(report_folder, out)).run()
+

@@ -101,6 +101,28 @@ def test_many_maps_in_one_stream_equal_each_alone(mobilenet, photo):
         assert one.insertion_curve == pytest.approx(alone.insertion_curve, abs=1e-5)
 
 
+def test_a_batch_of_photos_scores_each_as_alone(mobilenet):
+    """Two photos, different classes and map counts, in one stream whose batches mix them: each
+    photo's scores are what ``faithfulness`` gives it alone (the rank command's path)."""
+    names = ("chelsea", "coffee")
+    xs = [imaging.preprocess(imaging.load_image(imaging.SAMPLES / f"{n}.png"), mobilenet.preprocess)[0] for n in names]
+    x = torch.cat(xs)
+    cam_pass = CamPass(mobilenet.model, x, ["features.16", "features.18"], categories=mobilenet.categories)
+    maps = [r.per_image() for r in cam_pass.results()]
+    targets = [int(k) for k in cam_pass.target.classes]
+    assert targets == [285, 967]  # Egyptian cat, espresso
+    per_image = [[maps[0][0].heatmap, maps[1][0].heatmap], [maps[1][1].heatmap]]
+    together = metrics.faithfulness_batch(mobilenet.model, x, per_image, targets, steps=4, batch_size=5)
+    assert [len(s) for s in together] == [2, 1]
+    for i, (photo_maps, scores) in enumerate(zip(per_image, together)):
+        alone = metrics.faithfulness(mobilenet.model, xs[i], photo_maps, targets[i], steps=4)
+        for one, single in zip(scores, alone):
+            assert one.deletion_curve == pytest.approx(single.deletion_curve, abs=1e-6)
+            assert one.insertion_curve == pytest.approx(single.insertion_curve, abs=1e-6)
+            assert (one.average_drop, one.increased) == (pytest.approx(single.average_drop, abs=1e-6), single.increased)
+    assert together[1][0].gap > 0.5  # the espresso map at features[-1] earns its class (ins − del ≈ 0.70)
+
+
 def test_progress_counts_every_perturbed_pass_and_cancel_stops(mobilenet, photo):
     _, x, heatmap, target = photo
     seen: list[tuple[int, int]] = []

@@ -139,7 +139,7 @@ def test_shown_cli_output_is_what_the_command_prints(block, workspace, capsys, m
 
 def test_checked_outputs_cover_every_command():
     shown = {shlex.split(command.argv)[1] for block in OUTPUT_BLOCKS for command in block.commands}
-    assert {"tree", "stats", "api", "cam", "rank", "diff", "-h"} <= shown
+    assert {"tree", "stats", "api", "cam", "rank", "diff", "activations", "-h"} <= shown
 
 
 def test_the_ellipsis_stands_for_lines_left_out():

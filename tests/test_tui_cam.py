@@ -101,6 +101,52 @@ async def test_m_picks_the_method_used_by_the_next_map(app):
         assert "eigencam at features.18" in screen_text(app)
 
 
+async def test_m_redraws_the_shown_map_from_the_kept_pass_and_c_for_the_new_class(app):
+    """After m or c the map follows at once (as o does): the lines and the picture agree."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        panel = app.query_one(CamPanel)
+        forwards = []
+        handle = app.main.session.loaded.model.register_forward_hook(lambda _m, x, _o: forwards.append(len(x[0])))
+        await pilot.press("m", "down", "enter")  # gradcam++
+        await settle(pilot)
+        assert app.main.session.method == "gradcam++"
+        assert panel.view.result.method == "gradcam++" and panel.view.reused
+        assert 1 not in forwards  # no pass over the photo: only the new map's scoring batches
+        shown = screen_text(app)
+        assert "method gradcam++" in shown and "map gradcam++ at features.18 for 285 Egyptian cat" in shown
+        await pilot.press("c", "2", "9", "2", "enter")  # tiger
+        await settle(pilot)
+        handle.remove()
+        shown = screen_text(app)
+        assert panel.view.result.target == 292 and panel.view.class_index == 292
+        assert "class 292 tiger" in shown
+        assert any(row.rstrip().endswith("map gradcam++ at features.18 for 292 tiger") for row in shown.splitlines())
+        assert shown.count("▀") > 500 and not panel.has_class("stale")
+
+
+async def test_a_map_that_no_longer_answers_the_choices_is_hidden(app, held_photo):
+    """m while a map computes: the map that arrives is for the old method, so the new one
+    follows it; the picture is never shown under lines that name another method."""
+    entered, release = held_photo
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await wait_until(entered.is_set)
+        await pilot.press("m", "down", "enter")
+        await pilot.pause()
+        release.set()
+        await settle(pilot)
+        panel = app.query_one(CamPanel)
+        assert panel.view.result.method == "gradcam++" and "map gradcam++ at features.18" in screen_text(app)
+        await pilot.press("slash", *"features.0.0", "enter", "t")  # not hooked: no map for it yet
+        await settle(pilot)
+        assert panel.has_class("stale") and "press g to compute the map" in screen_text(app)
+        assert screen_text(app).count("▀") < 50
+
+
 async def test_c_filters_classes_by_name_and_picks_one(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

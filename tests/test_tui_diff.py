@@ -77,7 +77,7 @@ async def test_d_shows_the_engine_s_marks_node_for_node(loaded, pair):
         await settle(pilot)
         await diff_by_keys(pilot, pair[1])
         tree = app.main.query_one(ModuleTreeView)
-        assert tree.column == "change"
+        assert tree.column.key == "change"
         expected = diff_checkpoints(str(pair[0]), str(pair[1]), tree=build_tree(loaded.model))
         assert app.main.session.diff.nodes == expected.nodes
         lines = labels(tree)
@@ -116,7 +116,7 @@ async def test_diff_flag_starts_in_diff_mode(pair):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, rounds=5)
         tree = app.main.query_one(ModuleTreeView)
-        assert tree.column == "change"
+        assert tree.column.key == "change"
         assert str(tree.root.label).endswith("  2.2%")
 
 
@@ -128,13 +128,13 @@ async def test_x_cycles_parameters_macs_and_change_only_once_a_diff_exists(loade
         seen = []
         for _ in range(3):
             await pilot.press("x")
-            seen.append(tree.column)
+            seen.append(tree.column.key)
         assert seen == ["macs", "params", "macs"]
         await diff_by_keys(pilot, pair[1])
-        seen = [tree.column]
+        seen = [tree.column.key]
         for _ in range(3):
             await pilot.press("x")
-            seen.append(tree.column)
+            seen.append(tree.column.key)
         assert seen == ["change", "params", "macs", "change"]
         await pilot.press("x")
         assert str(tree.root.label).endswith("  2.6K")
@@ -229,7 +229,7 @@ async def test_escape_stops_a_running_diff_and_its_thread(loaded, pair, monkeypa
             await pilot.pause(0.02)
         assert ended and isinstance(ended[0], DiffCancelled)
         await settle(pilot)
-        assert app.main.session.diff is None and app.main.query_one(ModuleTreeView).column == "params"
+        assert app.main.session.diff is None and app.main.query_one(ModuleTreeView).column.key == "params"
         assert any(n.startswith("Diff stopped") for n in notifications(app))
         assert "escape stops" not in screen_text(app)
 

@@ -65,9 +65,9 @@ class Faithfulness:
 
 @dataclass(frozen=True)
 class _Job:
-    """One perturbed input: map ``index``'s deletion or insertion step ``k``, or its product."""
+    """One perturbed input: map ``slot``'s deletion or insertion step ``k``, or its product."""
 
-    index: int
+    slot: int  # the map's place in the flattened list of every image's maps
     kind: str  # "del", "ins", "mult"
     k: int = 0
 
@@ -85,21 +85,48 @@ def faithfulness(
 ) -> list[Faithfulness]:
     """Deletion, insertion and confidence change of every map in ``heatmaps`` (each ``H×W``,
     like ``x``'s last two dimensions), all from one stream of batched forwards."""
+    if isinstance(x, Tensor) and x.dim() == 4 and x.shape[0] != 1:
+        raise LayerscopeError(f"the metrics explain one image, got a batch of {x.shape[0]}")
+    return faithfulness_batch(model, x, [heatmaps], [target], steps, batch_size=batch_size, progress=progress,
+                              cancel=cancel)[0]
+
+
+def faithfulness_batch(
+    model: nn.Module,
+    x: Tensor,
+    heatmaps: Sequence[Sequence[Tensor]],
+    targets: Sequence[int],
+    steps: int = 20,
+    *,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> list[list[Faithfulness]]:
+    """``faithfulness`` for a batch of images (``x`` is ``N×C×H×W``; ``heatmaps[i]`` and
+    ``targets[i]`` belong to image ``i``): the perturbed copies of every image share one
+    stream of forwards, so a folder fills its batches however few maps each photo has.
+    Image ``i``'s scores are computed exactly as ``faithfulness`` on that image alone."""
     if steps < 1:
         raise LayerscopeError(f"steps must be at least 1, got {steps}")
     x = checked_input(model, x)
-    if x.shape[0] != 1:
-        raise LayerscopeError(f"the metrics explain one image, got a batch of {x.shape[0]}")
-    ranks = torch.stack([_pixel_ranks(_checked_map(h, x)) for h in heatmaps]) if heatmaps else None
-    maps = torch.stack([h.to(x.device, torch.float32) for h in heatmaps]) if heatmaps else None
-    jobs = [_Job(i, kind, k) for i in range(len(heatmaps)) for kind in ("del", "ins") for k in range(1, steps)]
-    jobs += [_Job(i, "mult") for i in range(len(heatmaps))]
-    plan = _Plan(x, ranks, maps, steps)
+    if len(heatmaps) != x.shape[0] or len(targets) != x.shape[0]:
+        raise LayerscopeError(f"{x.shape[0]} images need as many map lists and targets, got {len(heatmaps)} "
+                              f"and {len(targets)}")
+    owner = [i for i, maps in enumerate(heatmaps) for _ in maps]
+    flat = [_checked_map(h, x) for maps in heatmaps for h in maps]
+    plan = _Plan(x, flat, owner, steps)
+    jobs = [_Job(s, kind, k) for s in range(len(flat)) for kind in ("del", "ins") for k in range(1, steps)]
+    jobs += [_Job(s, "mult") for s in range(len(flat))]
+    classes = torch.tensor([int(t) for t in targets], device=x.device)
     with model_guard(model, grad=False):
-        whole, blank = _probabilities(model, torch.cat([x, torch.zeros_like(x)]), target)
-        values = list(_stream(model, plan, jobs, target, max(1, int(batch_size)), progress, cancel))
+        # the photos and one blank in one forward: the blank is the same input for every image
+        shared = _softmax(model, torch.cat([x, torch.zeros_like(x[:1])]), classes)
+        whole = shared[torch.arange(len(classes)), classes.cpu()].tolist()
+        blank = shared[-1, classes.cpu()].tolist()
+        values = list(_stream(model, plan, jobs, classes, max(1, int(batch_size)), progress, cancel))
     found = dict(zip(jobs, values))
-    return [_scores(i, steps, float(whole), float(blank), found) for i in range(len(heatmaps))]
+    scores = [_scores(s, steps, whole[owner[s]], blank[owner[s]], found) for s in range(len(flat))]
+    return [[scores[s] for s in range(len(flat)) if owner[s] == i] for i in range(x.shape[0])]
 
 
 def deletion_auc(model: nn.Module, x: Tensor, heatmap: Tensor, target: int, steps: int = 20, **kwargs) -> float:
@@ -119,30 +146,37 @@ def confidence_change(model: nn.Module, x: Tensor, heatmap: Tensor, target: int,
 
 
 class _Plan:
-    """Builds the perturbed inputs of a batch of jobs from the photo and each map's pixel ranks."""
+    """Builds the perturbed inputs of a batch of jobs from the photos and each map's pixel ranks."""
 
-    def __init__(self, x: Tensor, ranks: Tensor | None, maps: Tensor | None, steps: int) -> None:
-        self.x, self.ranks, self.maps, self.steps = x, ranks, maps, steps
+    def __init__(self, x: Tensor, heatmaps: list[Tensor], owner: list[int], steps: int) -> None:
+        self.x, self.steps = x, steps
+        self.ranks = torch.stack([_pixel_ranks(h) for h in heatmaps]) if heatmaps else None
+        self.maps = torch.stack(heatmaps) if heatmaps else None
+        self.owner = torch.tensor(owner, device=x.device, dtype=torch.long)
         self.pixels = x.shape[-2] * x.shape[-1]
 
     def count(self, k: int) -> int:
         """Pixels changed at step ``k``: round(k·H·W/steps), as the protocol writes it."""
         return round(k * self.pixels / self.steps)
 
+    def images(self, jobs: Sequence[_Job]) -> Tensor:
+        """The image each job perturbs (its row of ``x``)."""
+        return self.owner[torch.tensor([j.slot for j in jobs], device=self.x.device)]
+
     def inputs(self, jobs: Sequence[_Job]) -> Tensor:
         assert self.ranks is not None and self.maps is not None
-        index = torch.tensor([j.index for j in jobs], device=self.x.device)
+        index = torch.tensor([j.slot for j in jobs], device=self.x.device)
         counts = torch.tensor([self.count(j.k) for j in jobs], device=self.x.device)[:, None, None]
         ranks = self.ranks[index]
         deleting = torch.tensor([j.kind == "del" for j in jobs], device=self.x.device)[:, None, None]
         kept = torch.where(deleting, ranks >= counts, ranks < counts).float()
         mult = torch.tensor([j.kind == "mult" for j in jobs], device=self.x.device)[:, None, None]
         weights = torch.where(mult, self.maps[index], kept)
-        return self.x * weights[:, None]
+        return self.x[self.owner[index]] * weights[:, None]
 
 
 def _stream(
-    model: nn.Module, plan: _Plan, jobs: list[_Job], target: int, batch_size: int,
+    model: nn.Module, plan: _Plan, jobs: list[_Job], classes: Tensor, batch_size: int,
     progress: Progress | None, cancel: Cancel | None,
 ) -> Iterator[float]:
     done = 0
@@ -152,20 +186,24 @@ def _stream(
         batch = jobs[start:start + batch_size]
         with memory_guard(f"scoring {len(batch)} perturbed copies at once on {plan.x.device.type}",
                           f"use a smaller batch size (now {batch_size}; the CLI's --batch-size)"):
-            yield from _probabilities(model, plan.inputs(batch), target).tolist()
+            rows = _softmax(model, plan.inputs(batch), classes)
+            yield from rows[torch.arange(len(batch)), classes[plan.images(batch)].cpu()].tolist()
         done += len(batch)
         if progress is not None:
             progress(done, len(jobs))
 
 
-def _probabilities(model: nn.Module, batch: Tensor, target: int) -> Tensor:
+def _softmax(model: nn.Module, batch: Tensor, classes: Tensor) -> Tensor:
+    """The model's class probabilities for ``batch`` (on the CPU), after checking that it is a
+    classifier and that every class in ``classes`` is one of its outputs."""
     out = call_model(model, batch)
     if not isinstance(out, Tensor) or out.dim() != 2:
         kind = "×".join(map(str, out.shape)) if isinstance(out, Tensor) else type(out).__name__
         raise LayerscopeError(f"the metrics need a classifier's N×classes scores; the model returned {kind}")
-    if not 0 <= int(target) < out.shape[1]:
-        raise LayerscopeError(f"class index {target} is out of range: the model has {out.shape[1]} classes")
-    return out.float().softmax(dim=1)[:, int(target)].cpu()
+    bad = [int(k) for k in classes.tolist() if not 0 <= int(k) < out.shape[1]]
+    if bad:
+        raise LayerscopeError(f"class index {bad[0]} is out of range: the model has {out.shape[1]} classes")
+    return out.float().softmax(dim=1).cpu()
 
 
 def _scores(index: int, steps: int, whole: float, blank: float, found: dict[_Job, float]) -> Faithfulness:
@@ -188,6 +226,7 @@ def _auc(curve: Sequence[float], steps: int) -> float:
 
 
 def _checked_map(heatmap: Tensor, x: Tensor) -> Tensor:
+    """``heatmap`` as float32 on ``x``'s device, or one line saying why it cannot score ``x``."""
     if not isinstance(heatmap, Tensor) or tuple(heatmap.shape) != tuple(x.shape[-2:]):
         got = "×".join(map(str, getattr(heatmap, "shape", ()))) or type(heatmap).__name__
         raise LayerscopeError(f"the heatmap must be {x.shape[-2]}×{x.shape[-1]} like the input, got {got}")

@@ -42,16 +42,18 @@ def info_text(session: Session, view: CamView | None, running: str = "", scores:
     if view is None:
         text.append(f"\ncomputing {running}… esc cancels" if running else f"\n{IDLE}", "italic dim")
         return text
-    append_map_line(text, view)
+    append_map_line(text, view, compact)
     append_evidence(text, session, view, scores, note, compact)
     return text
 
 
-def append_map_line(text: Text, view: CamView) -> None:
-    """Which map is shown: method, layer, class and its probability, and whether it is empty."""
+def append_map_line(text: Text, view: CamView, compact: bool = False) -> None:
+    """Which map is shown: method, layer, class and its probability, and whether it is empty.
+    ``compact`` (a narrow tab) leaves the layer to the line above, which names it: a map is
+    only ever shown for the target, so the line keeps to one row."""
     result = view.result
     text.append("\nmap ", "dim")
-    text.append(f"{result.method} at {result.layer}", "bold cyan")
+    text.append(result.method if compact else f"{result.method} at {result.layer}", "bold cyan")
     name = f" {result.target_name}" if result.target_name else ""
     if result.target is None:
         text.append(" for no class (class-blind)", "italic")

@@ -80,7 +80,7 @@ class PathScreen(ModalScreen[Path | None]):
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        self.dismiss(Path(value).expanduser() if value else None)
+        self.dismiss(Path(os.path.expanduser(value)) if value else None)  # ~nosuchuser: left as typed, refused when read
 
 
 class ImagePathScreen(PathScreen):
