@@ -75,3 +75,19 @@ class ReluTwice(nn.Module):
 
 def relu_twice() -> ReluTwice:
     return ReluTwice()
+
+
+class ReadsItsWeights(nn.Module):
+    """A builder that reads a value back from a weight it just made: no way to build it on meta."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((1,), 2.0))
+        self.layers = nn.Sequential(*(nn.Linear(4, 4) for _ in range(int(self.scale.item()))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x) * self.scale
+
+
+def reads_its_weights() -> ReadsItsWeights:
+    return ReadsItsWeights()

@@ -9,6 +9,7 @@ warnings stay silent.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -35,6 +36,8 @@ LINEAR = ["torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"
 LINEAR_ARGS = ["--arch", "torch.nn:Linear", "--arg", "in_features=3", "--arg", "out_features=3"]
 TINY = ["cam", "cam_models:TinyNet", "--layer", "conv"]
 LONG_NAME = "a" * 300
+DIGITS = "9" * 5000  # past Python's 4,300-digit limit for int()
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n"
 
 
 def _damaged_zip(path: Path) -> None:
@@ -84,6 +87,9 @@ def _make_corpus(folder: Path) -> None:
     (folder / "broken_import.py").write_text("raise RuntimeError('boom at import')\n")
     (folder / "raising.py").write_text("def make():\n    raise KeyError('vocab_size')\n")
     (folder / "corpus_factory.py").write_text("import torch\n\ndef build():\n    return torch.nn.Conv2d(3, 2, 3)\n")
+    Image.new("L", (20000, 1)).save(folder / "strip.png")  # ~100 bytes; resized for a model: 1.3 gigapixels
+    Image.new("L", (1, 1_000_000)).save(folder / "column.png")
+    (folder / "photo.eps").write_bytes(EPS)
     bytearray_bomb(folder / "bytearray.pt")  # 2**40 bytes asked for: unfixed, fails at once, never fills memory
     zip_bytearray_bomb(folder / "bytearray_zip.pt")
 
@@ -171,7 +177,7 @@ CLI_CASES = [
     ("depth -1", ["tree", "resnet18", "--depth", "-1"], "argument --depth: expected a number of at least 0"),
     ("huge input", ["tree", "resnet18", "--input", "3x100000x100000"], "at most 67,108,864 elements"),
     ("zero input", ["tree", "resnet18", "--input", "3x0x4"], "sizes of at least 1"),
-    ("bad input", ["tree", "resnet18", "--input", "three"], "--input expects sizes like 3x224x224"),
+    ("bad input", ["tree", "resnet18", "--input", "three"], "--input expects SHAPE[:dtype] or NAME=SHAPE[:dtype]"),
     ("bad input dtype", ["tree", "resnet18", "--input", "3x8x8:complex"], "unknown input dtype 'complex'"),
     ("first 0", ["api", "resnet18", "--first", "0"], "argument --first: expected a number of at least 1"),
     ("unknown option", ["stats", "resnet18", "--bogus"], "unrecognized arguments: --bogus"),
@@ -185,7 +191,7 @@ CLI_CASES = [
     ("decompression bomb", ["cam", "--image", "{d}/bomb.png"], "claims 10,000,000,000 pixels"),
     ("bomb over the warning limit", ["cam", "--image", "{d}/warnbomb.png"], "(a decompression bomb?)"),
     ("sweep bomb", ["sweep", "--image", "{d}/bomb.png", "--out", "{d}/grid.png"], "a decompression bomb?"),
-    ("text as image", ["cam", "--image", "{d}/text.txt"], "not an image file Pillow understands"),
+    ("text as image", ["cam", "--image", "{d}/text.txt"], "not an image file Pillow understands in a raster format"),
     ("truncated image", ["cam", "--image", "{d}/truncated.png"], "cannot read"),
     ("missing image", ["cam", "--image", "{d}/missing.png"], "no such image"),
     ("folder as image", ["cam", "--image", "{d}/folder"], "is a folder, not an image"),
@@ -220,6 +226,27 @@ CLI_CASES = [
     ("cam missing layer", [*TINY[:2], "--layer", "nosuch"], "no layer 'nosuch'"),
     ("sweep missing layer", ["sweep", "cam_models:TinyNet", "--layers", "conv,nosuch"], "no layer 'nosuch'"),
     ("cam torchscript", ["cam", "{d}/script.pt"], "is a TorchScript archive"),
+    # issue 21: work an input asks for is bounded before it is done
+    ("20000x1 photo", [*TINY, "--image", "{d}/strip.png"],
+     "resizing it for this model makes 5,120,000×256 = 1,310,720,000 pixels, over the 16,777,216-pixel limit"),
+    ("1x1000000 photo", [*TINY, "--image", "{d}/column.png"], "over the 16,777,216-pixel limit (4096×4096)"),
+    ("eps photo", [*TINY, "--image", "{d}/photo.eps"], "in a raster format layerscope opens (PNG, JPEG, BMP"),
+    ("cost batch 2000", ["tree", "resnet18", "--cost", "--batch", "2000", "--device", "cpu"],
+     "argument --batch: expected at most 64"),
+    ("5000-digit layer index", ["stats", "resnet18", "--layer", f"layer4[{DIGITS}]"],
+     "layer index 999999999999… has 5,000 digits; at most 18 are read"),
+    ("5000-digit input", ["tree", "resnet18", "--input", f"3x{DIGITS}x4"], "--input size 999999999999… has 5,000"),
+    ("5000-digit class", [*TINY, "--class", DIGITS], "--class 999999999999… has 5,000 digits"),
+    ("100,000 minus signs", ["stats", "resnet18", "--arg", "num_classes=" + "-" * 9000 + "1"],
+     "--arg num_classes= is nested too deeply"),
+    ("--arg past its length", ["stats", "resnet18", "--arg", "num_classes=" + "-" * 100_000 + "1"],
+     "--arg num_classes= is 100,001 characters long; at most 10,000 are read"),
+    ("1+1j+...", ["stats", "resnet18", "--arg", "num_classes=" + "+".join(["1j"] * 3000)], "nested too deeply"),
+    ("round_nearest=0", ["stats", "mobilenet_v2", "--arg", "round_nearest=0"],
+     "mobilenet_v2 failed to build with round_nearest=0: integer division or modulo by zero"),
+    ("sweep --layers ''", ["sweep", "cam_models:TinyNet", "--layers", ""], "--layers '' names no layer"),
+    ("sweep --layers ',,,'", ["sweep", "cam_models:TinyNet", "--layers", ",,,"], "--layers ',,,' names no layer"),
+    ("hf: name over 255 characters", ["tree", f"hf:{LONG_NAME}"], "is not in the local Hugging Face cache"),
 ]
 
 
@@ -296,3 +323,79 @@ def test_api_bad_input_raises_layerscope_error(corpus, call, words):
     assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
     assert _snapshot(corpus) == before
     assert not (corpus / "pwned").exists()
+
+
+# --- issue 21: Ghostscript never runs; builds and bombs stop at stated limits ---------------------
+
+
+def test_an_eps_photo_never_reaches_ghostscript(corpus, tmp_path, monkeypatch, capsys):
+    """Pillow reads EPS by running ``gs``; a stand-in ``gs`` first on PATH would write the marker."""
+    marker = tmp_path / "gs-ran"
+    fake = tmp_path / "bin" / "gs"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.syspath_prepend(str(corpus))
+    assert main([*TINY, "--image", str(corpus / "photo.eps")]) == 2
+    assert "raster format layerscope opens (PNG, JPEG, BMP, GIF, WEBP, TIFF, PPM)" in capsys.readouterr().err
+    with pytest.raises(LayerscopeError, match="raster format"):
+        imaging.load_image(corpus / "photo.eps")
+    assert not marker.exists()
+
+
+def test_a_build_past_the_module_limit_stops_with_a_line_saying_so(monkeypatch, capsys):
+    """``--arg inverted_residual_setting=[[1,16,200000,1]]`` (1.6 million modules): stopped at the
+    limit, lowered here so the test stays quick; on meta too, where the pre-check was the cost."""
+    from layerscope.models import build
+
+    monkeypatch.setattr(build, "MAX_MODULES", 2_000)
+    for device in ("cpu", "meta"):
+        code = main(["tree", "mobilenet_v2", "--device", device, "--arg", "inverted_residual_setting=[[1,16,200000,1]]"])
+        err = capsys.readouterr().err
+        assert code == 2 and err == "layerscope: error: mobilenet_v2 stopped while building: over 2,000 modules " \
+                                    "(layerscope's limit)\n", err
+
+
+def test_a_config_only_llama_with_100000_layers_stops_at_the_module_limit(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    from hf_configs import LLAMA_2_70B
+    from layerscope.models import build
+
+    monkeypatch.setattr(build, "MAX_MODULES", 3_000)
+    (tmp_path / "config.json").write_text(json.dumps({**LLAMA_2_70B, "num_hidden_layers": 100_000}))
+    assert main(["tree", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.endswith("stopped while building: over 3,000 modules (layerscope's limit)\n")
+
+
+def test_a_meta_build_past_the_time_limit_stops(monkeypatch):
+    """The time limit, on a builder that registers few modules but initialises for ever."""
+    from layerscope.models import build
+
+    monkeypatch.setattr(build, "MAX_META_SECONDS", 0.0)
+    with pytest.raises(build.BuildTooBig, match=r"over 0 s on the meta device"):
+        build.build_on_device(torch.device("meta"), lambda: nn.Linear(4, 4), "slow", {})
+
+
+MEMORY_CEILING = 3 * 2**30  # a bomb that got through would fail here, not fill the machine
+
+BOMB_RUNS = [
+    ("20000x1 photo", [*TINY, "--image", "{d}/strip.png"], "over the 16,777,216-pixel limit"),
+    ("timm depth=100000", ["tree", "timm:vit_tiny_patch16_224", "--arg", "depth=100000"],
+     "stopped while building: over 50,000 modules"),
+    ("cost batch 2000", ["tree", "resnet18", "--cost", "--batch", "2000", "--device", "cpu"], "at most 64"),
+]
+
+
+@pytest.mark.slow  # real processes at the real limits, under a memory ceiling
+@pytest.mark.parametrize(("argv", "words"), [pytest.param(a, w, id=i) for i, a, w in BOMB_RUNS])
+def test_bombs_end_in_one_line_under_a_memory_ceiling(corpus, argv, words):
+    import resource
+
+    def ceiling() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_CEILING, MEMORY_CEILING))  # AS: CUDA maps more
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APP), str(TESTS), str(corpus)])}
+    done = subprocess.run([sys.executable, "-m", "layerscope", *[a.replace("{d}", str(corpus)) for a in argv]],
+                          capture_output=True, text=True, timeout=300, cwd=corpus, env=env, preexec_fn=ceiling)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr[-500:]

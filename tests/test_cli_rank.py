@@ -86,3 +86,16 @@ def test_steps_out_of_bounds_are_usage_errors(capsys, steps, words):
 def test_out_onto_the_photo_is_refused_before_any_work(capsys):
     code, out, err = _run(capsys, "rank", "--out", str(imaging.SAMPLES / "chelsea.png"))
     assert code == 2 and out == "" and "is also an input" in err and err.count("\n") == 1
+
+
+def test_on_random_weights_the_sanity_line_says_the_ranking_means_nothing(capsys, monkeypatch):
+    """Random weights pass the randomisation check (re-initialising random layers changes the maps),
+    which would read as reassurance; the line says instead that nothing here means anything."""
+    monkeypatch.delenv("COLUMNS", raising=False)  # captured output is a pipe's: whole lines
+    code, out, err = _run(capsys, "rank", "resnet18", "--weights", "none", "--layers", "layer3,layer4",
+                          "--steps", "2")
+    assert code == 0, err
+    sanity = [line for line in out.splitlines() if line.startswith("sanity")]
+    assert sanity == ["sanity  meaningless: the weights are random (untrained), so these maps and this ranking mean "
+                      "nothing; load trained weights (--weights; `layerscope weights` lists those on this machine)"]
+    assert "passed" not in out

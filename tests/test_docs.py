@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
+from diff_models import edited_pair
 from docs_blocks import ROOT, claims, holds, matches, output_blocks, page_id, pages, python_blocks, rewritten
 from evil_files import export_program, pickle_file, png_claiming, torchscript_archive
 from hf_configs import LLAMA_2_70B
@@ -90,6 +92,9 @@ def workspace(tmp_path_factory) -> Path:
     pickle_file(folder / "evil.pt", marker)
     torchscript_archive(folder / "model.safetensors", marker)
     export_program(folder / "program.pt2", marker)
+    base, tuned = edited_pair()  # docs/diff.md: one edit of each kind
+    torch.save(base, folder / "base.pt")
+    save_file(tuned, folder / "tuned.safetensors")
     (folder / "llama-2-70b").mkdir()
     (folder / "llama-2-70b" / "config.json").write_text(json.dumps(LLAMA_2_70B))  # config only: built on meta
     return folder
@@ -134,7 +139,7 @@ def test_shown_cli_output_is_what_the_command_prints(block, workspace, capsys, m
 
 def test_checked_outputs_cover_every_command():
     shown = {shlex.split(command.argv)[1] for block in OUTPUT_BLOCKS for command in block.commands}
-    assert {"tree", "stats", "api", "cam", "rank", "-h"} <= shown
+    assert {"tree", "stats", "api", "cam", "rank", "diff", "activations", "-h"} <= shown
 
 
 def test_the_ellipsis_stands_for_lines_left_out():

@@ -1,8 +1,8 @@
 """Every access expression the tree shows evaluates to its very module, and reads back.
 
 The walk covers every torchvision model and a few timm ones, built on the meta device
-(no weights, no arithmetic). Regnets compute their widths with tensors, which the meta
-device cannot read, so that one step runs on the CPU.
+(no weights, no arithmetic) the way layerscope builds them there (``build_on_meta``: RegNets,
+which compute their widths with tensors, get only their parameters and buffers on meta).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 from torchvision import models
-from torchvision.models import regnet
 
+from layerscope.models.meta_build import build_on_meta
 from layerscope.tree import ModuleTree, build_tree
 
 TIMM = ("coat_tiny", "vit_small_patch16_224", "convnext_atto", "efficientnet_b0", "swin_tiny_patch4_window7_224",
@@ -39,24 +39,11 @@ def check_every_node(model: nn.Module, tree: ModuleTree) -> int:
 def _build_on_meta(name: str) -> nn.Module:
     backbones = models.list_models(models.detection) + models.list_models(models.segmentation)
     extra = NO_DOWNLOADS if name in backbones else {}
-    with torch.device("meta"):
-        return models.get_model(name, weights=None, **extra)
-
-
-@pytest.fixture
-def cpu_widths(monkeypatch):
-    """Regnet's widths come from ``torch.round(...).tolist()``: computed on the CPU, the rest on meta."""
-    original = regnet.BlockParams.from_init_params.__func__
-
-    def on_cpu(cls, *args, **kwargs):
-        with torch.device("cpu"):
-            return original(cls, *args, **kwargs)
-
-    monkeypatch.setattr(regnet.BlockParams, "from_init_params", classmethod(on_cpu))
+    return build_on_meta(lambda: models.get_model(name, weights=None, **extra))
 
 
 @pytest.mark.slow  # about 35 s on a busy 2-core machine: 121 models, over 30,000 nodes
-def test_every_torchvision_model_every_node(cpu_widths):
+def test_every_torchvision_model_every_node():
     start, checked = time.perf_counter(), 0
     for name in models.list_models():
         model = _build_on_meta(name)
@@ -236,3 +223,33 @@ def test_a_real_hugging_face_causal_lm_names_every_node():
     assert tree.resolve("model.layers.1.mlp.down_proj").name == "model.layers.1.mlp.down_proj"
     assert tree.root.total_params == sum(p.numel() for p in model.parameters())
     assert tree.root.state_dict_unique_bytes < tree.root.state_dict_bytes  # lm_head.weight is embed_tokens'
+
+
+class _Scriptable(nn.Module):
+    """ModuleList, Sequential and a ModuleDict with a key that is no identifier: the containers
+    whose children a ScriptModule cannot reach through ``get_submodule`` (issue 21)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+        self.seq = nn.Sequential(nn.ReLU(), nn.Sequential(nn.Linear(2, 2), nn.Tanh()))
+        self.heads = nn.ModuleDict({"a-b": nn.ReLU(), "plain": nn.Identity()})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.seq(x) + self.heads["a-b"](x) + self.heads["plain"](x)
+
+
+@pytest.mark.parametrize("make", [_Scriptable, lambda: models.resnet18(weights=None)], ids=["containers", "resnet18"])
+def test_every_expression_of_a_torchscript_model_evaluates_to_its_module(make):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated, and still what users have
+        model = torch.jit.script(make().eval())
+    tree = build_tree(model)
+    assert check_every_node(model, tree) == len(list(model.named_modules(remove_duplicate=False)))
+    if make is _Scriptable:
+        assert tree.resolve("layers.0").access == "model.layers._modules['0']"
+    assert not any("get_submodule" in (node.access or "") for node in tree)

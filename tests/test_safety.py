@@ -196,6 +196,18 @@ def test_a_memory_bomb_in_the_hub_cache_is_refused(torch_home, capsys):
     assert planted.read_bytes().startswith(b"\x80\x02cbuiltins\nbytearray")  # left as it was
 
 
+@pytest.mark.parametrize("content", [b"PK\x03\x04truncated", bytes(range(256)) * 4, b""])
+def test_a_corrupt_hub_cache_file_is_one_line(torch_home, capsys, content):
+    """A truncated or random file where torch hub keeps the weights: one line naming it, exit 2,
+    and the file left as it was (issue 21, point 9)."""
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    planted = torch_home / "hub" / "checkpoints" / RESNET18_FILE
+    planted.write_bytes(content)
+    err = _one_line_error(capsys, ["tree", "resnet18", "--weights", "DEFAULT"])
+    assert RESNET18_FILE in err
+    assert planted.read_bytes() == content
+
+
 def test_real_cached_weights_still_load_through_the_safe_reader():
     loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
     cached = Path(torch.hub.get_dir()) / "checkpoints" / "mobilenet_v2-b0353104.pth"
@@ -412,7 +424,14 @@ def test_bombs_in_a_real_process_stay_small(tmp_path, sharded_vit, argv, words):
 
     app = Path(__file__).parent.parent / "app"
     env = {**os.environ, "PYTHONPATH": str(app), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "layerscope", *argv(tmp_path, sharded_vit)], capture_output=True,
+    # A wrapper process runs the command and writes its child's peak: RUSAGE_CHILDREN of this test
+    # worker would also count every earlier test's subprocesses.
+    peak = tmp_path / "peak-kib"
+    wrapper = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
+               "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+               "sys.exit(code)")
+    command = [sys.executable, "-m", "layerscope", *argv(tmp_path, sharded_vit)]
+    done = subprocess.run([sys.executable, "-c", wrapper, str(peak), *command], capture_output=True,
                           text=True, timeout=120, env=env, preexec_fn=ceiling)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2 * 2**20  # KiB: under 2 GiB resident
+    assert int(peak.read_text()) < 2 * 2**20  # KiB: under 2 GiB resident

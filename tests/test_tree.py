@@ -220,3 +220,19 @@ def test_a_folded_run_counts_tied_tensors_once():
     tree = build_tree(nn.Sequential(tied))
     (run,) = tree.repeat_runs(tree.resolve("0"))
     assert tree.run_params(run.members) == 64 + 3 * 8 == sum(p.numel() for p in tied.parameters())
+
+
+def test_a_lazy_modules_uninitialized_parameters_count_zero_and_are_marked():
+    """``nn.LazyLinear`` before its first forward holds ``UninitializedParameter``s, whose
+    ``numel`` raises (issue 21): counted 0, marked ``uninitialized``, the rest exact."""
+    model = nn.Sequential(nn.LazyConv2d(4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3), nn.Linear(3, 2))
+    tree = build_tree(model)
+    lazy, plain = tree.resolve("3"), tree.resolve("4")
+    assert (lazy.total_params, lazy.param_tensors, lazy.state_dict_bytes) == (0, 2, 0)
+    assert lazy.uninitialized and lazy.dtypes == ("uninitialized",)
+    assert plain.total_params == 8 and not plain.uninitialized and plain.dtypes == ("float32",)
+    root = tree.nodes[0]
+    assert root.total_params == 8 and root.uninitialized and root.state_dict_entries == 6
+    model(torch.zeros(1, 3, 5, 5))  # sized now: 4·3·3·3+4 and 36·3+3
+    sized = build_tree(model)
+    assert sized.nodes[0].total_params == 112 + 111 + 8 and not sized.nodes[0].uninitialized

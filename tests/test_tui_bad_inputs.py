@@ -339,9 +339,9 @@ async def test_a_torchscript_model_browses_every_tab(tmp_path):
         assert "2 entries under 1.1." in shown and "2×4×1×1" in shown
         await pilot.press("3")
         await settle(pilot)
-        assert "on model.get_submodule('1').get_submodule('1')" in screen_text(app)
-        assert notifications(app) == ["Shape probe failed: shape probe failed with input 3x224x224: "
-                                      "register_forward_hook is not supported on ScriptModules"]
+        assert "on model._modules['1']._modules['1']" in screen_text(app)  # ScriptModules have no get_submodule
+        assert notifications(app) == []  # TorchScript submodules take no hooks: the probe watches the model's call
+        assert app.main.session.shapes[""].describe() == "1×2×222×222" and "1.1" not in app.main.session.shapes
         await pilot.press("t", "g")
         await settle(pilot)
         assert last_notification(app).startswith("Grad-CAM failed: ")
@@ -482,3 +482,71 @@ def test_a_bug_whose_log_cannot_be_written_still_says_what_happened(tmp_path):
     assert failure.text.startswith("KeyError: 'blocks' (traceback not logged: ") and failure.bug
     mistake = failures.describe(LayerscopeError("no such image: x.png\nsecond line"), "reading", blocker / "app.log")
     assert mistake == failures.Failure(text="no such image: x.png", severity="error")
+
+
+# --- the three crashers of issue 21 (point 8): each input once ended the app with a traceback ----
+
+
+async def test_s_after_g_on_a_photo_with_a_240_character_name_saves_under_a_shortened_name(
+        resnet18_loaded, tmp_path, log_file):
+    photo = tmp_path / f"{'p' * 240}.png"
+    photo.write_bytes(COFFEE.read_bytes())
+    app = LayerscopeApp(resnet18_loaded, spec="resnet18", image=photo, save_dir=tmp_path, read_line=loader_for_line)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        saved = sorted(p for p in tmp_path.iterdir() if p.suffix in (".png", ".npy") and p != photo)
+        assert [p.suffix for p in saved] == [".npy", ".png"]
+        assert all(len(p.name.encode()) <= 204 and "~" in p.name for p in saved)  # cut in the middle
+        assert saved[1].name.startswith("resnet18-layer4.1-gradcam-ppp") and app.is_running
+        assert notifications(app)[-1].startswith("Saved") and not log_file.exists()
+
+
+async def test_o_with_an_unknown_users_home_notifies_and_keeps_the_photo(app, log_file):
+    async with app.run_test(size=SIZE) as pilot:
+        before = await opened(pilot)
+        await pilot.press("o", "ctrl+u", *"~nosuchuser/x.png", "enter")
+        await settle(pilot)
+        told = last_notification(app)
+        assert told.startswith("Image not opened: ") and "no such user's home folder" in told
+        assert state(app) == before and app.is_running and not log_file.exists()
+
+
+async def test_class_picker_without_class_names_survives_4400_typed_digits(log_file):
+    loaded = load_model("sample_models:with_state")
+    app = LayerscopeApp(loaded, spec="with_state")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await pilot.pause()
+        app.screen.query_one("#class-filter").value = "7" * 4400  # as typed, without 4,400 key presses
+        await pilot.pause()
+        assert "class index" not in screen_text(app)  # no index that long: no option, no crash
+        await pilot.press("ctrl+u", "3", "enter")
+        await pilot.pause()
+        assert app.main.session.class_index == 3 and app.is_running and not log_file.exists()
+
+
+async def test_o_then_g_on_a_20000_by_1_photo_is_refused_before_resizing(app, tmp_path, log_file, monkeypatch):
+    """A ~100-byte PNG whose shorter side, resized to 256, would make 1.3 gigapixels (issue 21)."""
+    from PIL import Image
+
+    Image.new("L", (20000, 1)).save(tmp_path / "strip.png")
+    monkeypatch.chdir(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(pilot)
+        await pilot.press("o", "ctrl+u", *"strip.png", "enter")
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        told = " ".join(notifications(app))
+        assert "5,120,000×256 = 1,310,720,000 pixels, over the 16,777,216-pixel limit" in told, told
+        assert app.is_running and not log_file.exists()
+        await pilot.press("o", "ctrl+u", *str(COFFEE), "enter")  # and the app still explains a photo
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert app.query_one(CamPanel).view is not None

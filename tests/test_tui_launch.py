@@ -121,5 +121,17 @@ def test_without_a_terminal_the_app_says_so_and_exits_2(tmp_path):
                               stdout=sink, stderr=subprocess.PIPE, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "needs a terminal" in done.stderr
-    assert "layerscope tree|stats|api|cam|sweep MODEL" in done.stderr
+    assert "layerscope tree|stats|api|cam|sweep|rank|diff|activations|weights MODEL" in done.stderr
     assert out.read_text() == ""  # no escape codes written into the file
+
+
+def test_the_no_terminal_message_names_every_cli_command_from_its_table():
+    """Generated from ``cli.main.COMMANDS``, so a command added later is named without an edit here."""
+    from layerscope.cli.main import COMMANDS
+    from layerscope.tui.launch import no_terminal
+
+    assert "rank" in COMMANDS
+    assert f"layerscope {'|'.join(COMMANDS)} MODEL" in no_terminal(COMMANDS)
+    assert no_terminal(("tree", "later")).endswith("use layerscope tree|later MODEL (layerscope COMMAND -h)")
+    shown = build_parser(COMMANDS).format_help()
+    assert all(command in shown for command in COMMANDS)

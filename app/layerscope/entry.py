@@ -23,4 +23,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_command(argv)
     from layerscope.tui.launch import launch
 
-    return launch(argv)
+    return launch(argv, COMMANDS)

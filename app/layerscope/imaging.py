@@ -23,9 +23,11 @@ from torch import Tensor
 
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import atomic_write, expand, regular_file
-from layerscope.models.loaded import Preprocess
+from layerscope.models.loaded import MAX_SIDE, Preprocess
 
 SAMPLES = Path(__file__).parent / "samples"
+RASTER_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")  # never EPS/PS: Pillow hands those to Ghostscript
+MAX_INPUT_PIXELS = MAX_SIDE * MAX_SIDE
 
 
 @dataclass(frozen=True)
@@ -39,21 +41,25 @@ class Geometry:
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """An RGB image from any regular file Pillow reads; transparency is flattened onto white.
+    """An RGB image from a regular file in one of the ``RASTER_FORMATS``; transparency is
+    flattened onto white.
 
-    Pillow's decompression-bomb limit (about 89 million pixels) is an error here, not a
-    warning: a tiny PNG can claim gigapixels and eat the machine when decoded."""
+    Only raster formats are opened: Pillow reads EPS by running Ghostscript (``gs``), a
+    program outside layerscope's control. Pillow's decompression-bomb limit (about 89
+    million pixels) is an error here, not a warning: a tiny PNG can claim gigapixels and
+    eat the machine when decoded."""
     path = regular_file(expand(path, "image"), "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
+            with Image.open(path, formats=RASTER_FORMATS) as opened:
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LayerscopeError(f"cannot read {path}: {_bomb_reason(exc)}") from exc
     except UnidentifiedImageError as exc:
-        raise LayerscopeError(f"cannot read {path}: not an image file Pillow understands") from exc
+        raise LayerscopeError(f"cannot read {path}: not an image file Pillow understands "
+                              f"in a raster format layerscope opens ({', '.join(RASTER_FORMATS)})") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise LayerscopeError(f"cannot read {path}: {first_line(exc)}") from exc
     return to_rgb(image)
@@ -87,6 +93,7 @@ def preprocess(image: Image.Image, spec: Preprocess) -> tuple[Tensor, Geometry]:
 
     width, height = image.size
     resized = image
+    check_input_size(image.size, spec)
     if spec.resize is not None:
         size = list(spec.resize) if isinstance(spec.resize, tuple) else [spec.resize]  # H×W, or the shorter side
         resized = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
@@ -97,6 +104,32 @@ def preprocess(image: Image.Image, spec: Preprocess) -> tuple[Tensor, Geometry]:
     tensor = TF.pil_to_tensor(cropped).float().div(255)
     tensor = TF.normalize(tensor, list(spec.mean), list(spec.std))
     return tensor[None], Geometry((width, height), (rw, rh), (left, top, cw, ch))
+
+
+def resized_size(size: tuple[int, int], resize: int | tuple[int, int]) -> tuple[int, int]:
+    """(width, height) after torchvision's ``resize``: an exact H×W, or the shorter side to
+    ``resize`` and the longer one in proportion (computed, never done)."""
+    if isinstance(resize, tuple):
+        return resize[1], resize[0]
+    width, height = size
+    short, long = min(width, height), max(width, height)
+    other = int(resize * long / short)
+    return (resize, other) if width <= height else (other, resize)
+
+
+def check_input_size(size: tuple[int, int], spec: Preprocess) -> None:
+    """Refuse a photo whose resized copy or crop would pass ``MAX_INPUT_PIXELS``: a 138-byte
+    20000×1 PNG, its shorter side resized to 256, would become 5,120,000×256 pixels."""
+    steps = []  # a photo used as it is (detectors) was bounded by Pillow's limit when read
+    if spec.resize is not None:
+        steps.append(("resizing", resized_size(size, spec.resize)))
+    if spec.crop is not None:
+        steps.append(("cropping", (spec.crop[1], spec.crop[0])))
+    for what, (w, h) in steps:
+        if w * h > MAX_INPUT_PIXELS:
+            raise LayerscopeError(
+                f"cannot prepare a {size[0]}×{size[1]} photo: {what} it for this model makes {w:,}×{h:,} = "
+                f"{w * h:,} pixels, over the {MAX_INPUT_PIXELS:,}-pixel limit ({MAX_SIDE}×{MAX_SIDE})")
 
 
 def to_original(heatmap: Tensor, geometry: Geometry) -> Tensor:

@@ -17,6 +17,7 @@ import keyword
 import re
 
 from layerscope.errors import LayerscopeError
+from layerscope.parsing import whole
 
 Step = str | int
 
@@ -83,7 +84,7 @@ def _steps_of(match: re.Match[str]) -> list[Step]:
     if match["sub"] is not None:
         return list(match["sub"].split("."))
     if match["index"] is not None:
-        return [int(match["index"])]
+        return [whole(match["index"], "layer index")]
     for group in ("raw", "item", "plain"):
         if match[group] is not None:
             return [match[group]]

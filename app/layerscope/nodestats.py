@@ -49,7 +49,7 @@ def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
     return stats
 
 
-OPTIONAL = frozenset({"access_expression_negative", "same_module_as"})  # rows shown only when set
+OPTIONAL = frozenset({"access_expression_negative", "same_module_as", "uncounted_ops"})  # rows shown only when set
 
 
 def format_figure(key: str, value: Any) -> str:
@@ -103,11 +103,18 @@ def _memory_text(memory: dict[str, Any]) -> str:
             f"training {human_bytes(memory['training_bytes'])} = {memory['formula']['training']}")
 
 
+def uncounted_text(ops: dict[str, int]) -> str:
+    """``2 ops not counted (no FLOP formula): _cdist_forward ×1, …``: MACs the figures miss."""
+    listed = ", ".join(f"{op} ×{calls}" for op, calls in ops.items())
+    return f"{len(ops)} op{'s' if len(ops) != 1 else ''} not counted (no FLOP formula): {listed}"
+
+
 COST_FIGURES = {  # the keys ``layerscope.cost.cost_stats`` adds that are not plain counts or bytes
     "macs": lambda v: f"{human_macs(v)} ({exact(v)})",
     "flops": lambda v: f"{human_macs(v, 'FLOPs')} ({exact(v)})",
     "macs_share": lambda v: f"{v:.1%}",
     "memory": _memory_text,
+    "uncounted_ops": uncounted_text,
 }
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from layerscope.errors import LayerscopeError
 
 if TYPE_CHECKING:  # the app parses its arguments before torch is imported, so load lazily
+    from layerscope.models.cached import CachedWeights
     from layerscope.models.loaded import LoadedModel
 
 DEFAULT_MODEL = "mobilenet_v2"
@@ -55,9 +56,18 @@ def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool =
                         help="allow full unpickling of a file (runs code from it: only for files you trust)")
 
 
-def add_input_option(parser: argparse.ArgumentParser, help_text: str) -> None:
-    """``--input CxHxW`` (or ``128:long``): the input the shape probe feeds the model."""
-    parser.add_argument("--input", default=None, metavar="CxHxW", help=help_text)
+INPUT_HELP = ("example input, e.g. 3x224x224, 128:long or decoder_input_ids=16:long; repeat it for a forward "
+              "that takes several")
+
+
+def add_input_option(parser: argparse._ActionsContainer, help_text: str, *, repeatable: bool = False) -> None:
+    """``--input CxHxW`` (or ``128:long``): the input the shape probe feeds the model. ``repeatable``:
+    one per positional argument of ``forward``, or ``NAME=SHAPE[:dtype]`` for a keyword, read by
+    ``layerscope.example_inputs.parse_inputs``."""
+    if repeatable:
+        parser.add_argument("--input", action="append", default=None, metavar="[NAME=]SHAPE[:dtype]", help=help_text)
+    else:
+        parser.add_argument("--input", default=None, metavar="CxHxW", help=help_text)
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
@@ -81,3 +91,19 @@ def loader_for_line(line: str) -> tuple[str, Callable[[], LoadedModel]]:
         raise LayerscopeError(f"cannot read {line!r}: {exc}") from None
     args = parser.parse_args(words)
     return args.model or DEFAULT_MODEL, lambda: load_from_args(args)
+
+
+def complete_model_line(value: str, cached: Sequence[CachedWeights]) -> str | None:
+    """The app's ``l`` line extended from the weights on this machine (``models.cached``), or None:
+    ``mobilenet`` → ``mobilenet_v2 --weights IMAGENET1K_V1``; ``mobilenet_v2 --weights I`` →
+    ``… --weights IMAGENET1K_V1``. Only what loads offline is offered."""
+    head, flag, partial = value.rpartition("--weights ")
+    if flag and " " not in partial:
+        model = head.split(" ", 1)[0]
+        names = [w.weights for w in cached if w.weights and model in (w.model, f"torchvision:{w.model}")]
+        return next((head + flag + n for n in names if n.startswith(partial) and n != partial), None)
+    if value and " " not in value:
+        for w in cached:
+            if w.model.startswith(value):
+                return f"{w.model} --weights {w.weights}" if w.weights else (w.model if w.model != value else None)
+    return None

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import re
 
+from layerscope.errors import LayerscopeError
+
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+MAX_DIGITS = 18  # no index, size or class has more; Python refuses int() past 4,300 with a traceback
 
 
-def as_int(text: str) -> int | None:
-    """``"-1"`` → -1; ``"²"``, ``"--5"``, ``"٣"``, ``"layer"`` → None."""
+def as_int(text: str, what: str = "number") -> int | None:
+    """``"-1"`` → -1; ``"²"``, ``"--5"``, ``"٣"``, ``"layer"`` → None; 5,000 digits: a one-line error."""
     text = text.strip()
-    return int(text) if _INTEGER.fullmatch(text) else None
+    return whole(text, what) if _INTEGER.fullmatch(text) else None
+
+
+def whole(digits: str, what: str = "number") -> int:
+    """``int`` of a string the caller matched as ASCII digits, refused past ``MAX_DIGITS``."""
+    count = len(digits.lstrip("+-"))
+    if count > MAX_DIGITS:
+        raise LayerscopeError(f"{what} {digits[:12]}… has {count:,} digits; at most {MAX_DIGITS} are read")
+    return int(digits)

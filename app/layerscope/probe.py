@@ -7,8 +7,6 @@ arithmetic, so even a huge model's shapes cost next to nothing.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -18,11 +16,10 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.example_inputs import (
+    ExampleInputs, Inputs, as_specs, describe_inputs, example_inputs, parse_input,
+)
 from layerscope.locking import model_lock
-
-MAX_INPUT_ELEMENTS = 1 << 26  # 3×4096×4096 fits; more is an allocation no probe needs
-_DTYPES = {"float": torch.float32, "float32": torch.float32, "long": torch.long, "int64": torch.long,
-           "int": torch.long, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,33 +52,12 @@ def describe_output(value: object) -> ShapeInfo:
 
 
 def parse_input_spec(spec: str) -> tuple[tuple[int, ...], torch.dtype]:
-    """``3x224x224`` (an image; batch 1 is added) or ``128:long`` (token ids)."""
-    dims, _, dtype_name = spec.strip().lower().partition(":")
-    if not re.fullmatch(r"[0-9]+(x[0-9]+)*", dims):
-        raise LayerscopeError(f"--input expects sizes like 3x224x224 or 128:long, got {spec!r}")
-    dtype = _DTYPES.get(dtype_name or "float")
-    if dtype is None:
-        raise LayerscopeError(f"unknown input dtype {dtype_name!r} (use {', '.join(sorted(_DTYPES))})")
-    shape = tuple(int(d) for d in dims.split("x"))
-    if min(shape) < 1 or math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise LayerscopeError(f"--input {spec} must have sizes of at least 1 and at most "
-                              f"{MAX_INPUT_ELEMENTS:,} elements in all (got {math.prod(shape):,})")
-    return shape, dtype
-
-
-def dummy_input(
-    model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype = torch.float32, batch: int = 1
-) -> torch.Tensor:
-    """A batch (of one unless asked) of zero-ish input on the model's own device and float dtype."""
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
-    if dtype.is_floating_point and first is not None and first.dtype.is_floating_point:
-        dtype = first.dtype
-    if dtype.is_floating_point:
-        return torch.rand((batch, *shape), device=device, dtype=dtype) if device.type != "meta" else torch.empty(
-            (batch, *shape), device=device, dtype=dtype
-        )
-    return torch.zeros((batch, *shape), device=device, dtype=dtype)
+    """One positional ``--input`` as (shape, dtype), the form the app still passes;
+    ``layerscope.example_inputs.parse_inputs`` reads several, keywords included."""
+    parsed = parse_input(spec)
+    if parsed.name is not None:
+        raise LayerscopeError(f"--input {spec}: a keyword input needs the command line's repeated --input")
+    return parsed.shape, parsed.dtype
 
 
 def call_model(model: nn.Module, x: torch.Tensor) -> object:
@@ -89,6 +65,13 @@ def call_model(model: nn.Module, x: torch.Tensor) -> object:
     if _takes_image_list(model):
         return model(list(x))
     return model(x)
+
+
+def call_with(model: nn.Module, example: ExampleInputs) -> object:
+    """``forward`` on example inputs: one tensor goes through ``call_model`` (detectors take a list)."""
+    if len(example.args) == 1 and not example.kwargs and isinstance(example.args[0], torch.Tensor):
+        return call_model(model, example.args[0])
+    return model(*example.args, **example.kwargs)
 
 
 def _takes_image_list(model: nn.Module) -> bool:
@@ -110,43 +93,62 @@ class ProbeObserver(Protocol):
 
 
 def probe_shapes(
-    model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224), dtype: torch.dtype = torch.float32,
+    model: nn.Module, inputs: Inputs = (3, 224, 224), dtype: torch.dtype = torch.float32,
     *, batch: int = 1, observer: ProbeObserver | None = None,
 ) -> dict[str, ShapeInfo]:
     """Run one eval-mode forward pass and record every module's output, keyed by qualified name;
-    an ``observer`` (the cost counter) rides along on the same pass.
+    an ``observer`` (the cost counter) rides along on the same pass. ``inputs`` is one shape,
+    specs (one per argument) or real tensors (``layerscope.example_inputs``).
 
     Training flags are restored and every hook removed even when the forward raises.
     """
     with model_lock(model):
-        return _probe_locked(model, input_shape, dtype, batch, observer)
+        return _probe_locked(model, inputs, dtype, batch, observer)
 
 
 def _probe_locked(
-    model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype, batch: int, observer: ProbeObserver | None
+    model: nn.Module, inputs: Inputs, dtype: torch.dtype, batch: int, observer: ProbeObserver | None
 ) -> dict[str, ShapeInfo]:
     shapes: dict[str, ShapeInfo] = {}
     handles = []
     flags = [(m, m.training) for m in model.modules()]
     try:
         for name, module in model.named_modules():
+            if not name or isinstance(module, torch.jit.ScriptModule):
+                continue  # the model is watched around its call; TorchScript takes no hooks (its ops count above it)
             if observer is not None:
                 handles.append(module.register_forward_pre_hook(_starter(observer, name)))
             handles.append(module.register_forward_hook(_recorder(shapes, name, observer)))
         model.eval()
         with torch.no_grad(), observer if observer is not None else nullcontext():
-            call_model(model, dummy_input(model, input_shape, dtype, batch))
+            _watched_call(model, example_inputs(model, inputs, dtype, batch), shapes, observer)
     except Exception as exc:
-        text_model = getattr(model, "main_input_name", None) == "input_ids" and dtype.is_floating_point
-        hint = " (a text model takes token ids: --input 128:long)" if text_model else ""
-        raise LayerscopeError(f"shape probe failed with input {'x'.join(map(str, input_shape))}{hint}: "
-                              f"{first_line(exc)}") from exc
+        raise LayerscopeError(f"shape probe failed with input {describe_inputs(inputs, dtype)}"
+                              f"{_text_model_hint(model, inputs, dtype)}: {first_line(exc)}") from exc
     finally:
         for handle in handles:
             handle.remove()
         for module, flag in flags:
             module.training = flag
     return shapes
+
+
+def _watched_call(model: nn.Module, example: ExampleInputs, shapes: dict[str, ShapeInfo],
+                  observer: ProbeObserver | None) -> None:
+    """The model's own call, seen as its hooks would see it, keywords included."""
+    if observer is not None:
+        observer.enter("", (example.args, dict(example.kwargs)))
+    output = call_with(model, example)
+    shapes[""] = describe_output(output)
+    if observer is not None:
+        observer.leave("", output)
+
+
+def _text_model_hint(model: nn.Module, inputs: Inputs, dtype: torch.dtype) -> str:
+    specs = as_specs(inputs, dtype)
+    floats = not isinstance(specs, ExampleInputs) and any(s.dtype.is_floating_point for s in specs)
+    text_model = getattr(model, "main_input_name", None) == "input_ids" and floats
+    return " (a text model takes token ids: --input 128:long)" if text_model else ""
 
 
 def _recorder(shapes: dict[str, ShapeInfo], name: str, observer: ProbeObserver | None):

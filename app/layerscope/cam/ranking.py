@@ -40,6 +40,7 @@ class Ranking:
     target_name: str | None
     method: str
     layers: tuple[LayerScore, ...]
+    random_weights: bool = False  # the model is untrained: nothing here means anything
 
     @property
     def best(self) -> LayerScore:
@@ -69,8 +70,12 @@ def rank_maps(
     reshape: Reshape = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    random_weights: bool = False,
 ) -> Ranking:
     """Score and rank ``results`` (one ``CamResult`` per layer, one image, one class and method).
+
+    ``random_weights``: the model is untrained (``not LoadedModel.pretrained``); the ranking is
+    still computed, and ``verdict`` says it means nothing.
 
     ``target`` is the class whose probability scores the maps: by default the maps' own class,
     or for a class-blind method's maps made without one, the top class. ``progress(done,
@@ -96,11 +101,21 @@ def rank_maps(
     # an all-zero map claims nothing (its "order" is reading order), so it goes last whatever it scores;
     # the sort is stable: equal scores keep the forward order
     found.sort(key=lambda s: (s.all_zero, -s.scores.gap))
-    return Ranking(target=target, target_name=name, method=method, layers=tuple(found))
+    return Ranking(target=target, target_name=name, method=method, layers=tuple(found), random_weights=random_weights)
+
+
+RANDOM_VERDICT = ("meaningless: the weights are random (untrained), so these maps and this ranking mean nothing; "
+                  "load trained weights (--weights; `layerscope weights` lists those on this machine)")
 
 
 def verdict(ranking: Ranking) -> str:
-    """What the randomisation check says about the method, in one line (the CLI and the app)."""
+    """What the randomisation check says about the method, in one line (the CLI and the app).
+
+    On random weights every score is noise around chance, and a check that the maps change
+    when layers are re-initialised proves nothing: the model was never anything but random.
+    """
+    if ranking.random_weights:
+        return RANDOM_VERDICT
     rhos = [s.rho for s in ranking.layers if s.rho is not None]
     if not rhos:
         return "not checked"

@@ -24,7 +24,7 @@ from layerscope.cli.common import add_debug_option, fraction, int_between, stdou
 from layerscope.errors import LayerscopeError
 from layerscope.files import exists, expand, output_path, same_file
 from layerscope.options import add_model_options, load_from_args
-from layerscope.parsing import as_int
+from layerscope.parsing import as_int, whole
 from layerscope.models.loaded import LoadedModel
 from layerscope.pixels import PREVIEW_CHOICES, kitty_escape, preview_mode, sixel_escape
 from layerscope.render import color_depth, heatmap_preview
@@ -221,6 +221,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     job = CamJob(args)
     explainer = job.explainer
     layers = explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
+    if not layers:  # --layers '' or ',,,'
+        raise LayerscopeError(f"--layers {args.layers!r} names no layer; give comma-separated names, or auto")
     results = job.maps(layers)
     job.print_header(results[0])
     tiles = []
@@ -252,7 +254,7 @@ def _check_outputs(args: argparse.Namespace, image: Path, read: tuple[Path, ...]
 def _parse_target(raw: str | None) -> int | str | None:
     if raw is None:
         return None
-    number = as_int(raw)
+    number = as_int(raw, "--class")
     return raw if number is None else number
 
 
@@ -265,7 +267,7 @@ def token_grid(grid: str | None, prefix: int | None) -> TokenGrid | None:
         match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", grid)
         if not match:
             raise LayerscopeError(f"--grid expects HxW such as 14x14, got {grid!r}")
-        size = (int(match[1]), int(match[2]))
+        size = (whole(match[1], "--grid side"), whole(match[2], "--grid side"))
         if not 1 <= min(size) <= max(size) <= 4096:
             raise LayerscopeError(f"--grid sides must be between 1 and 4096 tokens, got {grid!r}")
     if prefix is not None and prefix < 0:

@@ -4,10 +4,12 @@ and the argparse types that turn a mistyped number into a usage error."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 
@@ -25,9 +27,40 @@ class PipeConsole(Console):
         raise BrokenPipeError
 
 
+class TrimmedLines(io.TextIOBase):
+    """A pipe's view of ``stream``: each line without the blanks Rich pads table cells with,
+    so ``layerscope stats … | grep`` sees ``depth  0``, not ``depth  0`` and twenty spaces."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        if lines:
+            self.stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.write(self.pending)
+        self.pending = ""
+        self.stream.flush()
+
+
+UNBOUNDED = 100_000  # cells: a line in a pipe or file is never cut or wrapped (wider than any real line)
+
+
 def stdout_console() -> Console:
-    """Where a command's text goes: plain (no highlighting, no wrapping), 141 when the reader leaves."""
-    return PipeConsole(highlight=False, soft_wrap=False)
+    """Where a command's text goes: plain (no highlighting, no wrapping), 141 when the reader leaves.
+
+    In a terminal, lines fit its width. Into a pipe or a file they are written whole and
+    unpadded, the same lines whatever terminal the command was started from (only an
+    explicit ``COLUMNS`` sets a width there).
+    """
+    if sys.stdout.isatty():
+        return PipeConsole(highlight=False, soft_wrap=False)
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else UNBOUNDED
+    return PipeConsole(file=TrimmedLines(sys.stdout), width=width, highlight=False, soft_wrap=False)
 
 
 def print_json(data: Any) -> None:

@@ -17,12 +17,17 @@ from rich.text import Text
 from layerscope.cli.common import add_debug_option, int_between, positive_int, print_json, stdout_console
 from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype, probe_cost
 from layerscope.errors import LayerscopeError
+from layerscope.example_inputs import MAX_BATCH, Inputs, parse_inputs
+from layerscope.guides import guided_lines
 from layerscope.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
-from layerscope.nodestats import access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures
-from layerscope.options import add_input_option, add_model_options, load_from_args
-from layerscope.probe import ShapeInfo, parse_input_spec, probe_shapes
+from layerscope.nodestats import (
+    access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures, uncounted_text,
+)
+from layerscope.options import INPUT_HELP, add_input_option, add_model_options, load_from_args
+from layerscope.probe import ShapeInfo, probe_shapes
 from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
+from layerscope.tree.counting import UNINITIALIZED
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -54,13 +59,14 @@ def _command(sub: argparse._SubParsersAction, name: str, summary: str, func) -> 
 
 def _add_shape_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", action="store_true", help="probe output shapes with one dummy forward pass")
-    add_input_option(parser, "probe input, e.g. 3x224x224 or 128:long (default: the weights' own size)")
+    add_input_option(parser, f"{INPUT_HELP} (default: the weights' own size)", repeatable=True)
 
 
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost", action="store_true",
                         help="MACs/FLOPs, activation memory and memory estimates (on meta unless --device or --weights)")
-    parser.add_argument("--batch", type=positive_int, default=1, help="batch size of the probe input (default 1)")
+    parser.add_argument("--batch", type=int_between(1, MAX_BATCH, " (MACs grow linearly with the batch)"), default=1,
+                        help="batch size of the probe input (default 1)")
     parser.add_argument("--dtype", choices=list(DTYPES), default=None,
                         help="dtype the memory estimates assume (default: the model's own; training: bfloat16)")
     parser.set_defaults(device=None)  # None: meta for --cost alone, else cpu
@@ -74,15 +80,14 @@ def _load(args: argparse.Namespace) -> LoadedModel:
     return load_from_args(args)
 
 
-def _probe_input(args: argparse.Namespace, loaded: LoadedModel) -> tuple[tuple[int, ...], torch.dtype | None]:
-    return parse_input_spec(args.input) if args.input else (loaded.input_shape, None)
+def _probe_input(args: argparse.Namespace, loaded: LoadedModel) -> Inputs:
+    return parse_inputs(args.input) if args.input else loaded.input_shape
 
 
 def _shapes(args: argparse.Namespace, loaded: LoadedModel) -> dict[str, ShapeInfo] | None:
     if not args.shapes and args.input is None:
         return None
-    shape, dtype = _probe_input(args, loaded)
-    return probe_shapes(loaded.model, shape, dtype) if dtype else probe_shapes(loaded.model, shape)
+    return probe_shapes(loaded.model, _probe_input(args, loaded))
 
 
 def _shapes_and_cost(
@@ -91,9 +96,8 @@ def _shapes_and_cost(
     """With --cost, the shape probe's one pass counts the cost too."""
     if not args.cost:
         return _shapes(args, loaded), None
-    shape, dtype = _probe_input(args, loaded)
     try:
-        shapes, table = probe_cost(loaded.model, shape, dtype or torch.float32, batch=args.batch)
+        shapes, table = probe_cost(loaded.model, _probe_input(args, loaded), batch=args.batch)
     except LayerscopeError as exc:
         if loaded.device.type != "meta":
             raise
@@ -137,11 +141,13 @@ def _header(loaded: LoadedModel, tree: ModuleTree) -> Text:
 def _cost_header(tree: ModuleTree, cost: CostTable, dtype: torch.dtype | None) -> Text:
     """The model's totals: MACs and FLOPs at the probe's input, and the memory estimates."""
     stats = cost_stats(tree.root, cost, dtype)
-    size = "x".join(map(str, cost.input_shape))
     memory = stats["memory"]
-    return Text(f"{human_macs(stats['macs'])} ({human_macs(stats['flops'], 'FLOPs')}) per batch of {cost.batch} "
-                f"at {size}\nmemory: inference {human_bytes(memory['inference_bytes'])} ({memory['dtype']}), "
+    text = Text(f"{human_macs(stats['macs'])} ({human_macs(stats['flops'], 'FLOPs')}) per batch of {cost.batch} "
+                f"at {cost.inputs}\nmemory: inference {human_bytes(memory['inference_bytes'])} ({memory['dtype']}), "
                 f"training {human_bytes(memory['training_bytes'])} (Adam, mixed precision)")
+    if cost.uncounted_ops:
+        text.append(f"\n⚠ {uncounted_text(cost.uncounted_ops)}", style="yellow")
+    return text
 
 
 def _cost_cell(macs: int | None, cost: CostTable) -> str:
@@ -150,34 +156,25 @@ def _cost_cell(macs: int | None, cost: CostTable) -> str:
     return f"  {human_macs(macs)} {cost.share(macs):.1%}"
 
 
-GUIDES = {True: ("└── ", "    "), False: ("├── ", "│   ")}  # last child or not: (its line, below it)
-MIN_LABEL = 24  # cells a line keeps for its label however deep it is
-
-
 def tree_lines(
     tree: ModuleTree, shapes: dict[str, ShapeInfo] | None, depth: int | None, *, fold: bool, width: int,
     cost: CostTable | None = None,
 ) -> Iterator[Text]:
-    """One ``Text`` per node, guides included, never wider than ``width``: a line too long is
-    cut with an ellipsis and guides too deep keep only their last levels, so no line is ever
-    dropped (a Rich ``Tree`` silently loses the lines it cannot fit)."""
-    yield _fit("", _label(tree, tree.root, shapes, cost), width)
-    stack = [(iter(_rows(tree, tree.root, depth, fold)), "")]
-    while stack:
-        rows, guide = stack[-1]
-        row = next(rows, None)
-        if row is None:
-            stack.pop()
-            continue
-        node, run, last = row
-        branch, below = GUIDES[last]
-        label = _label(tree, node, shapes, cost) if run is None else _run_label(tree, run, shapes, cost)
-        yield _fit(guide + branch, label, width)
-        stack.append((iter(_rows(tree, node, depth, fold)), guide + below))  # a run shows its first member's insides
+    """One ``Text`` per node (or folded run), guides included, never wider than ``width``
+    (``layerscope.guides``)."""
+
+    def label(row: tuple[Node, RepeatRun | None]) -> Text:
+        node, run = row
+        return _label(tree, node, shapes, cost) if run is None else _run_label(tree, run, shapes, cost)
+
+    return guided_lines((tree.root, None), lambda row: _rows(tree, row[0], depth, fold), label, width)
 
 
-def _rows(tree: ModuleTree, node: Node, depth: int | None, fold: bool) -> list[tuple[Node, RepeatRun | None, bool]]:
-    """The lines under ``node``: each child, or one line per folded run, with "is it the last"."""
+def _rows(
+    tree: ModuleTree, node: Node, depth: int | None, fold: bool
+) -> list[tuple[tuple[Node, RepeatRun | None], bool]]:
+    """The lines under ``node``: each child, or one line per folded run (which shows its first
+    member's insides), with "is it the last"."""
     if depth is not None and node.depth >= depth:
         return []
     runs = {run.first: run for run in tree.repeat_runs(node)} if fold else {}
@@ -188,19 +185,7 @@ def _rows(tree: ModuleTree, node: Node, depth: int | None, fold: bool) -> list[t
             run = runs.get(child.index)
             skip.update(run.members if run else ())
             rows.append((child, run))
-    return [(child, run, i == len(rows) - 1) for i, (child, run) in enumerate(rows)]
-
-
-def _fit(guide: str, label: Text, width: int) -> Text:
-    """``guide`` + ``label`` on one line of at most ``width`` cells."""
-    room = max(0, width - MIN_LABEL)
-    if len(guide) > room:
-        keep = max(0, (room - 1) // 4) * 4
-        guide = "…" + (guide[-keep:] if keep else "")
-    line = Text(guide, style="dim", no_wrap=True, overflow="ellipsis", end="")
-    line.append_text(label)
-    line.truncate(width, overflow="ellipsis")
-    return line
+    return [((child, run), i == len(rows) - 1) for i, (child, run) in enumerate(rows)]
 
 
 def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, cost: CostTable | None = None) -> Text:
@@ -208,6 +193,8 @@ def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, co
     text.append(node.key if node.name else "model", style="bold cyan")
     text.append(f"  {node.class_name}")
     text.append(f"  {human_count(node.total_params)}", style="green")
+    if node.uninitialized:
+        text.append(f" + {UNINITIALIZED}", style="yellow")
     if cost is not None:
         known = cost.get(node.name)
         text.append(_cost_cell(known.macs if known else None, cost), style="yellow")
@@ -260,6 +247,7 @@ def _tree_json(
         data["macs"] = known.macs if known else None
         data["flops"] = known.flops if known else None
         data["share"] = cost.share(known.macs) if known else None
+        data["uncounted_ops"] = known.uncounted_ops if known else {}
     runs = tree.repeat_runs(node)
     if runs:
         data["repeats"] = [{"class": r.class_name, "count": r.length,

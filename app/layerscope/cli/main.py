@@ -19,11 +19,11 @@ from collections.abc import Iterator, Sequence
 from layerscope import __version__
 from layerscope.errors import LayerscopeError
 
-COMMANDS = ("tree", "stats", "api", "cam", "sweep", "rank", "report")
+COMMANDS = ("tree", "stats", "api", "cam", "sweep", "rank", "report", "diff", "activations", "weights")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from layerscope.cli import cam_cmd, inspect_cmd, rank_cmd, report_cmd
+    from layerscope.cli import activations_cmd, cam_cmd, diff_cmd, inspect_cmd, rank_cmd, report_cmd, weights_cmd
     from layerscope.options import OneLineParser
 
     parser = OneLineParser(
@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     cam_cmd.add_parsers(sub)
     rank_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
+    diff_cmd.add_parser(sub)
+    activations_cmd.add_parser(sub)
+    weights_cmd.add_parser(sub)
     return parser
 
 

@@ -90,7 +90,8 @@ def _ranked(job: cam_cmd.CamJob, results: list[CamResult]) -> Ranking:
         chosen = job.target_label()
         return rank_maps(explainer.model, explainer.input, results, target=chosen, steps=args.steps,
                          batch_size=args.batch_size, sanity=args.sanity, categories=job.loaded.categories,
-                         reshape=explainer.reshape, progress=lambda done, total: bar.update(task, completed=done, total=total))
+                         reshape=explainer.reshape, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                         random_weights=not job.loaded.pretrained)
 
 
 def _access(tree: ModuleTree, name: str) -> str:
@@ -105,6 +106,7 @@ def ranking_json(ranking: Ranking, access: dict[str, str], steps: int) -> dict:
         "method": ranking.method,
         "steps": steps,
         "class_blind": ranking.blind,
+        "random_weights": ranking.random_weights,
         "layers": [
             {
                 "layer": s.layer,
@@ -140,7 +142,7 @@ def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], su
                   "ρ: rank correlation with the map after re-initialising the layers above (lower: follows the model)",
                   style="dim")
     line = Text("sanity  ")
-    line.append(verdict(ranking), "bold yellow" if ranking.blind else "")
+    line.append(verdict(ranking), "bold yellow" if ranking.blind or ranking.random_weights else "")
     console.print(line)
 
 

@@ -2,10 +2,12 @@
 
 The figures come from the shape probe's one forward pass, run under torch's own
 ``FlopCounterMode`` (exact, formula-based counts for matmuls, convolutions and
-attention; free on the meta device). Attribution to modules uses the probe's hooks:
-a module's figure is how much the running totals grew between entering and leaving
-its ``forward``, so children sum into their parent by construction (plus whatever
-the parent computes itself) and a module called twice counts twice.
+attention; free on the meta device), with formulas for the kernels it lacks
+(``formulas``) and the same kernels on every device (``kernels``). Attribution to
+modules uses the probe's hooks: a module's figure is how much the running totals
+grew between entering and leaving its ``forward``, so children sum into their parent
+by construction (plus whatever the parent computes itself) and a module called twice
+counts twice.
 
 Activation memory is watched in the same pass: every tensor an op creates on fresh
 storage is counted once (views and in-place results share their input's storage),
@@ -17,24 +19,18 @@ most bytes alive at once (what inference needs), on ``meta`` exactly as on a GPU
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
-from torch.overrides import TorchFunctionMode
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode
 
+from layerscope.cost.formulas import MISSING_FORMULAS, does_multiply_adds
+from layerscope.cost.kernels import ReferenceKernels
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
+from layerscope.example_inputs import Inputs, describe_inputs
 from layerscope.probe import ShapeInfo, probe_shapes
-
-def _cpu_attention_flops(query_shape, key_shape, value_shape, *_args, out_shape=None, **_kwargs) -> int:
-    """The CPU's fused attention kernel has no formula in torch's registry (the CUDA ones do):
-    without one a transformer's attention would be free on the CPU but not on meta or CUDA."""
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
 
 
 @dataclass
@@ -67,7 +63,7 @@ class CostCounter(FlopCounterMode):
     bytes) and reads them when the probe's hooks say a module starts and ends."""
 
     def __init__(self, *, on_meta: bool = False) -> None:
-        super().__init__(display=False, custom_mapping=_MISSING_FORMULAS)
+        super().__init__(display=False, custom_mapping=MISSING_FORMULAS)
         self.flops = 0
         self.allocated = Footprint()
         self.live = Footprint()
@@ -75,24 +71,29 @@ class CostCounter(FlopCounterMode):
         self._storages: dict[int, tuple[Footprint, list]] = {}  # storage id -> (size, weak refs to its tensors)
         self._stack: list[_Frame] = []
         self._running: dict[str, _Running] = {}
-        self._fused = _FusedAttentionOnMeta() if on_meta else None
+        self._uncounted: dict[str, Counter[str]] = {}  # module -> ops that multiply-add with no formula: calls
+        self._kernels = ReferenceKernels(on_meta=on_meta)
         self.mod_tracker = _GlobalOnly()
 
     def __enter__(self):
         super().__enter__()
-        if self._fused is not None:
-            self._fused.__enter__()
+        self._kernels.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self._fused is not None:
-            self._fused.__exit__(*exc)
-        return super().__exit__(*exc)
+        try:
+            self._kernels.__exit__(*exc)
+        finally:
+            super().__exit__(*exc)
 
     # --- FlopCounterMode calls this for every op it runs ------------------------------
 
     def _count_flops(self, func_packet, out, args, kwargs):
-        """torch's own count (its per-module table included), read back from its global row."""
+        """torch's own count (its per-module table included), read back from its global row;
+        an op that should have had a formula is named instead of silently counting zero."""
+        if func_packet not in self.flop_registry and does_multiply_adds(func_packet.__name__):
+            for module in {frame.name for frame in self._stack}:
+                self._uncounted.setdefault(module, Counter())[func_packet.__name__] += 1
         counted = self.flop_counts["Global"]
         before = counted.get(func_packet, 0)
         super()._count_flops(func_packet, out, args, kwargs)
@@ -149,12 +150,13 @@ class CostCounter(FlopCounterMode):
         run.peak = _bigger(run.peak, self.peak - frame.live + frame.inputs)
         self.peak = _bigger(frame.outer_peak, self.peak)
 
-    def table(self, names: list[str], input_shape: tuple[int, ...], batch: int) -> CostTable:
+    def table(self, names: list[str], inputs: str, batch: int) -> CostTable:
         """Every module that ran, plus containers that never run themselves (a ``ModuleList``
         is iterated, not called) but whose children did: theirs is the children's sum."""
-        ran = {name: NodeCost(flops=r.flops, calls=r.calls, allocated=r.allocated, output=r.output, peak=r.peak)
+        ran = {name: NodeCost(flops=r.flops, calls=r.calls, allocated=r.allocated, output=r.output, peak=r.peak,
+                              uncounted_ops=dict(sorted(self._uncounted.get(name, {}).items())))
                for name, r in self._running.items()}
-        return CostTable(nodes=_fill_containers(ran, names), input_shape=input_shape, batch=batch)
+        return CostTable(nodes=_fill_containers(ran, names), inputs=inputs, batch=batch)
 
 
 def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, NodeCost]:
@@ -169,6 +171,7 @@ def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, No
                 allocated=sum((k.allocated for k in kids), Footprint()),
                 output=kids[0].output,  # the last child's output (children were collected backwards)
                 peak=max((k.peak for k in kids), key=lambda f: f.bytes()),
+                uncounted_ops=dict(sorted(sum((Counter(k.uncounted_ops) for k in kids), Counter()).items())),
             )
         parent = name.rpartition(".")[0]
         if name and name in nodes and parent not in ran:
@@ -190,32 +193,6 @@ class _GlobalOnly:
         return None
 
 
-class _FusedAttentionOnMeta(TorchFunctionMode):
-    """On meta, ``scaled_dot_product_attention`` falls back to its math decomposition, which
-    materialises the S×S scores that every real device's fused kernel never allocates (at 4,096
-    tokens that is gigabytes per layer). Meta calls go to the fused CPU kernel's meta function
-    instead, so memory is counted as a CPU or GPU run spends it; FLOPs are the same either way."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.scaled_dot_product_attention:
-            fused = _fused_on_meta(*args, **kwargs)
-            if fused is not None:
-                return fused
-        return func(*args, **kwargs)
-
-
-def _fused_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                   enable_gqa=False) -> torch.Tensor | None:
-    if query.device.type != "meta" or dropout_p or query.dim() != 4 or query.shape[1] != key.shape[1]:
-        return None  # elsewhere torch picks the kernel itself; grouped heads keep the reference path
-    try:
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, key, value, 0.0, is_causal, attn_mask=attn_mask, scale=scale)[0]
-    except RuntimeError:
-        return None
-
-
 def _storage_id(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
@@ -228,11 +205,17 @@ def _storage_footprint(t: torch.Tensor) -> Footprint:
 
 
 def probe_cost(
-    model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224), dtype: torch.dtype = torch.float32,
-    *, batch: int = 1,
+    model: nn.Module, inputs: Inputs = (3, 224, 224), dtype: torch.dtype = torch.float32, *, batch: int = 1,
 ) -> tuple[dict[str, ShapeInfo], CostTable]:
-    """Shapes and cost of every module from one probe forward pass at ``batch``."""
+    """Shapes and cost of every module from one probe forward pass at ``batch``. ``inputs`` is
+    one shape, specs (``layerscope.example_inputs.parse_inputs``) or real tensors (``ExampleInputs``).
+
+    >>> from torch import nn
+    >>> probe_cost(nn.Linear(3, 8), (10, 3), batch=5)[1].total.macs
+    1200
+    """
     first = next(model.parameters(), None)
     counter = CostCounter(on_meta=first is not None and first.device.type == "meta")
-    shapes = probe_shapes(model, input_shape, dtype, batch=batch, observer=counter)
-    return shapes, counter.table([name for name, _ in model.named_modules()], input_shape, batch)
+    shapes = probe_shapes(model, inputs, dtype, batch=batch, observer=counter)
+    names = [name for name, _ in model.named_modules()]
+    return shapes, counter.table(names, describe_inputs(inputs, dtype), batch)

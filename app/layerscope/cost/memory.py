@@ -94,14 +94,14 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 COST_KEYS = ("macs", "macs_share", "flops", "calls", "output_bytes", "activation_bytes", "activation_peak_bytes",
-             "memory")
+             "memory", "uncounted_ops")
 
 
 def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -> dict[str, Any]:
     """The cost keys ``layerscope stats --cost --json`` adds (the app's Stats tab shows the same)."""
     cost = table.get(node.name)
     if cost is None:  # never ran (an auxiliary head in eval mode)
-        return {key: 0 if key == "calls" else None for key in COST_KEYS}
+        return {key: 0 if key == "calls" else {} if key == "uncounted_ops" else None for key in COST_KEYS}
     s = dtype.itemsize if dtype else None  # None: the bytes as the pass ran them
     return {
         "macs": cost.macs,
@@ -112,6 +112,7 @@ def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -
         "activation_bytes": cost.allocated.bytes(s),
         "activation_peak_bytes": cost.peak.bytes(s),
         "memory": estimate_memory(node, cost, table.batch, dtype).as_json(),
+        "uncounted_ops": cost.uncounted_ops,
     }
 
 

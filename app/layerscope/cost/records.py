@@ -7,7 +7,7 @@ other bytes, so a different ``--dtype`` rescales it without another forward pass
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -70,6 +70,7 @@ class NodeCost:
     allocated: Footprint  # every tensor its forward created on fresh storage
     output: Footprint  # what its calls returned
     peak: Footprint  # most activation memory alive at once while it ran, its inputs included
+    uncounted_ops: dict[str, int] = field(default_factory=dict)  # ops that multiply-add with no formula: calls
 
     @property
     def macs(self) -> int:
@@ -83,7 +84,7 @@ class CostTable:
     """The cost of every module that ran, keyed by qualified name; ``""`` is the model."""
 
     nodes: dict[str, NodeCost]
-    input_shape: tuple[int, ...]
+    inputs: str  # what the pass was fed, batch not included: "3x224x224", "input_ids=128:long, …"
     batch: int
 
     def get(self, name: str) -> NodeCost | None:
@@ -92,6 +93,11 @@ class CostTable:
     @property
     def total(self) -> NodeCost:
         return self.nodes[""]
+
+    @property
+    def uncounted_ops(self) -> dict[str, int]:
+        """Ops that ran with no FLOP formula although they multiply-add: their MACs are missing."""
+        return self.total.uncounted_ops
 
     def run_macs(self, names: list[str]) -> int:
         """A folded run of siblings: their calls are distinct, so their MACs add up."""

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import ast
 import difflib
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from layerscope.errors import LayerscopeError, first_line
+from layerscope.models.meta_build import build_on_meta
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "meta")
+MAX_MODULES = 50_000  # a build stops here: real models hold a few thousand modules at most
+MAX_META_SECONDS = 30.0  # and a structure-only build on meta here (real ones take seconds)
+MAX_ARG_CHARS = 10_000  # an --arg value longer than this is no size a user types
 
 
 def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
@@ -29,11 +37,15 @@ def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise LayerscopeError(f"--arg expects key=value, got {pair!r}")
+            raise LayerscopeError(f"--arg expects key=value, got {pair[:80]!r}")
+        if len(raw) > MAX_ARG_CHARS:
+            raise LayerscopeError(f"--arg {key}= is {len(raw):,} characters long; at most {MAX_ARG_CHARS:,} are read")
         try:
             out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError):  # ValueError too: 5,000-digit ints
             out[key] = raw
+        except (RecursionError, MemoryError) as exc:  # 100,000 minus signs: nested too deep to parse
+            raise LayerscopeError(f"--arg {key}= is nested too deeply to read as a Python literal") from exc
     return out
 
 
@@ -74,7 +86,7 @@ def call_builder(
         if download is not None and is_download_error(exc):
             raise LayerscopeError(f"could not download {download.what} ({first_line(exc)}); {download.advice}") from exc
         raise bad_arguments(what, kwargs, exc) from exc
-    except (ValueError, AssertionError, KeyError) as exc:
+    except (ValueError, AssertionError, KeyError, IndexError, ArithmeticError) as exc:  # round_nearest=0
         raise bad_arguments(what, kwargs, exc) from exc
 
 
@@ -99,14 +111,72 @@ def is_download_error(exc: BaseException) -> bool:
     return any(word in text for word in ("urlopen", "download", "name resolution", "connection"))
 
 
+class BuildTooBig(LayerscopeError):
+    """A build stopped at ``MAX_MODULES`` modules or ``MAX_META_SECONDS`` seconds."""
+
+
+@contextmanager
+def bounded_build(what: str, *, on_meta: bool) -> Iterator[None]:
+    """Stop a build in this thread once it has registered ``MAX_MODULES`` submodules or (a
+    build ``on_meta``) run ``MAX_META_SECONDS``: sizes users type (``--arg depth=100000``, a config's
+    ``num_hidden_layers``) would otherwise keep it going for minutes, on ``meta`` too, where
+    the module objects and their initialisation are the cost. Modules are counted through
+    torch's global registration hook; time is checked there and on every torch call."""
+    thread, start, count = threading.get_ident(), time.monotonic(), 0
+    modules, seconds = MAX_MODULES, MAX_META_SECONDS if on_meta else None
+
+    def check_time() -> None:
+        if seconds is not None and time.monotonic() - start > seconds:
+            raise BuildTooBig(f"{what} stopped while building: over {seconds:.0f} s on the meta device and "
+                              f"{count:,} modules (layerscope's limit; a structure that size is no real model)")
+
+    def hook(parent: nn.Module, name: str, child: nn.Module | None) -> None:
+        nonlocal count
+        if threading.get_ident() != thread:
+            return
+        count += 1
+        if count > modules:
+            raise BuildTooBig(f"{what} stopped while building: over {modules:,} modules (layerscope's limit)")
+        check_time()
+
+    handle = nn.modules.module.register_module_module_registration_hook(hook)
+    try:
+        if seconds is None:
+            yield
+        else:
+            with _Deadline(check_time):
+                yield
+    finally:
+        handle.remove()
+
+
+class _Deadline(TorchFunctionMode):
+    """Calls ``check`` on every torch function call of this thread (initialising 10,000 layers
+    registers no module, but calls torch for each)."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        super().__init__()
+        self.check = check
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.check()
+        return func(*args, **(kwargs or {}))
+
+
 def build_on_device(
-    dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: Mapping[str, Any], *, sized: bool = True
+    dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: Mapping[str, Any], *, sized: bool = True,
+    bounded: bool = True,
 ) -> nn.Module:
     """Build on ``dev`` directly, so ``meta`` never allocates weight memory; with ``sized``,
-    the structure is first built on ``meta`` and weights that cannot fit are refused."""
+    the structure is first built on ``meta`` and weights that cannot fit are refused; with
+    ``bounded``, a build past ``MAX_MODULES`` (on meta: ``MAX_META_SECONDS``) is stopped."""
     if sized:
-        check_fits(dev, build, what, kwargs)
+        check_fits(dev, _bounded(build, what, on_meta=True) if bounded else build, what, kwargs)
+    if bounded:
+        build = _bounded(build, what, on_meta=dev.type == "meta")
     try:
+        if dev.type == "meta":
+            return build_on_meta(build)
         with dev:
             return build()
     except LayerscopeError:
@@ -117,6 +187,14 @@ def build_on_device(
                 f"{what} cannot be built on the meta device ({first_line(exc)}); use --device cpu"
             ) from exc
         raise
+
+
+def _bounded(build: Callable[[], nn.Module], what: str, *, on_meta: bool) -> Callable[[], nn.Module]:
+    def run() -> nn.Module:
+        with bounded_build(what, on_meta=on_meta):
+            return build()
+
+    return run
 
 
 def check_fits(dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: Mapping[str, Any]) -> None:
@@ -131,6 +209,8 @@ def check_fits(dev: torch.device, build: Callable[[], nn.Module], what: str, kwa
     try:
         with torch.device("meta"):
             skeleton = build()
+    except BuildTooBig:
+        raise
     except Exception:
         return  # builders that cannot run on meta meet their own errors in the real build
     tensors = [*skeleton.parameters(), *skeleton.buffers()]

@@ -72,13 +72,15 @@ def _refuse_zip_bomb(path: Path, expanded: int) -> None:
         )
 
 
-def read_model_file(path: Path, *, trust: bool, what: str = "model file") -> Any:
+def read_model_file(path: Path, *, trust: bool, what: str = "model file", mmap: bool = False) -> Any:
     """What a file holds: a state_dict-like object, or (only with ``--trust``) a whole
-    ``nn.Module`` from a pickle, a TorchScript archive or a torch.export program."""
+    ``nn.Module`` from a pickle, a TorchScript archive or a torch.export program.
+
+    ``mmap``: tensors of a zip checkpoint stay in the file (mapped), read only when used."""
     regular_file(path, what)
     kind = archive_kind(path)
     if kind is None:
-        return read_checkpoint(path, trust=trust)
+        return read_checkpoint(path, trust=trust, mmap=mmap)
     if not trust:
         raise LayerscopeError(f"{path} is {PROGRAMS[kind]}; pass --trust only if you trust its source")
     try:
@@ -89,13 +91,16 @@ def read_model_file(path: Path, *, trust: bool, what: str = "model file") -> Any
         raise LayerscopeError(f"cannot load {path} ({kind}): {first_line(exc)}") from exc
 
 
-def read_checkpoint(path: Path, *, trust: bool) -> Any:
-    """Read a checkpoint without running its pickle code unless the user said ``--trust``."""
-    if path.suffix.lower() == ".safetensors" or _is_safetensors(path):
+def read_checkpoint(path: Path, *, trust: bool, mmap: bool = False) -> Any:
+    """Read a checkpoint without running its pickle code unless the user said ``--trust``.
+
+    ``mmap`` maps a zip checkpoint's tensors instead of reading them (the legacy format
+    cannot be mapped and is read whole)."""
+    if path.suffix.lower() == ".safetensors" or is_safetensors(path):
         return _read_safetensors(path)
     is_pickle = refuse_allocating_calls(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         if not is_pickle:
             raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or another format)") from exc
@@ -229,7 +234,7 @@ def _pop(stack: list[Any], marks: list[int], before: list[Any]) -> list[Any]:
     return below + taken
 
 
-def _is_safetensors(path: Path) -> bool:
+def is_safetensors(path: Path) -> bool:
     """A safetensors file starts with its JSON header's length (8 bytes) and then ``{``."""
     with open(path, "rb") as handle:
         head = handle.read(9)
@@ -260,7 +265,7 @@ def extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
                 break
         if _all_tensors(obj) and obj:
             _check_loadable(obj, spec)
-            return {_strip_wrapper_prefix(k): v for k, v in obj.items()}
+            return {strip_wrapper_prefix(k): v for k, v in obj.items()}
     raise LayerscopeError(f"{spec} holds {with_article(type(obj).__name__)}, neither a model nor a state_dict")
 
 
@@ -281,7 +286,7 @@ def _all_tensors(mapping: Mapping) -> bool:
     return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in mapping.items())
 
 
-def _strip_wrapper_prefix(key: str) -> str:
+def strip_wrapper_prefix(key: str) -> str:
     """DataParallel and torch.compile save keys as ``module.x`` / ``_orig_mod.x``."""
     for prefix in ("module.", "_orig_mod."):
         if key.startswith(prefix):

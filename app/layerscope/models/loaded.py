@@ -16,6 +16,7 @@ STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 FILE_SUFFIXES = STATE_DICT_SUFFIXES + (".safetensors", ".jit", ".torchscript", ".pt2")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_SIDE = 4096  # pixels: the most a model's input may be on a side after resize and crop (also in configs)
 
 
 @dataclass(frozen=True)

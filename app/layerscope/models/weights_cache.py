@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from layerscope.models.checkpoints import read_model_file
+from layerscope.models.network import check_reachable
 from layerscope.errors import LayerscopeError, with_article
 
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
@@ -91,6 +92,19 @@ def _timm_cfg(name: str) -> Any:
         return None
 
 
+def timm_download_url(name: str) -> str | None:
+    """Where ``timm.create_model(name, pretrained=True)`` would download from: the Hugging Face
+    hub for most models, the config's own url for the rest."""
+    cfg = _timm_cfg(name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        from huggingface_hub import constants
+
+        return f"{constants.ENDPOINT}/{cfg.hf_hub_id}"
+    return cfg.url or None
+
+
 def _timm_file(cfg: Any) -> Path | None:
     if cfg.hf_hub_id:  # timm reads these from the Hugging Face hub whenever it can, never from the url
         return _hf_cached_file(cfg.hf_hub_id, cfg.hf_hub_filename)
@@ -132,6 +146,7 @@ def safe_torchvision_reads(trust: bool) -> Iterator[None]:
 def _download(url: str, path: Path, progress: bool) -> None:
     import torch.hub
 
+    check_reachable(url)  # seconds, not a hung urlopen, when there is no network
     path.parent.mkdir(parents=True, exist_ok=True)
     match = torch.hub.HASH_REGEX.search(path.name)
     torch.hub.download_url_to_file(url, str(path), match.group(1) if match else None, progress=progress)

@@ -15,6 +15,7 @@ from typing import Iterator
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from layerscope import naming
 from layerscope.models.adapters import checkpoint_renamer
@@ -104,9 +105,9 @@ def _segments(parent: nn.Module, place: _Place, position: int | None) -> tuple[s
         return segment, naming.spell_position(-1) if last else segment
     if _is_dict(parent):
         return (naming.spell_item(key),) * 2
-    if through_getattr:
+    if through_getattr and (naming.is_attribute(key) or not isinstance(parent, torch.jit.ScriptModule)):
         return (naming.spell_attribute(key),) * 2  # .get_submodule('block1-0') goes through getattr too
-    return (naming.spell_private(key),) * 2
+    return (naming.spell_private(key),) * 2  # hidden by a class attribute; a ScriptModule has no get_submodule
 
 
 def _getattr(parent: nn.Module, key: str) -> object:
@@ -153,7 +154,7 @@ class TreeBuilder:
             if p is None or id(p) in seen:
                 continue
             seen.add(id(p))
-            own_params += p.numel()
+            own_params += 0 if is_lazy(p) else p.numel()
             own_tensors += 1
             self._attribute(p, i, "param")
         for name, b in module._buffers.items():
@@ -189,7 +190,8 @@ class TreeBuilder:
             entries[owner] += 1
             if not isinstance(value, torch.Tensor):
                 continue
-            sizes[owner] += value.numel() * value.element_size()
+            if not is_lazy(value):
+                sizes[owner] += value.numel() * value.element_size()
             storage, nbytes = storage_of(value)
             if storage not in first:
                 first[storage] = owner

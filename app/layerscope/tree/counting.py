@@ -7,6 +7,9 @@ this one is how 100,000 nodes' figures are added up without 100,000 objects.
 from __future__ import annotations
 
 import torch
+from torch.nn.parameter import is_lazy
+
+UNINITIALIZED = "uninitialized"  # shown among a node's dtypes: a lazy module's parameter, not yet sized
 
 COUNTERS = (
     "params", "trainable", "param_tensors", "param_bytes", "buffers", "persistent",
@@ -24,10 +27,13 @@ class Totals:
         self.devices = Flags(size)
 
     def add_tensor(self, i: int, t: torch.Tensor, kind: str) -> None:
-        n = t.numel()
-        size = n * t.element_size()
+        """A lazy module's ``UninitializedParameter`` has no size yet (``numel`` raises): counted
+        0 and marked ``uninitialized`` among the dtypes, until a forward pass sizes it."""
+        lazy = is_lazy(t)
+        n = 0 if lazy else t.numel()
+        size = 0 if lazy else n * t.element_size()
         cols = self.columns
-        self.dtypes.mark(i, str(t.dtype).removeprefix("torch."))
+        self.dtypes.mark(i, UNINITIALIZED if lazy else str(t.dtype).removeprefix("torch."))
         self.devices.mark(i, str(t.device))
         if kind == "param":
             cols["params"][i] += n
@@ -90,6 +96,8 @@ class Flags:
 def storage_of(t: torch.Tensor) -> tuple[object, int]:
     """A key for the storage behind ``t`` and its size: what ``torch.save`` writes once, however
     many entries view it. Meta tensors have no data pointer, so their object stands in."""
+    if is_lazy(t):
+        return id(t), 0
     try:
         storage = t.untyped_storage()
         if storage.data_ptr():

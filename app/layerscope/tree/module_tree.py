@@ -25,6 +25,7 @@ from torch import nn
 from layerscope import naming
 from layerscope.errors import LayerscopeError
 from layerscope.parsing import as_int
+from layerscope.tree.counting import UNINITIALIZED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +71,11 @@ class Node:
     @property
     def frozen_params(self) -> int:
         return self.total_params - self.trainable_params
+
+    @property
+    def uninitialized(self) -> bool:
+        """A lazy module's parameters in this subtree are not sized yet (counted 0 until a forward)."""
+        return UNINITIALIZED in self.dtypes
 
     @property
     def display_name(self) -> str:

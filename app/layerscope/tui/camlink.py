@@ -104,6 +104,12 @@ class CamView:
     class_blind: bool  # the method reads neither gradients nor target scores: one map for every class
     detections: tuple[Detection, ...] = ()  # a detector's best boxes
     box: Box | None = None  # the detected box the map explains
+    class_index: int | None = None  # the class asked for (None: the top prediction)
+
+    def answers(self, layer: str, method: str, class_index: int | None, image: Path) -> bool:
+        """Whether this is the map those choices ask for: the tab shows it only then."""
+        result = self.result
+        return (result.layer, result.method, self.class_index, self.photo) == (layer, method, class_index, image)
 
     def preview(self, width: int, height: int, *, ascii_only: bool = False):
         """The map as ``width``×``height`` terminal cells: coloured over the photo, or (no colour)
@@ -185,7 +191,8 @@ def compute(
     spec = get_method(request.method)
     view = CamView(result=result, image=explainer.image, photo=request.image, heat=result.on_photo,
                    mask=explainer.mask, top5=tuple(top_predictions(result.scores, categories)), reused=reused,
-                   class_blind=not (spec.needs_grad or spec.perturbs), detections=tuple(found), box=box)
+                   class_blind=not (spec.needs_grad or spec.perturbs), detections=tuple(found), box=box,
+                   class_index=request.class_index)
     return view, explainer
 
 
@@ -211,7 +218,7 @@ def rank(
     maps = explainer.maps(family, request.method, request.class_index, progress=progress, cancel=cancel)
     ranking = rank_maps(explainer.model, explainer.input, maps, target=request.class_index,
                         categories=session.loaded.categories, reshape=explainer.reshape, progress=progress,
-                        cancel=cancel)
+                        cancel=cancel, random_weights=not session.loaded.pretrained)
     return ranking, explainer
 
 

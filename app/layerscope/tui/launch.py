@@ -9,23 +9,25 @@ same MODEL and options (``layerscope.options.loader_for_line``).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from layerscope.options import (
     DEFAULT_MODEL, OneLineParser, add_input_option, add_model_options, load_from_args, loader_for_line,
 )
 from layerscope.tui.app import LayerscopeApp
-from layerscope.tui.threads import busy
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The app's arguments; ``commands`` (the CLI's, handed over by ``layerscope.entry``) are named in the help."""
+    listed = f"Subcommands for scripts: {', '.join(commands)} (layerscope COMMAND -h)." if commands else ""
     parser = OneLineParser(
         prog="layerscope",
-        description="Browse a model's modules, parameter counts and Grad-CAM maps. "
-        "Subcommands for scripts: tree, stats, api, cam, sweep (layerscope COMMAND -h).",
+        description=f"Browse a model's modules, parameter counts and Grad-CAM maps. {listed}".rstrip(),
     )
     add_model_options(parser, model_required=False)
     parser.add_argument("--image", type=Path, default=None,
@@ -34,10 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NO_TERMINAL = (
-    "the interactive app needs a terminal (stdin and stdout); for scripts and pipes use "
-    "layerscope tree|stats|api|cam|sweep MODEL (layerscope COMMAND -h)"
-)
+def no_terminal(commands: Sequence[str]) -> str:
+    """What a pipe or a script gets instead of the app: every CLI command, from the CLI's own table
+    (``layerscope.cli.main.COMMANDS``, which ``layerscope.entry`` passes in), so none is left out."""
+    return (
+        "the interactive app needs a terminal (stdin and stdout); for scripts and pipes use "
+        f"layerscope {'|'.join(commands)} MODEL (layerscope COMMAND -h)"
+    )
 
 
 def make_app(argv: list[str]) -> LayerscopeApp:
@@ -57,22 +62,27 @@ def has_terminal() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def run(app: Any, **options: Any) -> int:
-    """Run ``app`` and return its exit status. A work thread still blocked after ``q`` (a FIFO,
-    a hung disk) cannot be stopped from outside, so the process ends without waiting for it."""
+def run(app: Any, **options: Any) -> NoReturn:
+    """Run ``app``, then end the process with its exit status at once.
+
+    Once the app has given the terminal back, Python's own teardown of a process that
+    imported torch (freeing every module, tensor and thread pool) held the shell for
+    2.5-5 s here; and a work thread still blocked after ``q`` (a FIFO, a hung disk)
+    cannot be stopped from outside at all. Nothing of ours needs that teardown: files
+    are written and closed as they are saved, the log is closed after each traceback.
+    So the streams are flushed, logging is shut down, and the process ends."""
     app.run(**options)
-    code = app.return_code or 0
-    if busy():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(app.return_code or 0)
 
 
-def launch(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+def launch(argv: list[str], commands: Sequence[str] = ()) -> int:
+    """Open the app; ``commands`` are the CLI's, named in ``--help`` and in the no-terminal message."""
+    args = build_parser(commands).parse_args(argv)
     if not has_terminal():
-        print(f"layerscope: error: {NO_TERMINAL}", file=sys.stderr)
+        print(f"layerscope: error: {no_terminal(commands)}", file=sys.stderr)
         return 2
     return run(_app_for(args, _pixels()))
 

@@ -5,7 +5,7 @@ joins when the app ends: one worker stuck opening a FIFO or reading a hung netwo
 disk would keep ``q`` from ever ending the process. Here the blocking call runs in a
 daemon thread that an async worker awaits: cancelling the worker returns at once,
 a result that arrives later is dropped, and ``launch.run`` ends the process without
-waiting for the thread (``busy``).
+waiting for the thread.
 """
 
 from __future__ import annotations
@@ -49,7 +49,3 @@ async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     threading.Thread(target=run, name=name, daemon=True).start()
     return await future
 
-
-def busy() -> list[threading.Thread]:
-    """The work threads still running (after ``q``: those blocked where no cancel reaches)."""
-    return [t for t in threading.enumerate() if t.name.startswith(PREFIX) and t.is_alive()]

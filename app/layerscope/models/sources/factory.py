@@ -39,7 +39,8 @@ class FactorySource:
         spec, kwargs = request.spec, dict(request.kwargs)
         module, factory = find_factory(spec)
         try:  # not sized: a meta trial run would run the user's code twice
-            model = build_on_device(request.device, lambda: factory(**kwargs), spec, kwargs, sized=False)
+            model = build_on_device(request.device, lambda: factory(**kwargs), spec, kwargs, sized=False,
+                                    bounded=False)  # the user's own code: its size is theirs
         except LayerscopeError:
             raise
         except TypeError as exc:

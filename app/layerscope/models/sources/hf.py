@@ -24,6 +24,7 @@ from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import exists, expand
+from layerscope.models.build import available_bytes, bounded_build
 from layerscope.models.checkpoints import extract_state_dict, read_model_file
 from layerscope.models.loaded import LoadedModel, is_path_weights
 from layerscope.models.source import LoadRequest
@@ -74,9 +75,11 @@ def load_hf(
     cls = _model_class(folder, config, spec, trust)
     structure_only = dev.type == "meta" or not (folder.safetensors or folder.pickles)
     with _quiet():
+        skeleton = _build_on_meta(cls, config, spec)
         if structure_only:
-            model = _build_on_meta(cls, config, spec)
+            model = skeleton
         else:
+            _check_size(skeleton, folder, dev, spec)
             model = _from_weights(cls, config, folder, spec, trust).to(dev)
     return LoadedModel(
         model=model,
@@ -135,6 +138,11 @@ def _model_class(folder: HfFolder, config, spec: str, trust: bool) -> type[nn.Mo
             f"{spec}: config.json names architecture {arch!r}, which transformers {transformers.__version__} "
             "does not have"
         )
+    wanted = getattr(cls, "config_class", None)
+    if not (isinstance(wanted, type) and isinstance(config, wanted)):  # PreTrainedModel itself; Llama on a ViT config
+        takes = f"takes a {wanted.__name__}" if isinstance(wanted, type) else "is no concrete model class"
+        raise LayerscopeError(f"{folder.path / CONFIG}: architectures names {arch!r}, which {takes}, but model_type "
+                              f"{folder.config.get('model_type')!r} makes a {type(config).__name__}")
     return cls
 
 
@@ -154,13 +162,39 @@ def _remote_class(folder: HfFolder, auto_map: Mapping[str, str], arch: str | Non
 # --- building --------------------------------------------------------------------------
 
 
+# what transformers raises on a config it cannot build (a value no check foresaw): the user's file
+BUILD_ERRORS = (ValueError, TypeError, RuntimeError, NotImplementedError, AttributeError, KeyError, IndexError,
+                ArithmeticError, ImportError)
+WEIGHTS_SLACK = 4  # fp32 built from fp16 files, tied or derived buffers: generous, and still far below a bomb
+WEIGHTS_MARGIN = 64 * 2**20
+
+
 def _build_on_meta(cls, config, spec: str) -> nn.Module:
     dtype = getattr(config, "dtype", None)
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), bounded_build(spec, on_meta=True):
             return cls._from_config(config, dtype=dtype if isinstance(dtype, torch.dtype) else None)
-    except (ValueError, TypeError, RuntimeError, NotImplementedError) as exc:
-        raise LayerscopeError(f"{spec} cannot be built on the meta device: {first_line(exc)}") from exc
+    except LayerscopeError:
+        raise
+    except BUILD_ERRORS as exc:
+        raise LayerscopeError(f"{spec}: transformers cannot build {cls.__name__} from its config.json "
+                              f"({type(exc).__name__}: {first_line(exc)})") from exc
+
+
+def _check_size(skeleton: nn.Module, folder: HfFolder, dev: torch.device, spec: str) -> None:
+    """The structure (built on meta) against the bytes its weights files hold and the memory
+    free: ``hidden_size: 65536`` beside a tiny weights file would allocate gigabytes of random
+    tensors before any mismatch could be reported."""
+    needed = sum(t.numel() * t.element_size() for t in (*skeleton.parameters(), *skeleton.buffers()))
+    held = sum(p.stat().st_size for p in folder.safetensors or folder.pickles)
+    if needed > WEIGHTS_SLACK * held + WEIGHTS_MARGIN:
+        raise LayerscopeError(f"{folder.path / CONFIG} describes {needed / 2**20:,.1f} MiB of tensors, but the "
+                              f"weights files hold {held / 2**20:,.1f} MiB: the config does not match its weights "
+                              "(hidden_size, image_size, vocab_size?)")
+    available = available_bytes(dev)
+    if available is not None and needed > available:
+        raise LayerscopeError(f"{spec} needs {needed / 2**30:,.1f} GiB of weights; {dev.type} has "
+                              f"{available / 2**30:,.1f} GiB available")
 
 
 def _from_weights(cls, config, folder: HfFolder, spec: str, trust: bool) -> nn.Module:
@@ -182,9 +216,13 @@ def _from_weights(cls, config, folder: HfFolder, spec: str, trust: bool) -> nn.M
             state.update(extract_state_dict(read_model_file(path, trust=True, what="weights file"), str(path)))
         source = {"pretrained_model_name_or_path": None, "state_dict": state}
     try:
-        model, info = cls.from_pretrained(
-            config=config, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True, **source
-        )
+        with bounded_build(spec, on_meta=False):
+            model, info = cls.from_pretrained(
+                config=config, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True,
+                **source,
+            )
+    except LayerscopeError:
+        raise
     except (ValueError, KeyError, OSError, RuntimeError, SafetensorError) as exc:
         raise LayerscopeError(f"cannot load the weights of {spec}: {first_line(exc)}") from exc
     _check_fit(info, spec, cls.__name__)

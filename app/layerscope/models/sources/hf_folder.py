@@ -18,6 +18,7 @@ from typing import Any
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import exists, expand, regular_file
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from layerscope.models.sources.hf_checks import check_config, check_preprocessor
 
 PREFIX = "hf:"
 CONFIG = "config.json"
@@ -51,7 +52,7 @@ def resolve_folder(spec: str) -> Path:
     """``hf:PATH`` or a folder as given; ``hf:ORG/NAME[@REVISION]`` from the local hub cache."""
     text = spec.removeprefix(PREFIX)
     path = expand(text, "model folder")
-    if path.is_dir():
+    if _is_dir(path):
         if not exists(path / CONFIG):
             raise LayerscopeError(f"{spec} is a folder without {CONFIG}, not a Hugging Face model")
         return path
@@ -60,9 +61,17 @@ def resolve_folder(spec: str) -> Path:
     return _cached_snapshot(spec, text)
 
 
+def _is_dir(path: Path) -> bool:
+    """``Path.is_dir`` that says no to a name the system refuses (a component over 255 bytes)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _cached_snapshot(spec: str, text: str) -> Path:
     repo, _, revision = text.partition("@")
-    cache = Path(_hub_cache()).expanduser()
+    cache = Path(hub_cache()).expanduser()
     storage = cache / f"models--{repo.replace('/', '--')}"
     ref = storage / "refs" / (revision or "main")
     commit = ref.read_text().strip() if ref.is_file() else (revision or "")
@@ -75,7 +84,7 @@ def _cached_snapshot(spec: str, text: str) -> Path:
     return snapshot
 
 
-def _hub_cache() -> str:
+def hub_cache() -> str:
     """Where ``huggingface_hub`` keeps downloads (``HF_HUB_CACHE`` / ``HF_HOME`` honoured)."""
     try:
         from huggingface_hub import constants
@@ -88,6 +97,7 @@ def _hub_cache() -> str:
 def inspect_folder(path: Path, spec: str) -> HfFolder:
     """The folder's config, weight files and code, from file names and JSON only."""
     config = read_json(path / CONFIG, "config file")
+    check_config(config, path / CONFIG)
     files = sorted(p for p in path.iterdir() if p.is_file())
     code = ["auto_map in config.json"] if config.get("auto_map") else []
     code += [p.name for p in files if p.suffix == ".py"]
@@ -129,6 +139,8 @@ def read_json(file: Path, what: str) -> dict[str, Any]:
         data = json.loads(regular_file(file, what).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise LayerscopeError(f"cannot read {file}: {first_line(exc)}") from exc
+    except RecursionError as exc:  # 100,000 nested arrays
+        raise LayerscopeError(f"cannot read {file}: its JSON is nested too deeply") from exc
     if not isinstance(data, dict):
         raise LayerscopeError(f"{file} is not a JSON object")
     return data
@@ -162,10 +174,11 @@ def preprocess_from_folder(path: Path, config: Mapping[str, Any]) -> Preprocess:
     (up to the resampling filter, which is always bilinear here).
     """
     saved = read_json(path / PREPROCESSOR, "preprocessor config") if exists(path / PREPROCESSOR) else None
-    if saved is None:  # no processor saved: ImageNet's, at the config's image size
+    if saved is None:  # no processor saved: ImageNet's, at the config's image size (checked: 1 to MAX_SIDE)
         side = config.get("image_size")
         side = side if isinstance(side, int) and side > 0 else 224
         return Preprocess(resize=round(side * 256 / 224), crop=(side, side))
+    check_preprocessor(saved, path / PREPROCESSOR)
     resize, crop = _resize_and_crop(saved)
     scale = float(saved.get("rescale_factor", 1 / 255)) if saved.get("do_rescale", True) else 1.0
     normalise = saved.get("do_normalize", True)

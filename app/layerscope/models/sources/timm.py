@@ -8,7 +8,8 @@ from layerscope.errors import LayerscopeError
 from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
 from layerscope.models.source import LoadRequest
-from layerscope.models.weights_cache import read_cached_weights, timm_cached_file, timm_weights_cached
+from layerscope.models.network import check_reachable
+from layerscope.models.weights_cache import read_cached_weights, timm_cached_file, timm_download_url, timm_weights_cached
 
 PREFIX = "timm:"
 
@@ -42,9 +43,15 @@ class TimmSource:
             state = dict(read_cached_weights(cached, trust=request.trust))
             overlay = {"pretrained_cfg_overlay": {"source": "", "state_dict": state}}
         download = Download(f"timm weights for {name}", "use --weights none") if pretrained else None
+        url = timm_download_url(name) if pretrained and cached is None else None
+
+        def build() -> nn.Module:
+            if url is not None:
+                check_reachable(url)  # seconds, not a hung download, when there is no network
+            return timm.create_model(name, pretrained=pretrained, **kwargs, **overlay)
+
         model = build_on_device(
-            dev, lambda: call_builder(lambda: timm.create_model(name, pretrained=pretrained, **kwargs, **overlay),
-                                      what=f"timm:{name}", kwargs=kwargs, download=download),
+            dev, lambda: call_builder(build, what=f"timm:{name}", kwargs=kwargs, download=download),
             f"timm:{name}", kwargs, sized=not pretrained,
         )
         if isinstance(getattr(model, "pretrained_cfg", None), dict):

@@ -49,6 +49,8 @@ class TorchvisionSource:
         reference = chosen or (enum.DEFAULT if enum is not None else None)
         if chosen is None and "weights_backbone" in inspect.signature(builder).parameters:
             kwargs.setdefault("weights_backbone", None)  # detectors would otherwise download a backbone
+        if chosen is None and reference is not None:
+            kwargs = {**size_from_weights(name, reference), **kwargs}
         download = None if chosen is None else Download(
             weights_name(chosen),
             f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}",
@@ -72,6 +74,19 @@ class TorchvisionSource:
         )
 
 
+# Builders whose weights set the input size the model is built for (torchvision's own
+# ``_ovewrite_named_param``): without weights they would build 224 pixels whatever the
+# weights' preprocessing (vit_h_14's DEFAULT crops 518), and the probe would not fit.
+SIZE_KEYWORDS = {"vit_": "image_size"}
+
+
+def size_from_weights(name: str, weights: Any) -> dict[str, Any]:
+    """The size keyword the reference weights imply, so the model is built as they describe."""
+    size = weights.meta.get("min_size")
+    key = next((k for prefix, k in SIZE_KEYWORDS.items() if name.startswith(prefix)), None)
+    return {key: size[0]} if key and size else {}
+
+
 def weights_enum(name: str) -> Any:
     """The builder's weights enum, or None for builders without published weights."""
     import torchvision.models as tvm
@@ -93,8 +108,15 @@ def pick_weights(enum: Any, weights: str, name: str) -> Any:
     short = weights.split(".")[-1]
     if short in enum.__members__:
         return enum[short]
-    options = ", ".join(["DEFAULT", *(key for key, member in enum.__members__.items() if member.name == key)])
-    raise LayerscopeError(f"unknown weights {weights!r} for {name}; choose one of: {options}, none")
+    raise LayerscopeError(f"unknown weights {weights!r} for {name}; {weights_choices(enum, name)}")
+
+
+def weights_choices(enum: Any, name: str) -> str:
+    """The names ``--weights`` takes for ``name``, those already cached (no download) first."""
+    cached = cached_torchvision_weights(name)
+    others = [key for key, member in enum.__members__.items() if member.name == key and key not in cached]
+    listed = ", ".join(["DEFAULT", *others, "none"])
+    return f"cached here: {', '.join(cached)}; or download: {listed}" if cached else f"choose one of: {listed}"
 
 
 def weights_name(weights: Any) -> str:

@@ -74,4 +74,4 @@ class ImagePathScreen(ModalScreen[Path | None]):
     @on(Input.Submitted, "#image-path")
     def _submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        self.dismiss(Path(value).expanduser() if value else None)
+        self.dismiss(Path(os.path.expanduser(value)) if value else None)  # ~nosuchuser: left as typed, refused when read

@@ -15,7 +15,7 @@ from layerscope.errors import LayerscopeError, first_line
 from layerscope.tui import camtext, clipboard
 from layerscope.tui.keys import KEYS, bindings
 from layerscope.tui.lazy import camlink
-from layerscope.tui.messages import ImageChecked, RankDone
+from layerscope.tui.messages import CamDone, ImageChecked, RankDone
 from layerscope.tui.screens.help import HelpScreen
 from layerscope.tui.screens.image_path import ImagePathScreen
 from layerscope.tui.screens.model import FAILED, ModelScreen
@@ -119,11 +119,9 @@ class MainScreen(ModelScreen):
             why = self.session.cost_error or self.session.probe_error or "still counting… try again in a moment"
             self.notify(why, title="No MACs to show", severity="warning", markup=False, timeout=4)
             return
-        tree = self.query_one(ModuleTreeView)
-        tree.column = "params" if tree.column == "macs" else "macs"
-        tree.relabel()
-        self.notify("tree shows MACs per forward pass" if tree.column == "macs" else "tree shows parameters",
-                    timeout=2)
+        column = self.query_one(ModuleTreeView).next_column()
+        if column is not None:
+            self.notify(column.says, timeout=2)
 
     def action_toggle_shapes(self) -> None:
         tree = self.query_one(ModuleTreeView)
@@ -254,7 +252,7 @@ class MainScreen(ModelScreen):
         tree = self.query_one(ModuleTreeView)
         tree.ranks = {s.layer: (place, s.scores.gap) for place, s in enumerate(ranking.layers, 1)}
         tree.relabel()
-        panel.describe(session)
+        self.follow_choices()
         best = session.tree.get(ranking.best.layer)
         access = (best.access_negative or best.access) if best is not None else ranking.best.layer
         self.notify(camtext.ranked_text(ranking, access, camlink.verdict(ranking)), title=camtext.ranked_title(ranking),
@@ -278,8 +276,8 @@ class MainScreen(ModelScreen):
     def _method_chosen(self, method: str | None) -> None:
         if method and self.session is not None:  # the model on screen when the picker closes
             self.session.method = method
-            self.query_one(CamPanel).describe(self.session)
             self.notify(f"method: {method}", timeout=2, markup=False)
+            self.follow_choices()
 
     def action_pick_class(self) -> None:
         if self.session is not None:
@@ -291,10 +289,27 @@ class MainScreen(ModelScreen):
             return
         session.class_index = None if index < 0 else index
         session.class_pinned = session.class_pinned and index >= 0
-        panel = self.query_one(CamPanel)
-        panel.forget()
-        panel.describe(session)
         self.notify(f"class: {session.class_name(session.class_index)}", timeout=2, markup=False)
+        self.follow_choices()
+
+    def follow_choices(self) -> None:
+        """After ``m`` or ``c`` the lines say the new choice at once, and a map shown for the
+        target is redrawn for it, as ``o`` does: from the photo's kept pass when the method
+        allows (the explainer runs a new pass only for a new class). A map still computing
+        is followed by the new one when it arrives (``on_cam_done``)."""
+        session = self.session
+        if session is None:
+            return
+        panel = self.query_one(CamPanel)
+        panel.describe(session)
+        if panel.outdated(session):
+            self.start_map(session)
+
+    def on_cam_done(self, message: CamDone) -> None:
+        """A map arrived (the panel took it first); if ``m`` or ``c`` chose otherwise meanwhile,
+        the map that choice asks for follows at once."""
+        if message.view is self.query_one(CamPanel).view:  # drawn, not cancelled
+            self.follow_choices()
 
     def action_pin_class(self) -> None:
         session = self.session

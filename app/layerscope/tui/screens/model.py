@@ -261,7 +261,7 @@ class ModelScreen(Screen):
         session.cost = message.cost
         tree = self.query_one(ModuleTreeView)
         tree.cost = message.cost
-        if tree.column == "macs":
+        if tree.column.key != "params":
             tree.relabel()
         self._shown["stats"] = None
         self.refresh_tabs()

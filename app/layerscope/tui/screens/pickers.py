@@ -14,6 +14,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 TOP = -1  # "the top prediction" in the class picker
+INDEX_DIGITS = 9  # a class index typed without class names: more digits than any model has classes
 
 
 class MethodPicker(ModalScreen[str | None]):
@@ -50,7 +51,7 @@ def class_options(categories: list[str], query: str, limit: int = 200) -> list[t
             found.append((i, f"{i} {name}"))
             if len(found) >= limit:
                 break
-    if not categories and re.fullmatch("[0-9]+", needle):  # not isdigit(): int("²") raises
+    if not categories and re.fullmatch(f"[0-9]{{1,{INDEX_DIGITS}}}", needle):  # not isdigit(): int("²") raises
         found.append((int(needle), f"class index {int(needle)}"))
     return found
 

@@ -89,13 +89,27 @@ class CamPanel(Vertical):
         scores, note = (self.scores, self.scores_note) if shown is not None and shown is self.view else (None, "")
         compact = 0 < self.size.width < COMPACT_WIDTH
         self.query_one("#cam-info", Static).update(
-            camtext.info_text(session, shown, self.what if self.running else "", scores, note, compact))
+            camtext.info_text(session, shown, self.what if self.running else "", scores, note, compact,
+                              self.size.width))
+        self.set_class(self.view is not None and shown is None and not self.running, "stale")  # hides the map
 
     def _matching_view(self, session: Session) -> CamView | None:
+        """The shown map, if it is the one the session's choices ask for: a map never sits
+        under lines that name another layer, method, class or photo."""
         view = self.view
         if view is None or session.target is None:
             return None
-        return view if view.result.layer == session.node(session.target).name else None
+        layer = session.node(session.target).name
+        return view if view.answers(layer, session.method, session.class_index, session.image) else None
+
+    def outdated(self, session: Session) -> bool:
+        """The shown map is the target's, but ``m`` or ``c`` has chosen another method or class
+        since: the screen redraws it (as ``o`` does for a new photo)."""
+        view = self.view
+        if view is None or session.target is None or self.running:
+            return False
+        layer = session.node(session.target).name
+        return view.result.layer == layer and view.photo == session.image and self._matching_view(session) is None
 
     def _draw(self) -> None:
         """The top-5 first, then the map in whatever room it leaves."""
@@ -224,7 +238,7 @@ class CamPanel(Vertical):
         return session.node(session.target).name in self.explainer.hooked
 
     def forget(self) -> None:
-        """The photo or class changed: the next map needs a new forward pass."""
+        """The photo changed: the next map needs a new forward pass."""
         self.explainer = None
 
     def reset(self) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
+
+from layerscope.tui.treeline import COLUMNS, Column, LineFacts, TreeLine
 
 if TYPE_CHECKING:
     from layerscope.cost import CostTable
@@ -52,10 +55,11 @@ class ModuleTreeView(Tree[Row]):
         self.ranks: dict[str, tuple[int, float]] = {}  # the last ``r``: layer -> (place, insertion − deletion)
         self.matches: frozenset[int] = frozenset()
         self.cost: CostTable | None = None  # from the shape probe
-        self.column: Literal["params", "macs"] = "params"  # the right column of each line
+        self.column: Column = COLUMNS[0]  # the figure at the end of each line (x cycles)
         self.shapes: dict[str, str] = {}  # name -> output shape ("1×64×56×56"), once probed
         self.show_shapes = False  # S: "→ shape" at the end of each line, as `layerscope tree --shapes`
         self._lines: dict[int, TreeNode[Row]] = {}  # node index -> its line, once added
+        self._parts: dict[int, TreeLine] = {}  # line id -> its parts, fitted to the width when drawn
         self.guide_depth = 3
         self.auto_expand = False
 
@@ -66,7 +70,9 @@ class ModuleTreeView(Tree[Row]):
         self.model_tree = model_tree
         self._lines = {}
         root = model_tree.root
+        self._parts = {}
         self.reset(self.label_for(root), Row("module", 0))
+        self._set_line(self.root, self.line_for(root))
         self._lines[0] = self.root
         self._fill(self.root)
         self.root.expand()
@@ -126,15 +132,14 @@ class ModuleTreeView(Tree[Row]):
         for kind, value in rows[:PAGE]:
             if kind == "module":
                 node = tree.nodes[value]
-                line = parent.add(
-                    self.label_for(node), Row("module", value), before=before, allow_expand=bool(node.children)
-                )
+                parts = self.line_for(node)
+                line = parent.add(parts.full(), Row("module", value), before=before, allow_expand=bool(node.children))
                 self._lines[value] = line
             else:
-                line = parent.add(
-                    self._run_label(value), Row("run", parent.data.index, tuple(("module", m) for m in value)),
-                    before=before,
-                )
+                parts = self._run_label(value)
+                line = parent.add(parts.full(), Row("run", parent.data.index, tuple(("module", m) for m in value)),
+                                  before=before)
+            self._parts[line.id] = parts
             added.append(line)
         if rows[PAGE:]:
             self._add_more(parent, rows[PAGE:], before)
@@ -183,68 +188,104 @@ class ModuleTreeView(Tree[Row]):
     # --- labels ----------------------------------------------------------------------
 
     def label_for(self, node: Node) -> Text:
+        return self.line_for(node).full()
+
+    def line_for(self, node: Node) -> TreeLine:
+        """A module's line: marks, name and class, then its figures."""
         name = node.key if node.name else (self.model_tree.model_class if self.model_tree else "model")
-        text = Text(no_wrap=True, overflow="ellipsis")
-        self._append_mark(text, node.name)
-        if node.index == self.target:
-            text.append("◎ ", "bold magenta")
-        self._append_rank(text, [node.name])
-        if node.index in self.matches:
-            text.append(name, "bold reverse")
-        else:
-            text.append(name, "bold")
+        lead, short = self._leads(node.name, [node.name], node.index == self.target)
+        found = node.index in self.matches
+        label = Text(name, "bold reverse" if found else "bold")
         if node.name:
-            text.append(f" {node.class_name}", "italic" if node.index not in self.matches else "italic reverse")
-        text.append(f"  {self._right_column(node.total_params, [node.name])}", "dim")
+            label.append(f" {node.class_name}", "italic reverse" if found else "italic")
+        figures = Text(f"  {self._figure((node.index,))}", "dim")
+        if node.uninitialized:  # a lazy module not yet run: its 0 is no count
+            figures.append(" + uninitialized", "yellow")
         if node.same_as is not None and self.model_tree is not None:  # one module registered twice
-            text.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
-        self._append_shape(text, node.name)
-        return text
+            figures.append(f"  same module as {self.model_tree.nodes[node.same_as].name}", "dim italic")
+        self._append_shape(figures, node.name)
+        return TreeLine(lead, label, figures, short)
 
-    def _right_column(self, params: int, names: list[str]) -> str:
-        """Parameters, or (after ``x``) the MACs of one forward pass at the probe's input."""
-        from layerscope.nodestats import human_count, human_macs
+    def _leads(self, first: str, names: list[str], target: bool) -> tuple[Text, Text]:
+        """The line's lead (mark, target, rank with its score) and its short form (rank alone)."""
+        lead = Text()
+        self._append_mark(lead, first)
+        if target:
+            lead.append("◎ ", "bold magenta")
+        short = lead.copy()
+        self._append_rank(lead, names)
+        self._append_rank(short, names, short=True)
+        return lead, short
 
-        if self.column == "macs" and self.cost is not None:
-            return human_macs(self.cost.run_macs(names))
-        return human_count(params)
+    def _figure(self, members: tuple[int, ...]) -> str:
+        assert self.model_tree is not None
+        facts = LineFacts(self.model_tree, members, self.cost)
+        column = self.column if self.column.ready(facts) else COLUMNS[0]
+        return column.figure(facts)
+
+    def next_column(self) -> Column | None:
+        """``x``: the next column that has its figures (None when only parameters have)."""
+        if self.model_tree is None:
+            return None
+        facts = LineFacts(self.model_tree, (0,), self.cost)
+        ready = [c for c in COLUMNS if c.ready(facts)]
+        if len(ready) < 2:
+            return None
+        self.column = ready[(ready.index(self.column) + 1) % len(ready)] if self.column in ready else ready[0]
+        self.relabel()
+        return self.column
 
     def _append_mark(self, text: Text, name: str) -> None:
-        """The CAM mark leads the line, so a narrow tree cuts the count, never the mark; a blank
-        keeps the place until shapes are probed, so labels do not shift when marks arrive."""
+        """The CAM mark leads the line; a blank keeps the place until shapes are probed, so
+        labels do not shift when marks arrive."""
         symbol, style = MARKS.get(self.marks.get(name, ""), (" ", ""))
         text.append(f"{symbol} ", style)
 
-    def _append_rank(self, text: Text, names: list[str]) -> None:
+    def _append_rank(self, text: Text, names: list[str], short: bool = False) -> None:
         """``#2 +0.68``: the line's place in the last ranking and its insertion − deletion; a folded
-        run shows its best member's (``#1 at 16``)."""
+        run shows its best member's (``#1 at 16``); ``short``: the place alone."""
         ranked = sorted((self.ranks[n], n) for n in names if n in self.ranks)
         if not ranked:
             return
         (place, gap), name = ranked[0]
         where = f" at {name.rsplit('.', 1)[-1]}" if len(names) > 1 else ""
-        text.append(f"#{place} {gap:+.2f}{where} ", "bold green" if place == 1 else "yellow")
+        said = f"#{place} " if short else f"#{place} {gap:+.2f}{where} "
+        text.append(said, "bold green" if place == 1 else "yellow")
 
     def _append_shape(self, text: Text, name: str) -> None:
         shape = self.shapes.get(name) if self.show_shapes else None
         if shape is not None:
             text.append(f"  → {shape}", "cyan")
 
-    def _run_label(self, members: tuple[int, ...]) -> Text:
+    def _run_label(self, members: tuple[int, ...]) -> TreeLine:
         tree = self.model_tree
         assert tree is not None
         first, last = tree.nodes[members[0]], tree.nodes[members[-1]]
-        total = tree.run_params(members)
-        text = Text(no_wrap=True, overflow="ellipsis")
-        self._append_mark(text, first.name)
-        if self.target in members:
-            text.append("◎ ", "bold magenta")
-        self._append_rank(text, [tree.nodes[i].name for i in members])
-        text.append(f"{first.key}…{last.key}", "bold")
-        text.append(f" {first.class_name} ×{len(members)}", "italic")
-        text.append(f"  {self._right_column(total, [tree.nodes[m].name for m in members])}", "dim")
-        self._append_shape(text, first.name)
-        return text
+        lead, short = self._leads(first.name, [tree.nodes[i].name for i in members], self.target in members)
+        label = Text(f"{first.key}…{last.key}", "bold")
+        label.append(f" {first.class_name} ×{len(members)}", "italic")
+        figures = Text(f"  {self._figure(members)}", "dim")
+        self._append_shape(figures, first.name)
+        return TreeLine(lead, label, figures, short)
+
+    def _set_line(self, line: TreeNode[Row], parts: TreeLine) -> None:
+        self._parts[line.id] = parts
+        line.set_label(parts.full())
+
+    def render_label(self, node: TreeNode[Row], base_style: Style, style: Style) -> Text:
+        """The label fitted to the room right of the guides: names give way, figures never."""
+        parts = self._parts.get(node.id)
+        if parts is None:
+            return super().render_label(node, base_style, style)
+        depth, parent = 0, node.parent
+        while parent is not None:
+            depth, parent = depth + 1, parent.parent
+        icon = len(self.ICON_NODE) if node.allow_expand else 0
+        room = self.scrollable_content_region.width - depth * self.guide_depth - icon
+        label = parts.fitted(room)
+        label.stylize(style)
+        plain = super().render_label(node, base_style, style)  # Textual's toggle icon, its click meta kept
+        return Text.assemble(plain[:icon], label)
 
     def relabel(self) -> None:
         """Redraw the labels of every line added so far (marks, target or matches changed)."""
@@ -252,11 +293,11 @@ class ModuleTreeView(Tree[Row]):
             return
         nodes = self.model_tree.nodes
         for index, line in self._lines.items():
-            line.set_label(self.label_for(nodes[index]))
+            self._set_line(line, self.line_for(nodes[index]))
         for line in self._tree_nodes.values():
             row = line.data
             if row is not None and row.kind == "run":
-                line.set_label(self._run_label(tuple(v for _, v in row.rows)))
+                self._set_line(line, self._run_label(tuple(v for _, v in row.rows)))
 
     # --- navigation ------------------------------------------------------------------
 

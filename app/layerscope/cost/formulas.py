@@ -1,0 +1,109 @@
+"""FLOP formulas torch's counter lacks, and how to tell an op that should have had one.
+
+torch's ``FlopCounterMode`` knows matmuls, convolutions and the CUDA attention kernels.
+The kernels the CPU picks for the same work (fused attention, oneDNN recurrent layers)
+have no formula in its registry, so a transformer or an LSTM would cost nothing on the
+CPU and its full price on meta. Each formula here counts what the op computes whatever
+kernel runs it, in torch's convention: 2 FLOPs per multiply-accumulate.
+
+Any other op that ran without a formula and whose name says it multiplies and adds
+(``does_multiply_adds``) is reported by name, so a zero is never silent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import torch
+from torch.utils.flop_counter import sdpa_flop_count
+
+aten = torch.ops.aten
+Shape = Sequence[int]
+
+
+def cpu_attention_flops(query_shape: Shape, key_shape: Shape, value_shape: Shape, *_args, out_shape=None,
+                        **_kwargs) -> int:
+    """The CPU's fused attention (grouped heads included): QKᵀ and the product with V."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def recurrent_flops(input_shape: Shape, weights: Sequence[Shape], hidden_size: int = 0,
+                    proj_size: int = 0) -> int:
+    """An RNN, GRU or LSTM kernel: every weight matrix (input-to-hidden, hidden-to-hidden, the
+    projection) is applied once per time step and batch element, whatever the layer or the
+    direction, so the MACs are the steps (``input`` is ``T×B×I``, ``B×T×I`` or packed ``ΣB×I``)
+    times the sum of the matrices' sizes. Biases and gate nonlinearities are elementwise."""
+    steps = math.prod(input_shape[:-1])
+    return 2 * steps * sum(math.prod(w) for w in weights if len(w) == 2)
+
+
+def _onednn_rnn_layer(input_shape, w_ih, w_hh, *_args, out_shape=None, **_kwargs) -> int:
+    """``aten.mkldnn_rnn_layer``: one layer, one direction (the CPU's LSTM, GRU and RNN)."""
+    return recurrent_flops(input_shape, [w_ih, w_hh])
+
+
+def _cudnn_rnn(input_shape, weights, *_args, out_shape=None, **_kwargs) -> int:
+    """``aten._cudnn_rnn`` / ``aten.miopen_rnn``: every layer and direction in one call."""
+    return recurrent_flops(input_shape, weights)
+
+
+def _fused_cell(*_args, out_shape=None, **_kwargs) -> int:
+    """CUDA's fused LSTM/GRU cells get their gates from matmuls counted before them: the
+    cell itself only adds and squashes."""
+    return 0
+
+
+def _projections(batch_tokens: int, *weights: Shape) -> int:
+    return 2 * batch_tokens * sum(math.prod(w) for w in weights)
+
+
+def _attention_products(query_shape: Shape, key_shape: Shape, embed_dim: int) -> int:
+    """QKᵀ and × V over all heads: ``2 · B · Lq · Lk · E`` MACs."""
+    batch = math.prod(query_shape[:-2]) if len(query_shape) > 2 else 1
+    return 2 * 2 * batch * query_shape[-2] * key_shape[-2] * embed_dim
+
+
+def _native_mha(query_shape, key_shape, value_shape, embed_dim, _heads, qkv_weight, _qkv_bias, proj_weight,
+                *_args, out_shape=None, **_kwargs) -> int:
+    """``nn.MultiheadAttention``'s fast path: the q, k, v and output projections, and attention."""
+    q_rows, kv_rows = math.prod(query_shape[:-1]), math.prod(key_shape[:-1])
+    e = embed_dim * embed_dim  # qkv_weight is 3E×E: one E×E block each
+    return (2 * (q_rows * e + 2 * kv_rows * e) + _projections(q_rows, proj_weight)
+            + _attention_products(query_shape, key_shape, embed_dim))
+
+
+def _encoder_layer(src_shape, embed_dim, _heads, qkv_weight, _qkv_bias, proj_weight, _proj_bias, *args,
+                   out_shape=None, **_kwargs) -> int:
+    """``nn.TransformerEncoderLayer``'s fast path: attention as above plus the two FFN matrices."""
+    ffn_1, ffn_2 = args[7], args[9]  # after use_gelu, norm_first, eps, norm_weight/bias_1, norm_weight/bias_2
+    rows = math.prod(src_shape[:-1])
+    return (_projections(rows, qkv_weight, proj_weight, ffn_1, ffn_2)
+            + _attention_products(src_shape, src_shape, embed_dim))
+
+
+MISSING_FORMULAS = {
+    aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flops,
+    aten.mkldnn_rnn_layer: _onednn_rnn_layer,
+    aten._cudnn_rnn: _cudnn_rnn,
+    aten.miopen_rnn: _cudnn_rnn,
+    aten._thnn_fused_lstm_cell: _fused_cell,
+    aten._thnn_fused_gru_cell: _fused_cell,
+    aten._native_multi_head_attention: _native_mha,
+    aten._transformer_encoder_layer_fwd: _encoder_layer,
+}
+
+# Whole words of an op's name (split at "_") that mean multiply-adds: products, convolutions,
+# attention, distances, transforms, recurrent kernels, matrix factorisations and solves (a vector
+# norm is a reduction, like the other elementwise work torch does not count).
+_MULTIPLY_ADD_WORDS = re.compile(
+    r"b?mm|addb?mm|baddbmm|matmul|mv|addmv|v?dot|inner|ger|outer|addr|kron|tensordot|einsum|linear|bilinear"
+    r"|conv(\d?d|olution)?|depthwise\d?d?|attention|mha|transformer|[cp]?dist|i?[rh]?fft[n2]?|stft|r2c|c2c|c2r"
+    r"|rnn|lstm|gru|cholesky|lu|qr|svd|eigh?|solve|inv|inverse|det"
+)
+
+
+def does_multiply_adds(op_name: str) -> bool:
+    """Whether an op's name (``_cdist_forward``, ``mkldnn_rnn_layer``) says it does multiply-adds."""
+    return any(_MULTIPLY_ADD_WORDS.fullmatch(word) for word in op_name.lower().split("_") if word)

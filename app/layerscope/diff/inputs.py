@@ -1,0 +1,60 @@
+"""What the user named as A and B, and which architecture the nodes come from.
+
+A side is a checkpoint file (anything ``--weights`` accepts), a Hugging Face folder
+(``hf:`` specs included) or, for B only, a PEFT LoRA adapter folder. The architecture
+is ``--arch`` when given, else the one A itself names: a Hugging Face folder's config
+(built on the meta device, no weights read) or a whole model read from a trusted file.
+Without one, the nodes come from the keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from layerscope.models import load_model
+from layerscope.models.sources import hf_folder
+from layerscope.diff.lora import is_adapter_folder
+from layerscope.diff.shards import FolderShards
+from layerscope.diff.sources import StateDictFile, TensorSource, open_file
+from layerscope.errors import LayerscopeError, first_line
+from layerscope.files import expand
+from layerscope.tree import ModuleTree, build_tree
+
+
+def adapter_path(spec: str) -> Path | None:
+    """The folder, when ``spec`` is a PEFT adapter folder."""
+    if spec.startswith(hf_folder.PREFIX):
+        return None
+    path = expand(spec, "checkpoint")
+    return path if is_adapter_folder(path) else None
+
+
+def open_checkpoint(spec: str, *, trust: bool) -> TensorSource:
+    """A reader for one side; an adapter folder here is a mistake (it goes second, as B)."""
+    if adapter_path(spec) is not None:
+        raise LayerscopeError(f"{spec} is a LoRA adapter folder: give its base model first, the adapter second")
+    path = expand(spec.removeprefix(hf_folder.PREFIX) if spec.startswith(hf_folder.PREFIX) else spec, "checkpoint")
+    if spec.startswith(hf_folder.PREFIX) or path.is_dir():
+        folder = hf_folder.resolve_folder(spec)
+        return FolderShards(hf_folder.inspect_folder(folder, spec), spec, trust=trust)
+    return open_file(path, spec, trust=trust)
+
+
+def architecture(
+    spec: str, source: TensorSource, arch: str | None, *, trust: bool, kwargs: Mapping[str, Any]
+) -> tuple[ModuleTree | None, str | None]:
+    """The module tree the nodes follow, and a note when A's own architecture could not be built."""
+    if arch is not None:
+        return build_tree(load_model(arch, weights="none", device="meta", trust=trust, kwargs=kwargs).model), None
+    if isinstance(source, StateDictFile) and isinstance(source.module, nn.Module):
+        return build_tree(source.module), None
+    if isinstance(source, FolderShards):
+        try:
+            return build_tree(load_model(spec, weights="none", device="meta", trust=trust).model), None
+        except LayerscopeError as exc:
+            return None, f"nodes from the keys: the folder's architecture cannot be built ({first_line(exc)})"
+    return None, None

@@ -1,0 +1,108 @@
+"""What a tree line says: the figure columns ``x`` cycles through, and the line in three parts,
+fitted to the room it has: the marks and the figures stay whole, the name gives way (a
+middle ellipsis keeps its start and its end).
+
+Pure Rich text (no textual): ``ModuleTreeView`` builds a ``TreeLine`` per module and asks
+it for a label of the width left after the tree's guides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from layerscope.cost import CostTable
+    from layerscope.tree import ModuleTree
+
+ELLIPSIS = "…"
+MIN_NAME = 1  # cells a name keeps however narrow the tree (just "…"): the figures come first
+
+
+@dataclass(frozen=True)
+class LineFacts:
+    """What a right-column figure is computed from: the tree, a line's modules (one, or a folded
+    run's members) and what has been measured so far."""
+
+    tree: ModuleTree
+    members: tuple[int, ...]
+    cost: CostTable | None
+
+    @property
+    def names(self) -> list[str]:
+        return [self.tree.nodes[i].name for i in self.members]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A figure at the end of each tree line: ``x`` cycles through the ``COLUMNS`` that are
+    ``ready``; adding one is a name and a per-line formatter."""
+
+    key: str
+    says: str  # the notification when ``x`` shows it
+    figure: Callable[[LineFacts], str]
+    ready: Callable[[LineFacts], bool] = lambda facts: True
+
+
+def _params(facts: LineFacts) -> str:
+    from layerscope.nodestats import human_count
+
+    members = facts.members
+    total = facts.tree.nodes[members[0]].total_params if len(members) == 1 else facts.tree.run_params(members)
+    return human_count(total)
+
+
+def _macs(facts: LineFacts) -> str:
+    from layerscope.nodestats import human_macs
+
+    assert facts.cost is not None
+    return human_macs(facts.cost.run_macs(facts.names))
+
+
+COLUMNS = (
+    Column("params", "tree shows parameters", _params),
+    Column("macs", "tree shows MACs per forward pass", _macs, ready=lambda facts: facts.cost is not None),
+)
+
+
+@dataclass(frozen=True)
+class TreeLine:
+    lead: Text  # the CAM mark, the target, the rank: short, always whole
+    name: Text  # key and class: what gives way
+    figures: Text  # the right column, "same module as", the shape: always whole
+    short_lead: Text | None = None  # the lead for a narrow tree ("#1" without its score)
+
+    def full(self) -> Text:
+        return Text.assemble(self.lead, self.name, self.figures, no_wrap=True, overflow="ellipsis")
+
+    def fitted(self, width: int) -> Text:
+        """The line in ``width`` cells: the name shortened in the middle first, then the lead
+        shortened; only a tree too narrow for ``MIN_NAME`` cells of the name cuts the line's end."""
+        spare = width - self.lead.cell_len - self.figures.cell_len
+        if self.name.cell_len <= spare:
+            return self.full()
+        lead = self.lead
+        if spare < MIN_NAME and self.short_lead is not None:
+            lead = self.short_lead
+            spare = width - lead.cell_len - self.figures.cell_len
+        name = middle_ellipsis(self.name, max(spare, MIN_NAME))
+        return Text.assemble(lead, name, self.figures, no_wrap=True, overflow="ellipsis")
+
+
+def middle_ellipsis(text: Text, width: int) -> Text:
+    """``text`` in ``width`` cells, its middle replaced by "…" (styles kept on both ends)."""
+    if text.cell_len <= width:
+        return text
+    if width <= 1:
+        return Text(ELLIPSIS)
+    keep = width - 1
+    head = (keep + 1) // 2
+    tail = keep - head
+    cut = text[:head]
+    cut.append(ELLIPSIS, "dim")
+    if tail:
+        cut.append_text(text[len(text) - tail:])
+    return cut

@@ -1,0 +1,157 @@
+"""LoRA adapters written by the real ``peft`` against their base: ΔW equals what peft's own
+``merge_and_unload`` adds, untouched modules are ``same``, unmatched targets are named, and
+reading an adapter runs no code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import save_file
+from torch import nn
+
+from evil_files import pickle_file
+from layerscope.diff import diff_checkpoints
+from layerscope.diff.lora import read_adapter
+from layerscope.errors import LayerscopeError
+
+
+class Small(nn.Module):
+    """One module of each kind PEFT adapts differently: embedding, convolution, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(30, 8)
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.blocks = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+        self.head = nn.Linear(8, 4)
+
+
+def write_adapter(folder: Path, config: LoraConfig, seed: int) -> dict[str, torch.Tensor]:
+    """Save base and adapter as PEFT does; return the weights peft itself merges."""
+    torch.manual_seed(seed)
+    base = Small()
+    save_file(base.state_dict(), folder / "base.safetensors")
+    model = get_peft_model(base, config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name or "lora_embedding" in name or "modules_to_save" in name:
+                param.normal_(0, 0.2)  # PEFT starts one factor at zero: train them a little
+    model.save_pretrained(folder / "adapter")
+    reloaded = Small()
+    reloaded.load_state_dict(base_weights(folder))
+    return PeftModel.from_pretrained(reloaded, folder / "adapter").merge_and_unload().state_dict()
+
+
+def base_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "base.safetensors")
+
+
+CONFIGS = {
+    "plain": LoraConfig(r=4, lora_alpha=8, target_modules=["embed", "conv", "0", "2"]),
+    "rslora with a missing target and modules_to_save": LoraConfig(
+        r=2, lora_alpha=16, use_rslora=True, target_modules=["embed", "conv", "0", "2", "q_proj"],
+        modules_to_save=["head"]),
+    "alpha_pattern and lora_bias": LoraConfig(r=3, lora_alpha=6, target_modules=["0", "2"], alpha_pattern={"2": 12},
+                                              lora_bias=True),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_delta_w_equals_peft_merged_weights(tmp_path, name):
+    merged = write_adapter(tmp_path, CONFIGS[name], seed=3)
+    base = base_weights(tmp_path)
+    adapter = read_adapter(tmp_path / "adapter", "adapter", {k: k for k in base}, trust=False)
+    assert adapter.updates
+    for key, update in adapter.updates.items():
+        delta = torch.cat(list(update.slices())).reshape(base[key].shape)
+        assert torch.allclose(delta, merged[key].double() - base[key].double(), rtol=0, atol=1e-6), key
+    result = diff_checkpoints(str(tmp_path / "base.safetensors"), str(tmp_path / "adapter"))
+    for t in result.tensors:
+        moved = not torch.equal(merged[t.key], base[t.key])
+        assert t.status == ("changed" if moved else "same"), t.key
+        expected = float((merged[t.key].double() - base[t.key].double()).norm() / base[t.key].double().norm())
+        assert t.relative_change == pytest.approx(expected, rel=1e-5, abs=1e-7)
+
+
+def test_what_the_adapter_touched_and_what_matched_nothing(tmp_path):
+    write_adapter(tmp_path, CONFIGS["rslora with a missing target and modules_to_save"], seed=4)
+    result = diff_checkpoints(str(tmp_path / "base.safetensors"), str(tmp_path / "adapter"))
+    lora = result.lora
+    assert (lora.rank, lora.alpha, lora.use_rslora) == (2, 16.0, True)
+    assert sorted(lora.adapted) == ["blocks.0", "blocks.2", "conv", "embed"]
+    assert sorted(lora.replaced) == ["head.bias", "head.weight"]
+    assert lora.unmatched_targets == ("q_proj",)
+    statuses = {t.key: t.status for t in result.tensors}
+    assert statuses == {"embed.weight": "changed", "conv.weight": "changed", "conv.bias": "same",
+                        "blocks.0.weight": "changed", "blocks.0.bias": "same", "blocks.2.weight": "changed",
+                        "blocks.2.bias": "same", "head.weight": "changed", "head.bias": "changed"}
+    assert result.node("blocks").counts == {"changed": 2, "same": 2}
+
+
+def test_the_scale_is_alpha_over_r_or_over_its_root_with_rslora(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "r").mkdir()
+    write_adapter(tmp_path / "p", LoraConfig(r=4, lora_alpha=8, target_modules=["0"]), seed=5)
+    write_adapter(tmp_path / "r", LoraConfig(r=4, lora_alpha=8, target_modules=["0"], use_rslora=True), seed=5)
+    keys = {k: k for k in base_weights(tmp_path / "p")}
+    plain = read_adapter(tmp_path / "p" / "adapter", "p", keys, trust=False).updates["blocks.0.weight"]
+    rs = read_adapter(tmp_path / "r" / "adapter", "r", keys, trust=False).updates["blocks.0.weight"]
+    assert (plain.scale, rs.scale) == (2.0, 4.0)
+    assert torch.equal(plain.left, rs.left) and torch.equal(plain.right, rs.right)
+
+
+def test_an_adapter_pickle_runs_nothing_without_trust(tmp_path):
+    write_adapter(tmp_path, CONFIGS["plain"], seed=6)
+    (tmp_path / "adapter" / "adapter_model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+    pickle_file(tmp_path / "adapter" / "adapter_model.bin", marker)
+    with pytest.raises(LayerscopeError, match="needs full unpickling, which can run arbitrary code; pass --trust"):
+        diff_checkpoints(str(tmp_path / "base.safetensors"), str(tmp_path / "adapter"))
+    assert not marker.exists()
+
+
+def test_a_plain_adapter_bin_is_read_with_weights_only(tmp_path):
+    write_adapter(tmp_path, CONFIGS["plain"], seed=7)
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "adapter"
+    torch.save(load_file(folder / "adapter_model.safetensors"), folder / "adapter_model.bin")
+    reference = diff_checkpoints(str(tmp_path / "base.safetensors"), str(folder))
+    (folder / "adapter_model.safetensors").unlink()
+    assert diff_checkpoints(str(tmp_path / "base.safetensors"), str(folder)).tensors == reference.tensors
+
+
+def test_an_adapter_for_another_model_does_not_fit(tmp_path):
+    write_adapter(tmp_path, CONFIGS["plain"], seed=8)
+    save_file({"other.weight": torch.zeros(8, 8)}, tmp_path / "other.safetensors")
+    message = r"adapter does not fit the base model: it holds '[\w.]+', which the base has no tensor for"
+    with pytest.raises(LayerscopeError, match=message):
+        diff_checkpoints(str(tmp_path / "other.safetensors"), str(tmp_path / "adapter"))
+
+
+def test_an_adapter_on_a_hugging_face_folder_reaches_the_renamed_weights(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(image_size=32, patch_size=16, hidden_size=16, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=32, num_labels=3)
+    model = transformers.ViTForImageClassification(config)
+    model.save_pretrained(tmp_path / "vit")  # transformers 5 saves 4.x names (…attention.attention.query)
+    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)
+    peft_model.save_pretrained(tmp_path / "lora")  # …and PEFT the live names (…attention.q_proj)
+    result = diff_checkpoints(str(tmp_path / "vit"), str(tmp_path / "lora"))
+    changed = sorted(t.key for t in result.tensors if t.status == "changed")
+    assert result.architecture == "ViTForImageClassification"
+    legacy = [f"vit.encoder.layer.{i}.attention.attention.{w}.weight" for i in (0, 1) for w in ("query", "value")]
+    assert changed == legacy
+    owners = {result.owner(k).name for k in changed}
+    assert owners == {f"vit.layers.{i}.attention.{p}_proj" for i in (0, 1) for p in "qv"}
+    assert result.node("vit.layers.0.attention.q_proj").access == "model.vit.layers[0].attention.q_proj"
