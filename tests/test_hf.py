@@ -359,7 +359,8 @@ async def test_app_draws_the_map_of_a_folder_and_hints_token_ids_for_a_text_mode
         view = app.query_one(CamPanel).view
         assert view.result.layer == "vit.layers.1.layernorm_before"
         assert view.heat.shape == (300, 451)  # chelsea.png's own size
-        assert f"gradcam at vit.layers.1.layernorm_before for {view.result.target}" in screen_text(app)
+        assert f"map gradcam for {view.result.target}" in screen_text(app)  # the layer line names it
+        assert view.result.layer == "vit.layers.1.layernorm_before"
     folder, _ = llama_folder
     app = LayerscopeApp(load_model(str(folder)), spec=str(folder), save_dir=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -196,6 +196,18 @@ def test_a_memory_bomb_in_the_hub_cache_is_refused(torch_home, capsys):
     assert planted.read_bytes().startswith(b"\x80\x02cbuiltins\nbytearray")  # left as it was
 
 
+@pytest.mark.parametrize("content", [b"PK\x03\x04truncated", bytes(range(256)) * 4, b""])
+def test_a_corrupt_hub_cache_file_is_one_line(torch_home, capsys, content):
+    """A truncated or random file where torch hub keeps the weights: one line naming it, exit 2,
+    and the file left as it was (issue 21, point 9)."""
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    planted = torch_home / "hub" / "checkpoints" / RESNET18_FILE
+    planted.write_bytes(content)
+    err = _one_line_error(capsys, ["tree", "resnet18", "--weights", "DEFAULT"])
+    assert RESNET18_FILE in err
+    assert planted.read_bytes() == content
+
+
 def test_real_cached_weights_still_load_through_the_safe_reader():
     loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
     cached = Path(torch.hub.get_dir()) / "checkpoints" / "mobilenet_v2-b0353104.pth"

@@ -39,7 +39,8 @@ async def test_a_jumps_to_and_selects_the_suggested_target(app):
         await settle(pilot)
         assert target_name(app) == "features.18"
         assert app.main.session.node(app.main.current).name == "features.18"
-        assert "◎ 18 Conv2dNormActivation" in screen_text(app)
+        rows = [row.split("▎")[0].rstrip() for row in screen_text(app).splitlines()]
+        assert any(r.startswith("│  └─ ▶ ▦ ◎ 18 Conv") and r.endswith("  412.2K") for r in rows)
 
 
 async def test_g_draws_the_heatmap_with_class_score_layer_and_top5(app):
@@ -72,7 +73,8 @@ async def test_t_on_a_hooked_layer_redraws_from_cache_without_a_forward_pass(app
         assert panel.explainer is explainer and explainer.hooked == hooked and panel.view.reused
         assert 1 not in forwards and sum(forwards) == 2 + 39  # the photo and the blank, 2 × 19 steps, the product
         assert panel.view.result.layer == target_name(app) != "features.18"
-        assert "(redrawn from cache)" in screen_text(app)
+        assert "map gradcam for 285 Egyptian cat" in screen_text(app)  # the layer is on the line above
+        assert "(cached)" in screen_text(app)  # the long form, "(redrawn from cache)", needs a wider tab
 
 
 async def test_t_on_an_ineligible_layer_warns_and_g_reports_the_error(app):
@@ -98,7 +100,8 @@ async def test_m_picks_the_method_used_by_the_next_map(app):
         assert app.main.session.method == "eigencam"
         await pilot.press("g")
         await settle(pilot)
-        assert "eigencam at features.18" in screen_text(app)
+        assert "layer model.features[-1]  method eigencam" in screen_text(app)
+        assert "map eigencam at features.18 for no class (class-blind)" in screen_text(app)
 
 
 async def test_m_redraws_the_shown_map_from_the_kept_pass_and_c_for_the_new_class(app):
@@ -116,7 +119,7 @@ async def test_m_redraws_the_shown_map_from_the_kept_pass_and_c_for_the_new_clas
         assert panel.view.result.method == "gradcam++" and panel.view.reused
         assert 1 not in forwards  # no pass over the photo: only the new map's scoring batches
         shown = screen_text(app)
-        assert "method gradcam++" in shown and "map gradcam++ at features.18 for 285 Egyptian cat" in shown
+        assert "method gradcam++" in shown and "map gradcam++ for 285 Egyptian cat p=0.717 (cached)" in shown
         await pilot.press("c", "2", "9", "2", "enter")  # tiger
         await settle(pilot)
         handle.remove()
@@ -124,6 +127,7 @@ async def test_m_redraws_the_shown_map_from_the_kept_pass_and_c_for_the_new_clas
         assert panel.view.result.target == 292 and panel.view.class_index == 292
         assert "class 292 tiger" in shown
         assert any(row.rstrip().endswith("map gradcam++ at features.18 for 292 tiger") for row in shown.splitlines())
+        assert "(cached)" not in shown  # a new class: a new pass
         assert shown.count("▀") > 500 and not panel.has_class("stale")
 
 
@@ -140,7 +144,7 @@ async def test_a_map_that_no_longer_answers_the_choices_is_hidden(app, held_phot
         release.set()
         await settle(pilot)
         panel = app.query_one(CamPanel)
-        assert panel.view.result.method == "gradcam++" and "map gradcam++ at features.18" in screen_text(app)
+        assert panel.view.result.method == "gradcam++" and "map gradcam++ for 285 Egyptian cat" in screen_text(app)
         await pilot.press("slash", *"features.0.0", "enter", "t")  # not hooked: no map for it yet
         await settle(pilot)
         assert panel.has_class("stale") and "press g to compute the map" in screen_text(app)

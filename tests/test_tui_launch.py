@@ -121,7 +121,9 @@ def test_without_a_terminal_the_app_says_so_and_exits_2(tmp_path):
                               stdout=sink, stderr=subprocess.PIPE, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "needs a terminal" in done.stderr
-    assert "layerscope tree|stats|api|cam|sweep|rank|diff|activations|weights MODEL" in done.stderr
+    from layerscope.cli.main import COMMANDS
+
+    assert f"layerscope {'|'.join(COMMANDS)} MODEL" in done.stderr and "|report|" in done.stderr
     assert out.read_text() == ""  # no escape codes written into the file
 
 

@@ -20,10 +20,11 @@ IDLE = "press g to compute the map · r ranks layers"
 
 
 def info_text(session: Session, view: CamView | None, running: str = "", scores: Faithfulness | None = None,
-              note: str = "", compact: bool = False) -> Text:
+              note: str = "", compact: bool = False, width: int = 0) -> Text:
     """What the tab says above the picture; ``running`` names the work under way ("the map");
     ``scores`` are the shown map's, else ``note`` says where they stand; ``compact`` (a narrow
-    tab) shortens the scores' labels so they keep to one row."""
+    tab) shortens the scores' labels so they keep to one row; ``width`` (the tab's, when known)
+    lets the map line drop its layer rather than wrap."""
     node = session.node(session.target) if session.target is not None else None
     target = (node.access_negative or node.access) if node is not None else "none yet: t or a"
     text = Text()
@@ -42,18 +43,30 @@ def info_text(session: Session, view: CamView | None, running: str = "", scores:
     if view is None:
         text.append(f"\ncomputing {running}… esc cancels" if running else f"\n{IDLE}", "italic dim")
         return text
-    append_map_line(text, view, compact)
+    append_map_line(text, view, width)
     append_evidence(text, session, view, scores, note, compact)
     return text
 
 
-def append_map_line(text: Text, view: CamView, compact: bool = False) -> None:
+def append_map_line(text: Text, view: CamView, width: int = 0) -> None:
     """Which map is shown: method, layer, class and its probability, and whether it is empty.
-    ``compact`` (a narrow tab) leaves the layer to the line above, which names it: a map is
-    only ever shown for the target, so the line keeps to one row."""
+    A line longer than ``width`` leaves the layer to the line above, which names it (a map is
+    only ever shown for the target), so it keeps to one row."""
+    line = Text()
+    append_map_text(line, view, with_layer=True)
+    if width and line.cell_len > width:
+        line = Text()
+        append_map_text(line, view, with_layer=False, cached=" (cached)")
+    text.append("\n")
+    text.append_text(line)
+    if view.result.all_zero:
+        text.append("\nthe map is all zero: nothing here raises the score (random weights?)", "dark_orange")
+
+
+def append_map_text(text: Text, view: CamView, with_layer: bool, cached: str = "  (redrawn from cache)") -> None:
     result = view.result
-    text.append("\nmap ", "dim")
-    text.append(result.method if compact else f"{result.method} at {result.layer}", "bold cyan")
+    text.append("map ", "dim")
+    text.append(f"{result.method} at {result.layer}" if with_layer else result.method, "bold cyan")
     name = f" {result.target_name}" if result.target_name else ""
     if result.target is None:
         text.append(" for no class (class-blind)", "italic")
@@ -63,9 +76,7 @@ def append_map_line(text: Text, view: CamView, compact: bool = False) -> None:
     if score is not None:
         text.append(f" p={score:.3f}")
     if view.reused:
-        text.append("  (redrawn from cache)", "dim")
-    if result.all_zero:
-        text.append("\nthe map is all zero: nothing here raises the score (random weights?)", "dark_orange")
+        text.append(cached, "dim")
 
 
 def append_evidence(text: Text, session: Session, view: CamView, scores: Faithfulness | None, note: str,

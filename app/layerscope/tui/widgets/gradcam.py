@@ -89,7 +89,8 @@ class CamPanel(Vertical):
         scores, note = (self.scores, self.scores_note) if shown is not None and shown is self.view else (None, "")
         compact = 0 < self.size.width < COMPACT_WIDTH
         self.query_one("#cam-info", Static).update(
-            camtext.info_text(session, shown, self.what if self.running else "", scores, note, compact))
+            camtext.info_text(session, shown, self.what if self.running else "", scores, note, compact,
+                              self.size.width))
         self.set_class(self.view is not None and shown is None and not self.running, "stale")  # hides the map
 
     def _matching_view(self, session: Session) -> CamView | None:
