@@ -211,7 +211,7 @@ class ModuleTreeView(Tree[Row]):
         label = Text(name, "bold reverse" if found else "bold")
         if node.name:
             label.append(f" {node.class_name}", "italic reverse" if found else "italic")
-        figures = Text("  ", "dim").append_text(self._figure((node.index,)))
+        figures = Text.assemble(("  ", "dim"), self._figure((node.index,)))  # a coloured figure keeps its colour
         if node.uninitialized:  # a lazy module not yet run: its 0 is no count
             figures.append(" + uninitialized", "yellow")
         if node.same_as is not None and self.model_tree is not None:  # one module registered twice
@@ -279,7 +279,7 @@ class ModuleTreeView(Tree[Row]):
         lead, short = self._leads(first.name, [tree.nodes[i].name for i in members], self.target in members)
         label = Text(f"{first.key}…{last.key}", "bold")
         label.append(f" {first.class_name} ×{len(members)}", "italic")
-        figures = Text("  ", "dim").append_text(self._figure(members))
+        figures = Text.assemble(("  ", "dim"), self._figure(members))  # a coloured figure keeps its colour
         self._append_shape(figures, first.name)
         return TreeLine(lead, label, figures, short)
 
