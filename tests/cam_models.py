@@ -98,3 +98,24 @@ class DeadNet(TinyNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.relu(self.conv(x))).flatten(1) * 0)
+
+
+class FlatNet(TinyNet):
+    """``TinyNet`` with 8 channels, hooked after its ReLU (``relu``), where channels 5 and 6 are
+    dead (all zero), channel 7 is the constant 0.7 and channel 4 repeats channel 3: five
+    distinct Score-CAM masks for eight channels (the three flat ones are all the zero mask)."""
+
+    def __init__(self) -> None:
+        super().__init__(channels=8, inplace=False)
+        with torch.no_grad():
+            self.conv.weight[5:8] = 0
+            self.conv.bias[5:8] = torch.tensor([-1.0, -0.5, 0.7])
+            self.conv.weight[4] = self.conv.weight[3]
+            self.conv.bias[4] = self.conv.bias[3]
+
+
+class ViewNet(TinyNet):
+    """``TinyNet`` plus the mean of its input taken with ``view``, which a channels-last input refuses."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + x.view(x.shape[0], -1).mean(dim=1, keepdim=True)

@@ -175,7 +175,7 @@ class CamPass:
         *,
         progress: Progress | None = None,
         cancel: Cancel | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ) -> CamResult:
         """The map of ``method`` at ``layer`` (one of ``self.layers``) from the cached pass."""
         spec = get_method(method)
@@ -223,7 +223,7 @@ class CamPass:
 
     def _raw(
         self, name: str, spec: Method, progress: Progress | None = None, cancel: Cancel | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ) -> Tensor:
         """The method's ``N×h×w`` map at ``name`` after the ReLU, before any scaling."""
         self._check(name, spec)
@@ -290,7 +290,7 @@ def compute_cam(
     reshape: Reshape = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     **options: Any,
 ) -> CamResult:
     """The class-activation map of ``method`` at ``layer`` for ``target`` (top-1 when None)."""
@@ -312,7 +312,7 @@ def compute_sweep(
     reshape: Reshape = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> list[CamResult]:
     """Maps at many layers from ONE forward and ONE ``torch.autograd.grad`` call."""
     spec = get_method(method)

@@ -6,16 +6,17 @@ watched and stopped; every pass goes through ``model_guard`` like the others.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from layerscope.cam.hooks import flatten_output, model_guard
+from layerscope.cam.masks import plan_masks, score_masks
 from layerscope.cam.reshape import Layout
 from layerscope.cam.scoring import ResolvedTarget
 from layerscope.errors import LayerscopeError
@@ -69,33 +70,88 @@ def memory_guard(what: str, hint: str) -> Iterator[None]:
         raise LayerscopeError(f"out of memory {what}; {hint}") from exc
 
 
+class BatchSizes:
+    """Perturbed copies per forward: ``fixed``, or (``fixed`` None) chosen by throughput on the CPU.
+
+    Chosen: each size of ``LADDER`` is timed on its second full batch (the first batch of a
+    shape also pays for the kernels' set-up), up the ladder until one costs 25% more per copy
+    than the best so far; the rest runs at the best. On a 2-core CPU the best size moves with
+    the thread count and the load (4 copies at one thread, 16 or more at two on a busy machine),
+    so it is measured on the work itself; every probe is real work. Elsewhere, and for
+    Ablation-CAM, ``DEFAULT`` copies.
+    """
+
+    LADDER = (2, 4, 8, 16, 32)
+    DEFAULT = 32
+
+    def __init__(self, fixed: int | None, tune: bool) -> None:
+        self.fixed = max(1, int(fixed)) if fixed is not None else (None if tune else self.DEFAULT)
+        self.current = self.fixed or self.LADDER[0]
+        self._uses: dict[int, int] = {}
+        self.cost: dict[int, float] = {}  # size → seconds per copy, as measured
+        self._probing = True
+
+    def next(self) -> int:
+        if self.fixed is None:
+            ladder = [size for size in self.LADDER if size not in self.cost]
+            self.current = ladder[0] if ladder and self._probing else min(self.cost, key=self.cost.__getitem__)
+        return self.current
+
+    def record(self, asked: int, copies: int, seconds: float) -> None:
+        """A batch of ``copies`` (``asked`` for) took ``seconds``; partial batches are not timed."""
+        if self.fixed is not None or copies != asked or asked in self.cost or not self._probing:
+            return
+        self._uses[asked] = self._uses.get(asked, 0) + 1
+        if self._uses[asked] == 2:
+            best = min(self.cost.values(), default=float("inf"))
+            self.cost[asked] = seconds / copies
+            self._probing = self.cost[asked] <= 1.25 * best
+
+
 class ModelPerturber:
     """Score-CAM's masked inputs and Ablation-CAM's zeroed channels, in batches.
 
-    Progress is reported and ``cancel`` checked between batches.
+    Progress is reported and ``cancel`` checked between batches. ``batch_size`` None: chosen
+    by throughput for Score-CAM on the CPU (``BatchSizes``). Score-CAM runs one forward per
+    distinct mask (``cam.masks``), channels-last on the CPU (oneDNN's faster layout there);
+    ``forwards`` counts the masked copies it ran.
     """
 
     def __init__(
-        self, context: PerturbContext, batch_size: int, progress: Progress | None, cancel: Cancel | None
+        self, context: PerturbContext, batch_size: int | None, progress: Progress | None, cancel: Cancel | None
     ) -> None:
         self.context = context
-        self.batch_size = max(1, int(batch_size))
+        self._on_cpu = context.input.device.type == "cpu"
+        self._asked = batch_size
+        self.sizes = BatchSizes(batch_size, tune=False)  # each method sets its own
         self.progress, self.cancel = progress, cancel
+        self.forwards = 0
         self._upstream_once = True
+        self._channels_last = self._on_cpu and context.input.dim() == 4
+
+    @property
+    def batch_size(self) -> int:
+        return self.sizes.current
 
     def base_scores(self) -> Tensor:
         return self.context.base_scores.float()
 
-    def _batches(self, channels: int) -> Iterator[tuple[int, list[int]]]:
-        n = self.context.input.shape[0]
-        total, done = n * channels, 0
-        for image in range(n):
-            for start in range(0, channels, self.batch_size):
+    def _batches(self, weights: list[list[int]]) -> Iterator[tuple[int, slice]]:
+        """``(image, units)`` batches over each image's units, ``self.sizes.next()`` at a time;
+        ``weights[image][u]`` is how many channels unit ``u`` stands for (progress counts channels)."""
+        total, done = sum(map(sum, weights)), 0
+        for image, units in enumerate(weights):
+            start = 0
+            while start < len(units):
                 if is_cancelled(self.cancel):
                     raise CamCancelled(f"cancelled after {done} of {total} perturbed passes")
-                ks = list(range(start, min(start + self.batch_size, channels)))
-                yield image, ks
-                done += len(ks)
+                asked = self.sizes.next()
+                part = slice(start, min(start + asked, len(units)))
+                began = time.perf_counter()
+                yield image, part
+                self.sizes.record(asked, part.stop - part.start, time.perf_counter() - began)
+                done += sum(units[part])
+                start = part.stop
                 if self.progress is not None:
                     self.progress(done, total)
 
@@ -105,20 +161,27 @@ class ModelPerturber:
                           f"use a smaller batch size (now {self.batch_size}; the CLI's --batch-size)"):
             return call_model(self.context.model, x)
 
+    def _masked_forward(self, image: int, masks: Tensor) -> object:
+        x = self.context.input[image:image + 1] * masks[:, None]
+        self.forwards += len(masks)
+        if self._channels_last:
+            try:
+                return self._forward(x.contiguous(memory_format=torch.channels_last), len(masks))
+            except RuntimeError:  # e.g. a model that views its input as contiguous: plain layout from now on
+                self._channels_last = False
+        return self._forward(x, len(masks))
+
     def masked_scores(self, activations: Tensor) -> Tensor:
         ctx = self.context
-        n, channels = activations.shape[:2]
-        scores = torch.zeros(n, channels, device=activations.device)
+        plans = [plan_masks(grid, ctx.input_hw) for grid in activations]
+        found = [torch.zeros(len(plan.run), device=activations.device) for plan in plans]
+        self.sizes = BatchSizes(self._asked, tune=self._on_cpu)
         with model_guard(ctx.model, grad=False):
-            for image, ks in self._batches(channels):
-                masks = F.interpolate(activations[image:image + 1, ks], size=ctx.input_hw, mode="bilinear",
-                                      align_corners=False)[0]
-                low = masks.amin(dim=(1, 2), keepdim=True)
-                high = masks.amax(dim=(1, 2), keepdim=True)
-                masks = (masks - low) / (high - low + 1e-7)
-                out = self._forward(ctx.input[image:image + 1] * masks[:, None], len(ks))
-                scores[image, ks] = ctx.target.for_image(image)(out).float()
-        return scores
+            for image, part in self._batches([plan.channels_per_run().tolist() for plan in plans]):
+                channels = plans[image].run[part]
+                out = self._masked_forward(image, score_masks(activations[image, channels], ctx.input_hw))
+                found[image][part] = ctx.target.for_image(image)(out).float()
+        return torch.stack([scores[plan.source] for scores, plan in zip(found, plans)])
 
     def ablated_scores(self, channels: int) -> Tensor:
         ctx = self.context
@@ -127,6 +190,7 @@ class ModelPerturber:
         n = ctx.input.shape[0]
         scores = torch.zeros(n, channels, device=ctx.input.device)
         current: list[int] = []
+        self.sizes = BatchSizes(self._asked, tune=False)
 
         def ablate(_module: nn.Module, _inputs: object, output: object) -> object:
             # rebuilt like the capture hooks do: a layer may return (tensor, int) or a dict
@@ -135,7 +199,8 @@ class ModelPerturber:
 
         with model_guard(ctx.model, grad=False) as handles:
             handles.append(ctx.module.register_forward_hook(ablate))
-            for image, ks in self._batches(channels):
+            for image, part in self._batches([[1] * channels] * n):
+                ks = list(range(part.start, part.stop))
                 current[:] = ks
                 out = self._ablated_forward(image, len(ks))
                 scores[image, ks] = ctx.target.for_image(image)(out).float()

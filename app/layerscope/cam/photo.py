@@ -129,7 +129,7 @@ class PhotoExplainer:
         hook: Sequence[LayerRef] = (),
         progress: Progress | None = None,
         cancel: Cancel | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ) -> list[CamResult]:
         """One map per layer, from one forward and (for gradient methods) one backward.
 
@@ -182,7 +182,7 @@ class PhotoExplainer:
     @staticmethod
     def _perturbed(
         cam_pass: CamPass, names: list[str], spec: Method, progress: Progress | None, cancel: Cancel | None,
-        batch_size: int,
+        batch_size: int | None,
     ) -> list[CamResult]:
         """Layer after layer, with one progress count over all of them."""
         images = cam_pass.input.shape[0]

@@ -1,0 +1,160 @@
+"""Score-CAM: layerscope against pytorch-grad-cam, side by side in one run (prints figures; not a test).
+
+Goal (issue 20): at least 2× faster than pytorch-grad-cam on the CPU, the maps agreeing at
+Pearson r ≥ 0.97, on mobilenet_v2 (IMAGENET1K_V1) at ``features.18`` and resnet50 at
+``layer4``, on the bundled photos (``chelsea.png``, ``coffee.png``).
+
+What is timed is one map, as a user writes it: ``compute_cam(model, x, layer, "scorecam", k)``
+with layerscope's defaults, and pytorch-grad-cam's ``ScoreCAM(model, [layer])`` called with
+``ClassifierOutputTarget(k)`` at its default batch of 16 masked copies per forward
+(``--pgc-batch`` changes it). Same process, same torch thread count, same photo, same class k
+(the model's top-1). The two alternate, the first of each pair switching every repeat, so a
+shared machine's drift hits both alike; ratio = median over repeats of the paired
+pytorch-grad-cam / layerscope times, wall clock and CPU seconds (``process_time``, the steadier
+one on a busy machine). r: Pearson correlation of the two maps at 224×224, min-max scaled.
+
+Where layerscope's time goes away, the maps unchanged (``cam.masks``, ``cam.perturb``): one
+forward per distinct mask (every flat mask, such as an all-zero channel's, is the same zero
+mask, so they share one); the masked copies run channels-last (oneDNN's faster layout on the
+CPU); the copies per forward are chosen by measured throughput. The maps differ from
+pytorch-grad-cam's by definition only: it upsamples the masks with ``align_corners=True``.
+
+    python benchmarks/bench_scorecam.py [--threads 2] [--repeats 3] [--models mobilenet_v2,resnet50]
+        [--photos chelsea,coffee] [--pgc-batch 16]
+
+resnet50 uses the weights in the torch hub cache if any, else random ones (seed 0). On the
+2-core machine one mobilenet_v2 pair takes about two minutes, one resnet50 pair ten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import pytorch_grad_cam as pgc
+import torch
+from bench_compare import _version, pearson  # same directory: the same r as the other comparison
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import Tensor, nn
+
+from layerscope import imaging
+from layerscope.cam import compute_cam
+from layerscope.models import LoadedModel, load_model
+
+LAYERS = {"mobilenet_v2": "features.18", "resnet50": "layer4"}
+WEIGHTS = {"mobilenet_v2": "IMAGENET1K_V1", "resnet50": "auto"}
+
+
+@dataclass
+class Case:
+    """One model, layer and photo; the times of both libraries, repeat by repeat."""
+
+    model: str
+    photo: str
+    loaded: LoadedModel
+    x: Tensor
+    target: int
+    wall: dict[str, list[float]] = field(default_factory=lambda: {"layerscope": [], "pytorch-grad-cam": []})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {"layerscope": [], "pytorch-grad-cam": []})
+    maps: dict[str, Tensor] = field(default_factory=dict)
+    copies: Counter = field(default_factory=Counter)  # batch sizes layerscope's masked forwards ran
+    channels: int = 0
+
+    @property
+    def layer(self) -> str:
+        return LAYERS[self.model]
+
+
+def layerscope_map(case: Case) -> Tensor:
+    rows: list[int] = []
+    model = case.loaded.model
+    handles = [model.register_forward_pre_hook(lambda _m, args: rows.append(args[0].shape[0])),
+               model.get_submodule(case.layer).register_forward_hook(
+                   lambda _m, _args, out: setattr(case, "channels", out.shape[1]))]
+    try:
+        result = compute_cam(model, case.x, case.layer, "scorecam", case.target)
+    finally:
+        for handle in handles:
+            handle.remove()
+    case.copies = Counter(rows[1:])  # the first call is the unperturbed pass
+    return result.heatmap
+
+
+def pgc_map(case: Case, batch: int) -> Tensor:
+    with pgc.ScoreCAM(model=case.loaded.model, target_layers=[case.loaded.model.get_submodule(case.layer)]) as cam:
+        cam.batch_size = batch
+        with contextlib.redirect_stderr(io.StringIO()), torch.no_grad():  # its tqdm bar
+            return torch.from_numpy(cam(input_tensor=case.x, targets=[ClassifierOutputTarget(case.target)])[0])
+
+
+def timed(case: Case, library: str, fn: Callable[[], Tensor]) -> None:
+    wall, cpu = time.perf_counter(), time.process_time()
+    case.maps[library] = fn()
+    case.wall[library].append(time.perf_counter() - wall)
+    case.cpu[library].append(time.process_time() - cpu)
+
+
+def cases(models: list[str], photos: list[str]) -> list[Case]:
+    found = []
+    for name in models:
+        torch.manual_seed(0)
+        loaded = load_model(name, weights=WEIGHTS[name])
+        for photo in photos:
+            x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / f"{photo}.png"), loaded.preprocess)
+            with torch.no_grad():
+                target = int(loaded.model(x).argmax())
+            found.append(Case(name, photo, loaded, x, target))
+    return found
+
+
+def paired(values: dict[str, list[float]]) -> float:
+    return statistics.median(o / ours for o, ours in zip(values["pytorch-grad-cam"], values["layerscope"]))
+
+
+def report(case: Case, pgc_batch: int) -> str:
+    ours, theirs = (statistics.median(case.wall[lib]) for lib in ("layerscope", "pytorch-grad-cam"))
+    run = sum(n * k for k, n in case.copies.items())
+    batch = case.copies.most_common(1)[0][0] if case.copies else 0
+    r = pearson(case.maps["layerscope"], case.maps["pytorch-grad-cam"], tuple(case.x.shape[-2:]))
+    name = case.loaded.categories[case.target] if case.loaded.categories else str(case.target)
+    return (f"| {case.model} `{case.layer}` | {case.photo}.png ({case.target} {name}) | {run:,} of {case.channels:,} "
+            f"(batch {batch}) | {ours:.1f} s | {theirs:.1f} s (batch {pgc_batch}) | **{paired(case.wall):.2f}×** | "
+            f"{paired(case.cpu):.2f}× | {r:.4f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", default="mobilenet_v2,resnet50")
+    parser.add_argument("--photos", default="chelsea,coffee")
+    parser.add_argument("--pgc-batch", type=int, default=16, help="pytorch-grad-cam's copies per forward (its default: 16)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    todo = cases(args.models.split(","), args.photos.split(","))
+    for repeat in range(args.repeats):
+        for case in todo:
+            pair = [("layerscope", lambda c=case: layerscope_map(c)),
+                    ("pytorch-grad-cam", lambda c=case: pgc_map(c, args.pgc_batch))]
+            for library, fn in pair[::-1] if repeat % 2 else pair:
+                timed(case, library, fn)
+            print(f"  repeat {repeat + 1}: {case.model} {case.photo}: layerscope {case.wall['layerscope'][-1]:.1f} s, "
+                  f"pytorch-grad-cam {case.wall['pytorch-grad-cam'][-1]:.1f} s", flush=True)
+    print(f"\n{date.today()} · CPU · torch {torch.__version__} · {args.threads} threads · grad-cam {_version('grad-cam')} · "
+          f"medians of {args.repeats} alternating repeats")
+    print("| model, layer | photo (class) | masked forwards, layerscope | layerscope | pytorch-grad-cam | "
+          "ratio, wall | ratio, CPU | r |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case in todo:
+        print(report(case, args.pgc_batch))
+
+
+if __name__ == "__main__":
+    main()
