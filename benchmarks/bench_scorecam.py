@@ -16,7 +16,8 @@ one on a busy machine). r: Pearson correlation of the two maps at 224×224, min-
 Where layerscope's time goes away, the maps unchanged (``cam.masks``, ``cam.perturb``): one
 forward per distinct mask (every flat mask, such as an all-zero channel's, is the same zero
 mask, so they share one); the masked copies run channels-last (oneDNN's faster layout on the
-CPU); the copies per forward are chosen by measured throughput. The maps differ from
+CPU), on a copy of the model whose batch norms are folded into the convolutions before them;
+the copies per forward are chosen by measured throughput. The maps differ from
 pytorch-grad-cam's by definition only: it upsamples the masks with ``align_corners=True``.
 
     python benchmarks/bench_scorecam.py [--threads 2] [--repeats 3] [--models mobilenet_v2,resnet50]
@@ -45,7 +46,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from layerscope import imaging
-from layerscope.cam import compute_cam
+from layerscope.cam import compute_cam, perturb
+from layerscope.probe import call_model
 from layerscope.models import LoadedModel, load_model
 
 LAYERS = {"mobilenet_v2": "features.18", "resnet50": "layer4"}
@@ -74,16 +76,21 @@ class Case:
 
 def layerscope_map(case: Case) -> Tensor:
     rows: list[int] = []
+
+    def counted(model: nn.Module, x: Tensor) -> object:  # the masked forwards (they run on a folded copy)
+        rows.append(x.shape[0])
+        return call_model(model, x)
+
     model = case.loaded.model
-    handles = [model.register_forward_pre_hook(lambda _m, args: rows.append(args[0].shape[0])),
-               model.get_submodule(case.layer).register_forward_hook(
-                   lambda _m, _args, out: setattr(case, "channels", out.shape[1]))]
+    handle = model.get_submodule(case.layer).register_forward_hook(
+        lambda _m, _args, out: setattr(case, "channels", out.shape[1]))
+    perturb.call_model = counted
     try:
         result = compute_cam(model, case.x, case.layer, "scorecam", case.target)
     finally:
-        for handle in handles:
-            handle.remove()
-    case.copies = Counter(rows[1:])  # the first call is the unperturbed pass
+        perturb.call_model = call_model
+        handle.remove()
+    case.copies = Counter(rows)
     return result.heatmap
 
 

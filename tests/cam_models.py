@@ -119,3 +119,24 @@ class ViewNet(TinyNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x) + x.view(x.shape[0], -1).mean(dim=1, keepdim=True)
+
+
+class NormNet(TinyNet):
+    """``TinyNet`` with a batch norm after its conv (running statistics far from 0 and 1), hooked at
+    ``relu``; ``branchy`` adds a branch on the input's values, which ``torch.fx`` cannot trace."""
+
+    def __init__(self, branchy: bool = False) -> None:
+        super().__init__(channels=6, inplace=False)
+        self.norm = nn.BatchNorm2d(6)
+        self.branchy = branchy
+        with torch.no_grad():
+            self.norm.running_mean.copy_(torch.linspace(-0.5, 0.5, 6))
+            self.norm.running_var.copy_(torch.linspace(0.3, 2.0, 6))
+            self.norm.weight.copy_(torch.linspace(1.5, 0.5, 6))
+            self.norm.bias.copy_(torch.linspace(-0.2, 0.3, 6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.relu(self.norm(self.conv(x)))
+        if self.branchy and bool(x.sum() > 1e9):
+            features = features * 2
+        return self.fc(self.pool(features).flatten(1))

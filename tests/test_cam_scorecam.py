@@ -1,13 +1,15 @@
 """Score-CAM's shortcuts keep its maps: one forward per distinct mask, the batch size chosen by
-measured throughput, channels-last copies on the CPU (and a model that refuses them)."""
+measured throughput, batch norms folded on a copy, channels-last copies on the CPU (and a model
+that refuses them)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from cam_models import FlatNet, TinyNet, ViewNet, tiny_input
+from cam_models import FlatNet, NormNet, TinyNet, ViewNet, tiny_input
 from layerscope.cam import compute_cam
+from layerscope.cam.folding import folded_copy
 from layerscope.cam.masks import plan_masks
 from layerscope.cam.perturb import BatchSizes
 
@@ -15,10 +17,13 @@ TARGET = 1
 
 
 def _reference(model, x, layer: str):
-    """Score-CAM without any shortcut: every channel's mask run on its own, as the paper does."""
+    """Score-CAM without any shortcut: every channel's mask run on its own, on the model as it is."""
     with torch.no_grad():
-        a = model.relu(model.conv(x)) if layer == "relu" else model.conv(x)
-        scores = []
+        seen = []
+        handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: seen.append(out))
+        model(x)
+        handle.remove()
+        a, scores = seen[0], []
         for k in range(a.shape[1]):
             mask = F.interpolate(a[:, k:k + 1], size=x.shape[-2:], mode="bilinear", align_corners=False)
             mask = (mask - mask.min()) / (mask.max() - mask.min() + 1e-7)
@@ -83,3 +88,26 @@ def test_a_model_that_views_its_input_gets_contiguous_copies():
     got = compute_cam(model, x, "conv", "scorecam", TARGET, batch_size=4)
     assert rows == [1, 4, 4, 2]  # the channels-last batch refused once, then plain copies throughout
     assert torch.allclose(got.raw, _reference(model, x, "conv")[0], atol=1e-6)
+
+
+def test_batch_norms_are_folded_on_a_copy_and_the_map_is_kept():
+    model, x = NormNet(), tiny_input()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = folded_copy(model.eval())
+    assert folded is not model and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-6)
+    got = compute_cam(model.train(), x, "relu", "scorecam", TARGET, batch_size=4)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the model itself untouched
+    assert torch.allclose(got.raw, _reference(model.eval(), x, "relu")[0], atol=1e-5) and float(got.raw.max()) > 0
+
+
+def test_a_model_fx_cannot_trace_runs_unfolded():
+    model, x = NormNet(branchy=True).eval(), tiny_input()
+    tiny = TinyNet().eval()
+    assert folded_copy(model) is model and folded_copy(tiny) is tiny  # untraceable; no norm to fold
+    rows = _rows_seen(model)  # the model itself runs the masked copies
+    got = compute_cam(model, x, "relu", "scorecam", TARGET, batch_size=4)
+    assert rows == [1, 4, 2]
+    assert torch.allclose(got.raw, _reference(model, x, "relu")[0], atol=1e-6)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from layerscope.cam.folding import folded_copy
 from layerscope.cam.hooks import flatten_output, model_guard
 from layerscope.cam.masks import plan_masks, score_masks
 from layerscope.cam.reshape import Layout
@@ -113,8 +114,9 @@ class ModelPerturber:
 
     Progress is reported and ``cancel`` checked between batches. ``batch_size`` None: chosen
     by throughput for Score-CAM on the CPU (``BatchSizes``). Score-CAM runs one forward per
-    distinct mask (``cam.masks``), channels-last on the CPU (oneDNN's faster layout there);
-    ``forwards`` counts the masked copies it ran.
+    distinct mask (``cam.masks``), on a copy with its batch norms folded (``cam.folding``),
+    channels-last on the CPU (oneDNN's faster layout there); ``forwards`` counts the masked
+    copies it ran.
     """
 
     def __init__(
@@ -155,21 +157,21 @@ class ModelPerturber:
                 if self.progress is not None:
                     self.progress(done, total)
 
-    def _forward(self, x: Tensor, copies: int) -> object:
+    def _forward(self, x: Tensor, copies: int, model: nn.Module | None = None) -> object:
         device = x.device.type
         with memory_guard(f"running {copies} perturbed copies at once on {device}",
                           f"use a smaller batch size (now {self.batch_size}; the CLI's --batch-size)"):
-            return call_model(self.context.model, x)
+            return call_model(self.context.model if model is None else model, x)
 
-    def _masked_forward(self, image: int, masks: Tensor) -> object:
+    def _masked_forward(self, model: nn.Module, image: int, masks: Tensor) -> object:
         x = self.context.input[image:image + 1] * masks[:, None]
         self.forwards += len(masks)
         if self._channels_last:
             try:
-                return self._forward(x.contiguous(memory_format=torch.channels_last), len(masks))
+                return self._forward(x.contiguous(memory_format=torch.channels_last), len(masks), model)
             except RuntimeError:  # e.g. a model that views its input as contiguous: plain layout from now on
                 self._channels_last = False
-        return self._forward(x, len(masks))
+        return self._forward(x, len(masks), model)
 
     def masked_scores(self, activations: Tensor) -> Tensor:
         ctx = self.context
@@ -177,9 +179,10 @@ class ModelPerturber:
         found = [torch.zeros(len(plan.run), device=activations.device) for plan in plans]
         self.sizes = BatchSizes(self._asked, tune=self._on_cpu)
         with model_guard(ctx.model, grad=False):
+            model = folded_copy(ctx.model)
             for image, part in self._batches([plan.channels_per_run().tolist() for plan in plans]):
                 channels = plans[image].run[part]
-                out = self._masked_forward(image, score_masks(activations[image, channels], ctx.input_hw))
+                out = self._masked_forward(model, image, score_masks(activations[image, channels], ctx.input_hw))
                 found[image][part] = ctx.target.for_image(image)(out).float()
         return torch.stack([scores[plan.source] for scores, plan in zip(found, plans)])
 

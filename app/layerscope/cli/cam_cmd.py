@@ -72,8 +72,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", default=None, metavar="HxW", help="token grid of a transformer layer")
     parser.add_argument("--prefix-tokens", type=int, default=None, metavar="N",
                         help="class/register tokens before the grid tokens")
-    parser.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=32,
-                        help=f"perturbed copies per forward (scorecam, ablationcam), at most {MAX_BATCH}")
+    parser.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=None,
+                        help=f"perturbed copies per forward (scorecam, ablationcam), at most {MAX_BATCH} "
+                        "(default: measured for scorecam on the CPU, else 32)")
     add_debug_option(parser)
 
 

@@ -52,8 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rank.add_argument("--grid", default=None, metavar="HxW", help="token grid of a transformer layer")
     rank.add_argument("--prefix-tokens", type=int, default=None, metavar="N",
                       help="class/register tokens before the grid tokens")
-    rank.add_argument("--batch-size", type=int_between(1, cam_cmd.MAX_BATCH), default=32,
-                      help=f"perturbed copies per forward, at most {cam_cmd.MAX_BATCH}")
+    rank.add_argument("--batch-size", type=int_between(1, cam_cmd.MAX_BATCH), default=None,
+                      help=f"perturbed copies per forward, at most {cam_cmd.MAX_BATCH} "
+                      "(default: measured for scorecam on the CPU, else 32)")
     add_debug_option(rank)
     rank.set_defaults(func=run_rank)
 
@@ -89,7 +90,7 @@ def _ranked(job: cam_cmd.CamJob, results: list[CamResult]) -> Ranking:
         task = bar.add_task("rank", total=None)
         chosen = job.target_label()
         return rank_maps(explainer.model, explainer.input, results, target=chosen, steps=args.steps,
-                         batch_size=args.batch_size, sanity=args.sanity, categories=job.loaded.categories,
+                         batch_size=args.batch_size or 32, sanity=args.sanity, categories=job.loaded.categories,
                          reshape=explainer.reshape, progress=lambda done, total: bar.update(task, completed=done, total=total),
                          random_weights=not job.loaded.pretrained)
 
