@@ -66,8 +66,8 @@ class Case:
     wall: dict[str, list[float]] = field(default_factory=lambda: {"layerscope": [], "pytorch-grad-cam": []})
     cpu: dict[str, list[float]] = field(default_factory=lambda: {"layerscope": [], "pytorch-grad-cam": []})
     maps: dict[str, Tensor] = field(default_factory=dict)
-    copies: Counter = field(default_factory=Counter)  # batch sizes layerscope's masked forwards ran
     channels: int = 0
+    copies: Counter = field(default_factory=Counter)  # batch sizes layerscope's masked forwards ran
 
     @property
     def layer(self) -> str:
@@ -81,15 +81,11 @@ def layerscope_map(case: Case) -> Tensor:
         rows.append(x.shape[0])
         return call_model(model, x)
 
-    model = case.loaded.model
-    handle = model.get_submodule(case.layer).register_forward_hook(
-        lambda _m, _args, out: setattr(case, "channels", out.shape[1]))
     perturb.call_model = counted
     try:
-        result = compute_cam(model, case.x, case.layer, "scorecam", case.target)
+        result = compute_cam(case.loaded.model, case.x, case.layer, "scorecam", case.target)
     finally:
         perturb.call_model = call_model
-        handle.remove()
     case.copies = Counter(rows)
     return result.heatmap
 
@@ -115,9 +111,13 @@ def cases(models: list[str], photos: list[str]) -> list[Case]:
         loaded = load_model(name, weights=WEIGHTS[name])
         for photo in photos:
             x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / f"{photo}.png"), loaded.preprocess)
+            shapes: list[torch.Size] = []
+            handle = loaded.model.get_submodule(LAYERS[name]).register_forward_hook(
+                lambda _m, _args, out: shapes.append(out.shape))
             with torch.no_grad():
                 target = int(loaded.model(x).argmax())
-            found.append(Case(name, photo, loaded, x, target))
+            handle.remove()
+            found.append(Case(name, photo, loaded, x, target, channels=shapes[0][1]))
     return found
 
 

@@ -103,10 +103,14 @@ def test_batch_norms_are_folded_on_a_copy_and_the_map_is_kept():
     assert torch.allclose(got.raw, _reference(model.eval(), x, "relu")[0], atol=1e-5) and float(got.raw.max()) > 0
 
 
-def test_a_model_fx_cannot_trace_runs_unfolded():
-    model, x = NormNet(branchy=True).eval(), tiny_input()
-    tiny = TinyNet().eval()
+def test_a_model_fx_cannot_trace_or_a_hooked_one_runs_unfolded():
+    model, x, tiny = NormNet(branchy=True).eval(), tiny_input(), TinyNet().eval()
     assert folded_copy(model) is model and folded_copy(tiny) is tiny  # untraceable; no norm to fold
+    hooked = NormNet().eval()
+    hooked.norm.register_forward_hook(lambda _m, _i, out: out * 1.5)  # changes what the model computes
+    assert folded_copy(hooked) is hooked
+    assert torch.allclose(compute_cam(hooked, x, "relu", "scorecam", TARGET, batch_size=4).raw,
+                          _reference(hooked, x, "relu")[0], atol=1e-6)
     rows = _rows_seen(model)  # the model itself runs the masked copies
     got = compute_cam(model, x, "relu", "scorecam", TARGET, batch_size=4)
     assert rows == [1, 4, 2]

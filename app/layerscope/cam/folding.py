@@ -7,9 +7,9 @@ map per norm. mobilenet_v2, whose 52 norms sit mostly after cheap depthwise conv
 runs its masked copies about 1.5× faster on the CPU this way; resnet50 gains little.
 
 Nothing changes for the caller's model: the copy is made, used and dropped inside one
-Score-CAM run. A model with no batch norm, one too large to copy cheaply, or one that
-``torch.fx`` cannot trace (data-dependent control flow, detectors, most Hugging Face
-models) runs as it is.
+Score-CAM run. A model with no batch norm, one too large to copy cheaply, one with hooks
+(they may change what it computes, and tracing would call them), or one that ``torch.fx``
+cannot trace (data-dependent control flow, detectors, most Hugging Face models) runs as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def folded_copy(model: nn.Module) -> nn.Module:
     """``model`` with every batch norm that follows a convolution or linear layer folded into
     it, as a new module; ``model`` itself where folding cannot apply. ``model`` must be in eval
     mode (``model_guard`` puts it there)."""
-    if not any(isinstance(m, NORMS) and m.track_running_stats for m in model.modules()):
+    modules = list(model.modules())
+    if not any(isinstance(m, NORMS) and m.track_running_stats for m in modules) or any(map(_hooked, modules)):
         return model
     size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     if size > COPY_LIMIT:
@@ -39,3 +40,9 @@ def folded_copy(model: nn.Module) -> nn.Module:
     except Exception:  # any failure to trace or copy: the model runs unfolded
         log.debug("batch norms not folded for %s", type(model).__name__, exc_info=True)
         return model
+
+
+def _hooked(module: nn.Module) -> bool:
+    """A hook may change what the module computes (weight norm is a pre-hook), and tracing
+    would call it with placeholders: a hooked model is left as it is."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)

@@ -115,8 +115,7 @@ class ModelPerturber:
     Progress is reported and ``cancel`` checked between batches. ``batch_size`` None: chosen
     by throughput for Score-CAM on the CPU (``BatchSizes``). Score-CAM runs one forward per
     distinct mask (``cam.masks``), on a copy with its batch norms folded (``cam.folding``),
-    channels-last on the CPU (oneDNN's faster layout there); ``forwards`` counts the masked
-    copies it ran.
+    channels-last on the CPU (oneDNN's faster layout there).
     """
 
     def __init__(
@@ -127,7 +126,6 @@ class ModelPerturber:
         self._asked = batch_size
         self.sizes = BatchSizes(batch_size, tune=False)  # each method sets its own
         self.progress, self.cancel = progress, cancel
-        self.forwards = 0
         self._upstream_once = True
         self._channels_last = self._on_cpu and context.input.dim() == 4
 
@@ -165,7 +163,6 @@ class ModelPerturber:
 
     def _masked_forward(self, model: nn.Module, image: int, masks: Tensor) -> object:
         x = self.context.input[image:image + 1] * masks[:, None]
-        self.forwards += len(masks)
         if self._channels_last:
             try:
                 return self._forward(x.contiguous(memory_format=torch.channels_last), len(masks), model)
