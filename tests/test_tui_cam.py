@@ -508,6 +508,20 @@ def test_the_tab_says_loudly_when_weights_are_random(mobilenet, resnet18, resnet
     assert warning not in info_text(Session(loaded=mobilenet, tree=build_tree(mobilenet.model)), None).plain
 
 
+def test_a_first_map_hooks_the_targets_stage_but_not_the_stages_before_it(resnet18, resnet18_tree):
+    """``layer1``–``layer3`` hooked beside ``layer4.1`` would carry the first map's backward pass
+    through the whole network (resnet50: 2.4× a forward instead of 1.2×); mobilenet's
+    ``features.17`` stays hooked beside ``features.18`` (a sibling, see the test above)."""
+    from layerscope.tui import camlink, jobs
+    from layerscope.tui.session import Session
+
+    session = Session(loaded=resnet18, tree=resnet18_tree)
+    _, verdicts, _ = jobs.probe_shapes(session, "3x64x64")
+    assert verdicts["layer3.1"].eligible and verdicts["layer1.0"].eligible
+    target = resnet18_tree.get("layer4.1").index
+    assert camlink.candidates(session, target, verdicts) == ["layer4.1", "layer4", "layer4.0"]
+
+
 async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
