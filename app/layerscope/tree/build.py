@@ -87,6 +87,7 @@ class _Kinds:
         self.names: dict[type, str] = {}
         self.sequences: dict[type, bool] = {}
         self.plain: dict[tuple[type, str], bool] = {}
+        self.steps: dict[tuple[type, str], tuple[tuple[str, str] | None, ...]] = {}
 
     def class_name(self, module: nn.Module) -> str:
         name = self.names.get(type(module))
@@ -105,7 +106,33 @@ class _Kinds:
                 getitem is nn.ModuleList.__getitem__
         return found
 
-    def reaches(self, parent: nn.Module, key: str, module: nn.Module) -> bool:
+    def step(self, parent: nn.Module, key: str, module: nn.Module, position: int | None) -> tuple[str, str]:
+        """The step from ``parent`` to its child ``module`` (registered as ``key``) as Python, and its
+        ``[-1]`` form. What the parent's class decides is worked out once per class and key."""
+        if position is not None:
+            reachable = naming.is_attribute(key) and self._reaches(parent, key, module)
+            segment = f".{key}" if reachable else naming.spell_position(position)  # a named Sequential reads .name
+            last = position == len(parent._modules) - 1 and len(parent._modules) > 1
+            return segment, naming.spell_position(-1) if last else segment
+        found = self.steps.get((type(parent), key))
+        if found is None:
+            found = self.steps[(type(parent), key)] = self._class_steps(type(parent), key)
+        item, attribute, private = found
+        if item is not None:
+            return item
+        if attribute is not None and self._reaches(parent, key, module):
+            return attribute  # .get_submodule('block1-0') goes through getattr too
+        return private  # hidden by a class attribute; a ScriptModule has no get_submodule
+
+    def _class_steps(self, cls: type, key: str) -> tuple[tuple[str, str] | None, ...]:
+        """For a child ``key`` of a ``cls``: the ``['key']`` step of a ModuleDict, else the attribute
+        step (None where only ``._modules[...]`` can work), and that last resort."""
+        if getattr(cls, "__getitem__", None) is nn.ModuleDict.__getitem__:
+            return (naming.spell_item(key),) * 2, None, None
+        attribute = naming.is_attribute(key) or not issubclass(cls, torch.jit.ScriptModule)
+        return None, (naming.spell_attribute(key),) * 2 if attribute else None, (naming.spell_private(key),) * 2
+
+    def _reaches(self, parent: nn.Module, key: str, module: nn.Module) -> bool:
         """Whether ``getattr(parent, key)`` returns ``module``, as Python would find it. Without a
         class attribute, an instance attribute or an override in the way, Python ends in
         ``Module.__getattr__``, which looks in ``_parameters``, ``_buffers``, then ``_modules``:
@@ -122,10 +149,6 @@ class _Kinds:
         return _getattr(parent, key) is module
 
 
-def _is_dict(module: nn.Module) -> bool:
-    return getattr(type(module), "__getitem__", None) is nn.ModuleDict.__getitem__
-
-
 def _position(parent: nn.Module, key: str, slot: int) -> int | None:
     """Where ``parent[i]`` finds this child: a Sequential counts its ``_modules`` in order; a
     ModuleList looks up ``str(i)``, so only a key that reads back as its own number counts."""
@@ -134,20 +157,6 @@ def _position(parent: nn.Module, key: str, slot: int) -> int | None:
     if key.isdigit() and str(int(key)) == key and int(key) < len(parent._modules):
         return int(key)
     return None
-
-
-def _segments(kinds: _Kinds, parent: nn.Module, key: str, module: nn.Module, position: int | None) -> tuple[str, str]:
-    """The step from ``parent`` to this child as Python, and its ``[-1]`` form."""
-    if position is not None:
-        reachable = naming.is_attribute(key) and kinds.reaches(parent, key, module)
-        segment = f".{key}" if reachable else naming.spell_position(position)  # a named Sequential reads .name
-        last = position == len(parent._modules) - 1 and len(parent._modules) > 1
-        return segment, naming.spell_position(-1) if last else segment
-    if _is_dict(parent):
-        return (naming.spell_item(key),) * 2
-    if kinds.reaches(parent, key, module) and (naming.is_attribute(key) or not isinstance(parent, torch.jit.ScriptModule)):
-        return (naming.spell_attribute(key),) * 2  # .get_submodule('block1-0') goes through getattr too
-    return (naming.spell_private(key),) * 2  # hidden by a class attribute; a ScriptModule has no get_submodule
 
 
 def _getattr(parent: nn.Module, key: str) -> object:
@@ -235,7 +244,7 @@ class TreeBuilder:
             up = p.parents[i]
             parent, key = p.modules[up], p.keys[i]
             position = _position(parent, key, p.slots[i]) if sequence[up] else None
-            segment, last = _segments(kinds, parent, key, p.modules[i], position)
+            segment, last = kinds.step(parent, key, p.modules[i], position)
             here = access[up] + segment
             other = (negative[up] or access[up]) + last
             access.append(here)

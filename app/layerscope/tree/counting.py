@@ -84,8 +84,9 @@ class Totals:
         params, buffers = module._parameters, module._buffers
         if not params and not buffers:
             return
-        first_owner, facts_of, storage_of = self.first_owner, self.facts, self._storage
-        own_params = own_tensors = own_buffers = entries = entry_bytes = 0
+        first_owner, storage_owner = self.first_owner, self.storage_owner
+        facts_of, storage_of = self.facts, self._storage
+        own_params = own_tensors = own_buffers = entries = entry_bytes = unique_bytes = 0
         counted = counted_params = counted_bytes = trainable = dtype_mask = device_mask = 0
         met: set[int] = set()  # a tensor registered twice on one module is one tensor
         for p in params.values():
@@ -95,7 +96,11 @@ class Totals:
             if state_dict:
                 entries += 1
                 entry_bytes += facts[1]
-                storage_of(i, facts)
+                if facts[4] not in storage_owner:  # the usual case, inlined: a storage met first
+                    storage_owner[facts[4]] = i
+                    unique_bytes += facts[5]
+                else:
+                    storage_of(i, facts)
             if id(p) in met:
                 continue
             met.add(id(p))
@@ -137,6 +142,7 @@ class Totals:
         if entries:
             cols["sd_entries"][i] += entries
             cols["sd_bytes"][i] += entry_bytes
+            cols["sd_unique_bytes"][i] += unique_bytes
 
     def count_entry(self, i: int, value: object) -> None:
         """One ``state_dict()`` entry owned by node ``i`` (extra state may be any object)."""
@@ -184,6 +190,8 @@ class Totals:
         """Every node's figures become its subtree's: pre-order keeps the subtree of ``i`` at
         ``i … ends[i] - 1``, so its sum is the difference of two prefix sums."""
         for name, column in self.columns.items():
+            if not any(column):
+                continue  # no buffers anywhere, say: every subtree's sum is 0 too
             prefix = list(accumulate(column, initial=0))
             self.columns[name] = list(map(sub, map(prefix.__getitem__, ends), prefix[:-1]))
         self.dtypes.spread_up(parents)
