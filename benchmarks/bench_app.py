@@ -39,7 +39,7 @@ TESTS = ROOT / "tests"
 SIZE = (100, 30)
 
 STARTUP = f"""
-import time, asyncio
+import asyncio, os, sys, time
 from layerscope.tui.launch import make_app
 
 async def main():
@@ -64,6 +64,8 @@ async def main():
         print(f"{{first:.3f}} {{tree:.3f}}")
 
 asyncio.run(main())
+sys.stdout.flush()
+os._exit(0)  # as ``launch.run`` ends the app: the shape probe's thread may still be running torch
 """
 
 

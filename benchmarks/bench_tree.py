@@ -43,10 +43,11 @@ CASES = {
 }
 
 CHILD = r"""
-import json, sys, time
+import gc, json, sys, time
 sys.path.insert(0, {tests!r})
 t0 = time.perf_counter()
 {build}
+gc.collect()  # the model's own objects met by the collector here, not during the tree's timing
 t1 = time.perf_counter()
 from layerscope.tree import build_tree
 

@@ -13,9 +13,9 @@ class says about it (its name, whether ``[i]`` reads a position) is asked once p
 
 from __future__ import annotations
 
-from functools import partial
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -221,7 +221,7 @@ class TreeBuilder:
             for node in self._new_ancestors(seen, owner):
                 unique[node] += nbytes
 
-    def _new_ancestors(self, seen: set[int], owner: int):
+    def _new_ancestors(self, seen: set[int], owner: int) -> Iterator[int]:
         """``owner`` and its ancestors up to the first one already counted (which is marked)."""
         for node in self._chain(owner):
             if node in seen:
@@ -229,7 +229,7 @@ class TreeBuilder:
             seen.add(node)
             yield node
 
-    def _chain(self, i: int | None):
+    def _chain(self, i: int | None) -> Iterator[int]:
         while i is not None:
             yield i
             i = self.places.parents[i]
@@ -267,13 +267,19 @@ class TreeBuilder:
         access, negative, positions = self._spellings(sequence)
         cols = totals.columns
         own_params, own_tensors, own_buffers = zip(*totals.own)
-        columns = (
-            range(n), p.names, p.keys, p.depths, p.parents, map(tuple, children),
-            map(kinds.class_name, p.modules), access, negative, own_params, own_tensors,
-            cols["params"], cols["trainable"], cols["param_tensors"], cols["param_bytes"], own_buffers,
-            cols["buffers"], cols["persistent"], cols["buffer_elements"], cols["buffer_bytes"],
-            cols["sd_entries"], cols["sd_bytes"], cols["sd_unique_bytes"],
-            totals.dtypes.all_names(), totals.devices.all_names(), sequence,
-            [len(m._modules) if s else 0 for m, s in zip(p.modules, sequence)], positions, same_as,
-        )
-        return list(map(partial(tuple.__new__, Node), zip(*columns)))  # Node._make, without a Python call each
+        columns = {
+            "index": range(n), "name": p.names, "key": p.keys, "depth": p.depths, "parent": p.parents,
+            "children": map(tuple, children), "class_name": map(kinds.class_name, p.modules),
+            "access": access, "access_negative": negative, "own_params": own_params,
+            "own_param_tensors": own_tensors, "total_params": cols["params"], "trainable_params": cols["trainable"],
+            "param_tensors": cols["param_tensors"], "param_bytes": cols["param_bytes"], "own_buffers": own_buffers,
+            "buffers": cols["buffers"], "persistent_buffers": cols["persistent"],
+            "buffer_elements": cols["buffer_elements"], "buffer_bytes": cols["buffer_bytes"],
+            "state_dict_entries": cols["sd_entries"], "state_dict_bytes": cols["sd_bytes"],
+            "state_dict_unique_bytes": cols["sd_unique_bytes"], "dtypes": totals.dtypes.all_names(),
+            "devices": totals.devices.all_names(), "is_sequence": sequence,
+            "length": [len(m._modules) if s else 0 for m, s in zip(p.modules, sequence)],
+            "position": positions, "same_as": same_as,
+        }
+        rows = zip(*(columns[field] for field in Node._fields))  # KeyError if a field is missing
+        return list(map(partial(tuple.__new__, Node), rows))  # Node._make, without a Python call each

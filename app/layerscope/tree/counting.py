@@ -24,7 +24,7 @@ COUNTERS = (
 )
 
 
-def plain_state_dicts(modules: list[nn.Module]) -> bool:
+def plain_state_dicts(modules: Sequence[nn.Module]) -> bool:
     """Whether every module's ``state_dict()`` writes just its non-None parameters and persistent
     buffers, by torch's own ``Module._save_to_state_dict``: no override, no extra state, no hook.
     Then the entries can be counted from the registrations, without building the dict."""
@@ -221,9 +221,6 @@ class Flags:
         for i in range(len(masks) - 1, 0, -1):
             if masks[i]:
                 masks[parents[i]] |= masks[i]
-
-    def names(self, i: int) -> tuple[str, ...]:
-        return self.decode(self.masks[i])
 
     def decode(self, mask: int) -> tuple[str, ...]:
         found = self._decoded.get(mask)

@@ -149,8 +149,8 @@ def candidates(session: Session, target: int, verdicts: Mapping[str, Eligibility
     most ``MAX_CANDIDATES``.
 
     A family member before that container (``layer1.0`` for ``layer4.2``) would carry the first
-    map's backward pass through nearly the whole network: resnet50's first map cost 2.4× a
-    forward with ``layer1``–``layer3`` hooked, 1.2× without. ``r`` hooks the whole family itself."""
+    map's backward pass through nearly the whole network: resnet50's first map cost 2.8× a
+    forward with ``layer1``–``layer3`` hooked, 1.3× without. ``r`` hooks the whole family itself."""
     tree = session.tree
     node = tree.nodes[target]
     eligible = {name for name, verdict in verdicts.items() if verdict.eligible}
