@@ -38,6 +38,7 @@ async def export() -> list[Path]:
     await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SIZE, written, [
         ("tree-stats", ("slash", *"features.18", "enter", "enter")), ("state-dict", ("2",)), ("api", ("3",)),
         ("gradcam", ("g",)),
+        ("activity", ("1", "A", "slash", *"conv.0.2", "enter")),  # features.1.conv.0.2: 5 of 32 channels dead
     ])
     await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SMALL, written, [("gradcam-80x24", ("g",))])
     with tempfile.TemporaryDirectory() as folder:

@@ -84,3 +84,10 @@ def test_diff_view(snap_compare, tmp_path_factory):
     loaded = load_model("diff_models:tiny_resnet", weights=str(folder / "a.pt"))
     app = LayerscopeApp(loaded, spec="tiny_resnet", diff=str(folder / "b.pt"))
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("slash", *"layer4", "enter", "enter"))
+
+
+def test_activity_column_and_histogram(snap_compare):
+    """``A`` on the tiny model with a dead channel and a NaN node (tests/activation_models.py,
+    seeded) over the bundled photo: the activity column, relu's figures and histogram."""
+    app = LayerscopeApp(load_model("activation_models:DeadAndNaN"), spec="activation_models:DeadAndNaN")
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("A", "down", "down"))

@@ -16,9 +16,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.example_inputs import (
-    ExampleInputs, Inputs, as_specs, describe_inputs, example_inputs, parse_input,
-)
+from layerscope.example_inputs import ExampleInputs, Inputs, as_specs, describe_inputs, example_inputs
 from layerscope.locking import model_lock
 
 
@@ -49,15 +47,6 @@ def describe_output(value: object) -> ShapeInfo:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return ShapeInfo("sequence", items=tuple((str(i), describe_output(v)) for i, v in enumerate(value)))
     return ShapeInfo("other", type_name=type(value).__name__)
-
-
-def parse_input_spec(spec: str) -> tuple[tuple[int, ...], torch.dtype]:
-    """One positional ``--input`` as (shape, dtype), the form the app still passes;
-    ``layerscope.example_inputs.parse_inputs`` reads several, keywords included."""
-    parsed = parse_input(spec)
-    if parsed.name is not None:
-        raise LayerscopeError(f"--input {spec}: a keyword input needs the command line's repeated --input")
-    return parsed.shape, parsed.dtype
 
 
 def call_model(model: nn.Module, x: torch.Tensor) -> object:

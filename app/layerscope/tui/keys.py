@@ -38,8 +38,10 @@ KEYS: list[Key] = [Key(*row) for row in [
     ("s", "save", "Save", "Save the overlay as PNG and .npy", True),
     ("y", "copy_access", "Copy", "Copy the access expression to the clipboard", True),
     ("d", "diff", "Diff", "Compare the weights with another checkpoint: the tree shows what changed", False),
+    ("A", "activity", "Activity", "Collect every node's activations over the photo (or --input): the tree's "
+     "activity column, Stats' histogram", False),
     ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
-    ("x", "toggle_column", "Column", "Cycle the tree's right column: parameters, MACs, change", False),
+    ("x", "toggle_column", "Column", "Cycle the tree's column: params, MACs, activity, change", False),
     ("S", "toggle_shapes", "Shapes", "Show or hide each tree line's output shape (→ 1×64×56×56)", False),
     ("question_mark", "help", "Help", "Show the keys", True),
     ("q", "quit", "Quit", "Quit layerscope", True),
