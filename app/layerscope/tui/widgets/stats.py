@@ -80,7 +80,8 @@ def _add_rows(table: Table, rows: list[tuple[str, str]]) -> None:
 
 
 class StatsPanel(VerticalScroll):
-    """Every figure ``layerscope stats`` prints for the highlighted node."""
+    """Every figure ``layerscope stats`` prints for the highlighted node; after ``A``, first what
+    ``layerscope activations`` prints for it, and its histogram."""
 
     def compose(self):
         yield Static(id="activity-lines")
