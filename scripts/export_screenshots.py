@@ -39,7 +39,10 @@ async def export() -> list[Path]:
         ("tree-stats", ("slash", *"features.18", "enter", "enter")), ("state-dict", ("2",)), ("api", ("3",)),
         ("gradcam", ("g",)),
     ])
-    await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SMALL, written, [("gradcam-80x24", ("g",))])
+    await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SMALL, written, [
+        ("gradcam-80x24", ("g",)), ("gradcam-curves-80x24", ("p",)), ("state-dict-80x24", ("2",)),
+        ("api-80x24", ("3",)),
+    ])
     with tempfile.TemporaryDirectory() as folder:
         tuned = Path(folder) / "finetuned.pt"
         write_fine_tune(tuned)

@@ -513,14 +513,14 @@ async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app):
         await settle(pilot)
         await pilot.press("4", "c", "2", "8", "2", "enter")
         await settle(pilot)
-        assert "class 282 tiger cat for this image (C pins)" in screen_text(app)
+        assert "class 282 tiger cat for this image  image chelsea.png" in screen_text(app)  # "(C pins)": no room
         await pilot.press("o", "ctrl+u", *f"{SAMPLES}/coffee.png", "enter")
         await settle(pilot)
         assert app.main.session.class_index is None and "class top prediction" in screen_text(app)
         assert any("back to the top prediction" in n for n in notifications(app))
         await pilot.press("c", "9", "6", "7", "enter", "C")
         await settle(pilot)
-        assert "class 967 espresso pinned (C unpins)" in screen_text(app)
+        assert "class 967 espresso pinned (C unpins)  image coffee.png" in screen_text(app)
         await pilot.press("o", "ctrl+u", *f"{SAMPLES}/chelsea.png", "enter")
         await settle(pilot)
         assert app.main.session.image == SAMPLES / "chelsea.png" and app.main.session.class_index == 967
