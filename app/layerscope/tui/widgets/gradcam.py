@@ -42,11 +42,11 @@ def pixel_widget(protocol: str) -> Widget:
 
 
 class MapPreview(Static):
-    """The map's cells, redrawn for whatever room it has: the top-5 and the info around it
+    """The map's cells, redrawn for whatever room it has: the info above it and the top-5
     change size after the map is drawn (``camlayout`` puts the top-5 under or beside it)."""
 
     def on_resize(self) -> None:
-        self.query_ancestor(CamPanel).draw_map()
+        self.query_ancestor(CamPanel).place()
 
 
 class CamPanel(Vertical):
@@ -113,13 +113,14 @@ class CamPanel(Vertical):
         layer = session.node(session.target).name
         return view.result.layer == layer and view.photo == session.image and self._matching_view(session) is None
 
-    def _draw(self) -> None:
-        """The top-5 where ``camlayout`` finds the largest map, then the map in the room it leaves."""
+    def place(self) -> None:
+        """The top-5 where ``camlayout`` finds the largest map, then the map in the room it leaves
+        (again when that room changes: the layout depends only on the room, so it settles)."""
         top5, side = self.query_one("#cam-top5", Static), self.query_one("#cam-side", Static)
         if self.view is None:
             self.query_one("#cam-preview", Static).update("")
             top5.update("")
-            side.display = False
+            side.display, top5.display = False, True
             self.placed = None
             return
         room = self.query_one("#cam-body").size.height + (top5.size.height if top5.display else 0)
@@ -156,7 +157,7 @@ class CamPanel(Vertical):
     def on_resize(self) -> None:
         if self.session is not None:
             self.describe(self.session)  # the scores' labels follow the width
-        self.call_after_refresh(self._draw)
+        self.call_after_refresh(self.place)
 
     # --- running ---------------------------------------------------------------------
 
@@ -224,7 +225,7 @@ class CamPanel(Vertical):
         self.scores, self.scores_note, self.scoring = None, "scoring the map… esc skips", True
         if self.session is not None:
             self.describe(self.session, self.view)
-        self._draw()
+        self.place()
 
     def on_score_progress(self, message: ScoreProgress) -> None:
         if message.view is self.view and self.scoring:
@@ -258,4 +259,4 @@ class CamPanel(Vertical):
         self.view = self.explainer = self.scores = None
         self.scores_note = ""
         self.scoring = False
-        self._draw()
+        self.place()
