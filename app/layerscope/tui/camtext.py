@@ -64,11 +64,12 @@ def class_line(session: Session, width: int = 0) -> Text:
 def map_line(view: CamView, width: int = 0) -> Text:
     """Which map is shown: method, layer, class and its probability. A narrow tab leaves the
     layer to the line above, which names it (a map is only ever shown for the target), then
-    shortens the class name."""
-    full = map_text(view, with_layer=True)
-    if not width or full.cell_len <= width:
-        return full
-    return fitted(map_parts(view, with_layer=False, cached=" (cached)"), width)
+    says "cached" shorter, then not at all, then shortens the class name."""
+    forms = [map_text(view, with_layer=True), map_text(view, with_layer=False, cached=" (cached)")]
+    if view.reused:
+        forms.append(map_text(view, with_layer=False, cached=""))
+    fits = [form for form in forms if not width or form.cell_len <= width]
+    return fits[0] if fits else fitted(map_parts(view, with_layer=False, cached=""), width)
 
 
 def map_text(view: CamView, with_layer: bool, cached: str = "  (redrawn from cache)") -> Text:
@@ -89,7 +90,7 @@ def map_parts(view: CamView, with_layer: bool, cached: str) -> list[Text | Name]
     score = next((p.probability for p in view.top5 if p.index == result.target), None)
     if score is not None:
         parts.append(Text(f" p={score:.3f}"))
-    if view.reused:
+    if view.reused and cached:
         parts.append(Text(cached, "dim"))
     return parts
 
