@@ -508,22 +508,23 @@ def test_the_tab_says_loudly_when_weights_are_random(mobilenet, resnet18, resnet
     assert warning not in info_text(Session(loaded=mobilenet, tree=build_tree(mobilenet.model)), None).plain
 
 
-async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app):
+async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app, monkeypatch):
+    monkeypatch.chdir(SAMPLES)  # short names to type
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("4", "c", "2", "8", "2", "enter")
         await settle(pilot)
         assert "class 282 tiger cat for this image  image chelsea.png" in screen_text(app)  # "(C pins)": no room
-        await pilot.press("o", "ctrl+u", *f"{SAMPLES}/coffee.png", "enter")
+        await pilot.press("o", "ctrl+u", *"coffee.png", "enter")
         await settle(pilot)
         assert app.main.session.class_index is None and "class top prediction" in screen_text(app)
         assert any("back to the top prediction" in n for n in notifications(app))
         await pilot.press("c", "9", "6", "7", "enter", "C")
         await settle(pilot)
         assert "class 967 espresso pinned (C unpins)  image coffee.png" in screen_text(app)
-        await pilot.press("o", "ctrl+u", *f"{SAMPLES}/chelsea.png", "enter")
+        await pilot.press("o", "ctrl+u", *"chelsea.png", "enter")
         await settle(pilot)
-        assert app.main.session.image == SAMPLES / "chelsea.png" and app.main.session.class_index == 967
+        assert app.main.session.image.resolve() == SAMPLES / "chelsea.png" and app.main.session.class_index == 967
 
 
 async def test_80x24_is_a_first_class_layout(app):

@@ -19,7 +19,7 @@ from layerscope.activations.running import NodeActivity, RunningActivity, satura
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.example_inputs import ExampleInputs
 from layerscope.locking import model_lock
-from layerscope.probe import call_with
+from layerscope.probe import call_with, hooked_eval
 
 Batch = torch.Tensor | ExampleInputs  # an image batch, or any forward's arguments
 Progress = Callable[[int], None]  # told the examples done so far
@@ -68,21 +68,14 @@ class _Recorder:
         self.layouts: dict[tuple[int, ...], int] = {}  # 3-D output shape -> channel dim most recently seen
 
     def run(self, batches: Iterable[Batch], progress: Progress | None) -> int:
-        handles = [module.register_forward_hook(self._hook(name)) for name, module in self.modules]
-        flags = [(m, m.training) for m in self.model.modules()]
         examples = 0
-        try:
-            self.model.eval()
+        with hooked_eval(self.model) as handles:
+            handles.extend(module.register_forward_hook(self._hook(name)) for name, module in self.modules)
             for batch in batches:
                 examples += self._forward(batch)
                 del batch  # not kept while the next one is read
                 if progress is not None:
                     progress(examples)
-        finally:
-            for handle in handles:
-                handle.remove()
-            for module, flag in flags:
-                module.training = flag
         return examples
 
     def _forward(self, batch: Batch) -> int:
