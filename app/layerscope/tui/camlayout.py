@@ -66,8 +66,8 @@ def choose_top5(top5: Sequence[Prediction], target: int | None, photo_hw: tuple[
                 height: int) -> CamLayout:
     """Of the top-5 below (a table), beside (a table) or on two rows below, the place that leaves
     a ``photo_hw`` map the most cells (ties: ``PLACES``' order)."""
-    side = top5_table(top5, target, SIDE_NAME + 10)
-    side_width = table_width(side)
+    side_width = table_fixed(top5) + min(SIDE_NAME, max((len(p.name or "-") for p in top5), default=1))
+    side = top5_table(top5, target, side_width)
     text, rows = top5_rows(top5, target, width)
     layouts = [
         CamLayout("below", top5_table(top5, target, max(1, width)), len(top5), 0,
@@ -84,17 +84,18 @@ def top5_table(top5: Sequence[Prediction], target: int | None, width: int) -> Ta
     table.add_column(style="dim", justify="right", no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column(justify="right", style="bold", no_wrap=True)
-    fixed = max((len(str(p.index)) for p in top5), default=0) + 5 + 2
+    fixed = table_fixed(top5)
     for p in top5:
         name = middle_ellipsis(Text(p.name or "-", "bold magenta" if p.index == target else ""), max(1, width - fixed))
         table.add_row(str(p.index), name, f"{p.probability:.3f}")
     return table
 
 
-def table_width(table: Table) -> int:
-    from rich.console import Console
-
-    return Console(width=1000).measure(table).maximum
+def table_fixed(top5: Sequence[Prediction]) -> int:
+    """The cells of a top-5 table's row besides the name: the index, the probability, two gaps."""
+    if not top5:
+        return 0
+    return max(len(str(p.index)) for p in top5) + max(len(f"{p.probability:.3f}") for p in top5) + 2
 
 
 def top5_rows(top5: Sequence[Prediction], target: int | None, width: int, rows: int = TOP5_ROWS) -> tuple[Text, int]:
