@@ -30,6 +30,7 @@ KEYS: list[Key] = [Key(*row) for row in [
     ("g", "compute", "Grad-CAM", "Compute the Grad-CAM map for the target", True),
     ("r", "rank", "Rank", "Rank the highlighted layer's family by its maps' scores", False),
     ("b", "best_layer", "Best", "Jump to the best-ranked layer and make it the target", False),
+    ("p", "toggle_curves", "Curves", "Swap the map for its deletion and insertion curves, and back", False),
     ("m", "pick_method", "Method", "Choose the CAM method", True),
     ("c", "pick_class", "Class", "Choose the target class", True),
     ("C", "pin_class", "Pin", "Pin the target class: keep it when o opens another image", False),

@@ -280,6 +280,13 @@ class MainScreen(ActivityScreen):
             self.jump(node.index)
             self.set_target(node.index)
 
+    def action_toggle_curves(self) -> None:
+        """The curves behind the shown map's scores in its place (they follow every new map), or the map again."""
+        shown = self.query_one(CamPanel).toggle_curves()
+        self.action_show_tab("gradcam")
+        self.notify("deletion and insertion curves in the map's place; p shows the map" if shown else
+                    "the map again; p plots its curves", timeout=2)
+
     def action_pick_method(self) -> None:
         if self.session is None:
             return
