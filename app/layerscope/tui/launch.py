@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from layerscope.options import (
-    DEFAULT_MODEL, OneLineParser, add_input_option, add_model_options, load_from_args, loader_for_line,
+    DEFAULT_MODEL, INPUT_HELP, OneLineParser, add_input_option, add_model_options, load_from_args, loader_for_line,
 )
 from layerscope.tui.app import LayerscopeApp
 
@@ -32,7 +32,8 @@ def build_parser(commands: Sequence[str] = ()) -> argparse.ArgumentParser:
     add_model_options(parser, model_required=False)
     parser.add_argument("--image", type=Path, default=None,
                         help="photo for Grad-CAM (default: the bundled chelsea.png)")
-    add_input_option(parser, "input for the shape probe, e.g. 3x224x224 or 128:long (default: the weights' own size)")
+    add_input_option(parser, f"{INPUT_HELP} (for the shape probe, MACs and A's activations; default: the weights' "
+                             "own size, and the photo for A)", repeatable=True)
     parser.add_argument("--diff", metavar="B", default=None,
                         help="start in diff mode: compare the model's weights file with checkpoint B "
                         "(a file, a Hugging Face folder or a LoRA adapter folder), as d does")
