@@ -91,3 +91,16 @@ class ReadsItsWeights(nn.Module):
 
 def reads_its_weights() -> ReadsItsWeights:
     return ReadsItsWeights()
+
+
+class Siamese(nn.Module):
+    """Two images through one tower, their embeddings compared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tower = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16))
+        self.head = nn.Linear(16, 1)
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor, *, scale: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.head(torch.abs(self.tower(left) - self.tower(right)))
+        return out if scale is None else out * scale

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from activation_models import DeadAndNaN
 from PIL import Image
 from torch import nn
 
-from layerscope.activations import ImageBatches, collect_activations, image_activations, image_files
+from layerscope.activations import (
+    ActivationsCancelled, ImageBatches, collect_activations, image_activations, image_files,
+)
 from layerscope.activations.histogram import GrowingHistogram
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
@@ -22,33 +25,6 @@ from layerscope.example_inputs import ExampleInputs
 from layerscope.models import Preprocess, load_model
 
 SAMPLES = Path("/work/shared/samples") if Path("/work/shared/samples").is_dir() else None
-
-
-class Log(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log(x)
-
-
-class DeadAndNaN(nn.Module):
-    """Channel 2 of the convolution is zero (weights and bias), so it stays 0 after the ReLU;
-    ``log`` of the convolution's raw output is NaN wherever that is negative, -inf where 0."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 4, 1)
-        with torch.no_grad():
-            self.conv.weight[2] = 0
-            self.conv.bias[2] = 0
-        self.relu = nn.ReLU()
-        self.log = Log()
-        self.clip = nn.ReLU6()
-        self.squash = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raw = self.conv(x)
-        self.log(raw)
-        return self.squash(self.clip(self.relu(raw) * 10))
 
 
 def _batches(count: int = 3, size: int = 2) -> list[torch.Tensor]:
@@ -123,6 +99,20 @@ def test_hooks_are_removed_and_flags_restored_even_when_the_forward_fails():
     assert all(m.training for m in model.modules())
 
 
+def test_cancel_stops_at_the_next_module_and_removes_the_hooks():
+    model = DeadAndNaN().train()
+    seen: list[int] = []
+
+    def cancel() -> bool:  # asked before each batch, then after each module: stop after the convolution
+        seen.append(len(seen))
+        return len(seen) > 2
+    with pytest.raises(ActivationsCancelled):
+        collect_activations(model, _batches(), cancel=cancel)
+    assert len(seen) == 3  # batch 1, conv, then stop at the next module (log): no more forward ran
+    assert all(not m._forward_hooks for m in model.modules())
+    assert all(m.training for m in model.modules())
+
+
 def test_meta_models_are_refused_in_one_line():
     with torch.device("meta"):
         model = nn.Linear(2, 2)
@@ -181,7 +171,7 @@ def test_a_folder_is_read_one_batch_at_a_time(tmp_path):
 
 def test_the_cli_over_a_folder_as_json(tmp_path, capsys):
     folder = _photo_folder(tmp_path, 3)
-    code = main(["activations", "test_activations:DeadAndNaN", "--images", str(folder), "--batch-size", "2",
+    code = main(["activations", "activation_models:DeadAndNaN", "--images", str(folder), "--batch-size", "2",
                  "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["examples"] == 3 and data["inputs"] == f"4 files in {folder}"
@@ -196,7 +186,7 @@ def test_the_cli_over_a_folder_as_json(tmp_path, capsys):
 
 
 def test_the_cli_with_example_inputs_and_a_layer(capsys):
-    code = main(["activations", "test_activations:DeadAndNaN", "--input", "3x8x8", "--layer", "log"])
+    code = main(["activations", "activation_models:DeadAndNaN", "--input", "3x8x8", "--layer", "log"])
     out = capsys.readouterr().out
     assert code == 0 and "inputs  3x8x8 (1 example)" in out
     row = next(line for line in out.splitlines() if line.startswith("log "))

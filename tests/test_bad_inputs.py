@@ -27,8 +27,8 @@ from evil_files import bytearray_bomb, export_program, pickle_file, png_claiming
 from layerscope import imaging
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
+from layerscope.example_inputs import parse_inputs
 from layerscope.models import load_model, parse_kwargs
-from layerscope.probe import parse_input_spec
 
 TESTS = Path(__file__).parent
 APP = TESTS.parent / "app"
@@ -308,7 +308,7 @@ API_CASES = [
     ("bomb image", lambda d: imaging.load_image(d / "bomb.png"), "decompression bomb"),
     ("fifo image", lambda d: imaging.load_image(d / "fifo"), "is a FIFO"),
     ("unknown user image", lambda d: imaging.load_image("~nosuchuser_ls/x.png"), "no such user"),
-    ("huge probe input", lambda d: parse_input_spec("3x100000x100000"), "elements"),
+    ("huge probe input", lambda d: parse_inputs(["3x100000x100000"]), "elements"),
     ("bad kwargs", lambda d: parse_kwargs(["vocab"]), "--arg expects key=value"),
     ("png onto /dev/null", lambda d: imaging.save_png(Image.new("RGB", (2, 2)), "/dev/null"), "not a regular file"),
     ("npy into a missing folder", lambda d: imaging.save_npy(torch.zeros(2, 2), d / "nowhere" / "m"), "cannot write"),

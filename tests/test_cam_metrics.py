@@ -3,7 +3,7 @@
 The oracle is the issue's protocol written out again here, one forward per perturbed
 image and numpy's stable sort, so a shared mistake in the batching, the ordering or
 the trapezoid would have to be made twice; pytorch-grad-cam's
-``CamMultImageConfidenceChange`` checks the confidence change where it is installed.
+``CamMultImageConfidenceChange`` (a dev dependency) checks the confidence change.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import threading
 import numpy as np
 import pytest
 import torch
+
+from pytorch_grad_cam.metrics import cam_mult_image as cam_mult
+from pytorch_grad_cam.utils import model_targets as targets
 
 from layerscope import imaging
 from layerscope.cam import CamCancelled, CamPass
@@ -80,8 +83,6 @@ def test_the_map_beats_its_inverse_at_features_last(mobilenet, photo):
 
 
 def test_confidence_change_agrees_with_pytorch_grad_cam(mobilenet, photo):
-    cam_mult = pytest.importorskip("pytorch_grad_cam.metrics.cam_mult_image")
-    targets = pytest.importorskip("pytorch_grad_cam.utils.model_targets")
     _, x, heatmap, target = photo
     drop, increased = metrics.confidence_change(mobilenet.model, x, heatmap, target)
     change = cam_mult.CamMultImageConfidenceChange()(  # O − Y

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import torchvision.models as tvm
+from sample_models import Siamese
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -211,19 +212,6 @@ def test_a_bidirectional_lstm_with_or_without_projections_equals_meta(proj, kern
 # --- several inputs ---------------------------------------------------------------------------
 
 
-class Siamese(nn.Module):
-    """Two images through one tower, their embeddings compared."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tower = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16))
-        self.head = nn.Linear(16, 1)
-
-    def forward(self, left: torch.Tensor, right: torch.Tensor, *, scale: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.head(torch.abs(self.tower(left) - self.tower(right)))
-        return out if scale is None else out * scale
-
-
 def test_a_two_input_model_is_counted_from_specs_and_from_tensors():
     specs = parse_inputs(["3x8x8", "3x8x8", "scale=1"])
     assert specs[2] == InputSpec((1,), torch.float32, "scale")
@@ -237,10 +225,10 @@ def test_a_two_input_model_is_counted_from_specs_and_from_tensors():
 
 
 def test_the_cli_takes_one_input_per_argument_and_keywords(capsys):
-    data = _cli_json(capsys, "stats", "test_cost_kernels:Siamese", "--cost", "--json", "--input", "3x8x8",
+    data = _cli_json(capsys, "stats", "sample_models:Siamese", "--cost", "--json", "--input", "3x8x8",
                      "--input", "3x8x8", "--input", "scale=1")
     assert data["macs"] == 2 * 192 * 16 + 16 and data["uncounted_ops"] == {}
-    assert main(["tree", "test_cost_kernels:Siamese", "--cost", "--input", "3x8x8", "--input", "3x8x8"]) == 0
+    assert main(["tree", "sample_models:Siamese", "--cost", "--input", "3x8x8", "--input", "3x8x8"]) == 0
     assert "per batch of 1 at 3x8x8, 3x8x8" in capsys.readouterr().out
 
 

@@ -38,6 +38,25 @@ def test_real_imagenet_weights_load_offline_through_torchvision():
     assert not loaded.model.training
 
 
+def test_eval_mode_leaves_every_module_as_eval_does_and_keeps_a_classs_own_train():
+    from layerscope.models.build import eval_mode
+
+    shared = nn.Dropout()
+    plain = nn.Sequential(nn.Linear(2, 2), nn.Sequential(shared, nn.BatchNorm1d(2)), shared)
+    eval_mode(plain)
+    assert [m.training for m in plain.modules()] == [False] * 5
+
+    class KeepsDropout(nn.Sequential):  # Monte Carlo dropout: its train() keeps the dropout on
+        def train(self, mode: bool = True) -> KeepsDropout:
+            super().train(mode)
+            self[1].train(True)
+            return self
+
+    mc = nn.Sequential(KeepsDropout(nn.Linear(2, 2), nn.Dropout()))
+    eval_mode(mc)
+    assert [m.training for m in mc.modules()] == [False, False, False, True]
+
+
 def test_weights_preprocessing_follows_the_weights():
     loaded = load_model("inception_v3", device="meta")
     assert loaded.input_shape == (3, 299, 299)

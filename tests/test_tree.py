@@ -79,6 +79,34 @@ def test_a_module_under_two_names_is_listed_at_both_as_state_dict_does():
     assert tree.root.state_dict_bytes == 2 * 12 * 4 and tree.root.state_dict_unique_bytes == 12 * 4
 
 
+def test_state_dict_figures_follow_extra_state_hooks_and_views_as_torch_writes_them():
+    """Entries are counted from the registrations unless a class or a hook writes its own: then
+    from ``state_dict()`` itself. Views of one storage are saved once."""
+
+    class WithExtraState(nn.Linear):
+        def get_extra_state(self) -> dict:
+            return {"step": 3}
+
+        def set_extra_state(self, state: dict) -> None:
+            pass
+
+    storage = torch.zeros(100)
+    plain = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    plain[0].register_buffer("a", storage[:10])
+    plain[1].register_buffer("b", storage[10:20])
+    hooked = nn.Sequential(WithExtraState(2, 2), nn.Linear(2, 2))
+    hooked[1].register_state_dict_post_hook(lambda module, sd, prefix, meta: sd.update({f"{prefix}extra": storage}))
+    for model, unique in ((plain, 2 * 12 * 4 + 400), (hooked, 2 * 6 * 4 + 400)):
+        written = model.state_dict()
+        tensors = [v for v in written.values() if isinstance(v, torch.Tensor)]
+        root = build_tree(model).root
+        assert root.state_dict_entries == len(written)
+        assert root.state_dict_bytes == sum(t.numel() * t.element_size() for t in tensors)
+        assert root.state_dict_unique_bytes == unique  # the 100-float storage once
+    tree = build_tree(hooked)
+    assert tree.resolve("0").state_dict_entries == 3 and tree.resolve("1").state_dict_entries == 3
+
+
 def test_frozen_params_and_non_persistent_buffers():
     tree = build_tree(WithState())
     root = tree.root

@@ -79,19 +79,21 @@ BAD_MODEL_LINES = [
 ]
 
 
-@pytest.mark.parametrize(("line", "words"), BAD_MODEL_LINES, ids=[line for line, _ in BAD_MODEL_LINES])
-async def test_l_with_a_model_that_cannot_load_keeps_the_model_on_screen(app, log_file, line, words):
+async def test_l_with_a_model_that_cannot_load_keeps_the_model_on_screen(app, log_file):
+    """Every mistake in turn in one session: each is one notification, and after all of them the
+    model, its target and the photo are still the ones from before the first."""
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("l", "ctrl+u", *line, "enter")
-        await settle(pilot)
-        told = last_notification(app)
-        assert told.startswith("Model not loaded: ")
-        for word in words:
-            assert word in told
-        assert state(app) == before and not log_file.exists()  # the user's mistake: no traceback logged
-        header = screen_text(app).splitlines()[0]
-        assert "resnet18" in header and "11,689,512 params" in header and "loading" not in header
+        for line, words in BAD_MODEL_LINES:
+            await pilot.press("l", "ctrl+u", *line, "enter")
+            await settle(pilot)
+            told = last_notification(app)
+            assert told.startswith("Model not loaded: "), line
+            for word in words:
+                assert word in told, line
+            assert state(app) == before and not log_file.exists(), line  # the user's mistake: no traceback
+            header = screen_text(app).splitlines()[0]
+            assert "resnet18" in header and "11,689,512 params" in header and "loading" not in header
 
 
 def evil_lines(folder: Path, marker: Path) -> dict[str, tuple[str, str]]:
@@ -107,22 +109,20 @@ def evil_lines(folder: Path, marker: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize("kind", ["torchscript as MODEL", "pickle as MODEL", "pickle as --weights"])
-async def test_l_never_runs_code_from_a_file_without_trust(app, tmp_path, kind, monkeypatch):
+async def test_l_never_runs_code_from_a_file_without_trust(app, tmp_path, monkeypatch):
     marker = tmp_path / "marker"
-    line, words = evil_lines(tmp_path, marker)[kind]
-    line = line.replace(f"{tmp_path}/", "")  # short names to type: Pilot spends ~50 ms a key
     monkeypatch.chdir(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("l", "ctrl+u", *line, "enter")
-        await settle(pilot)
-        assert words in last_notification(app) and "--trust" in last_notification(app)
-        assert not marker.exists() and state(app) == before
+        for kind, (line, words) in evil_lines(tmp_path, marker).items():
+            line = line.replace(f"{tmp_path}/", "")  # short names to type
+            await pilot.press("l", "ctrl+u", *line, "enter")
+            await settle(pilot)
+            assert words in last_notification(app) and "--trust" in last_notification(app), kind
+            assert not marker.exists() and state(app) == before, kind
 
 
-@pytest.mark.parametrize("line", ["resnet18 --weights DEFAULT", "b.pt", "resnet18 --weights b.pt"])
-async def test_l_refuses_a_poisoned_hub_cache_and_memory_bombs(app, tmp_path, monkeypatch, line):
+async def test_l_refuses_a_poisoned_hub_cache_and_memory_bombs(app, tmp_path, monkeypatch):
     """Issue 21: the torch hub cache is read like any file, and a pickle calling ``bytearray(2**40)``
     is refused before it is unpickled (unfixed, the allocation would fail at once, not fill memory)."""
     from evil_files import bytearray_bomb, poisoned_hub_cache
@@ -134,12 +134,13 @@ async def test_l_refuses_a_poisoned_hub_cache_and_memory_bombs(app, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("l", "ctrl+u", *line, "enter")
-        await settle(pilot)
-        told = last_notification(app)
-        words = "calls builtins.bytearray() while unpickling" if "b.pt" in line else "needs full unpickling"
-        assert told.startswith("Model not loaded: ") and words in told
-        assert not marker.exists() and state(app) == before
+        for line in ["resnet18 --weights DEFAULT", "b.pt", "resnet18 --weights b.pt"]:
+            await pilot.press("l", "ctrl+u", *line, "enter")
+            await settle(pilot)
+            told = last_notification(app)
+            words = "calls builtins.bytearray() while unpickling" if "b.pt" in line else "needs full unpickling"
+            assert told.startswith("Model not loaded: ") and words in told, line
+            assert not marker.exists() and state(app) == before, line
 
 
 async def test_a_torchscript_model_on_the_command_line_runs_nothing_without_trust(tmp_path):
@@ -237,19 +238,18 @@ def bad_photos(folder: Path) -> dict[str, tuple[Path, list[str]]]:
     }
 
 
-@pytest.mark.parametrize("kind", ["missing", "folder", "text file", "empty file", "decompression bomb"])
-async def test_o_on_a_bad_photo_notifies_and_keeps_the_photo(app, tmp_path, log_file, kind, monkeypatch):
-    path, words = bad_photos(tmp_path)[kind]
-    monkeypatch.chdir(tmp_path)  # a short name to type: Pilot spends ~50 ms a key
+async def test_o_on_a_bad_photo_notifies_and_keeps_the_photo(app, tmp_path, log_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # short names to type
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("o", "ctrl+u", *os.path.relpath(path, tmp_path), "enter")
-        await settle(pilot)
-        told = last_notification(app)
-        assert told.startswith("Image not opened: ")
-        for word in words:
-            assert word in told
-        assert state(app) == before and not log_file.exists()
+        for kind, (path, words) in bad_photos(tmp_path).items():
+            await pilot.press("o", "ctrl+u", *os.path.relpath(path, tmp_path), "enter")
+            await settle(pilot)
+            told = last_notification(app)
+            assert told.startswith("Image not opened: "), kind
+            for word in words:
+                assert word in told, kind
+            assert state(app) == before and not log_file.exists(), kind
 
 
 @pytest.fixture

@@ -508,22 +508,37 @@ def test_the_tab_says_loudly_when_weights_are_random(mobilenet, resnet18, resnet
     assert warning not in info_text(Session(loaded=mobilenet, tree=build_tree(mobilenet.model)), None).plain
 
 
-async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app):
+def test_a_first_map_hooks_the_targets_stage_but_not_the_stages_before_it(resnet18, resnet18_tree):
+    """``layer1``–``layer3`` hooked beside ``layer4.1`` would carry the first map's backward pass
+    through the whole network (resnet50: 2.8× a forward instead of 1.3×); mobilenet's
+    ``features.17`` stays hooked beside ``features.18`` (a sibling, see the test above)."""
+    from layerscope.tui import camlink, jobs
+    from layerscope.tui.session import Session
+
+    session = Session(loaded=resnet18, tree=resnet18_tree)
+    _, verdicts, _ = jobs.probe_shapes(session, ["3x64x64"])
+    assert verdicts["layer3.1"].eligible and verdicts["layer1.0"].eligible
+    target = resnet18_tree.get("layer4.1").index
+    assert camlink.candidates(session, target, verdicts) == ["layer4.1", "layer4", "layer4.0"]
+
+
+async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app, monkeypatch):
+    monkeypatch.chdir(SAMPLES)  # short names to type
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("4", "c", "2", "8", "2", "enter")
         await settle(pilot)
-        assert "class 282 tiger cat for this image (C pins)" in screen_text(app)
-        await pilot.press("o", "ctrl+u", *f"{SAMPLES}/coffee.png", "enter")
+        assert "class 282 tiger cat for this image  image chelsea.png" in screen_text(app)  # "(C pins)": no room
+        await pilot.press("o", "ctrl+u", *"coffee.png", "enter")
         await settle(pilot)
         assert app.main.session.class_index is None and "class top prediction" in screen_text(app)
         assert any("back to the top prediction" in n for n in notifications(app))
         await pilot.press("c", "9", "6", "7", "enter", "C")
         await settle(pilot)
-        assert "class 967 espresso pinned (C unpins)" in screen_text(app)
-        await pilot.press("o", "ctrl+u", *f"{SAMPLES}/chelsea.png", "enter")
+        assert "class 967 espresso pinned (C unpins)  image coffee.png" in screen_text(app)
+        await pilot.press("o", "ctrl+u", *"chelsea.png", "enter")
         await settle(pilot)
-        assert app.main.session.image == SAMPLES / "chelsea.png" and app.main.session.class_index == 967
+        assert app.main.session.image.resolve() == SAMPLES / "chelsea.png" and app.main.session.class_index == 967
 
 
 async def test_80x24_is_a_first_class_layout(app):
@@ -536,12 +551,14 @@ async def test_80x24_is_a_first_class_layout(app):
         assert rows[0].rstrip() == " mobilenet_v2 · IMAGENET1K_V1 · cpu · 3,504,872 params (all trainable)"
         assert rows[-1].split() == ["g", "Grad-CAM", "m", "Method", "c", "Class", "o", "Image", "s", "Save",
                                     "y", "Copy", "?", "Help", "q", "Quit"]
-        assert rows[-5].endswith("▎ top-5 285 Egyptian cat 0.717 · 282 tiger cat   ")
+        # the top-5 on two rows, each entry whole: the best-ranked keep their names, the last ones shorten
+        assert rows[-4].endswith("▎ 285 Egyptian cat 0.717  282 tiger cat 0.147    ")
+        assert rows[-3].endswith("▎ 281 ta…y 0.130  287 lynx 0.005  728 pl…g 0.001 ")
         map_rows = [row for row in rows if "▀▀▀▀" in row]
         assert "del 0.437↓ ins 0.549↑ drop 0.000" in screen_text(app)  # the scores keep to one row here
         room = app.query_one("#cam-preview").size
-        assert len(map_rows) == room.height >= 10  # every row the info lines leave (9 before)
-        assert map_rows[0].count("▀") == min(room.width, int(room.height * 2 * 451 / 300))  # the photo's aspect
+        assert len(map_rows) == room.height == 13  # every row the info lines leave (10 before)
+        assert map_rows[0].count("▀") == 39 == int(room.height * 2 * 451 / 300)  # the photo's aspect
 
 
 def test_a_narrow_footer_drops_the_least_needed_keys_first():

@@ -59,7 +59,7 @@ async def test_the_key_is_in_help_and_palette(resnet18_loaded):
         await settle(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
-        assert "Cycle the tree's right column: parameters, MACs, change" in screen_text(app)
+        assert "Cycle the tree's column: params, MACs, activity, change" in screen_text(app)
         await pilot.press("escape", "ctrl+p", *"column")
         await pilot.pause(0.3)
         assert "Column (x)" in screen_text(app)

@@ -71,6 +71,23 @@ def test_gradcam_tab_at_80x24(snap_compare, mobilenet):
     assert snap_compare(app, terminal_size=(80, 24), run_before=_map_without_toasts)
 
 
+def test_gradcam_curves_at_80x24(snap_compare, mobilenet):
+    """``p``: the map's deletion and insertion curves in its place, the scores above them (a
+    64×64 crop of the photo keeps the scoring short)."""
+    import dataclasses
+
+    from layerscope.models import Preprocess
+
+    small = dataclasses.replace(mobilenet, preprocess=Preprocess(resize=64, crop=(64, 64)))
+    app = LayerscopeApp(small, spec="mobilenet_v2")
+
+    async def curves(pilot) -> None:
+        await _map_without_toasts(pilot)
+        await keys("p")(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=curves)
+
+
 def test_diff_view(snap_compare, tmp_path_factory):
     """``--diff``: the change column coloured from frozen to most-changed, layer4 open, its
     tensors in the Stats tab (the checkpoints of tests/diff_models.py, seeded)."""
@@ -84,3 +101,10 @@ def test_diff_view(snap_compare, tmp_path_factory):
     loaded = load_model("diff_models:tiny_resnet", weights=str(folder / "a.pt"))
     app = LayerscopeApp(loaded, spec="tiny_resnet", diff=str(folder / "b.pt"))
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("slash", *"layer4", "enter", "enter"))
+
+
+def test_activity_column_and_histogram(snap_compare):
+    """``A`` on the tiny model with a dead channel and a NaN node (tests/activation_models.py,
+    seeded) over the bundled photo: the activity column, relu's figures and histogram."""
+    app = LayerscopeApp(load_model("activation_models:DeadAndNaN"), spec="activation_models:DeadAndNaN")
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("A", "down", "down"))

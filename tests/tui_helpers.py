@@ -26,6 +26,13 @@ def screen_text(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+def widget_text(widget) -> list[str]:
+    """The rows of the screen inside ``widget``'s region, as drawn (``screen_text`` cut to it)."""
+    region = widget.region
+    rows = screen_text(widget.app).splitlines()[region.y:region.bottom]
+    return [row[region.x:region.right] for row in rows]
+
+
 def tree_lines(tree) -> list:
     """Every line a Textual ``Tree`` holds (expanded or not), in display order, walked from its
     public ``root`` through ``children``."""

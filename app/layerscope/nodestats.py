@@ -23,7 +23,7 @@ def node_stats(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None
         "access_expression": node.access,
         "access_expression_negative": node.access_negative,
         "class": node.class_name,
-        "extra_repr": node.extra_repr,
+        "extra_repr": tree.extra_repr(node),
         "depth": node.depth,
         "children": len(node.children),
         "submodules": len(tree.descendants(node)),

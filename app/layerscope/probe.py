@@ -7,18 +7,17 @@ arithmetic, so even a huge model's shapes cost next to nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.example_inputs import (
-    ExampleInputs, Inputs, as_specs, describe_inputs, example_inputs, parse_input,
-)
+from layerscope.example_inputs import ExampleInputs, Inputs, as_specs, describe_inputs, example_inputs
 from layerscope.locking import model_lock
 
 
@@ -49,15 +48,6 @@ def describe_output(value: object) -> ShapeInfo:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return ShapeInfo("sequence", items=tuple((str(i), describe_output(v)) for i, v in enumerate(value)))
     return ShapeInfo("other", type_name=type(value).__name__)
-
-
-def parse_input_spec(spec: str) -> tuple[tuple[int, ...], torch.dtype]:
-    """One positional ``--input`` as (shape, dtype), the form the app still passes;
-    ``layerscope.example_inputs.parse_inputs`` reads several, keywords included."""
-    parsed = parse_input(spec)
-    if parsed.name is not None:
-        raise LayerscopeError(f"--input {spec}: a keyword input needs the command line's repeated --input")
-    return parsed.shape, parsed.dtype
 
 
 def call_model(model: nn.Module, x: torch.Tensor) -> object:
@@ -110,27 +100,38 @@ def _probe_locked(
     model: nn.Module, inputs: Inputs, dtype: torch.dtype, batch: int, observer: ProbeObserver | None
 ) -> dict[str, ShapeInfo]:
     shapes: dict[str, ShapeInfo] = {}
-    handles = []
-    flags = [(m, m.training) for m in model.modules()]
     try:
-        for name, module in model.named_modules():
-            if not name or isinstance(module, torch.jit.ScriptModule):
-                continue  # the model is watched around its call; TorchScript takes no hooks (its ops count above it)
-            if observer is not None:
-                handles.append(module.register_forward_pre_hook(_starter(observer, name)))
-            handles.append(module.register_forward_hook(_recorder(shapes, name, observer)))
-        model.eval()
-        with torch.no_grad(), observer if observer is not None else nullcontext():
-            _watched_call(model, example_inputs(model, inputs, dtype, batch), shapes, observer)
+        with hooked_eval(model) as handles:
+            for name, module in model.named_modules():
+                if not name or isinstance(module, torch.jit.ScriptModule):
+                    continue  # the model is watched around its call; TorchScript takes no hooks (its ops count above it)
+                if observer is not None:
+                    handles.append(module.register_forward_pre_hook(_starter(observer, name)))
+                handles.append(module.register_forward_hook(_recorder(shapes, name, observer)))
+            with torch.no_grad(), observer if observer is not None else nullcontext():
+                _watched_call(model, example_inputs(model, inputs, dtype, batch), shapes, observer)
     except Exception as exc:
         raise LayerscopeError(f"shape probe failed with input {describe_inputs(inputs, dtype)}"
                               f"{_text_model_hint(model, inputs, dtype)}: {first_line(exc)}") from exc
+    return shapes
+
+
+@contextmanager
+def hooked_eval(model: nn.Module) -> Iterator[list[RemovableHandle]]:
+    """The model in eval mode for passes that watch it through hooks: the caller appends its hook
+    handles to the yielded list. On the way out, even when a pass raises, every hook is removed and
+    every module gets back its own ``training`` flag (``train()`` would flip modules a user had
+    frozen in eval mode on purpose)."""
+    flags = [(m, m.training) for m in model.modules()]
+    handles: list[RemovableHandle] = []
+    try:
+        model.eval()
+        yield handles
     finally:
         for handle in handles:
             handle.remove()
         for module, flag in flags:
             module.training = flag
-    return shapes
 
 
 def _watched_call(model: nn.Module, example: ExampleInputs, shapes: dict[str, ShapeInfo],

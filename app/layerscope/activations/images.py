@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from layerscope import imaging
-from layerscope.activations.recorder import ActivationReport, Progress, collect_activations
+from layerscope.activations.recorder import ActivationReport, Cancel, Progress, collect_activations
 from layerscope.errors import LayerscopeError
 from layerscope.files import expand
 from layerscope.models.loaded import Preprocess
@@ -36,13 +36,13 @@ def image_files(folder: str | Path) -> list[Path]:
 
 def image_activations(
     model: nn.Module, preprocess: Preprocess, files: Sequence[Path], *, batch_size: int = 32,
-    names: Sequence[str] | None = None, progress: Progress | None = None,
+    names: Sequence[str] | None = None, progress: Progress | None = None, cancel: Cancel | None = None,
 ) -> ActivationReport:
     """``collect_activations`` over photos, preprocessed as ``cam`` does, ``batch_size`` at a time."""
     first = next(model.parameters(), None)
     batches = ImageBatches(files, preprocess, first.device if first is not None else torch.device("cpu"), batch_size)
     described = str(files[0]) if len(files) == 1 else f"{len(files)} files in {files[0].parent}"
-    report = collect_activations(model, batches, names=names, inputs=described, progress=progress)
+    report = collect_activations(model, batches, names=names, inputs=described, progress=progress, cancel=cancel)
     if not report.examples:
         path, why = batches.skipped[0]
         raise LayerscopeError(f"none of the {len(files)} files could be read as an image (first: {why})")

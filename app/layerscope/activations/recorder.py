@@ -19,10 +19,15 @@ from layerscope.activations.running import NodeActivity, RunningActivity, satura
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.example_inputs import ExampleInputs
 from layerscope.locking import model_lock
-from layerscope.probe import call_with
+from layerscope.probe import call_with, hooked_eval
 
 Batch = torch.Tensor | ExampleInputs  # an image batch, or any forward's arguments
 Progress = Callable[[int], None]  # told the examples done so far
+Cancel = Callable[[], bool]  # true once the caller wants the run stopped
+
+
+class ActivationsCancelled(Exception):
+    """The caller's ``cancel`` said stop: raised from the next module's hook, mid-forward."""
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,10 @@ class ActivationReport:
 
 def collect_activations(
     model: nn.Module, batches: Iterable[Batch], *, names: Sequence[str] | None = None, inputs: str = "",
-    progress: Progress | None = None,
+    progress: Progress | None = None, cancel: Cancel | None = None,
 ) -> ActivationReport:
     """Statistics of every module's output (``names``: only these) over all ``batches``, streamed.
+    ``cancel`` is asked after every module and between batches: ``ActivationsCancelled`` when true.
 
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
@@ -54,35 +60,30 @@ def collect_activations(
     if any(p.device.type == "meta" for p in model.parameters()):
         raise LayerscopeError("activations need real weights and arithmetic; load the model on cpu or cuda, not meta")
     with model_lock(model):
-        recorder = _Recorder(model, names)
+        recorder = _Recorder(model, names, cancel)
         examples = recorder.run(batches, progress)
     return ActivationReport(recorder.results(), examples, inputs)
 
 
 class _Recorder:
-    def __init__(self, model: nn.Module, names: Sequence[str] | None) -> None:
+    def __init__(self, model: nn.Module, names: Sequence[str] | None, cancel: Cancel | None) -> None:
         self.model = model
+        self.cancel = cancel
         wanted = set(names) if names is not None else None
         self.modules = [(n, m) for n, m in model.named_modules() if wanted is None or n in wanted]
         self.running: dict[str, RunningActivity] = {}
         self.layouts: dict[tuple[int, ...], int] = {}  # 3-D output shape -> channel dim most recently seen
 
     def run(self, batches: Iterable[Batch], progress: Progress | None) -> int:
-        handles = [module.register_forward_hook(self._hook(name)) for name, module in self.modules]
-        flags = [(m, m.training) for m in self.model.modules()]
         examples = 0
-        try:
-            self.model.eval()
+        with hooked_eval(self.model) as handles:
+            handles.extend(module.register_forward_hook(self._hook(name)) for name, module in self.modules)
             for batch in batches:
+                self._check()
                 examples += self._forward(batch)
                 del batch  # not kept while the next one is read
                 if progress is not None:
                     progress(examples)
-        finally:
-            for handle in handles:
-                handle.remove()
-            for module, flag in flags:
-                module.training = flag
         return examples
 
     def _forward(self, batch: Batch) -> int:
@@ -90,7 +91,7 @@ class _Recorder:
         try:
             with torch.no_grad():
                 call_with(self.model, example)
-        except LayerscopeError:
+        except (LayerscopeError, ActivationsCancelled):
             raise
         except Exception as exc:  # the model refused this input: the user's to fix, in one line
             raise LayerscopeError(f"forward failed on {example.describe()}: {first_line(exc)}") from exc
@@ -99,6 +100,7 @@ class _Recorder:
 
     def _hook(self, name: str):
         def hook(module: nn.Module, _inputs: object, output: object) -> None:
+            self._check()
             tensor = _first_float_tensor(output)
             if tensor is None:
                 return
@@ -109,6 +111,10 @@ class _Recorder:
             running.add(tensor)
 
         return hook
+
+    def _check(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise ActivationsCancelled("activations cancelled")
 
     def _channel_dim(self, module: nn.Module, x: torch.Tensor) -> int | None:
         """Dim 1 of N×C×… (N×C features included); the last of a token layout N×L×C. A 3-D

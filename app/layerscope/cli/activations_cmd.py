@@ -16,10 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from layerscope import imaging
-from layerscope.activations import ActivationReport, NodeActivity, collect_activations, image_activations, image_files
+from layerscope.activations import ActivationReport, NodeActivity, image_files, model_activations
 from layerscope.cli.cam_cmd import DEFAULT_IMAGE, MAX_BATCH
 from layerscope.cli.common import add_debug_option, int_between, print_json, stdout_console
-from layerscope.example_inputs import describe_inputs, example_inputs, parse_inputs
+from layerscope.example_inputs import parse_inputs
 from layerscope.files import expand
 from layerscope.models.loaded import LoadedModel
 from layerscope.options import INPUT_HELP, add_input_option, add_model_options, load_from_args
@@ -46,16 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_activations(args: argparse.Namespace) -> int:
-    specs = parse_inputs(args.input) if args.input else None  # mistakes fail before the model loads
-    files = _files(args) if specs is None else []
+    specs = parse_inputs(args.input) if args.input else ()  # mistakes fail before the model loads
+    files = [] if specs else _files(args)
     loaded = load_from_args(args)
     tree = build_tree(loaded.model)
     names = _selected(tree, args.layer)
-    if specs is not None:
-        batch = example_inputs(loaded.model, specs)
-        report = collect_activations(loaded.model, [batch], names=names, inputs=describe_inputs(specs))
-    else:
-        report = _over_images(loaded, files, names, args.batch_size)
+    report = _run(loaded, specs, files, names, args.batch_size)
     if args.json:
         print_json(report_json(report, tree, loaded))
     else:
@@ -76,14 +72,15 @@ def _selected(tree: ModuleTree, layer: str) -> list[str]:
     return [node.name, *(tree.nodes[i].name for i in tree.descendants(node))]
 
 
-def _over_images(loaded: LoadedModel, files: list, names: list[str], batch_size: int) -> ActivationReport:
-    """A folder behind a progress bar on stderr (stdout stays clean for ``--json``)."""
-    if len(files) == 1:
-        return image_activations(loaded.model, loaded.preprocess, files, names=names)
+def _run(loaded: LoadedModel, specs: tuple, files: list, names: list[str], batch_size: int) -> ActivationReport:
+    """Example inputs or one photo at once; a folder behind a progress bar on stderr (stdout stays
+    clean for ``--json``)."""
+    if specs or len(files) == 1:
+        return model_activations(loaded, inputs=specs, files=files, names=names)
     columns = (TextColumn("activations"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("images", total=len(files))
-        return image_activations(loaded.model, loaded.preprocess, files, batch_size=batch_size, names=names,
+        return model_activations(loaded, files=files, batch_size=batch_size, names=names,
                                  progress=lambda done: bar.update(task, completed=done))
 
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from layerscope.cli.common import add_debug_option, int_between, positive_int, print_json, stdout_console
-from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype, probe_cost
+from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype
 from layerscope.errors import LayerscopeError
 from layerscope.example_inputs import MAX_BATCH, Inputs, parse_inputs
 from layerscope.guides import guided_lines
@@ -96,6 +96,8 @@ def _shapes_and_cost(
     """With --cost, the shape probe's one pass counts the cost too."""
     if not args.cost:
         return _shapes(args, loaded), None
+    from layerscope.cost import probe_cost  # torch's flop counter is imported only for --cost
+
     try:
         shapes, table = probe_cost(loaded.model, _probe_input(args, loaded), batch=args.batch)
     except LayerscopeError as exc:

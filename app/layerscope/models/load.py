@@ -16,7 +16,8 @@ from typing import Any
 
 from layerscope.errors import LayerscopeError
 from layerscope.files import expand
-from layerscope.models.build import parse_device
+from layerscope.gcpause import gc_paused
+from layerscope.models.build import eval_mode, parse_device
 from layerscope.models.loaded import LoadedModel, is_path_weights
 from layerscope.models.source import LoadRequest, ModelSource
 from layerscope.models.sources.factory import FactorySource
@@ -65,9 +66,10 @@ def load_model(
         spec=spec, weights=weights, device=dev, trust=trust, kwargs=dict(kwargs or {}), arch=arch,
         load_arch=lambda name: load_model(name, weights="none", device=str(dev), trust=trust, kwargs=kwargs),
     )
-    loaded = source.load(request)
-    if is_path_weights(weights) and not source.reads_own_weights:
-        apply_weights_file(loaded, expand(weights, "weights file"), trust=trust)
-    if loaded.source != "export":  # an exported graph was traced in eval mode; its .eval() raises
-        loaded.model.eval()
+    with gc_paused():  # building a model allocates objects that live on: no collector passes over them
+        loaded = source.load(request)
+        if is_path_weights(weights) and not source.reads_own_weights:
+            apply_weights_file(loaded, expand(weights, "weights file"), trust=trust)
+        if loaded.source != "export":  # an exported graph was traced in eval mode; its .eval() raises
+            eval_mode(loaded.model)
     return loaded

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from collections.abc import Sequence
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 from torch import nn
@@ -28,13 +29,18 @@ from layerscope.parsing import as_int
 from layerscope.tree.counting import UNINITIALIZED
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Node:
+class Node(NamedTuple):
     """One registration of a module (its place in the tree), with its subtree's figures.
 
     Subtree figures count what ``module.parameters()`` / ``buffers()`` yield there: a
     tensor shared by several places counts once. Public API: ``name``, ``class_name``,
     ``access``, ``access_negative``, ``own_params``, ``total_params``.
+
+    Immutable; a named tuple rather than a frozen dataclass because a 100,000-module
+    model makes 100,000 of them: a tuple is built from the builder's columns in C, where a
+    frozen dataclass's ``__init__`` sets its 29 fields one ``object.__setattr__`` at a time
+    (0.7 s against 0.05 s). The module's ``extra_repr`` is not a field: the tree asks the
+    module when a view shows it (``ModuleTree.extra_repr``).
     """
 
     index: int
@@ -44,7 +50,6 @@ class Node:
     parent: int | None
     children: tuple[int, ...]
     class_name: str
-    extra_repr: str
     access: str  # Python reaching the module from ``model``: model.features[3]
     access_negative: str | None  # the same with [-1] for a last child, when that differs
     own_params: int
@@ -106,13 +111,14 @@ class ModuleTree:
 
     def __init__(
         self, nodes: list[Node], model_class: str, shared: tuple[SharedTensor, ...] = (),
-        renamer: Callable[[str], str | None] | None = None,
+        renamer: Callable[[str], str | None] | None = None, modules: Sequence[nn.Module] = (),
     ) -> None:
         self.nodes = nodes
         self.model_class = model_class
         self.shared = shared
         self.renamer = renamer  # old spellings of names (``layerscope.models.adapters.checkpoint_renamer``)
-        self._by_name = {n.name: n.index for n in nodes}
+        self._modules = modules  # the module at each node, asked for its extra_repr when a view shows it
+        self._by_name = {n.name: n.index for n in nodes}  # a later registration of a name wins
         self._child_keys: dict[int, dict[str, int]] = {}
         self._positions: dict[int, dict[int, int]] = {}
         self._expressions: dict[str, Node] | None = None  # a cache filled on first use, not state
@@ -131,6 +137,17 @@ class ModuleTree:
         """The node with this exact qualified name, if any."""
         idx = self._by_name.get(name)
         return None if idx is None else self.nodes[idx]
+
+    def extra_repr(self, node: Node) -> str:
+        """The module's ``extra_repr()`` (``in_features=512, out_features=1000, bias=True``), asked
+        when a view shows it rather than for each of 100,000 nodes at build time; "" when it fails
+        (a user's ``extra_repr`` may on meta tensors) or the tree was built without its modules."""
+        if node.index >= len(self._modules):
+            return ""
+        try:
+            return self._modules[node.index].extra_repr()
+        except Exception:
+            return ""
 
     def children_of(self, node: Node) -> list[Node]:
         return [self.nodes[i] for i in node.children]

@@ -6,7 +6,7 @@ computes maps in workers (``screens.model``), each failure handled in one place 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +30,18 @@ class LayerscopeApp(App):
 
     def __init__(
         self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None,
-        save_dir: Path | None = None, probe_input: str | None = None, pixels: str | None = None,
+        save_dir: Path | None = None, probe_input: str | Sequence[str] | None = None, pixels: str | None = None,
         read_line: LineReader | None = None, diff: str | None = None, trust: bool = False,
     ) -> None:
-        """``read_line`` is the launcher's parser for ``l`` (the app does not import the launcher);
-        ``diff``: a checkpoint to compare the model's weights with once it has loaded."""
+        """``probe_input``: one ``--input`` or several (one per positional argument of ``forward``,
+        ``NAME=SHAPE[:dtype]`` for a keyword); ``read_line`` is the launcher's parser for ``l`` (the
+        app does not import the launcher); ``diff``: a checkpoint to compare the model's weights
+        with once it has loaded."""
         super().__init__()
+        inputs = (probe_input,) if isinstance(probe_input, str) else tuple(probe_input or ())
         self.options = AppOptions(
             load=load if callable(load) else (lambda: load), spec=spec, image=Path(image) if image else SAMPLE_IMAGE,
-            save_dir=Path(save_dir) if save_dir else Path.cwd(), probe_input=probe_input, pixels=pixels,
+            save_dir=Path(save_dir) if save_dir else Path.cwd(), probe_inputs=inputs, pixels=pixels,
             read_line=read_line, diff=diff, trust=trust)
         self.log_path = failures.log_path()  # where a bug's traceback goes (the help screen says)
         self.main: MainScreen | None = None  # the screen, once the app runs

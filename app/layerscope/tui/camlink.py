@@ -145,7 +145,12 @@ class CamRequest:
 
 def candidates(session: Session, target: int, verdicts: Mapping[str, Eligibility]) -> list[str]:
     """The target and the eligible layers around it: ancestors, siblings, and its sweep family
-    (``layer4.1`` → every ``layerN.M``), nearest first, at most ``MAX_CANDIDATES``."""
+    (``layer4.1`` → every ``layerN.M``) from the target's own container on, nearest first, at
+    most ``MAX_CANDIDATES``.
+
+    A family member before that container (``layer1.0`` for ``layer4.2``) would carry the first
+    map's backward pass through nearly the whole network: resnet50's first map cost 2.8× a
+    forward with ``layer1``–``layer3`` hooked, 1.3× without. ``r`` hooks the whole family itself."""
     tree = session.tree
     node = tree.nodes[target]
     eligible = {name for name, verdict in verdicts.items() if verdict.eligible}
@@ -154,9 +159,12 @@ def candidates(session: Session, target: int, verdicts: Mapping[str, Eligibility
     while parent is not None:
         near.append(tree.nodes[parent].name)
         parent = tree.nodes[parent].parent
+    first = node.index  # pre-order: what comes before the target's container runs before it
     if node.parent is not None:
-        near += [tree.nodes[i].name for i in tree.nodes[node.parent].children]
-    near += family_names(tree, node.name)
+        siblings = tree.nodes[node.parent].children
+        near += [tree.nodes[i].name for i in siblings]
+        first = siblings[0]
+    near += [name for name in family_names(tree, node.name) if tree.resolve(name).index >= first]
     chosen = [node.name]
     for name in near:
         if name in eligible and name not in chosen:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.table import Table
 from rich.text import Text
+
+from layerscope.tui.fit import Name, first_fit, fitted, joined
 
 if TYPE_CHECKING:
     from layerscope.cam.metrics import Faithfulness
@@ -17,130 +18,121 @@ if TYPE_CHECKING:
     from layerscope.tui.session import Session
 
 IDLE = "press g to compute the map · r ranks layers"
+RANDOM = ("⚠ random weights: this map shows nothing learned", "⚠ random weights: nothing learned")
+# the scores' labels, from the roomiest to the tightest: a narrow tab keeps them and the rank on one row
+SCORE_LABELS = (("deletion ", " ↓  insertion ", " ↑  avg drop "), ("del ", "↓ ins ", "↑ drop "),
+                ("del↓", " ins↑", " drop "))
 
 
 def info_text(session: Session, view: CamView | None, running: str = "", scores: Faithfulness | None = None,
-              note: str = "", compact: bool = False, width: int = 0) -> Text:
+              note: str = "", width: int = 0) -> Text:
     """What the tab says above the picture; ``running`` names the work under way ("the map");
-    ``scores`` are the shown map's, else ``note`` says where they stand; ``compact`` (a narrow
-    tab) shortens the scores' labels so they keep to one row; ``width`` (the tab's, when known)
-    lets the map line drop its layer rather than wrap."""
+    ``scores`` are the shown map's, else ``note`` says where they stand. ``width`` (the tab's,
+    once laid out) fits every line to one row: labels shorten, then names (a middle ellipsis),
+    never a figure."""
     node = session.node(session.target) if session.target is not None else None
     target = (node.access_negative or node.access) if node is not None else "none yet: t or a"
-    text = Text()
-    text.append("layer ", "dim")
-    text.append(target, "bold")
-    text.append("  method ", "dim")
-    text.append(session.method, "bold")
-    text.append("\nclass ", "dim")
-    text.append(session.class_name(session.class_index), "bold")
-    if session.class_index is not None:
-        text.append(" pinned (C unpins)" if session.class_pinned else " for this image (C pins)", "dim")
-    text.append("  image ", "dim")
-    text.append(session.image.name)
+    lines = [fitted([Text("layer ", "dim"), Name(Text(target, "bold")), Text("  method ", "dim"),
+                     Text(session.method, "bold")], width),
+             class_line(session, width)]
     if not session.loaded.pretrained:
-        text.append("\n⚠ random weights: this map shows nothing learned", "bold dark_orange")
+        lines.append(first_fit(width, *(Text(warning, "bold dark_orange") for warning in RANDOM)))
     if view is None:
-        text.append(f"\ncomputing {running}… esc cancels" if running else f"\n{IDLE}", "italic dim")
-        return text
-    append_map_line(text, view, width)
-    append_evidence(text, session, view, scores, note, compact)
-    return text
-
-
-def append_map_line(text: Text, view: CamView, width: int = 0) -> None:
-    """Which map is shown: method, layer, class and its probability, and whether it is empty.
-    A line longer than ``width`` leaves the layer to the line above, which names it (a map is
-    only ever shown for the target), so it keeps to one row."""
-    line = Text()
-    append_map_text(line, view, with_layer=True)
-    if width and line.cell_len > width:
-        line = Text()
-        append_map_text(line, view, with_layer=False, cached=" (cached)")
-    text.append("\n")
-    text.append_text(line)
+        idle = (f"computing {running}… esc cancels", "computing… esc cancels") if running else (IDLE,)
+        lines.append(first_fit(width, *(Text(line, "italic dim") for line in idle)))
+        return joined(lines)
+    lines.append(map_line(view, width))
     if view.result.all_zero:
-        text.append("\nthe map is all zero: nothing here raises the score (random weights?)", "dark_orange")
+        lines.append(first_fit(width, Text("the map is all zero: nothing here raises the score (random weights?)",
+                                           "dark_orange"), Text("the map is all zero", "dark_orange")))
+    lines += evidence_lines(session, view, scores, note, width)
+    return joined(lines)
 
 
-def append_map_text(text: Text, view: CamView, with_layer: bool, cached: str = "  (redrawn from cache)") -> None:
-    result = view.result
-    text.append("map ", "dim")
-    text.append(f"{result.method} at {result.layer}" if with_layer else result.method, "bold cyan")
-    name = f" {result.target_name}" if result.target_name else ""
-    if result.target is None:
-        text.append(" for no class (class-blind)", "italic")
+def class_line(session: Session, width: int = 0) -> Text:
+    """The class the map explains and the photo: the key hint goes first, then the names shorten."""
+    if session.class_index is None:
+        hints = ("",)
     else:
-        text.append(f" for {result.target}{name}", "bold")
+        hints = (" pinned (C unpins)", " pinned") if session.class_pinned else (" for this image (C pins)",
+                                                                                " for this image")
+    lines = [[Text("class ", "dim"), Name(Text(session.class_name(session.class_index), "bold")), Text(hint, "dim"),
+              Text("  image ", "dim"), Name(Text(session.image.name))] for hint in hints]
+    return first_fit(width, *(fitted(parts, 0) for parts in lines[:-1]), fitted(lines[-1], width))
+
+
+def map_line(view: CamView, width: int = 0) -> Text:
+    """Which map is shown: method, layer, class and its probability. A narrow tab leaves the
+    layer to the line above, which names it (a map is only ever shown for the target), then
+    says "cached" shorter, then not at all, then shortens the class name."""
+    forms = [map_text(view, with_layer=True), map_text(view, with_layer=False, cached=" (cached)")]
+    if view.reused:
+        forms.append(map_text(view, with_layer=False, cached=""))
+    fits = [form for form in forms if not width or form.cell_len <= width]
+    return fits[0] if fits else fitted(map_parts(view, with_layer=False, cached=""), width)
+
+
+def map_text(view: CamView, with_layer: bool, cached: str = "  (redrawn from cache)") -> Text:
+    return fitted(map_parts(view, with_layer, cached), 0)
+
+
+def map_parts(view: CamView, with_layer: bool, cached: str) -> list[Text | Name]:
+    result = view.result
+    parts: list[Text | Name] = [Text("map ", "dim"),
+                                Text(f"{result.method} at {result.layer}" if with_layer else result.method,
+                                     "bold cyan")]
+    if result.target is None:
+        parts.append(Text(" for no class (class-blind)", "italic"))
+    else:
+        parts.append(Text(f" for {result.target}", "bold"))
+        if result.target_name:
+            parts += [Text(" "), Name(Text(result.target_name, "bold"))]
     score = next((p.probability for p in view.top5 if p.index == result.target), None)
     if score is not None:
-        text.append(f" p={score:.3f}")
-    if view.reused:
-        text.append(cached, "dim")
+        parts.append(Text(f" p={score:.3f}"))
+    if view.reused and cached:
+        parts.append(Text(cached, "dim"))
+    return parts
 
 
-def append_evidence(text: Text, session: Session, view: CamView, scores: Faithfulness | None, note: str,
-                    compact: bool) -> None:
-    """The map's deletion/insertion scores (or where they stand), its place in the last ranking,
-    and a warning when the method cannot tell one class from another."""
+def evidence_lines(session: Session, view: CamView, scores: Faithfulness | None, note: str,
+                   width: int = 0) -> list[Text]:
+    """The map's deletion/insertion scores (or where they stand) and its place in the last
+    ranking, on one row where some labels allow it (else the place on its own row); and a
+    warning when the method cannot tell one class from another."""
     result = view.result
-    text.append("\n")
     if scores is not None:
-        labels = ("del ", "↓ ins ", "↑ drop ") if compact else ("deletion ", " ↓  insertion ", " ↑  avg drop ")
-        for label, value in zip(labels, (scores.deletion_auc, scores.insertion_auc, scores.average_drop)):
-            text.append(label, "dim")
-            text.append(f"{value:.3f}", "bold")
-    elif note:
-        text.append(note, "italic dim")
+        forms = [scores_text(scores, labels) for labels in SCORE_LABELS]
     else:
-        text.append("scores: —", "dim")
+        forms = [Text(note, "italic dim") if note else Text("scores: —", "dim")]
     ranking = session.ranking
     place = next((i for i, s in enumerate(ranking.layers, 1) if s.layer == result.layer), None) if ranking else None
+    lines: list[Text]
     if ranking is not None and place is not None and ranking.method == result.method:
-        text.append(f"  rank #{place} of {len(ranking.layers)}", "bold green" if place == 1 else "bold")
+        rank = Text(f"rank #{place} of {len(ranking.layers)}", "bold green" if place == 1 else "bold")
+        together = [Text.assemble(form, "  ", rank) for form in forms]
+        fits = [line for line in together if not width or line.cell_len <= width]
+        lines = fits[:1] or [first_fit(width, *forms), rank]
+    else:
+        lines = [first_fit(width, *forms)]
     if view.class_blind:
-        text.append(f"\nclass-blind: {result.method} draws the same map for every class", "bold dark_orange")
+        lines.append(first_fit(width, Text(f"class-blind: {result.method} draws the same map for every class",
+                                           "bold dark_orange"),
+                               Text("class-blind: the same map for every class", "bold dark_orange")))
+    return lines
 
 
-def top5_table(view: CamView) -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="dim", justify="right")
-    table.add_column(no_wrap=True, overflow="ellipsis")
-    table.add_column(justify="right", style="bold")
-    for p in view.top5:
-        style = "bold magenta" if p.index == view.result.target else ""
-        table.add_row(str(p.index), Text(p.name or "-", style=style), f"{p.probability:.3f}")
-    return table
-
-
-def detections_table(view: CamView) -> Table:
-    """A detector's best boxes with their scores; ◎ marks the box the map explains (boxed)."""
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="dim", justify="right")
-    table.add_column(no_wrap=True, overflow="ellipsis")
-    table.add_column(justify="right", style="bold")
-    table.add_column(style="dim", no_wrap=True)
-    for d in view.detections:
-        target = view.box is not None and d.box == view.box
-        table.add_row(f"#{d.rank}", Text(d.title, style="bold magenta" if target else ""), f"{d.score:.3f}",
-                      "◎ boxed" if target else "")
-    return table
-
-
-def top5_line(view: CamView) -> Text:
-    """The top-5 as wrapped text, for short terminals: two or three rows instead of five,
-    which the map gets instead."""
-    text = Text("top-5 ", style="dim")
-    for i, p in enumerate(view.top5):
-        if i:
-            text.append(" · ", "dim")
-        text.append(f"{p.index} {p.name or '-'}", "bold magenta" if p.index == view.result.target else "")
-        text.append(f" {p.probability:.3f}", "bold")
+def scores_text(scores: Faithfulness, labels: tuple[str, ...]) -> Text:
+    text = Text()
+    values = (scores.deletion_auc, scores.insertion_auc, scores.average_drop)
+    for label, value in zip(labels, values):
+        text.append(label, "dim")
+        text.append(f"{value:.3f}", "bold")
     return text
 
 
 def scoring_note(done: int, total: int) -> str:
-    return f"scoring the map: {done}/{total} perturbed passes · esc skips"
+    return f"scoring the map: {done}/{total} passes · esc skips"
 
 
 def ranked_title(ranking: Ranking) -> str:

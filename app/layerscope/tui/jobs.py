@@ -8,27 +8,31 @@ Importing this module imports torch, so the screens import it only once a worker
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from layerscope import probe  # probe.probe_shapes looked up at each call: tests watch it
+from layerscope.activations import ActivationReport, model_activations
 from layerscope.cam.targets import Eligibility
 from layerscope.cost import CostTable, cost_stats, probe_cost
 from layerscope.diff import DiffResult, diff_checkpoints
 from layerscope.diff.engine import Cancel, Progress
 from layerscope.errors import LayerscopeError
+from layerscope.example_inputs import InputSpec, parse_inputs
 from layerscope.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
-from layerscope.probe import ShapeInfo, parse_input_spec
+from layerscope.probe import ShapeInfo
 from layerscope.nodestats import node_stats
 from layerscope.tree import build_tree
-from layerscope.tui import camlink, difftext
+from layerscope.tui import activitytext, camlink, difftext
 from layerscope.tui.session import Session
-from layerscope.tui.tabs import IterationCounts, NodeChanges, NodeFigures, StateEntries, StateRow, TabContent
+from layerscope.tui.tabs import (
+    IterationCounts, NodeActivations, NodeChanges, NodeFigures, StateEntries, StateRow, TabContent,
+)
 
 ROW_LIMIT = 2000  # a table of more rows helps nobody; the caption gives the full count
 
@@ -39,29 +43,40 @@ def open_session(load: Callable[[], LoadedModel], image: Path) -> Session:
     return Session(loaded=loaded, tree=build_tree(loaded.model), image=image)
 
 
-def probe_input(session: Session, spec: str | None) -> tuple[tuple[int, ...], torch.dtype]:
-    """``--input`` parsed (``3x224x224``, ``128:long``), or the weights' own size as floats."""
-    if spec:
-        return parse_input_spec(spec)
-    return tuple(session.loaded.input_shape), torch.float32
+def probe_inputs(session: Session, texts: Sequence[str]) -> tuple[InputSpec, ...]:
+    """Every ``--input`` parsed as the CLI parses them (positional ones in order, ``NAME=…``
+    keywords), or the weights' own size as floats."""
+    if texts:
+        return parse_inputs(texts)
+    return (InputSpec(tuple(session.loaded.input_shape)),)
 
 
 def probe_shapes(
-    session: Session, spec: str | None
+    session: Session, texts: Sequence[str]
 ) -> tuple[dict[str, ShapeInfo], dict[str, Eligibility], str | None]:
-    """Output shapes at ``spec`` (None: the weights' own size), the eligibility they give each
-    module (judged as the engine judges, with the input's H×W), and the layer they suggest."""
-    shape, dtype = probe_input(session, spec)
+    """Output shapes at ``texts`` (none: the weights' own size), the eligibility they give each
+    module (judged as the engine judges, with the first positional input's H×W), and the layer
+    they suggest."""
+    specs = probe_inputs(session, texts)
     model = session.loaded.model
-    shapes = probe.probe_shapes(model, shape, dtype)
-    hw = camlink.input_hw(shape)
+    shapes = probe.probe_shapes(model, specs)
+    image = next((s for s in specs if s.name is None), specs[0])
+    hw = camlink.input_hw(image.shape)
     return shapes, camlink.eligibility(model, shapes, hw), camlink.probed_target(model, session.tree, shapes, hw)
 
 
-def count_cost(session: Session, spec: str | None) -> CostTable:
-    """MACs, FLOPs and activation memory of every module at the probe's input."""
-    shape, dtype = probe_input(session, spec)
-    return probe_cost(session.loaded.model, shape, dtype)[1]
+def count_cost(session: Session, texts: Sequence[str]) -> CostTable:
+    """MACs, FLOPs and activation memory of every module at the probe's inputs."""
+    return probe_cost(session.loaded.model, probe_inputs(session, texts))[1]
+
+
+def collect_activity(session: Session, texts: Sequence[str], cancel: Callable[[], bool]) -> ActivationReport:
+    """``A``: every node's activation statistics over example tensors for ``texts`` (every
+    ``--input``), else over the session's photo, as ``layerscope activations`` computes them;
+    ``cancel`` is asked after every module."""
+    specs = parse_inputs(texts) if texts else ()
+    report = model_activations(session.loaded, inputs=specs, files=[session.image], cancel=cancel)
+    return report if specs else replace(report, inputs=session.image.name)
 
 
 def diff_weights(session: Session, other: str, *, trust: bool, progress: Progress, cancel: Cancel) -> DiffResult:
@@ -88,10 +103,18 @@ def tab_content(session: Session, tab: str, index: int) -> TabContent:
         if session.cost is not None:
             stats.update(cost_stats(node, session.cost))
         changes = node_changes(session.diff, index) if session.diff is not None else None
-        return NodeFigures(stats, session.eligibility.get(node.name), changes)
+        return NodeFigures(stats, session.eligibility.get(node.name), changes, node_activations(session, index))
     if tab == "state_dict":
         return StateEntries(state_rows(session.module(index)), node.state_dict_entries, node.name)
     return IterationCounts(node.access, iteration_view(session.module(index)))
+
+
+def node_activations(session: Session, index: int) -> NodeActivations | None:
+    """Node ``index``'s activation statistics for the Stats tab, once ``A`` has collected them."""
+    report = session.activity
+    if report is None:
+        return None
+    return NodeActivations(activitytext.lookup(report, session.tree, index), activitytext.over(report))
 
 
 def state_rows(module: nn.Module, limit: int = ROW_LIMIT) -> list[StateRow]:

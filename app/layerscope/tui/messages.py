@@ -1,10 +1,10 @@
 """Messages the workers post back (``post_message`` is thread-safe), each with one handler.
 
 They carry the engine's own types. The main screen handles the model's messages
-(``ModelReady``, ``ShapesReady``, ``CostReady``, ``DiffProgress``, ``DiffReady``, ``TabReady``) and the ones that
-change more than the Grad-CAM tab (``RankDone``, ``ImageChecked``); the Grad-CAM
-panel handles its map's (``CamProgress``, ``CamDone``, ``ScoreProgress``,
-``CamScored``). Dataclasses: Textual's ``Message.__post_init__`` does the base
+(``ModelReady``, ``ShapesReady``, ``CostReady``, ``DiffProgress``, ``DiffReady``,
+``ActivityReady``, ``TabReady``) and the ones that change more than the Grad-CAM tab
+(``RankDone``, ``ImageChecked``); the Grad-CAM panel handles its map's (``CamProgress``,
+``CamDone``, ``ScoreProgress``, ``CamScored``). Dataclasses: Textual's ``Message.__post_init__`` does the base
 initialisation.
 """
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from layerscope.activations import ActivationReport
     from layerscope.cam import PhotoExplainer
     from layerscope.cam.metrics import Faithfulness
     from layerscope.cam.ranking import Ranking
@@ -69,6 +70,14 @@ class DiffReady(Message):
 
     session: Session
     result: DiffResult
+
+
+@dataclass
+class ActivityReady(Message):
+    """``A`` finished: every node's activation statistics for ``session``'s model."""
+
+    session: Session
+    report: ActivationReport
 
 
 @dataclass

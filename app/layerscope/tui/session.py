@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
+    from layerscope.activations import ActivationReport
     from layerscope.cam.ranking import Ranking
     from layerscope.cam.targets import Eligibility
     from layerscope.cost import CostTable
@@ -32,7 +33,7 @@ class AppOptions:
     spec: str = "model"  # the model being loaded, as the header names it
     image: Path = SAMPLE_IMAGE  # the photo Grad-CAM explains first
     save_dir: Path = field(default_factory=Path.cwd)  # where ``s`` writes
-    probe_input: str | None = None  # "3x224x224" or "128:long"; None: the weights' own size
+    probe_inputs: tuple[str, ...] = ()  # every --input ("3x224x224", "ids=128:long"); none: the weights' own size
     pixels: str | None = None  # "kitty" / "sixel": the terminal draws the overlay's pixels
     read_line: LineReader | None = None  # ``l``: reads a typed model line as the command line would
     diff: str | None = None  # ``--diff B``: compare the model's weights with B once it has loaded
@@ -58,6 +59,7 @@ class Session:
     ranking: Ranking | None = None  # the last ``r``, best first
     class_pinned: bool = False  # keep class_index when another image is opened (C)
     diff: DiffResult | None = None  # ``d``: what changed from the model's weights file to another checkpoint
+    activity: ActivationReport | None = None  # ``A``: every node's activation statistics
 
     def node(self, index: int) -> Node:
         return self.tree.nodes[index]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 if TYPE_CHECKING:
+    from layerscope.activations import NodeActivity
     from layerscope.cam.targets import Eligibility
     from layerscope.diff import NodeDiff, TensorDiff
     from layerscope.iteration import IterationSummary
@@ -31,13 +32,24 @@ class NodeChanges:
 
 
 @dataclass(frozen=True)
+class NodeActivations:
+    """After ``A``, the Stats tab's first part: the node's activation statistics (None: it did
+    not run, or returned no floating-point tensor) and what ran through the model."""
+
+    node: NodeActivity | None
+    over: str  # "chelsea.png (1 example)"
+
+
+@dataclass(frozen=True)
 class NodeFigures:
     """The Stats tab: ``nodestats.node_stats`` (cost keys included, once counted), the node's
-    Grad-CAM eligibility (None until the shapes are probed) and, after ``d``, its changes."""
+    Grad-CAM eligibility (None until the shapes are probed), after ``d`` its changes, and
+    after ``A`` its activations."""
 
     stats: dict[str, Any]
     eligibility: Eligibility | None
     changes: NodeChanges | None = None
+    activations: NodeActivations | None = None
     tab: ClassVar[str] = "stats"
 
 

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from layerscope.tui import difftext
+from layerscope.tui import activitytext, difftext
 
 if TYPE_CHECKING:
+    from layerscope.activations import ActivationReport
     from layerscope.cost import CostTable
     from layerscope.diff import DiffResult
     from layerscope.tree import ModuleTree
@@ -35,6 +36,7 @@ class LineFacts:
     cost: CostTable | None
     diff: DiffResult | None = None  # after ``d``: node ``i`` of the diff is node ``i`` of the tree
     top_change: float = 0.0  # the diff's largest node change: the red end of its colour scale
+    activity: ActivationReport | None = None  # after ``A``: every node's activation statistics
 
     @property
     def names(self) -> list[str]:
@@ -76,12 +78,24 @@ def _change(facts: LineFacts) -> Text:
     return difftext.change_cell(facts.diff, facts.members, facts.top_change)
 
 
+def _activity(facts: LineFacts) -> Text:
+    assert facts.activity is not None
+    return activitytext.activity_cell(facts.activity, facts.tree, facts.members)
+
+
 COLUMNS = (
     Column("params", "tree shows parameters", _params),
     Column("macs", "tree shows MACs per forward pass", _macs, ready=lambda facts: facts.cost is not None),
+    Column("activity", "tree shows each node's dead channels (% of its output channels), NaN! where NaN or Inf "
+           "came out (A)", _activity, ready=lambda facts: facts.activity is not None),
     Column("change", "tree shows the change from the weights file to B (d)", _change,
            ready=lambda facts: facts.diff is not None),
 )
+
+
+def column_named(key: str) -> Column:
+    """The column of ``COLUMNS`` with ``key``."""
+    return next(c for c in COLUMNS if c.key == key)
 
 
 @dataclass(frozen=True)

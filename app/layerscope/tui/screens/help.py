@@ -17,7 +17,7 @@ NAVIGATION = [
     ("← →", "collapse / expand (or go to parent / first child)"),
     ("enter", "expand or collapse; on “… more”, show the next page"),
     ("1 2 3 4", "Stats, state_dict, API, Grad-CAM tab"),
-    ("escape", "close search, cancel a running diff, map, scoring or ranking"),
+    ("escape", "close search, cancel a running diff, activations, map, scoring or ranking"),
     ("ctrl+p", "command palette (every key is there too)"),
 ]
 
@@ -36,6 +36,14 @@ CHANGE_COLUMN = [
     ("", "coloured from blue (barely moved) to red (the most-changed node), four decades on a log scale"),
     ("+  −", "only the other checkpoint (B) / only the weights file (A) has its tensors"),
     ("≠", "changed from all zeros: no relative figure"),
+]
+
+
+ACTIVITY_COLUMN = [
+    ("12.5% dead", "share of the node's output channels that were exactly 0 on every element (yellow when any)"),
+    ("NaN!", "NaN or ±Inf came out of the node (red); Stats counts them"),
+    ("—", "an output without a channel dimension (one number per example)"),
+    ("not run", "the node did not run, or returned no floating-point tensor"),
 ]
 
 
@@ -58,6 +66,9 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("\nchange column (d compares the weights file A with a checkpoint B; x shows it)",
                               style="bold"))
             yield Static(_two_columns(CHANGE_COLUMN))
+            yield Static(Text("\nactivity column (A collects activations over the photo or --input; x shows them)",
+                              style="bold"))
+            yield Static(_two_columns(ACTIVITY_COLUMN))
             yield Static(Text(f"errors that are bugs: traceback in {home_short(self.log_path)}", style="dim"),
                          id="help-log")
             yield Static(Text("escape closes this", style="dim"))

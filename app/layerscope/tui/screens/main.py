@@ -17,9 +17,9 @@ from layerscope.tui import camtext, clipboard
 from layerscope.tui.keys import KEYS, bindings
 from layerscope.tui.lazy import camlink
 from layerscope.tui.messages import CamDone, ImageChecked, RankDone
+from layerscope.tui.screens.activity import ActivityScreen
 from layerscope.tui.screens.help import HelpScreen
 from layerscope.tui.screens.image_path import ImagePathScreen
-from layerscope.tui.screens.diffmode import DiffScreen
 from layerscope.tui.screens.model import FAILED
 from layerscope.tui.screens.model_spec import ModelSpecScreen
 from layerscope.tui.screens.pickers import ClassPicker, MethodPicker
@@ -29,7 +29,7 @@ from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.search import SearchBar
 
 
-class MainScreen(DiffScreen):
+class MainScreen(ActivityScreen):
     """The tree and the tabs, driven by the keys of ``KEYS``."""
 
     BINDINGS = bindings()
@@ -73,7 +73,7 @@ class MainScreen(DiffScreen):
             self.jump(found)
 
     def action_cancel(self) -> None:
-        """Escape: close the search, else stop the running diff, map, scoring or ranking."""
+        """Escape: close the search, else stop the running diff, activations, map, scoring or ranking."""
         bar = self.query_one(SearchBar)
         if bar.active:
             bar.close()
@@ -82,13 +82,18 @@ class MainScreen(DiffScreen):
         if self.stop_diff():
             self.notify("the tree keeps what it showed", title="Diff stopped", severity="warning", timeout=3)
             return
+        if self.stop_activity():
+            self.notify("no statistics kept; A starts again", title="Activations stopped", severity="warning",
+                        timeout=3)
+            return
         stopping = self.query_one(CamPanel).cancel()
         if stopping:
             self.notify(f"stopping {stopping}…", severity="warning", timeout=2)
 
     def stop_work(self) -> None:
-        """Before quitting: a running diff or map is told to stop."""
+        """Before quitting: a running diff, collection or map is told to stop."""
         self.stop_diff()
+        self.stop_activity()
         self.query_one(CamPanel).cancel()
 
     async def action_quit(self) -> None:
@@ -118,7 +123,8 @@ class MainScreen(DiffScreen):
         self.notify("repeated blocks folded as ×N" if tree.fold else "repeated blocks shown one by one", timeout=2)
 
     def action_toggle_column(self) -> None:
-        """The tree's right column, cycled: parameters, MACs (after the shape probe), change (after ``d``)."""
+        """The tree's right column, cycled: parameters, MACs (after the shape probe), activity (after
+        ``A``), change (after ``d``)."""
         if self.session is None:
             return
         column = self.query_one(ModuleTreeView).next_column()
@@ -126,7 +132,8 @@ class MainScreen(DiffScreen):
             why = self.session.cost_error or self.session.probe_error or "still counting… try again in a moment"
             self.notify(why, title="No MACs to show", severity="warning", markup=False, timeout=4)
             return
-        self.notify(column.says, timeout=2)
+        later = "\nA adds an activity column (dead channels, NaN)" if self.session.activity is None else ""
+        self.notify(column.says + later, timeout=2)
 
     def action_toggle_shapes(self) -> None:
         tree = self.query_one(ModuleTreeView)
@@ -273,6 +280,13 @@ class MainScreen(DiffScreen):
             self.jump(node.index)
             self.set_target(node.index)
 
+    def action_toggle_curves(self) -> None:
+        """The curves behind the shown map's scores in its place (they follow every new map), or the map again."""
+        shown = self.query_one(CamPanel).toggle_curves()
+        self.action_show_tab("gradcam")
+        self.notify("deletion and insertion curves in the map's place; p shows the map" if shown else
+                    "the map again; p plots its curves", timeout=2)
+
     def action_pick_method(self) -> None:
         if self.session is None:
             return
@@ -349,6 +363,7 @@ class MainScreen(DiffScreen):
         if session is None or panel.refuse_while_running():  # a map started while the path was being read
             return
         reset = session.change_image(message.path)
+        self.photo_changed()
         panel.forget()
         self.action_show_tab("gradcam")
         back = "\nclass: back to the top prediction (C pins a class)" if reset else ""

@@ -54,7 +54,7 @@ SYNC_LIMIT = 3000  # subtrees up to this many modules / state_dict entries fill 
 # the notification title when a worker of this group fails
 FAILED = {"load": "Model not loaded", "probe": "Shape probe failed", "panel": "Tab not filled",
           "cam": "Grad-CAM failed", "image": "Image not opened", "copy": "Not copied", "cost": "MACs not counted",
-          "diff": "Diff failed"}
+          "diff": "Diff failed", "activity": "Activations not collected"}
 
 
 class ModelScreen(Screen):
@@ -105,7 +105,7 @@ class ModelScreen(Screen):
     async def probe_shapes(self, session: Session) -> None:
         """Shapes, eligibility judged as the engine judges it (the probe input's H×W and the
         model's hints), and the suggested target: all off the UI thread."""
-        shapes, verdicts, suggested = await in_thread(jobs.probe_shapes, session, self.options.probe_input)
+        shapes, verdicts, suggested = await in_thread(jobs.probe_shapes, session, self.options.probe_inputs)
         if session is self.session:  # not a model that ``l`` has replaced meanwhile
             self.post_message(ShapesReady(session, shapes, verdicts, suggested))
             self.count_cost(session)
@@ -114,7 +114,7 @@ class ModelScreen(Screen):
     async def count_cost(self, session: Session) -> None:
         """The counted pass runs after the plain one: counting every op costs several times a
         plain forward on a 100,000-module model, and marks and suggestions need only shapes."""
-        cost = await in_thread(jobs.count_cost, session, self.options.probe_input)
+        cost = await in_thread(jobs.count_cost, session, self.options.probe_inputs)
         if session is self.session:
             self.post_message(CostReady(session, cost))
 

@@ -15,21 +15,19 @@ import threading
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
-from layerscope.tui import camtext
+from layerscope.tui import camlayout, camtext
 from layerscope.tui.messages import CamDone, CamProgress, CamScored, ScoreProgress
+from layerscope.tui.widgets.curves import CurvesPlot
 
 if TYPE_CHECKING:
     from layerscope.cam import PhotoExplainer
     from layerscope.cam.metrics import Faithfulness
     from layerscope.tui.camlink import CamView
     from layerscope.tui.session import Session
-
-COMPACT_WIDTH = 60  # narrower than this, the scores line uses short labels to keep to one row
-SHORT_PANEL = 24  # rows: below this the top-5 is one wrapped line (80×24 gives the panel 19)
 
 
 def pixel_widget(protocol: str) -> Widget:
@@ -44,11 +42,11 @@ def pixel_widget(protocol: str) -> Widget:
 
 
 class MapPreview(Static):
-    """The map's cells, redrawn for whatever room it has: the top-5 and the info around it
-    change height after the map is drawn (a table on tall screens, two rows on short ones)."""
+    """The map's cells, redrawn for whatever room it has: the info above it and the top-5
+    change size after the map is drawn (``camlayout`` puts the top-5 under or beside it)."""
 
     def on_resize(self) -> None:
-        self.query_ancestor(CamPanel).draw_map()
+        self.query_ancestor(CamPanel).place()
 
 
 class CamPanel(Vertical):
@@ -67,16 +65,21 @@ class CamPanel(Vertical):
         self.scores_note = ""  # where its scores stand, while there are none
         self.scoring = False  # the map's worker is still scoring it; a new g or r stops that
         self.what = "the map"  # what escape stops while running
+        self.curves = False  # p: the deletion and insertion curves in the map's place
+        self.placed: camlayout.CamLayout | None = None  # where the map and the top-5 went
         self._cancel = threading.Event()
 
     def compose(self):
         yield Static(Text("", style="dim"), id="cam-info")
         yield ProgressBar(id="cam-progress", show_eta=False)
-        preview = MapPreview("", id="cam-preview")
-        preview.display = not self.pixels
-        yield preview
-        if self.pixels:
-            yield pixel_widget(self.pixels)
+        with Horizontal(id="cam-body"):
+            preview = MapPreview("", id="cam-preview")
+            preview.display = not self.pixels
+            yield preview
+            if self.pixels:
+                yield pixel_widget(self.pixels)
+            yield CurvesPlot(id="cam-curves")
+            yield Static("", id="cam-side")
         yield Static("", id="cam-top5")
 
     # --- showing ---------------------------------------------------------------------
@@ -87,11 +90,10 @@ class CamPanel(Vertical):
         self.session = session
         shown = view or (None if self.running else self._matching_view(session))
         scores, note = (self.scores, self.scores_note) if shown is not None and shown is self.view else (None, "")
-        compact = 0 < self.size.width < COMPACT_WIDTH
         self.query_one("#cam-info", Static).update(
-            camtext.info_text(session, shown, self.what if self.running else "", scores, note, compact,
-                              self.size.width))
+            camtext.info_text(session, shown, self.what if self.running else "", scores, note, self.size.width))
         self.set_class(self.view is not None and shown is None and not self.running, "stale")  # hides the map
+        self.query_one(CurvesPlot).show(scores, note)
 
     def _matching_view(self, session: Session) -> CamView | None:
         """The shown map, if it is the one the session's choices ask for: a map never sits
@@ -111,19 +113,23 @@ class CamPanel(Vertical):
         layer = session.node(session.target).name
         return view.result.layer == layer and view.photo == session.image and self._matching_view(session) is None
 
-    def _draw(self) -> None:
-        """The top-5 first, then the map in whatever room it leaves."""
-        top5 = self.query_one("#cam-top5", Static)
+    def place(self) -> None:
+        """The top-5 where ``camlayout`` finds the largest map, then the map in the room it leaves
+        (again when that room changes: the layout depends only on the room, so it settles)."""
+        top5, side = self.query_one("#cam-top5", Static), self.query_one("#cam-side", Static)
         if self.view is None:
             self.query_one("#cam-preview", Static).update("")
             top5.update("")
+            side.display, top5.display = False, True
+            self.placed = None
             return
-        if self.view.detections:
-            top5.update(camtext.detections_table(self.view))
-        else:
-            short = self.size.height < SHORT_PANEL
-            top5.update(camtext.top5_line(self.view) if short else camtext.top5_table(self.view))
-        self.draw_map()  # and again when the top-5's new height resizes the preview
+        room = self.query_one("#cam-body").size.height + (top5.size.height if top5.display else 0)
+        self.placed = layout = camlayout.choose(self.view, self.size.width, room)
+        beside = layout.where == "side"
+        side.display, top5.display = beside, not beside
+        side.styles.width = layout.columns
+        (side if beside else top5).update(layout.top5)
+        self.draw_map()  # and again when the top-5's new size resizes the preview
 
     def draw_map(self) -> None:
         preview = self.query_one("#cam-preview", Static)
@@ -132,19 +138,26 @@ class CamPanel(Vertical):
         if self.pixels:
             self.query_one("#cam-pixels").image = self.view.overlay()
             return
-        width, height = preview.size.width, preview.size.height
-        if width < 4 or height < 2:
+        cells = camlayout.map_cells(preview.size.width, preview.size.height, tuple(self.view.heat.shape))
+        if cells == (0, 0):
             return
-        h, w = self.view.heat.shape
-        cells_w = min(width, int(height * 2 * w / h))
-        cells_h = max(1, min(height, round(cells_w * h / w / 2)))
         ascii_only = bool(os.environ.get("NO_COLOR"))  # no colour: the ASCII ramp draws the map itself
-        preview.update(self.view.preview(max(4, cells_w), cells_h, ascii_only=ascii_only))
+        preview.update(self.view.preview(*cells, ascii_only=ascii_only))
+
+    def toggle_curves(self) -> bool:
+        """``p``: the deletion and insertion curves in the map's place, or the map again; says
+        whether the curves are shown now."""
+        self.curves = not self.curves
+        self.query_one("#cam-preview").display = not (self.pixels or self.curves)
+        if self.pixels:
+            self.query_one("#cam-pixels").display = not self.curves
+        self.query_one(CurvesPlot).display = self.curves
+        return self.curves
 
     def on_resize(self) -> None:
         if self.session is not None:
             self.describe(self.session)  # the scores' labels follow the width
-        self.call_after_refresh(self._draw)
+        self.call_after_refresh(self.place)
 
     # --- running ---------------------------------------------------------------------
 
@@ -212,7 +225,7 @@ class CamPanel(Vertical):
         self.scores, self.scores_note, self.scoring = None, "scoring the map… esc skips", True
         if self.session is not None:
             self.describe(self.session, self.view)
-        self._draw()
+        self.place()
 
     def on_score_progress(self, message: ScoreProgress) -> None:
         if message.view is self.view and self.scoring:
@@ -246,4 +259,4 @@ class CamPanel(Vertical):
         self.view = self.explainer = self.scores = None
         self.scores_note = ""
         self.scoring = False
-        self._draw()
+        self.place()

@@ -18,9 +18,10 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from layerscope.tui import difftext
-from layerscope.tui.treeline import COLUMNS, Column, LineFacts, TreeLine
+from layerscope.tui.treeline import COLUMNS, Column, LineFacts, TreeLine, column_named
 
 if TYPE_CHECKING:
+    from layerscope.activations import ActivationReport
     from layerscope.cost import CostTable
     from layerscope.diff import DiffResult
     from layerscope.tree import ModuleTree, Node
@@ -60,6 +61,7 @@ class ModuleTreeView(Tree[Row]):
         self.column: Column = COLUMNS[0]  # the figure at the end of each line (x cycles)
         self.diff: DiffResult | None = None  # after ``d``: what changed, node for node
         self.top_change = 0.0  # the diff's largest relative change: the red end of the colour scale
+        self.activity: ActivationReport | None = None  # after ``A``: the activity column's figures
         self.shapes: dict[str, str] = {}  # name -> output shape ("1×64×56×56"), once probed
         self.show_shapes = False  # S: "→ shape" at the end of each line, as `layerscope tree --shapes`
         self._lines: dict[int, TreeNode[Row]] = {}  # node index -> its line, once added
@@ -74,7 +76,7 @@ class ModuleTreeView(Tree[Row]):
         moved differently, as ``layerscope diff`` does."""
         self.diff = diff
         self.top_change = difftext.largest_change(diff) if diff is not None else 0.0
-        self.column = next(c for c in COLUMNS if c.key == "change") if diff is not None else COLUMNS[0]
+        self.column = column_named("change") if diff is not None else COLUMNS[0]
         self.refold(self.fold)
 
     def show(self, model_tree: ModuleTree) -> None:
@@ -236,7 +238,7 @@ class ModuleTreeView(Tree[Row]):
 
     def _facts(self, members: tuple[int, ...]) -> LineFacts:
         assert self.model_tree is not None
-        return LineFacts(self.model_tree, members, self.cost, self.diff, self.top_change)
+        return LineFacts(self.model_tree, members, self.cost, self.diff, self.top_change, self.activity)
 
     def next_column(self) -> Column | None:
         """``x``: the next column that has its figures (None when only parameters have)."""

@@ -1,5 +1,6 @@
 """The Stats tab: ``nodestats.node_stats`` rendered as it is, one figure a line; after ``d``,
-the node's change and its tensors' first."""
+the node's change and its tensors' first; after ``A``, its activation figures and histogram
+(a textual-plotext plot, imported and mounted the first time there is one to draw)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from layerscope.tui import difftext
+from layerscope.tui import activitytext, difftext
 
 if TYPE_CHECKING:
     from layerscope.cam.targets import Eligibility
-    from layerscope.tui.tabs import NodeFigures
+    from layerscope.tui.tabs import NodeActivations, NodeFigures
 
 LABELS = {
     "qualified_name": "name",
@@ -79,12 +80,19 @@ def _add_rows(table: Table, rows: list[tuple[str, str]]) -> None:
 
 
 class StatsPanel(VerticalScroll):
-    """Every figure ``layerscope stats`` prints for the highlighted node."""
+    """Every figure ``layerscope stats`` prints for the highlighted node; after ``A``, first what
+    ``layerscope activations`` prints for it, and its histogram."""
 
     def compose(self):
+        yield Static(id="activity-lines")
         yield Static(Text("loading the model…", style="dim"), id="stats-body")
+        yield Static(activitytext.hint(), id="activity-hint")
+
+    def on_mount(self) -> None:
+        self._activity(None, hint=False)
 
     def show(self, figures: NodeFigures) -> None:
+        self._activity(figures.activations, hint=True)
         table = stats_table(figures.stats, figures.eligibility)
         changes = figures.changes
         if changes is None:
@@ -95,4 +103,31 @@ class StatsPanel(VerticalScroll):
             difftext.tensors_table(changes.node, changes.tensors, changes.more, changes.top), Text(""), table))
 
     def message(self, text: str) -> None:
+        self._activity(None, hint=False)
         self.query_one("#stats-body", Static).update(Text(text, style="dim"))
+
+    def _activity(self, activations: NodeActivations | None, *, hint: bool) -> None:
+        """The activation lines and histogram above the figures, or (``hint``) the line saying
+        how to collect them below."""
+        lines = self.query_one("#activity-lines", Static)
+        lines.display = activations is not None
+        self.query_one("#activity-hint", Static).display = hint and activations is None
+        node = activations.node if activations is not None else None
+        histogram = node.histogram if node is not None else None
+        plots = self.query("#activity-plot")
+        if activations is not None:
+            lines.update(activitytext.activity_table(node, activations.over))
+        if histogram is None or not histogram.counts:
+            plots.set(display=False)
+            return
+        plot = plots.first() if plots else self._mount_plot()
+        activitytext.draw_histogram(plot.plt, histogram)
+        plot.display = True
+        plot.refresh()
+
+    def _mount_plot(self):
+        from textual_plotext import PlotextPlot  # plotext's import waits until a histogram is drawn
+
+        plot = PlotextPlot(id="activity-plot")
+        self.mount(plot, after="#activity-lines")
+        return plot
