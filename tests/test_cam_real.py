@@ -45,8 +45,7 @@ def test_top1_is_the_photo_subject(photo, mobilenet):
 def test_each_method_peaks_on_the_subject(photo, mobilenet, method):
     name, image, x, geometry, session = photo
     if method in ("scorecam",):
-        result = compute_cam(mobilenet.model, x, LAYER_FOR[method], method, categories=mobilenet.categories,
-                             batch_size=64)
+        result = compute_cam(mobilenet.model, x, LAYER_FOR[method], method, categories=mobilenet.categories)
     else:
         result = session.result("features.18", method, batch_size=64)
     heat = imaging.to_original(result.heatmap, geometry)
