@@ -24,7 +24,7 @@ pytorch-grad-cam's by definition only: it upsamples the masks with ``align_corne
         [--photos chelsea,coffee] [--pgc-batch 16]
 
 resnet50 uses the weights in the torch hub cache if any, else random ones (seed 0). On the
-2-core machine one mobilenet_v2 pair takes about two minutes, one resnet50 pair ten.
+2-core machine one mobilenet_v2 pair takes half a minute to two, one resnet50 pair about seven.
 """
 
 from __future__ import annotations
