@@ -22,14 +22,6 @@ import torch  # noqa: E402
 
 torch.set_num_threads(THREADS)
 
-import textual._wait  # noqa: E402
-
-# Pilot waits for the app to be idle after every key: it sleeps in steps of SLEEP_GRANULARITY
-# (20 ms) until the process used under 1/20 of a step's CPU time, twice per key. 5 ms steps
-# keep that test (the same ratio) and make a typed key cost ~10 ms instead of ~60 ms.
-textual._wait.SLEEP_GRANULARITY = 1 / 200
-textual._wait.SLEEP_IDLE = textual._wait.SLEEP_GRANULARITY / 20
-
 from layerscope.models import load_model
 from layerscope.tree import ModuleTree, build_tree
 
