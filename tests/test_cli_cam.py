@@ -116,6 +116,8 @@ def test_unknown_class_name_and_non_tensor_output(capsys):
         (["--alpha", "7"], "argument --alpha: expected a number between 0 and 1, got 7.0"),
         (["--width", "0"], "argument --width: expected a number of at least 1, got 0"),
         (["--batch-size", "-2"], "argument --batch-size: expected a number of at least 1, got -2"),
+        (["--precision", "fp16"], "argument --precision: invalid choice: 'fp16' (choose from 'auto', 'float32', "
+                                  "'bfloat16')"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(capsys, argv, message):

@@ -32,6 +32,7 @@ def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
     data = json.loads(out)
     assert (data["target"], data["target_name"], data["method"], data["class_blind"]) == (967, "espresso", "gradcam",
                                                                                           False)
+    assert data["precision"] == "float32"  # only Score-CAM's scores can be anything else
     rows = data["layers"]
     assert sorted(r["layer"] for r in rows) == LAYERS
     gaps = [r["insertion_auc"] - r["deletion_auc"] for r in rows]

@@ -22,6 +22,7 @@ from layerscope.cam.hooks import capture_hook, checked_input, detached, model_gu
 from layerscope.cam.layers import LayerRef, resolve_layer, resolve_layers
 from layerscope.cam.methods import CamInputs, Method, get_method
 from layerscope.cam.perturb import Cancel, ModelPerturber, PerturbContext, Progress, memory_guard
+from layerscope.cam.precision import check_precision
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
 from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, class_scores, resolve_target
 from layerscope.errors import LayerscopeError
@@ -39,7 +40,8 @@ class CamResult:
     both gain a leading ``N`` dimension (``per_image()`` splits them) and ``target``
     is a tuple of per-image classes. ``all_zero`` is true when no map in the result
     has anything to show (zero or constant everywhere): common with random weights,
-    and not an error.
+    and not an error. ``precision``: what the masked forwards that scored a Score-CAM map
+    ran in (``cam.precision``); float32 for every other method.
     """
 
     heatmap: Tensor
@@ -50,6 +52,7 @@ class CamResult:
     layer: str
     method: str
     layout: str = ""
+    precision: str = "float32"
     on_photo: Tensor | None = None  # the map on the original photo's H×W (``PhotoExplainer.maps``)
 
     @property
@@ -176,12 +179,17 @@ class CamPass:
         progress: Progress | None = None,
         cancel: Cancel | None = None,
         batch_size: int | None = None,
+        precision: str = "auto",
     ) -> CamResult:
-        """The map of ``method`` at ``layer`` (one of ``self.layers``) from the cached pass."""
+        """The map of ``method`` at ``layer`` (one of ``self.layers``) from the cached pass;
+        ``precision`` of Score-CAM's masked forwards: ``cam.precision``."""
         spec = get_method(method)
         name = layer if isinstance(layer, str) and layer in self.activations else self._resolve(layer)
-        raw = self._raw(name, spec, progress, cancel, batch_size)
-        return self._result(name, spec, raw, self._heatmaps(raw))
+        self._check(name, spec)
+        perturber = ModelPerturber(self._context(name), batch_size, progress, cancel, precision) if spec.perturbs else None
+        raw = _clean(spec.compute(CamInputs(self.activations[name], self.grads.get(name), perturber)))
+        return replace(self._result(name, spec, raw, self._heatmaps(raw)),
+                       precision=perturber.precision if perturber is not None else "float32")
 
     def _resolve(self, layer: LayerRef) -> str:
         """The qualified name of a layer this pass may not have hooked, through the pass's one tree."""
@@ -220,15 +228,6 @@ class CamPass:
             raise LayerscopeError(f"layer {name!r} was not hooked in this pass; hooked: {', '.join(self.layers)}")
         if spec.needs_grad and not self.gradients:
             raise LayerscopeError(f"{spec.name} needs gradients; this pass was run without them")
-
-    def _raw(
-        self, name: str, spec: Method, progress: Progress | None = None, cancel: Cancel | None = None,
-        batch_size: int | None = None,
-    ) -> Tensor:
-        """The method's ``N×h×w`` map at ``name`` after the ReLU, before any scaling."""
-        self._check(name, spec)
-        perturber = ModelPerturber(self._context(name), batch_size, progress, cancel) if spec.perturbs else None
-        return _clean(spec.compute(CamInputs(self.activations[name], self.grads.get(name), perturber)))
 
     def _context(self, name: str) -> PerturbContext:
         if self.target is None or self.base_scores is None:
@@ -291,14 +290,22 @@ def compute_cam(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     batch_size: int | None = None,
+    precision: str = "auto",
     **options: Any,
 ) -> CamResult:
-    """The class-activation map of ``method`` at ``layer`` for ``target`` (top-1 when None)."""
+    """The class-activation map of ``method`` at ``layer`` for ``target`` (top-1 when None).
+
+    Score-CAM and Ablation-CAM run ``batch_size`` perturbed copies per forward (None: chosen);
+    ``precision`` (``"auto"``, ``"float32"`` or ``"bfloat16"``) is what Score-CAM's masked
+    forwards run in, ``"auto"`` choosing bfloat16 only where it is measured much faster
+    (``cam.precision``); the result's ``precision`` says which ran."""
     if options:
         raise LayerscopeError(f"unknown CAM option(s): {', '.join(sorted(options))}")
     spec = get_method(method)
+    check_precision(precision)
     cam_pass = _pass_for(spec, model, input_tensor, [layer], target, categories, reshape)
-    return cam_pass.result(cam_pass.layers[0], spec.name, progress=progress, cancel=cancel, batch_size=batch_size)
+    return cam_pass.result(cam_pass.layers[0], spec.name, progress=progress, cancel=cancel, batch_size=batch_size,
+                           precision=precision)
 
 
 def compute_sweep(
@@ -313,11 +320,14 @@ def compute_sweep(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     batch_size: int | None = None,
+    precision: str = "auto",
 ) -> list[CamResult]:
-    """Maps at many layers from ONE forward and ONE ``torch.autograd.grad`` call."""
+    """Maps at many layers from ONE forward and ONE ``torch.autograd.grad`` call
+    (``batch_size`` and ``precision``: as for ``compute_cam``)."""
     spec = get_method(method)
+    check_precision(precision)
     cam_pass = _pass_for(spec, model, input_tensor, layers, target, categories, reshape)
-    return cam_pass.results(spec.name, progress=progress, cancel=cancel, batch_size=batch_size)
+    return cam_pass.results(spec.name, progress=progress, cancel=cancel, batch_size=batch_size, precision=precision)
 
 
 def _pass_for(

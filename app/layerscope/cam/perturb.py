@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from layerscope.cam.folding import folded_copy
 from layerscope.cam.hooks import flatten_output, model_guard
 from layerscope.cam.masks import plan_masks, score_masks
+from layerscope.cam.precision import check_precision, choose_precision, considered, flops_per_copy, scores_in
 from layerscope.cam.reshape import Layout
 from layerscope.cam.scoring import ResolvedTarget
 from layerscope.errors import LayerscopeError
@@ -115,13 +116,17 @@ class ModelPerturber:
     Progress is reported and ``cancel`` checked between batches. ``batch_size`` None: chosen
     by throughput for Score-CAM on the CPU (``BatchSizes``). Score-CAM runs one forward per
     distinct mask (``cam.masks``), on a copy with its batch norms folded (``cam.folding``),
-    channels-last on the CPU (oneDNN's faster layout there).
+    channels-last on the CPU (oneDNN's faster layout there), in the ``precision`` that
+    ``cam.precision`` chooses; ``self.precision`` is the one that ran (float32 for Ablation-CAM).
     """
 
     def __init__(
-        self, context: PerturbContext, batch_size: int | None, progress: Progress | None, cancel: Cancel | None
+        self, context: PerturbContext, batch_size: int | None, progress: Progress | None, cancel: Cancel | None,
+        precision: str = "auto",
     ) -> None:
         self.context = context
+        self._precision = check_precision(precision)
+        self.precision = "float32"
         self._on_cpu = context.input.device.type == "cpu"
         self._asked = batch_size
         self.sizes = BatchSizes(batch_size, tune=False)  # each method sets its own
@@ -177,11 +182,24 @@ class ModelPerturber:
         self.sizes = BatchSizes(self._asked, tune=self._on_cpu)
         with model_guard(ctx.model, grad=False):
             model = folded_copy(ctx.model)
-            for image, part in self._batches([plan.channels_per_run().tolist() for plan in plans]):
-                channels = plans[image].run[part]
-                out = self._masked_forward(model, image, score_masks(activations[image, channels], ctx.input_hw))
-                found[image][part] = ctx.target.for_image(image)(out).float()
+            self.precision = self._chosen_precision(model, sum(len(plan.run) for plan in plans))
+            with scores_in(self.precision, ctx.input.device):
+                for image, part in self._batches([plan.channels_per_run().tolist() for plan in plans]):
+                    channels = plans[image].run[part]
+                    out = self._masked_forward(model, image, score_masks(activations[image, channels], ctx.input_hw))
+                    found[image][part] = ctx.target.for_image(image)(out).float()
         return torch.stack([scores[plan.source] for scores, plan in zip(found, plans)])
+
+    def _chosen_precision(self, model: nn.Module, masks: int) -> str:
+        """The precision asked for; for ``"auto"``, ``cam.precision``'s rule, from the number of
+        ``masks`` and one unmasked copy's arithmetic on ``model``. Every score of a map comes
+        from the one precision chosen here."""
+        if self._precision != "auto":
+            return self._precision
+        ctx = self.context
+        if not considered(ctx.input.device, masks):
+            return "float32"
+        return choose_precision(flops_per_copy(model, ctx.input[:1]))
 
     def ablated_scores(self, channels: int) -> Tensor:
         ctx = self.context

@@ -14,6 +14,7 @@ hooked, with the same target, redraws them without running the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,20 +131,23 @@ class PhotoExplainer:
         progress: Progress | None = None,
         cancel: Cancel | None = None,
         batch_size: int | None = None,
+        precision: str = "auto",
     ) -> list[CamResult]:
         """One map per layer, from one forward and (for gradient methods) one backward.
 
         ``target`` is a class index or name (the top prediction when None). ``hook`` names
         more layers to capture in the same pass, so that a later call on them, with any
         method, runs no model. ``progress(done, total)`` counts the perturbed forwards of
-        Score-CAM and Ablation-CAM over all layers; ``cancel`` stops them between batches.
+        Score-CAM and Ablation-CAM over all layers; ``cancel`` stops them between batches;
+        ``batch_size`` and ``precision``: as for ``compute_cam``.
         """
         spec = get_method(method)
         names = list(dict.fromkeys(self.layer_name(layer) for layer in layers))
         extra = [self.layer_name(layer) for layer in hook]
         cam_pass = self._pass_for(names, extra, spec, target)
         if spec.perturbs:
-            found = self._perturbed(cam_pass, names, spec, progress, cancel, batch_size)
+            found = self._perturbed(cam_pass, names, spec, progress, cancel=cancel, batch_size=batch_size,
+                                    precision=precision)
         else:
             found = cam_pass.results(spec.name, names)
         return [replace(r, on_photo=imaging.to_original(r.heatmap, self.geometry)) for r in found]
@@ -181,16 +185,16 @@ class PhotoExplainer:
 
     @staticmethod
     def _perturbed(
-        cam_pass: CamPass, names: list[str], spec: Method, progress: Progress | None, cancel: Cancel | None,
-        batch_size: int | None,
+        cam_pass: CamPass, names: list[str], spec: Method, progress: Progress | None, **options: Any,
     ) -> list[CamResult]:
-        """Layer after layer, with one progress count over all of them."""
+        """Layer after layer, with one progress count over all of them; ``options`` go to each
+        ``CamPass.result`` (``cancel``, ``batch_size``, ``precision``)."""
         images = cam_pass.input.shape[0]
         sizes = [images * cam_pass.activations[name].shape[1] for name in names]
         total, done, found = sum(sizes), 0, []
         for name, size in zip(names, sizes):
             report = None if progress is None else (lambda d, _t, base=done: progress(base + d, total))
-            found.append(cam_pass.result(name, spec.name, progress=report, cancel=cancel, batch_size=batch_size))
+            found.append(cam_pass.result(name, spec.name, progress=report, **options))
             done += size
         return found
 

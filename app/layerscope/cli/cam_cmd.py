@@ -19,6 +19,7 @@ from rich.table import Table
 from layerscope import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
 from layerscope.cam.detection import explained_detections
+from layerscope.cam.precision import PRECISIONS, label
 from layerscope.cam.scoring import class_index
 from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.errors import LayerscopeError
@@ -75,7 +76,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=None,
                         help=f"perturbed copies per forward (scorecam, ablationcam), at most {MAX_BATCH} "
                         "(default: measured for scorecam on the CPU, else 32)")
+    add_precision_option(parser)
     add_debug_option(parser)
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--precision``, for every command that computes Score-CAM maps."""
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="what scorecam's masked forwards run in: auto (the default: bfloat16 on a CPU with "
+                        "AMX for at least 256 masks on a model of at least 2 GFLOPs per copy, else float32), "
+                        "float32 or bfloat16; the map says when its scores were not float32")
 
 
 class CamJob:
@@ -104,6 +114,7 @@ class CamJob:
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("cam", total=None)
             return self.explainer.maps(layers, self.method.name, target, batch_size=self.args.batch_size,
+                                       precision=self.args.precision,
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
 
     def wrote(self, path: Path) -> None:
@@ -155,6 +166,11 @@ class CamJob:
         _, target = explained_detections(result.scores, self.target_label())
         return None if target is None else target.box
 
+    def print_precision(self, result: CamResult) -> None:
+        """A line saying what scored the maps, when it was not float32."""
+        if label(result.precision):
+            self.console.print(f"scores  {result.precision} (the masked forwards; --precision float32 for float32)")
+
     def print_flat(self, result: CamResult) -> None:
         self.console.print(
             f"[yellow]the {result.method} map at {result.layer} is all zero: nothing in this layer raises the "
@@ -200,7 +216,8 @@ def run_cam(args: argparse.Namespace) -> int:
     node = job.explainer.tree.get(result.layer)
     access = f" ({node.access_negative or node.access})" if node is not None else ""
     job.console.print(f"layer   {result.layer}{access}: {result.layout}")
-    job.console.print(f"method  {result.method}")
+    scored = label(result.precision)
+    job.console.print(f"method  {result.method}{f' ({scored})' if scored else ''}")
     box = job.target_box(result)
     if result.all_zero:
         job.print_flat(result)
@@ -232,6 +249,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         job.console.print(f"layer   {result.layer}: {result.layout}{flag}")
         tiles.append((f"{result.layer}{' (zero)' if result.all_zero else ''}",
                       explainer.overlay(result, args.colormap, args.alpha)))
+    job.print_precision(results[-1])
     if args.out:
         job.wrote(imaging.save_png(imaging.labelled_grid(tiles), args.out))
     else:

@@ -55,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rank.add_argument("--batch-size", type=int_between(1, cam_cmd.MAX_BATCH), default=None,
                       help=f"perturbed copies per forward, at most {cam_cmd.MAX_BATCH} "
                       "(default: measured for scorecam on the CPU, else 32)")
+    cam_cmd.add_precision_option(rank)
     add_debug_option(rank)
     rank.set_defaults(func=run_rank)
 
@@ -67,9 +68,10 @@ def run_rank(args: argparse.Namespace) -> int:
     ranking = _ranked(job, results)
     access = {r.layer: _access(explainer.tree, r.layer) for r in results}
     if args.json:
-        print_json(ranking_json(ranking, access, args.steps))
+        print_json({**ranking_json(ranking, access, args.steps), "precision": results[0].precision})
     else:
         job.print_header(results[0])
+        job.print_precision(results[0])
         print_ranking(job.console, ranking, access, explainer.suggested_layer(), args.steps)
     if args.out:
         place = {s.layer: i for i, s in enumerate(ranking.layers, 1)}
