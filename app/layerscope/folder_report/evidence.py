@@ -76,7 +76,9 @@ class BatchExplainer:
         x = torch.cat([item.input for item in group]).to(self.loaded.device)
         cam_pass = CamPass(model, x, s.layers, self._target(group), categories=self.loaded.categories,
                            reshape=self.reshape, gradients=self.method.needs_grad, need_target=True, tree=self.tree)
-        results = cam_pass.results(self.method.name, s.layers, batch_size=s.perturb_batch)
+        # float32 Score-CAM scores: a report's records do not yet say which precision scored them,
+        # and a report resumed on another machine must not mix precisions
+        results = cam_pass.results(self.method.name, s.layers, batch_size=s.perturb_batch, precision="float32")
         heat = torch.stack([r.heatmap.reshape(len(group), *x.shape[-2:]) for r in results], dim=1)  # N×L×H×W
         assert cam_pass.target is not None and cam_pass.target.classes is not None
         classes = [int(k) for k in cam_pass.target.classes]
