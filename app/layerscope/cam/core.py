@@ -188,8 +188,7 @@ class CamPass:
         self._check(name, spec)
         perturber = ModelPerturber(self._context(name), batch_size, progress, cancel, precision) if spec.perturbs else None
         raw = _clean(spec.compute(CamInputs(self.activations[name], self.grads.get(name), perturber)))
-        return replace(self._result(name, spec, raw, self._heatmaps(raw)),
-                       precision=perturber.precision if perturber is not None else "float32")
+        return self._result(name, spec, raw, self._heatmaps(raw), perturber.precision if perturber else "float32")
 
     def _resolve(self, layer: LayerRef) -> str:
         """The qualified name of a layer this pass may not have hooked, through the pass's one tree."""
@@ -238,7 +237,7 @@ class CamPass:
     def _heatmaps(self, raw: Tensor) -> Tensor:
         return normalise(F.interpolate(raw[:, None], size=self.input_hw, mode="bilinear", align_corners=False)[:, 0])
 
-    def _result(self, name: str, spec: Method, raw: Tensor, heatmap: Tensor) -> CamResult:
+    def _result(self, name: str, spec: Method, raw: Tensor, heatmap: Tensor, precision: str = "float32") -> CamResult:
         single = heatmap.shape[0] == 1
         target = None if spec.class_blind else self.target
         return CamResult(
@@ -250,6 +249,7 @@ class CamPass:
             layer=name,
             method=spec.name,
             layout=self.layouts[name].describe(),
+            precision=precision,
         )
 
 
@@ -297,7 +297,7 @@ def compute_cam(
 
     Score-CAM and Ablation-CAM run ``batch_size`` perturbed copies per forward (None: chosen);
     ``precision`` (``"auto"``, ``"float32"`` or ``"bfloat16"``) is what Score-CAM's masked
-    forwards run in, ``"auto"`` choosing bfloat16 only where it is measured much faster
+    forwards run in, ``"auto"`` choosing bfloat16 only for a heavy model on a CPU with AMX
     (``cam.precision``); the result's ``precision`` says which ran."""
     if options:
         raise LayerscopeError(f"unknown CAM option(s): {', '.join(sorted(options))}")
