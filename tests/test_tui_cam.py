@@ -43,20 +43,6 @@ async def test_a_jumps_to_and_selects_the_suggested_target(app):
         assert any(r.startswith("│  └─ ▶ ▦ ◎ 18 Conv") and r.endswith("  412.2K") for r in rows)
 
 
-async def test_g_draws_the_heatmap_with_class_score_layer_and_top5(app):
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("g")
-        await settle(pilot)
-        shown = screen_text(app)
-        assert "gradcam at features.18 for 285 Egyptian cat" in shown
-        assert "p=0.7" in shown
-        assert shown.count("▀") > 500  # the half-block picture
-        assert "282 tiger cat" in shown and "281 tabby" in shown
-        view = app.query_one(CamPanel).view
-        assert view.heat.shape == (300, 451) and not view.result.all_zero
-
-
 async def test_t_on_a_hooked_layer_redraws_from_cache_without_a_forward_pass(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -153,9 +139,12 @@ async def test_a_map_that_no_longer_answers_the_choices_is_hidden(app, held_phot
         assert screen_text(app).count("▀") < 50
 
 
-async def test_c_filters_classes_by_name_and_picks_one(app):
+async def test_c_accepts_a_class_index_and_filters_classes_by_name_and_picks_one(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        await pilot.press("c", "2", "8", "2", "enter")
+        await pilot.pause()
+        assert app.main.session.class_index == 282
         await pilot.press("c", *"tabby")
         await pilot.pause()
         assert "281 tabby" in screen_text(app)
@@ -167,22 +156,23 @@ async def test_c_filters_classes_by_name_and_picks_one(app):
         assert "for 281 tabby" in screen_text(app)
 
 
-async def test_c_accepts_a_class_index(app):
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("c", "2", "8", "2", "enter")
-        await pilot.pause()
-        assert app.main.session.class_index == 282
-
-
-async def test_s_saves_png_and_npy_and_shows_the_path(app, tmp_path):
+async def test_g_draws_the_heatmap_with_class_score_layer_and_top5_and_s_saves_png_and_npy(app, tmp_path):
+    """One session, one map: s before g has nothing to save; g draws; s saves it, twice."""
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("s")
         await pilot.pause()
         assert any("nothing to save yet" in n for n in notifications(app))
+        app.clear_notifications()  # its toast would cover the top-5 read below
         await pilot.press("g")
         await settle(pilot)
+        shown = screen_text(app)
+        assert "gradcam at features.18 for 285 Egyptian cat" in shown
+        assert "p=0.7" in shown
+        assert shown.count("▀") > 500  # the half-block picture
+        assert "282 tiger cat" in shown and "281 tabby" in shown
+        view = app.query_one(CamPanel).view
+        assert view.heat.shape == (300, 451) and not view.result.all_zero
         await pilot.press("s")
         await pilot.pause()
         png = tmp_path / "mobilenet_v2-features.18-gradcam-chelsea-285_Egyptian_cat.png"
