@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_grad_cam.metrics import cam_mult_image as cam_mult
-from pytorch_grad_cam.utils import model_targets as targets
 
 from layerscope import imaging
 from layerscope.cam import CamCancelled, CamPass
@@ -83,6 +81,9 @@ def test_the_map_beats_its_inverse_at_features_last(mobilenet, photo):
 
 
 def test_confidence_change_agrees_with_pytorch_grad_cam(mobilenet, photo):
+    from pytorch_grad_cam.metrics import cam_mult_image as cam_mult  # here: seconds to import
+    from pytorch_grad_cam.utils import model_targets as targets
+
     _, x, heatmap, target = photo
     drop, increased = metrics.confidence_change(mobilenet.model, x, heatmap, target)
     change = cam_mult.CamMultImageConfidenceChange()(  # O − Y

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import save_file
 from torch import nn
 
@@ -29,8 +28,13 @@ class Small(nn.Module):
         self.head = nn.Linear(8, 4)
 
 
-def write_adapter(folder: Path, config: LoraConfig, seed: int) -> dict[str, torch.Tensor]:
-    """Save base and adapter as PEFT does; return the weights peft itself merges."""
+def write_adapter(folder: Path, lora: dict, seed: int) -> dict[str, torch.Tensor]:
+    """Save base and adapter as PEFT does (``lora``: its ``LoraConfig``'s options); return the
+    weights peft itself merges. peft is imported here, not at collection: it pulls in
+    transformers, seconds of start-up for every test process."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    config = LoraConfig(**lora)
     torch.manual_seed(seed)
     base = Small()
     save_file(base.state_dict(), folder / "base.safetensors")
@@ -52,12 +56,12 @@ def base_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 CONFIGS = {
-    "plain": LoraConfig(r=4, lora_alpha=8, target_modules=["embed", "conv", "0", "2"]),
-    "rslora with a missing target and modules_to_save": LoraConfig(
+    "plain": dict(r=4, lora_alpha=8, target_modules=["embed", "conv", "0", "2"]),
+    "rslora with a missing target and modules_to_save": dict(
         r=2, lora_alpha=16, use_rslora=True, target_modules=["embed", "conv", "0", "2", "q_proj"],
         modules_to_save=["head"]),
-    "alpha_pattern and lora_bias": LoraConfig(r=3, lora_alpha=6, target_modules=["0", "2"], alpha_pattern={"2": 12},
-                                              lora_bias=True),
+    "alpha_pattern and lora_bias": dict(r=3, lora_alpha=6, target_modules=["0", "2"], alpha_pattern={"2": 12},
+                                        lora_bias=True),
 }
 
 
@@ -96,8 +100,8 @@ def test_what_the_adapter_touched_and_what_matched_nothing(tmp_path):
 def test_the_scale_is_alpha_over_r_or_over_its_root_with_rslora(tmp_path):
     (tmp_path / "p").mkdir()
     (tmp_path / "r").mkdir()
-    write_adapter(tmp_path / "p", LoraConfig(r=4, lora_alpha=8, target_modules=["0"]), seed=5)
-    write_adapter(tmp_path / "r", LoraConfig(r=4, lora_alpha=8, target_modules=["0"], use_rslora=True), seed=5)
+    write_adapter(tmp_path / "p", dict(r=4, lora_alpha=8, target_modules=["0"]), seed=5)
+    write_adapter(tmp_path / "r", dict(r=4, lora_alpha=8, target_modules=["0"], use_rslora=True), seed=5)
     keys = {k: k for k in base_weights(tmp_path / "p")}
     plain = read_adapter(tmp_path / "p" / "adapter", "p", keys, trust=False).updates["blocks.0.weight"]
     rs = read_adapter(tmp_path / "r" / "adapter", "r", keys, trust=False).updates["blocks.0.weight"]
@@ -135,7 +139,9 @@ def test_an_adapter_for_another_model_does_not_fit(tmp_path):
 
 
 def test_an_adapter_on_a_hugging_face_folder_reaches_the_renamed_weights(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    import transformers
+    from peft import LoraConfig, get_peft_model
+
     torch.manual_seed(0)
     config = transformers.ViTConfig(image_size=32, patch_size=16, hidden_size=16, num_hidden_layers=2,
                                     num_attention_heads=2, intermediate_size=32, num_labels=3)

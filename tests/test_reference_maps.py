@@ -12,11 +12,8 @@ import contextlib
 import io
 
 import pytest
-import pytorch_grad_cam as pgc
 import torch
 import torch.nn.functional as F
-import torchcam.methods as tc
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from layerscope import imaging
@@ -27,21 +24,23 @@ pytestmark = pytest.mark.slow  # real weights, two reference libraries: a few se
 
 EGYPTIAN_CAT = 285
 
-# method → (pytorch-grad-cam class, torchcam class or None, least Pearson r with pytorch-grad-cam)
+# method → (pytorch-grad-cam class, torchcam class or None, least Pearson r with pytorch-grad-cam);
+# classes by name: the references are imported by the tests that use them, not at collection
+# (pytorch-grad-cam pulls in OpenCV and scikit-learn, seconds for every test process)
 GRADIENT_METHODS = {
-    "gradcam": (pgc.GradCAM, tc.GradCAM, 0.9999),
-    "gradcam++": (pgc.GradCAMPlusPlus, tc.GradCAMpp, 0.998),  # eps 1e-6 there, 1e-7 here: r = 0.9986
-    "hirescam": (pgc.HiResCAM, None, 0.9999),
-    "xgradcam": (pgc.XGradCAM, tc.XGradCAM, 0.9999),
-    "layercam": (pgc.LayerCAM, tc.LayerCAM, 0.9999),
-    "eigencam": (pgc.EigenCAM, None, 0.9999),
-    "eigengradcam": (pgc.EigenGradCAM, None, 0.9999),
+    "gradcam": ("GradCAM", "GradCAM", 0.9999),
+    "gradcam++": ("GradCAMPlusPlus", "GradCAMpp", 0.998),  # eps 1e-6 there, 1e-7 here: r = 0.9986
+    "hirescam": ("HiResCAM", None, 0.9999),
+    "xgradcam": ("XGradCAM", "XGradCAM", 0.9999),
+    "layercam": ("LayerCAM", "LayerCAM", 0.9999),
+    "eigencam": ("EigenCAM", None, 0.9999),
+    "eigengradcam": ("EigenGradCAM", None, 0.9999),
 }
 # torchcam's Grad-CAM++ keeps alpha = g² / (2g² + Σ A·g³) without pytorch-grad-cam's eps: r = 0.970
 TORCHCAM_LEAST_R = {"gradcam++": 0.96}
 PERTURBATION_METHODS = {
-    "scorecam": (pgc.ScoreCAM, 0.97),  # pytorch-grad-cam upsamples its masks with align_corners=True
-    "ablationcam": (pgc.AblationCAM, 0.9999),
+    "scorecam": ("ScoreCAM", 0.97),  # pytorch-grad-cam upsamples its masks with align_corners=True
+    "ablationcam": ("AblationCAM", 0.9999),
 }
 
 
@@ -51,8 +50,11 @@ def pearson(a, b) -> float:
     return float((u @ v) / (u.norm() * v.norm()))
 
 
-def pgc_map(cls, model, x, layer, target):
-    with cls(model=model, target_layers=[layer]) as cam, contextlib.redirect_stderr(io.StringIO()):
+def pgc_map(name: str, model, x, layer, target):
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    with getattr(pgc, name)(model=model, target_layers=[layer]) as cam, contextlib.redirect_stderr(io.StringIO()):
         cam.batch_size = 16
         return cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0]
 
@@ -72,7 +74,9 @@ def test_gradient_maps_equal_the_references(mobilenet_on_chelsea, method):
     assert ours.shape == (224, 224)
     assert pearson(ours, pgc_map(reference, model, x, model.features[18], EGYPTIAN_CAT)) >= least_r
     if torchcam_cls is not None:
-        extractor = torchcam_cls(model, ["features.18"])
+        import torchcam.methods
+
+        extractor = getattr(torchcam.methods, torchcam_cls)(model, ["features.18"])
         try:
             cams = extractor(EGYPTIAN_CAT, model(x))
         finally:
