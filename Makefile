@@ -36,13 +36,15 @@ run: weights
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
 # The whole suite on two workers, one per core of the 2-core machines (each runs torch on one
-# thread: tests/conftest.py); `pytest -q` alone runs the same tests in one process.
+# thread: tests/conftest.py); `pytest -q` alone runs the same tests in one process. The costliest
+# files are collected first (tests/conftest.py) and an idle worker takes over half of the other's
+# queue (worksteal), so both finish together.
 test: weights chromium
-	$(PYTEST) -q -n 2
+	$(PYTEST) -q -n 2 --dist worksteal
 
 # The same, without the tests marked slow: the one to run between edits.
 test-fast: weights
-	$(PYTEST) -q -n 2 -m "not slow"
+	$(PYTEST) -q -n 2 --dist worksteal -m "not slow"
 
 screenshots: weights chromium
 	$(BIN)/python scripts/export_screenshots.py

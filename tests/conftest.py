@@ -36,6 +36,21 @@ def pytest_addoption(parser):
                      help="rewrite tests/golden/ from the CLI's current output (test_cli_golden.py)")
 
 
+def pytest_collection_modifyitems(items):
+    """The costliest files run first, each file kept whole (module fixtures stay built once):
+    the app's Pilot files, then files with tests marked slow, then the rest, each group in
+    its usual order. Alphabetically the app's files came last, and the two workers ended
+    with one of them alone on a 25-second app session while the other sat idle."""
+    def weight(item) -> int:
+        return 2 if item.path.name.startswith("test_tui_") else int(item.get_closest_marker("slow") is not None)
+
+    heaviest: dict[Path, int] = {}
+    for item in items:
+        heaviest[item.path] = max(heaviest.get(item.path, 0), weight(item))
+    files = list(heaviest)
+    items.sort(key=lambda item: (-heaviest[item.path], files.index(item.path)))
+
+
 @pytest.fixture(autouse=True)
 def truecolor_terminal(monkeypatch):
     """The app draws maps for the terminal's colour depth (layerscope.render.color_depth); tests

@@ -102,7 +102,10 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
+    """Every file's size and time, Python's own bytecode caches aside: importing a factory
+    module the user named writes one, as ``python -c "import module"`` would."""
+    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")
+            if "__pycache__" not in p.parts}
 
 
 # (id, argv with {d} for the corpus folder, words the one stderr line must hold)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tui_helpers import settle
+from tui_helpers import paste, settle
 
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
@@ -123,7 +123,8 @@ async def test_tab_in_the_l_prompt_completes_the_cached_weights(caches):
     app = LayerscopeApp(load_model("resnet18", weights="none", device="meta"), spec="resnet18")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("l", "ctrl+u", *"mobilenet_v2 --weights ")
+        await pilot.press("l", "ctrl+u")
+        await paste(pilot, "mobilenet_v2 --weights ")  # the model pasted, its weights completed
         field = app.screen.query_one(Input)
         for _ in range(50):  # the suggester reads the caches once, in a thread
             await pilot.pause(0.1)

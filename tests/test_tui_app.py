@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from tui_helpers import notifications, screen_text, settle
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
@@ -21,8 +21,12 @@ def app(resnet18_loaded) -> LayerscopeApp:
     return LayerscopeApp(resnet18_loaded, spec="resnet18")
 
 
-async def search(pilot, text: str) -> None:
-    await pilot.press("slash", *text, "enter")
+async def search(pilot, text: str, *, typed: bool = False) -> None:
+    """``/`` TEXT enter: pasted, or typed key by key where the search itself is under test."""
+    if typed:
+        await pilot.press("slash", *text, "enter")
+    else:
+        await enter_line(pilot, "slash", text)
     await settle(pilot)
 
 
@@ -50,7 +54,7 @@ async def test_opens_on_resnet18_with_exact_totals_and_a_random_weights_warning(
 async def test_search_then_enter_selects_layer4_with_its_exact_total(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await search(pilot, "layer4")
+        await search(pilot, "layer4", typed=True)
         shown = screen_text(app)
         assert "8,393,728" in shown
         assert "model.layer4" in shown
@@ -60,7 +64,7 @@ async def test_search_then_enter_selects_layer4_with_its_exact_total(app):
 async def test_n_and_shift_n_step_through_matches(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await search(pilot, "bn2")
+        await search(pilot, "bn2", typed=True)
         names = lambda: app.main.session.node(app.main.current).name  # noqa: E731
         assert names() == "layer1.0.bn2"
         await pilot.press("n")
@@ -74,7 +78,7 @@ async def test_n_and_shift_n_step_through_matches(app):
 async def test_search_without_match_warns_and_keeps_the_cursor(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await search(pilot, "transformer")
+        await search(pilot, "transformer", typed=True)
         assert app.main.current == 0
         assert any("no module matches" in n for n in notifications(app))
 

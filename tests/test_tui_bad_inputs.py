@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tui_helpers import notifications, screen_text, settle
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
@@ -81,11 +81,12 @@ BAD_MODEL_LINES = [
 
 async def test_l_with_a_model_that_cannot_load_keeps_the_model_on_screen(app, log_file):
     """Every mistake in turn in one session: each is one notification, and after all of them the
-    model, its target and the photo are still the ones from before the first."""
+    model, its target and the photo are still the ones from before the first. The lines are pasted
+    (``enter_line``); the last is also typed key by key and must say the same."""
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
         for line, words in BAD_MODEL_LINES:
-            await pilot.press("l", "ctrl+u", *line, "enter")
+            await enter_line(pilot, "l", line)
             await settle(pilot)
             told = last_notification(app)
             assert told.startswith("Model not loaded: "), line
@@ -94,6 +95,10 @@ async def test_l_with_a_model_that_cannot_load_keeps_the_model_on_screen(app, lo
             assert state(app) == before and not log_file.exists(), line  # the user's mistake: no traceback
             header = screen_text(app).splitlines()[0]
             assert "resnet18" in header and "11,689,512 params" in header and "loading" not in header
+        line, _ = BAD_MODEL_LINES[-1]  # typed key by key, the last line says the same as pasted
+        await pilot.press("l", "ctrl+u", *line, "enter")
+        await settle(pilot)
+        assert last_notification(app) == told and state(app) == before
 
 
 def evil_lines(folder: Path, marker: Path) -> dict[str, tuple[str, str]]:
@@ -116,7 +121,7 @@ async def test_l_never_runs_code_from_a_file_without_trust(app, tmp_path, monkey
         before = await opened(pilot)
         for kind, (line, words) in evil_lines(tmp_path, marker).items():
             line = line.replace(f"{tmp_path}/", "")  # short names to type
-            await pilot.press("l", "ctrl+u", *line, "enter")
+            await enter_line(pilot, "l", line)
             await settle(pilot)
             assert words in last_notification(app) and "--trust" in last_notification(app), kind
             assert not marker.exists() and state(app) == before, kind
@@ -135,7 +140,7 @@ async def test_l_refuses_a_poisoned_hub_cache_and_memory_bombs(app, tmp_path, mo
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
         for line in ["resnet18 --weights DEFAULT", "b.pt", "resnet18 --weights b.pt"]:
-            await pilot.press("l", "ctrl+u", *line, "enter")
+            await enter_line(pilot, "l", line)
             await settle(pilot)
             told = last_notification(app)
             words = "calls builtins.bytearray() while unpickling" if "b.pt" in line else "needs full unpickling"
@@ -156,7 +161,7 @@ async def test_a_torchscript_model_on_the_command_line_runs_nothing_without_trus
 async def test_l_opens_another_model_and_forgets_the_last_ones_target(app):
     async with app.run_test(size=SIZE) as pilot:
         await opened(pilot)
-        await pilot.press("l", "ctrl+u", *"sample_models:with_state", "enter")
+        await enter_line(pilot, "l", "sample_models:with_state")
         await settle(pilot)
         assert app.main.session.loaded.spec == "sample_models:with_state"
         assert app.main.session.target is None and app.main.session.image == COFFEE  # the photo carries over
@@ -177,7 +182,7 @@ async def test_a_model_that_fails_at_start_says_so_on_screen_and_l_recovers(log_
         await pilot.press("g", "t", "y", "s", "c", "m", "o")  # nothing to act on: no crash, no modal
         assert len(app.screen_stack) == 1
         assert last_notification(app) == ": no model is open: l opens one"
-        await pilot.press("l", "ctrl+u", *"resnet18", "enter")
+        await enter_line(pilot, "l", "resnet18")
         await settle(pilot)
         assert app.main.session.loaded.spec == "resnet18"
         assert "11,689,512 params" in screen_text(app).splitlines()[0]
@@ -243,7 +248,7 @@ async def test_o_on_a_bad_photo_notifies_and_keeps_the_photo(app, tmp_path, log_
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
         for kind, (path, words) in bad_photos(tmp_path).items():
-            await pilot.press("o", "ctrl+u", *os.path.relpath(path, tmp_path), "enter")
+            await enter_line(pilot, "o", os.path.relpath(path, tmp_path))
             await settle(pilot)
             told = last_notification(app)
             assert told.startswith("Image not opened: "), kind
@@ -276,7 +281,7 @@ async def test_o_on_a_fifo_is_refused_at_once(app, fifo, monkeypatch):
     monkeypatch.chdir(fifo.parent)
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("o", "ctrl+u", *fifo.name, "enter")
+        await enter_line(pilot, "o", fifo.name)
         await wait_for(lambda: any(n.startswith("Image not opened") for n in notifications(app)), 1.0)
         told = last_notification(app)
         assert "photo.png is a FIFO (named pipe), not an image" in told and state(app) == before
@@ -290,7 +295,7 @@ async def test_the_app_answers_keys_while_a_photo_read_is_stuck(app, fifo, monke
     monkeypatch.chdir(fifo.parent)
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("o", "ctrl+u", *fifo.name, "enter")
+        await enter_line(pilot, "o", fifo.name)
         await pilot.pause(0.1)
         await pilot.press("slash", *"layer3", "enter")
         await pilot.pause(0.3)
@@ -508,7 +513,7 @@ async def test_s_after_g_on_a_photo_with_a_240_character_name_saves_under_a_shor
 async def test_o_with_an_unknown_users_home_notifies_and_keeps_the_photo(app, log_file):
     async with app.run_test(size=SIZE) as pilot:
         before = await opened(pilot)
-        await pilot.press("o", "ctrl+u", *"~nosuchuser/x.png", "enter")
+        await enter_line(pilot, "o", "~nosuchuser/x.png")
         await settle(pilot)
         told = last_notification(app)
         assert told.startswith("Image not opened: ") and "no such user's home folder" in told
@@ -538,14 +543,14 @@ async def test_o_then_g_on_a_20000_by_1_photo_is_refused_before_resizing(app, tm
     monkeypatch.chdir(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await opened(pilot)
-        await pilot.press("o", "ctrl+u", *"strip.png", "enter")
+        await enter_line(pilot, "o", "strip.png")
         await settle(pilot)
         await pilot.press("g")
         await settle(pilot)
         told = " ".join(notifications(app))
         assert "5,120,000×256 = 1,310,720,000 pixels, over the 16,777,216-pixel limit" in told, told
         assert app.is_running and not log_file.exists()
-        await pilot.press("o", "ctrl+u", *str(COFFEE), "enter")  # and the app still explains a photo
+        await enter_line(pilot, "o", str(COFFEE))  # and the app still explains a photo
         await settle(pilot)
         await pilot.press("g")
         await settle(pilot)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tui_helpers import notifications, screen_text, settle
+from tui_helpers import enter_line, notifications, paste, screen_text, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
@@ -43,20 +43,6 @@ async def test_a_jumps_to_and_selects_the_suggested_target(app):
         assert any(r.startswith("│  └─ ▶ ▦ ◎ 18 Conv") and r.endswith("  412.2K") for r in rows)
 
 
-async def test_g_draws_the_heatmap_with_class_score_layer_and_top5(app):
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("g")
-        await settle(pilot)
-        shown = screen_text(app)
-        assert "gradcam at features.18 for 285 Egyptian cat" in shown
-        assert "p=0.7" in shown
-        assert shown.count("▀") > 500  # the half-block picture
-        assert "282 tiger cat" in shown and "281 tabby" in shown
-        view = app.query_one(CamPanel).view
-        assert view.heat.shape == (300, 451) and not view.result.all_zero
-
-
 async def test_t_on_a_hooked_layer_redraws_from_cache_without_a_forward_pass(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -80,7 +66,8 @@ async def test_t_on_a_hooked_layer_redraws_from_cache_without_a_forward_pass(app
 async def test_t_on_an_ineligible_layer_warns_and_g_reports_the_error(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("slash", *"classifier.1", "enter", "t")
+        await enter_line(pilot, "slash", "classifier.1")
+        await pilot.press("t")
         await settle(pilot)
         assert any("Target not eligible" in n for n in notifications(app))
         await pilot.press("g")
@@ -145,15 +132,19 @@ async def test_a_map_that_no_longer_answers_the_choices_is_hidden(app, held_phot
         await settle(pilot)
         panel = app.query_one(CamPanel)
         assert panel.view.result.method == "gradcam++" and "map gradcam++ for 285 Egyptian cat" in screen_text(app)
-        await pilot.press("slash", *"features.0.0", "enter", "t")  # not hooked: no map for it yet
+        await enter_line(pilot, "slash", "features.0.0")
+        await pilot.press("t")  # not hooked: no map for it yet
         await settle(pilot)
         assert panel.has_class("stale") and "press g to compute the map" in screen_text(app)
         assert screen_text(app).count("▀") < 50
 
 
-async def test_c_filters_classes_by_name_and_picks_one(app):
+async def test_c_accepts_a_class_index_and_filters_classes_by_name_and_picks_one(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        await pilot.press("c", "2", "8", "2", "enter")
+        await pilot.pause()
+        assert app.main.session.class_index == 282
         await pilot.press("c", *"tabby")
         await pilot.pause()
         assert "281 tabby" in screen_text(app)
@@ -165,22 +156,23 @@ async def test_c_filters_classes_by_name_and_picks_one(app):
         assert "for 281 tabby" in screen_text(app)
 
 
-async def test_c_accepts_a_class_index(app):
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("c", "2", "8", "2", "enter")
-        await pilot.pause()
-        assert app.main.session.class_index == 282
-
-
-async def test_s_saves_png_and_npy_and_shows_the_path(app, tmp_path):
+async def test_g_draws_the_heatmap_with_class_score_layer_and_top5_and_s_saves_png_and_npy(app, tmp_path):
+    """One session, one map: s before g has nothing to save; g draws; s saves it, twice."""
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("s")
         await pilot.pause()
         assert any("nothing to save yet" in n for n in notifications(app))
+        app.clear_notifications()  # its toast would cover the top-5 read below
         await pilot.press("g")
         await settle(pilot)
+        shown = screen_text(app)
+        assert "gradcam at features.18 for 285 Egyptian cat" in shown
+        assert "p=0.7" in shown
+        assert shown.count("▀") > 500  # the half-block picture
+        assert "282 tiger cat" in shown and "281 tabby" in shown
+        view = app.query_one(CamPanel).view
+        assert view.heat.shape == (300, 451) and not view.result.all_zero
         await pilot.press("s")
         await pilot.pause()
         png = tmp_path / "mobilenet_v2-features.18-gradcam-chelsea-285_Egyptian_cat.png"
@@ -203,7 +195,7 @@ async def test_o_with_a_bad_path_notifies_and_keeps_the_photo(app, tmp_path, mon
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         before = app.main.session.image
-        await pilot.press("o", "ctrl+u", *bad.name, "enter")
+        await enter_line(pilot, "o", bad.name)
         await settle(pilot)
         assert any("Image not opened" in n and "not an image" in n for n in notifications(app))
         assert app.main.session.image == before and app.is_running
@@ -212,7 +204,9 @@ async def test_o_with_a_bad_path_notifies_and_keeps_the_photo(app, tmp_path, mon
 async def test_o_completes_paths_and_opens_another_photo(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("o", "ctrl+u", *f"{SAMPLES}/cof", "tab", "enter")
+        await pilot.press("o", "ctrl+u")
+        await paste(pilot, f"{SAMPLES}/")  # the folder pasted, the name typed and completed
+        await pilot.press(*"cof", "tab", "enter")
         await settle(pilot)
         assert app.main.session.image == SAMPLES / "coffee.png"
         assert "coffee.png" in screen_text(app)
@@ -324,7 +318,7 @@ async def test_t_during_a_run_leaves_the_running_map_on_its_own_layer(app, held_
         await pilot.press("g")
         await wait_until(entered.is_set)
         assert target_name(app) == "features.18"
-        await pilot.press("slash", *"classifier.1", "enter")
+        await enter_line(pilot, "slash", "classifier.1")
         await pilot.pause(0.2)
         await pilot.press("t")  # the worker has read its layer already; the candidates must agree
         await pilot.pause()
@@ -472,7 +466,8 @@ async def test_eligibility_marks_use_the_probe_input_and_the_model_hints_as_the_
         engine = layer_eligibility(session.shapes["norm"], (33, 99), model_hints(model))
         assert (kind, reason) == (engine.kind, engine.reason)
         assert "3×9 grid" in reason  # the default 224×224 guess would read 5×5 + 2 prefix tokens
-        await pilot.press("slash", *"norm", "enter", "t")
+        await enter_line(pilot, "slash", "norm")
+        await pilot.press("t")
         await settle(pilot)
         assert "tokens → 3×9 grid" in screen_text(app)  # the Stats tab says what g will use
         assert "▤" in next(line for line in screen_text(app).splitlines() if "norm LayerNorm" in line)
@@ -529,14 +524,14 @@ async def test_o_returns_to_the_top_prediction_unless_the_class_is_pinned(app, m
         await pilot.press("4", "c", "2", "8", "2", "enter")
         await settle(pilot)
         assert "class 282 tiger cat for this image  image chelsea.png" in screen_text(app)  # "(C pins)": no room
-        await pilot.press("o", "ctrl+u", *"coffee.png", "enter")
+        await enter_line(pilot, "o", "coffee.png")
         await settle(pilot)
         assert app.main.session.class_index is None and "class top prediction" in screen_text(app)
         assert any("back to the top prediction" in n for n in notifications(app))
         await pilot.press("c", "9", "6", "7", "enter", "C")
         await settle(pilot)
         assert "class 967 espresso pinned (C unpins)  image coffee.png" in screen_text(app)
-        await pilot.press("o", "ctrl+u", *"chelsea.png", "enter")
+        await enter_line(pilot, "o", "chelsea.png")
         await settle(pilot)
         assert app.main.session.image.resolve() == SAMPLES / "chelsea.png" and app.main.session.class_index == 967
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tui_helpers import notifications, screen_text, settle
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import KEYS, LayerscopeApp
@@ -15,7 +15,7 @@ async def test_stats_tab_shows_the_cost_of_the_node(resnet18_loaded):
     app = LayerscopeApp(resnet18_loaded, spec="resnet18")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("slash", *"layer4", "enter")
+        await enter_line(pilot, "slash", "layer4")
         await settle(pilot)
         app.query_one("#stats-panel").scroll_end(animate=False)  # the cost rows come last
         await settle(pilot)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from diff_models import edited_pair
-from tui_helpers import notifications, screen_text, settle, tree_lines
+from tui_helpers import notifications, paste, screen_text, settle, tree_lines
 
 from layerscope.diff import DiffCancelled, diff_checkpoints
 from layerscope.models import load_model
@@ -67,7 +67,8 @@ async def diff_by_keys(pilot, path: Path) -> None:
     await settle(pilot)
     field = pilot.app.screen.query_one("#diff-path")
     field.value = ""
-    await pilot.press(*str(path), "enter")
+    await paste(pilot, str(path))
+    await pilot.press("enter")
     await settle(pilot)
 
 

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 import torch
-from tui_helpers import notifications, screen_text, settle
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 from layerscope.cam.metrics import faithfulness
 from layerscope.models import Preprocess, load_model
@@ -122,7 +122,8 @@ async def test_r_with_eigencam_says_it_is_class_blind(small_mobilenet, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         app.main.session.method = "eigencam"
-        await pilot.press("slash", *"features.16", "enter", "r")
+        await enter_line(pilot, "slash", "features.16")
+        await pilot.press("r")
         await settle(pilot)
         ranking = app.main.session.ranking
         assert ranking.blind and all(s.rho == pytest.approx(1.0) for s in ranking.layers)
@@ -139,7 +140,8 @@ async def test_r_on_random_weights_says_the_ranking_means_nothing(tmp_path):
     app = LayerscopeApp(random, spec="mobilenet_v2", save_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("slash", *"features.18", "enter", "r")
+        await enter_line(pilot, "slash", "features.18")
+        await pilot.press("r")
         await settle(pilot)
         assert app.main.session.ranking is not None and app.main.session.ranking.random_weights
         said = [n for n in notifications(app) if n.startswith("Ranked")]
@@ -152,7 +154,8 @@ async def test_r_on_a_layer_without_a_map_warns_and_escape_stops_a_ranking(mobil
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2", save_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("slash", *"classifier.1", "enter", "r")
+        await enter_line(pilot, "slash", "classifier.1")
+        await pilot.press("r")
         await settle(pilot)
         assert any("Nothing to rank here: model.classifier[-1]: its output 1×1000 has no spatial grid" in n
                    for n in notifications(app))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from big_models import hundred_thousand
-from tui_helpers import screen_text, settle, tree_lines
+from tui_helpers import enter_line, screen_text, settle, tree_lines
 
 from layerscope.models import LoadedModel
 from layerscope.tui.app import LayerscopeApp
@@ -35,12 +35,12 @@ async def test_hundred_thousand_modules_open_lazily_and_fold(big):
         more = [line for line in tree_lines(tree) if line.data and line.data.kind == "more"]
         assert [str(line.label).split("  ")[0] for line in more] == [f"… {10_000 - PAGE:,} more"]
         assert len(tree_lines(tree)) == 4 + 1 + PAGE + 1
-        await pilot.press("slash", *"blocks.250.gate.1", "enter")
+        await enter_line(pilot, "slash", "blocks.250.gate.1")
         await settle(pilot)
         assert app.main.session.node(app.main.current).name == "blocks.250.gate.1"
         assert "model.blocks[250].gate[1]" in screen_text(app)
         assert len(tree_lines(tree)) < 500
-        await pilot.press("slash", *"blocks.7777.norm", "enter")  # deep: one page, "more" lines around it
+        await enter_line(pilot, "slash", "blocks.7777.norm")  # deep: one page, "more" lines around it
         await settle(pilot)
         assert app.main.session.node(app.main.current).name == "blocks.7777.norm"
         lines = [str(line.label).split("  ")[0] for line in tree_lines(tree)

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 from rich.text import Text
-from tui_helpers import settle, widget_text
+from tui_helpers import enter_line, settle, widget_text
 
 from layerscope.cam.metrics import faithfulness
 from layerscope.cam.scoring import Prediction
@@ -34,7 +34,8 @@ async def test_every_tab_keeps_its_columns_and_figures_at_80x24(small_mobilenet,
     app = LayerscopeApp(small_mobilenet, spec="mobilenet_v2", save_dir=tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("slash", *"features.18", "enter", "2")
+        await enter_line(pilot, "slash", "features.18")
+        await pilot.press("2")
         await settle(pilot)
         state = [row.rstrip() for row in widget_text(app.query_one("#state-panel"))]
         assert state[:7] == [

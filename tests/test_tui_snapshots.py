@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_helpers import settle
+from tui_helpers import enter_line, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
@@ -20,9 +20,12 @@ def mobilenet():
     return load_model("mobilenet_v2", weights="IMAGENET1K_V1")
 
 
-def keys(*pressed: str):
+def keys(*pressed: str, search: str = ""):
+    """Settle, then ``/`` SEARCH enter (pasted) when given, then ``pressed``, then settle again."""
     async def run_before(pilot) -> None:
         await settle(pilot)
+        if search:
+            await enter_line(pilot, "slash", search)
         if pressed:
             await pilot.press(*pressed)
             await settle(pilot)
@@ -33,17 +36,17 @@ def keys(*pressed: str):
 
 def test_tree_and_stats_at_80x24(snap_compare, resnet18_loaded):
     app = LayerscopeApp(resnet18_loaded, spec="resnet18")
-    assert snap_compare(app, terminal_size=(80, 24), run_before=keys("slash", *"layer4", "enter", "enter"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys("enter", search="layer4"))
 
 
 def test_state_dict_tab(snap_compare, resnet18_loaded):
     app = LayerscopeApp(resnet18_loaded, spec="resnet18")
-    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("slash", *"layer4", "enter", "2"))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("2", search="layer4"))
 
 
 def test_api_tab(snap_compare, resnet18_loaded):
     app = LayerscopeApp(resnet18_loaded, spec="resnet18")
-    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("slash", *"layer4", "enter", "3"))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("3", search="layer4"))
 
 
 def test_gradcam_tab_on_the_default_model_and_photo(snap_compare, mobilenet):
@@ -100,7 +103,7 @@ def test_diff_view(snap_compare, tmp_path_factory):
     torch.save(b, folder / "b.pt")
     loaded = load_model("diff_models:tiny_resnet", weights=str(folder / "a.pt"))
     app = LayerscopeApp(loaded, spec="tiny_resnet", diff=str(folder / "b.pt"))
-    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("slash", *"layer4", "enter", "enter"))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("enter", search="layer4"))
 
 
 def test_activity_column_and_histogram(snap_compare):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from rich.text import Text
-from tui_helpers import screen_text, settle
+from tui_helpers import enter_line, screen_text, settle
 
 from layerscope.nodestats import human_count, human_macs
 from layerscope.tui.app import LayerscopeApp
@@ -31,7 +31,7 @@ async def test_ranked_and_macs_lines_keep_their_figures_at_both_widths(resnet18_
     app = LayerscopeApp(resnet18_loaded, spec="resnet18")
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
-        await pilot.press("slash", *"layer4.1.conv2", "enter")
+        await enter_line(pilot, "slash", "layer4.1.conv2")
         await settle(pilot)
         view = app.query_one(ModuleTreeView)
         tree = app.main.session.tree

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.pilot import Pilot
 from textual.worker import WorkerFailed
 
@@ -16,6 +17,28 @@ async def settle(pilot: Pilot, rounds: int = 3) -> None:
         except WorkerFailed:  # the app reports it (on_worker_state_changed); tests read the notification
             pass
         await pilot.pause()
+
+
+async def paste(pilot: Pilot, text: str) -> None:
+    """Paste ``text`` into the focused field as a terminal does: one bracketed paste, which
+    Textual's driver turns into one ``events.Paste`` posted to the app (``Driver.process_message``).
+
+    ``pilot.press`` waits for the app to go idle after every key (Textual sleeps in 20 ms steps,
+    twice a key: ~60 ms a character measured here), so a typed path costs seconds; a paste costs
+    one wait. The field gets the same value either way, and enter submits it through the same code."""
+    event = events.Paste(text)
+    event.set_sender(pilot.app)
+    pilot.app.post_message(event)
+    await pilot.pause()
+
+
+async def enter_line(pilot: Pilot, key: str, line: str) -> None:
+    """Press ``key`` (``l``, ``o``, ``slash``…: a prompt opens), clear the prompt (ctrl+u), paste
+    ``line`` and press enter. Type key by key instead where typing itself is what a test is about
+    (tab completion, search as you type, the palette's filter)."""
+    await pilot.press(key, "ctrl+u")
+    await paste(pilot, line)
+    await pilot.press("enter")
 
 
 def screen_text(app) -> str:
