@@ -35,16 +35,18 @@ run: weights
 # per worker, 7 s with the caches). The caches land in __pycache__ folders, which git ignores.
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
-# The whole suite on two workers, one per core of the 2-core machines (each runs torch on one
-# thread: tests/conftest.py); `pytest -q` alone runs the same tests in one process. The costliest
-# files are collected first (tests/conftest.py) and an idle worker takes over half of the other's
-# queue (worksteal), so both finish together.
+# The whole suite on three workers for the 2 cores (each runs torch on one thread:
+# tests/conftest.py): app tests wait for frames and CLI tests for their subprocesses, so two
+# workers left the cores idle a third of the time (quiet machine: 4 min 53 s on two, 4 min 29 s
+# on three, the CPU then busy throughout). `pytest -q` alone runs the same tests in one process.
+# The costliest files are collected first (tests/conftest.py) and an idle worker takes over half
+# of another's queue (worksteal), so the workers finish together.
 test: weights chromium
-	$(PYTEST) -q -n 2 --dist worksteal
+	$(PYTEST) -q -n 3 --dist worksteal
 
 # The same, without the tests marked slow: the one to run between edits.
 test-fast: weights
-	$(PYTEST) -q -n 2 --dist worksteal -m "not slow"
+	$(PYTEST) -q -n 3 --dist worksteal -m "not slow"
 
 screenshots: weights chromium
 	$(BIN)/python scripts/export_screenshots.py

@@ -160,6 +160,7 @@ def test_version(capsys):
     assert capsys.readouterr().out == f"layerscope {__version__}\n"
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 def test_json_into_a_closed_pipe_ends_quietly():
     """``layerscope tree resnet18 --json | head -1``: the reader leaves before the output is written."""
     proc = subprocess.Popen([sys.executable, "-m", "layerscope", "tree", "resnet18", "--json"],
@@ -170,6 +171,7 @@ def test_json_into_a_closed_pipe_ends_quietly():
     assert err == ""
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 @pytest.mark.parametrize("argv", [["tree", "resnet18"], ["stats", "resnet18", "--json"]],
                          ids=["tree text", "stats json (shorter than one buffer)"])
 def test_a_reader_that_leaves_early_ends_every_output_with_141(argv):
@@ -335,6 +337,7 @@ def _piped(argv: list[str], columns: int) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # two fresh interpreters importing torch: seconds each
 @pytest.mark.parametrize("argv", [["tree", "resnet18", "--depth", "1"], ["stats", "resnet18"]])
 def test_piped_text_is_neither_wrapped_nor_padded_at_any_terminal_width(argv):
     """``layerscope tree … | head``: the same whole lines from a 40- or a 200-column terminal."""

@@ -133,6 +133,7 @@ def test_failed_download_says_so_and_suggests_weights_none(monkeypatch, tmp_path
         load_model("resnet18", weights="IMAGENET1K_V1")
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and torchvision: seconds
 def test_without_network_the_download_fails_in_one_line_before_it_starts(tmp_path):
     """``layerscope tree mobilenet_v3_large --weights DEFAULT`` offline, end to end: torch's
     ``Downloading: "https://…"`` never appears; one line on stderr, status 2, nothing on stdout."""

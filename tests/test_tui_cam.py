@@ -14,6 +14,10 @@ from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
 
+# The real ImageNet mobilenet_v2 throughout: each map is a real forward and backward plus the
+# scoring passes, about a CPU-second a key; left out of ``make test-fast`` like other real models.
+pytestmark = pytest.mark.slow
+
 SIZE = (100, 30)
 SAMPLES = __import__("pathlib").Path(__file__).parent.parent / "app" / "layerscope" / "samples"
 
@@ -212,7 +216,6 @@ async def test_o_completes_paths_and_opens_another_photo(app):
         assert "coffee.png" in screen_text(app)
 
 
-@pytest.mark.slow  # Score-CAM on a real mobilenet_v2: 1,280 forwards
 async def test_escape_cancels_a_running_score_cam(mobilenet, tmp_path):
     torch.manual_seed(0)
     app = LayerscopeApp(mobilenet, spec="mobilenet_v2", save_dir=tmp_path)
@@ -597,7 +600,6 @@ async def test_the_map_follows_the_terminals_colour_depth(mobilenet, monkeypatch
         assert len(off_palette) > 100
 
 
-@pytest.mark.slow
 async def test_a_detectors_tab_lists_the_boxes_and_outlines_the_explained_one(tmp_path):
     torch.manual_seed(0)
     loaded = load_model("fasterrcnn_mobilenet_v3_large_320_fpn", kwargs={"box_score_thresh": 0.0})

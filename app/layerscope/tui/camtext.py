@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from layerscope.cam.precision import label
 from layerscope.tui.fit import Name, first_fit, fitted, joined
 
 if TYPE_CHECKING:
@@ -91,7 +90,9 @@ def map_parts(view: CamView, with_layer: bool, cached: str) -> list[Text | Name]
     score = next((p.probability for p in view.top5 if p.index == result.target), None)
     if score is not None:
         parts.append(Text(f" p={score:.3f}"))
-    if label(result.precision):  # scored in bfloat16: the map says so
+    if result.precision != "float32":  # scored in bfloat16: the map says so
+        from layerscope.cam.precision import label  # here: importing the app must not load torch
+
         parts.append(Text(f" · {label(result.precision)}", "dark_orange"))
     if view.reused and cached:
         parts.append(Text(cached, "dim"))
