@@ -28,12 +28,14 @@ chromium:
 setup: weights chromium
 
 run: weights
-	$(BIN)/layerscope
+	$(CACHED) $(BIN)/layerscope
 
 # These machines set PYTHONDONTWRITEBYTECODE: then every test process and every CLI subprocess
 # compiles layerscope again and pytest rewrites every test's asserts again (collecting took 15 s
-# per worker, 7 s with the caches). The caches land in __pycache__ folders, which git ignores.
-PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
+# per worker, 7 s with the caches), and the app starts 1.5 s later than a user's Python, which
+# keeps its bytecode. The caches land in __pycache__ folders, which git ignores.
+CACHED := env -u PYTHONDONTWRITEBYTECODE
+PYTEST := $(CACHED) $(BIN)/python -m pytest
 
 # The whole suite on three workers for the 2 cores (each runs torch on one thread:
 # tests/conftest.py): app tests wait for frames and CLI tests for their subprocesses, so two
@@ -54,7 +56,7 @@ screenshots: weights chromium
 
 bench: weights
 	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"
-	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/bench_*.py; do $(CACHED) $(BIN)/python $$f || exit 1; done
 
 # The site (mkdocs.yml, docs/) into site/; --strict turns every broken link, missing page or
 # unknown API object into an error.
