@@ -110,3 +110,24 @@ def test_the_cli_says_which_precision_scored_the_map(capsys):
     assert main(["cam", *argv, "--layer", "conv"]) == 0
     out = capsys.readouterr().out
     assert "method  scorecam\n" in out and "bfloat16" not in out  # auto: 4 masks, float32
+
+
+@pytest.mark.parametrize("asked", ["float32", "bfloat16"])
+def test_the_sanity_check_scores_in_the_precision_the_maps_ran(monkeypatch, asked):
+    """rank's randomised copy runs Score-CAM in the precision of the maps it is compared with
+    (not ``auto`` again), so rho measures the randomisation, not a change of arithmetic."""
+    from layerscope.cam.ranking import rank_maps
+
+    model, x = TinyNet(channels=12, inplace=False), tiny_input()
+    [result] = [compute_cam(model, x, "conv", "scorecam", TARGET, precision=asked)]
+    assert result.precision == asked
+    ran: list[str] = []
+    chosen = perturb.ModelPerturber._chosen_precision
+
+    def recorded(self, *args):
+        ran.append(chosen(self, *args))
+        return ran[-1]
+
+    monkeypatch.setattr(perturb.ModelPerturber, "_chosen_precision", recorded)
+    ranking = rank_maps(model, x, [result], target=TARGET, steps=4, sanity=True)
+    assert ran == [asked] and ranking.layers[0].rho is not None

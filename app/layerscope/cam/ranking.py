@@ -95,7 +95,7 @@ def rank_maps(
         after = None if progress is None else (lambda done, _total: progress(passes + done, total))
         rhos = randomization_checks(model, x, [r.layer for r in results], method, target,
                                     originals=[r.heatmap for r in results], categories=categories, reshape=reshape,
-                                    progress=after, cancel=cancel)
+                                    progress=after, cancel=cancel, precision=results[0].precision)
     found = [LayerScore(layer=r.layer, scores=s, rho=rhos.get(r.layer), all_zero=r.all_zero)
              for r, s in zip(results, scores)]
     # an all-zero map claims nothing (its "order" is reading order), so it goes last whatever it scores;

@@ -60,11 +60,14 @@ def randomization_checks(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     tree: ModuleTree | None = None,
+    precision: str = "auto",
 ) -> dict[str, float]:
     """``randomization_check`` for many layers with one copy of the model, cascading from the
     last layer down: each step re-initialises the modules between it and the layer above.
     ``originals`` (the maps already computed, in ``layers`` order) save one pass. One module
-    tree (``tree``, else built once here) resolves every layer, in the model and in its copy."""
+    tree (``tree``, else built once here) resolves every layer, in the model and in its copy.
+    ``precision``: Score-CAM's (``cam.precision``); pass the one the originals ran in, so that
+    the comparison measures the randomisation, not a change of arithmetic."""
     from layerscope.cam.core import CamPass
 
     spec = get_method(method)
@@ -79,7 +82,7 @@ def randomization_checks(
                    need_target=True, tree=tree)  # the copy has the same structure: the same tree fits it
     if originals is None:
         base = CamPass(input_tensor=x, layers=names, target=target, **options)
-        originals = [r.heatmap for r in base.results(spec.name)]
+        originals = [r.heatmap for r in base.results(spec.name, precision=precision)]
         target = base.target.label if base.target is not None else target
     elif target is None:
         raise LayerscopeError("pass the class the original maps explain, so the copy explains the same one")
@@ -94,7 +97,7 @@ def randomization_checks(
         _reinitialise(modules, later)
         done.update(later)
         again = CamPass(input_tensor=x, layers=[name], target=target, **{**options, "model": copied})
-        rhos[name] = spearman(original, again.result(name, spec.name).heatmap)
+        rhos[name] = spearman(original, again.result(name, spec.name, precision=precision).heatmap)
         if progress is not None:
             progress(step, len(names))
     return {name: rhos[name] for name in names}
