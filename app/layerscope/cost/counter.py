@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from layerscope.cost.formulas import MISSING_FORMULAS, does_multiply_adds
-from layerscope.cost.kernels import ReferenceKernels
+from layerscope.cost.kernels import reference_kernels
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
 from layerscope.example_inputs import Inputs, describe_inputs
 from layerscope.probe import ShapeInfo, probe_shapes
@@ -72,7 +72,7 @@ class CostCounter(FlopCounterMode):
         self._stack: list[_Frame] = []
         self._running: dict[str, _Running] = {}
         self._uncounted: dict[str, Counter[str]] = {}  # module -> ops that multiply-add with no formula: calls
-        self._kernels = ReferenceKernels(on_meta=on_meta)
+        self._kernels = reference_kernels(on_meta=on_meta)
         self.mod_tracker = _GlobalOnly()
 
     def __enter__(self):
