@@ -38,9 +38,10 @@ def _cam(model, x, method, **kw):
     return compute_cam(model, x, "conv", method, TARGET, **kw)
 
 
-def test_registry_lists_the_nine_published_methods():
+def test_registry_lists_the_nine_cam_methods_then_the_three_transformer_methods():
     assert list(METHODS) == ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam",
-                             "eigengradcam", "scorecam", "ablationcam"]
+                             "eigengradcam", "scorecam", "ablationcam", "rollout", "gradrollout", "legrad"]
+    assert [name for name, m in METHODS.items() if m.attends] == ["rollout", "gradrollout", "legrad"]
 
 
 def test_gradcam_weights_are_the_spatial_mean_of_gradients(setup):
@@ -136,7 +137,7 @@ def test_ablationcam_relative_score_drop(setup):
     assert torch.allclose(_cam(model, x, "ablationcam", batch_size=3).raw, F.relu(expected), atol=1e-5)
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", [name for name, m in METHODS.items() if not m.attends])
 def test_heatmap_is_min_max_scaled_upsampled_raw(setup, method):
     model, x, _, _ = setup
     result = _cam(model, x, method)

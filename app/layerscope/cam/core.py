@@ -18,13 +18,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from layerscope.cam import detection
-from layerscope.cam.hooks import capture_hook, checked_input, detached, model_guard
+from layerscope.cam.attention import RolloutOptions
+from layerscope.cam.attention_maps import AttentionInputs, AttentionMaps, recorder_for, reduce_attention
+from layerscope.cam.hooks import capture_hook, checked_input, detached, keep_hook, model_guard
 from layerscope.cam.layers import LayerRef, resolve_layer, resolve_layers
 from layerscope.cam.methods import CamInputs, Method, get_method
 from layerscope.cam.perturb import Cancel, ModelPerturber, PerturbContext, Progress, memory_guard
 from layerscope.cam.precision import check_precision
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
-from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, class_scores, resolve_target
+from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, class_scores, maybe_target
 from layerscope.errors import LayerscopeError
 from layerscope.models.adapters import text_model_problem
 from layerscope.probe import call_model
@@ -78,6 +80,11 @@ class CamPass:
     so ``result(layer, method)`` redraws any of them, with any gradient or
     activation method, without touching the model again; Score-CAM and Ablation-CAM
     run their own perturbed forwards. A new target needs a new pass.
+
+    With ``attention=True`` the pass is for the transformer-native methods instead
+    (``rollout``, ``gradrollout``, ``legrad``): it records every block's attention
+    probabilities (``cam.attention_maps``), and each hooked layer names the last block whose
+    attention enters its map; ``rollout`` sets rollout's head fusion and discard ratio.
     """
 
     def __init__(
@@ -92,6 +99,8 @@ class CamPass:
         gradients: bool = True,
         need_target: bool = True,
         tree: ModuleTree | None = None,
+        attention: bool = False,
+        rollout: RolloutOptions = RolloutOptions(),
     ) -> None:
         problem = text_model_problem(model)
         if problem:
@@ -103,6 +112,9 @@ class CamPass:
         self.modules = dict(resolved)
         self.layers: tuple[str, ...] = tuple(self.modules)
         self.gradients = gradients
+        self.attention = attention
+        self.rollout = rollout
+        self.attention_maps: AttentionMaps | None = None
         self.detection = detection.is_detection_model(model)
         if self.detection and (gradients or need_target) and not callable(target):
             # a class for a detector means: the best box of that class
@@ -113,9 +125,11 @@ class CamPass:
         self.scores = detached(class_scores(output))
         self.layouts = {name: self._layout(name, acts[name], reshape) for name in self.layers}
         self.activations = {n: self._grid(n, acts[n]) for n in self.layers}
-        self.grads = {n: self._grid(n, grads[n]) for n in self.layers} if gradients else {}
+        self.grads = {n: self._grid(n, grads[n]) for n in self.layers} if gradients and not attention else {}
 
     def _run(self, target: TargetSpec, categories: Sequence[str] | None, need_target: bool):
+        if self.attention:
+            return self._run_attention(target, categories, need_target)
         store: dict[str, list[Tensor]] = {}
         with model_guard(self.model, grad=False) as handles:  # the first capture hook turns gradients on
             for name, module in self.modules.items():
@@ -129,13 +143,39 @@ class CamPass:
             missing = [name for name in self.layers if name not in store]
             if missing:
                 raise LayerscopeError(f"layer {missing[0]!r} did not run during the model's forward pass")
-            resolved = _maybe_target(target, output, categories, required=need_target)
+            resolved = maybe_target(target, output, categories, required=need_target)
             with memory_guard(f"computing the gradients at {len(self.layers)} layer(s) on {device}",
                               "hook fewer layers, or use eigencam (no gradients)"):
                 grads = self._backward(store, output, resolved) if self.gradients else {}
             self.base_scores = resolved.score(output).detach() if resolved is not None else None
         acts = {name: [t.detach() for t in store[name]] for name in self.layers}
         return acts, grads, output, resolved, frame
+
+    def _run_attention(self, target: TargetSpec, categories: Sequence[str] | None, need_target: bool):
+        """The forward with attention recorded and, for gradient methods, the graph kept from
+        the input on (every block's attention must be reachable from the score)."""
+        store: dict[str, list[Tensor]] = {}
+        with model_guard(self.model, grad=self.gradients) as handles:
+            for name, module in self.modules.items():
+                handles.append(module.register_forward_hook(keep_hook(name, store)))
+            recorder, rollout = recorder_for(self.model, handles, self.rollout, self.gradients)
+            x = self.input.detach().clone().requires_grad_(self.gradients)
+            with memory_guard(f"recording attention of {type(self.model).__name__} on a "
+                              f"{'×'.join(map(str, x.shape))} input", "use a smaller input or fewer images"):
+                with recorder.recording():
+                    output = call_model(self.model, x)
+                resolved = maybe_target(target, output, categories, required=need_target)
+                maps = reduce_attention(recorder, rollout, x.shape[0], output,
+                                        resolved if self.gradients else None, self.model)
+            missing = [name for name in self.layers if name not in store]
+            if missing:
+                raise LayerscopeError(f"layer {missing[0]!r} did not run during the model's forward pass")
+            for name in self.layers:
+                maps.last_call(name)  # a layer no attention reaches: one line, before any layout
+            self.attention_maps = maps
+            self.base_scores = resolved.score(output).detach() if resolved is not None else None
+        acts = {name: [t.detach() for t in store[name]] for name in self.layers}
+        return acts, {}, detached(output), resolved, None
 
     def _backward(self, store: dict[str, list[Tensor]], output: object, target: ResolvedTarget | None):
         assert target is not None
@@ -186,6 +226,9 @@ class CamPass:
         spec = get_method(method)
         name = layer if isinstance(layer, str) and layer in self.activations else self._resolve(layer)
         self._check(name, spec)
+        if spec.attends:
+            raw = self._attention_raw(name, spec)
+            return self._result(name, spec, raw, self._heatmaps(raw))
         perturber = ModelPerturber(self._context(name), batch_size, progress, cancel, precision) if spec.perturbs else None
         raw = _clean(spec.compute(CamInputs(self.activations[name], self.grads.get(name), perturber)))
         return self._result(name, spec, raw, self._heatmaps(raw), perturber.precision if perturber else "float32")
@@ -205,7 +248,7 @@ class CamPass:
         cost after the backward pass."""
         spec = get_method(method)
         names = self.layers if layers is None else tuple(layers)
-        if spec.perturbs:
+        if spec.perturbs or spec.attends:
             return [self.result(name, method, **kwargs) for name in names]
         by_shape: dict[tuple[int, ...], list[str]] = {}
         for name in names:
@@ -225,8 +268,25 @@ class CamPass:
     def _check(self, name: str, spec: Method) -> None:
         if name not in self.activations:
             raise LayerscopeError(f"layer {name!r} was not hooked in this pass; hooked: {', '.join(self.layers)}")
+        if spec.attends != self.attention:
+            kind = "attention was not recorded" if spec.attends else "it recorded attention, not channels"
+            raise LayerscopeError(f"{spec.name} needs a pass of its own kind; in this one {kind}")
         if spec.needs_grad and not self.gradients:
             raise LayerscopeError(f"{spec.name} needs gradients; this pass was run without them")
+
+    def _attention_raw(self, name: str, spec: Method) -> Tensor:
+        """The patch grid ``N×h×w`` of a transformer-native map, laid out as the layer's tokens are."""
+        assert self.attention_maps is not None
+        layout = self.layouts[name]
+        if layout.kind != "tokens":
+            raise LayerscopeError(f"{spec.name} needs a layer that returns tokens (a transformer block); "
+                                  f"{name!r} gives {layout.describe()}")
+        patches = spec.compute(AttentionInputs(self.attention_maps, name, layout.prefix))  # type: ignore[arg-type]
+        h, w = layout.grid
+        if patches.shape[-1] != h * w:
+            raise LayerscopeError(f"{spec.name}: the attention covers {patches.shape[-1]} patch tokens but {name!r} "
+                                  f"lays out {h}×{w}; give --grid HxW --prefix-tokens N")
+        return _clean(patches.reshape(-1, h, w))
 
     def _context(self, name: str) -> PerturbContext:
         if self.target is None or self.base_scores is None:
@@ -269,15 +329,6 @@ def _is_flat(heatmap: Tensor) -> bool:
     return not bool(heatmap.max() > 0)
 
 
-def _maybe_target(target: TargetSpec, output: object, categories, *, required: bool) -> ResolvedTarget | None:
-    try:
-        return resolve_target(target, output, categories)
-    except LayerscopeError:
-        if required or target is not None:
-            raise
-        return None
-
-
 def compute_cam(
     model: nn.Module,
     input_tensor: Tensor,
@@ -291,6 +342,7 @@ def compute_cam(
     cancel: Cancel | None = None,
     batch_size: int | None = None,
     precision: str = "auto",
+    rollout: RolloutOptions = RolloutOptions(),
     **options: Any,
 ) -> CamResult:
     """The class-activation map of ``method`` at ``layer`` for ``target`` (top-1 when None).
@@ -298,12 +350,13 @@ def compute_cam(
     Score-CAM and Ablation-CAM run ``batch_size`` perturbed copies per forward (None: chosen);
     ``precision`` (``"auto"``, ``"float32"`` or ``"bfloat16"``) is what Score-CAM's masked
     forwards run in, ``"auto"`` choosing bfloat16 only for a heavy model on a CPU with AMX
-    (``cam.precision``); the result's ``precision`` says which ran."""
+    (``cam.precision``); the result's ``precision`` says which ran. ``rollout``: attention
+    rollout's head fusion and discard ratio (``cam.attention.RolloutOptions``)."""
     if options:
         raise LayerscopeError(f"unknown CAM option(s): {', '.join(sorted(options))}")
     spec = get_method(method)
     check_precision(precision)
-    cam_pass = _pass_for(spec, model, input_tensor, [layer], target, categories, reshape)
+    cam_pass = _pass_for(spec, model, input_tensor, [layer], target, categories, reshape, rollout)
     return cam_pass.result(cam_pass.layers[0], spec.name, progress=progress, cancel=cancel, batch_size=batch_size,
                            precision=precision)
 
@@ -321,21 +374,23 @@ def compute_sweep(
     cancel: Cancel | None = None,
     batch_size: int | None = None,
     precision: str = "auto",
+    rollout: RolloutOptions = RolloutOptions(),
 ) -> list[CamResult]:
     """Maps at many layers from ONE forward and ONE ``torch.autograd.grad`` call
     (``batch_size`` and ``precision``: as for ``compute_cam``)."""
     spec = get_method(method)
     check_precision(precision)
-    cam_pass = _pass_for(spec, model, input_tensor, layers, target, categories, reshape)
+    cam_pass = _pass_for(spec, model, input_tensor, layers, target, categories, reshape, rollout)
     return cam_pass.results(spec.name, progress=progress, cancel=cancel, batch_size=batch_size, precision=precision)
 
 
 def _pass_for(
     spec: Method, model: nn.Module, input_tensor: Tensor, layers: Sequence[LayerRef], target: TargetSpec,
-    categories: Sequence[str] | None, reshape: Reshape,
+    categories: Sequence[str] | None, reshape: Reshape, rollout: RolloutOptions = RolloutOptions(),
 ) -> CamPass:
     """A pass computing exactly what ``spec`` needs: gradients only for gradient methods."""
     return CamPass(
         model, input_tensor, layers, target, categories=categories, reshape=reshape,
-        gradients=spec.needs_grad, need_target=spec.needs_grad or spec.perturbs,
+        gradients=spec.needs_grad, need_target=spec.needs_grad or spec.perturbs, attention=spec.attends,
+        rollout=rollout,
     )

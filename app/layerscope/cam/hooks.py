@@ -97,6 +97,17 @@ def capture_hook(name: str, store: dict[str, list[Tensor]], grad: bool):
     return hook
 
 
+def keep_hook(name: str, store: dict[str, list[Tensor]]):
+    """Record a layer's first output as it is, graph included (the attention pass needs the
+    graph unbroken from input to score, so nothing is detached or cloned here)."""
+
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        if name not in store:
+            store[name] = flatten_output(output)[0]
+
+    return hook
+
+
 def checked_input(model: nn.Module, input_tensor: Tensor) -> Tensor:
     if not isinstance(input_tensor, Tensor) or input_tensor.dim() != 4:
         shape = "×".join(map(str, getattr(input_tensor, "shape", ()))) or type(input_tensor).__name__

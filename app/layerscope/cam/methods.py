@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from layerscope.cam.attention_maps import AttentionInputs, gradient_rollout, legrad, rollout
 from layerscope.errors import LayerscopeError
 
 EPS = 1e-7
@@ -46,10 +47,11 @@ class CamInputs:
 @dataclass(frozen=True)
 class Method:
     name: str
-    compute: Callable[[CamInputs], Tensor]
+    compute: Callable[[CamInputs], Tensor] | Callable[[AttentionInputs], Tensor]
     needs_grad: bool
     perturbs: bool
     summary: str
+    attends: bool = False  # a transformer-native method: computed from attention (``cam.attention``)
 
     @property
     def class_blind(self) -> bool:
@@ -214,6 +216,12 @@ METHODS: dict[str, Method] = {
         Method("eigengradcam", eigengradcam, True, False, "first principal component of gradient × activation"),
         Method("scorecam", scorecam, False, True, "softmax of masked-input scores (one forward per channel)"),
         Method("ablationcam", ablationcam, False, True, "score drop when each channel is zeroed"),
+        Method("rollout", rollout, False, False, "attention rollout: attention multiplied through the blocks",
+               attends=True),
+        Method("gradrollout", gradient_rollout, True, False, "gradient-weighted attention rollout (Chefer et al.)",
+               attends=True),
+        Method("legrad", legrad, True, False, "LeGrad: each block's own score's gradient on its attention",
+               attends=True),
     )
 }
 

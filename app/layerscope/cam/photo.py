@@ -164,6 +164,7 @@ class PhotoExplainer:
         kept_target, gradients, resolved = self._pass_key
         return (
             kept_target == target
+            and self._pass.attention == spec.attends
             and all(name in self._pass.layers for name in names)
             and (gradients or not spec.needs_grad)
             and (resolved or not (spec.needs_grad or spec.perturbs))
@@ -178,7 +179,7 @@ class PhotoExplainer:
         hooked = list(dict.fromkeys([*names, *extra]))
         cam_pass = CamPass(
             self.model, self.input, hooked, target, categories=self.loaded.categories, reshape=self.reshape,
-            gradients=gradients, need_target=need_target, tree=self.tree,
+            gradients=gradients, need_target=need_target, tree=self.tree, attention=spec.attends,
         )  # built first: a pass that fails (a layer with no map) leaves the kept one usable
         self._pass, self._pass_key = cam_pass, (target, gradients, need_target)
         return cam_pass

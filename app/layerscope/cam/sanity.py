@@ -79,7 +79,7 @@ def randomization_checks(
     if not any(start > ends[last] and m in owners for m, start in starts.items()):
         raise LayerscopeError(f"no module with weights runs after {last!r}: nothing to randomise")
     options = dict(model=model, categories=categories, reshape=reshape, gradients=spec.needs_grad,
-                   need_target=True, tree=tree)  # the copy has the same structure: the same tree fits it
+                   need_target=True, tree=tree, attention=spec.attends)  # the copy has the same structure: the same tree fits it
     if originals is None:
         base = CamPass(input_tensor=x, layers=names, target=target, **options)
         originals = [r.heatmap for r in base.results(spec.name, precision=precision)]

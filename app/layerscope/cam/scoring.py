@@ -171,3 +171,15 @@ def top_predictions(scores: object, categories: Sequence[str] | None, k: int = 5
         for i, p, v in zip(indices.tolist(), probs.tolist(), values.tolist())
     ]
 
+
+def maybe_target(
+    target: TargetSpec, output: object, categories: Sequence[str] | None, *, required: bool
+) -> ResolvedTarget | None:
+    """``resolve_target``, or None when no target was asked for and none is required (an
+    output that is not class scores, for a method that reads no class)."""
+    try:
+        return resolve_target(target, output, categories)
+    except LayerscopeError:
+        if required or target is not None:
+            raise
+        return None

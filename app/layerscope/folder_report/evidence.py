@@ -75,7 +75,8 @@ class BatchExplainer:
         s, model = self.settings, self.loaded.model
         x = torch.cat([item.input for item in group]).to(self.loaded.device)
         cam_pass = CamPass(model, x, s.layers, self._target(group), categories=self.loaded.categories,
-                           reshape=self.reshape, gradients=self.method.needs_grad, need_target=True, tree=self.tree)
+                           reshape=self.reshape, gradients=self.method.needs_grad, need_target=True, tree=self.tree,
+                           attention=self.method.attends)
         # float32 Score-CAM scores: a report's records do not yet say which precision scored them,
         # and a report resumed on another machine must not mix precisions
         results = cam_pass.results(self.method.name, s.layers, batch_size=s.perturb_batch, precision="float32")
