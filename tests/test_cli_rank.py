@@ -100,3 +100,39 @@ def test_on_random_weights_the_sanity_line_says_the_ranking_means_nothing(capsys
     assert sanity == ["sanity  meaningless: the weights are random (untrained), so these maps and this ranking mean "
                       "nothing; load trained weights (--weights; `layerscope weights` lists those on this machine)"]
     assert "passed" not in out
+
+
+def test_method_lists_rank_method_by_layer_pairs_with_each_methods_own_numbers(capsys):
+    """Each pair's figures equal a one-method ranking of the same layers: one table, same evidence."""
+    layers = "blocks.1,blocks.2"
+    base = ["rank", "attention_models:tiny_vit", "--layers", layers, "--steps", "3", "--json", "--no-sanity"]
+    code, out, err = _run(capsys, *base, "--method", "gradcam,legrad,rollout")
+    assert code == 0, err
+    mixed = json.loads(out)
+    assert mixed["methods"] == ["gradcam", "legrad", "rollout"] and mixed["method"] == "gradcam,legrad,rollout"
+    pairs = {(r["method"], r["layer"]): r for r in mixed["layers"]}
+    assert set(pairs) == {(m, layer) for m in ("gradcam", "legrad", "rollout") for layer in layers.split(",")}
+    order = [(r["all_zero"], -(r["insertion_auc"] - r["deletion_auc"])) for r in mixed["layers"]]
+    assert order == sorted(order)  # best first; a zero map claims nothing and goes last
+    for method in ("gradcam", "legrad", "rollout"):
+        code, out, err = _run(capsys, *base, "--method", method)
+        assert code == 0, err
+        for row in json.loads(out)["layers"]:
+            assert row["method"] == method
+            mine = pairs[(method, row["layer"])]
+            assert (mine["deletion_auc"], mine["insertion_auc"]) == (row["deletion_auc"], row["insertion_auc"])
+
+
+def test_all_skips_what_does_not_apply_and_a_named_method_fails_in_one_line(capsys):
+    code, out, err = _run(capsys, "rank", "resnet18", "--layers", "layer4", "--steps", "2", "--json",
+                          "--no-sanity", "--method", "gradcam,hirescam")
+    assert code == 0, err
+    assert json.loads(out)["methods"] == ["gradcam", "hirescam"]
+    code, out, err = _run(capsys, "rank", "resnet18", "--layers", "layer4", "--method", "gradcam,legrad")
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("layerscope: error: no attention ran in this model's forward pass")
+    code, out, err = _run(capsys, "rank", "attention_models:tiny_vit", "--layers", "blocks.2", "--steps", "2",
+                          "--json", "--no-sanity", "--method", "all")
+    assert code == 0, err
+    assert json.loads(out)["methods"] == list(__import__("layerscope.cam", fromlist=["METHODS"]).METHODS)
+    assert "skipped" not in err

@@ -30,11 +30,18 @@ class LayerScore:
     scores: Faithfulness
     rho: float | None
     all_zero: bool = False
+    method: str = ""
+
+    @property
+    def label(self) -> str:
+        """``method@layer`` when a ranking mixes methods, else the layer alone."""
+        return f"{self.method}@{self.layer}" if self.method else self.layer
 
 
 @dataclass(frozen=True)
 class Ranking:
-    """Layers best first (highest insertion − deletion; all-zero maps last), for one class and one method."""
+    """Layers (or method × layer pairs) best first (highest insertion − deletion; all-zero maps
+    last), for one class; ``method`` joins the methods' names with commas when there are several."""
 
     target: int
     target_name: str | None
@@ -53,8 +60,22 @@ class Ranking:
         rhos = [s.rho for s in self.layers if s.rho is not None]
         return bool(rhos) and all(is_blind(r) for r in rhos)
 
-    def score_of(self, layer: str) -> LayerScore | None:
-        return next((s for s in self.layers if s.layer == layer), None)
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(self.method.split(","))
+
+    def score_of(self, layer: str, method: str | None = None) -> LayerScore | None:
+        return next((s for s in self.layers if s.layer == layer and (method is None or s.method in ("", method))),
+                    None)
+
+    def blind_methods(self) -> list[str]:
+        """The methods whose every checked map survived the randomisation."""
+        found = []
+        for method in self.methods:
+            rhos = [s.rho for s in self.layers if s.rho is not None and s.method in ("", method)]
+            if rhos and all(is_blind(r) for r in rhos):
+                found.append(method)
+        return found
 
 
 def rank_maps(
@@ -72,7 +93,9 @@ def rank_maps(
     cancel: Cancel | None = None,
     random_weights: bool = False,
 ) -> Ranking:
-    """Score and rank ``results`` (one ``CamResult`` per layer, one image, one class and method).
+    """Score and rank ``results`` (one ``CamResult`` per layer and method, one image, one class):
+    maps of several methods are ranked together, each ``LayerScore`` naming its method, so the
+    table answers "which method at which layer" by the same evidence.
 
     ``random_weights``: the model is untrained (``not LoadedModel.pretrained``); the ranking is
     still computed, and ``verdict`` says it means nothing.
@@ -82,7 +105,9 @@ def rank_maps(
     total)`` counts the perturbed forwards, then one step per sanity check."""
     if not results:
         raise LayerscopeError("nothing to rank: no layers given")
-    target, method = _common_target(results) if target is None else int(target), results[0].method
+    target = _common_target(results) if target is None else int(target)
+    methods = list(dict.fromkeys(r.method for r in results))
+    mixed = len(methods) > 1
     name = results[0].target_name if results[0].target == target else _class_name(target, categories)
     checks = len(results) if sanity else 0
     passes = len(results) * (2 * steps - 1)  # the photo and the blank run once for all maps
@@ -90,18 +115,24 @@ def rank_maps(
     report = None if progress is None else (lambda done, _total: progress(done, total))
     scores = faithfulness(model, x, [r.heatmap for r in results], target, steps,
                           batch_size=batch_size, progress=report, cancel=cancel)
-    rhos: dict[str, float] = {}
-    if sanity:
-        after = None if progress is None else (lambda done, _total: progress(passes + done, total))
-        rhos = randomization_checks(model, x, [r.layer for r in results], method, target,
-                                    originals=[r.heatmap for r in results], categories=categories, reshape=reshape,
-                                    progress=after, cancel=cancel, precision=results[0].precision)
-    found = [LayerScore(layer=r.layer, scores=s, rho=rhos.get(r.layer), all_zero=r.all_zero)
+    rhos: dict[tuple[str, str], float] = {}
+    done = 0
+    for method in methods if sanity else ():
+        mine = [r for r in results if r.method == method]
+        after = None if progress is None else (lambda d, _t, base=done: progress(passes + base + d, total))
+        checked = randomization_checks(model, x, [r.layer for r in mine], method, target,
+                                       originals=[r.heatmap for r in mine], categories=categories, reshape=reshape,
+                                       progress=after, cancel=cancel, precision=mine[0].precision)
+        rhos.update(((method, layer), rho) for layer, rho in checked.items())
+        done += len(mine)
+    found = [LayerScore(layer=r.layer, scores=s, rho=rhos.get((r.method, r.layer)), all_zero=r.all_zero,
+                        method=r.method if mixed else "")
              for r, s in zip(results, scores)]
     # an all-zero map claims nothing (its "order" is reading order), so it goes last whatever it scores;
     # the sort is stable: equal scores keep the forward order
     found.sort(key=lambda s: (s.all_zero, -s.scores.gap))
-    return Ranking(target=target, target_name=name, method=method, layers=tuple(found), random_weights=random_weights)
+    return Ranking(target=target, target_name=name, method=",".join(methods), layers=tuple(found),
+                   random_weights=random_weights)
 
 
 RANDOM_VERDICT = ("meaningless: the weights are random (untrained), so these maps and this ranking mean nothing; "
@@ -122,6 +153,12 @@ def verdict(ranking: Ranking) -> str:
     finite = [r for r in rhos if r == r]
     low, high = (f"{min(finite):+.2f}", f"{max(finite):+.2f}") if finite else ("", "")
     span = "the maps went flat" if not finite else f"ρ {low}" if low == high else f"ρ {low} to {high}"
+    blind = ranking.blind_methods()
+    if len(ranking.methods) > 1:
+        passed = [m for m in ranking.methods if m not in blind]
+        parts = [f"passed: {', '.join(passed)} (maps change when later layers are re-initialised)"] if passed else []
+        parts += [f"class-blind: {', '.join(blind)} (maps survive re-initialising the later layers)"] if blind else []
+        return f"{'; '.join(parts)}; {span} overall"
     if ranking.blind:
         return (f"class-blind: {ranking.method}'s maps stay the same ({span}) when every layer after the target "
                 f"is re-initialised; they show where the layer is active, not what decided the class")
@@ -145,8 +182,6 @@ def score_target(result: CamResult, chosen: int | None = None) -> int:
 def _common_target(results: Sequence[CamResult]) -> int:
     if any(r.heatmap.dim() != 2 for r in results):
         raise LayerscopeError("ranking explains one image; these maps are a batch")
-    if len({r.method for r in results}) != 1:
-        raise LayerscopeError("ranking compares layers for one method; these maps mix methods")
     targets = {score_target(r) for r in results}
     if len(targets) != 1:
         raise LayerscopeError("ranking needs the maps of one image for one class")

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from layerscope import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
+from layerscope.cam.methods import Method
 from layerscope.cam.detection import explained_detections
 from layerscope.cam.precision import PRECISIONS, label
 from layerscope.cam.scoring import class_index
@@ -104,16 +105,18 @@ class CamJob:
         self.image, self.mask = self.explainer.image, self.explainer.mask
         self.console = stdout_console()
 
-    def maps(self, layers: list[str]) -> list[CamResult]:
-        """The maps of ``layers`` from one pass; Score-CAM and Ablation-CAM behind a progress bar."""
+    def maps(self, layers: list[str], method: Method | None = None) -> list[CamResult]:
+        """The maps of ``layers`` from one pass (of ``method``, else the command's);
+        Score-CAM and Ablation-CAM behind a progress bar."""
         target = _parse_target(self.args.target)
-        if not self.method.perturbs:
-            return self.explainer.maps(layers, self.method.name, target)
+        method = method or self.method
+        if not method.perturbs:
+            return self.explainer.maps(layers, method.name, target)
         label = layers[0] if len(layers) == 1 else f"{len(layers)} layers"
-        columns = (TextColumn(f"{self.method.name} {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        columns = (TextColumn(f"{method.name} {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("cam", total=None)
-            return self.explainer.maps(layers, self.method.name, target, batch_size=self.args.batch_size,
+            return self.explainer.maps(layers, method.name, target, batch_size=self.args.batch_size,
                                        precision=self.args.precision,
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
 

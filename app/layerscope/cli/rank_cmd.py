@@ -19,7 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from layerscope import imaging
-from layerscope.cam import METHODS, CamResult
+from layerscope.cam import METHODS, CamResult, get_method
+from layerscope.cam.methods import Method
+from layerscope.errors import LayerscopeError, first_line
 from layerscope.cam.ranking import Ranking, rank_maps, verdict
 from layerscope.cli import cam_cmd
 from layerscope.cli.common import add_debug_option, fraction, int_between, print_json
@@ -38,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rank.add_argument("--image", default=None, help=f"photo to explain (default: {cam_cmd.DEFAULT_IMAGE.name})")
     rank.add_argument("--layers", default="auto", help="comma-separated names, or auto (the blocks of the "
                                                        "suggested layer's family, at most 16)")
-    rank.add_argument("--method", default="gradcam", help=f"one of: {', '.join(METHODS)}")
+    rank.add_argument("--method", default="gradcam",
+                      help=f"one of: {', '.join(METHODS)}; or a comma list, or all (every method that applies "
+                           "to the model), to rank method × layer pairs by the same evidence")
     rank.add_argument("--class", dest="target", default=None, metavar="K|NAME",
                       help="class index or name to explain (default: the top prediction)")
     rank.add_argument("--steps", type=int_between(1, MAX_STEPS), default=20,
@@ -61,12 +65,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_rank(args: argparse.Namespace) -> int:
+    everything = args.method.strip().lower() == "all"
+    methods = list(METHODS.values()) if everything else [get_method(m) for m in _names(args.method)]
+    args.method = methods[0].name  # CamJob checks and prints one method; the rest go through job.maps
     job = cam_cmd.CamJob(args)
     explainer = job.explainer
     layers = explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
-    results = job.maps(layers)
+    results, skipped = _maps_of(job, layers, methods, everything)
     ranking = _ranked(job, results)
     access = {r.layer: _access(explainer.tree, r.layer) for r in results}
+    for method, why in skipped:
+        print(f"skipped {method}: {why}", file=sys.stderr)
     if args.json:
         print_json({**ranking_json(ranking, access, args.steps), "precision": results[0].precision})
     else:
@@ -74,15 +83,40 @@ def run_rank(args: argparse.Namespace) -> int:
         job.print_precision(results[0])
         print_ranking(job.console, ranking, access, explainer.suggested_layer(), args.steps)
     if args.out:
-        place = {s.layer: i for i, s in enumerate(ranking.layers, 1)}
-        tiles = [(_tile_label(ranking, r.layer, place[r.layer]), explainer.overlay(r, args.colormap, args.alpha))
-                 for r in results]
+        place = {(s.method, s.layer): i for i, s in enumerate(ranking.layers, 1)}
+        tiles = [(_tile_label(ranking, r, place), explainer.overlay(r, args.colormap, args.alpha)) for r in results]
         path = imaging.save_png(imaging.labelled_grid(tiles), args.out)
         if args.json:  # stdout stays pure JSON
             print(f"wrote   {path}", file=sys.stderr)
         else:
             job.wrote(path)
     return 0
+
+
+def _names(text: str) -> list[str]:
+    names = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not names:
+        raise LayerscopeError("--method names no method")
+    return names
+
+
+def _maps_of(job: cam_cmd.CamJob, layers: list[str], methods: list[Method], everything: bool) -> tuple[
+        list[CamResult], list[tuple[str, str]]]:
+    """Every method's maps at ``layers``. With ``all``, a transformer-native method on a model
+    without global attention (or a CAM method on layers without channels) is skipped and said;
+    a method named by the user fails in one line instead."""
+    results: list[CamResult] = []
+    skipped: list[tuple[str, str]] = []
+    for method in methods:
+        try:
+            results += job.maps(layers, method)
+        except LayerscopeError as exc:
+            if not everything:
+                raise
+            skipped.append((method.name, first_line(exc)))
+    if not results:
+        raise LayerscopeError(f"no method applies to these layers: {skipped[0][1]}")
+    return results, skipped
 
 
 def _ranked(job: cam_cmd.CamJob, results: list[CamResult]) -> Ranking:
@@ -109,9 +143,11 @@ def ranking_json(ranking: Ranking, access: dict[str, str], steps: int) -> dict:
         "method": ranking.method,
         "steps": steps,
         "class_blind": ranking.blind,
+        "methods": list(ranking.methods),
         "random_weights": ranking.random_weights,
         "layers": [
             {
+                "method": s.method or ranking.method,
                 "layer": s.layer,
                 "access_expression": access[s.layer],
                 "deletion_auc": round(s.scores.deletion_auc, 6),
@@ -131,15 +167,18 @@ def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], su
     console.print(f"method  {ranking.method}")
     console.print(f"scores  p({ranking.target}{name}), {steps} steps, best first by insertion − deletion")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header in ("#", "layer", "del", "ins", "ins−del", "drop", "ρ", ""):
+    mixed = len(ranking.methods) > 1
+    headers = ("#", "method", "layer", "del", "ins", "ins−del", "drop", "ρ", "") if mixed else (
+        "#", "layer", "del", "ins", "ins−del", "drop", "ρ", "")
+    for header in headers:
         table.add_column(header, no_wrap=True, justify="left" if header in ("layer", "") else "right")
     for place, s in enumerate(ranking.layers, 1):
         notes = ["best" if place == 1 else "", "default" if s.layer == suggested else "",
                  "zero map" if s.all_zero else ""]
-        table.add_row(
-            str(place), access[s.layer].removeprefix("model."), f"{s.scores.deletion_auc:.3f}", f"{s.scores.insertion_auc:.3f}",
-            f"{s.scores.gap:+.3f}", f"{s.scores.average_drop:.3f}", _rho(s.rho), ", ".join(n for n in notes if n),
-        )
+        cells = [str(place), *([s.method] if mixed else []), access[s.layer].removeprefix("model."),
+                 f"{s.scores.deletion_auc:.3f}", f"{s.scores.insertion_auc:.3f}", f"{s.scores.gap:+.3f}",
+                 f"{s.scores.average_drop:.3f}", _rho(s.rho), ", ".join(n for n in notes if n)]
+        table.add_row(*cells)
     console.print(table)
     console.print("del, ins: deletion (lower is better) and insertion (higher) AUC; drop: average drop (lower); "
                   "ρ: rank correlation with the map after re-initialising the layers above (lower: follows the model)",
@@ -155,7 +194,7 @@ def _rho(rho: float | None) -> str:
     return "flat" if math.isnan(rho) else f"{rho:+.2f}"
 
 
-def _tile_label(ranking: Ranking, layer: str, place: int) -> str:
-    s = ranking.score_of(layer)
+def _tile_label(ranking: Ranking, result: CamResult, place: dict[tuple[str, str], int]) -> str:
+    s = ranking.score_of(result.layer, result.method)
     assert s is not None
-    return f"#{place} {layer} del {s.scores.deletion_auc:.2f} ins {s.scores.insertion_auc:.2f}"
+    return f"#{place[(s.method, s.layer)]} {s.label} del {s.scores.deletion_auc:.2f} ins {s.scores.insertion_auc:.2f}"
