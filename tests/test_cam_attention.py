@@ -308,6 +308,11 @@ def test_a_convnet_or_windowed_attention_gets_one_line(resnet18):
     with pytest.raises(LayerscopeError, match=r"windowed or pooled attention\); these methods apply to ViT"):
         compute_cam(swin, torch.randn(1, 3, 56, 56), "layers.1", "gradrollout")
     assert compute_cam(swin, torch.randn(1, 3, 56, 56), "layers.1", "gradcam").raw.dim() == 2  # CAMs still work
+    cait = timm.models.cait.Cait(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=5).eval()
+    for method in ("rollout", "legrad"):  # its class-attention blocks attend from 1 token to 17
+        with pytest.raises(LayerscopeError, match=r"blocks_token_only.0 attends from 1 to 17 tokens where an earlier "
+                                                  r"block attended over 16 \(class attention"):
+            compute_cam(cait, torch.randn(1, 3, 32, 32), "blocks.1", method, target=0)
 
 
 def test_a_layer_outside_the_blocks_gets_one_line():

@@ -98,6 +98,12 @@ class AttentionRecorder:
 
     def _record(self, probs: Tensor) -> None:
         block = self._running[-1] if self._running else ""
+        first = self.records[0].shape if self.records else probs.shape
+        if probs.shape[-2] != probs.shape[-1] or probs.shape[-1] != first[-1] or probs.shape[0] != first[0]:
+            raise LayerscopeError(
+                f"{block or 'the model'} attends from {probs.shape[-2]} to {probs.shape[-1]} tokens where an earlier "
+                f"block attended over {first[-1]} (class attention, pooling or windows); these methods apply to "
+                f"{APPLIES_TO}")
         if self.fold is not None:
             self.fold(probs)
         self.records.append(AttentionRecord(block, tuple(probs.shape), None if self.fold else probs))
