@@ -17,7 +17,8 @@ the last block). Each map (``heatmap``, 32×32) is scored against the object's 7
 - mass inside: the mean share of the map's mass inside the box (an all-zero map: 0).
   95% percentile bootstrap interval of the mean (2,000 resamples, seed 0).
 - baseline: a uniform map, or a peak at a random pixel, scores the box's area fraction
-  (49/1024 = 4.8%) on both.
+  (49/1024 = 4.8%) on both; ceiling: the best an 8×8 map can do, the box's share of each
+  patch upsampled as layerscope upsamples maps.
 - ms/map: median wall time of one ``compute_cam`` call; methods alternate image by image,
   so a shared machine's drift hits all of them alike.
 
@@ -46,6 +47,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # synthetic_vit.py
@@ -151,16 +153,25 @@ def score_model(trained: sv.TrainedViT, data: sv.SyntheticSet, methods: list[str
     return list(scores.values())
 
 
-def layer_table(trained: sv.TrainedViT, data: sv.SyntheticSet, methods: list[str]) -> list[str]:
+def _at_block(layer: str, block: int) -> str:
+    """``layer`` (a name inside the last block) moved to block ``block``, the rest of the name kept."""
+    last = sv.DEPTH - 1
+    for prefix in ("blocks.", "encoder_layer_"):
+        if f"{prefix}{last}" in layer:
+            return layer.replace(f"{prefix}{last}", f"{prefix}{block}", 1)
+    raise ValueError(f"{layer!r} names no block")
+
+
+def layer_table(trained: sv.TrainedViT, data: sv.SyntheticSet, scores: list[Scores]) -> list[str]:
     """Pointing game (and mass inside) of each one-pass method at every block, from one
     ``compute_sweep`` per image: is the last block the fair layer for each method?"""
-    model, kind = trained.model, trained.kind
+    model = trained.model
     rows = []
-    for method in methods:
+    for score in scores:
+        method = score.method
         if METHODS[method].perturbs:
             continue  # a sweep of them is a forward per channel per layer: left out
-        native = method in NATIVE
-        layers = [(sv.block_layer(kind, b) if native else sv.cam_layer(kind, b)) for b in range(sv.DEPTH)]
+        layers = [_at_block(score.layer, b) for b in range(sv.DEPTH)]
         hits = torch.zeros(sv.DEPTH)
         mass = torch.zeros(sv.DEPTH)
         try:
@@ -175,6 +186,15 @@ def layer_table(trained: sv.TrainedViT, data: sv.SyntheticSet, methods: list[str
         cells = " | ".join(f"{h / n:.2f} / {m / n:.2f}" for h, m in zip(hits.tolist(), mass.tolist()))
         rows.append(f"| {method} | {cells} |")
     return rows
+
+
+def patch_ceiling(masks: Tensor) -> tuple[float, float]:
+    """Pointing game and mass inside of the best map an 8×8 grid can give: each patch's share
+    of the box, upsampled as layerscope upsamples every map (bilinear, ``align_corners=False``).
+    No method explaining a patch-4 ViT through its token grid can localise more finely."""
+    coverage = F.avg_pool2d(masks[:, None].float(), sv.PATCH)
+    maps = F.interpolate(coverage, size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return float(sv.pointing_game(maps, masks).double().mean()), float(sv.mass_inside(maps, masks).mean())
 
 
 def main() -> None:
@@ -193,6 +213,7 @@ def main() -> None:
     methods, notes = _methods(args.methods, perturb_images)
     data = sv.make_dataset(args.images, BENCH_SEED)
     area = float(sv.area_fraction(data.masks).mean())
+    ceiling = patch_ceiling(data.masks)
     load = os.getloadavg()
     print(f"## Transformer maps against ground truth ({date.today().isoformat()})\n")
     print(f"torch {torch.__version__} · {torch.get_num_threads()} CPU thread(s) · load average {load[0]:.2f} "
@@ -212,14 +233,17 @@ def main() -> None:
               f"these; layerscope's suggested layer: `{suggested}`\n")
         print("| method | layer | pointing game [95% Wilson] | mass inside [95% bootstrap] | ms/map | images | flat maps |")
         print("|---|---|---|---|---|---|---|")
-        for score in score_model(trained, data, methods, perturb_images):
+        scores = score_model(trained, data, methods, perturb_images)
+        for score in scores:
             print(score.row())
         print(f"| baseline: uniform map / random peak | — | {area:.3f} | {area:.3f} | — | {args.images} | |")
+        print(f"| ceiling: the box's share of each patch, upsampled | — | {ceiling[0]:.3f} | {ceiling[1]:.3f} | — | "
+              f"{args.images} | |")
         if not args.no_layers:
             print(f"\nWhich layer — pointing game / mass inside per block ({args.images} images):\n")
             print("| method | " + " | ".join(f"block {b}" for b in range(sv.DEPTH)) + " |")
             print("|---|" + "---|" * sv.DEPTH)
-            for row in layer_table(trained, data, methods):
+            for row in layer_table(trained, data, scores):
                 print(row)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
