@@ -17,8 +17,9 @@ the last block). Each map (``heatmap``, 32×32) is scored against the object's 7
 - mass inside: the mean share of the map's mass inside the box (an all-zero map: 0).
   95% percentile bootstrap interval of the mean (2,000 resamples, seed 0).
 - baseline: a uniform map, or a peak at a random pixel, scores the box's area fraction
-  (49/1024 = 4.8%) on both; ceiling: the best an 8×8 map can do, the box's share of each
-  patch upsampled as layerscope upsamples maps.
+  (49/1024 = 4.8%) on both; patch reference: the box as the 8×8 grid sees it (each patch's
+  share of the box, upsampled as layerscope upsamples maps), a reference for the mass, not
+  a bound (a map on the patches wholly inside the box keeps more).
 - ms/map: median wall time of one ``compute_cam`` call; methods alternate image by image,
   so a shared machine's drift hits all of them alike.
 
@@ -52,10 +53,9 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # synthetic_vit.py
 
-import synthetic_vit as sv  # noqa: E402
-
-from layerscope.cam import METHODS, compute_cam, compute_sweep, suggest_target_layer  # noqa: E402
-from layerscope.errors import LayerscopeError  # noqa: E402
+import synthetic_vit as sv
+from layerscope.cam import METHODS, compute_cam, compute_sweep, suggest_target_layer
+from layerscope.errors import LayerscopeError
 
 NATIVE = ("rollout", "gradrollout", "legrad")
 BENCH_SEED = 20_000  # the benchmark's images: neither training's seeds nor the accuracy's
@@ -188,10 +188,11 @@ def layer_table(trained: sv.TrainedViT, data: sv.SyntheticSet, scores: list[Scor
     return rows
 
 
-def patch_ceiling(masks: Tensor) -> tuple[float, float]:
-    """Pointing game and mass inside of the best map an 8×8 grid can give: each patch's share
-    of the box, upsampled as layerscope upsamples every map (bilinear, ``align_corners=False``).
-    No method explaining a patch-4 ViT through its token grid can localise more finely."""
+def patch_reference(masks: Tensor) -> tuple[float, float]:
+    """Pointing game and mass inside of the grid's picture of the box: each patch's share of
+    the box, upsampled as layerscope upsamples every map (bilinear, ``align_corners=False``).
+    A reference, not a bound on the mass: a map concentrated on the patches wholly inside the
+    box keeps more of its mass there than this one, which spreads over every touched patch."""
     coverage = F.avg_pool2d(masks[:, None].float(), sv.PATCH)
     maps = F.interpolate(coverage, size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return float(sv.pointing_game(maps, masks).double().mean()), float(sv.mass_inside(maps, masks).mean())
@@ -213,7 +214,7 @@ def main() -> None:
     methods, notes = _methods(args.methods, perturb_images)
     data = sv.make_dataset(args.images, BENCH_SEED)
     area = float(sv.area_fraction(data.masks).mean())
-    ceiling = patch_ceiling(data.masks)
+    reference = patch_reference(data.masks)
     load = os.getloadavg()
     print(f"## Transformer maps against ground truth ({date.today().isoformat()})\n")
     print(f"torch {torch.__version__} · {torch.get_num_threads()} CPU thread(s) · load average {load[0]:.2f} "
@@ -237,8 +238,8 @@ def main() -> None:
         for score in scores:
             print(score.row())
         print(f"| baseline: uniform map / random peak | — | {area:.3f} | {area:.3f} | — | {args.images} | |")
-        print(f"| ceiling: the box's share of each patch, upsampled | — | {ceiling[0]:.3f} | {ceiling[1]:.3f} | — | "
-              f"{args.images} | |")
+        print(f"| patch reference: the box's share of each patch, upsampled | — | {reference[0]:.3f} | "
+              f"{reference[1]:.3f} | — | {args.images} | |")
         if not args.no_layers:
             print(f"\nWhich layer — pointing game / mass inside per block ({args.images} images):\n")
             print("| method | " + " | ".join(f"block {b}" for b in range(sv.DEPTH)) + " |")

@@ -196,13 +196,13 @@ def train_vit(kind: Kind, seed: int = 0, *, images: int = TRAIN_IMAGES, epochs: 
     return TrainedViT(kind, model, accuracy(model, held_out(1000)) if evaluate else math.nan, seconds, seed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def held_out(n: int) -> SyntheticSet:
     """``n`` held-out images (seed ``HELD_OUT_SEED``), made once per process."""
     return make_dataset(n, HELD_OUT_SEED)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trained_vit(kind: Kind, seed: int = 0) -> TrainedViT:
     """``train_vit(kind, seed)``, trained once per process and kept in memory (nothing on disk).
     Callers must not train or modify the returned model further."""

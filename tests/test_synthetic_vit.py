@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
-
 import synthetic_vit as sv
+import torch
 
 AREA = sv.OBJECT * sv.OBJECT / sv.IMAGE_SIZE**2  # 49/1024
 
