@@ -9,14 +9,13 @@ trained with.
 from __future__ import annotations
 
 import inspect
-from contextlib import nullcontext
 from typing import Any
 
 from layerscope.errors import LayerscopeError
 from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
 from layerscope.models.source import LoadRequest
-from layerscope.models.weights_cache import cached_hint, cached_torchvision_weights, hub_checkpoint, safe_torchvision_reads
+from layerscope.models.weights_cache import cached_hint, cached_torchvision_weights, hub_checkpoint, SafeWeights
 
 PREFIX = "torchvision:"
 
@@ -55,12 +54,12 @@ class TorchvisionSource:
             weights_name(chosen),
             f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}",
         )
-        with safe_torchvision_reads(request.trust) if chosen is not None else nullcontext():
-            model = build_on_device(  # a cached weights file is read by layerscope's reader, not torch hub's
-                dev, lambda: call_builder(lambda: builder(weights=chosen, **kwargs), what=name, kwargs=kwargs,
-                                          download=download),
-                name, kwargs, sized=chosen is None,
-            )
+        safe = SafeWeights(chosen, trust=request.trust) if chosen is not None else None
+        model = build_on_device(  # a cached weights file is read by layerscope's reader, not torch hub's
+            dev, lambda: call_builder(lambda: builder(weights=safe, **kwargs), what=name, kwargs=kwargs,
+                                      download=download),
+            name, kwargs, sized=chosen is None,
+        )
         return LoadedModel(
             model=model,
             spec=request.spec,
