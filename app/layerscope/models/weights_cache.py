@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from layerscope.models.checkpoints import read_model_file
 from layerscope.models.network import check_reachable
-from layerscope.errors import LayerscopeError, with_article
+from layerscope.errors import BadFileError, with_article
 
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 
@@ -114,7 +114,7 @@ def read_cached_weights(path: Path, *, trust: bool) -> Mapping[str, Any]:
     ``--trust``) when it needs full unpickling, never unpickled by torch hub."""
     state = read_model_file(path, trust=trust, what="cached weights file")
     if not isinstance(state, Mapping):
-        raise LayerscopeError(f"{path} holds {with_article(type(state).__name__)}, not a state_dict of cached weights")
+        raise BadFileError(f"{path} holds {with_article(type(state).__name__)}, not a state_dict of cached weights")
     return state
 
 
