@@ -14,7 +14,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 import torch
 from torch import nn
@@ -61,7 +60,7 @@ class ExampleInputs:
 
 
 # One shape (``(3, 224, 224)``), specs, or real tensors: every probe accepts all three.
-Inputs = Union[tuple[int, ...], Sequence[InputSpec], ExampleInputs]
+Inputs = tuple[int, ...] | Sequence[InputSpec] | ExampleInputs
 
 
 def parse_input(text: str) -> InputSpec:

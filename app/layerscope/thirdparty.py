@@ -82,7 +82,7 @@ class OpCountingFlopMode(FlopCounterMode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.mod_tracker = _GlobalOnly()
+        self.mod_tracker = _GlobalOnly()  # type: ignore[assignment]  # duck-typed: what torch reads of it
 
     def op_counted(self, func_packet: Any, flops: int, out: Any, args: tuple, kwargs: dict) -> None:
         """Called after every op torch counted, with the FLOPs it added to the "Global" row."""

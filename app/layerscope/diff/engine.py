@@ -183,7 +183,7 @@ def diff_adapter(source_a: TensorSource, adapter: Adapter, step: Stepper) -> lis
         if after is not None:
             source_a.prefetch(after)
         try:
-            out.append(adapted(key, tensor, adapter, source_a, lambda part, _: source_a.release(key, part)))
+            out.append(adapted(key, tensor, adapter, source_a, lambda part, _, key=key: source_a.release(key, part)))
         finally:
             source_a.release(key, tensor)
     step.finish()

@@ -64,7 +64,7 @@ def _hf_cached_file(repo_id: str, filename: str | None) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    names = (filename,) if filename else HF_FILENAMES
+    names: tuple[str, ...] = (filename,) if filename else HF_FILENAMES
     if filename and not filename.endswith(".safetensors"):
         names = (filename.rsplit(".", 1)[0] + ".safetensors", filename)  # timm's safe alternative first
     found = (try_to_load_from_cache(repo_id, n) for n in names)

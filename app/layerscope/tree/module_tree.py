@@ -18,7 +18,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn

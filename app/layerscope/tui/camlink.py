@@ -16,12 +16,12 @@ from PIL import Image
 from torch import Tensor, nn
 
 from layerscope import imaging
-from layerscope.cam import (  # CamCancelled: what a stopped worker raises
+from layerscope.cam import (  # noqa: F401  CamCancelled: what a stopped worker raises
     METHODS, CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
 )
 from layerscope.cam.detection import Detection, explained_detections
 from layerscope.cam.metrics import Faithfulness, faithfulness
-from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # verdict: as the CLI says it
+from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # noqa: F401  verdict: as the CLI says it
 from layerscope.cam.reshape import model_hints
 from layerscope.cam.scoring import Prediction
 from layerscope.cam.targets import Eligibility, family_names, suggest_from_shapes, table_target
@@ -152,7 +152,7 @@ def candidates(session: Session, target: int, verdicts: Mapping[str, Eligibility
     forward with ``layer1``–``layer3`` hooked, 1.3× without. ``r`` hooks the whole family itself."""
     tree = session.tree
     node = tree.nodes[target]
-    eligible = {name for name, verdict in verdicts.items() if verdict.eligible}
+    eligible = {name for name, seen in verdicts.items() if seen.eligible}
     near: list[str] = []
     parent = node.parent
     while parent is not None:
