@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast setup weights chromium screenshots bench docs clean
+.PHONY: run test test-fast lint setup weights chromium screenshots bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,13 +37,20 @@ run: weights
 CACHED := env -u PYTHONDONTWRITEBYTECODE
 PYTEST := $(CACHED) $(BIN)/python -m pytest
 
+# The linter over everything and the type checker over the engine (pyproject.toml: [tool.ruff],
+# [tool.mypy]); part of `make test`, so CI enforces both. `ruff format` is not run yet (see
+# docs/project/testing.md).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # The whole suite on three workers for the 2 cores (each runs torch on one thread:
 # tests/conftest.py): app tests wait for frames and CLI tests for their subprocesses, so two
 # workers left the cores idle a third of the time (quiet machine: 4 min 53 s on two, 4 min 29 s
 # on three, the CPU then busy throughout). `pytest -q` alone runs the same tests in one process.
 # The costliest files are collected first (tests/conftest.py) and an idle worker takes over half
 # of another's queue (worksteal), so the workers finish together.
-test: weights chromium
+test: lint weights chromium
 	$(PYTEST) -q -n 3 --dist worksteal
 
 # The same, without the tests marked slow: the one to run between edits.

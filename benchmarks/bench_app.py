@@ -207,7 +207,6 @@ def plain_forward(model, runs: int = 5) -> float:
 
 
 def map_latency(spec: str = "resnet50", runs: int = 3) -> int:
-    import torch
 
     from layerscope.models import load_model
 

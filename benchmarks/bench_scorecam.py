@@ -124,7 +124,7 @@ def cases(models: list[str], photos: list[str]) -> list[Case]:
             x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / f"{photo}.png"), loaded.preprocess)
             shapes: list[torch.Size] = []
             handle = loaded.model.get_submodule(LAYERS[name]).register_forward_hook(
-                lambda _m, _args, out: shapes.append(out.shape))
+                lambda _m, _args, out, shapes=shapes: shapes.append(out.shape))
             with torch.no_grad():
                 target = int(loaded.model(x).argmax())
             handle.remove()

@@ -1,4 +1,4 @@
-"""The checkpoints behind ``docs/diff.md``: ImageNet mobilenet_v2, a short real fine-tune of
+"""The checkpoints behind ``docs/guide/diff.md``: ImageNet mobilenet_v2, a short real fine-tune of
 it, and a LoRA adapter trained on it with ``peft``.
 
 The fine-tune is the common recipe with its common slip: the backbone up to

@@ -54,7 +54,7 @@ async def export() -> list[Path]:
 
 
 def write_fine_tune(path: Path) -> None:
-    """``docs/diff.md``'s fine-tune of the default model (``scripts/diff_example.py``): the app
+    """``docs/guide/diff.md``'s fine-tune of the default model (``scripts/diff_example.py``): the app
     compares it with the cached weights file the model was read from (``--diff``)."""
     import torch
     from diff_example import fine_tune, photos

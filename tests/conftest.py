@@ -22,8 +22,8 @@ import torch  # noqa: E402
 
 torch.set_num_threads(THREADS)
 
-from layerscope.models import load_model
-from layerscope.tree import ModuleTree, build_tree
+from layerscope.models import load_model  # noqa: E402
+from layerscope.tree import ModuleTree, build_tree  # noqa: E402
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))  # makes ``sample_models:...`` factory specs importable

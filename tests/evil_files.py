@@ -13,7 +13,6 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Tuple
 
 import torch
 from torch import nn
@@ -34,11 +33,11 @@ class MarkerWriter(nn.Module):
         return x * self.weight
 
     @torch.jit.export
-    def __getstate__(self) -> Tuple[str, torch.Tensor, bool]:
+    def __getstate__(self) -> tuple[str, torch.Tensor, bool]:
         return (self.marker, self.weight, self.training)
 
     @torch.jit.export
-    def __setstate__(self, state: Tuple[str, torch.Tensor, bool]) -> None:
+    def __setstate__(self, state: tuple[str, torch.Tensor, bool]) -> None:
         self.marker = state[0]
         self.weight = state[1]
         self.training = state[2]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import shutil
 import weakref
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from layerscope.activations import (
 from layerscope.activations.histogram import GrowingHistogram
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
-from layerscope.example_inputs import ExampleInputs
 from layerscope.models import Preprocess, load_model
 
 SAMPLES = Path("/work/shared/samples") if Path("/work/shared/samples").is_dir() else None

@@ -329,7 +329,7 @@ def _piped(argv: list[str], columns: int) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     try:
         done = subprocess.run([sys.executable, "-m", "layerscope", *argv, "--weights", "none"], stdin=follower,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, timeout=120)
+                              capture_output=True, env=env, text=True, timeout=120)
     finally:
         os.close(leader)
         os.close(follower)

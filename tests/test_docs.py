@@ -92,7 +92,7 @@ def workspace(tmp_path_factory) -> Path:
     pickle_file(folder / "evil.pt", marker)
     torchscript_archive(folder / "model.safetensors", marker)
     export_program(folder / "program.pt2", marker)
-    base, tuned = edited_pair()  # docs/diff.md: one edit of each kind
+    base, tuned = edited_pair()  # docs/guide/diff.md: one edit of each kind
     torch.save(base, folder / "base.pt")
     save_file(tuned, folder / "tuned.safetensors")
     (folder / "llama-2-70b").mkdir()

@@ -22,7 +22,6 @@ from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.launch import loader_for_line, make_app
 from layerscope.tui.widgets.gradcam import CamPanel
-from layerscope.tui.widgets.module_tree import ModuleTreeView
 
 SIZE = (100, 30)
 SAMPLES = Path(__file__).parent.parent / "app" / "layerscope" / "samples"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from tui_helpers import enter_line, notifications, screen_text, settle
 
 from layerscope.models import load_model

@@ -19,3 +19,30 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 def with_article(noun: str) -> str:
     """``an int``, ``a folder``: messages that read as English whatever the noun."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+# What kind of mistake, for API callers who handle one and not another. Every kind is a
+# ``LayerscopeError`` (so a ``ValueError``): the CLI and the app treat them all alike, one line.
+
+
+class NotFoundError(LayerscopeError):
+    """A file, model, weights set or layer that does not exist (the message names close matches)."""
+
+
+class UnsafeFileError(LayerscopeError):
+    """A file refused unread because reading it could run its code (``--trust`` allows that) or
+    claim unbounded memory (a zip, pickle or image bomb: refused even with ``--trust``)."""
+
+
+class BadFileError(LayerscopeError):
+    """A file that exists but is not what it should be: damaged, another format, or a
+    state dict that does not fit the model."""
+
+
+class BadArgumentError(LayerscopeError):
+    """An option or argument value layerscope cannot use (a malformed ``--input``, an unknown
+    device, an ``--alpha`` out of range)."""
+
+
+class UnavailableError(LayerscopeError):
+    """Something this machine lacks: a device, the network, an optional package, memory."""

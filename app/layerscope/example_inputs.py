@@ -14,12 +14,11 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 import torch
 from torch import nn
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import BadArgumentError
 from layerscope.parsing import whole
 
 MAX_INPUT_ELEMENTS = 1 << 26  # 3×4096×4096 fits; more is an allocation no probe needs
@@ -61,7 +60,7 @@ class ExampleInputs:
 
 
 # One shape (``(3, 224, 224)``), specs, or real tensors: every probe accepts all three.
-Inputs = Union[tuple[int, ...], Sequence[InputSpec], ExampleInputs]
+Inputs = tuple[int, ...] | Sequence[InputSpec] | ExampleInputs
 
 
 def parse_input(text: str) -> InputSpec:
@@ -69,14 +68,14 @@ def parse_input(text: str) -> InputSpec:
     ``decoder_input_ids=16:long`` (a keyword argument)."""
     match = _SPEC.fullmatch(text.strip().replace("X", "x"))
     if match is None:
-        raise LayerscopeError(f"--input expects {SPEC_HELP}; got {text!r}")
+        raise BadArgumentError(f"--input expects {SPEC_HELP}; got {text!r}")
     dtype_name = (match["dtype"] or "float").lower()
     dtype = INPUT_DTYPES.get(dtype_name)
     if dtype is None:
-        raise LayerscopeError(f"unknown input dtype {dtype_name!r} (use {', '.join(sorted(INPUT_DTYPES))})")
+        raise BadArgumentError(f"unknown input dtype {dtype_name!r} (use {', '.join(sorted(INPUT_DTYPES))})")
     shape = tuple(whole(d, "--input size") for d in match["dims"].split("x"))
     if min(shape) < 1 or math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise LayerscopeError(f"--input {text} must have sizes of at least 1 and at most "
+        raise BadArgumentError(f"--input {text} must have sizes of at least 1 and at most "
                               f"{MAX_INPUT_ELEMENTS:,} elements in all (got {math.prod(shape):,})")
     return InputSpec(shape, dtype, match["name"])
 
@@ -87,7 +86,7 @@ def parse_inputs(texts: Sequence[str]) -> tuple[InputSpec, ...]:
     names = [s.name for s in specs if s.name]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise LayerscopeError(f"--input {repeated[0]}=… is given more than once")
+        raise BadArgumentError(f"--input {repeated[0]}=… is given more than once")
     return specs
 
 
@@ -127,7 +126,7 @@ def example_inputs(model: nn.Module, inputs: Inputs, dtype: torch.dtype = torch.
 def check_batch(batch: int, shape: tuple[int, ...]) -> None:
     """A one-line refusal of a batch over ``MAX_BATCH`` or a batched input over ``MAX_INPUT_ELEMENTS``."""
     if not 1 <= batch <= MAX_BATCH or batch * math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise LayerscopeError(f"--batch {batch} with input {'x'.join(map(str, shape))}: the batch must be 1 to "
+        raise BadArgumentError(f"--batch {batch} with input {'x'.join(map(str, shape))}: the batch must be 1 to "
                               f"{MAX_BATCH} and the input at most {MAX_INPUT_ELEMENTS:,} elements in all "
                               "(MACs grow linearly with the batch)")
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from layerscope.errors import LayerscopeError, with_article
+from layerscope.errors import BadArgumentError, BadFileError, LayerscopeError, NotFoundError, with_article
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -34,11 +34,11 @@ def expand(text: str | Path, what: str = "file") -> Path:
     """``~`` and ``~user`` expanded; an empty name or an unknown user is a one-line error."""
     raw = str(text)
     if not raw.strip():
-        raise LayerscopeError(f"empty {what} name")
+        raise BadArgumentError(f"empty {what} name")
     try:
         return Path(raw).expanduser()
     except RuntimeError as exc:  # ~nosuchuser
-        raise LayerscopeError(f"cannot expand {raw!r}: no such user's home folder") from exc
+        raise NotFoundError(f"cannot expand {raw!r}: no such user's home folder") from exc
 
 
 def status(path: Path) -> os.stat_result | None:
@@ -48,7 +48,7 @@ def status(path: Path) -> os.stat_result | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise LayerscopeError(f"cannot open {_short(path)}: {_reason(exc)}") from exc
+        raise BadFileError(f"cannot open {_short(path)}: {_reason(exc)}") from exc
 
 
 def exists(path: Path) -> bool:
@@ -63,19 +63,19 @@ def regular_file(path: Path, what: str = "file") -> Path:
     """``path`` if it is a regular file this process can read; a one-line error otherwise."""
     info = status(path)
     if info is None:
-        raise LayerscopeError(f"no such {what}: {_short(path)}")
+        raise NotFoundError(f"no such {what}: {_short(path)}")
     if stat.S_ISDIR(info.st_mode):
-        raise LayerscopeError(f"{_short(path)} is a folder, not {with_article(what)}")
+        raise BadFileError(f"{_short(path)} is a folder, not {with_article(what)}")
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
-        raise LayerscopeError(f"{_short(path)} is {kind}, not {with_article(what)}; layerscope reads regular files only")
+        raise BadFileError(f"{_short(path)} is {kind}, not {with_article(what)}; layerscope reads regular files only")
     if info.st_size == 0:  # also what /proc and /sys pseudo-files report, whose reads may never end
-        raise LayerscopeError(f"{_short(path)} is empty (0 bytes), not {with_article(what)}")
+        raise BadFileError(f"{_short(path)} is empty (0 bytes), not {with_article(what)}")
     try:
         with open(path, "rb", opener=_nonblocking) as handle:  # proves read permission; never blocks
             handle.read(1)
     except OSError as exc:
-        raise LayerscopeError(f"cannot read {_short(path)}: {_reason(exc)}") from exc
+        raise BadFileError(f"cannot read {_short(path)}: {_reason(exc)}") from exc
     return path
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from layerscope.errors import LayerscopeError, first_line
+from layerscope.errors import BadArgumentError, BadFileError, LayerscopeError, UnsafeFileError, first_line
 from layerscope.files import atomic_write, expand, regular_file
 from layerscope.models.loaded import MAX_SIDE, Preprocess
 
@@ -56,12 +56,12 @@ def load_image(path: str | Path) -> Image.Image:
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise LayerscopeError(f"cannot read {path}: {_bomb_reason(exc)}") from exc
+        raise UnsafeFileError(f"cannot read {path}: {_bomb_reason(exc)}") from exc
     except UnidentifiedImageError as exc:
-        raise LayerscopeError(f"cannot read {path}: not an image file Pillow understands "
+        raise BadFileError(f"cannot read {path}: not an image file Pillow understands "
                               f"in a raster format layerscope opens ({', '.join(RASTER_FORMATS)})") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise LayerscopeError(f"cannot read {path}: {first_line(exc)}") from exc
+        raise BadFileError(f"cannot read {path}: {first_line(exc)}") from exc
     return to_rgb(image)
 
 
@@ -127,7 +127,7 @@ def check_input_size(size: tuple[int, int], spec: Preprocess) -> None:
         steps.append(("cropping", (spec.crop[1], spec.crop[0])))
     for what, (w, h) in steps:
         if w * h > MAX_INPUT_PIXELS:
-            raise LayerscopeError(
+            raise BadArgumentError(
                 f"cannot prepare a {size[0]}×{size[1]} photo: {what} it for this model makes {w:,}×{h:,} = "
                 f"{w * h:,} pixels, over the {MAX_INPUT_PIXELS:,}-pixel limit ({MAX_SIDE}×{MAX_SIDE})")
 
@@ -203,7 +203,7 @@ def colorize(heatmap: Tensor, colormap: str = "jet") -> Tensor:
     """``H×W`` values in [0, 1] → ``H×W×3`` uint8 colours."""
     cmap = COLORMAPS.get(colormap)
     if cmap is None:
-        raise LayerscopeError(f"unknown colormap {colormap!r}; choose one of: {', '.join(COLORMAPS)}")
+        raise BadArgumentError(f"unknown colormap {colormap!r}; choose one of: {', '.join(COLORMAPS)}")
     rgb = cmap(heatmap.detach().float().clamp(0, 1))
     return (rgb * 255).round().to(torch.uint8)
 
@@ -240,7 +240,7 @@ def overlay(
     """The photo with the coloured map blended on top (``alpha`` = the map's weight), only
     where ``mask`` (see ``seen_mask``) says the model saw the photo."""
     if not 0.0 <= alpha <= 1.0:
-        raise LayerscopeError(f"--alpha must be between 0 and 1, got {alpha}")
+        raise BadArgumentError(f"--alpha must be between 0 and 1, got {alpha}")
     photo = image_to_tensor(image).float()
     colour = colorize(_fit(heatmap, image.size), colormap).float()
     weight = torch.full(photo.shape[:2], alpha) if mask is None else mask.float() * alpha

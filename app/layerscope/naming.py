@@ -16,7 +16,7 @@ from __future__ import annotations
 import keyword
 import re
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import BadArgumentError, LayerscopeError
 from layerscope.parsing import whole
 
 Step = str | int
@@ -74,7 +74,7 @@ def parse(expression: str) -> list[Step]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos or (pos and match["plain"] and text[pos] != "."):
-            raise LayerscopeError(f"cannot read layer name {expression!r} near {text[pos:]!r}")
+            raise BadArgumentError(f"cannot read layer name {expression!r} near {text[pos:]!r}")
         steps.extend(_steps_of(match))
         pos = match.end()
     return steps

@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import BadArgumentError
 
 if TYPE_CHECKING:  # the app parses its arguments before torch is imported, so load lazily
     from layerscope.models.cached import CachedWeights
@@ -34,7 +34,7 @@ class LineParser(argparse.ArgumentParser):
     """The model options of a line typed in the app: a mistake raises, nothing exits or prints."""
 
     def error(self, message: str) -> NoReturn:
-        raise LayerscopeError(f"{message} (type MODEL and options as on the command line)")
+        raise BadArgumentError(f"{message} (type MODEL and options as on the command line)")
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
@@ -88,7 +88,7 @@ def loader_for_line(line: str) -> tuple[str, Callable[[], LoadedModel]]:
     try:
         words = shlex.split(line)
     except ValueError as exc:
-        raise LayerscopeError(f"cannot read {line!r}: {exc}") from None
+        raise BadArgumentError(f"cannot read {line!r}: {exc}") from None
     args = parser.parse_args(words)
     return args.model or DEFAULT_MODEL, lambda: load_from_args(args)
 

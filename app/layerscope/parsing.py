@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import BadArgumentError
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 MAX_DIGITS = 18  # no index, size or class has more; Python refuses int() past 4,300 with a traceback
@@ -24,5 +24,5 @@ def whole(digits: str, what: str = "number") -> int:
     """``int`` of a string the caller matched as ASCII digits, refused past ``MAX_DIGITS``."""
     count = len(digits.lstrip("+-"))
     if count > MAX_DIGITS:
-        raise LayerscopeError(f"{what} {digits[:12]}… has {count:,} digits; at most {MAX_DIGITS} are read")
+        raise BadArgumentError(f"{what} {digits[:12]}… has {count:,} digits; at most {MAX_DIGITS} are read")
     return int(digits)

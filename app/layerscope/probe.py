@@ -27,7 +27,7 @@ class ShapeInfo:
 
     kind: str  # "tensor", "sequence", "mapping" or "other"
     shape: tuple[int, ...] | None = None
-    items: tuple[tuple[str, "ShapeInfo"], ...] = ()
+    items: tuple[tuple[str, ShapeInfo], ...] = ()
     type_name: str = ""
 
     def describe(self) -> str:

@@ -62,6 +62,11 @@ class ImageBatches:
         self.batch_size = batch_size if preprocess.crop is not None else 1
         self.skipped: list[tuple[str, str]] = []
 
+    @property
+    def examples(self) -> int:
+        """The images this will yield, as far as known: those not (yet) skipped."""
+        return len(self.files) - len(self.skipped)
+
     def __iter__(self) -> Iterator[torch.Tensor]:
         pending: list[torch.Tensor] = []
         for path in self.files:

@@ -9,7 +9,7 @@ and drops it: nothing of a batch outlives its pass. Hooks live only inside
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,16 +18,12 @@ from torch import nn
 from layerscope.activations.running import NodeActivity, RunningActivity, saturation_bounds
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.example_inputs import ExampleInputs
+from layerscope.jobcontrol import Cancel, Progress, is_cancelled
+from layerscope.jobcontrol import Cancelled as ActivationsCancelled
 from layerscope.locking import model_lock
 from layerscope.probe import call_with, hooked_eval
 
 Batch = torch.Tensor | ExampleInputs  # an image batch, or any forward's arguments
-Progress = Callable[[int], None]  # told the examples done so far
-Cancel = Callable[[], bool]  # true once the caller wants the run stopped
-
-
-class ActivationsCancelled(Exception):
-    """The caller's ``cancel`` said stop: raised from the next module's hook, mid-forward."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +61,22 @@ def collect_activations(
     return ActivationReport(recorder.results(), examples, inputs)
 
 
+def _batch_size(example: ExampleInputs) -> int:
+    """The first tensor argument's leading size: how many examples one forward holds."""
+    first = next((a for a in (*example.args, *example.kwargs.values()) if isinstance(a, torch.Tensor)), None)
+    return int(first.shape[0]) if first is not None and first.dim() else 1
+
+
+def _expected(batches: Iterable[Batch]) -> int:
+    """How many examples ``batches`` holds, where it says (``ImageBatches.examples``, a list); else 0."""
+    known = getattr(batches, "examples", None)
+    if known is not None:
+        return int(known)
+    if isinstance(batches, Sequence):
+        return sum(_batch_size(b if isinstance(b, ExampleInputs) else ExampleInputs((b,))) for b in batches)
+    return 0
+
+
 class _Recorder:
     def __init__(self, model: nn.Module, names: Sequence[str] | None, cancel: Cancel | None) -> None:
         self.model = model
@@ -83,7 +95,7 @@ class _Recorder:
                 examples += self._forward(batch)
                 del batch  # not kept while the next one is read
                 if progress is not None:
-                    progress(examples)
+                    progress(examples, max(examples, _expected(batches)))
         return examples
 
     def _forward(self, batch: Batch) -> int:
@@ -95,8 +107,7 @@ class _Recorder:
             raise
         except Exception as exc:  # the model refused this input: the user's to fix, in one line
             raise LayerscopeError(f"forward failed on {example.describe()}: {first_line(exc)}") from exc
-        first = next((a for a in (*example.args, *example.kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        return int(first.shape[0]) if first is not None and first.dim() else 1
+        return _batch_size(example)
 
     def _hook(self, name: str):
         def hook(module: nn.Module, _inputs: object, output: object) -> None:
@@ -113,7 +124,7 @@ class _Recorder:
         return hook
 
     def _check(self) -> None:
-        if self.cancel is not None and self.cancel():
+        if is_cancelled(self.cancel):
             raise ActivationsCancelled("activations cancelled")
 
     def _channel_dim(self, module: nn.Module, x: torch.Tensor) -> int | None:

@@ -7,10 +7,9 @@ watched and stopped; every pass goes through ``model_guard`` like the others.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,14 +21,9 @@ from layerscope.cam.precision import check_precision, choose_precision, consider
 from layerscope.cam.reshape import Layout
 from layerscope.cam.scoring import ResolvedTarget
 from layerscope.errors import LayerscopeError
+from layerscope.jobcontrol import Cancel, Progress, is_cancelled
+from layerscope.jobcontrol import Cancelled as CamCancelled
 from layerscope.probe import call_model
-
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool] | Any  # a callable, or anything with ``is_set()`` (threading.Event)
-
-
-class CamCancelled(RuntimeError):
-    """Raised when ``cancel`` asks a Score-CAM or Ablation-CAM run to stop; hooks are already gone."""
 
 
 @dataclass(frozen=True)
@@ -47,15 +41,6 @@ class PerturbContext:
     @property
     def input_hw(self) -> tuple[int, int]:
         return (self.input.shape[-2], self.input.shape[-1])
-
-
-def is_cancelled(cancel: Cancel | None) -> bool:
-    """Whether ``cancel`` (a callable, or a ``threading.Event``-like object) asks to stop now;
-    asked between batches by every loop that runs the model many times."""
-    if cancel is None:
-        return False
-    is_set = getattr(cancel, "is_set", None)
-    return bool(is_set() if callable(is_set) else cancel())
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from layerscope.errors import LayerscopeError
 from layerscope.probe import call_model
+from layerscope.thirdparty import cpu_has_amx_tiles
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,7 @@ def fast_bfloat16(device: torch.device) -> bool:
     oneDNN build that uses them. GPUs are not considered (their float32 is fast already)."""
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # torch's own check; absent in old releases
-    return bool(amx is not None and amx())
+    return cpu_has_amx_tiles()
 
 
 def considered(device: torch.device, masks: int) -> bool:

@@ -81,7 +81,7 @@ def _run(loaded: LoadedModel, specs: tuple, files: list, names: list[str], batch
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("images", total=len(files))
         return model_activations(loaded, files=files, batch_size=batch_size, names=names,
-                                 progress=lambda done: bar.update(task, completed=done))
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def report_json(report: ActivationReport, tree: ModuleTree, loaded: LoadedModel) -> dict[str, Any]:

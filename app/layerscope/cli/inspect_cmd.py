@@ -8,7 +8,8 @@ Rich output for people or ``--json`` for scripts; the figures come from
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import torch
 from rich.table import Table

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from layerscope.cost.formulas import MISSING_FORMULAS, does_multiply_adds
 from layerscope.cost.kernels import reference_kernels
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
 from layerscope.example_inputs import Inputs, describe_inputs
 from layerscope.probe import ShapeInfo, probe_shapes
+from layerscope.thirdparty import OpCountingFlopMode, storage_key
 
 
 @dataclass
@@ -58,8 +58,8 @@ def _bigger(a: Footprint, b: Footprint) -> Footprint:
     return a if a.bytes() >= b.bytes() else b
 
 
-class CostCounter(FlopCounterMode):
-    """``FlopCounterMode`` that also keeps running totals (FLOPs, allocated and live activation
+class CostCounter(OpCountingFlopMode):
+    """``FlopCounterMode`` (through ``OpCountingFlopMode``, no per-module table) that also keeps running totals (FLOPs, allocated and live activation
     bytes) and reads them when the probe's hooks say a module starts and ends."""
 
     def __init__(self, *, on_meta: bool = False) -> None:
@@ -88,26 +88,22 @@ class CostCounter(FlopCounterMode):
 
     # --- FlopCounterMode calls this for every op it runs ------------------------------
 
-    def _count_flops(self, func_packet, out, args, kwargs):
-        """torch's own count (its per-module table included), read back from its global row;
-        an op that should have had a formula is named instead of silently counting zero."""
+    def op_counted(self, func_packet, flops: int, out: object, args: tuple, kwargs: dict) -> None:
+        """torch's own count (read back from its global row) added to the running total; an op
+        that should have had a formula is named instead of silently counting zero."""
         if func_packet not in self.flop_registry and does_multiply_adds(func_packet.__name__):
             for module in {frame.name for frame in self._stack}:
                 self._uncounted.setdefault(module, Counter())[func_packet.__name__] += 1
-        counted = self.flop_counts["Global"]
-        before = counted.get(func_packet, 0)
-        super()._count_flops(func_packet, out, args, kwargs)
-        self.flops += counted.get(func_packet, 0) - before
+        self.flops += flops
         self._watch(out, args, kwargs)
-        return out
 
     def _watch(self, out: object, args: tuple, kwargs: dict) -> None:
         made = list(tensors_in(out))
         if not made:
             return
-        inputs = {_storage_id(a) for a in tensors_in((args, kwargs))}
+        inputs = {storage_key(a) for a in tensors_in((args, kwargs))}
         for t in made:
-            key = _storage_id(t)
+            key = storage_key(t)
             entry = self._storages.get(key)
             if entry is None:
                 if key in inputs:
@@ -177,24 +173,6 @@ def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, No
         if name and name in nodes and parent not in ran:
             pending.setdefault(parent, []).append(nodes[name])
     return nodes
-
-
-class _GlobalOnly:
-    """Stands in for FlopCounterMode's ModuleTracker: the probe's hooks already attribute every
-    op to its modules, and the tracker's own per-call hooks cost more than the counting itself
-    (half the pass on a 10,000-module model). torch's table keeps its "Global" row."""
-
-    parents = frozenset({"Global"})
-
-    def __enter__(self) -> _GlobalOnly:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _storage_id(t: torch.Tensor) -> int:
-    return t.untyped_storage()._cdata
 
 
 def _storage_footprint(t: torch.Tensor) -> Footprint:

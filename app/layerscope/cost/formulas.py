@@ -19,6 +19,10 @@ from collections.abc import Sequence
 import torch
 from torch.utils.flop_counter import sdpa_flop_count
 
+from layerscope.thirdparty import (
+    CPU_FLASH_ATTENTION, CUDNN_RNN, FUSED_GRU_CELL, FUSED_LSTM_CELL, NATIVE_MULTI_HEAD_ATTENTION, TRANSFORMER_ENCODER_LAYER,
+)
+
 aten = torch.ops.aten
 Shape = Sequence[int]
 
@@ -84,14 +88,14 @@ def _encoder_layer(src_shape, embed_dim, _heads, qkv_weight, _qkv_bias, proj_wei
 
 
 MISSING_FORMULAS = {
-    aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flops,
+    CPU_FLASH_ATTENTION: cpu_attention_flops,
     aten.mkldnn_rnn_layer: _onednn_rnn_layer,
-    aten._cudnn_rnn: _cudnn_rnn,
+    CUDNN_RNN: _cudnn_rnn,
     aten.miopen_rnn: _cudnn_rnn,
-    aten._thnn_fused_lstm_cell: _fused_cell,
-    aten._thnn_fused_gru_cell: _fused_cell,
-    aten._native_multi_head_attention: _native_mha,
-    aten._transformer_encoder_layer_fwd: _encoder_layer,
+    FUSED_LSTM_CELL: _fused_cell,
+    FUSED_GRU_CELL: _fused_cell,
+    NATIVE_MULTI_HEAD_ATTENTION: _native_mha,
+    TRANSFORMER_ENCODER_LAYER: _encoder_layer,
 }
 
 # Whole words of an op's name (split at "_") that mean multiply-adds: products, convolutions,

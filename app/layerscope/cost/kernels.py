@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from layerscope.attention import AttentionCall, AttentionMode
+from layerscope.thirdparty import cpu_flash_attention
 
 
 def reference_kernels(*, on_meta: bool) -> AttentionMode:
@@ -45,8 +46,8 @@ def _fused_on_meta(call: AttentionCall) -> torch.Tensor | None:
     if query.device.type != "meta" or call.dropout_p or query.dim() != 4 or not _heads_fit(call):
         return None  # elsewhere torch picks the kernel itself; a mistake keeps the reference path's error
     try:
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, call.key, call.value, 0.0, call.is_causal, attn_mask=call.attn_mask, scale=call.scale)[0]
+        return cpu_flash_attention(query, call.key, call.value, is_causal=call.is_causal, attn_mask=call.attn_mask,
+                                   scale=call.scale)
     except RuntimeError:
         return None
 

@@ -9,7 +9,7 @@ of one key's tensors (mapped files), never a whole checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,14 +23,9 @@ from layerscope.diff.records import TensorDiff
 from layerscope.diff.result import DiffResult
 from layerscope.diff.sources import TensorSource
 from layerscope.errors import LayerscopeError
+from layerscope.jobcontrol import Cancel, Progress, is_cancelled
+from layerscope.jobcontrol import Cancelled as DiffCancelled
 from layerscope.tree import ModuleTree
-
-Progress = Callable[[int, int], None]  # (tensors done, tensors in all)
-Cancel = Callable[[], bool]  # true once the caller wants the diff stopped
-
-
-class DiffCancelled(Exception):
-    """Raised between two tensors when ``cancel()`` says stop; nothing is left open."""
 
 
 def diff_checkpoints(
@@ -96,7 +91,7 @@ class Stepper:
 
     def __call__(self) -> None:
         """Before each tensor: stop if asked, else say how many are done."""
-        if self.cancel is not None and self.cancel():
+        if is_cancelled(self.cancel):
             raise DiffCancelled("diff cancelled")
         if self.progress is not None:
             self.progress(self.done, self.total)
@@ -188,7 +183,7 @@ def diff_adapter(source_a: TensorSource, adapter: Adapter, step: Stepper) -> lis
         if after is not None:
             source_a.prefetch(after)
         try:
-            out.append(adapted(key, tensor, adapter, source_a, lambda part, _: source_a.release(key, part)))
+            out.append(adapted(key, tensor, adapter, source_a, lambda part, _, key=key: source_a.release(key, part)))
         finally:
             source_a.release(key, tensor)
     step.finish()

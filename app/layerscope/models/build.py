@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from layerscope.errors import LayerscopeError, first_line
+from layerscope.errors import BadArgumentError, LayerscopeError, UnavailableError, first_line
 from layerscope.models.meta_build import build_on_meta
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "meta")
@@ -37,15 +37,15 @@ def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise LayerscopeError(f"--arg expects key=value, got {pair[:80]!r}")
+            raise BadArgumentError(f"--arg expects key=value, got {pair[:80]!r}")
         if len(raw) > MAX_ARG_CHARS:
-            raise LayerscopeError(f"--arg {key}= is {len(raw):,} characters long; at most {MAX_ARG_CHARS:,} are read")
+            raise BadArgumentError(f"--arg {key}= is {len(raw):,} characters long; at most {MAX_ARG_CHARS:,} are read")
         try:
             out[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError, TypeError):  # ValueError too: 5,000-digit ints
             out[key] = raw
         except (RecursionError, MemoryError) as exc:  # 100,000 minus signs: nested too deep to parse
-            raise LayerscopeError(f"--arg {key}= is nested too deeply to read as a Python literal") from exc
+            raise BadArgumentError(f"--arg {key}= is nested too deeply to read as a Python literal") from exc
     return out
 
 
@@ -54,13 +54,13 @@ def parse_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise LayerscopeError(f"unknown device {device!r} (use {', '.join(DEVICE_TYPES)})") from exc
+        raise BadArgumentError(f"unknown device {device!r} (use {', '.join(DEVICE_TYPES)})") from exc
     if dev.type not in DEVICE_TYPES:
-        raise LayerscopeError(f"device type {dev.type!r} is not supported (use {', '.join(DEVICE_TYPES)})")
+        raise BadArgumentError(f"device type {dev.type!r} is not supported (use {', '.join(DEVICE_TYPES)})")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LayerscopeError("--device cuda asked for, but torch sees no CUDA GPU here")
+        raise UnavailableError("--device cuda asked for, but torch sees no CUDA GPU here")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise LayerscopeError("--device mps asked for, but MPS is not available here")
+        raise UnavailableError("--device mps asked for, but MPS is not available here")
     return dev
 
 
@@ -81,10 +81,10 @@ def call_builder(
     except LayerscopeError:
         raise
     except TypeError as exc:
-        raise LayerscopeError(f"{what} does not accept those arguments: {first_line(exc)}") from exc
+        raise BadArgumentError(f"{what} does not accept those arguments: {first_line(exc)}") from exc
     except (OSError, RuntimeError) as exc:
         if download is not None and is_download_error(exc):
-            raise LayerscopeError(f"could not download {download.what} ({first_line(exc)}); {download.advice}") from exc
+            raise UnavailableError(f"could not download {download.what} ({first_line(exc)}); {download.advice}") from exc
         raise bad_arguments(what, kwargs, exc) from exc
     except (ValueError, AssertionError, KeyError, IndexError, ArithmeticError) as exc:  # round_nearest=0
         raise bad_arguments(what, kwargs, exc) from exc
@@ -111,7 +111,7 @@ def is_download_error(exc: BaseException) -> bool:
     return any(word in text for word in ("urlopen", "download", "name resolution", "connection"))
 
 
-class BuildTooBig(LayerscopeError):
+class BuildTooBig(UnavailableError):
     """A build stopped at ``MAX_MODULES`` modules or ``MAX_META_SECONDS`` seconds."""
 
 
@@ -185,7 +185,7 @@ def build_on_device(
         raise
     except Exception as exc:
         if dev.type == "meta":
-            raise LayerscopeError(
+            raise BadArgumentError(
                 f"{what} cannot be built on the meta device ({first_line(exc)}); use --device cpu"
             ) from exc
         raise
@@ -219,7 +219,7 @@ def check_fits(dev: torch.device, build: Callable[[], nn.Module], what: str, kwa
     needed = sum(t.numel() * t.element_size() for t in tensors)
     if needed > available:
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise LayerscopeError(f"{what} with {given} needs {needed / 2**30:,.1f} GiB of weights; "
+        raise UnavailableError(f"{what} with {given} needs {needed / 2**30:,.1f} GiB of weights; "
                               f"{dev.type} has {available / 2**30:,.1f} GiB available")
 
 
@@ -247,7 +247,7 @@ def unknown_model_message(name: str, known: list[str], listing: str) -> str:
 def refuse_pretrained_on_meta(dev: torch.device) -> None:
     """Published weights need memory to land in; ``meta`` has none."""
     if dev.type == "meta":
-        raise LayerscopeError("--device meta builds the structure only; use --weights none with it")
+        raise BadArgumentError("--device meta builds the structure only; use --weights none with it")
 
 
 _TRAIN_METHODS = ("train", "eval", "children", "named_children", "__setattr__")

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from layerscope.errors import LayerscopeError, first_line, with_article
+from layerscope.errors import BadFileError, LayerscopeError, UnavailableError, UnsafeFileError, first_line, with_article
 from layerscope.files import regular_file
 
 MAX_ZIP_EXPANSION = 20
@@ -51,7 +51,7 @@ def archive_kind(path: Path) -> str | None:
         try:
             members = zipfile.ZipFile(handle).infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise LayerscopeError(f"cannot read {path}: a damaged zip archive ({first_line(exc)})") from exc
+            raise BadFileError(f"cannot read {path}: a damaged zip archive ({first_line(exc)})") from exc
     _refuse_zip_bomb(path, sum(m.file_size for m in members))
     parts = [m.filename.split("/") for m in members]
     if any(p[-1] == "constants.pkl" or "code" in p[:-1] for p in parts):
@@ -66,7 +66,7 @@ def _refuse_zip_bomb(path: Path, expanded: int) -> None:
     memory. torch itself stores members uncompressed, so a large expansion is a warning sign."""
     size = path.stat().st_size
     if expanded > MAX_ZIP_EXPANSION * size and expanded > 1 << 30:
-        raise LayerscopeError(
+        raise UnsafeFileError(
             f"{path} expands from {size:,} to {expanded:,} bytes when unzipped (a zip bomb?); "
             "torch.save never compresses, so this is not a checkpoint it wrote"
         )
@@ -82,13 +82,13 @@ def read_model_file(path: Path, *, trust: bool, what: str = "model file", mmap: 
     if kind is None:
         return read_checkpoint(path, trust=trust, mmap=mmap)
     if not trust:
-        raise LayerscopeError(f"{path} is {PROGRAMS[kind]}; pass --trust only if you trust its source")
+        raise UnsafeFileError(f"{path} is {PROGRAMS[kind]}; pass --trust only if you trust its source")
     try:
         if kind == "torchscript":
             return torch.jit.load(str(path), map_location="cpu")
         return torch.export.load(str(path)).module()
     except Exception as exc:
-        raise LayerscopeError(f"cannot load {path} ({kind}): {first_line(exc)}") from exc
+        raise BadFileError(f"cannot load {path} ({kind}): {first_line(exc)}") from exc
 
 
 def read_checkpoint(path: Path, *, trust: bool, mmap: bool = False) -> Any:
@@ -103,19 +103,19 @@ def read_checkpoint(path: Path, *, trust: bool, mmap: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         if not is_pickle:
-            raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or another format)") from exc
+            raise BadFileError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or another format)") from exc
         if not trust:
-            raise LayerscopeError(
+            raise UnsafeFileError(
                 f"{path} needs full unpickling, which can run arbitrary code; "
                 "pass --trust only if you trust its source"
             ) from exc
     except Exception as exc:
         detail = f" ({first_line(exc)})" if zipfile.is_zipfile(path) else ""
-        raise LayerscopeError(f"cannot read {path}: not a PyTorch checkpoint{detail}") from exc
+        raise BadFileError(f"cannot read {path}: not a PyTorch checkpoint{detail}") from exc
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise LayerscopeError(f"cannot unpickle {path}: {first_line(exc)}") from exc
+        raise BadFileError(f"cannot unpickle {path}: {first_line(exc)}") from exc
 
 
 def refuse_allocating_calls(path: Path) -> bool:
@@ -199,7 +199,7 @@ def _audit_pickle(stream: _Bounded, path: Path) -> None:
         popped = _pop(stack, marks, op.stack_before)
         callee = _Global(arg.replace(" ", ".")) if name == "INST" else popped[0] if name in _CALLS else None
         if isinstance(callee, _Global) and ALLOCATORS.fullmatch(callee):
-            raise LayerscopeError(
+            raise UnsafeFileError(
                 f"{path} calls {callee}() while unpickling, which can claim any amount of memory from a few "
                 "bytes; checkpoints never need it, so layerscope refuses the file"
             )
@@ -245,11 +245,11 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         from safetensors.torch import load_file
     except ImportError as exc:
-        raise LayerscopeError(".safetensors files need safetensors (pip install 'layerscope[safetensors]')") from exc
+        raise UnavailableError(".safetensors files need safetensors (pip install 'layerscope[safetensors]')") from exc
     try:
         return load_file(str(path))
     except Exception as exc:
-        raise LayerscopeError(f"cannot read {path}: not a safetensors file ({first_line(exc)})") from exc
+        raise BadFileError(f"cannot read {path}: not a safetensors file ({first_line(exc)})") from exc
 
 
 def extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
@@ -266,7 +266,7 @@ def extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
         if _all_tensors(obj) and obj:
             _check_loadable(obj, spec)
             return {strip_wrapper_prefix(k): v for k, v in obj.items()}
-    raise LayerscopeError(f"{spec} holds {with_article(type(obj).__name__)}, neither a model nor a state_dict")
+    raise BadFileError(f"{spec} holds {with_article(type(obj).__name__)}, neither a model nor a state_dict")
 
 
 def _check_loadable(state: Mapping[str, torch.Tensor], spec: str) -> None:
@@ -277,7 +277,7 @@ def _check_loadable(state: Mapping[str, torch.Tensor], spec: str) -> None:
                 else f"a {str(tensor.layout).removeprefix('torch.')} tensor" if tensor.layout != torch.strided
                 else None)
         if kind is not None:
-            raise LayerscopeError(
+            raise BadFileError(
                 f"{spec}: {key!r} is {kind}; layerscope loads dense tensors that hold their values"
             )
 
@@ -310,7 +310,7 @@ def fit_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], *, sourc
             _key_list("unexpected", unexpected),
             _key_list("mis-shaped", misshaped),
         ]
-        raise LayerscopeError(
+        raise BadFileError(
             f"{source} does not fit {target}: " + "; ".join(p for p in parts if p)
         )
     model.load_state_dict(state, strict=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import BadArgumentError
 from layerscope.files import expand
 from layerscope.gcpause import gc_paused
 from layerscope.models.build import eval_mode, parse_device
@@ -57,7 +57,7 @@ def load_model(
     ``weights="auto"``: the pretrained weights already in the local cache, else random init.
     """
     if not spec.strip():
-        raise LayerscopeError("empty model spec; name a model (e.g. resnet18) or a file")
+        raise BadArgumentError("empty model spec; name a model (e.g. resnet18) or a file")
     dev = parse_device(device)
     source = source_for(spec)
     if weights.lower() == "auto":

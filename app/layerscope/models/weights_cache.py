@@ -12,19 +12,16 @@ own reader unpickles fully, so a file planted in the cache would run code.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from layerscope.models.checkpoints import read_model_file
 from layerscope.models.network import check_reachable
-from layerscope.errors import LayerscopeError, with_article
+from layerscope.errors import BadFileError, with_article
 
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-_HUB_LOCK = threading.Lock()  # one build at a time swaps torchvision's reader
 
 
 def cached_torchvision_weights(name: str) -> list[str]:
@@ -67,7 +64,7 @@ def _hf_cached_file(repo_id: str, filename: str | None) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    names = (filename,) if filename else HF_FILENAMES
+    names: tuple[str, ...] = (filename,) if filename else HF_FILENAMES
     if filename and not filename.endswith(".safetensors"):
         names = (filename.rsplit(".", 1)[0] + ".safetensors", filename)  # timm's safe alternative first
     found = (try_to_load_from_cache(repo_id, n) for n in names)
@@ -117,30 +114,57 @@ def read_cached_weights(path: Path, *, trust: bool) -> Mapping[str, Any]:
     ``--trust``) when it needs full unpickling, never unpickled by torch hub."""
     state = read_model_file(path, trust=trust, what="cached weights file")
     if not isinstance(state, Mapping):
-        raise LayerscopeError(f"{path} holds {with_article(type(state).__name__)}, not a state_dict of cached weights")
+        raise BadFileError(f"{path} holds {with_article(type(state).__name__)}, not a state_dict of cached weights")
     return state
 
 
-@contextmanager
-def safe_torchvision_reads(trust: bool) -> Iterator[None]:
-    """While a torchvision builder runs, its ``weights.get_state_dict()`` reads through
+class SafeWeights:
+    """One torchvision weights member whose ``get_state_dict`` reads through
     ``read_cached_weights`` instead of ``torch.hub.load_state_dict_from_url`` (which unpickles
-    fully); a missing file is still downloaded, its hash checked as torch hub does."""
-    from torchvision.models import WeightsEnum
+    fully); a missing file is still downloaded, its hash checked as torch hub does.
 
-    def get_state_dict(weights, *args: Any, progress: bool = True, **kwargs: Any) -> Mapping[str, Any]:
-        path = hub_checkpoint(weights.url)
+    Why a stand-in passed as ``weights=`` rather than ``weights=None`` plus our own
+    ``load_state_dict``: what a torchvision builder derives from its weights goes well beyond
+    ``num_classes``. Detectors build ``FrozenBatchNorm2d`` and freeze backbone layers when
+    weights are given and set eps to 0 for ``COCO_V1``; inception and googlenet build and then
+    drop their auxiliary heads; ViT, MaxViT and MViT take their input size from the metadata;
+    quantized builders their backend. Copying those paths would drift with every torchvision
+    release; the builder's own code, given this object, builds exactly what it builds with the
+    member. Nothing of torchvision is assigned: the object is local to one load, so another
+    thread building a torchvision model meanwhile uses torchvision's own reader.
+
+    It passes the builders' ``Weights.verify`` (an ``isinstance`` check) by reporting the
+    member's class as its ``__class__``, as ``unittest.mock``'s ``spec`` does, and compares
+    equal to the member (detectors test ``weights == ...COCO_V1``). tests/test_thirdparty.py
+    fails loudly if torchvision stops accepting it.
+    """
+
+    def __init__(self, member: Any, *, trust: bool) -> None:
+        self._member = member
+        self._trust = trust
+
+    @property  # type: ignore[misc]  # the point: isinstance(self, type(member)) holds
+    def __class__(self) -> type:
+        return type(self._member)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._member, name)
+
+    def __eq__(self, other: object) -> bool:
+        return self._member == (other._member if type(other) is SafeWeights else other)
+
+    def __hash__(self) -> int:
+        return hash(self._member)
+
+    def __repr__(self) -> str:
+        return repr(self._member)
+
+    def get_state_dict(self, *args: Any, progress: bool = True, **kwargs: Any) -> Mapping[str, Any]:
+        """The member's state dict as layerscope's reader gives it (torch hub's arguments ignored)."""
+        path = hub_checkpoint(self._member.url)
         if not path.is_file():
-            _download(weights.url, path, progress)
-        return read_cached_weights(path, trust=trust)
-
-    with _HUB_LOCK:
-        original = WeightsEnum.__dict__["get_state_dict"]
-        WeightsEnum.get_state_dict = get_state_dict
-        try:
-            yield
-        finally:
-            WeightsEnum.get_state_dict = original
+            _download(self._member.url, path, progress)
+        return read_cached_weights(path, trust=self._trust)
 
 
 def _download(url: str, path: Path, progress: bool) -> None:

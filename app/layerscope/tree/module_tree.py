@@ -18,13 +18,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
 from layerscope import naming
-from layerscope.errors import LayerscopeError
+from layerscope.errors import LayerscopeError, NotFoundError
 from layerscope.parsing import as_int
 from layerscope.tree.counting import UNINITIALIZED
 
@@ -228,7 +229,7 @@ class ModuleTree:
             return self._fail(text)
 
     def _fail(self, text: str) -> Node:
-        raise LayerscopeError(self._not_found(text))
+        raise NotFoundError(self._not_found(text))
 
     def _parse(self, text: str) -> list[naming.Step]:
         """A dotted name with a typo in an odd key (``heads.box-rex``) is a wrong name, not
@@ -238,7 +239,7 @@ class ModuleTree:
         except LayerscopeError:
             if any(c in text for c in "[]()'\""):
                 raise
-            raise LayerscopeError(self._not_found(text)) from None
+            raise NotFoundError(self._not_found(text)) from None
 
     def _shown(self) -> dict[str, Node]:
         """Every access expression the views print, built on the first lookup."""

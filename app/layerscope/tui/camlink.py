@@ -8,8 +8,7 @@ screens import it when a key or a worker first needs it, never before the first 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,16 +16,17 @@ from PIL import Image
 from torch import Tensor, nn
 
 from layerscope import imaging
-from layerscope.cam import (  # CamCancelled: what a stopped worker raises
+from layerscope.cam import (  # noqa: F401  CamCancelled: what a stopped worker raises
     METHODS, CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
 )
 from layerscope.cam.detection import Detection, explained_detections
 from layerscope.cam.metrics import Faithfulness, faithfulness
-from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # verdict: as the CLI says it
+from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # noqa: F401  verdict: as the CLI says it
 from layerscope.cam.reshape import model_hints
 from layerscope.cam.scoring import Prediction
 from layerscope.cam.targets import Eligibility, family_names, suggest_from_shapes, table_target
 from layerscope.errors import LayerscopeError
+from layerscope.jobcontrol import Cancel, Progress
 from layerscope.probe import ShapeInfo
 from layerscope.render import heatmap_preview
 from layerscope.savenames import map_stem, unused_stem
@@ -35,7 +35,6 @@ from layerscope.tui.session import Session
 
 MAX_CANDIDATES = 32  # layers hooked in one pass, so moving the target among them needs no new forward
 
-Progress = Callable[[int, int], None]
 Box = tuple[float, float, float, float]
 
 
@@ -153,7 +152,7 @@ def candidates(session: Session, target: int, verdicts: Mapping[str, Eligibility
     forward with ``layer1``–``layer3`` hooked, 1.3× without. ``r`` hooks the whole family itself."""
     tree = session.tree
     node = tree.nodes[target]
-    eligible = {name for name, verdict in verdicts.items() if verdict.eligible}
+    eligible = {name for name, seen in verdicts.items() if seen.eligible}
     near: list[str] = []
     parent = node.parent
     while parent is not None:
@@ -183,7 +182,7 @@ def explainer_for(session: Session, request: CamRequest, explainer: PhotoExplain
 
 def compute(
     session: Session, request: CamRequest, explainer: PhotoExplainer | None, *,
-    progress: Progress | None = None, cancel: threading.Event | None = None,
+    progress: Progress | None = None, cancel: Cancel | None = None,
 ) -> tuple[CamView, PhotoExplainer]:
     """The map ``request`` asks for, from ``explainer`` (the photo's) when its pass hooked that
     layer. Runs in a worker: reads ``request`` and the session's fixed parts (model, tree),
@@ -205,7 +204,7 @@ def compute(
 
 
 def score(view: CamView, explainer: PhotoExplainer, class_index: int | None = None, *,
-          progress: Progress | None = None, cancel: threading.Event | None = None) -> Faithfulness:
+          progress: Progress | None = None, cancel: Cancel | None = None) -> Faithfulness:
     """Deletion, insertion and average drop of the shown map for ``class_index`` (None: the map's
     class, else the top one): the function ``layerscope rank`` calls, at its default steps.
     Runs in the map's worker."""
@@ -217,7 +216,7 @@ def score(view: CamView, explainer: PhotoExplainer, class_index: int | None = No
 
 def rank(
     session: Session, request: CamRequest, explainer: PhotoExplainer | None, *,
-    progress: Progress | None = None, cancel: threading.Event | None = None,
+    progress: Progress | None = None, cancel: Cancel | None = None,
 ) -> tuple[Ranking, PhotoExplainer]:
     """The family of ``request.target`` ranked by ``cam.ranking.rank_maps`` (sanity check included),
     as ``layerscope rank`` does; runs in a worker."""

@@ -48,7 +48,7 @@ async def copy(text: str) -> bool:
         return False
     try:
         await asyncio.wait_for(process.communicate(text.encode()), TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         await process.wait()
         return False

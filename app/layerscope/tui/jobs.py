@@ -20,9 +20,9 @@ from layerscope.activations import ActivationReport, model_activations
 from layerscope.cam.targets import Eligibility
 from layerscope.cost import CostTable, cost_stats, probe_cost
 from layerscope.diff import DiffResult, diff_checkpoints
-from layerscope.diff.engine import Cancel, Progress
 from layerscope.errors import LayerscopeError
 from layerscope.example_inputs import InputSpec, parse_inputs
+from layerscope.jobcontrol import Cancel, Progress
 from layerscope.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
 from layerscope.probe import ShapeInfo
@@ -70,7 +70,7 @@ def count_cost(session: Session, texts: Sequence[str]) -> CostTable:
     return probe_cost(session.loaded.model, probe_inputs(session, texts))[1]
 
 
-def collect_activity(session: Session, texts: Sequence[str], cancel: Callable[[], bool]) -> ActivationReport:
+def collect_activity(session: Session, texts: Sequence[str], cancel: Cancel) -> ActivationReport:
     """``A``: every node's activation statistics over example tensors for ``texts`` (every
     ``--input``), else over the session's photo, as ``layerscope activations`` computes them;
     ``cancel`` is asked after every module."""

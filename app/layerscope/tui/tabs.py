@@ -7,7 +7,7 @@ A worker (or, for a small subtree, the UI thread) reads the figures from the mod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from layerscope.activations import NodeActivity
@@ -83,4 +83,4 @@ class IterationCounts:
     tab: ClassVar[str] = "api"
 
 
-TabContent = Union[NodeFigures, StateEntries, IterationCounts]
+TabContent = NodeFigures | StateEntries | IterationCounts

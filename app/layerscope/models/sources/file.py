@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import BadArgumentError
 from layerscope.files import exists, expand
 from layerscope.models.checkpoints import extract_state_dict, fit_state_dict, read_model_file
 from layerscope.models.loaded import FILE_SUFFIXES, LoadedModel
@@ -40,7 +40,7 @@ class FileSource:
             return whole_model(obj, spec, path, dev)
         state = extract_state_dict(obj, spec)
         if request.arch is None or request.load_arch is None:
-            raise LayerscopeError(
+            raise BadArgumentError(
                 f"{spec} holds a state_dict ({len(state)} tensors), not a model; "
                 "name the architecture to load it into with --arch SPEC (e.g. --arch resnet18)"
             )
@@ -56,7 +56,7 @@ def whole_model(model: nn.Module, spec: str, path: Path, dev: torch.device) -> L
     """A module read whole from a file the user trusted: a pickle, TorchScript or torch.export."""
     scripted = isinstance(model, torch.jit.ScriptModule)
     if scripted and dev.type == "meta":
-        raise LayerscopeError("TorchScript archives cannot be loaded on the meta device; use --device cpu")
+        raise BadArgumentError("TorchScript archives cannot be loaded on the meta device; use --device cpu")
     source = "torchscript" if scripted else "export" if isinstance(model, torch.fx.GraphModule) else "pickle"
     return LoadedModel(model=model.to(dev), spec=spec, source=source, weights=str(path), pretrained=True, device=dev,
                        files=(path,))
@@ -65,7 +65,7 @@ def whole_model(model: nn.Module, spec: str, path: Path, dev: torch.device) -> L
 def refuse_meta_state_dict(dev: torch.device) -> None:
     """A state_dict's values need real memory to be copied into."""
     if dev.type == "meta":
-        raise LayerscopeError("a state_dict cannot be loaded on the meta device; use --device cpu")
+        raise BadArgumentError("a state_dict cannot be loaded on the meta device; use --device cpu")
 
 
 def apply_weights_file(loaded: LoadedModel, path: Path, *, trust: bool) -> None:

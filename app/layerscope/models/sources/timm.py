@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import NotFoundError, UnavailableError
 from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
 from layerscope.models.source import LoadRequest
@@ -30,10 +30,10 @@ class TimmSource:
         try:
             import timm
         except ImportError as exc:
-            raise LayerscopeError("timm: specs need timm installed (pip install 'layerscope[timm]')") from exc
+            raise UnavailableError("timm: specs need timm installed (pip install 'layerscope[timm]')") from exc
         name, dev, kwargs = request.spec.removeprefix(PREFIX), request.device, dict(request.kwargs)
         if not timm.is_model(name):
-            raise LayerscopeError(unknown_model_message(name, timm.list_models(), "timm.list_models()"))
+            raise NotFoundError(unknown_model_message(name, timm.list_models(), "timm.list_models()"))
         pretrained = request.weights.lower() != "none" and not is_path_weights(request.weights)
         if pretrained:
             refuse_pretrained_on_meta(dev)

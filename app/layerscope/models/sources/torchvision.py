@@ -9,14 +9,13 @@ trained with.
 from __future__ import annotations
 
 import inspect
-from contextlib import nullcontext
 from typing import Any
 
-from layerscope.errors import LayerscopeError
+from layerscope.errors import NotFoundError
 from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
 from layerscope.models.source import LoadRequest
-from layerscope.models.weights_cache import cached_hint, cached_torchvision_weights, hub_checkpoint, safe_torchvision_reads
+from layerscope.models.weights_cache import cached_hint, cached_torchvision_weights, hub_checkpoint, SafeWeights
 
 PREFIX = "torchvision:"
 
@@ -40,7 +39,7 @@ class TorchvisionSource:
         name, dev, kwargs = request.spec.removeprefix(PREFIX), request.device, dict(request.kwargs)
         known = tvm.list_models()
         if name not in known:
-            raise LayerscopeError(unknown_model_message(name, known, "torchvision.models.list_models()"))
+            raise NotFoundError(unknown_model_message(name, known, "torchvision.models.list_models()"))
         builder = tvm.get_model_builder(name)
         enum = weights_enum(name)
         chosen = pick_weights(enum, request.weights, name) if not is_path_weights(request.weights) else None
@@ -55,12 +54,12 @@ class TorchvisionSource:
             weights_name(chosen),
             f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}",
         )
-        with safe_torchvision_reads(request.trust) if chosen is not None else nullcontext():
-            model = build_on_device(  # a cached weights file is read by layerscope's reader, not torch hub's
-                dev, lambda: call_builder(lambda: builder(weights=chosen, **kwargs), what=name, kwargs=kwargs,
-                                          download=download),
-                name, kwargs, sized=chosen is None,
-            )
+        safe = SafeWeights(chosen, trust=request.trust) if chosen is not None else None
+        model = build_on_device(  # a cached weights file is read by layerscope's reader, not torch hub's
+            dev, lambda: call_builder(lambda: builder(weights=safe, **kwargs), what=name, kwargs=kwargs,
+                                      download=download),
+            name, kwargs, sized=chosen is None,
+        )
         return LoadedModel(
             model=model,
             spec=request.spec,
@@ -102,13 +101,13 @@ def pick_weights(enum: Any, weights: str, name: str) -> Any:
     if weights.lower() == "none":
         return None
     if enum is None:
-        raise LayerscopeError(f"torchvision has no pretrained weights for {name}; use --weights none")
+        raise NotFoundError(f"torchvision has no pretrained weights for {name}; use --weights none")
     if weights.upper() == "DEFAULT":
         return enum.DEFAULT
     short = weights.split(".")[-1]
     if short in enum.__members__:
         return enum[short]
-    raise LayerscopeError(f"unknown weights {weights!r} for {name}; {weights_choices(enum, name)}")
+    raise NotFoundError(f"unknown weights {weights!r} for {name}; {weights_choices(enum, name)}")
 
 
 def weights_choices(enum: Any, name: str) -> str:

@@ -142,7 +142,6 @@ class ModelScreen(Screen):
     async def _scored(self, view: CamView, explainer: PhotoExplainer, class_index: int | None,
                       cancel: threading.Event) -> CamScored:
         """The map's scores; a model they do not fit (no class scores) says so in the tab."""
-        from layerscope.cam import CamCancelled
         panel = self.query_one(CamPanel)
         try:
             scores = await in_thread(camlink.score, view, explainer, class_index, cancel=cancel,

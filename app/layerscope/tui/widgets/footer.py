@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 
 from textual.widget import Widget
 from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+
+from layerscope.tui.thirdparty import FooterKey
 
 
 def key_width(key_display: str, description: str) -> int:

@@ -195,7 +195,7 @@ class ModuleTreeView(Tree[Row]):
             event.stop()
             first = self.show_more(line)
             if first is not None:
-                self._tree_lines  # rebuild line numbers before moving
+                self._tree_lines  # noqa: B018  rebuild line numbers before moving
                 self.move_cursor(first)
         elif line.allow_expand:
             line.toggle()
@@ -343,7 +343,7 @@ class ModuleTreeView(Tree[Row]):
         if self.model_tree is None:
             return
         line = self._line_of(index)
-        self._tree_lines  # one rebuild after all the expanding
+        self._tree_lines  # noqa: B018  one rebuild after all the expanding
         self.move_cursor(line)
         self.scroll_to_node(line, animate=False)
 
@@ -393,5 +393,5 @@ class ModuleTreeView(Tree[Row]):
         if not line.is_expanded:
             line.expand()
         elif line.children:
-            self._tree_lines
+            self._tree_lines  # noqa: B018  the rebuild before moving
             self.move_cursor(line.children[0])
