@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from layerscope.errors import LayerscopeError
-from layerscope.files import atomic_write, expand, same_file, status
+from layerscope.files import atomic_write, check_writable, expand, same_file, status
 from layerscope.folder_report.dataset import Folder
 from layerscope.folder_report.evidence import BatchOutput
 
@@ -119,6 +119,7 @@ def check_outdir(out: str | Path, images: Path) -> Path:
     if same_file(resolved, images) or images in resolved.parents or resolved in images.parents:
         raise LayerscopeError(f"--out {root} and --images {images} overlap; the report would read its own files "
                               "or write among the images: give a folder outside the images")
+    check_writable(root, (), "--out")
     return root
 
 
@@ -126,6 +127,8 @@ def _checked_folder(out: str | Path, images: Path, inputs: Iterable[Path]) -> Pa
     """``out``, created, unless ``check_outdir`` refuses it or it holds a file the model was read
     from: the report writes nothing that could replace an input."""
     root = check_outdir(out, images)
+    inputs = list(inputs)
+    check_writable(root, inputs, "--out")
     resolved = root.resolve()
     for source in inputs:
         if resolved in source.resolve().parents:
