@@ -113,7 +113,11 @@ class FolderReport:
             colormap=request.colormap, alpha=request.alpha)
         inputs = [*request.model.files(), *self.loaded.files]  # the model's own: a cache, a folder, a factory
         self.store = ReportStore(request.out, self.identity(), self.folder, inputs=inputs)
-        self.pending = self.store.pending(self.folder, request.batch_size)
+        try:
+            self.pending = self.store.pending(self.folder, request.batch_size)
+        except BaseException:
+            self.store.lock.release()
+            raise
 
     @property
     def total(self) -> int:
@@ -137,16 +141,21 @@ class FolderReport:
         }
 
     def run(self, progress: Progress | None = None) -> dict:
-        """Compute the pending batches (each written as it arrives), then the summary and page."""
-        done = self.done
-        if progress is not None:
-            progress(done, self.total)
-        for output in self._batches():
-            self.store.write(output)
-            done += len(output.names)
+        """Compute the pending batches (each written as it arrives), then the summary and page,
+        holding the folder's lock (taken when the report was opened) until the end."""
+        self.store.lock.acquire()
+        try:
+            done = self.done
             if progress is not None:
                 progress(done, self.total)
-        return self.finish()
+            for output in self._batches():
+                self.store.write(output)
+                done += len(output.names)
+                if progress is not None:
+                    progress(done, self.total)
+            return self.finish()
+        finally:
+            self.store.lock.release()
 
     def finish(self) -> dict:
         """``summary.json`` and ``index.html`` from the records as written."""

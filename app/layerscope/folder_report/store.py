@@ -6,7 +6,8 @@ or Ctrl-C can only lose the batch in flight: on the next run a torn last line is
 off, a batch whose files are not all accounted for is dropped whole and computed again
 (on the same batch grid, so with the same neighbours and the same numbers), and every
 finished batch is skipped. ``run.json`` holds everything that decides a record's value;
-a command that differs in any of it is refused rather than mixed in.
+a command that differs in any of it is refused rather than mixed in. One run writes a
+folder at a time (``lock.FolderLock``, held from opening to the end of the run).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from layerscope.errors import LayerscopeError
 from layerscope.files import atomic_write, check_writable, expand, same_file, status
 from layerscope.folder_report.dataset import Folder
 from layerscope.folder_report.evidence import BatchOutput
+from layerscope.folder_report.lock import LOCK_NAME, FolderLock
 
 RUN, RECORDS, SKIPPED = "run.json", "records.jsonl", "skipped.jsonl"
 SUMMARY, PAGE, SANITY = "summary.json", "index.html", "sanity.json"
@@ -32,9 +34,15 @@ class ReportStore:
                  inputs: Iterable[Path] = ()) -> None:
         self.root = _checked_folder(out, folder.root, inputs)
         self.identity = dict(identity)
-        self._claim()
-        self.records = _read_lines(self.root / RECORDS)
-        self.skipped = _read_lines(self.root / SKIPPED)
+        self._refuse_foreign()  # before the lock: its file never lands in a folder that is no report
+        self.lock = FolderLock(self.root)
+        try:
+            self._claim()
+            self.records = _read_lines(self.root / RECORDS)
+            self.skipped = _read_lines(self.root / SKIPPED)
+        except BaseException:
+            self.lock.release()
+            raise
 
     @property
     def fresh(self) -> bool:
@@ -88,13 +96,17 @@ class ReportStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         return atomic_write(path, lambda handle: handle.write(data))
 
+    def _refuse_foreign(self) -> None:
+        """A folder without ``run.json`` must be empty (but for a lock left by a run killed early)."""
+        if status(self.root / RUN) is None and any(p.name != LOCK_NAME for p in self.root.iterdir()):
+            raise LayerscopeError(f"--out {self.root} is a folder with other files in it, not a layerscope "
+                                  "report; give a new or empty folder")
+
     def _claim(self) -> None:
         """Write ``run.json``, or check that the one there describes this same command."""
         run = self.root / RUN
         if status(run) is None:
-            if any(self.root.iterdir()):
-                raise LayerscopeError(f"--out {self.root} is a folder with other files in it, not a layerscope "
-                                      "report; give a new or empty folder")
+            self._refuse_foreign()
             self.write_text(RUN, json.dumps(self.identity, indent=2, ensure_ascii=False) + "\n")
             return
         try:
