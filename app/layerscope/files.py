@@ -82,6 +82,40 @@ def regular_file(path: Path, what: str = "file") -> Path:
     return path
 
 
+def read_regular(path: Path, limit: int, what: str = "file") -> bytes | None:
+    """The bytes of ``path``, or None when it is missing; a one-line error when it is a link,
+    a folder, a FIFO or a device, or holds over ``limit`` bytes. For files layerscope wrote
+    itself (a report's records): they are opened without following links or blocking, and
+    read from the descriptor that was checked, so nothing can be swapped in between."""
+    try:
+        _refuse_odd(path, os.lstat(path), what, limit)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise LayerscopeError(f"cannot read {_short(path)}: {_reason(exc)}") from exc
+    try:
+        _refuse_odd(path, os.fstat(fd), what, limit)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit + 1)[:limit]
+    except OSError as exc:
+        raise LayerscopeError(f"cannot read {_short(path)}: {_reason(exc)}") from exc
+    finally:
+        os.close(fd)
+
+
+def _refuse_odd(path: Path, info: os.stat_result, what: str, limit: int) -> None:
+    if stat.S_ISLNK(info.st_mode):
+        raise LayerscopeError(f"{_short(path)} is a symbolic link, not {with_article(what)} layerscope wrote")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else next(
+            (name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        raise LayerscopeError(f"{_short(path)} is {kind}, not {with_article(what)}")
+    if info.st_size > limit:
+        raise LayerscopeError(f"{_short(path)} holds {info.st_size:,} bytes, over the {limit:,} "
+                              f"{with_article(what)} may hold")
+
+
 def output_path(text: str, inputs: Iterable[Path], flag: str) -> Path:
     """The path an option such as ``--out`` names, refused when it is empty, a folder, a
     device (``--npy /dev/null``) or one of the command's inputs (``--out`` = ``--image``)."""
