@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from report_helpers import APP, SAMPLES, read_jsonl, subprocess_env
 
 from layerscope.cli.main import main
@@ -230,3 +231,39 @@ def test_a_report_file_that_is_no_file_is_one_line(photos, finished, tmp_path, c
     code, stdout, err = report(capsys, photos, out)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 300_000
     assert code == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err, err
+
+
+def test_an_oversized_photo_is_skipped_and_the_report_finishes(tmp_path, capsys):
+    """A 24000×20 PNG of a few hundred bytes would be 307,200×256 pixels once resized: too large,
+    as a decompression bomb is, so it is skipped, and a second run has nothing left to do."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "coffee.png", folder / "cup.png")
+    Image.new("L", (24_000, 20), 90).save(folder / "ribbon.png")
+    out = tmp_path / "out"
+    code, stdout, err = report(capsys, folder, out)
+    assert code == 0 and "Traceback" not in err, err
+    assert "images  1 explained, 1 skipped, 1 too large" in stdout
+    [skip] = read_jsonl(out / "skipped.jsonl")
+    assert (skip["path"], skip["reason"]) == ("ribbon.png", "too large")
+    assert "307,200×256 = 78,643,200 pixels, over the 16,777,216-pixel limit" in skip["detail"]
+    code, stdout, err = report(capsys, folder, out)
+    assert code == 0 and "resume  2 of 2 files already done" in stdout, err
+
+
+def test_a_file_name_that_is_not_utf8_is_explained_and_resumed(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    name = os.fsdecode(b"gar\xe7on \xff.png")  # Latin-1 bytes: surrogates once decoded
+    shutil.copy(SAMPLES / "chelsea.png", folder / name)
+    shutil.copy(SAMPLES / "coffee.png", folder / "cup.png")
+    out = tmp_path / "out"
+    code, stdout, err = report(capsys, folder, out)
+    assert code == 0 and "Traceback" not in err, err
+    records = read_jsonl(out / "records.jsonl")
+    assert [r["image"] for r in records] == ["cup.png", name]  # sorted by str, as the folder is listed
+    assert (out / records[1]["thumbnail"]).is_file() and records[1]["thumbnail"].isascii()
+    assert "gar_on" in records[1]["thumbnail"]
+    code, stdout, err = report(capsys, folder, out)
+    assert code == 0 and "resume  2 of 2 files already done" in stdout, err
+    assert read_jsonl(out / "records.jsonl") == records

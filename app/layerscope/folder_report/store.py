@@ -110,7 +110,7 @@ class ReportStore:
     def write_text(self, name: str, text: str) -> Path:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write(path, lambda handle: handle.write(text.encode()))
+        return atomic_write(path, lambda handle: handle.write(encoded(text)))
 
     def write_bytes(self, name: str, data: bytes) -> Path:
         path = self.root / name
@@ -215,16 +215,24 @@ def _dropped_note(lines: int, maps: int) -> str:
 def _append(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
+    with open(path, "ab") as handle:
+        handle.write(_jsonl(rows))
         handle.flush()
         os.fsync(handle.fileno())
 
 
 def _rewrite(path: Path, rows: list[dict]) -> None:
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    atomic_write(path, lambda handle: handle.write(text.encode()))
+    atomic_write(path, lambda handle: handle.write(_jsonl(rows)))
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return encoded("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def encoded(text: str) -> bytes:
+    """UTF-8, a file name that is not UTF-8 on disk (its surrogates) written as ``\\udcff``:
+    a JSON escape that reads back as the same name, and plain text on the page."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 def _shown(value: object) -> str:
