@@ -87,6 +87,11 @@ def _make_corpus(folder: Path) -> None:
     (folder / "broken_import.py").write_text("raise RuntimeError('boom at import')\n")
     (folder / "raising.py").write_text("def make():\n    raise KeyError('vocab_size')\n")
     (folder / "corpus_factory.py").write_text("import torch\n\ndef build():\n    return torch.nn.Conv2d(3, 2, 3)\n")
+    (folder / "corpus_pkg" / "nets").mkdir(parents=True)  # a factory inside a package: the package is no output's place
+    (folder / "corpus_pkg" / "__init__.py").write_text("")
+    (folder / "corpus_pkg" / "nets" / "__init__.py").write_text("")
+    (folder / "corpus_pkg" / "nets" / "conv.py").write_text((folder / "corpus_factory.py").read_text())
+    (folder / "package_link").symlink_to(APP / "layerscope" / "cli", target_is_directory=True)
     Image.new("L", (20000, 1)).save(folder / "strip.png")  # ~100 bytes; resized for a model: 1.3 gigapixels
     Image.new("L", (1, 1_000_000)).save(folder / "column.png")
     (folder / "photo.eps").write_bytes(EPS)
@@ -101,11 +106,12 @@ def corpus(tmp_path_factory) -> Path:
     return folder
 
 
-def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+def _snapshot(folder: Path) -> dict[str, tuple[int, int] | str]:
     """Every file's size and time, Python's own bytecode caches aside: importing a factory
-    module the user named writes one, as ``python -c "import module"`` would."""
-    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")
-            if "__pycache__" not in p.parts}
+    module the user named writes one, as ``python -c "import module"`` would (which also
+    changes its folder's time: folders are listed by name only)."""
+    return {str(p.relative_to(folder)): "folder" if p.is_dir() else (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in folder.rglob("*") if "__pycache__" not in p.parts}
 
 
 # (id, argv with {d} for the corpus folder, words the one stderr line must hold)
@@ -208,6 +214,18 @@ CLI_CASES = [
     ("out is the model", ["cam", "{d}/linear.pth", "--out", "{d}/linear.pth"], "is also an input"),
     ("out is the factory's source", ["cam", "corpus_factory:build", "--out", "{d}/corpus_factory.py"],
      "corpus_factory.py is also an input"),
+    # issue 31: no output inside layerscope's own package or the package a model's code came from
+    ("out over a package module", ["cam", "--out", str(APP / "layerscope/naming.py")], "inside layerscope's own package"),
+    ("npy beside a bundled photo", ["cam", "--npy", str(APP / "layerscope/samples/cat_map")],
+     "inside layerscope's own package"),
+    ("out into the package by ..", ["cam", "--out", str(APP / "layerscope/tui/../cli/__init__.py")],
+     "inside layerscope's own package"),
+    ("out into the package by a symlink", ["sweep", "cam_models:TinyNet", "--layers", "conv", "--out",
+                                           "{d}/package_link/grid.png"], "inside layerscope's own package"),
+    ("rank grid into the package", ["rank", "cam_models:TinyNet", "--out", str(APP / "layerscope/samples/r.png")],
+     "inside layerscope's own package"),
+    ("out into the factory's package", ["cam", "corpus_pkg.nets.conv:build", "--out", "{d}/corpus_pkg/overlay.png"],
+     "inside the package the model's code was read from"),
     ("out equals npy", ["cam", "--out", "{d}/m.npy", "--npy", "{d}/m"], "--out and --npy both name"),
     ("out empty", ["cam", "--out", ""], "--out needs a file name"),
     ("out name too long", ["cam", "--out", f"{{d}}/{LONG_NAME}.png"], "File name too long"),
@@ -257,7 +275,7 @@ CLI_CASES = [
 def test_cli_bad_input_is_one_line_and_status_2(corpus, monkeypatch, capsys, argv, words):
     monkeypatch.chdir(corpus)
     monkeypatch.syspath_prepend(str(corpus))
-    before = _snapshot(corpus)
+    before, package = _snapshot(corpus), _snapshot(APP / "layerscope")
     try:
         code = main([arg.replace("{d}", str(corpus)) for arg in argv])
     except SystemExit as exit_:  # argparse usage errors
@@ -267,8 +285,21 @@ def test_cli_bad_input_is_one_line_and_status_2(corpus, monkeypatch, capsys, arg
     assert err.count("\n") == 1 and err.endswith("\n"), err
     assert words in err
     assert "Traceback" not in err and "Warning" not in err
-    assert _snapshot(corpus) == before
+    assert _snapshot(corpus) == before and _snapshot(APP / "layerscope") == package
     assert not (corpus / "pwned").exists()
+
+
+def test_an_output_hard_linked_into_the_package_is_refused(tmp_path):
+    """A hard link is a second name for a file of the package: the output is refused by inode."""
+    link = tmp_path / "my_overlay.png"
+    try:
+        os.link(APP / "layerscope/samples/coffee.png", link)
+    except OSError as exc:  # another file system: no hard link can reach the package from here
+        pytest.skip(f"cannot hard-link into the checkout: {exc}")
+    before = link.read_bytes()
+    with pytest.raises(LayerscopeError, match="is inside layerscope's own package"):
+        imaging.save_png(Image.new("RGB", (2, 2)), link)
+    assert link.read_bytes() == before and os.path.samefile(link, APP / "layerscope/samples/coffee.png")
 
 
 def test_weights_choices_list_default_once(corpus, capsys):
@@ -314,6 +345,10 @@ API_CASES = [
     ("huge probe input", lambda d: parse_inputs(["3x100000x100000"]), "elements"),
     ("bad kwargs", lambda d: parse_kwargs(["vocab"]), "--arg expects key=value"),
     ("png onto /dev/null", lambda d: imaging.save_png(Image.new("RGB", (2, 2)), "/dev/null"), "not a regular file"),
+    ("png into the package", lambda d: imaging.save_png(Image.new("RGB", (2, 2)), APP / "layerscope/samples/x.png"),
+     "inside layerscope's own package"),
+    ("npy into the package", lambda d: imaging.save_npy(torch.zeros(2, 2), d / "package_link" / "m"),
+     "inside layerscope's own package"),
     ("npy into a missing folder", lambda d: imaging.save_npy(torch.zeros(2, 2), d / "nowhere" / "m"), "cannot write"),
 ]
 

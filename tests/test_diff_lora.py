@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+import time
+
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
 from evil_files import pickle_file
+from layerscope.cli.main import main
 from layerscope.diff import diff_checkpoints
 from layerscope.diff.lora import read_adapter
 from layerscope.errors import LayerscopeError
@@ -62,6 +66,8 @@ CONFIGS = {
         modules_to_save=["head"]),
     "alpha_pattern and lora_bias": dict(r=3, lora_alpha=6, target_modules=["0", "2"], alpha_pattern={"2": 12},
                                         lora_bias=True),
+    "regular expressions, matched in a child process": dict(  # issue 31: PEFT's own answers, bounded in time
+        r=2, lora_alpha=4, target_modules=r"(blocks\.[02]|embed)", alpha_pattern={r"blocks\.[2-9]": 10, "e.b+ed": 6}),
 }
 
 
@@ -161,3 +167,49 @@ def test_an_adapter_on_a_hugging_face_folder_reaches_the_renamed_weights(tmp_pat
     owners = {result.owner(k).name for k in changed}
     assert owners == {f"vit.layers.{i}.attention.{p}_proj" for i in (0, 1) for p in "qv"}
     assert result.node("vit.layers.0.attention.q_proj").access == "model.vit.layers[0].attention.q_proj"
+
+
+LONG = "q" * 48  # a module name that makes a nested quantifier backtrack for longer than a lifetime
+
+
+def hostile_adapter(folder: Path, config: dict) -> tuple[str, str]:
+    """A base with one ``qqq…q`` linear and a LoRA pair for it, the config as given (written
+    by hand: PEFT itself would hang on these patterns or refuse them)."""
+    folder.mkdir(exist_ok=True)
+    save_file({f"{LONG}.weight": torch.ones(3, 3)}, folder / "base.safetensors")
+    adapter = folder / "adapter"
+    adapter.mkdir(exist_ok=True)
+    pair = {"lora_A.weight": torch.ones(1, 3), "lora_B.weight": torch.ones(3, 1)}
+    save_file({f"base_model.model.{LONG}.{k}": v for k, v in pair.items()}, adapter / "adapter_model.safetensors")
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 1, "lora_alpha": 2, **config}))
+    return str(folder / "base.safetensors"), str(adapter)
+
+
+@pytest.mark.parametrize(("config", "words"), [
+    (dict(target_modules="(q|qq)+z"), "target_modules: matching '(q|qq)+z' against the module names took over 5 s"),
+    (dict(target_modules=[LONG], alpha_pattern={"(q+)+$z": 3}), "alpha_pattern: matching '(q+)+$z'"),
+    (dict(target_modules="q{2,}[)"), "target_modules: 'q{2,}[)' is not a regular expression Python reads"),
+    (dict(target_modules=[LONG], alpha_pattern={"q)": 3}), "alpha_pattern key: 'q)' is not a regular expression"),
+    (dict(target_modules=[LONG], rank_pattern={"[[": 2}), "rank_pattern key: '[[' is not a regular expression"),
+    (dict(target_modules=[LONG], alpha_pattern={LONG: "eight"}), "alpha_pattern's values must be numbers"),
+    (dict(target_modules="q" * 2000), "a pattern of 2,000 characters; at most 1,000 are read"),
+], ids=["catastrophic target_modules", "catastrophic alpha_pattern key", "unreadable target_modules",
+        "unreadable alpha_pattern key", "unreadable rank_pattern key", "alpha not a number", "pattern too long"])
+def test_an_adapters_regular_expressions_end_in_seconds_or_one_line(tmp_path, capsys, config, words):
+    base, adapter = hostile_adapter(tmp_path, config)
+    start = time.monotonic()
+    code = main(["diff", base, adapter])
+    out, err = capsys.readouterr()
+    assert time.monotonic() - start < 15
+    assert code == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err, err
+
+
+def test_a_list_of_targets_holds_names_never_regular_expressions(tmp_path):
+    """PEFT matches a list entry as a name's ending: a hostile entry is a name that matched nothing."""
+    base, adapter = hostile_adapter(tmp_path, dict(target_modules=[LONG, "(q+)+z"], alpha_pattern={f"q{{{len(LONG)}}}": 5}))
+    start = time.monotonic()
+    result = diff_checkpoints(base, adapter)
+    assert time.monotonic() - start < 15
+    assert result.lora.unmatched_targets == ("(q+)+z",)
+    delta = float(result.tensors[0].relative_change)  # ΔW = 5 (the pattern's alpha, r = 1) · ones(3,1)·ones(1,3)
+    assert delta == pytest.approx(5.0)

@@ -15,6 +15,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from layerscope.cli.main import main  # noqa: E402
+from layerscope.errors import LayerscopeError  # noqa: E402
 
 CONFIG, PROCESSOR = "config.json", "preprocessor_config.json"
 
@@ -33,6 +34,10 @@ CASES = [
     ("layers 'two'", CONFIG, "num_hidden_layers", "two", "num_hidden_layers is 'two'; expected a whole number"),
     ("layers 2.5", CONFIG, "num_hidden_layers", 2.5, "num_hidden_layers is 2.5"),
     ("layers null", CONFIG, "num_hidden_layers", None, "num_hidden_layers is None"),
+    ("3 billion labels", CONFIG, "num_labels", 3_000_000_000,  # issue 31: transformers names every one
+     "num_labels is 3000000000; expected a whole number from 0 to 1,000,000"),
+    ("labels 2e9 as a float", CONFIG, "num_labels", 2e9, "num_labels is 2000000000.0; expected a whole number"),
+    ("label2id a list", CONFIG, "label2id", ["cat"], "label2id is ['cat']; expected an object of at most"),
     ("id2label a list", CONFIG, "id2label", ["a", "b", "c"], "id2label is ['a', 'b', 'c']; expected an object"),
     ("dtype evil", CONFIG, "dtype", "evil", "dtype is 'evil'; expected one of auto, bfloat16"),
     ("dtype float8", CONFIG, "dtype", "float8_e4m3fn", "dtype is 'float8_e4m3fn'"),
@@ -103,3 +108,13 @@ def test_a_malformed_folder_is_one_line_naming_the_file_and_key(good_folder, tmp
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert f"{folder / file}: {words}" in err or (file == CONFIG and f"{folder / file} {words}" in err), err
     assert not (tmp_path / "map.png").exists()
+
+
+@pytest.mark.parametrize("key", ["id2label", "label2id"])
+def test_a_million_and_one_class_names_are_refused_before_transformers_reads_them(key):
+    from layerscope.models.sources.hf_checks import check_config
+
+    names = {str(i): f"c{i}" for i in range(1_000_001)}
+    table = names if key == "id2label" else {v: int(k) for k, v in names.items()}
+    with pytest.raises(LayerscopeError, match=f"config.json: {key} is '1,000,001 names'; expected .*at most 1,000,000"):
+        check_config({key: table}, Path("config.json"))

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 from report_helpers import (
-    ARGV, IMAGES, LAYERS, SAMPLES, SKIPPED, STEPS, layerscope_command, read_jsonl, request, subprocess_env,
+    APP, ARGV, IMAGES, LAYERS, SAMPLES, SKIPPED, STEPS, layerscope_command, read_jsonl, request, subprocess_env,
 )
 
 from layerscope.cli.main import main
@@ -178,10 +178,15 @@ def test_a_changed_command_into_the_same_outdir_is_refused(finished_report, repo
     ("same", "overlap"),
     ("busy", "is a folder with other files in it"),
     ("weights cache", "which the model was read from"),
+    ("package", "is inside layerscope's own package"),
+    ("package by a symlink", "is inside layerscope's own package"),
 ])
 def test_an_outdir_that_would_touch_the_inputs_is_refused(report_folder, tmp_path, capsys, where, words):
+    (tmp_path / "tree").symlink_to(APP / "layerscope" / "tree", target_is_directory=True)
     out = {"inside": report_folder / "285" / "out", "same": report_folder, "busy": tmp_path,
-           "weights cache": Path(torch.hub.get_dir())}[where]
+           "weights cache": Path(torch.hub.get_dir()), "package": APP / "layerscope" / "samples" / "report",
+           "package by a symlink": tmp_path / "tree" / ".." / "cam" / "report"}[where]
+    package = _package_files()
     cache = sorted(p.name for p in Path(torch.hub.get_dir()).rglob("*"))
     (tmp_path / "mine.txt").write_text("keep me")
     code, stdout, err = _main(capsys, *ARGV, "--images", str(report_folder), "--out", str(out))
@@ -189,6 +194,12 @@ def test_an_outdir_that_would_touch_the_inputs_is_refused(report_folder, tmp_pat
     assert not (report_folder / "285" / "out").exists() and not (report_folder / "run.json").exists()
     assert (tmp_path / "mine.txt").read_text() == "keep me" and not (tmp_path / "run.json").exists()
     assert sorted(p.name for p in Path(torch.hub.get_dir()).rglob("*")) == cache
+    assert _package_files() == package
+
+
+def _package_files() -> list[str]:
+    """The package's files, bytecode caches aside (other test processes may be writing those)."""
+    return sorted(str(p) for p in (APP / "layerscope").rglob("*") if "__pycache__" not in p.parts)
 
 
 def test_label_without_labels_is_refused(tmp_path, capsys):

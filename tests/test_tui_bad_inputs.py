@@ -554,3 +554,32 @@ async def test_o_then_g_on_a_20000_by_1_photo_is_refused_before_resizing(app, tm
         await pilot.press("g")
         await settle(pilot)
         assert app.query_one(CamPanel).view is not None
+
+
+@pytest.mark.slow  # 100,000 key events through Textual's dispatch: ~20 s on the 2-core machine
+async def test_100_kb_typed_into_the_o_prompt_key_by_key_leaves_the_app_responsive(app, log_file):
+    """What a terminal without bracketed paste sends (issue 31): every key arrives as its own
+    event. The prompt stops at its maximum length, so each key costs a constant time; before,
+    each re-rendered and re-completed the whole line (10 KB: 19 s; 100 KB: minutes, 2.3 GB)."""
+    from textual import events
+
+    from layerscope.tui.screens.image_path import MAX_PROMPT
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        photo = app.main.session.image
+        await pilot.press("o", "ctrl+u")
+        start = time.monotonic()
+        for char in ("xy/" * 34_000)[:100_000]:
+            event = events.Key(char, char)
+            event.set_sender(app)
+            app.post_message(event)
+        await settle(pilot)
+        assert time.monotonic() - start < 90
+        field = app.screen.query_one("#image-path")
+        assert len(field.value) == MAX_PROMPT and field.value.startswith("xy/xy/")
+        start = time.monotonic()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert time.monotonic() - start < 3 and app.is_running and not log_file.exists()
+        assert app.main.session.image == photo

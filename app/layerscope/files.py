@@ -5,7 +5,9 @@ or a socket would block a reader forever or feed it without end, so only regular
 files are opened (``stat`` before ``open``). Every file it writes goes through
 ``atomic_write``: a temporary file in the same folder renamed into place, so a failed
 write never leaves half a file, and ``output_path`` refuses an output path that is
-one of the command's inputs.
+one of the command's inputs. No output lands inside layerscope's own package or the
+package a model's code came from (``check_writable``): a PNG written over ``entry.py``
+would break every later command.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+PACKAGE = Path(__file__).resolve().parent  # layerscope's own files: never an output
 _UMASK = os.umask(0o022)  # read once, at import, before any thread could race it
 os.umask(_UMASK)
 
@@ -79,6 +82,40 @@ def regular_file(path: Path, what: str = "file") -> Path:
     return path
 
 
+def read_regular(path: Path, limit: int, what: str = "file") -> bytes | None:
+    """The bytes of ``path``, or None when it is missing; a one-line error when it is a link,
+    a folder, a FIFO or a device, or holds over ``limit`` bytes. For files layerscope wrote
+    itself (a report's records): they are opened without following links or blocking, and
+    read from the descriptor that was checked, so nothing can be swapped in between."""
+    try:
+        _refuse_odd(path, os.lstat(path), what, limit)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise LayerscopeError(f"cannot read {_short(path)}: {_reason(exc)}") from exc
+    try:
+        _refuse_odd(path, os.fstat(fd), what, limit)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit + 1)[:limit]
+    except OSError as exc:
+        raise LayerscopeError(f"cannot read {_short(path)}: {_reason(exc)}") from exc
+    finally:
+        os.close(fd)
+
+
+def _refuse_odd(path: Path, info: os.stat_result, what: str, limit: int) -> None:
+    if stat.S_ISLNK(info.st_mode):
+        raise LayerscopeError(f"{_short(path)} is a symbolic link, not {with_article(what)} layerscope wrote")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else next(
+            (name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        raise LayerscopeError(f"{_short(path)} is {kind}, not {with_article(what)}")
+    if info.st_size > limit:
+        raise LayerscopeError(f"{_short(path)} holds {info.st_size:,} bytes, over the {limit:,} "
+                              f"{with_article(what)} may hold")
+
+
 def output_path(text: str, inputs: Iterable[Path], flag: str) -> Path:
     """The path an option such as ``--out`` names, refused when it is empty, a folder, a
     device (``--npy /dev/null``) or one of the command's inputs (``--out`` = ``--image``)."""
@@ -90,10 +127,74 @@ def output_path(text: str, inputs: Iterable[Path], flag: str) -> Path:
         raise LayerscopeError(f"{flag} {_short(path)} is a folder; give a file name")
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise LayerscopeError(f"{flag} {_short(path)} is not a regular file; layerscope writes regular files only")
+    check_writable(path, inputs, flag)
+    return path
+
+
+def check_writable(path: Path, inputs: Iterable[Path], flag: str) -> None:
+    """The one refusal list for outputs (a file or a report folder): not one of ``inputs``, and
+    not inside layerscope's package or the package of a model's source file, however spelled
+    (a symlink, ``..``, a hard link to a file there)."""
+    inputs = list(inputs)
     for source in inputs:
         if same_file(path, source):
             raise LayerscopeError(f"{flag} {_short(path)} is also an input ({_short(source)}); it would be overwritten")
-    return path
+    for folder, what in _protected(inputs):
+        if _inside(path, folder):
+            raise LayerscopeError(f"{flag} {_short(path)} is inside {what} ({_short(folder)}); "
+                                  "layerscope never writes there: give a path outside it")
+
+
+def _protected(inputs: Iterable[Path]) -> list[tuple[Path, str]]:
+    """Folders no output may enter: layerscope's package, and the outermost package above any
+    Python file a model was built from (a factory's module). A top-level module's folder is
+    not protected: it is often the folder the user works in."""
+    found = [(PACKAGE, "layerscope's own package")]
+    for source in inputs:
+        root = _package_root(source) if source.suffix == ".py" else None
+        if root is not None:
+            found.append((root, "the package the model's code was read from"))
+    return found
+
+
+def _package_root(source: Path) -> Path | None:
+    try:
+        folder, root = source.resolve().parent, None
+        while exists(folder / "__init__.py") and folder != folder.parent:
+            root, folder = folder, folder.parent
+    except (OSError, RuntimeError):
+        return None
+    return root
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """``path`` (existing or not) resolves into ``folder``, or is a hard link to a file there."""
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):
+        return False
+    if target == folder or folder in target.parents:
+        return True
+    info = status(path)
+    return info is not None and stat.S_ISREG(info.st_mode) and info.st_nlink > 1 and _holds_inode(folder, info)
+
+
+def _holds_inode(folder: Path, info: os.stat_result) -> bool:
+    """A hard link's other name under ``folder`` (directory entries carry their inode: no stat each)."""
+    if (status(folder) or info).st_dev != info.st_dev:
+        return False
+    pending = [folder]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    elif entry.inode() == info.st_ino and entry.is_file(follow_symlinks=False):
+                        return True
+        except OSError:
+            continue
+    return False
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -102,6 +203,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     info = status(path)
     if info is not None and not stat.S_ISREG(info.st_mode):  # renaming onto /dev/null would replace it
         raise LayerscopeError(f"cannot write {_short(path)}: not a regular file")
+    check_writable(path, (), "cannot write")  # the last guard: every writer (the app's too) comes here
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

@@ -102,6 +102,8 @@ def _print_plan(console: Console, report: FolderReport, images: str) -> None:
     console.print(f"images  {images}: {report.total} files, {labels}", soft_wrap=True, markup=False)
     console.print(f"layers  {', '.join(s.layers)}", soft_wrap=True, markup=False)
     console.print(f"method  {s.method}, class: {s.target}, {s.steps} steps", markup=False)
+    for note in report.notes:
+        console.print(f"note    {note}", soft_wrap=True, markup=False)
     if report.done:
         console.print(f"resume  {report.done} of {report.total} files already done", markup=False)
 

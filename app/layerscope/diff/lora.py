@@ -16,7 +16,6 @@ pickle read with ``weights_only`` (full unpickling only with ``--trust``).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from layerscope.diff.patterns import checked, fullmatches
 from layerscope.diff.records import LoraReport
 from layerscope.diff.sources import open_file
 from layerscope.errors import LayerscopeError
@@ -94,13 +94,15 @@ def read_adapter(path: Path, label: str, base_keys: dict[str, str], *, trust: bo
         else:
             replacements[base_key(name, base_keys, label)] = tensor
     updates: dict[str, Update] = {}
+    alphas = pattern_values(config["alpha_pattern"], list(factors), config["lora_alpha"], f"{CONFIG} in {label}")
     for module, parts in factors.items():
-        for update in module_updates(module, parts, config, base_keys, label):
+        for update in module_updates(module, parts, {**config, "lora_alpha": alphas[module]}, base_keys, label):
             updates[update.key] = update
+    touched = [*factors, *(k.rpartition(".")[0] for k in replacements)]
     report = LoraReport(
         folder=label, rank=config["r"], alpha=float(config["lora_alpha"]), use_rslora=config["use_rslora"],
         target_modules=config["targets"], adapted=tuple(factors), replaced=tuple(replacements),
-        unmatched_targets=unmatched(config["targets"], [*factors, *(k.rpartition(".")[0] for k in replacements)]),
+        unmatched_targets=unmatched(config["targets"], config["targets_regex"], touched, f"{CONFIG} in {label}"),
     )
     return Adapter(updates=updates, replacements=replacements, report=report)
 
@@ -119,10 +121,18 @@ def adapter_config(path: Path, label: str) -> dict[str, Any]:
     patterns = {name: raw.get(name) or {} for name in ("rank_pattern", "alpha_pattern")}
     if not all(isinstance(p, dict) for p in patterns.values()):
         raise LayerscopeError(f"{CONFIG} in {label}: rank_pattern and alpha_pattern must be objects")
-    targets = raw.get("target_modules") or ()
-    targets = (targets,) if isinstance(targets, str) else tuple(str(t) for t in targets)
+    for name, table in patterns.items():
+        for key in table:
+            checked(key, f"{CONFIG} in {label}: {name} key")
+    if not all(number(v, (int, float)) for v in patterns["alpha_pattern"].values()):
+        raise LayerscopeError(f"{CONFIG} in {label}: alpha_pattern's values must be numbers")
+    raw_targets = raw.get("target_modules") or ()
+    regex = isinstance(raw_targets, str)  # PEFT: a string is a regular expression, a list holds names
+    if not regex and not isinstance(raw_targets, list):
+        raise LayerscopeError(f"{CONFIG} in {label}: target_modules must be a string or a list of names")
+    targets = (checked(raw_targets, f"{CONFIG} in {label}: target_modules"),) if regex else tuple(map(str, raw_targets))
     return {"r": r, "lora_alpha": alpha, "use_rslora": bool(raw.get("use_rslora")), "targets": targets,
-            "fan_in_fan_out": bool(raw.get("fan_in_fan_out")), **patterns}
+            "targets_regex": regex, "fan_in_fan_out": bool(raw.get("fan_in_fan_out")), **patterns}
 
 
 def number(value: object, kinds: type | tuple[type, ...]) -> bool:
@@ -156,8 +166,7 @@ def module_updates(
     if a is None or b is None:
         raise LayerscopeError(f"{label}: {module} has lora_{'B' if a is None else 'A'} but not its pair")
     rank = a.shape[0]
-    alpha = pattern_value(config["alpha_pattern"], module, config["lora_alpha"])
-    scale = float(alpha) / (math.sqrt(rank) if config["use_rslora"] else rank)
+    scale = float(config["lora_alpha"]) / (math.sqrt(rank) if config["use_rslora"] else rank)
     if parts["embedding"]:
         left, right = a.T, b.T  # A is r × vocabulary, B is dim × r: ΔW = (B·A)ᵀ
     elif config["fan_in_fan_out"]:
@@ -174,19 +183,19 @@ def module_updates(
     return updates
 
 
-def pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
-    """PEFT's rule: the first pattern that matches the end of the module's name."""
-    for pattern, value in patterns.items():
-        if re.match(rf"(.*\.)?({pattern})$", module):
-            return value
-    return default
+def pattern_values(patterns: dict[str, Any], modules: list[str], default: Any, where: str) -> dict[str, Any]:
+    """Each module's value by PEFT's rule: the first pattern that matches the end of its name
+    (``re.match(rf"(.*\.)?({pattern})$", module)``), matched with a bound on time."""
+    table = fullmatches(list(patterns), modules, f"{where}: alpha_pattern", prefix=r"(.*\.)?") if patterns else []
+    values = list(patterns.values())
+    return {m: next((values[i] for i, row in enumerate(table) if row[j]), default) for j, m in enumerate(modules)}
 
 
-def unmatched(targets: tuple[str, ...], modules: list[str]) -> tuple[str, ...]:
+def unmatched(targets: tuple[str, ...], regex: bool, modules: list[str], where: str) -> tuple[str, ...]:
     """Entries of ``target_modules`` that name no module the adapter changed (PEFT matches a
-    list entry against the end of a name, a single string as a regular expression)."""
-    if len(targets) == 1 and not re.fullmatch(r"[\w-]+", targets[0]):
+    list entry against the end of a name, a string as a regular expression on the whole name)."""
+    if regex:
         if targets[0] == "all-linear":
             return ()
-        return () if any(re.fullmatch(targets[0], m) for m in modules) else targets
+        return () if modules and any(fullmatches(targets, modules, f"{where}: target_modules")[0]) else targets
     return tuple(t for t in targets if not any(m == t or m.endswith("." + t) for m in modules))

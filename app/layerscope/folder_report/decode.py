@@ -64,7 +64,10 @@ def decode(file: ImageFile, preprocess: Preprocess) -> Decoded | Skip:
         return Skip(file, _reason(exc), _detail(exc))
     if min(image.size) < MIN_SIDE:
         return Skip(file, "too small", f"{image.width}×{image.height} pixels; at least {MIN_SIDE}×{MIN_SIDE} needed")
-    tensor, geometry = imaging.preprocess(image, preprocess)
+    try:
+        tensor, geometry = imaging.preprocess(image, preprocess)
+    except LayerscopeError as exc:  # its resized copy would pass the pixel limit: too large, as a bomb is
+        return Skip(file, "too large", first_line(exc))
     photo = image.copy()
     photo.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.BILINEAR)
     return Decoded(file=file, input=tensor, geometry=replace(geometry, original=photo.size), photo=photo,

@@ -27,9 +27,11 @@ MAP_SIDE = 56  # the maps kept for the per-class means: a quarter of a 224 input
 
 
 def image_id(name: str) -> str:
-    """A file-name stem for the image ``name`` (its path relative to the folder)."""
+    """A file-name stem for the image ``name`` (its path relative to the folder). A name that
+    is not UTF-8 on disk reaches Python with surrogates (``surrogateescape``): they become
+    ``_`` here and are hashed as the bytes the file system holds."""
     readable = re.sub(r"[^\w.-]+", "_", name).strip("_")[-80:]
-    return f"{readable}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return f"{readable}-{hashlib.sha1(name.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 
 
 def layer_stem(layer: str) -> str:

@@ -26,6 +26,7 @@ from layerscope.files import exists
 from layerscope.folder_report import page, pictures, stats
 from layerscope.folder_report.dataset import Folder, discover, folder_path
 from layerscope.folder_report.evidence import LABEL, PREDICTED, BatchExplainer, BatchOutput, ClassChoice, Settings
+from layerscope.folder_report.kept import is_sanity, maps_bytes
 from layerscope.folder_report.sanity_sample import sample, sanity_check
 from layerscope.folder_report.store import PAGE, SANITY, SUMMARY, ReportStore, check_outdir
 from layerscope.models import LoadedModel, load_model
@@ -113,7 +114,16 @@ class FolderReport:
             colormap=request.colormap, alpha=request.alpha)
         inputs = [*request.model.files(), *self.loaded.files]  # the model's own: a cache, a folder, a factory
         self.store = ReportStore(request.out, self.identity(), self.folder, inputs=inputs)
-        self.pending = self.store.pending(self.folder, request.batch_size)
+        try:
+            self.pending = self.store.pending(self.folder, request.batch_size)
+        except BaseException:
+            self.store.lock.release()
+            raise
+
+    @property
+    def notes(self) -> list[str]:
+        """What opening the folder found worth a line (records dropped as not this run's)."""
+        return self.store.notes
 
     @property
     def total(self) -> int:
@@ -137,16 +147,21 @@ class FolderReport:
         }
 
     def run(self, progress: Progress | None = None) -> dict:
-        """Compute the pending batches (each written as it arrives), then the summary and page."""
-        done = self.done
-        if progress is not None:
-            progress(done, self.total)
-        for output in self._batches():
-            self.store.write(output)
-            done += len(output.names)
+        """Compute the pending batches (each written as it arrives), then the summary and page,
+        holding the folder's lock (taken when the report was opened) until the end."""
+        self.store.lock.acquire()
+        try:
+            done = self.done
             if progress is not None:
                 progress(done, self.total)
-        return self.finish()
+            for output in self._batches():
+                self.store.write(output)
+                done += len(output.names)
+                if progress is not None:
+                    progress(done, self.total)
+            return self.finish()
+        finally:
+            self.store.lock.release()
 
     def finish(self) -> dict:
         """``summary.json`` and ``index.html`` from the records as written."""
@@ -205,7 +220,8 @@ class FolderReport:
         layer = list(self.settings.layers).index(best["layer"])
         groups = stats.class_groups(records)
         for row in rows:
-            maps = [pictures.read_maps(self.store.read(member["maps"]))[layer] for member in groups[row["class"]]]
+            size = maps_bytes(len(self.settings.layers))
+            maps = [pictures.read_maps(self.store.read(member["maps"], size))[layer] for member in groups[row["class"]]]
             row["mean_map"] = f"classes/{row['class']}.png"
             self.store.write_bytes(row["mean_map"], pictures.mean_map(maps))
         return rows
@@ -216,8 +232,8 @@ class FolderReport:
         if not chosen:
             return {"images": [], "rho": {}, "class_blind": False, "verdict": "not checked"}
         kept = self.store.read_json(SANITY)
-        if kept is not None and kept.get("sample") == [row["image"] for row in chosen]:
-            return kept["result"]
+        if is_sanity(kept, [row["image"] for row in chosen], self.settings.layers):
+            return kept["result"]  # type: ignore[index]
         result = sanity_check(self.loaded, self.folder.root, chosen, self.settings.layers, self.settings.method,
                               reshape=self.request.reshape, tree=self.tree)
         self.store.write_text(SANITY, json.dumps({"sample": [row["image"] for row in chosen], "result": result},

@@ -27,6 +27,7 @@ COUNT_KEYS = frozenset({
 SIDE_KEYS = frozenset({"image_size", "patch_size"})  # pixels: at most MAX_SIDE, as for photos
 NULLABLE = frozenset({"head_dim", "num_key_value_heads", "intermediate_size"})  # None: derived from the others
 MAX_COUNT = 2**31 - 1
+MAX_LABELS = 1_000_000  # classes: ImageNet-21k has 21,843; transformers names each one
 DTYPES = frozenset({"float32", "float16", "bfloat16", "float64", "float", "half", "double", "auto"})
 ATTENTION = frozenset({"eager", "sdpa"})  # anything else is a library or a kernel fetched from the hub
 
@@ -37,7 +38,7 @@ def check_config(data: Mapping[str, Any], file: Path) -> None:
     names = data.get("architectures")
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) and n for n in names)):
         raise bad(file, "architectures", names, "a list of class names")
-    _check_labels(data.get("id2label"), file)
+    _check_labels(data, file)
     _check_sizes(data, file, "")
     for key in ("dtype", "torch_dtype"):
         value = data.get(key)
@@ -56,11 +57,23 @@ def check_config(data: Mapping[str, Any], file: Path) -> None:
         _check_rope(data.get(key), file, key)
 
 
-def _check_labels(id2label: object, file: Path) -> None:
+def _check_labels(data: Mapping[str, Any], file: Path) -> None:
+    """``num_labels``, ``id2label`` and ``label2id`` bounded: transformers builds a name for
+    every one of ``num_labels`` (a billion of them: gigabytes, then a MemoryError)."""
+    count = data.get("num_labels")
+    if count is not None and not _whole(count, 0, MAX_LABELS):
+        raise bad(file, "num_labels", count, f"a whole number from 0 to {MAX_LABELS:,}")
+    label2id = data.get("label2id")
+    if label2id is not None and not (isinstance(label2id, Mapping) and len(label2id) <= MAX_LABELS):
+        raise bad(file, "label2id", f"{len(label2id):,} names" if isinstance(label2id, Mapping) else label2id,
+                  f"an object of at most {MAX_LABELS:,} class name → index")
+    id2label = data.get("id2label")
     if id2label is None:
         return
     if not isinstance(id2label, Mapping):
         raise bad(file, "id2label", id2label, "an object of class index → name")
+    if len(id2label) > MAX_LABELS:
+        raise bad(file, "id2label", f"{len(id2label):,} names", f"at most {MAX_LABELS:,} class names")
     for key, value in id2label.items():
         if not (isinstance(key, str) and key.isascii() and key.isdigit() and len(key) < 10 and isinstance(value, str)):
             raise bad(file, "id2label", {key: value}, "an object of class index → name")

@@ -16,6 +16,7 @@ from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
 from layerscope.options import complete_model_line
+from layerscope.tui.screens.image_path import MAX_PROMPT
 
 if TYPE_CHECKING:
     from layerscope.models.cached import CachedWeights
@@ -49,7 +50,8 @@ class ModelSpecScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="picker"):
             yield Static(Text("Open model", style="bold"))
-            yield Input(value=self.current, suggester=CachedWeightsSuggester(), id="model-spec")
+            yield Input(value=self.current[:MAX_PROMPT], suggester=CachedWeightsSuggester(), id="model-spec",
+                        max_length=MAX_PROMPT)
             yield Static(Text("MODEL [--weights W] [--device D] [--arch A] [--arg K=V] [--trust]; tab completes "
                               "what is cached, enter opens",
                               style="dim"))

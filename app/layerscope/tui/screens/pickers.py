@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from layerscope.tui.screens.image_path import MAX_PROMPT
+
 TOP = -1  # "the top prediction" in the class picker
 INDEX_DIGITS = 9  # a class index typed without class names: more digits than any model has classes
 
@@ -71,7 +73,7 @@ class ClassPicker(ModalScreen[int | None]):
         hint = "type a class index or part of a name" if self.categories else "no class names: type an index"
         with Vertical(classes="picker"):
             yield Static(Text("Target class", style="bold"))
-            yield Input(placeholder=hint, id="class-filter")
+            yield Input(placeholder=hint, id="class-filter", max_length=MAX_PROMPT)
             yield OptionList(id="class-list")
 
     def on_mount(self) -> None:

@@ -16,6 +16,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
+from layerscope.tui.screens.image_path import MAX_PROMPT
+
 if TYPE_CHECKING:
     from layerscope.tree import ModuleTree
 
@@ -97,7 +99,7 @@ class SearchBar(Horizontal):
     def compose(self):
         yield Static("/", id="search-prompt")
         yield Input(placeholder="press / to search names and classes; enter jumps, n/N next/prev",
-                    id="search-input")
+                    id="search-input", max_length=MAX_PROMPT)
         yield Static("", id="search-count")
 
     def on_mount(self) -> None:
