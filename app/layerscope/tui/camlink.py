@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 from layerscope import imaging
 from layerscope.cam import (  # noqa: F401  CamCancelled: what a stopped worker raises
-    METHODS, CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
+    CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
 )
+from layerscope.cam.applies import methods_for
 from layerscope.cam.detection import Detection, explained_detections
 from layerscope.cam.metrics import Faithfulness, faithfulness
 from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # noqa: F401  verdict: as the CLI says it
@@ -38,8 +39,10 @@ MAX_CANDIDATES = 32  # layers hooked in one pass, so moving the target among the
 Box = tuple[float, float, float, float]
 
 
-def methods() -> list[str]:
-    return list(METHODS)
+def methods(model: nn.Module) -> list[str]:
+    """The methods the picker offers for ``model``: the attention methods only for a transformer
+    with global attention (the engine decides, from the model's structure: ``cam.applies``)."""
+    return methods_for(model)
 
 
 def input_hw(input_shape: tuple[int, ...]) -> tuple[int, int]:

@@ -290,7 +290,8 @@ class MainScreen(ActivityScreen):
     def action_pick_method(self) -> None:
         if self.session is None:
             return
-        self.app.push_screen(MethodPicker(camlink.methods(), self.session.method), self._method_chosen)
+        offered = camlink.methods(self.session.loaded.model)  # the attention methods for transformers only
+        self.app.push_screen(MethodPicker(offered, self.session.method), self._method_chosen)
 
     def _method_chosen(self, method: str | None) -> None:
         if method and self.session is not None:  # the model on screen when the picker closes
