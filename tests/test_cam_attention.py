@@ -221,9 +221,9 @@ def _torchvision_by_hand(model: VisionTransformer, x: torch.Tensor):
         attn = block.self_attention
         h = block.ln_1(tokens)
         q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-        split = lambda t: t.reshape(n, -1, attn.num_heads, attn.head_dim).transpose(1, 2)  # noqa: E731
-        a = torch.softmax(split(q) @ split(k).transpose(-2, -1) / attn.head_dim ** 0.5, dim=-1)
-        mixed = (a @ split(v)).transpose(1, 2).reshape(n, -1, attn.embed_dim)
+        q, k, v = (t.reshape(n, -1, attn.num_heads, attn.head_dim).transpose(1, 2) for t in (q, k, v))
+        a = torch.softmax(q @ k.transpose(-2, -1) / attn.head_dim ** 0.5, dim=-1)
+        mixed = (a @ v).transpose(1, 2).reshape(n, -1, attn.embed_dim)
         tokens = tokens + attn.out_proj(mixed)
         tokens = tokens + block.mlp(block.ln_2(tokens))
         probs.append(a)

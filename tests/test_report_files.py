@@ -94,7 +94,7 @@ def test_two_reports_at_once_never_write_a_record_twice(photos, tmp_path):
         run.stderr.close()
     codes = sorted(code for _, code, _ in done)
     assert codes in ([0, 0], [0, 2]), done
-    for pid, code, err in done:
+    for _pid, code, err in done:
         if code == 2:
             winner = next(p for p, c, _ in done if c == 0)
             assert err.count("\n") == 1 and f"(pid {winner} on " in err, err

@@ -232,7 +232,7 @@ async def test_a_model_that_cannot_load_leaves_the_app_open_with_an_error():
 
 
 async def test_help_explains_the_tree_marks(app):
-    async with app.run_test(size=(100, 50)) as pilot:
+    async with app.run_test(size=(100, 60)) as pilot:  # tall enough for every key and the marks
         await settle(pilot)
         await pilot.press("question_mark")
         await pilot.pause()

@@ -283,6 +283,7 @@ def _hf_head(model: nn.Module) -> TokenHead | None:
     base = next((getattr(model, n) for n in ("vit", "deit", "beit") if isinstance(getattr(model, n, None), nn.Module)),
                 None)
     norm = getattr(base, "layernorm", None)
-    if isinstance(classifier, nn.Linear) and isinstance(norm, nn.Module) and classifier.in_features == norm.weight.shape[0]:
+    width = getattr(norm, "normalized_shape", (None,))[-1]
+    if isinstance(classifier, nn.Linear) and isinstance(norm, nn.Module) and classifier.in_features == width:
         return lambda tokens: classifier(norm(tokens.mean(dim=1)))
     return None

@@ -73,7 +73,6 @@ class CostCounter(OpCountingFlopMode):
         self._running: dict[str, _Running] = {}
         self._uncounted: dict[str, Counter[str]] = {}  # module -> ops that multiply-add with no formula: calls
         self._kernels = reference_kernels(on_meta=on_meta)
-        self.mod_tracker = _GlobalOnly()
 
     def __enter__(self):
         super().__enter__()

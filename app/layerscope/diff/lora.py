@@ -184,7 +184,7 @@ def module_updates(
 
 
 def pattern_values(patterns: dict[str, Any], modules: list[str], default: Any, where: str) -> dict[str, Any]:
-    """Each module's value by PEFT's rule: the first pattern that matches the end of its name
+    r"""Each module's value by PEFT's rule: the first pattern that matches the end of its name
     (``re.match(rf"(.*\.)?({pattern})$", module)``), matched with a bound on time."""
     table = fullmatches(list(patterns), modules, f"{where}: alpha_pattern", prefix=r"(.*\.)?") if patterns else []
     values = list(patterns.values())

@@ -41,7 +41,9 @@ def _flag(v: object) -> bool:
 
 
 def _score(v: object) -> bool:
-    return (isinstance(v, float) and math.isfinite(v) and abs(v) < MAX_SCORE) or (_whole(v) and abs(v) < MAX_SCORE)
+    if isinstance(v, float):
+        return math.isfinite(v) and abs(v) < MAX_SCORE
+    return _whole(v) and isinstance(v, int) and abs(v) < MAX_SCORE
 
 
 def _maybe(check: Callable[[object], bool]) -> Callable[[object], bool]:

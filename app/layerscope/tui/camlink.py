@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from layerscope import imaging
 from layerscope.cam import (  # noqa: F401  CamCancelled: what a stopped worker raises
     CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
 )
-from layerscope.cam.applies import methods_for
+from layerscope.cam.applies import has_global_attention, methods_for
+from layerscope.cam.attention import APPLIES_TO
+from layerscope.cam.attention_view import HeadMaps, all_head_maps
 from layerscope.cam.detection import Detection, explained_detections
 from layerscope.cam.metrics import Faithfulness, faithfulness
 from layerscope.cam.ranking import Ranking, rank_maps, score_target, verdict  # noqa: F401  verdict: as the CLI says it
@@ -29,7 +33,7 @@ from layerscope.cam.targets import Eligibility, family_names, suggest_from_shape
 from layerscope.errors import LayerscopeError
 from layerscope.jobcontrol import Cancel, Progress
 from layerscope.probe import ShapeInfo
-from layerscope.render import heatmap_preview
+from layerscope.render import HeatmapPreview, heatmap_preview
 from layerscope.savenames import map_stem, unused_stem
 from layerscope.tree import ModuleTree
 from layerscope.tui.session import Session
@@ -246,3 +250,39 @@ def save(view: CamView, folder: Path, spec: str) -> tuple[Path, Path]:
 def check_image(path: Path) -> None:
     """Raise ``LayerscopeError`` unless ``path`` is an image the engine can read."""
     imaging.load_image(path)
+
+
+@dataclass(frozen=True)
+class AttentionShot:
+    """What the attention view shows: every block's per-head maps of one photo through one model."""
+
+    maps: HeadMaps
+    image: Image.Image  # the photo, original size
+    photo: Path
+    geometry: imaging.Geometry
+    mask: Tensor  # where the model saw the photo
+    model: int  # id() of the model: a shot never outlives the model or photo it was taken of
+
+    def tile(self, block: int, head: int, width: int, height: int, *, ascii_only: bool = False) -> HeatmapPreview:
+        """Head ``head`` of block ``block`` over the photo in ``width``×``height`` cells, scaled
+        to its own range (a head's probabilities are small; its pattern is what shows)."""
+        grid = self.maps.maps[block][0, head]
+        low, high = grid.min(), grid.max()
+        scaled = (grid - low) / (high - low) if high > low else torch.zeros_like(grid)
+        size = (self.geometry.crop[3], self.geometry.crop[2])
+        heat = imaging.to_original(F.interpolate(scaled[None, None], size=size, mode="bilinear")[0, 0],
+                                   self.geometry)
+        return heatmap_preview(heat, width, height, image=None if ascii_only else self.image,
+                               ascii=True if ascii_only else None, mask=self.mask)
+
+
+def attention_shot(session: Session, photo: Path) -> AttentionShot:
+    """One no-grad forward of ``photo`` with every block's attention recorded (``cam.attention_view``);
+    runs in the view's worker. A model without global attention: one line, no forward."""
+    model = session.loaded.model
+    if not has_global_attention(model):
+        raise LayerscopeError(f"{type(model).__name__} has no global self-attention; the attention view "
+                              f"applies to {APPLIES_TO}")
+    explainer = PhotoExplainer(session.loaded, photo, tree=session.tree)
+    return AttentionShot(all_head_maps(model, explainer.input), explainer.image, photo, explainer.geometry,
+                         explainer.mask, id(model))

@@ -18,7 +18,8 @@ class Key(NamedTuple):
 
     @property
     def display(self) -> str:
-        return self.key.replace("slash", "/").replace("question_mark", "?")
+        return (self.key.replace("slash", "/").replace("question_mark", "?").replace("left_square_bracket", "[")
+                .replace("right_square_bracket", "]"))
 
 
 KEYS: list[Key] = [Key(*row) for row in [
@@ -44,6 +45,12 @@ KEYS: list[Key] = [Key(*row) for row in [
     ("f", "toggle_fold", "Fold", "Fold or unfold repeated blocks (×N)", False),
     ("x", "toggle_column", "Column", "Cycle the tree's column: params, MACs, activity, change", False),
     ("S", "toggle_shapes", "Shapes", "Show or hide each tree line's output shape (→ 1×64×56×56)", False),
+    ("v", "attention('toggle')", "Attention", "Attention per head at the highlighted transformer block, in the "
+     "map's place (v again: the map)", False),
+    ("right_square_bracket", "attention('next_block')", "Block", "Attention view: the next block", False),
+    ("left_square_bracket", "attention('previous_block')", "Block", "Attention view: the previous block", False),
+    ("h", "attention('next_head')", "Head", "Attention view: one head at a time, then every head", False),
+    ("H", "attention('previous_head')", "Head", "Attention view: one head at a time, backwards", False),
     ("question_mark", "help", "Help", "Show the keys", True),
     ("q", "quit", "Quit", "Quit layerscope", True),
 ]]

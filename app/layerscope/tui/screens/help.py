@@ -12,6 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from layerscope.tui.keys import Key
+
 NAVIGATION = [
     ("↑ ↓", "move the cursor"),
     ("← →", "collapse / expand (or go to parent / first child)"),
@@ -56,7 +58,7 @@ class HelpScreen(ModalScreen[None]):
         self.log_path = log
 
     def compose(self) -> ComposeResult:
-        keys = [(key.replace("slash", "/").replace("question_mark", "?"), text) for key, _, _, text, _ in self.keys]
+        keys = [(Key(*key).display, key[3]) for key in self.keys]  # "/", "?", "[", "]" as typed
         table = _two_columns(NAVIGATION + keys)
         with VerticalScroll(id="help-box"):
             yield Static(Text("layerscope keys", style="bold"), id="help-title")

@@ -23,6 +23,7 @@ from layerscope.tui.screens.image_path import ImagePathScreen
 from layerscope.tui.screens.model import FAILED
 from layerscope.tui.screens.model_spec import ModelSpecScreen
 from layerscope.tui.screens.pickers import ClassPicker, MethodPicker
+from layerscope.tui.widgets.attention import AttentionView
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
 from layerscope.tui.widgets.module_tree import ModuleTreeView
@@ -299,6 +300,15 @@ class MainScreen(ActivityScreen):
             self.notify(f"method: {method}", timeout=2, markup=False)
             self.follow_choices()
 
+    def action_attention(self, step: str) -> None:
+        """``v``: the attention view on the highlighted node's block, or closed; ``[ ] h H`` step it."""
+        view = self.query_one(AttentionView)
+        if step != "toggle" and (why := view.step(step)):
+            self.notify(why, severity="warning", timeout=3)
+        elif step == "toggle" and self.session is not None and self.current is not None:
+            if view.toggle(self.session, self.session.node(self.current).name):
+                self.action_show_tab("gradcam")
+
     def action_pick_class(self) -> None:
         if self.session is not None:
             self.app.push_screen(ClassPicker(self.session.loaded.categories or []), self._class_chosen)
@@ -364,6 +374,7 @@ class MainScreen(ActivityScreen):
         if session is None or panel.refuse_while_running():  # a map started while the path was being read
             return
         reset = session.change_image(message.path)
+        self.query_one(AttentionView).forget()
         self.photo_changed()
         panel.forget()
         self.action_show_tab("gradcam")

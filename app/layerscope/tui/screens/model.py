@@ -37,6 +37,7 @@ from layerscope.tui.threads import in_thread
 from layerscope.tui.widgets.api import ApiPanel
 from layerscope.tui.widgets.diffstatus import DiffStatus
 from layerscope.tui.widgets.footer import KeyFooter
+from layerscope.tui.widgets.attention import AttentionView
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
 from layerscope.tui.widgets.module_tree import ModuleTreeView
@@ -83,6 +84,7 @@ class ModelScreen(Screen):
                     yield ApiPanel(id="api-panel")
                 with TabPane("Grad-CAM", id="gradcam"):
                     yield CamPanel(self.options.pixels, id="cam-panel")
+                    yield AttentionView(id="attention-view")
         yield DiffStatus(id="diff-status")
         yield SearchBar(id="search")
         yield KeyFooter(FOOTER_KEEP)
@@ -173,6 +175,7 @@ class ModelScreen(Screen):
         if panel.refuse_while_running():
             return False
         cancel = panel.start(session, "the map")
+        self.query_one(AttentionView).close()  # a new map is shown in the view's place
         self.compute_map(session, camlink.CamRequest.of(session), panel.explainer, cancel)
         return True
 
@@ -240,6 +243,7 @@ class ModelScreen(Screen):
         self.current = 0
         panel = self.query_one(CamPanel)
         panel.reset()
+        self.query_one(AttentionView).forget()
         panel.describe(session)
         self.refresh_tabs()
         self.call_after_refresh(self.probe_shapes, session)  # the tree paints before the probe competes
