@@ -305,13 +305,12 @@ def test_a_convnet_or_windowed_attention_gets_one_line(resnet18):
         compute_cam(resnet18.model, x, "layer4", "rollout")
     swin = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=5,
                              img_size=56, window_size=7, depths=(1, 1), num_heads=(1, 2), embed_dim=16).eval()
-    with pytest.raises(LayerscopeError, match=r"windowed or pooled attention\); these methods apply to ViT"):
+    with pytest.raises(LayerscopeError, match=r"windowed.*attention\); these methods apply to ViT"):
         compute_cam(swin, torch.randn(1, 3, 56, 56), "layers.1", "gradrollout")
     assert compute_cam(swin, torch.randn(1, 3, 56, 56), "layers.1", "gradcam").raw.dim() == 2  # CAMs still work
     cait = timm.models.cait.Cait(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=5).eval()
     for method in ("rollout", "legrad"):  # its class-attention blocks attend from 1 token to 17
-        with pytest.raises(LayerscopeError, match=r"blocks_token_only.0 attends from 1 to 17 tokens where an earlier "
-                                                  r"block attended over 16 \(class attention"):
+        with pytest.raises(LayerscopeError, match=r"blocks_token_only.0 attends from 1 to 17 tokens \(class attention"):
             compute_cam(cait, torch.randn(1, 3, 32, 32), "blocks.1", method, target=0)
 
 

@@ -41,7 +41,7 @@ def test_top1_is_the_photo_subject(photo, mobilenet):
     assert session.target.name == expected
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", [name for name, m in METHODS.items() if not m.attends])
 def test_each_method_peaks_on_the_subject(photo, mobilenet, method):
     name, image, x, geometry, session = photo
     if method in ("scorecam",):

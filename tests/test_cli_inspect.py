@@ -123,7 +123,7 @@ def test_debug_shows_the_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "layerscope", "stats", "resnet5", "--debug"], capture_output=True, text=True
     )
-    assert result.returncode != 0 and "Traceback" in result.stderr and "LayerscopeError" in result.stderr
+    assert result.returncode != 0 and "Traceback" in result.stderr and "layerscope.errors.NotFoundError" in result.stderr
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch: seconds each

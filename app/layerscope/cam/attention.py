@@ -98,12 +98,9 @@ class AttentionRecorder:
 
     def _record(self, probs: Tensor) -> None:
         block = self._running[-1] if self._running else ""
-        first = self.records[0].shape if self.records else probs.shape
-        if probs.shape[-2] != probs.shape[-1] or probs.shape[-1] != first[-1] or probs.shape[0] != first[0]:
-            raise LayerscopeError(
-                f"{block or 'the model'} attends from {probs.shape[-2]} to {probs.shape[-1]} tokens where an earlier "
-                f"block attended over {first[-1]} (class attention, pooling or windows); these methods apply to "
-                f"{APPLIES_TO}")
+        problem = _unlike_the_first(probs.shape, self.records[0].shape if self.records else probs.shape)
+        if problem:
+            raise LayerscopeError(f"{block or 'the model'} {problem}; these methods apply to {APPLIES_TO}")
         if self.fold is not None:
             self.fold(probs)
         self.records.append(AttentionRecord(block, tuple(probs.shape), None if self.fold else probs))
@@ -118,6 +115,17 @@ class AttentionRecorder:
     def blocks(self) -> list[str]:
         """The blocks that attended, in the order they ran."""
         return list(dict.fromkeys(r.block for r in self.records))
+
+
+def _unlike_the_first(shape: torch.Size, first: tuple[int, ...]) -> str:
+    """Why an attention call cannot join a rollout begun by the first, or "" when it can."""
+    if shape[-2] != shape[-1]:
+        return f"attends from {shape[-2]} to {shape[-1]} tokens (class attention or pooling)"
+    if shape[-1] != first[-1]:
+        return f"attends over {shape[-1]} tokens where an earlier block attended over {first[-1]} (merged or pooled tokens)"
+    if shape[0] != first[0]:
+        return f"attends in {shape[0]} groups where an earlier block attended in {first[0]} (windowed attention)"
+    return ""
 
 
 def _block_candidates(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
