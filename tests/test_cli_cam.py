@@ -213,3 +213,28 @@ def test_preview_auto_falls_back_to_cells_when_nothing_answers(capsys):
     assert code == 0 and out.count("▀") == 20 * 7  # forced: half blocks even into a pipe
     code, out, err = _run(capsys, "cam", "--preview", "--width", "20")
     assert code == 0 and "▀" not in out and "%%%" in out  # auto into a pipe: the ASCII ramp
+
+
+def test_rollout_conventions_from_the_command_line_are_the_engines(capsys, tmp_path):
+    """``--head-fusion max --discard-ratio 0.5`` gives the map ``RolloutOptions(max, 0.5)`` gives."""
+    import torch
+
+    from attention_models import tiny_vit
+    from layerscope.cam import PhotoExplainer
+    from layerscope.cam.attention import RolloutOptions
+    from layerscope.imaging import SAMPLES
+    from layerscope.models import load_model
+
+    npy = tmp_path / "rollout.npy"
+    code, out, err = _run(capsys, "cam", "attention_models:tiny_vit", "--method", "rollout", "--layer", "blocks.2",
+                          "--head-fusion", "max", "--discard-ratio", "0.5", "--npy", str(npy))
+    assert code == 0, err
+    assert "method  rollout (heads fused by max, 50% smallest discarded)\n" in out
+    explainer = PhotoExplainer(load_model("attention_models:tiny_vit"), SAMPLES / "chelsea.png")
+    [expected] = explainer.maps(["blocks.2"], "rollout", rollout=RolloutOptions("max", 0.5))
+    [default] = explainer.maps(["blocks.2"], "rollout")
+    assert np.allclose(np.load(npy), explainer.on_photo(expected).numpy(), atol=1e-6)
+    assert not torch.allclose(expected.raw, default.raw)  # the options reach the map
+    assert isinstance(tiny_vit(), torch.nn.Module)
+    code, _, err = _run(capsys, "cam", "attention_models:tiny_vit", "--method", "rollout", "--discard-ratio", "1")
+    assert code == 2 and err.strip().endswith("discard ratio must be in [0, 1), got 1.0")

@@ -22,6 +22,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from layerscope import imaging
+from layerscope.cam.attention import RolloutOptions
 from layerscope.cam.core import CamPass, CamResult
 from layerscope.cam.detection import is_detection_model
 from layerscope.cam.layers import LayerRef, resolve_layer
@@ -132,6 +133,7 @@ class PhotoExplainer:
         cancel: Cancel | None = None,
         batch_size: int | None = None,
         precision: str = "auto",
+        rollout: RolloutOptions = RolloutOptions(),
     ) -> list[CamResult]:
         """One map per layer, from one forward and (for gradient methods) one backward.
 
@@ -139,12 +141,12 @@ class PhotoExplainer:
         more layers to capture in the same pass, so that a later call on them, with any
         method, runs no model. ``progress(done, total)`` counts the perturbed forwards of
         Score-CAM and Ablation-CAM over all layers; ``cancel`` stops them between batches;
-        ``batch_size`` and ``precision``: as for ``compute_cam``.
+        ``batch_size``, ``precision`` and ``rollout``: as for ``compute_cam``.
         """
         spec = get_method(method)
         names = list(dict.fromkeys(self.layer_name(layer) for layer in layers))
         extra = [self.layer_name(layer) for layer in hook]
-        cam_pass = self._pass_for(names, extra, spec, target)
+        cam_pass = self._pass_for(names, extra, spec, target, rollout)
         if spec.perturbs:
             found = self._perturbed(cam_pass, names, spec, progress, cancel=cancel, batch_size=batch_size,
                                     precision=precision)
@@ -158,20 +160,23 @@ class PhotoExplainer:
         names = [self.layer_name(layer) for layer in layers]
         return self._reusable(names, spec, target)
 
-    def _reusable(self, names: Sequence[str], spec: Method, target: TargetSpec) -> bool:
+    def _reusable(self, names: Sequence[str], spec: Method, target: TargetSpec,
+                  rollout: RolloutOptions = RolloutOptions()) -> bool:
         if self._pass is None or self._pass_key is None:
             return False
         kept_target, gradients, resolved = self._pass_key
         return (
             kept_target == target
             and self._pass.attention == spec.attends
+            and (not spec.attends or self._pass.rollout == rollout)
             and all(name in self._pass.layers for name in names)
             and (gradients or not spec.needs_grad)
             and (resolved or not (spec.needs_grad or spec.perturbs))
         )
 
-    def _pass_for(self, names: list[str], extra: list[str], spec: Method, target: TargetSpec) -> CamPass:
-        if self._reusable(names, spec, target):
+    def _pass_for(self, names: list[str], extra: list[str], spec: Method, target: TargetSpec,
+                  rollout: RolloutOptions) -> CamPass:
+        if self._reusable(names, spec, target, rollout):
             assert self._pass is not None
             return self._pass
         gradients = spec.needs_grad or bool(extra)  # hooked for later: keep what any method needs
@@ -180,6 +185,7 @@ class PhotoExplainer:
         cam_pass = CamPass(
             self.model, self.input, hooked, target, categories=self.loaded.categories, reshape=self.reshape,
             gradients=gradients, need_target=need_target, tree=self.tree, attention=spec.attends,
+            rollout=rollout,
         )  # built first: a pass that fails (a layer with no map) leaves the kept one usable
         self._pass, self._pass_key = cam_pass, (target, gradients, need_target)
         return cam_pass

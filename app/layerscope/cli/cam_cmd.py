@@ -18,6 +18,7 @@ from rich.table import Table
 
 from layerscope import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
+from layerscope.cam.attention import HEAD_FUSIONS, RolloutOptions
 from layerscope.cam.methods import Method
 from layerscope.cam.detection import explained_detections
 from layerscope.cam.precision import PRECISIONS, label
@@ -78,6 +79,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help=f"perturbed copies per forward (scorecam, ablationcam), at most {MAX_BATCH} "
                         "(default: measured for scorecam on the CPU, else 32)")
     add_precision_option(parser)
+    add_rollout_options(parser)
     add_debug_option(parser)
 
 
@@ -89,6 +91,15 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
                         "float32 or bfloat16; the map says when its scores were not float32")
 
 
+def add_rollout_options(parser: argparse.ArgumentParser) -> None:
+    """``--head-fusion`` and ``--discard-ratio``: attention rollout's conventions."""
+    parser.add_argument("--head-fusion", default="mean", choices=HEAD_FUSIONS,
+                        help="rollout: how each block's heads are fused (default mean, as Abnar & Zuidema)")
+    parser.add_argument("--discard-ratio", type=fraction, default=0.0, metavar="R",
+                        help="rollout: per row, the fraction R (0 ≤ R < 1) of the smallest attentions to other "
+                        "tokens set to zero before the identity is added (default 0)")
+
+
 class CamJob:
     """One ``cam``, ``sweep`` or ``rank`` command's work: the photo explained (``PhotoExplainer``)
     from the parsed arguments, and how its results are printed."""
@@ -96,6 +107,7 @@ class CamJob:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.method = get_method(args.method)  # fail on a typo before loading anything
+        self.rollout = RolloutOptions(getattr(args, "head_fusion", "mean"), getattr(args, "discard_ratio", 0.0))
         self.image_path = expand(args.image, "image") if args.image is not None else DEFAULT_IMAGE
         _check_outputs(args, self.image_path)
         image = imaging.load_image(self.image_path)  # a bad path fails before the model loads
@@ -111,7 +123,7 @@ class CamJob:
         target = _parse_target(self.args.target)
         method = method or self.method
         if not method.perturbs:
-            return self.explainer.maps(layers, method.name, target)
+            return self.explainer.maps(layers, method.name, target, rollout=self.rollout)
         label = layers[0] if len(layers) == 1 else f"{len(layers)} layers"
         columns = (TextColumn(f"{method.name} {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
@@ -219,7 +231,7 @@ def run_cam(args: argparse.Namespace) -> int:
     node = job.explainer.tree.get(result.layer)
     access = f" ({node.access_negative or node.access})" if node is not None else ""
     job.console.print(f"layer   {result.layer}{access}: {result.layout}")
-    scored = label(result.precision)
+    scored = label(result.precision) or (_rollout_label(job.rollout) if result.method == "rollout" else "")
     job.console.print(f"method  {result.method}{f' ({scored})' if scored else ''}")
     box = job.target_box(result)
     if result.all_zero:
@@ -295,3 +307,10 @@ def token_grid(grid: str | None, prefix: int | None) -> TokenGrid | None:
     if prefix is not None and prefix < 0:
         raise LayerscopeError(f"--prefix-tokens must be 0 or more, got {prefix}")
     return TokenGrid(grid=size, prefix_tokens=prefix)
+
+
+def _rollout_label(options: RolloutOptions) -> str:
+    """Rollout's conventions when they are not the paper's defaults."""
+    parts = [f"heads fused by {options.head_fusion}"] if options.head_fusion != "mean" else []
+    parts += [f"{options.discard_ratio:.0%} smallest discarded"] if options.discard_ratio else []
+    return ", ".join(parts)
