@@ -7,18 +7,17 @@ arithmetic, so even a huge model's shapes cost next to nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.example_inputs import ExampleInputs, Inputs, as_specs, describe_inputs, example_inputs
-from layerscope.locking import model_lock
+from layerscope.locking import model_lock, watched_pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +100,7 @@ def _probe_locked(
 ) -> dict[str, ShapeInfo]:
     shapes: dict[str, ShapeInfo] = {}
     try:
-        with hooked_eval(model) as handles:
+        with watched_pass(model) as handles:
             for name, module in model.named_modules():
                 if not name or isinstance(module, torch.jit.ScriptModule):
                     continue  # the model is watched around its call; TorchScript takes no hooks (its ops count above it)
@@ -114,24 +113,6 @@ def _probe_locked(
         raise LayerscopeError(f"shape probe failed with input {describe_inputs(inputs, dtype)}"
                               f"{_text_model_hint(model, inputs, dtype)}: {first_line(exc)}") from exc
     return shapes
-
-
-@contextmanager
-def hooked_eval(model: nn.Module) -> Iterator[list[RemovableHandle]]:
-    """The model in eval mode for passes that watch it through hooks: the caller appends its hook
-    handles to the yielded list. On the way out, even when a pass raises, every hook is removed and
-    every module gets back its own ``training`` flag (``train()`` would flip modules a user had
-    frozen in eval mode on purpose)."""
-    flags = [(m, m.training) for m in model.modules()]
-    handles: list[RemovableHandle] = []
-    try:
-        model.eval()
-        yield handles
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, flag in flags:
-            module.training = flag
 
 
 def _watched_call(model: nn.Module, example: ExampleInputs, shapes: dict[str, ShapeInfo],

@@ -20,8 +20,8 @@ from layerscope.errors import LayerscopeError, first_line
 from layerscope.example_inputs import ExampleInputs
 from layerscope.jobcontrol import Cancel, Progress, is_cancelled
 from layerscope.jobcontrol import Cancelled as ActivationsCancelled
-from layerscope.locking import model_lock
-from layerscope.probe import call_with, hooked_eval
+from layerscope.locking import model_lock, watched_pass
+from layerscope.probe import call_with
 
 Batch = torch.Tensor | ExampleInputs  # an image batch, or any forward's arguments
 
@@ -88,7 +88,7 @@ class _Recorder:
 
     def run(self, batches: Iterable[Batch], progress: Progress | None) -> int:
         examples = 0
-        with hooked_eval(self.model) as handles:
+        with watched_pass(self.model) as handles:
             handles.extend(module.register_forward_hook(self._hook(name)) for name, module in self.modules)
             for batch in batches:
                 self._check()

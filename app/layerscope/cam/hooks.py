@@ -18,39 +18,18 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from layerscope.errors import LayerscopeError
-from layerscope.locking import model_lock
+from layerscope.locking import watched_pass
 
 
 @contextmanager
 def model_guard(model: nn.Module, *, grad: bool) -> Iterator[list[RemovableHandle]]:
-    """Eval mode, frozen parameters, grad mode as asked; everything undone on the way out.
-
-    Holds the model's lock (``layerscope.locking``) throughout, so another thread's pass
-    cannot see these hooks or flags. Yields the list that callers append their hook
-    handles to.
-    """
+    """``locking.watched_pass`` with parameters frozen and ``grad`` mode as asked: what every CAM
+    pass runs under. A TorchScript archive (loaded with ``--trust``) takes no hooks: refused."""
     if isinstance(model, torch.jit.ScriptModule):  # a --trust'ed archive: browsable, not hookable
         raise LayerscopeError("Grad-CAM needs forward hooks, which TorchScript modules do not support; load the "
                               "model's Python class with its weights instead (a state_dict with --arch)")
-    with model_lock(model):
-        modules = list(model.modules())  # one walk for both lists: this runs once per map
-        training = [m for m in modules if m.training]  # only these change: an eval model costs nothing
-        frozen = [p for m in modules for p in m._parameters.values() if p is not None and p.requires_grad]
-        handles: list[RemovableHandle] = []
-        try:
-            for p in frozen:
-                p.requires_grad_(False)
-            for module in training:
-                module.training = False
-            with torch.inference_mode(False), torch.set_grad_enabled(grad):
-                yield handles
-        finally:
-            for handle in handles:
-                handle.remove()
-            for p in frozen:
-                p.requires_grad_(True)
-            for module in training:
-                module.training = True
+    with watched_pass(model, grad=grad, freeze=True) as handles:
+        yield handles
 
 
 def flatten_output(output: object) -> tuple[list[Tensor], Callable[[list[Tensor]], object]]:

@@ -37,10 +37,9 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from layerscope.errors import LayerscopeError
-from layerscope.probe import call_model
+from layerscope.example_inputs import ExampleInputs
 from layerscope.thirdparty import cpu_has_amx_tiles
 
 log = logging.getLogger(__name__)
@@ -77,15 +76,17 @@ def choose_precision(flops_per_copy: float) -> str:
 
 
 def flops_per_copy(model: nn.Module, copy: Tensor) -> float:
-    """Floating-point operations of one forward of ``copy`` (one image), as torch counts them
-    (convolutions and matrix products); 0 for a model the counter cannot follow."""
+    """Floating-point operations of one forward of ``copy`` (one image), counted by layerscope's
+    own counted pass (``cost``: the same kernels on every device, fused attention included, the
+    figure ``tree --cost`` prints); 0 for a model the counter cannot follow."""
+    from layerscope.cost import probe_cost  # the counted pass: only when a precision is chosen
+
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            call_model(model, copy)
+        _, table = probe_cost(model, ExampleInputs((copy,)))
     except Exception:  # any failure to count: the model runs in float32
         log.debug("no operation count for %s", type(model).__name__, exc_info=True)
         return 0.0
-    return float(counter.get_total_flops())
+    return float(table.total.flops)
 
 
 @contextlib.contextmanager
