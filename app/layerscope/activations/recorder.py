@@ -21,6 +21,7 @@ from layerscope.example_inputs import ExampleInputs
 from layerscope.jobcontrol import Cancel, Progress, is_cancelled
 from layerscope.jobcontrol import Cancelled as ActivationsCancelled
 from layerscope.locking import model_lock, watched_pass
+from layerscope.nested import first_float_tensor
 from layerscope.probe import call_with
 
 Batch = torch.Tensor | ExampleInputs  # an image batch, or any forward's arguments
@@ -112,7 +113,7 @@ class _Recorder:
     def _hook(self, name: str):
         def hook(module: nn.Module, _inputs: object, output: object) -> None:
             self._check()
-            tensor = _first_float_tensor(output)
+            tensor = first_float_tensor(output)
             if tensor is None:
                 return
             running = self.running.get(name)
@@ -144,16 +145,3 @@ class _Recorder:
 
     def results(self) -> dict[str, NodeActivity]:
         return {name: self.running[name].result() for name, _ in self.modules if name in self.running}
-
-
-def _first_float_tensor(output: object) -> torch.Tensor | None:
-    """A node's output, or the first floating tensor inside a tuple or mapping (an LSTM's
-    sequence, a Hugging Face output's first field)."""
-    if isinstance(output, torch.Tensor):
-        return output if output.is_floating_point() else None
-    values = output.values() if isinstance(output, dict) else output if isinstance(output, (list, tuple)) else ()
-    for value in values:
-        found = _first_float_tensor(value)
-        if found is not None:
-            return found
-    return None

@@ -19,6 +19,7 @@ from torch.utils.hooks import RemovableHandle
 
 from layerscope.errors import LayerscopeError
 from layerscope.locking import watched_pass
+from layerscope.nested import map_tensors
 
 
 @contextmanager
@@ -99,10 +100,5 @@ def checked_input(model: nn.Module, input_tensor: Tensor) -> Tensor:
 
 
 def detached(output: object) -> object:
-    if isinstance(output, Tensor):
-        return output.detach()
-    if isinstance(output, Mapping):
-        return {k: detached(v) for k, v in output.items()}
-    if isinstance(output, (list, tuple)):
-        return type(output)(detached(v) for v in output) if not hasattr(output, "_fields") else output
-    return output
+    """``output`` with every tensor detached (the scores kept after a pass)."""
+    return map_tensors(torch.Tensor.detach, output)

@@ -6,10 +6,10 @@ other bytes, so a different ``--dtype`` rescales it without another forward pass
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import torch
+
+from layerscope.nested import tensors_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +34,6 @@ class Footprint:
     def __sub__(self, other: Footprint) -> Footprint:
         return Footprint(self.float_elements - other.float_elements, self.float_bytes - other.float_bytes,
                          self.other_bytes - other.other_bytes)
-
-
-def tensors_in(value: object) -> Iterator[torch.Tensor]:
-    """The tensors inside an op's or a module's arguments or result (tuples, lists, dicts);
-    runs for every op of the pass, so a plain walk rather than torch's general pytree."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from tensors_in(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from tensors_in(item)
 
 
 def footprint_of(value: object) -> Footprint:
