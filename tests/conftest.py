@@ -53,7 +53,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def truecolor_terminal(monkeypatch):
-    """The app draws maps for the terminal's colour depth (layerscope.render.color_depth); tests
+    """The app draws maps for the terminal's colour depth (layerscope.presentation.render.color_depth); tests
     and snapshots see the same truecolor terminal whatever TERM the runner has."""
     monkeypatch.setenv("COLORTERM", "truecolor")
 

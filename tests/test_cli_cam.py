@@ -204,7 +204,7 @@ def test_preview_sixel_draws_over_the_cells_it_reserves(capsys):
 def test_preview_auto_falls_back_to_cells_when_nothing_answers(capsys):
     from rich.console import Console
 
-    from layerscope.pixels import preview_mode, terminal_graphics
+    from layerscope.presentation.pixels import preview_mode, terminal_graphics
 
     assert terminal_graphics() is None  # pytest's stdin is no terminal: nothing is even asked
     assert preview_mode("auto", Console(force_terminal=True, color_system="truecolor")) == "halfblock"

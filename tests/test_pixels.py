@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-CHILD = "from layerscope.pixels import terminal_graphics; import sys; print(terminal_graphics(), file=sys.stderr)"
+CHILD = "from layerscope.presentation.pixels import terminal_graphics; import sys; print(terminal_graphics(), file=sys.stderr)"
 
 
 def ask_through_a_pty(answer: bytes | None) -> str:

@@ -9,7 +9,7 @@ from PIL import Image
 from rich.console import Console
 
 from layerscope import imaging
-from layerscope.render import ASCII_RAMP, UPPER_HALF, heatmap_preview
+from layerscope.presentation.render import ASCII_RAMP, UPPER_HALF, heatmap_preview
 
 
 def _console(**kw) -> Console:
@@ -54,7 +54,7 @@ def test_overlay_preview_blends_the_photo():
 
 
 def test_colour_depth_is_read_from_the_terminal():
-    from layerscope.render import color_depth
+    from layerscope.presentation.render import color_depth
 
     def depth(**environ) -> str:
         return color_depth(Console(file=io.StringIO(), force_terminal=True, _environ=environ))
@@ -67,7 +67,7 @@ def test_colour_depth_is_read_from_the_terminal():
 
 
 def test_256_colours_dither_instead_of_posterizing():
-    from layerscope.render import xterm_indices, xterm_rgb
+    from layerscope.presentation.render import xterm_indices, xterm_rgb
 
     between = torch.zeros(16, 16, 3, dtype=torch.uint8)
     between[..., 0] = 115  # halfway between the cube's reds 95 (colour 52) and 135 (colour 88)

@@ -577,7 +577,7 @@ def test_a_narrow_footer_drops_the_least_needed_keys_first():
 async def test_the_map_follows_the_terminals_colour_depth(mobilenet, monkeypatch, term):
     """Textual keeps colours as RGB inside; a 256-colour terminal must get dithered palette colours
     (sent exactly), a 16-colour one the ASCII ramp, a truecolor one (the fixture's) any RGB."""
-    from layerscope.render import xterm_rgb
+    from layerscope.presentation.render import xterm_rgb
 
     if term is not None:
         monkeypatch.delenv("COLORTERM")

@@ -29,8 +29,8 @@ from layerscope.files import exists, expand, output_path, same_file
 from layerscope.options import add_model_options, load_from_args
 from layerscope.parsing import as_int, whole
 from layerscope.models.loaded import LoadedModel
-from layerscope.pixels import PREVIEW_CHOICES, kitty_escape, preview_mode, sixel_escape
-from layerscope.render import color_depth, heatmap_preview
+from layerscope.presentation.pixels import PREVIEW_CHOICES, kitty_escape, preview_mode, sixel_escape
+from layerscope.presentation.render import color_depth, heatmap_preview
 
 DEFAULT_IMAGE = imaging.SAMPLES / "chelsea.png"
 RANDOM_WEIGHTS_WARNING = "⚠ random weights: this map shows nothing learned"

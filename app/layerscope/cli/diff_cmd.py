@@ -49,7 +49,7 @@ def threshold(text: str) -> float:
 def run_diff(args: argparse.Namespace) -> int:
     from layerscope.diff import diff_checkpoints
     from layerscope.diff.export import diff_json
-    from layerscope.diff.text import diff_lines
+    from layerscope.presentation.diff_text import diff_lines
     from layerscope.models import parse_kwargs
 
     result = diff_checkpoints(args.a, args.b, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg))

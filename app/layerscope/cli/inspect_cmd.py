@@ -19,7 +19,7 @@ from layerscope.cli.common import add_debug_option, int_between, positive_int, p
 from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype
 from layerscope.errors import LayerscopeError
 from layerscope.example_inputs import MAX_BATCH, Inputs, parse_inputs
-from layerscope.guides import guided_lines
+from layerscope.presentation.guides import guided_lines
 from layerscope.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
 from layerscope.nodestats import (
@@ -164,7 +164,7 @@ def tree_lines(
     cost: CostTable | None = None,
 ) -> Iterator[Text]:
     """One ``Text`` per node (or folded run), guides included, never wider than ``width``
-    (``layerscope.guides``)."""
+    (``layerscope.presentation.guides``)."""
 
     def label(row: tuple[Node, RepeatRun | None]) -> Text:
         node, run = row

@@ -33,7 +33,7 @@ from layerscope.cam.targets import Eligibility, family_names, suggest_from_shape
 from layerscope.errors import LayerscopeError
 from layerscope.jobcontrol import Cancel, Progress
 from layerscope.probe import ShapeInfo
-from layerscope.render import HeatmapPreview, heatmap_preview
+from layerscope.presentation.render import HeatmapPreview, heatmap_preview
 from layerscope.savenames import map_stem, unused_stem
 from layerscope.tree import ModuleTree
 from layerscope.tui.session import Session

@@ -110,7 +110,7 @@ def launch(argv: list[str], commands: Sequence[str] = ()) -> int:
 
 def _pixels() -> str | None:
     """Ask the terminal for Kitty graphics or Sixel now: once Textual runs, it reads the answers."""
-    from layerscope.pixels import terminal_graphics
+    from layerscope.presentation.pixels import terminal_graphics
 
     graphics = terminal_graphics()
     if graphics is not None:

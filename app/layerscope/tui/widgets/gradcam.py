@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 def pixel_widget(protocol: str) -> Widget:
-    """textual-image's widget for ``protocol`` ("kitty" or "sixel", as ``layerscope.pixels`` found);
+    """textual-image's widget for ``protocol`` ("kitty" or "sixel", as ``layerscope.presentation.pixels`` found);
     imported only for a terminal that draws pixels (``launch`` imported it before the app ran)."""
     from textual_image.widget import SixelImage, TGPImage
 

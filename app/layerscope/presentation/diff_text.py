@@ -15,7 +15,7 @@ from rich.text import Text
 
 from layerscope.diff.records import STATUSES, NodeDiff, percent
 from layerscope.diff.result import DiffResult
-from layerscope.guides import guided_lines
+from layerscope.presentation.guides import guided_lines
 
 MARK_STYLES = {"=": "dim green", "+": "green", "−": "red"}
 SHOWN_FROZEN = 6

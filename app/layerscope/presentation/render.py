@@ -93,7 +93,7 @@ class HeatmapPreview:
         if self.image is None:
             return imaging.colorize(heat, self.colormap)
         mask = None if self.mask is None else _resample(self.mask.float(), *size) > 0.5
-        blended = imaging.overlay(self.image.resize(size, Image.BILINEAR), heat, self.colormap, self.alpha, mask)
+        blended = imaging.overlay(self.image.resize(size, Image.Resampling.BILINEAR), heat, self.colormap, self.alpha, mask)
         if self.box is not None:  # drawn at the preview's size: one pixel stays one half cell
             h, w = self.heatmap.shape
             x1, y1, x2, y2 = self.box
@@ -132,7 +132,7 @@ def heatmap_preview(
     return HeatmapPreview(
         heatmap=heatmap.detach().float().cpu(), width=width, height=max(1, int(height)), image=image,
         colormap=colormap, alpha=alpha, ascii=ascii, mask=mask, colors=colors,
-        box=None if box is None else tuple(float(v) for v in box),
+        box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
     )
 
 

@@ -5,7 +5,7 @@ protocol it speaks: textual-image sends the queries and waits 0.1 s for each ans
 a terminal that does not answer (most, and every pipe) gets cells instead.
 ``preview_mode`` turns ``--preview auto|kitty|sixel|halfblock|ascii`` into the renderer
 to use; ``kitty_escape`` and ``sixel_escape`` draw a picture with the two protocols,
-and ``layerscope.render`` draws the cells.
+and ``layerscope.presentation.render`` draws the cells.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from PIL import Image
 from rich.console import Console
 
 from layerscope.errors import LayerscopeError
-from layerscope.render import color_depth
+from layerscope.presentation.render import color_depth
 
 Graphics = Literal["kitty", "sixel"]
 PreviewMode = Literal["kitty", "sixel", "halfblock", "ascii"]
@@ -91,4 +91,4 @@ def fitted(picture: Image.Image) -> Image.Image:
     if max(picture.size) <= MAX_SIDE:
         return picture
     scale = MAX_SIDE / max(picture.size)
-    return picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.LANCZOS)
+    return picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.LANCZOS)
