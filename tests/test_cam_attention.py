@@ -273,6 +273,22 @@ def test_vit_b_16_legrad_equals_torchcam():
 # --- Hugging Face: eager attention's own output_attentions is the oracle ------------------------
 
 
+def _hf_oracle(model: nn.Module, x: torch.Tensor, target: int) -> dict[str, torch.Tensor]:
+    """The three formulas from an eager twin of ``model``: its own ``output_attentions`` and
+    ``output_hidden_states``, the probabilities and tokens inside the autograd graph."""
+    eager = type(model)._from_config(model.config, attn_implementation="eager").eval()
+    eager.load_state_dict(model.state_dict())
+    x = x.detach().clone().requires_grad_(True)
+    out = eager(pixel_values=x, output_attentions=True, output_hidden_states=True)
+    probs, hidden = list(out.attentions), out.hidden_states[1:]
+    grads = torch.autograd.grad(out.logits[:, target].sum(), probs, retain_graph=True)
+    score = lambda z: eager.classifier(eager.vit.layernorm(z.mean(dim=1)))[:, target].sum()  # noqa: E731
+    legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(hidden, probs)]
+    return {"rollout": oracle_rollout([p.detach() for p in probs], 1),
+            "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
+            "legrad": oracle_legrad(legrad, 1)}
+
+
 def test_a_hugging_face_vit_on_sdpa_equals_its_eager_attentions():
     from transformers import ViTConfig, ViTForImageClassification
 
@@ -280,19 +296,52 @@ def test_a_hugging_face_vit_on_sdpa_equals_its_eager_attentions():
                        intermediate_size=64, num_labels=5)
     torch.manual_seed(0)
     sdpa = ViTForImageClassification._from_config(config, attn_implementation="sdpa").eval()
-    eager = ViTForImageClassification._from_config(config, attn_implementation="eager").eval()
-    eager.load_state_dict(sdpa.state_dict())
-    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(9)).requires_grad_(True)
-    out = eager(pixel_values=x, output_attentions=True, output_hidden_states=True)
-    probs, hidden = list(out.attentions), out.hidden_states[1:]
-    grads = torch.autograd.grad(out.logits[:, 1].sum(), probs, retain_graph=True)
-    score = lambda z: eager.classifier(eager.vit.layernorm(z.mean(dim=1)))[:, 1].sum()  # noqa: E731
-    legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(hidden, probs)]
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    for method, oracle in _hf_oracle(sdpa, x, 1).items():
+        ours = compute_cam(sdpa, x, "vit.encoder.layer.2", method, target=1)
+        _close(ours.raw, _grid(oracle[0]))
+
+
+def test_a_hugging_face_vit_folder_through_the_photo_pipeline(tmp_path):
+    """Saved with ``save_pretrained``, opened by layerscope's own loader, explained on a photo."""
+    import transformers
+
+    from layerscope.cam import PhotoExplainer
+    from layerscope.imaging import SAMPLES
+    from layerscope.models import load_model
+
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(image_size=224, patch_size=32, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=4, intermediate_size=64, num_labels=3)
+    transformers.ViTForImageClassification(config).eval().save_pretrained(tmp_path)
+    transformers.ViTImageProcessor(size={"height": 224, "width": 224}).save_pretrained(tmp_path)
+    explainer = PhotoExplainer(load_model(str(tmp_path)), SAMPLES / "chelsea.png")
+    layer = explainer.suggested_layer()
+    oracle = _hf_oracle(explainer.model, explainer.input, 2)
+    for method in ("rollout", "gradrollout", "legrad"):
+        [result] = explainer.maps([layer], method, target=2)
+        assert result.raw.shape == (7, 7) and result.on_photo.shape == (300, 451)
+        _close(result.raw, _grid(oracle[method][0]))
+
+
+@pytest.mark.slow
+def test_vit_b_16_maps_equal_the_formulas_on_a_hand_written_forward():
+    from torchvision.models import vit_b_16
+
+    torch.manual_seed(0)
+    model = vit_b_16().eval()
+    nn.init.normal_(model.heads.head.weight, std=0.02)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(10)).requires_grad_(True)
+    logits, probs, outputs = _torchvision_by_hand(model, x)
+    grads = torch.autograd.grad(logits[:, 7].sum(), probs, retain_graph=True)
+    score = lambda z: model.heads(model.encoder.ln(z.mean(dim=1)))[:, 7].sum()  # noqa: E731
+    legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(outputs, probs)]
     expected = {"rollout": oracle_rollout([p.detach() for p in probs], 1),
                 "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
                 "legrad": oracle_legrad(legrad, 1)}
     for method, oracle in expected.items():
-        ours = compute_cam(sdpa, x.detach(), "vit.encoder.layer.2", method, target=1)
+        ours = compute_cam(model, x.detach(), "encoder.layers.encoder_layer_11", method, target=7)
+        assert ours.raw.shape == (14, 14)
         _close(ours.raw, _grid(oracle[0]))
 
 
