@@ -21,9 +21,9 @@ def view_on(block: str, *more: str):
         await settle(pilot)
         await enter_line(pilot, "slash", block)
         await pilot.press("v", *more)
-        await settle(pilot)
+        await settle(pilot, rounds=5)  # the view's worker, then its redraw after the resize it causes
         pilot.app.clear_notifications()
-        await pilot.pause()
+        await settle(pilot)
     return run_before
 
 
