@@ -113,3 +113,11 @@ def finished_report(report_folder, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("finished") / "out"
     return out, FolderReport(request(report_folder, out)).run()
 
+
+
+@pytest.fixture(scope="session")
+def counter_folder(tmp_path_factory) -> Path:
+    """A tiny Llama trained to count in steps, saved with its tokenizer (tests/lm_models.py)."""
+    from lm_models import save_counter
+
+    return save_counter(tmp_path_factory.mktemp("lm") / "counter")

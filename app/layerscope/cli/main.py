@@ -19,11 +19,13 @@ from collections.abc import Iterator, Sequence
 from layerscope import __version__
 from layerscope.errors import LayerscopeError
 
-COMMANDS = ("tree", "stats", "api", "cam", "sweep", "rank", "report", "diff", "activations", "weights")
+COMMANDS = ("tree", "stats", "api", "cam", "sweep", "rank", "report", "diff", "activations", "weights", "lens")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from layerscope.cli import activations_cmd, cam_cmd, diff_cmd, inspect_cmd, rank_cmd, report_cmd, weights_cmd
+    from layerscope.cli import (
+        activations_cmd, cam_cmd, diff_cmd, inspect_cmd, lens_cmd, rank_cmd, report_cmd, weights_cmd,
+    )
     from layerscope.options import OneLineParser
 
     parser = OneLineParser(
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff_cmd.add_parser(sub)
     activations_cmd.add_parser(sub)
     weights_cmd.add_parser(sub)
+    lens_cmd.add_parser(sub)
     return parser
 
 
