@@ -53,7 +53,7 @@ def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_table_marks_best_and_default_and_eigencam_is_class_blind(capsys):
+def test_table_marks_default_and_eigencam_is_class_blind_and_not_eligible(capsys):
     code, out, err = _run(capsys, "rank", "--layers", "features.16,features.18", "--steps", "2",
                           "--method", "eigencam", "--class", "tabby")
     assert code == 0, err
@@ -61,7 +61,10 @@ def test_table_marks_best_and_default_and_eigencam_is_class_blind(capsys):
     assert "scores  p(281 tabby), 2 steps, best first by insertion − deletion" in out  # ...but its scores are for tabby
     lines = [line.split() for line in out.splitlines() if line[:1].isdigit()]
     assert [row[1] for row in lines] == ["features[16]", "features[-1]"]
-    assert lines[0][6:] == ["+1.00", "best"] and lines[1][6:] == ["+1.00", "default"]
+    # class-blind maps follow no class: neither may be called best, and the output says why (issue 29)
+    assert lines[0][6:] == ["+1.00", "not", "eligible"] and lines[1][6:] == ["+1.00", "not", "eligible,", "default"]
+    assert "claim   no candidate is eligible to be called best" in out
+    assert "excluded features.16: fails the sanity check: ρ +1.00 ≥ 0.90" in " ".join(out.split())
     assert "sanity class-blind: eigencam's maps stay the same (ρ +1.00)" in " ".join(out.split())
 
 

@@ -23,7 +23,7 @@ from layerscope.cam.reshape import TokenGrid
 from layerscope.cam.scoring import class_index
 from layerscope.errors import LayerscopeError
 from layerscope.files import exists
-from layerscope.folder_report import page, pictures, stats
+from layerscope.folder_report import claims, page, pictures, stats
 from layerscope.folder_report.dataset import Folder, discover, folder_path
 from layerscope.folder_report.evidence import LABEL, PREDICTED, BatchExplainer, BatchOutput, ClassChoice, Settings
 from layerscope.folder_report.kept import is_sanity, maps_bytes
@@ -166,8 +166,13 @@ class FolderReport:
     def finish(self) -> dict:
         """``summary.json`` and ``index.html`` from the records as written."""
         records, s = self.store.records, self.settings
+        sanity = self._sanity(records)
         table = stats.layer_table(records, s.layers, s.access)
-        best = table[0] if table and table[0]["n"] else None
+        claims.annotate(table, sanity)
+        decision = claims.decide(claims.candidates(table, records))
+        rows = {row["layer"]: row for row in table}
+        best, leading = rows.get(decision["best"]), rows.get(decision["leading"]) or (table[0] if table and table[0]["n"]
+                                                                                    else None)
         counts = stats.accuracy(records)
         summary = {
             "model": self.request.model.spec, "weights": self.loaded.weights_label,
@@ -177,9 +182,10 @@ class FolderReport:
                        "skipped_by_reason": _by_reason(self.store.skipped)},
             "accuracy": counts["accuracy"], "labels_note": self.folder.note,
             "layers": table, "best_layer": best and best["layer"], "best_access_expression": best and best["access_expression"],
+            "leading_layer": leading and leading["layer"], **decision,
             "single_image": stats.disagreement(table),
-            "classes": self._classes(records, best),
-            "sanity": self._sanity(records),
+            "classes": self._classes(records, leading),
+            "sanity": sanity,
         }
         self.store.write_text(SUMMARY, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         self.store.write_text(PAGE, page.render(summary, records, self.store.skipped))
