@@ -38,7 +38,14 @@ def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
     gaps = [r["insertion_auc"] - r["deletion_auc"] for r in rows]
     assert gaps == sorted(gaps, reverse=True)
     assert {r["layer"]: r["access_expression"] for r in rows}["features.18"] == "model.features[-1]"
-    assert all(r["sanity_rho"] < 0.9 for r in rows)
+    assert all(r["sanity_rho"] < 0.9 and r["sanity"] == "passed" for r in rows)
+    # eligible unless the map's region does not carry the score (average drop ≥ 0.8); one photo: no best
+    assert [r["eligible"] for r in rows] == [r["average_drop"] < 0.8 for r in rows]
+    assert [r["not_eligible_because"] is None for r in rows] == [r["eligible"] for r in rows]
+    leading = next(r["layer"] for r in rows if r["eligible"])
+    assert (data["best"], data["leading"]) == (None, leading)
+    assert data["claim"].startswith(f"{leading} leads on this one photo")
+    assert [c["ci95"] for c in data["comparisons"]] == [None] * (len(rows) - 1)
     # the same maps scored directly through the engine give the same numbers
     loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
     x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / "coffee.png"), loaded.preprocess)

@@ -45,11 +45,9 @@ def not_eligible(average_drop: float, rho: float | None, all_zero: bool = False)
     if all_zero:
         return "its map is zero everywhere"
     if rho is not None and is_blind(rho):
-        return (f"fails the sanity check: ρ {rho:+.2f} ≥ {BLIND:.2f}, the map survives re-initialising "
-                "the layers above")
+        return f"fails the sanity check: ρ {rho:+.2f} ≥ {BLIND:.2f} (the map ignores the layers above)"
     if average_drop >= DROP_LIMIT:
-        return (f"average drop {average_drop:.3f} ≥ {DROP_LIMIT}: the photo kept only where the map lights "
-                "loses that share of the score, so that region does not carry it")
+        return f"average drop {average_drop:.3f} ≥ {DROP_LIMIT} (its region does not carry the score)"
     return None
 
 

@@ -192,9 +192,9 @@ def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], su
     console.print("del, ins: deletion (lower is better) and insertion (higher) AUC; drop: average drop (lower); "
                   "ρ: rank correlation with the map after re-initialising the layers above (lower: follows the model)",
                   style="dim")
-    console.print(f"claim   {decision['claim']}", soft_wrap=True, markup=False)
+    console.print(f"claim   {decision['claim']}", markup=False, highlight=False)
     if decision["not_eligible"]:
-        console.print(f"excluded {claims.excluded_line(decision['not_eligible'])}", soft_wrap=True, markup=False)
+        console.print(f"excluded {claims.excluded_line(decision['not_eligible'])}", markup=False, highlight=False)
     line = Text("sanity  ")
     line.append(verdict(ranking), "bold yellow" if ranking.blind or ranking.random_weights else "")
     console.print(line)
