@@ -188,3 +188,75 @@ def test_a_folder_where_two_layers_are_the_same_says_they_are_indistinguishable(
     assert summary["claim"] == "relu and same: indistinguishable on these 4 images, paired Δ +0.000 [+0.000, +0.000]"
     html = (tmp_path / "out/index.html").read_text()
     assert summary["claim"] in html and "none separated" in html
+
+
+def _twins_folder(tmp_path, count: int = 4):
+    torch.manual_seed(0)
+    model = Twins().eval()
+    with torch.no_grad():
+        model.head.weight.copy_(torch.tensor([[20.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+        model.head.bias.zero_()
+    images = tmp_path / "images"
+    images.mkdir(exist_ok=True)
+    generator = torch.Generator().manual_seed(1)
+    for i in range(count):
+        pixels = (torch.rand(32, 32, 3, generator=generator) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(images / f"{i}.png")
+    loaded = LoadedModel(model=model, spec="Twins", source="test", weights="none", pretrained=True,
+                         device=torch.device("cpu"), categories=["a", "b", "c"],
+                         preprocess=Preprocess(resize=None, crop=(32, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
+    return images, loaded
+
+
+def _run(images, loaded, out, method: str) -> tuple[dict, list[dict]]:
+    request = ReportRequest(images=images, out=out, model=ModelArgs("Twins"), layers="relu,same", method=method,
+                            steps=4, batch_size=2, workers=0, sanity_images=1)
+    summary = FolderReport(request, loaded=loaded).run()
+    return summary, [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def test_report_summarises_method_by_layer_pairs_and_resumes(tmp_path):
+    images, loaded = _twins_folder(tmp_path)
+    _, alone = _run(images, loaded, tmp_path / "alone", "gradcam++")
+    summary, records = _run(images, loaded, tmp_path / "both", "gradcam,gradcam++")
+    assert summary["method"] == "gradcam,gradcam++" and len(records) == 4 * 2 * 2
+    # each method's records are those of a report with that method alone
+    key = ("image", "layer", "deletion_auc", "insertion_auc", "insertion_minus_deletion", "average_drop")
+    assert [[r[k] for k in key] for r in records if r["method"] == "gradcam++"] == [[r[k] for k in key] for r in alone]
+    assert {r["overlay"].rsplit("/", 1)[-1] for r in records} == {
+        "gradcam@relu.png", "gradcam@same.png", "gradcam++@relu.png", "gradcam++@same.png"}  # gradcam++ kept apart
+    labels = {row["layer"] for row in summary["layers"]}
+    assert labels == {"gradcam@relu", "gradcam@same", "gradcam++@relu", "gradcam++@same"}
+    assert all(row["method"] == row["layer"].split("@")[0] for row in summary["layers"])
+    assert set(summary["sanity"]["rho"]) == labels and all(row["sanity"] != "not checked" for row in summary["layers"])
+    lead = summary["leading_layer"]
+    twin = lead.replace("@relu", "@same") if lead.endswith("@relu") else lead.replace("@same", "@relu")
+    twin_row = next(c for c in summary["comparisons"] if c["b"] == twin)
+    assert (twin_row["a"], twin_row["mean_difference"], twin_row["ci95"]) == (lead, 0.0, [0.0, 0.0])
+    assert twin in summary["tied_with_best"] and summary["best"] is None
+    assert len(summary["comparisons"]) == 3 and {c["a"] for c in summary["comparisons"]} == {lead}
+    # a torn run: the last batch's lines lost; the same command computes them again, identically
+    out = tmp_path / "both"
+    lines = (out / "records.jsonl").read_text().splitlines(keepends=True)
+    (out / "records.jsonl").write_text("".join(lines[:-5]))
+    again, resumed = _run(images, loaded, out, "gradcam,gradcam++")
+    assert resumed == records and again["comparisons"] == summary["comparisons"]
+
+
+def test_report_method_all_and_bad_lists(tmp_path):
+    from layerscope.cam.applies import methods_for
+    from layerscope.errors import LayerscopeError
+    from layerscope.folder_report.runner import method_names
+
+    assert method_names("all") == [] and method_names("GradCAM, gradcam,eigencam") == ["gradcam", "eigencam"]
+    with pytest.raises(LayerscopeError, match="unknown CAM method 'nope'"):
+        method_names("gradcam,nope")
+    with pytest.raises(LayerscopeError, match="--method names no method"):
+        method_names(" , ")
+    images, loaded = _twins_folder(tmp_path, count=1)
+    request = ReportRequest(images=images, out=tmp_path / "all", model=ModelArgs("Twins"), layers="relu",
+                            method="all", steps=2, batch_size=1, workers=0, sanity_images=0)
+    report = FolderReport(request, loaded=loaded)
+    assert report.settings.methods == tuple(methods_for(loaded.model))
+    assert "rollout" not in report.settings.methods  # no attention in a convnet
+    report.store.lock.release()

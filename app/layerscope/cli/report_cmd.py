@@ -42,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                                        "command's earlier report to continue)")
     report.add_argument("--layers", default="auto", help="comma-separated names, or auto (the blocks of the "
                                                          "suggested layer's family, at most 16)")
-    report.add_argument("--method", default="gradcam", help=f"one of: {', '.join(METHODS)}")
+    report.add_argument("--method", default="gradcam",
+                        help=f"one of: {', '.join(METHODS)}; or a comma list, or all (every method that applies "
+                             "to the model), to summarise method × layer pairs by the same evidence")
     report.add_argument("--class", dest="target", default="predicted", metavar="predicted|label|K",
                         help="explain the top prediction (default), the folder's label, or one class for all")
     report.add_argument("--steps", type=int_between(1, rank_cmd.MAX_STEPS), default=20,
@@ -167,7 +169,7 @@ def print_summary(console: Console, summary: dict) -> None:
     for place, row in enumerate(summary["layers"], 1):
         ci = row["ci95"]
         mean, rho, drop = row["mean_insertion_minus_deletion"], row["sanity_rho"], row["mean_average_drop"]
-        table.add_row(str(place), row["access_expression"].removeprefix("model."),
+        table.add_row(str(place), row.get("method", "") + "@" * ("method" in row) + row["access_expression"].removeprefix("model."),
                       "-" if mean is None else f"{mean:+.3f}", "-" if ci is None else f"{ci[0]:+.3f} to {ci[1]:+.3f}",
                       str(row["n"]), "-" if drop is None else f"{drop:.3f}", "-" if rho is None else f"{rho:+.2f}",
                       str(row["best_on_images"]), claims.note(summary, row["layer"]))
