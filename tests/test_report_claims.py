@@ -260,3 +260,45 @@ def test_report_method_all_and_bad_lists(tmp_path):
     assert report.settings.methods == tuple(methods_for(loaded.model))
     assert "rollout" not in report.settings.methods  # no attention in a convnet
     report.store.lock.release()
+
+
+class Pair(nn.Module):
+    """Class 0's logit is 6 · mean(red) + 0.5 · mean(1 − red) − 1: ``good`` holds the red channel
+    (what decides), ``bad`` its negative (weakly used): Grad-CAM at ``bad`` ranks the dark pixels first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.good = nn.ReLU()
+        self.bad = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        red = x[:, :1]
+        score = 6 * self.good(red).mean(dim=(2, 3)) + 0.5 * self.bad(1 - red).mean(dim=(2, 3)) - 1
+        return torch.cat([score, torch.zeros_like(score), torch.zeros_like(score)], dim=1)
+
+
+def test_a_folder_where_one_layer_clearly_wins_calls_it_best(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    generator = torch.Generator().manual_seed(2)
+    for i in range(6):  # a bright red square somewhere on a dim background
+        pixels = torch.rand(32, 32, 3, generator=generator) * 60
+        top, left = (int(v) for v in torch.randint(0, 20, (2,), generator=generator))
+        pixels[top:top + 12, left:left + 12, 0] = 255
+        Image.fromarray(pixels.to(torch.uint8).numpy()).save(images / f"{i}.png")
+    loaded = LoadedModel(model=Pair().eval(), spec="Pair", source="test", weights="none", pretrained=True,
+                         device=torch.device("cpu"), categories=["a", "b", "c"],
+                         preprocess=Preprocess(resize=None, crop=(32, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
+    request = ReportRequest(images=images, out=tmp_path / "out", model=ModelArgs("Pair"), layers="good,bad", target="0",
+                            steps=8, batch_size=3, workers=0, sanity_images=0)
+    summary = FolderReport(request, loaded=loaded).run()
+    records = [json.loads(line) for line in (tmp_path / "out/records.jsonl").read_text().splitlines()]
+    gap = {(r["image"], r["layer"]): r["insertion_minus_deletion"] for r in records}
+    diffs = [gap[image, "good"] - gap[image, "bad"] for image, layer in gap if layer == "good"]
+    mean = sum(diffs) / 6
+    half = 2.570582 * math.sqrt(sum((d - mean) ** 2 for d in diffs) / 5) / math.sqrt(6)  # t(0.975, 5)
+    assert mean - half > 0  # good wins on these images by more than the noise
+    assert summary["comparisons"] == [{"a": "good", "b": "bad", "mean_difference": pytest.approx(mean, abs=1e-6),
+                                       "ci95": pytest.approx([mean - half, mean + half], abs=1e-6), "n": 6}]
+    assert (summary["best"], summary["best_layer"], summary["tied_with_best"]) == ("good", "good", [])
+    assert summary["claim"].startswith("good: best on these 6 images, separated from every other eligible candidate")
