@@ -38,7 +38,14 @@ def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
     gaps = [r["insertion_auc"] - r["deletion_auc"] for r in rows]
     assert gaps == sorted(gaps, reverse=True)
     assert {r["layer"]: r["access_expression"] for r in rows}["features.18"] == "model.features[-1]"
-    assert all(r["sanity_rho"] < 0.9 for r in rows)
+    assert all(r["sanity_rho"] < 0.9 and r["sanity"] == "passed" for r in rows)
+    # eligible unless the map's region does not carry the score (average drop ≥ 0.8); one photo: no best
+    assert [r["eligible"] for r in rows] == [r["average_drop"] < 0.8 for r in rows]
+    assert [r["not_eligible_because"] is None for r in rows] == [r["eligible"] for r in rows]
+    leading = next(r["layer"] for r in rows if r["eligible"])
+    assert (data["best"], data["leading"]) == (None, leading)
+    assert data["claim"].startswith(f"{leading} leads on this one photo")
+    assert [c["ci95"] for c in data["comparisons"]] == [None] * (len(rows) - 1)
     # the same maps scored directly through the engine give the same numbers
     loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
     x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / "coffee.png"), loaded.preprocess)
@@ -53,7 +60,7 @@ def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_table_marks_best_and_default_and_eigencam_is_class_blind(capsys):
+def test_table_marks_default_and_eigencam_is_class_blind_and_not_eligible(capsys):
     code, out, err = _run(capsys, "rank", "--layers", "features.16,features.18", "--steps", "2",
                           "--method", "eigencam", "--class", "tabby")
     assert code == 0, err
@@ -61,7 +68,10 @@ def test_table_marks_best_and_default_and_eigencam_is_class_blind(capsys):
     assert "scores  p(281 tabby), 2 steps, best first by insertion − deletion" in out  # ...but its scores are for tabby
     lines = [line.split() for line in out.splitlines() if line[:1].isdigit()]
     assert [row[1] for row in lines] == ["features[16]", "features[-1]"]
-    assert lines[0][6:] == ["+1.00", "best"] and lines[1][6:] == ["+1.00", "default"]
+    # class-blind maps follow no class: neither may be called best, and the output says why (issue 29)
+    assert lines[0][6:] == ["+1.00", "not", "eligible"] and lines[1][6:] == ["+1.00", "not", "eligible,", "default"]
+    assert "claim   no candidate is eligible to be called best" in out
+    assert "excluded features.16: fails the sanity check: ρ +1.00 ≥ 0.90" in " ".join(out.split())
     assert "sanity class-blind: eigencam's maps stay the same (ρ +1.00)" in " ".join(out.split())
 
 

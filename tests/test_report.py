@@ -87,7 +87,20 @@ def test_summary_means_and_counts_equal_the_records(finished_report):
         assert row["mean_deletion_auc"] == pytest.approx(statistics.fmean(
             r["deletion_auc"] for r in records if r["layer"] == row["layer"]), abs=1e-6)
     means = [row["mean_insertion_minus_deletion"] for row in summary["layers"]]
-    assert means == sorted(means, reverse=True) and summary["best_layer"] == summary["layers"][0]["layer"]
+    assert means == sorted(means, reverse=True) and summary["leading_layer"] == summary["layers"][0]["layer"]
+    # the paired comparison, recomputed from the records: per image, leading − other, Student's t with 6 df
+    lead, other = summary["leading_layer"], summary["layers"][1]["layer"]
+    gap = {(r["image"], r["layer"]): r["insertion_minus_deletion"] for r in records}
+    diffs = [gap[image, lead] - gap[image, other] for image, layer in gap if layer == lead]
+    mean, half = statistics.fmean(diffs), 2.446912 * statistics.stdev(diffs) / math.sqrt(7)
+    (row,) = summary["comparisons"]
+    assert (row["a"], row["b"], row["n"]) == (lead, other, 7)
+    assert row["mean_difference"] == pytest.approx(mean, abs=1e-6)
+    assert row["ci95"] == pytest.approx([mean - half, mean + half], abs=1e-6)
+    separated = mean - half > 0 or mean + half < 0
+    assert summary["best_layer"] == (lead if separated else None)
+    assert summary["tied_with_best"] == ([] if separated else [other])
+    assert all(r["eligible"] and r["sanity"] == "passed" for r in summary["layers"])
     best = {}
     for r in records:
         if r["insertion_minus_deletion"] > best.get(r["image"], (None, -9))[1]:

@@ -119,9 +119,10 @@ def test_the_page_holds_every_record_and_escapes_names():
     summary = {"model": "m", "weights": "w", "images_folder": "/d", "method": "gradcam", "class": "predicted",
                "steps": 3, "images": 1, "skipped": 0, "counts": {**stats.accuracy(records), "skipped": 0},
                "accuracy": 1.0, "labels_note": "", "layers": table, "best_layer": "x", "best_access_expression": "model.x",
+               "leading_layer": "x", "claim": "x: best", "not_eligible": {"y": "<why>"},
                "single_image": stats.disagreement(table), "classes": stats.class_rows(records),
                "sanity": {"verdict": "not checked"}}
     html = page.render(summary, records, [{"path": "bad.txt", "reason": "not an image", "detail": "<x>"}])
     assert html.count('class="num record"') == 2 and 'data-image="&lt;b&gt;.png" data-layer="y"' in html
-    assert "<b>.png" not in html and "&lt;x&gt;" in html
+    assert "<b>.png" not in html and "&lt;x&gt;" in html and "y: &lt;why&gt;" in html  # the not-eligible line
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html

@@ -18,8 +18,37 @@ from layerscope.cam.core import CamResult
 from layerscope.cam.metrics import Faithfulness, faithfulness
 from layerscope.cam.perturb import Cancel, Progress
 from layerscope.cam.reshape import Reshape
-from layerscope.cam.sanity import is_blind, randomization_checks
+from layerscope.cam.sanity import BLIND, is_blind, randomization_checks
 from layerscope.errors import LayerscopeError
+
+# an average drop at or above this: the photo kept only where the map lights loses at least 80% of the
+# score, so that region does not carry it (Grad-CAM++ reports 36–47% for good maps on ImageNet)
+DROP_LIMIT = 0.8
+
+
+def layer_sanity(rho: float | None) -> str:
+    """One layer's sanity verdict in a word: ``passed``, ``class-blind`` (ρ ≥ ``BLIND``),
+    ``flat`` (the randomised map has nothing to compare: it changed) or ``not checked``."""
+    if rho is None:
+        return "not checked"
+    if rho != rho:
+        return "flat"
+    return "class-blind" if is_blind(rho) else "passed"
+
+
+def not_eligible(average_drop: float, rho: float | None, all_zero: bool = False) -> str | None:
+    """Why a map cannot be called best whatever its insertion − deletion, or None when it can.
+
+    Deletion and insertion reward maps that exploit the perturbation itself (a border, a
+    corner), so a high gap alone is no evidence: the map must also follow the model (the
+    sanity check) and its region must carry the score (average drop below ``DROP_LIMIT``)."""
+    if all_zero:
+        return "its map is zero everywhere"
+    if rho is not None and is_blind(rho):
+        return f"fails the sanity check: ρ {rho:+.2f} ≥ {BLIND:.2f} (the map ignores the layers above)"
+    if average_drop >= DROP_LIMIT:
+        return f"average drop {average_drop:.3f} ≥ {DROP_LIMIT} (its region does not carry the score)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -37,6 +66,15 @@ class LayerScore:
         """``method@layer`` when a ranking mixes methods, else the layer alone."""
         return f"{self.method}@{self.layer}" if self.method else self.layer
 
+    @property
+    def sanity(self) -> str:
+        return layer_sanity(self.rho)
+
+    @property
+    def excluded(self) -> str | None:
+        """Why this map cannot be called best (None: it can)."""
+        return not_eligible(self.scores.average_drop, self.rho, self.all_zero)
+
 
 @dataclass(frozen=True)
 class Ranking:
@@ -51,7 +89,13 @@ class Ranking:
 
     @property
     def best(self) -> LayerScore:
+        """The first of the order (highest insertion − deletion), eligible or not."""
         return self.layers[0]
+
+    @property
+    def leading(self) -> LayerScore | None:
+        """The first map that may be called best (``LayerScore.excluded`` is None), if any."""
+        return next((s for s in self.layers if s.excluded is None), None)
 
     @property
     def blind(self) -> bool:

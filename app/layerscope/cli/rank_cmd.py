@@ -24,6 +24,7 @@ from layerscope.cam.methods import Method
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.cam.ranking import Ranking, rank_maps, verdict
 from layerscope.cli import cam_cmd
+from layerscope.folder_report import claims
 from layerscope.cli.common import add_debug_option, fraction, int_between, print_json
 from layerscope.options import add_model_options
 from layerscope.tree import ModuleTree
@@ -74,14 +75,16 @@ def run_rank(args: argparse.Namespace) -> int:
     results, skipped = _maps_of(job, layers, methods, everything)
     ranking = _ranked(job, results)
     access = {r.layer: _access(explainer.tree, r.layer) for r in results}
+    decision = claims.decide([claims.Candidate(s.label, {"photo": s.scores.gap}, s.excluded) for s in ranking.layers],
+                             one_photo=True)
     for method, why in skipped:
         print(f"skipped {method}: {why}", file=sys.stderr)
     if args.json:
-        print_json({**ranking_json(ranking, access, args.steps), "precision": results[0].precision})
+        print_json({**ranking_json(ranking, access, args.steps), **decision, "precision": results[0].precision})
     else:
         job.print_header(results[0])
         job.print_precision(results[0])
-        print_ranking(job.console, ranking, access, explainer.suggested_layer(), args.steps)
+        print_ranking(job.console, ranking, access, explainer.suggested_layer(), args.steps, decision)
     if args.out:
         place = {(s.method, s.layer): i for i, s in enumerate(ranking.layers, 1)}
         tiles = [(_tile_label(ranking, r, place), explainer.overlay(r, args.colormap, args.alpha)) for r in results]
@@ -156,13 +159,19 @@ def ranking_json(ranking: Ranking, access: dict[str, str], steps: int) -> dict:
                 "increased": s.scores.increased,
                 "all_zero": s.all_zero,
                 "sanity_rho": None if s.rho is None or math.isnan(s.rho) else round(s.rho, 6),
+                "sanity": s.sanity,
+                "eligible": s.excluded is None,
+                "not_eligible_because": s.excluded,
             }
             for s in ranking.layers
         ],
     }
 
 
-def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], suggested: str, steps: int) -> None:
+def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], suggested: str, steps: int,
+                  decision: dict) -> None:
+    """The table (each row's note from the paired evidence: on one photo, ``leads`` and ``tied``,
+    never ``best``), then the claim, the candidates that cannot be best, and the sanity line."""
     name = f" {ranking.target_name}" if ranking.target_name else ""
     console.print(f"method  {ranking.method}")
     console.print(f"scores  p({ranking.target}{name}), {steps} steps, best first by insertion − deletion")
@@ -173,7 +182,7 @@ def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], su
     for header in headers:
         table.add_column(header, no_wrap=True, justify="left" if header in ("layer", "") else "right")
     for place, s in enumerate(ranking.layers, 1):
-        notes = ["best" if place == 1 else "", "default" if s.layer == suggested else "",
+        notes = [claims.note(decision, s.label), "default" if s.layer == suggested else "",
                  "zero map" if s.all_zero else ""]
         cells = [str(place), *([s.method] if mixed else []), access[s.layer].removeprefix("model."),
                  f"{s.scores.deletion_auc:.3f}", f"{s.scores.insertion_auc:.3f}", f"{s.scores.gap:+.3f}",
@@ -183,6 +192,9 @@ def print_ranking(console: Console, ranking: Ranking, access: dict[str, str], su
     console.print("del, ins: deletion (lower is better) and insertion (higher) AUC; drop: average drop (lower); "
                   "ρ: rank correlation with the map after re-initialising the layers above (lower: follows the model)",
                   style="dim")
+    console.print(f"claim   {decision['claim']}", markup=False, highlight=False)
+    if decision["not_eligible"]:
+        console.print(f"excluded {claims.excluded_line(decision['not_eligible'])}", markup=False, highlight=False)
     line = Text("sanity  ")
     line.append(verdict(ranking), "bold yellow" if ranking.blind or ranking.random_weights else "")
     console.print(line)

@@ -22,6 +22,7 @@ from layerscope.cam import METHODS
 from layerscope.cli import cam_cmd, rank_cmd
 from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
+from layerscope.folder_report import claims
 from layerscope.models import parse_kwargs
 from layerscope.options import DEFAULT_MODEL, add_model_options
 
@@ -41,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                                        "command's earlier report to continue)")
     report.add_argument("--layers", default="auto", help="comma-separated names, or auto (the blocks of the "
                                                          "suggested layer's family, at most 16)")
-    report.add_argument("--method", default="gradcam", help=f"one of: {', '.join(METHODS)}")
+    report.add_argument("--method", default="gradcam",
+                        help=f"one of: {', '.join(METHODS)}; or a comma list, or all (every method that applies "
+                             "to the model), to summarise method × layer pairs by the same evidence")
     report.add_argument("--class", dest="target", default="predicted", metavar="predicted|label|K",
                         help="explain the top prediction (default), the folder's label, or one class for all")
     report.add_argument("--steps", type=int_between(1, rank_cmd.MAX_STEPS), default=20,
@@ -158,22 +161,28 @@ def _duration(seconds: float) -> str:
 
 
 def print_summary(console: Console, summary: dict) -> None:
-    """The layer ranking over the folder, then accuracy, the single-photo note and the sanity verdict."""
+    """The layer ranking over the folder, what the paired evidence supports, then accuracy, the
+    single-photo note and the sanity verdict."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header in ("#", "layer", "ins−del", "95% CI", "n", "best on", ""):
+    for header in ("#", "layer", "ins−del", "95% CI", "n", "drop", "ρ", "best on", ""):
         table.add_column(header, no_wrap=True, justify="left" if header in ("layer", "") else "right")
     for place, row in enumerate(summary["layers"], 1):
         ci = row["ci95"]
-        mean = row["mean_insertion_minus_deletion"]
-        table.add_row(str(place), row["access_expression"].removeprefix("model."),
+        mean, rho, drop = row["mean_insertion_minus_deletion"], row["sanity_rho"], row["mean_average_drop"]
+        table.add_row(str(place), row.get("method", "") + "@" * ("method" in row) + row["access_expression"].removeprefix("model."),
                       "-" if mean is None else f"{mean:+.3f}", "-" if ci is None else f"{ci[0]:+.3f} to {ci[1]:+.3f}",
-                      str(row["n"]), str(row["best_on_images"]), "best" if place == 1 else "")
+                      str(row["n"]), "-" if drop is None else f"{drop:.3f}", "-" if rho is None else f"{rho:+.2f}",
+                      str(row["best_on_images"]), claims.note(summary, row["layer"]))
     counts = summary["counts"]
     console.print(f"images  {counts['images']} explained, {counts['skipped']} skipped"
                   + "".join(f", {n} {reason}" for reason, n in counts["skipped_by_reason"].items()),
                   markup=False, soft_wrap=True)
     console.print(table)
+    console.print(f"claim   {summary['claim']}", soft_wrap=True, markup=False)
+    if summary["not_eligible"]:
+        console.print(f"excluded {claims.excluded_line(summary['not_eligible'])}", soft_wrap=True, markup=False)
     if summary["accuracy"] is not None:
         console.print(f"accuracy {summary['accuracy']:.1%} ({counts['correct']} of {counts['labelled']})", markup=False)
     console.print(f"photos  {summary['single_image']['note']}", soft_wrap=True, markup=False)
     console.print(f"sanity  {summary['sanity']['verdict']}", soft_wrap=True, markup=False)
+

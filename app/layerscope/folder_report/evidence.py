@@ -21,6 +21,7 @@ from layerscope.cam.metrics import Faithfulness, faithfulness_batch
 from layerscope.cam.reshape import Reshape
 from layerscope.folder_report import pictures
 from layerscope.folder_report.decode import Decoded, Skip
+from layerscope.folder_report.kept import slot_label
 from layerscope.models import LoadedModel
 from layerscope.tree import ModuleTree, build_tree
 
@@ -34,12 +35,22 @@ class Settings:
 
     layers: tuple[str, ...]
     access: tuple[str, ...]
-    method: str = "gradcam"
+    method: str = "gradcam"  # one method, or several joined by commas (every one at every layer)
     target: ClassChoice = PREDICTED
     steps: int = 20
     perturb_batch: int = 64  # perturbed copies per forward
     colormap: str = "jet"
     alpha: float = 0.5
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(self.method.split(","))
+
+    @property
+    def slots(self) -> list[tuple[str, str, str, str]]:
+        """(method, layer, access expression, label) per map of an image, methods first."""
+        return [(m, layer, access, slot_label(m, layer, self.methods))
+                for m in self.methods for layer, access in zip(self.layers, self.access)]
 
 
 @dataclass
@@ -58,7 +69,7 @@ class BatchExplainer:
     def __init__(self, loaded: LoadedModel, settings: Settings, *, reshape: Reshape = None,
                  tree: ModuleTree | None = None) -> None:
         self.loaded, self.settings, self.reshape = loaded, settings, reshape
-        self.method = get_method(settings.method)
+        self.methods = [get_method(name) for name in settings.methods]
         self.tree = tree or build_tree(loaded.model)
 
     def explain(self, items: Sequence[Decoded | Skip]) -> BatchOutput:
@@ -74,19 +85,24 @@ class BatchExplainer:
     def _explain(self, group: list[Decoded], out: BatchOutput) -> None:
         s, model = self.settings, self.loaded.model
         x = torch.cat([item.input for item in group]).to(self.loaded.device)
-        cam_pass = CamPass(model, x, s.layers, self._target(group), categories=self.loaded.categories,
-                           reshape=self.reshape, gradients=self.method.needs_grad, need_target=True, tree=self.tree,
-                           attention=self.method.attends)
-        # float32 Score-CAM scores: a report's records do not yet say which precision scored them,
-        # and a report resumed on another machine must not mix precisions
-        results = cam_pass.results(self.method.name, s.layers, batch_size=s.perturb_batch, precision="float32")
-        heat = torch.stack([r.heatmap.reshape(len(group), *x.shape[-2:]) for r in results], dim=1)  # N×L×H×W
-        assert cam_pass.target is not None and cam_pass.target.classes is not None
-        classes = [int(k) for k in cam_pass.target.classes]
-        scores = faithfulness_batch(model, x, [list(maps) for maps in heat], classes, s.steps,
+        maps, passes = [], []
+        for method in self.methods:  # one forward and backward per method, every layer at once
+            cam_pass = CamPass(model, x, s.layers, self._target(group), categories=self.loaded.categories,
+                               reshape=self.reshape, gradients=method.needs_grad, need_target=True, tree=self.tree,
+                               attention=method.attends)
+            # float32 Score-CAM scores: a report's records do not yet say which precision scored them,
+            # and a report resumed on another machine must not mix precisions
+            results = cam_pass.results(method.name, s.layers, batch_size=s.perturb_batch, precision="float32")
+            maps += [r.heatmap.reshape(len(group), *x.shape[-2:]) for r in results]
+            passes.append(cam_pass)
+        heat = torch.stack(maps, dim=1)  # N×(methods·layers)×H×W
+        first = passes[0]
+        assert first.target is not None and first.target.classes is not None
+        classes = [int(k) for k in first.target.classes]
+        scores = faithfulness_batch(model, x, [list(row) for row in heat], classes, s.steps,
                                     batch_size=s.perturb_batch)
         for i, item in enumerate(group):
-            self._image(item, heat[i], classes[i], scores[i], cam_pass.scores[i:i + 1], out)
+            self._image(item, heat[i], classes[i], scores[i], first.scores[i:i + 1], out)
 
     def _target(self, group: list[Decoded]) -> int | list[int] | None:
         if self.settings.target == PREDICTED:
@@ -101,11 +117,11 @@ class BatchExplainer:
         out.files[pictures.thumbnail_path(name)] = pictures.thumbnail(item)
         out.files[pictures.maps_path(name)] = pictures.maps_npy(heat)
         head = self._head(item, cls, logits)
-        for layer, access, heatmap, score in zip(s.layers, s.access, heat, scores):
-            path = pictures.overlay_path(name, layer)
+        for (method, layer, access, _), heatmap, score in zip(s.slots, heat, scores):
+            path = pictures.overlay_path(name, layer, method if len(s.methods) > 1 else "")
             out.files[path] = pictures.overlay(item, heatmap, s.colormap, s.alpha)
             out.records.append({
-                **head, "layer": layer, "access_expression": access,
+                **head, "method": method, "layer": layer, "access_expression": access,
                 "deletion_auc": _rounded(score.deletion_auc), "insertion_auc": _rounded(score.insertion_auc),
                 "insertion_minus_deletion": _rounded(score.gap), "average_drop": _rounded(score.average_drop),
                 "increased": score.increased, "all_zero": not bool(heatmap.max() > 0), "overlay": path,
@@ -120,7 +136,7 @@ class BatchExplainer:
             "predicted": top[0].index, "predicted_name": top[0].name,
             "correct": None if label is None else top[0].index == label,
             "top5": [{"class": p.index, "name": p.name, "probability": _rounded(p.probability)} for p in top],
-            "method": self.method.name, "class": cls, "class_name": self._name(cls),
+            "method": self.settings.method, "class": cls, "class_name": self._name(cls),
             "width": item.size[0], "height": item.size[1], "thumbnail": pictures.thumbnail_path(item.file.name),
             "maps": pictures.maps_path(item.file.name),
         }

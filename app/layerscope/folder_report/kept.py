@@ -66,9 +66,16 @@ FIELDS: dict[str, Callable[[object], bool]] = {
 }
 
 
+def slot_label(method: str, layer: str, methods: Sequence[str]) -> str:
+    """What a (method, layer) pair is called in a report: the layer alone when one method ran
+    (every name and path as before methods could be listed), else ``method@layer``."""
+    return layer if len(methods) == 1 else f"{method}@{layer}"
+
+
 @dataclass(frozen=True)
 class RunShape:
-    """What this run's lines may name: its files (with their labels), layers and method."""
+    """What this run's lines may name: its files (with their labels), layers and methods
+    (``method``: their names joined by commas)."""
 
     labels: dict[str, int | None]
     layers: tuple[str, ...]
@@ -77,6 +84,18 @@ class RunShape:
     @classmethod
     def of(cls, folder: Folder, layers: Sequence[str], method: str) -> RunShape:
         return cls({f.name: f.label for f in folder.files}, tuple(layers), method)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(self.method.split(","))
+
+    @property
+    def slots(self) -> list[str]:
+        """Every (method, layer) pair's label, methods first: the order of an image's maps."""
+        return [slot_label(m, layer, self.methods) for m in self.methods for layer in self.layers]
+
+    def slot(self, record: dict) -> str:
+        return slot_label(record["method"], record["layer"], self.methods)
 
 
 def parse_lines(data: bytes) -> tuple[list[object], int]:
@@ -97,10 +116,10 @@ def is_record(row: object, run: RunShape) -> bool:
     if not (isinstance(row, dict) and set(row) == set(FIELDS) and all(check(row[k]) for k, check in FIELDS.items())):
         return False
     image, layer = row["image"], row["layer"]
-    return (image in run.labels and layer in run.layers and row["method"] == run.method
+    return (image in run.labels and layer in run.layers and row["method"] in run.methods
             and row["label"] == run.labels[image] and row["maps"] == pictures.maps_path(image)
             and row["thumbnail"] == pictures.thumbnail_path(image)
-            and row["overlay"] == pictures.overlay_path(image, layer))
+            and row["overlay"] == pictures.overlay_path(image, layer, row["method"] if len(run.methods) > 1 else ""))
 
 
 def is_skip(row: object, run: RunShape) -> bool:

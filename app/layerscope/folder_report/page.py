@@ -2,7 +2,7 @@
 
 Built from ``summary.json`` and the records alone: the layer ranking as an inline SVG
 chart, a sortable table of every image (one cell per record), galleries of the most and
-least faithful maps and of misclassified images at the best layer, the per-class mean
+least faithful maps and of misclassified images at the leading eligible layer, the per-class mean
 maps, and the skipped files. Pictures are the report folder's own PNGs, by relative path;
 style and script are inline (``page_assets``), so nothing is fetched from anywhere.
 """
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from html import escape
 from urllib.parse import quote
 
+from layerscope.folder_report.claims import excluded_line
 from layerscope.folder_report.page_assets import SCRIPT, STYLE
 from layerscope.folder_report.stats import images
 
@@ -40,7 +41,10 @@ def _header(summary: dict) -> str:
         ("model", f"{summary['model']} ({summary['weights']})"),
         ("images", f"{summary['images_folder']}: {summary['images']} explained, {summary['skipped']} skipped"),
         ("method", f"{summary['method']}, class: {summary['class']}, {summary['steps']} steps"),
-        ("best layer", f"{summary['best_layer']} ({summary['best_access_expression']})" if summary["best_layer"] else "-"),
+        ("best layer", f"{summary['best_layer']} ({summary['best_access_expression']})" if summary["best_layer"] else
+         "none separated" if summary["leading_layer"] else "-"),
+        ("the evidence", summary["claim"]),
+        *([("not eligible", excluded_line(summary["not_eligible"]))] if summary["not_eligible"] else []),
         ("one photo vs the folder", summary["single_image"]["note"]),
         ("accuracy", accuracy),
         ("sanity check", summary["sanity"]["verdict"]),
@@ -59,19 +63,32 @@ def _layers(summary: dict) -> str:
             f"</code></td><td class=\"num\">{_signed(row['mean_insertion_minus_deletion'])}</td>"
             f"<td class=\"num\">{'-' if ci is None else f'{_signed(ci[0])} to {_signed(ci[1])}'}</td>"
             f"<td class=\"num\">{row['n']}</td><td class=\"num\">{_plain(row['mean_deletion_auc'])}</td>"
-            f"<td class=\"num\">{_plain(row['mean_insertion_auc'])}</td><td class=\"num\">{row['best_on_images']}</td></tr>")
+            f"<td class=\"num\">{_plain(row['mean_insertion_auc'])}</td><td class=\"num\">{_plain(row['mean_average_drop'])}"
+            f"</td><td class=\"num\">{row['best_on_images']}</td><td>{escape(_sanity(row))}</td>"
+            f"<td>{escape(_eligible(row))}</td></tr>")
     head = ("<tr><th class=\"num\">#</th><th>layer</th><th>access</th><th class=\"num\">mean ins − del</th>"
             "<th class=\"num\">95% CI</th><th class=\"num\">n</th><th class=\"num\">del</th><th class=\"num\">ins</th>"
-            "<th class=\"num\">best on (images)</th></tr>")
-    return (f'<section id="layers"><h2>Layers, best first</h2>{_chart(summary["layers"])}'
+            "<th class=\"num\">drop</th><th class=\"num\">best on (images)</th><th>sanity</th><th>eligible</th></tr>")
+    return (f'<section id="layers"><h2>Layers, highest mean first</h2>{_chart(summary["layers"], summary["leading_layer"])}'
             f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
             '<p class="note">ins − del: insertion minus deletion AUC of the softmax probability of the explained class '
-            "(higher: the map finds what the model uses); CI: Student's t over the images; best on: the images whose "
-            "own ranking puts this layer first.</p></section>")
+            "(higher: the map finds what the model uses); CI: Student's t over the images; drop: mean average drop; "
+            "best on: the images whose own ranking puts this layer first; sanity: the median ρ of the randomisation "
+            "check. Layers are told apart by paired differences (per image, one layer's ins − del minus the "
+            f"other's, Student's t), not by these intervals: {escape(summary['claim'])}.</p></section>")
 
 
-def _chart(rows: Sequence[dict]) -> str:
-    """Horizontal bars of the mean with CI whiskers, best first."""
+def _sanity(row: dict) -> str:
+    rho = row.get("sanity_rho")
+    return row.get("sanity", "not checked") + ("" if rho is None else f" (ρ {rho:+.2f})")
+
+
+def _eligible(row: dict) -> str:
+    return "yes" if row.get("eligible") else row.get("not_eligible_because") or "no images"
+
+
+def _chart(rows: Sequence[dict], leading: str | None) -> str:
+    """Horizontal bars of the mean with CI whiskers, highest first; the leading eligible layer stands out."""
     rows = [r for r in rows if r["n"]]
     if not rows:
         return ""
@@ -86,7 +103,7 @@ def _chart(rows: Sequence[dict]) -> str:
         y, mean = i * line + 4, row["mean_insertion_minus_deletion"]
         start, end = sorted((x(0.0), x(mean)))
         parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{escape(row["layer"])}</text>')
-        parts.append(f'<rect class="{"best" if i == 0 else "bar"}" x="{start:.1f}" y="{y + 3}" '
+        parts.append(f'<rect class="{"best" if row["layer"] == leading else "bar"}" x="{start:.1f}" y="{y + 3}" '
                      f'width="{max(end - start, 1):.1f}" height="{line - 10}"><title>{_signed(mean)}</title></rect>')
         if row["ci95"]:
             a, b = (x(v) for v in row["ci95"])
@@ -99,7 +116,7 @@ def _chart(rows: Sequence[dict]) -> str:
 
 
 def _galleries(summary: dict, records: Sequence[dict]) -> str:
-    best = summary["best_layer"]
+    best = summary["leading_layer"]
     if best is None:
         return ""  # no image could be used: the skipped files say why
     at_best = [r for r in records if r["layer"] == best]
@@ -127,12 +144,12 @@ def _gallery(anchor: str, title: str, rows: Sequence[dict], total: int) -> str:
 
 
 def _classes(summary: dict) -> str:
-    if summary["best_layer"] is None:
+    if summary["leading_layer"] is None:
         return ""
     figures = "".join(_class_figure(row) for row in summary["classes"])
     key = "label" if summary["counts"]["labelled"] else "predicted class"
     return (f'<section id="classes"><h2>Classes: where the model looks, on average</h2><p class="note">Mean map at '
-            f'{escape(str(summary["best_layer"]))} of the images of each {key} (each map scaled 0–1, averaged over '
+            f'{escape(str(summary["leading_layer"]))} of the images of each {key} (each map scaled 0–1, averaged over '
             f"the model's input, the mean scaled to its own range).</p><div class=\"gallery\">{figures}</div></section>")
 
 

@@ -42,8 +42,11 @@ def thumbnail_path(name: str) -> str:
     return f"thumbs/{image_id(name)}.png"
 
 
-def overlay_path(name: str, layer: str) -> str:
-    return f"overlays/{image_id(name)}/{layer_stem(layer)}.png"
+def overlay_path(name: str, layer: str, method: str = "") -> str:
+    """``overlays/<image>/<layer>.png``; with ``method`` (a report of several methods)
+    ``<method>@<layer>.png``, the method's ``+`` kept (``gradcam`` and ``gradcam++`` differ)."""
+    prefix = re.sub(r"[^\w.+-]+", "_", method) + "@" if method else ""
+    return f"overlays/{image_id(name)}/{prefix}{layer_stem(layer)}.png"
 
 
 def maps_path(name: str) -> str:

@@ -19,15 +19,16 @@ from typing import Any
 from PIL import Image
 
 from layerscope.cam import PhotoExplainer, get_method, is_detection_model
+from layerscope.cam.applies import methods_for
 from layerscope.cam.reshape import TokenGrid
 from layerscope.cam.scoring import class_index
 from layerscope.errors import LayerscopeError
 from layerscope.files import exists
-from layerscope.folder_report import page, pictures, stats
+from layerscope.folder_report import claims, page, pictures, stats
 from layerscope.folder_report.dataset import Folder, discover, folder_path
 from layerscope.folder_report.evidence import LABEL, PREDICTED, BatchExplainer, BatchOutput, ClassChoice, Settings
 from layerscope.folder_report.kept import is_sanity, maps_bytes
-from layerscope.folder_report.sanity_sample import sample, sanity_check
+from layerscope.folder_report.sanity_sample import sample, sanity_checks
 from layerscope.folder_report.store import PAGE, SANITY, SUMMARY, ReportStore, check_outdir
 from layerscope.models import LoadedModel, load_model
 from layerscope.parsing import as_int
@@ -65,6 +66,7 @@ class ReportRequest:
     ``images``: the folder (class folders give labels); ``out``: the report folder;
     ``layers``: ``"auto"`` or comma-separated names; ``target``: ``"predicted"``,
     ``"label"`` or a class index or name; ``batch_size``: images per forward and backward;
+    ``method``: one method, a comma list or ``all`` (each method × layer pair a candidate);
     ``perturb_batch``: perturbed copies per forward (None: 4 on the CPU, 64 on a GPU);
     ``limit``: at most this many files, spread over the folder; ``workers``: decoding
     processes (local) or model actors (ray); ``engine``: ``"local"`` or ``"ray"``;
@@ -98,9 +100,10 @@ class FolderReport:
         if request.engine not in ENGINES:
             raise LayerscopeError(f"unknown engine {request.engine!r}; choose one of: {', '.join(ENGINES)}")
         self.request = request
-        method = get_method(request.method)  # mistakes in the command fail before the model loads
+        named = method_names(request.method)  # mistakes in the command fail before the model loads
         check_outdir(request.out, folder_path(request.images))
         self.loaded = loaded or request.model.load()
+        methods = named or methods_for(self.loaded.model)  # all: every method that applies to the model
         if is_detection_model(self.loaded.model):
             raise LayerscopeError("report scores a classifier's class probabilities; a detector's maps explain "
                                   "boxes: use layerscope cam on its photos instead")
@@ -109,7 +112,7 @@ class FolderReport:
         layers = resolve_layers(self.loaded, request.layers, request.reshape, self.tree)
         self.settings = Settings(
             layers=tuple(layers), access=tuple(access_expression(self.tree, name) for name in layers),
-            method=method.name, target=self._target(request.target), steps=request.steps,
+            method=",".join(methods), target=self._target(request.target), steps=request.steps,
             perturb_batch=request.perturb_batch or PERTURB_BATCH.get(self.loaded.device.type, PERTURB_BATCH_ACCELERATOR),
             colormap=request.colormap, alpha=request.alpha)
         inputs = [*request.model.files(), *self.loaded.files]  # the model's own: a cache, a folder, a factory
@@ -164,10 +167,21 @@ class FolderReport:
             self.store.lock.release()
 
     def finish(self) -> dict:
-        """``summary.json`` and ``index.html`` from the records as written."""
-        records, s = self.store.records, self.settings
-        table = stats.layer_table(records, s.layers, s.access)
-        best = table[0] if table and table[0]["n"] else None
+        """``summary.json`` and ``index.html`` from the records as written; with several methods
+        each (method, layer) pair is a candidate, named ``method@layer`` in every figure."""
+        s = self.settings
+        records = [{**r, "layer": self.store.shape.slot(r)} for r in self.store.records] if len(s.methods) > 1 \
+            else self.store.records
+        sanity = self._sanity(records)
+        labels = [label for *_, label in s.slots]
+        table = stats.layer_table(records, labels, [access for _, _, access, _ in s.slots])
+        for row in table if len(s.methods) > 1 else ():
+            row["method"] = row["layer"].split("@", 1)[0]
+        claims.annotate(table, sanity)
+        decision = claims.decide(claims.candidates(table, records))
+        rows = {row["layer"]: row for row in table}
+        best, leading = rows.get(decision["best"]), rows.get(decision["leading"]) or (table[0] if table and table[0]["n"]
+                                                                                    else None)
         counts = stats.accuracy(records)
         summary = {
             "model": self.request.model.spec, "weights": self.loaded.weights_label,
@@ -177,9 +191,10 @@ class FolderReport:
                        "skipped_by_reason": _by_reason(self.store.skipped)},
             "accuracy": counts["accuracy"], "labels_note": self.folder.note,
             "layers": table, "best_layer": best and best["layer"], "best_access_expression": best and best["access_expression"],
+            "leading_layer": leading and leading["layer"], **decision,
             "single_image": stats.disagreement(table),
-            "classes": self._classes(records, best),
-            "sanity": self._sanity(records),
+            "classes": self._classes(records, leading),
+            "sanity": sanity,
         }
         self.store.write_text(SUMMARY, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         self.store.write_text(PAGE, page.render(summary, records, self.store.skipped))
@@ -217,10 +232,11 @@ class FolderReport:
         rows = stats.class_rows(records)
         if best is None:
             return rows
-        layer = list(self.settings.layers).index(best["layer"])
+        labels = [label for *_, label in self.settings.slots]
+        layer = labels.index(best["layer"])
         groups = stats.class_groups(records)
         for row in rows:
-            size = maps_bytes(len(self.settings.layers))
+            size = maps_bytes(len(labels))
             maps = [pictures.read_maps(self.store.read(member["maps"], size))[layer] for member in groups[row["class"]]]
             row["mean_map"] = f"classes/{row['class']}.png"
             self.store.write_bytes(row["mean_map"], pictures.mean_map(maps))
@@ -232,10 +248,11 @@ class FolderReport:
         if not chosen:
             return {"images": [], "rho": {}, "class_blind": False, "verdict": "not checked"}
         kept = self.store.read_json(SANITY)
-        if is_sanity(kept, [row["image"] for row in chosen], self.settings.layers):
+        labels = [label for *_, label in self.settings.slots]
+        if is_sanity(kept, [row["image"] for row in chosen], labels):
             return kept["result"]  # type: ignore[index]
-        result = sanity_check(self.loaded, self.folder.root, chosen, self.settings.layers, self.settings.method,
-                              reshape=self.request.reshape, tree=self.tree)
+        result = sanity_checks(self.loaded, self.folder.root, chosen, self.settings.layers, self.settings.methods,
+                               reshape=self.request.reshape, tree=self.tree)
         self.store.write_text(SANITY, json.dumps({"sample": [row["image"] for row in chosen], "result": result},
                                                  ensure_ascii=False) + "\n")
         return result
@@ -252,6 +269,17 @@ def local_batches(explainer: BatchExplainer, folder: Folder, pending: list[list[
                         num_workers=workers)
     for items in loader:
         yield explainer.explain(items)
+
+
+def method_names(spec: str) -> list[str]:
+    """``--method``: one name, a comma list (each checked, in order, once) or ``all`` (an empty
+    list: every method that applies to the model, known once it is loaded)."""
+    if spec.strip().lower() == "all":
+        return []
+    names = list(dict.fromkeys(get_method(part.strip()).name for part in spec.split(",") if part.strip()))
+    if not names:
+        raise LayerscopeError("--method names no method; give one, a comma list, or all")
+    return names
 
 
 def resolve_layers(loaded: LoadedModel, spec: str, reshape: TokenGrid | None, tree: ModuleTree) -> list[str]:

@@ -54,6 +54,21 @@ def sanity_check(
             "class_blind": blind, "verdict": verdict(method, medians, len(used), blind)}
 
 
+def sanity_checks(
+    loaded: LoadedModel, root: Path, chosen: Sequence[dict], layers: Sequence[str], methods: Sequence[str], *,
+    reshape: Reshape = None, tree: ModuleTree | None = None,
+) -> dict:
+    """``sanity_check`` for each method; with several, ρ is keyed ``method@layer``, the verdict
+    is each method's joined by "; ", and the set is class-blind only when every method is."""
+    if len(methods) == 1:
+        return sanity_check(loaded, root, chosen, layers, methods[0], reshape=reshape, tree=tree)
+    found = {m: sanity_check(loaded, root, chosen, layers, m, reshape=reshape, tree=tree) for m in methods}
+    return {"images": next(iter(found.values()))["images"],
+            "rho": {f"{m}@{layer}": rho for m, result in found.items() for layer, rho in result["rho"].items()},
+            "class_blind": all(result["class_blind"] for result in found.values()),
+            "verdict": "; ".join(result["verdict"] for result in found.values())}
+
+
 def verdict(method: str, medians: dict[str, float], count: int, blind: bool) -> str:
     """One line, in the words ``rank`` uses, for a sample of ``count`` images."""
     if count == 0:

@@ -57,10 +57,10 @@ class ReportStore:
     def pending(self, folder: Folder, batch_size: int) -> list[list[int]]:
         """The batches still to compute, in order; the lines of a half-written one are dropped,
         and so are the lines of an image whose maps file is missing or damaged."""
-        layers = sorted(self.shape.layers)
+        layers = sorted(self.shape.slots)
         by_image: dict[str, list[str]] = {}
         for record in self.records:
-            by_image.setdefault(record["image"], []).append(record["layer"])
+            by_image.setdefault(record["image"], []).append(self.shape.slot(record))
         skips = Counter(r["path"] for r in self.skipped)
         whole = {name for name, got in by_image.items() if sorted(got) == layers and name not in skips}
         damaged = {name for name in whole if not maps_intact(self.root, name, len(layers))}
