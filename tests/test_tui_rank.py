@@ -107,11 +107,13 @@ async def test_r_ranks_the_family_marks_the_tree_and_b_jumps_to_the_best(small_m
         best_key = ranking.best.layer.rsplit(".", 1)[-1]
         if ranking.best.layer not in ("features.0", "features.18"):  # inside the folded 1…17 run
             assert any(f"#1 {gaps[0]:+.2f} at {best_key} 1…" in r and r.endswith("  1.8M") for r in rows)
-        assert any("Ranked 16 layers: best: model.features[" in n and "b makes it the target" in n
+        assert ranking.leading is not None
+        assert any("Ranked 16 layers: leads on this photo: model.features[" in n and "b makes it the target" in n
+                   and "a folder report says whether it is best" in n
                    and "sanity passed: gradcam's maps change" in n for n in notifications(app))
         await pilot.press("b")
         await settle(pilot)
-        assert app.main.session.node(app.main.session.target).name == ranking.best.layer
+        assert app.main.session.node(app.main.session.target).name == ranking.leading.layer  # eligible, not just first
         await pilot.press("g")
         await settle(pilot)
         assert "rank #1 of" in screen_text(app)  # "… of 16", wrapped in the narrow tab

@@ -143,7 +143,12 @@ def ranked_title(ranking: Ranking) -> str:
     return f"Ranked {len(ranking.layers)} layers"
 
 
-def ranked_text(ranking: Ranking, best_access: str, verdict: str) -> str:
-    """The notification after ``r``: the best layer and the sanity check's verdict."""
-    return (f"best: {best_access} (insertion − deletion {ranking.best.scores.gap:+.3f}); b makes it the "
-            f"target\nsanity {verdict}")
+def ranked_text(ranking: Ranking, best_access: str | None, verdict: str) -> str:
+    """The notification after ``r``: the leading eligible layer on this one photo (never called
+    best: one photo cannot separate layers; ``layerscope report`` over a folder can) and the
+    sanity check's verdict."""
+    lead = ranking.leading
+    if lead is None or best_access is None:
+        return f"no layer is eligible to lead (each fails the sanity check or carries no score)\nsanity {verdict}"
+    return (f"leads on this photo: {best_access} (insertion − deletion {lead.scores.gap:+.3f}); b makes it the "
+            f"target; a folder report says whether it is best\nsanity {verdict}")

@@ -266,8 +266,8 @@ class MainScreen(ActivityScreen):
         tree.ranks = {s.layer: (place, s.scores.gap) for place, s in enumerate(ranking.layers, 1)}
         tree.relabel()
         self.follow_choices()
-        best = session.tree.get(ranking.best.layer)
-        access = (best.access_negative or best.access) if best is not None else ranking.best.layer
+        lead = session.tree.get(ranking.leading.layer) if ranking.leading is not None else None
+        access = (lead.access_negative or lead.access) if lead is not None else None
         self.notify(camtext.ranked_text(ranking, access, camlink.verdict(ranking)), title=camtext.ranked_title(ranking),
                     severity="warning" if ranking.blind else "information", markup=False, timeout=12)
 
@@ -276,7 +276,7 @@ class MainScreen(ActivityScreen):
         if self.session is None or ranking is None:
             self.notify("no ranking yet: press r on a layer first", severity="warning", timeout=4)
             return
-        node = self.session.tree.get(ranking.best.layer)
+        node = self.session.tree.get(ranking.leading.layer) if ranking.leading is not None else None
         if node is not None:
             self.jump(node.index)
             self.set_target(node.index)
