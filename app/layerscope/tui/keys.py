@@ -30,7 +30,7 @@ KEYS: list[Key] = [Key(*row) for row in [
     ("a", "suggested_target", "Suggest", "Jump to and select the suggested Grad-CAM target", True),
     ("g", "compute", "Grad-CAM", "Compute the Grad-CAM map for the target", True),
     ("r", "rank", "Rank", "Rank the highlighted layer's family by its maps' scores", False),
-    ("b", "best_layer", "Best", "Jump to the best-ranked layer and make it the target", False),
+    ("b", "best_layer", "Lead", "Jump to the leading eligible layer and target it", False),
     ("p", "toggle_curves", "Curves", "Swap the map for its deletion and insertion curves, and back", False),
     ("m", "pick_method", "Method", "Choose the CAM method", True),
     ("c", "pick_class", "Class", "Choose the target class", True),
