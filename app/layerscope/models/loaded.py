@@ -6,6 +6,7 @@ pipeline can name a ``Preprocess`` or a ``LoadedModel`` without importing any so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Preprocess:
     crop: tuple[int, int] | None = (224, 224)  # None: keep the image's own size (detectors)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"  # of the resize: "bilinear", "bicubic" (timm's usual) or "nearest"
 
 
 @dataclass
@@ -43,6 +45,22 @@ class LoadedModel:
     categories: list[str] | None = None
     preprocess: Preprocess = field(default_factory=Preprocess)
     files: tuple[Path, ...] = ()  # every file the model was read from: outputs must never replace them
+
+    @classmethod
+    def from_module(
+        cls, model: nn.Module, *, preprocess: object = None, categories: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> LoadedModel:
+        """A module the caller holds, left as it is: see ``layerscope.models.own.from_module``.
+
+        Example:
+            >>> from torch import nn
+            >>> LoadedModel.from_module(nn.Linear(3, 2)).spec
+            'in-memory model'
+        """
+        from layerscope.models.own import from_module
+
+        return from_module(model, preprocess=preprocess, categories=categories, name=name)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
