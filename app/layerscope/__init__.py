@@ -16,11 +16,11 @@ def __getattr__(name: str) -> Any:
     """``summary`` and ``explore`` are imported when first asked for: ``import layerscope`` (and
     the app's first frame, which imports this package) must not wait for torch."""
     if name == "summary":
-        from layerscope.summarize import summary
+        from layerscope.cli.summary import summary
 
         return summary
     if name == "explore":
-        from layerscope.explorer import explore
+        from layerscope.tui.explore import explore
 
         return explore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from rich.text import Text
 from torch import nn
 
 from layerscope.cli.common import UNBOUNDED
-from layerscope.cli.inspect_cmd import _cost_header, _header, _tree_json, tree_lines
+from layerscope.cli.inspect_cmd import cost_header, model_header, tree_json, tree_lines
 from layerscope.errors import BadArgumentError
 from layerscope.example_inputs import ExampleInputs, Inputs, InputSpec
 from layerscope.models.loaded import LoadedModel
@@ -51,14 +51,14 @@ class Summary:
 
     def lines(self, width: int = UNBOUNDED) -> Iterator[Text]:
         """The header, the cost totals and one line per module (folded runs as one), as the CLI prints."""
-        yield _header(self.loaded, self.tree)
+        yield model_header(self.loaded, self.tree)
         if self.cost is not None:
-            yield _cost_header(self.tree, self.cost, self.dtype)
+            yield cost_header(self.tree, self.cost, self.dtype)
         yield from tree_lines(self.tree, self.shapes, self.depth, fold=True, width=width, cost=self.cost)
 
     def to_dict(self) -> dict[str, Any]:
         """The nested tree as ``layerscope tree --cost --json`` writes it."""
-        return _tree_json(self.tree, self.tree.root, self.shapes, self.depth, self.cost)
+        return tree_json(self.tree, self.tree.root, self.shapes, self.depth, self.cost)
 
     def __str__(self) -> str:
         buffer = io.StringIO()

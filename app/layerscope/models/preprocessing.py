@@ -1,64 +1,38 @@
-"""A model the caller already holds: a plain ``nn.Module`` made into a ``LoadedModel``.
+"""How an image becomes a model's input (``Preprocess``), and transforms read into one.
 
-Every engine entry point works on a ``LoadedModel``; a notebook or a training script holds an
-``nn.Module`` and its transforms. ``from_module`` is the one constructor between them: it
-takes the module as it is (never moved, copied or put in eval mode), the device its weights
-are on, and a preprocessing given as layerscope's ``Preprocess``, a torchvision or timm
-transform, or nothing (ImageNet's 256/224, or timm's own for a timm model).
+Kept as numbers, not a transform object, so that a heatmap can be mapped back onto the
+photo's geometry (``layerscope.imaging``). A caller's own transform (a torchvision
+``Compose``, ``weights.transforms()``, timm's ``create_transform``) is read step by step;
+a step whose effect on the geometry these numbers cannot say is refused in one line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from layerscope.errors import BadArgumentError
-from layerscope.models.loaded import LoadedModel, Preprocess
 
-SOURCE = "python"  # LoadedModel.source of a module handed over in-process
-WEIGHTS = "as held"
-NAME = "in-memory model"  # the spec line of headers: no spec loaded it
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 
-def from_module(
-    model: nn.Module, *, preprocess: Any = None, categories: Sequence[str] | None = None, name: str | None = None,
-) -> LoadedModel:
-    """``model`` as a ``LoadedModel``, left exactly as it is.
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the model's input; kept as numbers, not a transform object,
+    so that a heatmap can be mapped back onto the original photo's geometry."""
 
-    Args:
-        model: any ``torch.nn.Module``, on any device, lazy modules included.
-        preprocess: a ``Preprocess``, a torchvision ``Compose`` of ``Resize``/``CenterCrop``/
-            ``ToTensor``/``Normalize`` (timm's ``create_transform`` gives one), a torchvision
-            weights' ``transforms()``, or None (timm's config for a timm model, else ImageNet's).
-        categories: the class names, index by index (None: shown as numbers).
-        name: what headers call the model where they show a spec (default: "in-memory model").
+    resize: int | tuple[int, int] | None = 256  # shorter side, or an exact H×W (Hugging Face ViT)
+    crop: tuple[int, int] | None = (224, 224)  # None: keep the image's own size (detectors)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"  # of the resize: "bilinear", "bicubic" (timm's usual) or "nearest"
 
-    Returns:
-        The ``LoadedModel`` every engine entry point takes.
-
-    Raises:
-        BadArgumentError: ``model`` is no module, or ``preprocess`` has a step layerscope cannot map back.
-    """
-    if not isinstance(model, nn.Module):
-        raise BadArgumentError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    if categories is not None and (isinstance(categories, str) or not all(isinstance(c, str) for c in categories)):
-        raise BadArgumentError("categories must be a list of class names (strings), index by index")
-    return LoadedModel(
-        model=model, spec=name or NAME, source=SOURCE, weights=WEIGHTS, pretrained=True,
-        device=module_device(model), categories=list(categories) if categories is not None else None,
-        preprocess=as_preprocess(preprocess, model),
-    )
-
-
-def module_device(model: nn.Module) -> torch.device:
-    """Where the module's first parameter (else buffer) lives; cpu for a module with neither."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def as_preprocess(transform: Any, model: nn.Module | None = None) -> Preprocess:
@@ -79,10 +53,29 @@ def as_preprocess(transform: Any, model: nn.Module | None = None) -> Preprocess:
 
 def _default_for(model: nn.Module | None) -> Preprocess:
     if model is not None and isinstance(getattr(model, "pretrained_cfg", None), dict):
-        from layerscope.models.sources.timm import preprocess_from_timm
-
-        return preprocess_from_timm(model)
+        return timm_preprocess(model)
     return Preprocess()
+
+
+def timm_preprocess(model: nn.Module) -> Preprocess:
+    """timm's own eval transform for ``model`` (``resolve_data_config`` + ``create_transform``),
+    read as numbers: the pixels the model gets are the ones timm's transform gives (bicubic,
+    ``floor(224 / 0.9) = 248``). A transform these numbers cannot say (``crop_mode="squash"``)
+    falls back to the config read directly."""
+    from timm.data import create_transform, resolve_data_config
+
+    config = resolve_data_config({}, model=model)
+    try:
+        return as_preprocess(create_transform(**config))
+    except BadArgumentError:
+        side = int(config["input_size"][-1])
+        return Preprocess(resize=int(side / (config.get("crop_pct") or 0.875)),
+                          crop=(int(config["input_size"][-2]), side), mean=_triple(config["mean"]),
+                          std=_triple(config["std"]), interpolation=_known(config.get("interpolation")))
+
+
+def _known(mode: Any) -> str:
+    return mode if mode in INTERPOLATIONS else "bilinear"
 
 
 def _from_classification(transform: Any) -> Preprocess:
@@ -127,6 +120,3 @@ def _triple(values: Any) -> tuple[float, float, float]:
     if len(numbers) != 3:
         raise BadArgumentError(f"preprocess: mean and std need 3 values (RGB), got {len(numbers)}")
     return numbers[0], numbers[1], numbers[2]
-
-
-__all__ = ["as_preprocess", "from_module", "module_device"]
