@@ -33,27 +33,56 @@ from layerscope.cam.targets import eligible_layers, family_names, spread, sugges
 from layerscope.errors import LayerscopeError
 from layerscope.models.adapters import text_model_problem
 from layerscope.models.loaded import LoadedModel
+from layerscope.models.preprocessing import as_preprocess
 from layerscope.tree import ModuleTree, build_tree
 
 MAX_FAMILY = 16  # layers in an automatic sweep: enough to see the trend, few enough to read as tiles
 
 
 class PhotoExplainer:
-    """CAMs of one photo through one loaded model (``layerscope.models.load_model``).
+    """CAMs of one photo through one model: a loaded spec or the caller's own ``nn.Module``.
 
-    ``image`` is a path or a PIL image. Holds ``image`` (RGB, original size), ``input``
-    (``1×3×H×W`` on the model's device), ``geometry`` and ``mask`` (``H×W`` bool over the
-    photo: the pixels the model saw).
+    Holds ``image`` (RGB, original size), ``input`` (``1×3×H×W`` on the model's device),
+    ``geometry`` and ``mask`` (``H×W`` bool over the photo: the pixels the model saw), so
+    every map is also laid back on the photo and every overlay leaves the unseen borders alone.
+
+    Args:
+        loaded: a ``LoadedModel`` (``layerscope.models.load_model``) or any ``torch.nn.Module``
+            (made one by ``LoadedModel.from_module``; the module is used as it is, never moved).
+        image: a path or a PIL image.
+        preprocess: how the photo becomes the input: a ``Preprocess``, a torchvision ``Compose``
+            (``Resize``, ``CenterCrop``, ``ToTensor``, ``Normalize``), a torchvision weights'
+            ``transforms()`` or timm's ``create_transform``; None keeps the loaded model's own
+            (a plain module: timm's config for a timm model, else ImageNet's 256/224).
+        categories: class names, index by index, so targets can be named (a plain module's only source of them).
+        reshape: turns a transformer's tokens into a grid (``layerscope.cam.reshape``); None: found per layer.
+        tree: the model's module tree, when the caller has built it already.
+
+    Raises:
+        LayerscopeError: a text model, a model on the meta device, an unreadable photo or transform (one line).
+
+    Example:
+        >>> import torchvision
+        >>> from layerscope.cam import PhotoExplainer
+        >>> model = torchvision.models.resnet18()
+        >>> tf = torchvision.models.ResNet18_Weights.DEFAULT.transforms()
+        >>> explainer = PhotoExplainer(model, "app/layerscope/samples/chelsea.png", preprocess=tf)
+        >>> [result] = explainer.maps(["layer4"], "gradcam", target=281)
+        >>> tuple(result.heatmap.shape)
+        (224, 224)
     """
 
     def __init__(
         self,
-        loaded: LoadedModel,
+        loaded: LoadedModel | nn.Module,
         image: str | Path | Image.Image,
         *,
+        preprocess: Any = None,
+        categories: Sequence[str] | None = None,
         reshape: Reshape = None,
         tree: ModuleTree | None = None,
     ) -> None:
+        loaded = _as_loaded(loaded, preprocess, categories)
         problem = text_model_problem(loaded.model)
         if problem:
             raise LayerscopeError(problem)
@@ -214,3 +243,12 @@ class PhotoExplainer:
     def side_by_side(self, result: CamResult, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
         """Photo | map | overlay in one row, each at the photo's size."""
         return imaging.side_by_side(self.image, self.on_photo(result), colormap, alpha, self.mask)
+
+
+def _as_loaded(model: LoadedModel | nn.Module, preprocess: Any, categories: Sequence[str] | None) -> LoadedModel:
+    """A plain module made a ``LoadedModel``; a loaded one with the caller's preprocessing or names, if given."""
+    if not isinstance(model, LoadedModel):
+        return LoadedModel.from_module(model, preprocess=preprocess, categories=categories)
+    if preprocess is not None:
+        model = replace(model, preprocess=as_preprocess(preprocess, model.model))
+    return model if categories is None else replace(model, categories=list(categories))

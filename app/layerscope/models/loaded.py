@@ -101,6 +101,11 @@ class LoadedModel:
         files = [path for path in self.files if path.suffix.lower() in FILE_SUFFIXES]
         return str(files[-1]) if files else None
 
+    def diff_base(self) -> str | nn.Module | None:
+        """What the app's ``d`` compares with: the weights file, or for a module handed over in
+        Python (``from_module``) the module itself, its weights as they are in memory."""
+        return self.model if self.source == SOURCE else self.weights_file()
+
 
 def is_path_weights(weights: str) -> bool:
     """``--weights`` names a file (a state_dict to load), not a set of published weights."""
