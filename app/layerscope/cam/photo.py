@@ -61,7 +61,7 @@ class PhotoExplainer:
     Raises:
         LayerscopeError: a text model, a model on the meta device, an unreadable photo or transform (one line).
 
-    Example:
+    Examples:
         >>> import torchvision
         >>> from layerscope.cam import PhotoExplainer
         >>> model = torchvision.models.resnet18()
@@ -164,11 +164,27 @@ class PhotoExplainer:
     ) -> list[CamResult]:
         """One map per layer, from one forward and (for gradient methods) one backward.
 
-        ``target`` is a class index or name (the top prediction when None). ``hook`` names
-        more layers to capture in the same pass, so that a later call on them, with any
-        method, runs no model. ``progress(done, total)`` counts the perturbed forwards of
-        Score-CAM and Ablation-CAM over all layers; ``cancel`` stops them between batches;
-        ``batch_size`` and ``precision``: as for ``compute_cam``.
+        Args:
+            layers: qualified names, access expressions, modules, or ``"auto"`` (the suggested layer).
+            method: a CAM method (``layerscope.cam.METHODS``), as for ``compute_cam``.
+            target: a class index or name, a ``BoxTarget`` for detectors; None: the top prediction.
+            hook: more layers to capture in the same pass, so that a later call on them, with
+                any method and the same target, runs no model.
+            progress: ``progress(done, total)`` over the perturbed forwards of Score-CAM and
+                Ablation-CAM, all layers together.
+            cancel: asked between their batches; true stops them.
+            batch_size: perturbed copies per forward, as for ``compute_cam``.
+            precision: ``"auto"``, ``"float32"`` or ``"bfloat16"``, as for ``compute_cam``.
+
+        Returns:
+            One ``CamResult`` per distinct layer, its ``on_photo`` the map at the photo's size.
+
+        Raises:
+            LayerscopeError: an unknown layer, method or target; a layer with no map (one line).
+
+        Examples:
+            >>> [result] = explainer.maps(["auto"], "gradcam")  # doctest: +SKIP
+            >>> explainer.overlay(result).save("cam.png")        # doctest: +SKIP
         """
         spec = get_method(method)
         names = list(dict.fromkeys(self.layer_name(layer) for layer in layers))
@@ -237,7 +253,16 @@ class PhotoExplainer:
         return imaging.to_original(result.heatmap, self.geometry)
 
     def overlay(self, result: CamResult, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
-        """The photo, at its own size, with the map blended on where the model saw it."""
+        """The photo, at its own size, with the map blended on where the model saw it.
+
+        Args:
+            result: a map from ``maps``.
+            colormap: ``"jet"``, ``"turbo"``, ``"viridis"`` … (``layerscope.imaging.COLORMAPS``).
+            alpha: the map's weight in the blend, 0 (photo only) to 1 (map only).
+
+        Returns:
+            An RGB PIL image of the photo's size; pixels the crop cut off are the photo's own.
+        """
         return imaging.overlay(self.image, self.on_photo(result), colormap, alpha, self.mask)
 
     def side_by_side(self, result: CamResult, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:

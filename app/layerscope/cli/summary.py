@@ -103,7 +103,7 @@ def summary(
     Raises:
         LayerscopeError: the forward pass failed on the given input (one line: which input, why).
 
-    Example:
+    Examples:
         >>> import layerscope
         >>> from torch import nn
         >>> s = layerscope.summary(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), input_size=(2, 4))

@@ -34,8 +34,34 @@ def diff_checkpoints(
 ) -> DiffResult:
     """Compare checkpoint ``b`` (or a LoRA adapter folder) with checkpoint ``a``, per tensor and per node.
 
-    ``tree``: the module tree the nodes follow (the app passes the one it shows), else
-    ``arch`` (a model spec) or A's own architecture, else the keys' prefixes.
+    One key at a time, never two whole checkpoints in memory: each tensor's relative change
+    ``‖B − A‖ / ‖A‖``, largest absolute difference and cosine, summed over the module tree.
+
+    Args:
+        a: the base: a checkpoint file, a Hugging Face folder, or a state_dict or module held
+            in memory (``model.state_dict()``, ``model``).
+        b: the other side, as ``a``, or a PEFT LoRA adapter folder (compared as A + ΔW).
+        arch: a model spec whose module tree the nodes follow (checked against A's keys).
+        trust: allow files that run code when read.
+        kwargs: keyword arguments for ``arch``'s builder.
+        tree: the module tree the nodes follow (the app passes the one it shows); else ``arch``,
+            else A's own architecture (a module, a whole-model file, a folder's config), else the keys' prefixes.
+        progress: ``progress(done, total)`` before each tensor.
+        cancel: asked before each tensor; true stops the diff (``DiffCancelled``).
+
+    Returns:
+        A ``DiffResult``: ``tensors`` (one per key), ``nodes`` (per module, pre-order), notes.
+
+    Raises:
+        LayerscopeError: a missing or unsafe file, keys that do not fit ``arch``, a broken adapter (one line).
+
+    Examples:
+        >>> import torch
+        >>> from layerscope.diff import diff_checkpoints
+        >>> model = torch.nn.Linear(2, 2)
+        >>> tuned = {k: v + 1 for k, v in model.state_dict().items()}
+        >>> [t.status for t in diff_checkpoints(model, tuned).tensors]
+        ['changed', 'changed']
     """
     notes: list[str] = []
     label_a, label_b = (side if isinstance(side, str) else held_label(side) for side in (a, b))

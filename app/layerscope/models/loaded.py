@@ -64,7 +64,7 @@ class LoadedModel:
         Raises:
             BadArgumentError: ``model`` is no module, or ``preprocess`` has a step layerscope cannot map back.
 
-        Example:
+        Examples:
             >>> from torch import nn
             >>> LoadedModel.from_module(nn.Linear(3, 2)).spec
             'in-memory model'

@@ -57,7 +57,7 @@ def explore(
     Raises:
         BadArgumentError: ``model`` is no module, or ``example``/``preprocess`` cannot be read.
 
-    Example:
+    Examples:
         >>> import layerscope, torchvision                      # doctest: +SKIP
         >>> layerscope.explore(torchvision.models.resnet18())   # doctest: +SKIP
     """
