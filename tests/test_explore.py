@@ -63,7 +63,10 @@ def test_explore_runs_the_app_on_the_object_and_leaves_it_as_found(monkeypatch, 
             seen["cam"] = app.query_one(CamPanel).explainer
             seen["notes"] = notifications(app)
             seen["categories"] = app.main.session.loaded.categories
-            await pilot.press("q")
+            await pilot.press("d")  # the weights in memory are A: the prompt asks for B
+            await settle(pilot)
+            seen["diff prompt"] = type(app.screen).__name__
+            await pilot.press("escape", "q")
 
     monkeypatch.setattr(launch, "has_terminal", lambda: True)
     monkeypatch.setattr(launch, "terminal_pixels", lambda: None)
@@ -72,9 +75,26 @@ def test_explore_runs_the_app_on_the_object_and_leaves_it_as_found(monkeypatch, 
     assert layerscope.explore(model, example=torch.rand(1, 3, 64, 64), categories=["a", "b", "c"]) is None
     assert "Handmade" in str(seen["tree"]) and "in-memory model" in str(seen["tree"])
     assert seen["cam"] is not None and seen["categories"] == ["a", "b", "c"]
+    assert seen["diff prompt"] == "CheckpointPathScreen"
     assert seen["notes"] == ["Grad-CAM target: model.features"]  # the map drawn, no failure told
     assert same(fingerprint(model), before)
     assert model.features[2]._forward_hooks and mine.id in model.features[2]._forward_hooks
+
+
+def test_the_apps_diff_compares_the_weights_in_memory(tmp_path):
+    from layerscope.models import LoadedModel
+    from layerscope.tree import build_tree
+    from layerscope.tui import jobs
+    from layerscope.tui.session import Session
+
+    model = handmade()
+    tuned = {k: v + 1 for k, v in model.state_dict().items()}
+    torch.save(tuned, tmp_path / "tuned.pt")
+    session = Session(loaded=LoadedModel.from_module(model), tree=build_tree(model), image=tmp_path / "x.png")
+    result = jobs.diff_weights(session, str(tmp_path / "tuned.pt"), trust=False, progress=lambda *_: None,
+                               cancel=lambda: False)
+    assert result.a == "Handmade.state_dict() (in memory)"
+    assert {t.status for t in result.tensors} == {"changed"} and len(result.nodes) == len(session.tree)
 
 
 def test_left_as_found_undoes_what_ran_inside():
