@@ -104,3 +104,7 @@ class Siamese(nn.Module):
     def forward(self, left: torch.Tensor, right: torch.Tensor, *, scale: torch.Tensor | None = None) -> torch.Tensor:
         out = self.head(torch.abs(self.tower(left) - self.tower(right)))
         return out if scale is None else out * scale
+
+
+def siamese() -> Siamese:
+    return Siamese()

@@ -17,7 +17,7 @@ import pytest
 APP = Path(__file__).parent.parent / "app"
 MAX_LINES = 400
 FRONTS = ("layerscope.cli", "layerscope.tui")
-ENTRY = ("layerscope.entry", "layerscope.__main__")  # above both fronts: picks one
+ENTRY = ("layerscope.entry", "layerscope.__main__", "layerscope")  # above both fronts: picks one (layerscope: summary, explore)
 
 
 def module_files() -> dict[str, Path]:

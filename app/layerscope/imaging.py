@@ -96,7 +96,7 @@ def preprocess(image: Image.Image, spec: Preprocess) -> tuple[Tensor, Geometry]:
     check_input_size(image.size, spec)
     if spec.resize is not None:
         size = list(spec.resize) if isinstance(spec.resize, tuple) else [spec.resize]  # H×W, or the shorter side
-        resized = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        resized = TF.resize(image, size, interpolation=TF.InterpolationMode(spec.interpolation), antialias=True)
     rw, rh = resized.size
     ch, cw = spec.crop or (rh, rw)
     cropped = TF.center_crop(resized, [ch, cw])

@@ -8,7 +8,8 @@ photo (preprocessing, maps laid back on the photo, overlays): the notebook API, 
 what the CLI and the app call.
 """
 
-from layerscope.cam.core import CamPass, CamResult, compute_cam, compute_sweep, normalise
+from layerscope.cam.compute import compute_cam, compute_sweep
+from layerscope.cam.core import CamPass, CamResult, normalise
 from layerscope.cam.layers import resolve_layer
 from layerscope.cam.perturb import CamCancelled
 from layerscope.cam.detection import BoxTarget, is_detection_model

@@ -24,7 +24,6 @@ from layerscope.cam.hooks import capture_hook, checked_input, detached, keep_hoo
 from layerscope.cam.layers import LayerRef, resolve_layer, resolve_layers
 from layerscope.cam.methods import CamInputs, Method, get_method
 from layerscope.cam.perturb import Cancel, ModelPerturber, PerturbContext, Progress, memory_guard
-from layerscope.cam.precision import check_precision
 from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
 from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, class_scores, maybe_target
 from layerscope.errors import LayerscopeError
@@ -327,70 +326,3 @@ def normalise(maps: Tensor) -> Tensor:
 
 def _is_flat(heatmap: Tensor) -> bool:
     return not bool(heatmap.max() > 0)
-
-
-def compute_cam(
-    model: nn.Module,
-    input_tensor: Tensor,
-    layer: LayerRef,
-    method: str = "gradcam",
-    target: TargetSpec = None,
-    *,
-    categories: Sequence[str] | None = None,
-    reshape: Reshape = None,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-    batch_size: int | None = None,
-    precision: str = "auto",
-    rollout: RolloutOptions = RolloutOptions(),
-    **options: Any,
-) -> CamResult:
-    """The class-activation map of ``method`` at ``layer`` for ``target`` (top-1 when None).
-
-    Score-CAM and Ablation-CAM run ``batch_size`` perturbed copies per forward (None: chosen);
-    ``precision`` (``"auto"``, ``"float32"`` or ``"bfloat16"``) is what Score-CAM's masked
-    forwards run in, ``"auto"`` choosing bfloat16 only for a heavy model on a CPU with AMX
-    (``cam.precision``); the result's ``precision`` says which ran. ``rollout``: attention
-    rollout's head fusion and discard ratio (``cam.attention.RolloutOptions``)."""
-    if options:
-        raise LayerscopeError(f"unknown CAM option(s): {', '.join(sorted(options))}")
-    spec = get_method(method)
-    check_precision(precision)
-    cam_pass = _pass_for(spec, model, input_tensor, [layer], target, categories, reshape, rollout)
-    return cam_pass.result(cam_pass.layers[0], spec.name, progress=progress, cancel=cancel, batch_size=batch_size,
-                           precision=precision)
-
-
-def compute_sweep(
-    model: nn.Module,
-    input_tensor: Tensor,
-    layers: Sequence[LayerRef],
-    method: str = "gradcam",
-    target: TargetSpec = None,
-    *,
-    categories: Sequence[str] | None = None,
-    reshape: Reshape = None,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-    batch_size: int | None = None,
-    precision: str = "auto",
-    rollout: RolloutOptions = RolloutOptions(),
-) -> list[CamResult]:
-    """Maps at many layers from ONE forward and ONE ``torch.autograd.grad`` call
-    (``batch_size`` and ``precision``: as for ``compute_cam``)."""
-    spec = get_method(method)
-    check_precision(precision)
-    cam_pass = _pass_for(spec, model, input_tensor, layers, target, categories, reshape, rollout)
-    return cam_pass.results(spec.name, progress=progress, cancel=cancel, batch_size=batch_size, precision=precision)
-
-
-def _pass_for(
-    spec: Method, model: nn.Module, input_tensor: Tensor, layers: Sequence[LayerRef], target: TargetSpec,
-    categories: Sequence[str] | None, reshape: Reshape, rollout: RolloutOptions = RolloutOptions(),
-) -> CamPass:
-    """A pass computing exactly what ``spec`` needs: gradients only for gradient methods."""
-    return CamPass(
-        model, input_tensor, layers, target, categories=categories, reshape=reshape,
-        gradients=spec.needs_grad, need_target=spec.needs_grad or spec.perturbs, attention=spec.attends,
-        rollout=rollout,
-    )

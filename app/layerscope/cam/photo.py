@@ -34,27 +34,56 @@ from layerscope.cam.targets import eligible_layers, family_names, spread, sugges
 from layerscope.errors import LayerscopeError
 from layerscope.models.adapters import text_model_problem
 from layerscope.models.loaded import LoadedModel
+from layerscope.models.preprocessing import as_preprocess
 from layerscope.tree import ModuleTree, build_tree
 
 MAX_FAMILY = 16  # layers in an automatic sweep: enough to see the trend, few enough to read as tiles
 
 
 class PhotoExplainer:
-    """CAMs of one photo through one loaded model (``layerscope.models.load_model``).
+    """CAMs of one photo through one model: a loaded spec or the caller's own ``nn.Module``.
 
-    ``image`` is a path or a PIL image. Holds ``image`` (RGB, original size), ``input``
-    (``1×3×H×W`` on the model's device), ``geometry`` and ``mask`` (``H×W`` bool over the
-    photo: the pixels the model saw).
+    Holds ``image`` (RGB, original size), ``input`` (``1×3×H×W`` on the model's device),
+    ``geometry`` and ``mask`` (``H×W`` bool over the photo: the pixels the model saw), so
+    every map is also laid back on the photo and every overlay leaves the unseen borders alone.
+
+    Args:
+        loaded: a ``LoadedModel`` (``layerscope.models.load_model``) or any ``torch.nn.Module``
+            (made one by ``LoadedModel.from_module``; the module is used as it is, never moved).
+        image: a path or a PIL image.
+        preprocess: how the photo becomes the input: a ``Preprocess``, a torchvision ``Compose``
+            (``Resize``, ``CenterCrop``, ``ToTensor``, ``Normalize``), a torchvision weights'
+            ``transforms()`` or timm's ``create_transform``; None keeps the loaded model's own
+            (a plain module: timm's config for a timm model, else ImageNet's 256/224).
+        categories: class names, index by index, so targets can be named (a plain module's only source of them).
+        reshape: turns a transformer's tokens into a grid (``layerscope.cam.reshape``); None: found per layer.
+        tree: the model's module tree, when the caller has built it already.
+
+    Raises:
+        LayerscopeError: a text model, a model on the meta device, an unreadable photo or transform (one line).
+
+    Examples:
+        >>> import torchvision
+        >>> from layerscope.cam import PhotoExplainer
+        >>> model = torchvision.models.resnet18()
+        >>> tf = torchvision.models.ResNet18_Weights.DEFAULT.transforms()
+        >>> explainer = PhotoExplainer(model, "app/layerscope/samples/chelsea.png", preprocess=tf)
+        >>> [result] = explainer.maps(["layer4"], "gradcam", target=281)
+        >>> tuple(result.heatmap.shape)
+        (224, 224)
     """
 
     def __init__(
         self,
-        loaded: LoadedModel,
+        loaded: LoadedModel | nn.Module,
         image: str | Path | Image.Image,
         *,
+        preprocess: Any = None,
+        categories: Sequence[str] | None = None,
         reshape: Reshape = None,
         tree: ModuleTree | None = None,
     ) -> None:
+        loaded = _as_loaded(loaded, preprocess, categories)
         problem = text_model_problem(loaded.model)
         if problem:
             raise LayerscopeError(problem)
@@ -137,11 +166,28 @@ class PhotoExplainer:
     ) -> list[CamResult]:
         """One map per layer, from one forward and (for gradient methods) one backward.
 
-        ``target`` is a class index or name (the top prediction when None). ``hook`` names
-        more layers to capture in the same pass, so that a later call on them, with any
-        method, runs no model. ``progress(done, total)`` counts the perturbed forwards of
-        Score-CAM and Ablation-CAM over all layers; ``cancel`` stops them between batches;
-        ``batch_size``, ``precision`` and ``rollout``: as for ``compute_cam``.
+        Args:
+            layers: qualified names, access expressions, modules, or ``"auto"`` (the suggested layer).
+            method: a CAM method (``layerscope.cam.METHODS``), as for ``compute_cam``.
+            target: a class index or name, a ``BoxTarget`` for detectors; None: the top prediction.
+            hook: more layers to capture in the same pass, so that a later call on them, with
+                any method and the same target, runs no model.
+            progress: ``progress(done, total)`` over the perturbed forwards of Score-CAM and
+                Ablation-CAM, all layers together.
+            cancel: asked between their batches; true stops them.
+            batch_size: perturbed copies per forward, as for ``compute_cam``.
+            precision: ``"auto"``, ``"float32"`` or ``"bfloat16"``, as for ``compute_cam``.
+            rollout: attention rollout's head fusion and discard ratio, as for ``compute_cam``.
+
+        Returns:
+            One ``CamResult`` per distinct layer, its ``on_photo`` the map at the photo's size.
+
+        Raises:
+            LayerscopeError: an unknown layer, method or target; a layer with no map (one line).
+
+        Examples:
+            >>> [result] = explainer.maps(["auto"], "gradcam")  # doctest: +SKIP
+            >>> explainer.overlay(result).save("cam.png")        # doctest: +SKIP
         """
         spec = get_method(method)
         names = list(dict.fromkeys(self.layer_name(layer) for layer in layers))
@@ -214,9 +260,27 @@ class PhotoExplainer:
         return imaging.to_original(result.heatmap, self.geometry)
 
     def overlay(self, result: CamResult, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
-        """The photo, at its own size, with the map blended on where the model saw it."""
+        """The photo, at its own size, with the map blended on where the model saw it.
+
+        Args:
+            result: a map from ``maps``.
+            colormap: ``"jet"``, ``"turbo"``, ``"viridis"`` … (``layerscope.imaging.COLORMAPS``).
+            alpha: the map's weight in the blend, 0 (photo only) to 1 (map only).
+
+        Returns:
+            An RGB PIL image of the photo's size; pixels the crop cut off are the photo's own.
+        """
         return imaging.overlay(self.image, self.on_photo(result), colormap, alpha, self.mask)
 
     def side_by_side(self, result: CamResult, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
         """Photo | map | overlay in one row, each at the photo's size."""
         return imaging.side_by_side(self.image, self.on_photo(result), colormap, alpha, self.mask)
+
+
+def _as_loaded(model: LoadedModel | nn.Module, preprocess: Any, categories: Sequence[str] | None) -> LoadedModel:
+    """A plain module made a ``LoadedModel``; a loaded one with the caller's preprocessing or names, if given."""
+    if not isinstance(model, LoadedModel):
+        return LoadedModel.from_module(model, preprocess=preprocess, categories=categories)
+    if preprocess is not None:
+        model = replace(model, preprocess=as_preprocess(preprocess, model.model))
+    return model if categories is None else replace(model, categories=list(categories))

@@ -117,18 +117,18 @@ def run_tree(args: argparse.Namespace) -> int:
     tree = build_tree(loaded.model)
     shapes, cost = _shapes_and_cost(args, loaded)
     if args.json:
-        print_json(_tree_json(tree, tree.root, shapes, args.depth, cost))
+        print_json(tree_json(tree, tree.root, shapes, args.depth, cost))
         return 0
     console = stdout_console()
-    console.print(_header(loaded, tree))
+    console.print(model_header(loaded, tree))
     if cost is not None:
-        console.print(_cost_header(tree, cost, dtype))
+        console.print(cost_header(tree, cost, dtype))
     for line in tree_lines(tree, shapes, args.depth, fold=not args.no_fold, width=console.width, cost=cost):
         console.print(line)
     return 0
 
 
-def _header(loaded: LoadedModel, tree: ModuleTree) -> Text:
+def model_header(loaded: LoadedModel, tree: ModuleTree) -> Text:
     root = tree.root
     text = Text()
     text.append(f"{loaded.spec}", style="bold")
@@ -141,7 +141,7 @@ def _header(loaded: LoadedModel, tree: ModuleTree) -> Text:
     return text
 
 
-def _cost_header(tree: ModuleTree, cost: CostTable, dtype: torch.dtype | None) -> Text:
+def cost_header(tree: ModuleTree, cost: CostTable, dtype: torch.dtype | None) -> Text:
     """The model's totals: MACs and FLOPs at the probe's input, and the memory estimates."""
     stats = cost_stats(tree.root, cost, dtype)
     memory = stats["memory"]
@@ -229,7 +229,7 @@ def _run_label(
     return text
 
 
-def _tree_json(
+def tree_json(
     tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, depth: int | None,
     cost: CostTable | None = None,
 ) -> dict[str, Any]:
@@ -256,7 +256,7 @@ def _tree_json(
         data["repeats"] = [{"class": r.class_name, "count": r.length,
                             "members": [tree.nodes[i].name for i in r.members]} for r in runs]
     if depth is None or node.depth < depth:
-        data["children"] = [_tree_json(tree, c, shapes, depth, cost) for c in tree.children_of(node)]
+        data["children"] = [tree_json(tree, c, shapes, depth, cost) for c in tree.children_of(node)]
     return data
 
 

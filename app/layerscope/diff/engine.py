@@ -16,12 +16,12 @@ from typing import Any
 import torch
 
 from layerscope.diff.compare import Done, compare, compare_update, info_of, one_sided, reshaped
-from layerscope.diff.inputs import adapter_path, architecture, open_checkpoint
+from layerscope.diff.inputs import Held, adapter_path, architecture, open_checkpoint
 from layerscope.diff.lora import Adapter, read_adapter
 from layerscope.diff.nodes import Skeleton, aggregate, skeleton_of_keys, skeleton_of_tree
 from layerscope.diff.records import TensorDiff
 from layerscope.diff.result import DiffResult
-from layerscope.diff.sources import TensorSource
+from layerscope.diff.sources import TensorSource, held_label
 from layerscope.errors import LayerscopeError
 from layerscope.jobcontrol import Cancel, Progress, is_cancelled
 from layerscope.jobcontrol import Cancelled as DiffCancelled
@@ -29,26 +29,53 @@ from layerscope.tree import ModuleTree
 
 
 def diff_checkpoints(
-    a: str, b: str, *, arch: str | None = None, trust: bool = False, kwargs: Mapping[str, Any] | None = None,
+    a: Held, b: Held, *, arch: str | None = None, trust: bool = False, kwargs: Mapping[str, Any] | None = None,
     tree: ModuleTree | None = None, progress: Progress | None = None, cancel: Cancel | None = None,
 ) -> DiffResult:
     """Compare checkpoint ``b`` (or a LoRA adapter folder) with checkpoint ``a``, per tensor and per node.
 
-    ``tree``: the module tree the nodes follow (the app passes the one it shows), else
-    ``arch`` (a model spec) or A's own architecture, else the keys' prefixes.
+    One key at a time, never two whole checkpoints in memory: each tensor's relative change
+    ``‖B − A‖ / ‖A‖``, largest absolute difference and cosine, summed over the module tree.
+
+    Args:
+        a: the base: a checkpoint file, a Hugging Face folder, or a state_dict or module held
+            in memory (``model.state_dict()``, ``model``).
+        b: the other side, as ``a``, or a PEFT LoRA adapter folder (compared as A + ΔW).
+        arch: a model spec whose module tree the nodes follow (checked against A's keys).
+        trust: allow files that run code when read.
+        kwargs: keyword arguments for ``arch``'s builder.
+        tree: the module tree the nodes follow (the app passes the one it shows); else ``arch``,
+            else A's own architecture (a module, a whole-model file, a folder's config), else the keys' prefixes.
+        progress: ``progress(done, total)`` before each tensor.
+        cancel: asked before each tensor; true stops the diff (``DiffCancelled``).
+
+    Returns:
+        A ``DiffResult``: ``tensors`` (one per key), ``nodes`` (per module, pre-order), notes.
+
+    Raises:
+        LayerscopeError: a missing or unsafe file, keys that do not fit ``arch``, a broken adapter (one line).
+
+    Examples:
+        >>> import torch
+        >>> from layerscope.diff import diff_checkpoints
+        >>> model = torch.nn.Linear(2, 2)
+        >>> tuned = {k: v + 1 for k, v in model.state_dict().items()}
+        >>> [t.status for t in diff_checkpoints(model, tuned).tensors]
+        ['changed', 'changed']
     """
     notes: list[str] = []
+    label_a, label_b = (side if isinstance(side, str) else held_label(side) for side in (a, b))
     with open_checkpoint(a, trust=trust) as source_a:
         if tree is None:
             tree, note = architecture(a, source_a, arch, trust=trust, kwargs=kwargs or {})
             notes += [note] if note else []
         skeleton = skeleton_of_tree(tree) if tree is not None else None
         if skeleton is not None and arch is not None:
-            check_fit(skeleton, source_a.keys(), a, arch)
+            check_fit(skeleton, source_a.keys(), label_a, arch)
         step = Stepper(progress, cancel)
         adapter_folder = adapter_path(b)
         if adapter_folder is not None:
-            adapter = read_adapter(adapter_folder, b, key_aliases(source_a.keys(), skeleton), trust=trust)
+            adapter = read_adapter(adapter_folder, label_b, key_aliases(source_a.keys(), skeleton), trust=trust)
             with one_thread():
                 tensors = diff_adapter(source_a, adapter, step)
         else:
@@ -60,7 +87,7 @@ def diff_checkpoints(
     if unplaced and tree is not None:
         notes.append(f"{len(unplaced)} key(s) name no module of {tree.model_class}; counted at the closest one")
     return DiffResult(
-        a=a, b=b, architecture=tree.model_class if tree is not None else None, tensors=tuple(tensors),
+        a=label_a, b=label_b, architecture=tree.model_class if tree is not None else None, tensors=tuple(tensors),
         nodes=tuple(nodes), runs=skeleton.runs, lora=adapter.report if adapter else None,
         unplaced=tuple(unplaced), notes=tuple(notes),
     )

@@ -13,28 +13,33 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from layerscope.models import load_model
 from layerscope.models.sources import hf_folder
 from layerscope.diff.lora import is_adapter_folder
 from layerscope.diff.shards import FolderShards
-from layerscope.diff.sources import StateDictFile, TensorSource, open_file
+from layerscope.diff.sources import InMemory, StateDictFile, TensorSource, held_label, open_file
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.files import expand
 from layerscope.tree import ModuleTree, build_tree
 
+Held = str | Mapping[str, torch.Tensor] | nn.Module  # a path or spec, or a state_dict (or module) in memory
 
-def adapter_path(spec: str) -> Path | None:
+
+def adapter_path(spec: Held) -> Path | None:
     """The folder, when ``spec`` is a PEFT adapter folder."""
-    if spec.startswith(hf_folder.PREFIX):
+    if not isinstance(spec, str) or spec.startswith(hf_folder.PREFIX):
         return None
     path = expand(spec, "checkpoint")
     return path if is_adapter_folder(path) else None
 
 
-def open_checkpoint(spec: str, *, trust: bool) -> TensorSource:
+def open_checkpoint(spec: Held, *, trust: bool) -> TensorSource:
     """A reader for one side; an adapter folder here is a mistake (it goes second, as B)."""
+    if not isinstance(spec, str):
+        return InMemory(spec, held_label(spec))
     if adapter_path(spec) is not None:
         raise LayerscopeError(f"{spec} is a LoRA adapter folder: give its base model first, the adapter second")
     path = expand(spec.removeprefix(hf_folder.PREFIX) if spec.startswith(hf_folder.PREFIX) else spec, "checkpoint")
@@ -45,7 +50,7 @@ def open_checkpoint(spec: str, *, trust: bool) -> TensorSource:
 
 
 def architecture(
-    spec: str, source: TensorSource, arch: str | None, *, trust: bool, kwargs: Mapping[str, Any]
+    spec: Held, source: TensorSource, arch: str | None, *, trust: bool, kwargs: Mapping[str, Any]
 ) -> tuple[ModuleTree | None, str | None]:
     """The module tree the nodes follow, and a note when A's own architecture could not be built."""
     if arch is not None:
@@ -54,7 +59,7 @@ def architecture(
         return build_tree(source.module), None
     if isinstance(source, FolderShards):
         try:
-            return build_tree(load_model(spec, weights="none", device="meta", trust=trust).model), None
+            return build_tree(load_model(str(spec), weights="none", device="meta", trust=trust).model), None
         except LayerscopeError as exc:
             return None, f"nodes from the keys: the folder's architecture cannot be built ({first_line(exc)})"
     return None, None

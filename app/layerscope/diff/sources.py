@@ -19,6 +19,7 @@ Keys are normalised as ``--weights`` does (``module.`` / ``_orig_mod.`` prefixes
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -147,6 +148,26 @@ class StateDictFile(TensorSource):
     def release(self, key: str, tensor: torch.Tensor) -> None:
         if self.pages is not None:
             self.pages.release(tensor)
+
+
+class InMemory(StateDictFile):
+    """A state_dict (or a module's) the caller holds: ``diff_checkpoints(model.state_dict(), "tuned.pt")``.
+    Nothing is copied: each tensor is read detached, as it is now."""
+
+    def __init__(self, held: Mapping[str, torch.Tensor] | nn.Module, label: str) -> None:
+        self.label = label
+        self.module = held if isinstance(held, nn.Module) else None  # its own tree, as a whole-model file's
+        state = held.state_dict(keep_vars=True) if isinstance(held, nn.Module) else held
+        bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+        if bad is not None:
+            raise LayerscopeError(f"{label}: {bad!r} holds a {type(state[bad]).__name__}, not a tensor")
+        self.state = {k: v.detach() for k, v in state.items()}
+        self.pages = None
+
+
+def held_label(held: object) -> str:
+    """How results and messages name an in-memory side."""
+    return f"{type(held).__name__}.state_dict() (in memory)" if isinstance(held, nn.Module) else "state_dict (in memory)"
 
 
 def unique_keys(raw: list[str], label: str) -> dict[str, str]:

@@ -54,7 +54,30 @@ def load_model(
 ) -> LoadedModel:
     """Build or read the model that ``spec`` names, on ``device``, in eval mode.
 
-    ``weights="auto"``: the pretrained weights already in the local cache, else random init.
+    For a model you already hold in Python, ``LoadedModel.from_module(model)`` makes the same
+    result without a spec.
+
+    Args:
+        spec: ``resnet18`` (torchvision), ``timm:NAME``, ``module.path:factory``, a model
+            file (``.pt``, ``.safetensors``, TorchScript, ``.pt2``), or a Hugging Face folder / ``hf:`` spec.
+        weights: ``"none"`` (random init), ``"DEFAULT"`` or a named set (torchvision), a
+            state_dict file, or ``"auto"``: the pretrained weights already in the local cache, else none.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"meta"`` (shapes only, no memory).
+        arch: the architecture a bare state_dict file belongs to (a spec).
+        trust: allow files that run code when read (pickled modules, TorchScript).
+        kwargs: keyword arguments for the model's builder (``num_classes=10``).
+
+    Returns:
+        A ``LoadedModel``: the module, its class names and preprocessing, and where it came from.
+
+    Raises:
+        LayerscopeError: an unknown spec, a missing or unsafe file, weights that do not fit (one line).
+
+    Examples:
+        >>> from layerscope.models import load_model
+        >>> loaded = load_model("resnet18", device="meta")
+        >>> loaded.input_shape, loaded.model.training
+        ((3, 224, 224), False)
     """
     if not spec.strip():
         raise BadArgumentError("empty model spec; name a model (e.g. resnet18) or a file")

@@ -82,7 +82,7 @@ def collect_activity(session: Session, texts: Sequence[str], cancel: Cancel) -> 
 def diff_weights(session: Session, other: str, *, trust: bool, progress: Progress, cancel: Cancel) -> DiffResult:
     """What changed from the checkpoint the model's weights came from to ``other``, on the
     tree the app shows (``result.nodes[i]`` is its node ``i``)."""
-    base = session.loaded.weights_file()
+    base = session.loaded.diff_base()
     if base is None:
         raise LayerscopeError(difftext.no_weights_file(session.loaded))
     return diff_checkpoints(base, other, trust=trust, tree=session.tree, progress=progress, cancel=cancel)

@@ -105,10 +105,10 @@ def launch(argv: list[str], commands: Sequence[str] = ()) -> int:
     if not has_terminal():
         print(f"layerscope: error: {no_terminal(commands)}", file=sys.stderr)
         return 2
-    return run(_app_for(args, _pixels()))
+    return run(_app_for(args, terminal_pixels()))
 
 
-def _pixels() -> str | None:
+def terminal_pixels() -> str | None:
     """Ask the terminal for Kitty graphics or Sixel now: once Textual runs, it reads the answers."""
     from layerscope.presentation.pixels import terminal_graphics
 

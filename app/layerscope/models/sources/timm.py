@@ -6,7 +6,8 @@ from torch import nn
 
 from layerscope.errors import NotFoundError, UnavailableError
 from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
-from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
+from layerscope.models.loaded import LoadedModel, Preprocess, is_path_weights
+from layerscope.models.preprocessing import timm_preprocess
 from layerscope.models.source import LoadRequest
 from layerscope.models.network import check_reachable
 from layerscope.models.weights_cache import read_cached_weights, timm_cached_file, timm_download_url, timm_weights_cached
@@ -69,14 +70,6 @@ class TimmSource:
 
 
 def preprocess_from_timm(model: nn.Module) -> Preprocess:
-    """The resize, crop and normalisation in the model's ``pretrained_cfg``."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    size = cfg.get("input_size", (3, 224, 224))
-    crop_pct = cfg.get("crop_pct", 0.875) or 0.875
-    side = int(size[-1])
-    return Preprocess(
-        resize=int(round(side / crop_pct)),
-        crop=(int(size[-2]), side),
-        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
-        std=tuple(cfg.get("std", IMAGENET_STD)),
-    )
+    """timm's own eval transform (``resolve_data_config`` + ``create_transform``) read as numbers,
+    so the pixels are the ones timm gives (``layerscope.models.preprocessing.timm_preprocess``)."""
+    return timm_preprocess(model)

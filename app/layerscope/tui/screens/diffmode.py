@@ -40,12 +40,13 @@ class DiffScreen(ModelScreen):
         """``d``: ask for the other checkpoint; a model without a weights file says what ``d`` needs."""
         if self.session is None:
             return
-        base = self.session.loaded.weights_file()
+        base = self.session.loaded.diff_base()
         if base is None:
             self.notify(difftext.no_weights_file(self.session.loaded), title="Nothing to compare",
                         severity="warning", markup=False, timeout=8)
             return
-        self.app.push_screen(CheckpointPathScreen(base), self._diff_chosen)
+        label = base if isinstance(base, str) else f"{self.session.tree.model_class} (in memory)"
+        self.app.push_screen(CheckpointPathScreen(label), self._diff_chosen)
 
     def _diff_chosen(self, path: Path | None) -> None:
         if path is not None and self.session is not None:
