@@ -57,7 +57,7 @@ from torch import Tensor, nn
 
 import layerscope
 from layerscope.cam import compute_cam, compute_sweep
-from layerscope.imaging import load_image, preprocess
+from layerscope.io.imaging import load_image, preprocess
 from layerscope.models import load_model
 
 CLASS = 285  # Egyptian cat: what chelsea.png shows

@@ -62,7 +62,7 @@ def _row(name: str) -> str:
 
 
 def _suite_row(case, fixtures) -> str:
-    from layerscope.example_inputs import ExampleInputs
+    from layerscope.running.example_inputs import ExampleInputs
 
     model = case.build(fixtures).eval()
     args, kwargs = case.args(), case.kwargs()

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import PhotoExplainer
 from layerscope.cam.ranking import rank_maps
 from layerscope.models import load_model

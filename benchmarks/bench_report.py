@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageOps
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
 
 MODELS = (  # spec, weights, layers: the suggested layer and the two before it

@@ -53,10 +53,10 @@ from bench_compare import _version, pearson  # same directory: the same r as the
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import compute_cam, perturb
 from layerscope.cam.precision import PRECISIONS, fast_bfloat16
-from layerscope.probe import call_model
+from layerscope.running.probe import call_model
 from layerscope.models import LoadedModel, load_model
 
 LAYERS = {"mobilenet_v2": "features.18", "resnet50": "layer4"}

@@ -13,7 +13,7 @@ Then the whole command against the least a script could do: ``layerscope tree`` 
 a fresh process that imports torch, builds the same model and counts its modules and
 parameters. They alternate, so both see the same load; the figure is the median
 difference. Target: under +1.5 s. layerscope pauses Python's cyclic garbage collector
-while it builds a model (``layerscope.gcpause``), which alone takes seconds off this
+while it builds a model (``layerscope.running.gcpause``), which alone takes seconds off this
 build; a third script does the same, so that its difference is what the rest costs
 (imports, the tree, the printing).
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from layerscope.imaging import load_image, preprocess
+from layerscope.io.imaging import load_image, preprocess
 from layerscope.models import load_model
 
 SAMPLES = Path(__file__).resolve().parent.parent / "app" / "layerscope" / "samples"

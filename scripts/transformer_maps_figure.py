@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from synthetic_vit import held_out, trained_vit  # noqa: E402
 
-from layerscope import imaging  # noqa: E402
+from layerscope.io import imaging  # noqa: E402
 from layerscope.cam import compute_cam  # noqa: E402
 
 SIDE = 128

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
 
 SAMPLES = imaging.SAMPLES  # the shared photos, as the package ships them (a fresh clone has them)

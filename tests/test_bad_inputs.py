@@ -24,10 +24,10 @@ from PIL import Image
 from torch import nn
 
 from evil_files import bytearray_bomb, export_program, pickle_file, png_claiming, torchscript_archive, zip_bytearray_bomb
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
-from layerscope.example_inputs import parse_inputs
+from layerscope.running.example_inputs import parse_inputs
 from layerscope.models import load_model, parse_kwargs
 
 TESTS = Path(__file__).parent

@@ -307,7 +307,7 @@ def test_a_hugging_face_vit_folder_through_the_photo_pipeline(tmp_path):
     import transformers
 
     from layerscope.cam import PhotoExplainer
-    from layerscope.imaging import SAMPLES
+    from layerscope.io.imaging import SAMPLES
     from layerscope.models import load_model
 
     torch.manual_seed(0)

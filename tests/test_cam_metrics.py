@@ -16,7 +16,7 @@ import pytest
 import torch
 
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import CamCancelled, CamPass
 from layerscope.cam import metrics
 from layerscope.errors import LayerscopeError

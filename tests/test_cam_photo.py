@@ -8,7 +8,7 @@ from cam_models import TinyNet
 from conftest import SAMPLES
 from PIL import Image
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import PhotoExplainer, compute_cam
 from layerscope.cam.targets import family_names, spread, table_target
 from layerscope.errors import LayerscopeError

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from cam_models import TinyNet, tiny_input
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import CamResult, compute_cam, perturb
 from layerscope.cli.main import main
 from layerscope.cam import precision

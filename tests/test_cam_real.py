@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import METHODS, CamPass, compute_cam
 from layerscope.models import load_model
 

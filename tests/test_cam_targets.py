@@ -10,7 +10,7 @@ from torch import nn
 from layerscope.cam import TokenGrid, compute_cam, layer_eligibility, suggest_target_layer
 from layerscope.cam.reshape import ModelHints, infer_layout
 from layerscope.models import load_model
-from layerscope.probe import ShapeInfo
+from layerscope.running.probe import ShapeInfo
 
 # (spec, builder kwargs, input size, expected suggestion, expected raw map shape)
 SEED_TABLE = [

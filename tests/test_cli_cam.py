@@ -222,7 +222,7 @@ def test_rollout_conventions_from_the_command_line_are_the_engines(capsys, tmp_p
     from attention_models import tiny_vit
     from layerscope.cam import PhotoExplainer
     from layerscope.cam.attention import RolloutOptions
-    from layerscope.imaging import SAMPLES
+    from layerscope.io.imaging import SAMPLES
     from layerscope.models import load_model
 
     npy = tmp_path / "rollout.npy"

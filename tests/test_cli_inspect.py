@@ -196,7 +196,7 @@ def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
     assert "state dict unique bytes  7,616 B (7.4 KiB)" in out  # what torch.save writes: once
     from rich.console import Console
 
-    from layerscope.nodestats import node_stats
+    from layerscope.tree.nodestats import node_stats
     from layerscope.tree import build_tree
     from sample_models import TiedLM
 

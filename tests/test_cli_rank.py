@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import CamPass
 from layerscope.cam.metrics import faithfulness
 from layerscope.cli.main import main

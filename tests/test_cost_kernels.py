@@ -15,7 +15,7 @@ from layerscope.cli.main import main
 from layerscope.cost import probe_cost
 from layerscope.cost.formulas import does_multiply_adds
 from layerscope.errors import LayerscopeError
-from layerscope.example_inputs import ExampleInputs, InputSpec, parse_inputs
+from layerscope.running.example_inputs import ExampleInputs, InputSpec, parse_inputs
 from layerscope.models import load_model
 
 

@@ -17,8 +17,8 @@ from layerscope.diff import DiffCancelled
 from layerscope.errors import (
     BadArgumentError, BadFileError, LayerscopeError, NotFoundError, UnavailableError, UnsafeFileError,
 )
-from layerscope.example_inputs import parse_inputs
-from layerscope.jobcontrol import Cancelled, is_cancelled
+from layerscope.running.example_inputs import parse_inputs
+from layerscope.running.jobcontrol import Cancelled, is_cancelled
 from layerscope.models import load_model
 from layerscope.models.build import parse_device
 from layerscope.tree import build_tree

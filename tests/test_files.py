@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
-from layerscope.files import atomic_write, output_path, regular_file
+from layerscope.io.files import atomic_write, output_path, regular_file
 from layerscope.models import load_model
 
 
@@ -30,7 +30,7 @@ def test_unreadable_file_says_permission_denied_not_missing(tmp_path, monkeypatc
     file whatever its mode, so the refusal is simulated where the file is opened."""
     from safetensors.torch import save_file
 
-    from layerscope import files
+    from layerscope.io import files
 
     path = tmp_path / "w.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))

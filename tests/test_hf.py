@@ -18,9 +18,9 @@ from hf_configs import LLAMA_2_70B  # noqa: E402
 from layerscope.cam import compute_cam, suggest_target_layer  # noqa: E402
 from layerscope.cli.main import main  # noqa: E402
 from layerscope.errors import LayerscopeError  # noqa: E402
-from layerscope.imaging import load_image, preprocess, to_original  # noqa: E402
+from layerscope.io.imaging import load_image, preprocess, to_original  # noqa: E402
 from layerscope.models import Preprocess, load_model  # noqa: E402
-from layerscope.probe import probe_shapes  # noqa: E402
+from layerscope.running.probe import probe_shapes  # noqa: E402
 from layerscope.tree import build_tree  # noqa: E402
 
 SAMPLES = Path(__file__).parent.parent / "app" / "layerscope" / "samples"

@@ -9,7 +9,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.errors import LayerscopeError
 from layerscope.models import Preprocess
 
@@ -137,7 +137,7 @@ def test_preprocess_without_a_crop_keeps_the_image_size():
 
 
 def test_save_names_say_what_the_map_is_and_count_up(tmp_path):
-    from layerscope.savenames import map_stem, unused_stem
+    from layerscope.io.savenames import map_stem, unused_stem
 
     stem = map_stem(spec="timm:vit_base_patch16_224", layer="blocks.11.norm1", method="gradcam++",
                     image="photos/my cat.jpg", target=282, target_name="tiger cat")

@@ -14,7 +14,7 @@ from torch import nn
 
 from layerscope.errors import LayerscopeError
 from layerscope.models import load_model, parse_kwargs
-from layerscope.probe import probe_shapes
+from layerscope.running.probe import probe_shapes
 from layerscope.tree import build_tree
 from sample_models import TiedLM
 

@@ -7,7 +7,7 @@ import threading
 import torch
 
 from layerscope.cam import compute_cam
-from layerscope.probe import probe_shapes
+from layerscope.running.probe import probe_shapes
 
 
 def test_parallel_maps_and_probes_on_one_model_equal_the_serial_ones(resnet18):

@@ -12,7 +12,7 @@ from diff_models import edited_pair, tiny_resnet
 from PIL import Image
 from torchvision import transforms as T
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import PhotoExplainer
 from layerscope.diff import diff_checkpoints
 from layerscope.errors import LayerscopeError

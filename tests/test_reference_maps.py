@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import compute_cam
 from layerscope.models import load_model
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from rich.console import Console
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.presentation.render import ASCII_RAMP, UPPER_HALF, heatmap_preview
 
 

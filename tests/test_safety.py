@@ -212,7 +212,7 @@ def test_real_cached_weights_still_load_through_the_safe_reader():
     loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
     cached = Path(torch.hub.get_dir()) / "checkpoints" / "mobilenet_v2-b0353104.pth"
     assert loaded.files == (cached,)
-    from layerscope import imaging
+    from layerscope.io import imaging
 
     x, _ = imaging.preprocess(imaging.load_image(SAMPLES / "chelsea.png"), loaded.preprocess)
     with torch.no_grad():

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError
-from layerscope.iteration import iteration_view
+from layerscope.tree.iteration import iteration_view
 from layerscope.models import load_model
 from layerscope.tree import build_tree
 from sample_models import TiedLM, WithState

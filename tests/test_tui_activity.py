@@ -10,7 +10,7 @@ import pytest
 import torch
 from tui_helpers import notifications, screen_text, settle, tree_lines
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.activations import ActivationsCancelled
 from layerscope.cli.main import main
 from layerscope.models import load_model

@@ -299,7 +299,7 @@ def held_photo(monkeypatch):
     says it got there (it has taken its request by then)."""
     import threading
 
-    from layerscope import imaging
+    from layerscope.io import imaging
 
     entered, release = threading.Event(), threading.Event()
     real_load = imaging.load_image
@@ -367,7 +367,7 @@ def _loaded(model):
 async def test_a_never_runs_a_forward_on_the_ui_thread_and_waits_for_the_probe(monkeypatch):
     import threading
 
-    from layerscope import probe
+    from layerscope.running import probe
     from layerscope.cam import targets
 
     on_ui, release = [], threading.Event()
@@ -404,7 +404,7 @@ async def test_a_never_runs_a_forward_on_the_ui_thread_and_waits_for_the_probe(m
 async def test_a_on_a_table_model_needs_no_probe_at_all(mobilenet, monkeypatch):
     import threading
 
-    from layerscope import probe
+    from layerscope.running import probe
 
     release = threading.Event()
     real_probe = probe.probe_shapes

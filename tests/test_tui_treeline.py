@@ -6,7 +6,7 @@ import pytest
 from rich.text import Text
 from tui_helpers import enter_line, screen_text, settle
 
-from layerscope.nodestats import human_count, human_macs
+from layerscope.tree.nodestats import human_count, human_macs
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.treeline import TreeLine, middle_ellipsis
 from layerscope.tui.widgets.module_tree import ModuleTreeView

@@ -63,7 +63,7 @@ INPUT_HELP = ("example input, e.g. 3x224x224, 128:long or decoder_input_ids=16:l
 def add_input_option(parser: argparse._ActionsContainer, help_text: str, *, repeatable: bool = False) -> None:
     """``--input CxHxW`` (or ``128:long``): the input the shape probe feeds the model. ``repeatable``:
     one per positional argument of ``forward``, or ``NAME=SHAPE[:dtype]`` for a keyword, read by
-    ``layerscope.example_inputs.parse_inputs``."""
+    ``layerscope.running.example_inputs.parse_inputs``."""
     if repeatable:
         parser.add_argument("--input", action="append", default=None, metavar="[NAME=]SHAPE[:dtype]", help=help_text)
     else:

@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.activations.recorder import ActivationReport, Cancel, Progress, collect_activations
 from layerscope.errors import LayerscopeError
-from layerscope.files import expand
+from layerscope.io.files import expand
 from layerscope.models.loaded import Preprocess
 
 

@@ -17,12 +17,12 @@ from torch import nn
 
 from layerscope.activations.running import NodeActivity, RunningActivity, saturation_bounds
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.example_inputs import ExampleInputs
-from layerscope.jobcontrol import Cancel, Progress, is_cancelled
-from layerscope.jobcontrol import Cancelled as ActivationsCancelled
-from layerscope.locking import model_lock, watched_pass
-from layerscope.nested import first_float_tensor
-from layerscope.probe import call_with
+from layerscope.running.example_inputs import ExampleInputs
+from layerscope.running.jobcontrol import Cancel, Progress, is_cancelled
+from layerscope.running.jobcontrol import Cancelled as ActivationsCancelled
+from layerscope.running.locking import model_lock, watched_pass
+from layerscope.running.nested import first_float_tensor
+from layerscope.running.probe import call_with
 
 Batch = torch.Tensor | ExampleInputs  # an image batch, or any forward's arguments
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from layerscope.activations.images import image_activations
 from layerscope.activations.recorder import ActivationReport, Cancel, Progress, collect_activations
-from layerscope.example_inputs import InputSpec, describe_inputs, example_inputs
+from layerscope.running.example_inputs import InputSpec, describe_inputs, example_inputs
 from layerscope.models.loaded import LoadedModel
 
 
@@ -24,7 +24,7 @@ def model_activations(
     """Statistics of every node's output (``names``: only these) over example tensors for
     ``inputs`` when given, else over the photos ``files``.
 
-    >>> from layerscope.example_inputs import parse_inputs
+    >>> from layerscope.running.example_inputs import parse_inputs
     >>> from layerscope.models import load_model
     >>> report = model_activations(load_model("resnet18", weights="none"), inputs=parse_inputs(["3x32x32"]))
     >>> report.inputs, report.get("layer4").shape

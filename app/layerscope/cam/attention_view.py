@@ -22,7 +22,7 @@ from layerscope.cam.attention import AttentionRecord, AttentionRecorder, check_g
 from layerscope.cam.hooks import checked_input, model_guard
 from layerscope.cam.reshape import Layout, infer_layout, model_hints
 from layerscope.errors import LayerscopeError
-from layerscope.probe import call_model
+from layerscope.running.probe import call_model
 
 
 @dataclass(frozen=True)

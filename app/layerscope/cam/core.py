@@ -28,7 +28,7 @@ from layerscope.cam.reshape import Layout, Reshape, infer_layout, model_hints
 from layerscope.cam.scoring import ResolvedTarget, TargetSpec, class_index, class_scores, maybe_target
 from layerscope.errors import LayerscopeError
 from layerscope.models.adapters import text_model_problem
-from layerscope.probe import call_model
+from layerscope.running.probe import call_model
 from layerscope.tree import ModuleTree, build_tree
 
 

@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from layerscope.errors import LayerscopeError
-from layerscope.locking import watched_pass
-from layerscope.nested import map_tensors
+from layerscope.running.locking import watched_pass
+from layerscope.running.nested import map_tensors
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from layerscope.cam.hooks import checked_input, model_guard
 from layerscope.cam.perturb import CamCancelled, Cancel, Progress, is_cancelled, memory_guard
 from layerscope.cam.sanity import is_blind, randomization_check, randomization_checks, spearman
 from layerscope.errors import LayerscopeError
-from layerscope.probe import call_model
+from layerscope.running.probe import call_model
 
 __all__ = [
     "Faithfulness",

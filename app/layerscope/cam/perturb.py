@@ -21,9 +21,9 @@ from layerscope.cam.precision import check_precision, choose_precision, consider
 from layerscope.cam.reshape import Layout
 from layerscope.cam.scoring import ResolvedTarget
 from layerscope.errors import LayerscopeError
-from layerscope.jobcontrol import Cancel, Progress, is_cancelled
-from layerscope.jobcontrol import Cancelled as CamCancelled
-from layerscope.probe import call_model
+from layerscope.running.jobcontrol import Cancel, Progress, is_cancelled
+from layerscope.running.jobcontrol import Cancelled as CamCancelled
+from layerscope.running.probe import call_model
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 from torch import Tensor, nn
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam.attention import RolloutOptions
 from layerscope.cam.core import CamPass, CamResult
 from layerscope.cam.detection import is_detection_model
@@ -264,7 +264,7 @@ class PhotoExplainer:
 
         Args:
             result: a map from ``maps``.
-            colormap: ``"jet"``, ``"turbo"``, ``"viridis"`` … (``layerscope.imaging.COLORMAPS``).
+            colormap: ``"jet"``, ``"turbo"``, ``"viridis"`` … (``layerscope.io.imaging.COLORMAPS``).
             alpha: the map's weight in the blend, 0 (photo only) to 1 (map only).
 
         Returns:

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from layerscope.errors import LayerscopeError
-from layerscope.example_inputs import ExampleInputs
+from layerscope.running.example_inputs import ExampleInputs
 from layerscope.thirdparty import cpu_has_amx_tiles
 
 log = logging.getLogger(__name__)

@@ -30,8 +30,8 @@ from layerscope.cam.perturb import CamCancelled, Cancel, Progress, is_cancelled
 from layerscope.cam.reshape import Reshape
 from layerscope.cam.scoring import TargetSpec
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.locking import model_lock
-from layerscope.probe import call_model
+from layerscope.running.locking import model_lock
+from layerscope.running.probe import call_model
 from layerscope.tree import ModuleTree
 
 SEED = 0

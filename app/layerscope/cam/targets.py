@@ -15,7 +15,7 @@ from torch import nn
 from layerscope.cam.reshape import Layout, ModelHints, infer_layout, model_hints
 from layerscope.errors import LayerscopeError
 from layerscope.models import adapters
-from layerscope.probe import ShapeInfo, probe_shapes
+from layerscope.running.probe import ShapeInfo, probe_shapes
 from layerscope.tree import ModuleTree, build_tree
 
 # (class name, module that tells two families with that class name apart, layer)

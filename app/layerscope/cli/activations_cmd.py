@@ -15,12 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.activations import ActivationReport, NodeActivity, image_files, model_activations
 from layerscope.cli.cam_cmd import DEFAULT_IMAGE, MAX_BATCH
 from layerscope.cli.common import add_debug_option, int_between, print_json, stdout_console
-from layerscope.example_inputs import parse_inputs
-from layerscope.files import expand
+from layerscope.running.example_inputs import parse_inputs
+from layerscope.io.files import expand
 from layerscope.models.loaded import LoadedModel
 from layerscope.options import INPUT_HELP, add_input_option, add_model_options, load_from_args
 from layerscope.tree import ModuleTree, build_tree

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
 from layerscope.cam.attention import HEAD_FUSIONS, RolloutOptions
 from layerscope.cam.methods import Method
@@ -25,7 +25,7 @@ from layerscope.cam.precision import PRECISIONS, label
 from layerscope.cam.scoring import class_index
 from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.errors import LayerscopeError
-from layerscope.files import exists, expand, output_path, same_file
+from layerscope.io.files import exists, expand, output_path, same_file
 from layerscope.options import add_model_options, load_from_args
 from layerscope.parsing import as_int, whole
 from layerscope.models.loaded import LoadedModel

@@ -2,7 +2,7 @@
 
 Each one loads through ``load_from_args``, builds the tree once and prints either
 Rich output for people or ``--json`` for scripts; the figures come from
-``layerscope.nodestats`` so the app shows the same numbers.
+``layerscope.tree.nodestats`` so the app shows the same numbers.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from rich.text import Text
 from layerscope.cli.common import add_debug_option, int_between, positive_int, print_json, stdout_console
 from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype
 from layerscope.errors import LayerscopeError
-from layerscope.example_inputs import MAX_BATCH, Inputs, parse_inputs
+from layerscope.running.example_inputs import MAX_BATCH, Inputs, parse_inputs
 from layerscope.presentation.guides import guided_lines
-from layerscope.iteration import iteration_view
+from layerscope.tree.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
-from layerscope.nodestats import (
+from layerscope.tree.nodestats import (
     access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures, uncounted_text,
 )
 from layerscope.options import INPUT_HELP, add_input_option, add_model_options, load_from_args
-from layerscope.probe import ShapeInfo, probe_shapes
+from layerscope.running.probe import ShapeInfo, probe_shapes
 from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
 from layerscope.tree.counting import UNINITIALIZED
 

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import METHODS, CamResult, get_method
 from layerscope.cam.methods import Method
 from layerscope.errors import LayerscopeError, first_line

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import METHODS
 from layerscope.cli import cam_cmd, rank_cmd
 from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console

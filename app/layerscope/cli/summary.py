@@ -23,9 +23,9 @@ from torch import nn
 from layerscope.cli.common import UNBOUNDED
 from layerscope.cli.inspect_cmd import cost_header, model_header, tree_json, tree_lines
 from layerscope.errors import BadArgumentError
-from layerscope.example_inputs import ExampleInputs, Inputs, InputSpec
+from layerscope.running.example_inputs import ExampleInputs, Inputs, InputSpec
 from layerscope.models.loaded import LoadedModel
-from layerscope.probe import ShapeInfo, probe_shapes
+from layerscope.running.probe import ShapeInfo, probe_shapes
 from layerscope.tree import ModuleTree, Node, build_tree
 
 if TYPE_CHECKING:

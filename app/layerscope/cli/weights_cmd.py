@@ -9,7 +9,7 @@ from rich.table import Table
 
 from layerscope.cli.common import add_debug_option, print_json, stdout_console
 from layerscope.models.cached import cached_weights
-from layerscope.nodestats import human_bytes
+from layerscope.tree.nodestats import human_bytes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -28,8 +28,8 @@ from torch import nn
 from layerscope.cost.formulas import MISSING_FORMULAS, does_multiply_adds
 from layerscope.cost.kernels import reference_kernels
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
-from layerscope.example_inputs import Inputs, describe_inputs
-from layerscope.probe import ShapeInfo, probe_shapes
+from layerscope.running.example_inputs import Inputs, describe_inputs
+from layerscope.running.probe import ShapeInfo, probe_shapes
 from layerscope.thirdparty import OpCountingFlopMode, storage_key
 
 
@@ -185,7 +185,7 @@ def probe_cost(
     model: nn.Module, inputs: Inputs = (3, 224, 224), dtype: torch.dtype = torch.float32, *, batch: int = 1,
 ) -> tuple[dict[str, ShapeInfo], CostTable]:
     """Shapes and cost of every module from one probe forward pass at ``batch``. ``inputs`` is
-    one shape, specs (``layerscope.example_inputs.parse_inputs``) or real tensors (``ExampleInputs``).
+    one shape, specs (``layerscope.running.example_inputs.parse_inputs``) or real tensors (``ExampleInputs``).
 
     >>> from torch import nn
     >>> probe_cost(nn.Linear(3, 8), (10, 3), batch=5)[1].total.macs

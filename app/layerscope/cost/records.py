@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-from layerscope.nested import tensors_in
+from layerscope.running.nested import tensors_in
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from layerscope.diff.records import TensorDiff
 from layerscope.diff.result import DiffResult
 from layerscope.diff.sources import TensorSource, held_label
 from layerscope.errors import LayerscopeError
-from layerscope.jobcontrol import Cancel, Progress, is_cancelled
-from layerscope.jobcontrol import Cancelled as DiffCancelled
+from layerscope.running.jobcontrol import Cancel, Progress, is_cancelled
+from layerscope.running.jobcontrol import Cancelled as DiffCancelled
 from layerscope.tree import ModuleTree
 
 

@@ -22,7 +22,7 @@ from layerscope.diff.lora import is_adapter_folder
 from layerscope.diff.shards import FolderShards
 from layerscope.diff.sources import InMemory, StateDictFile, TensorSource, held_label, open_file
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.files import expand
+from layerscope.io.files import expand
 from layerscope.tree import ModuleTree, build_tree
 
 Held = str | Mapping[str, torch.Tensor] | nn.Module  # a path or spec, or a state_dict (or module) in memory

@@ -27,7 +27,7 @@ from layerscope.diff.patterns import checked, fullmatches
 from layerscope.diff.records import LoraReport
 from layerscope.diff.sources import open_file
 from layerscope.errors import LayerscopeError
-from layerscope.files import exists
+from layerscope.io.files import exists
 from layerscope.models.sources.hf_folder import read_json
 
 CONFIG = "adapter_config.json"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from layerscope import naming
+from layerscope.tree import naming
 from layerscope.diff.records import NodeDiff, TensorDiff, relative
 from layerscope.tree import ModuleTree
 

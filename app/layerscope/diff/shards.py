@@ -20,7 +20,7 @@ from layerscope.models.checkpoints import strip_wrapper_prefix
 from layerscope.diff.records import TensorInfo
 from layerscope.diff.sources import TensorSource, open_file
 from layerscope.errors import LayerscopeError
-from layerscope.files import exists
+from layerscope.io.files import exists
 from layerscope.models.sources.hf_folder import HfFolder, read_json
 
 INDEXES = {".safetensors": "model.safetensors.index.json", ".bin": "pytorch_model.bin.index.json"}

@@ -33,7 +33,7 @@ from layerscope.diff import pages
 from layerscope.diff.compare import info_of
 from layerscope.diff.records import TensorInfo
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.files import regular_file
+from layerscope.io.files import regular_file
 
 SAFETENSORS_DTYPES = {  # the header's names → torch's
     "BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16", "U32": "uint32",

@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from layerscope.errors import LayerscopeError
-from layerscope.files import expand, status
+from layerscope.io.files import expand, status
 from layerscope.parsing import as_int
 
 

@@ -16,10 +16,10 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.folder_report.dataset import ImageFile
-from layerscope.imaging import Geometry
+from layerscope.io.imaging import Geometry
 from layerscope.models import Preprocess
 
 REASONS = ("empty", "not an image", "truncated", "corrupt", "too small", "too large", "unreadable")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from layerscope.errors import LayerscopeError
-from layerscope.files import read_regular
+from layerscope.io.files import read_regular
 from layerscope.folder_report import pictures
 from layerscope.folder_report.dataset import Folder
 

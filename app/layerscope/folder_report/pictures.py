@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import normalise
 from layerscope.folder_report.decode import Decoded
 

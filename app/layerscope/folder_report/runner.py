@@ -23,7 +23,7 @@ from layerscope.cam.applies import methods_for
 from layerscope.cam.reshape import TokenGrid
 from layerscope.cam.scoring import class_index
 from layerscope.errors import LayerscopeError
-from layerscope.files import exists
+from layerscope.io.files import exists
 from layerscope.folder_report import claims, page, pictures, stats
 from layerscope.folder_report.dataset import Folder, discover, folder_path
 from layerscope.folder_report.evidence import LABEL, PREDICTED, BatchExplainer, BatchOutput, ClassChoice, Settings

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from layerscope.errors import LayerscopeError
-from layerscope.files import atomic_write, check_writable, expand, read_regular, same_file, status
+from layerscope.io.files import atomic_write, check_writable, expand, read_regular, same_file, status
 from layerscope.folder_report.dataset import Folder
 from layerscope.folder_report.evidence import BatchOutput
 from layerscope.folder_report.kept import RunShape, is_record, is_skip, maps_intact, parse_lines

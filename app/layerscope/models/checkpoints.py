@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import BadFileError, LayerscopeError, UnavailableError, UnsafeFileError, first_line, with_article
-from layerscope.files import regular_file
+from layerscope.io.files import regular_file
 
 MAX_ZIP_EXPANSION = 20
 LEGACY_PICKLES = 5  # torch's pre-zip format: magic number, protocol, sys_info, the object, storage keys

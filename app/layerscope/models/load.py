@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from layerscope.errors import BadArgumentError
-from layerscope.files import expand
-from layerscope.gcpause import gc_paused
+from layerscope.io.files import expand
+from layerscope.running.gcpause import gc_paused
 from layerscope.models.build import eval_mode, parse_device
 from layerscope.models.loaded import LoadedModel, is_path_weights
 from layerscope.models.source import LoadRequest, ModelSource

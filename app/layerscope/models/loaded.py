@@ -1,6 +1,6 @@
 """What a loaded model is: the module plus what the rest of layerscope needs to know about it.
 
-Kept apart from the loaders so that image code (``layerscope.imaging``) and the CAM
+Kept apart from the loaders so that image code (``layerscope.io.imaging``) and the CAM
 pipeline can name a ``Preprocess`` or a ``LoadedModel`` without importing any source.
 ``LoadedModel.from_module`` is the one constructor for a module the caller already holds
 (a notebook's, a training script's): taken as it is, never moved, copied or put in eval mode.

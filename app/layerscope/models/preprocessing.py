@@ -1,7 +1,7 @@
 """How an image becomes a model's input (``Preprocess``), and transforms read into one.
 
 Kept as numbers, not a transform object, so that a heatmap can be mapped back onto the
-photo's geometry (``layerscope.imaging``). A caller's own transform (a torchvision
+photo's geometry (``layerscope.io.imaging``). A caller's own transform (a torchvision
 ``Compose``, ``weights.transforms()``, timm's ``create_transform``) is read step by step;
 a step whose effect on the geometry these numbers cannot say is refused in one line.
 """

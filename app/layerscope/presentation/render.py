@@ -27,7 +27,7 @@ from rich.segment import Segment
 from rich.style import Style
 from torch import Tensor
 
-from layerscope import imaging
+from layerscope.io import imaging
 
 ASCII_RAMP = " .:-=+*#%@"
 UPPER_HALF = "▀"

@@ -20,8 +20,8 @@ from functools import partial
 import torch
 from torch import nn
 
-from layerscope import naming
-from layerscope.gcpause import gc_paused
+from layerscope.tree import naming
+from layerscope.running.gcpause import gc_paused
 from layerscope.models.adapters import checkpoint_renamer
 from layerscope.tree.counting import Totals, plain_state_dicts
 from layerscope.tree.module_tree import ModuleTree, Node, SharedTensor, class_name_of

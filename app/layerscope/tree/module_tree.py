@@ -10,7 +10,7 @@ The walk follows each container's real ``_modules``, as ``state_dict()`` and
 is a node at both places (the second marked ``same_as`` the first), and positions
 (``features[3]``) are the container's own, so every access expression evaluates
 to its module. Looking names up (``resolve``, the closest names to a typo) lives
-here; ``layerscope.naming`` only reads and writes the text.
+here; ``layerscope.tree.naming`` only reads and writes the text.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from layerscope import naming
+from layerscope.tree import naming
 from layerscope.errors import LayerscopeError, NotFoundError
 from layerscope.parsing import as_int
 from layerscope.tree.counting import UNINITIALIZED

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from layerscope import imaging
+from layerscope.io import imaging
 from layerscope.cam import (  # noqa: F401  CamCancelled: what a stopped worker raises
     CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
 )
@@ -31,10 +31,10 @@ from layerscope.cam.reshape import model_hints
 from layerscope.cam.scoring import Prediction
 from layerscope.cam.targets import Eligibility, family_names, suggest_from_shapes, table_target
 from layerscope.errors import LayerscopeError
-from layerscope.jobcontrol import Cancel, Progress
-from layerscope.probe import ShapeInfo
+from layerscope.running.jobcontrol import Cancel, Progress
+from layerscope.running.probe import ShapeInfo
 from layerscope.presentation.render import HeatmapPreview, heatmap_preview
-from layerscope.savenames import map_stem, unused_stem
+from layerscope.io.savenames import map_stem, unused_stem
 from layerscope.tree import ModuleTree
 from layerscope.tui.session import Session
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import BadArgumentError
-from layerscope.example_inputs import InputSpec
+from layerscope.running.example_inputs import InputSpec
 from layerscope.models.loaded import LoadedModel
 
 if TYPE_CHECKING:

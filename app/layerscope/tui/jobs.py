@@ -15,18 +15,18 @@ from pathlib import Path
 
 from torch import nn
 
-from layerscope import probe  # probe.probe_shapes looked up at each call: tests watch it
+from layerscope.running import probe  # probe.probe_shapes looked up at each call: tests watch it
 from layerscope.activations import ActivationReport, model_activations
 from layerscope.cam.targets import Eligibility
 from layerscope.cost import CostTable, cost_stats, probe_cost
 from layerscope.diff import DiffResult, diff_checkpoints
 from layerscope.errors import LayerscopeError
-from layerscope.example_inputs import InputSpec, parse_inputs
-from layerscope.jobcontrol import Cancel, Progress
-from layerscope.iteration import iteration_view
+from layerscope.running.example_inputs import InputSpec, parse_inputs
+from layerscope.running.jobcontrol import Cancel, Progress
+from layerscope.tree.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
-from layerscope.probe import ShapeInfo
-from layerscope.nodestats import node_stats
+from layerscope.running.probe import ShapeInfo
+from layerscope.tree.nodestats import node_stats
 from layerscope.tree import build_tree
 from layerscope.tui import activitytext, camlink, difftext
 from layerscope.tui.session import Session

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from layerscope.cam.targets import Eligibility
     from layerscope.cost import CostTable
     from layerscope.diff import DiffResult
-    from layerscope.probe import ShapeInfo
+    from layerscope.running.probe import ShapeInfo
     from layerscope.tui.camlink import CamView
     from layerscope.tui.session import Session
     from layerscope.tui.tabs import TabContent

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from layerscope.cost import CostTable
     from layerscope.diff import DiffResult
     from layerscope.models.loaded import LoadedModel
-    from layerscope.probe import ShapeInfo
+    from layerscope.running.probe import ShapeInfo
     from layerscope.tree import ModuleTree, Node
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "samples" / "chelsea.png"

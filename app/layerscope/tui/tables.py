@@ -19,7 +19,7 @@ from layerscope.tui.fit import Name, first_fit, fitted
 from layerscope.tui.treeline import middle_ellipsis
 
 if TYPE_CHECKING:
-    from layerscope.iteration import IterationSummary
+    from layerscope.tree.iteration import IterationSummary
     from layerscope.tui.tabs import StateEntries, StateRow
 
 STATE_HEADERS = ("key", "kind", "shape", "dtype", "elements")
@@ -49,7 +49,7 @@ def state_table(rows: Sequence[StateRow], width: int) -> StateTable:
     One row each when the keys keep at least ``KEY_MIN`` cells (or their full length); else two
     rows each: the key on the first, across the whole width, and kind, shape, dtype and
     elements aligned under it."""
-    from layerscope.nodestats import exact  # nodestats imports torch: not before a model is there
+    from layerscope.tree.nodestats import exact  # nodestats imports torch: not before a model is there
 
     kinds = [kind_of(row) for row in rows]
     elements = [exact(row.elements) for row in rows]
@@ -79,7 +79,7 @@ def state_table(rows: Sequence[StateRow], width: int) -> StateTable:
 
 def state_caption(entries: StateEntries, width: int) -> Text:
     """How many entries, under which node: the note on relative keys goes first, then the name shortens."""
-    from layerscope.nodestats import exact
+    from layerscope.tree.nodestats import exact
 
     rows, total, name = entries.rows, entries.total, entries.name
     count = Text(f"first {exact(len(rows))} of " if len(rows) < total else "", "bold")
@@ -128,7 +128,7 @@ class ApiTable:
 
 
 def api_group(access: str, rows: Sequence[IterationSummary], width: int) -> Group:
-    from layerscope.nodestats import exact
+    from layerscope.tree.nodestats import exact
 
     counts = [exact(row.count) for row in rows]
     method_w = max(len(API_HEADERS[0]), *(len(r.method) for r in rows)) if rows else len(API_HEADERS[0])
@@ -165,7 +165,7 @@ def api_group(access: str, rows: Sequence[IterationSummary], width: int) -> Grou
 def entries_text(row: IterationSummary, width: int) -> Text:
     """One entry a line (``0.conv1.weight: Parameter 512×256×3×3 float32``), its name shortened
     to keep to one row; the figures after it wrap between words, never inside one."""
-    from layerscope.nodestats import exact
+    from layerscope.tree.nodestats import exact
 
     lines = []
     for entry in row.first:

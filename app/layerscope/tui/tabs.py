@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from layerscope.activations import NodeActivity
     from layerscope.cam.targets import Eligibility
     from layerscope.diff import NodeDiff, TensorDiff
-    from layerscope.iteration import IterationSummary
+    from layerscope.tree.iteration import IterationSummary
 
 TABS = ("stats", "state_dict", "api", "gradcam")  # in the order of their keys, 1 to 4
 SLOW_TABS = ("state_dict", "api")  # they walk the module's tensors: a big subtree fills in a worker

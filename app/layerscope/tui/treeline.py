@@ -59,7 +59,7 @@ class Column:
 
 
 def _params(facts: LineFacts) -> str:
-    from layerscope.nodestats import human_count
+    from layerscope.tree.nodestats import human_count
 
     members = facts.members
     total = facts.tree.nodes[members[0]].total_params if len(members) == 1 else facts.tree.run_params(members)
@@ -67,7 +67,7 @@ def _params(facts: LineFacts) -> str:
 
 
 def _macs(facts: LineFacts) -> str:
-    from layerscope.nodestats import human_macs
+    from layerscope.tree.nodestats import human_macs
 
     assert facts.cost is not None
     return human_macs(facts.cost.run_macs(facts.names))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import BadArgumentError
-from layerscope.files import exists, expand
+from layerscope.io.files import exists, expand
 from layerscope.models.checkpoints import extract_state_dict, fit_state_dict, read_model_file
 from layerscope.models.loaded import FILE_SUFFIXES, LoadedModel
 from layerscope.models.source import LoadRequest

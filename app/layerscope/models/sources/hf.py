@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.files import exists, expand
+from layerscope.io.files import exists, expand
 from layerscope.models.build import available_bytes, bounded_build
 from layerscope.models.checkpoints import extract_state_dict, read_model_file
 from layerscope.models.loaded import LoadedModel, is_path_weights

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.files import exists, expand, regular_file
+from layerscope.io.files import exists, expand, regular_file
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from layerscope.models.sources.hf_checks import check_config, check_preprocessor
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def header_text(loaded: LoadedModel, tree: ModuleTree) -> Text:
-    from layerscope.nodestats import exact
+    from layerscope.tree.nodestats import exact
 
     root = tree.root
     text = Text(no_wrap=True, overflow="ellipsis")  # one line: at 80 columns the map needs every row

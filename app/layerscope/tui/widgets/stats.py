@@ -59,7 +59,7 @@ EMPHASISED = {"total_params", "access_expression", "qualified_name"}
 def stats_table(stats: dict[str, Any], eligibility: Eligibility | None) -> Table:
     """The node's figures, its Grad-CAM eligibility, then its cost (the longest rows) last."""
     from layerscope.cost import COST_KEYS  # torch stays unimported until a model is there
-    from layerscope.nodestats import shown_figures
+    from layerscope.tree.nodestats import shown_figures
 
     shown = shown_figures(stats)
     table = Table.grid(padding=(0, 2))

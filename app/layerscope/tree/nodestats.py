@@ -6,9 +6,10 @@ tab renders the same dictionary, so the two can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from layerscope.probe import ShapeInfo
+from layerscope.running.probe import ShapeInfo
 from layerscope.tree import ModuleTree, Node
 
 _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
@@ -109,7 +110,7 @@ def uncounted_text(ops: dict[str, int]) -> str:
     return f"{len(ops)} op{'s' if len(ops) != 1 else ''} not counted (no FLOP formula): {listed}"
 
 
-COST_FIGURES = {  # the keys ``layerscope.cost.cost_stats`` adds that are not plain counts or bytes
+COST_FIGURES: dict[str, Callable[[Any], str]] = {  # the keys ``layerscope.cost.cost_stats`` adds that are not plain counts or bytes
     "macs": lambda v: f"{human_macs(v)} ({exact(v)})",
     "flops": lambda v: f"{human_macs(v, 'FLOPs')} ({exact(v)})",
     "macs_share": lambda v: f"{v:.1%}",

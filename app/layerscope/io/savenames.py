@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from layerscope.files import exists
+from layerscope.io.files import exists
 
 NAME_BYTES = 200  # file systems allow 255 bytes a name; room is left for ``-NN`` and ``.png``
 

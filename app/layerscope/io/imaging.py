@@ -22,10 +22,10 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from layerscope.errors import BadArgumentError, BadFileError, LayerscopeError, UnsafeFileError, first_line
-from layerscope.files import atomic_write, expand, regular_file
+from layerscope.io.files import atomic_write, expand, regular_file
 from layerscope.models.loaded import MAX_SIDE, Preprocess
 
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = Path(__file__).parent.parent / "samples"
 RASTER_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")  # never EPS/PS: Pillow hands those to Ghostscript
 MAX_INPUT_PIXELS = MAX_SIDE * MAX_SIDE
 

@@ -28,7 +28,7 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
-PACKAGE = Path(__file__).resolve().parent  # layerscope's own files: never an output
+PACKAGE = Path(__file__).resolve().parent.parent  # layerscope's own files: never an output
 _UMASK = os.umask(0o022)  # read once, at import, before any thread could race it
 os.umask(_UMASK)
 

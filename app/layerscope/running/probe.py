@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.example_inputs import ExampleInputs, Inputs, as_specs, describe_inputs, example_inputs
-from layerscope.locking import model_lock, watched_pass
+from layerscope.running.example_inputs import ExampleInputs, Inputs, as_specs, describe_inputs, example_inputs
+from layerscope.running.locking import model_lock, watched_pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ def probe_shapes(
 ) -> dict[str, ShapeInfo]:
     """Run one eval-mode forward pass and record every module's output, keyed by qualified name;
     an ``observer`` (the cost counter) rides along on the same pass. ``inputs`` is one shape,
-    specs (one per argument) or real tensors (``layerscope.example_inputs``).
+    specs (one per argument) or real tensors (``layerscope.running.example_inputs``).
 
     Training flags are restored and every hook removed even when the forward raises.
     """
