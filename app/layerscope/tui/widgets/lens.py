@@ -21,7 +21,7 @@ from textual import work
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from layerscope.errors import LayerscopeError
 from layerscope.tui import failures
@@ -126,7 +126,9 @@ class LensPanel(Vertical):
     def compute(self, loaded: LoadedModel, prompt: str) -> None:
         from layerscope.lens import logit_lens
 
-        self.post_message(self.Computed(logit_lens(self._language_model(loaded), prompt, top_k=TOP_K), prompt))
+        result = logit_lens(self._language_model(loaded), prompt, top_k=TOP_K)
+        if not get_current_worker().is_cancelled:  # not a prompt typed (or a model opened) since
+            self.post_message(self.Computed(result, prompt))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="lens-heads", description="recording the heads")
     def compute_heads(self, lm: LanguageModel, prompt: str, layer: str, position: int) -> None:
