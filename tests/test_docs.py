@@ -80,11 +80,13 @@ def _source(node: ast.expr) -> str:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
+def workspace(tmp_path_factory, counter_folder) -> Path:
     """The folder the shown commands run in: the repo's app/ for the sample paths, the photos,
-    the files the safety and error examples name, and Llama-2-70B's config.json alone."""
+    the files the safety and error examples name, Llama-2-70B's config.json alone, and the
+    counting Llama of docs/cli/lens.md as ``counter``."""
     folder = tmp_path_factory.mktemp("docs-cli")
     (folder / "app").symlink_to(ROOT / "app")
+    (folder / "counter").symlink_to(counter_folder)
     for photo in ("chelsea.png", "coffee.png"):
         shutil.copy(SAMPLES / photo, folder / photo)
     (folder / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
@@ -139,7 +141,7 @@ def test_shown_cli_output_is_what_the_command_prints(block, workspace, capsys, m
 
 def test_checked_outputs_cover_every_command():
     shown = {shlex.split(command.argv)[1] for block in OUTPUT_BLOCKS for command in block.commands}
-    assert {"tree", "stats", "api", "cam", "rank", "diff", "activations", "-h"} <= shown
+    assert {"tree", "stats", "api", "cam", "rank", "diff", "activations", "lens", "-h"} <= shown
 
 
 def test_the_ellipsis_stands_for_lines_left_out():

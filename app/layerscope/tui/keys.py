@@ -51,6 +51,8 @@ KEYS: list[Key] = [Key(*row) for row in [
     ("left_square_bracket", "attention('previous_block')", "Block", "Attention view: the previous block", False),
     ("h", "attention('next_head')", "Head", "Attention view: one head at a time, then every head", False),
     ("H", "attention('previous_head')", "Head", "Attention view: one head at a time, backwards", False),
+    ("L", "lens_prompt", "Lens", "Language model: type a prompt; the Lens tab shows what each layer predicts "
+     "next at each token", False),
     ("question_mark", "help", "Help", "Show the keys", True),
     ("q", "quit", "Quit", "Quit layerscope", True),
 ]]

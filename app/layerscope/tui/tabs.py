@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from layerscope.tree.iteration import IterationSummary
 
 TABS = ("stats", "state_dict", "api", "gradcam")  # in the order of their keys, 1 to 4
+SELF_FILLED = ("gradcam", "lens")  # their panels fill themselves (a map, a prompt), not from the cursor's node
 SLOW_TABS = ("state_dict", "api")  # they walk the module's tensors: a big subtree fills in a worker
 
 

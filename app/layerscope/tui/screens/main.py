@@ -17,9 +17,9 @@ from layerscope.tui import camtext, clipboard
 from layerscope.tui.keys import KEYS, bindings
 from layerscope.tui.lazy import camlink
 from layerscope.tui.messages import CamDone, ImageChecked, RankDone
-from layerscope.tui.screens.activity import ActivityScreen
 from layerscope.tui.screens.help import HelpScreen
 from layerscope.tui.screens.image_path import ImagePathScreen
+from layerscope.tui.screens.lens import LensScreen
 from layerscope.tui.screens.model import FAILED
 from layerscope.tui.screens.model_spec import ModelSpecScreen
 from layerscope.tui.screens.pickers import ClassPicker, MethodPicker
@@ -30,7 +30,7 @@ from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.search import SearchBar
 
 
-class MainScreen(ActivityScreen):
+class MainScreen(LensScreen):
     """The tree and the tabs, driven by the keys of ``KEYS``."""
 
     BINDINGS = bindings()

@@ -32,7 +32,7 @@ from layerscope.tui.messages import (
     TabReady,
 )
 from layerscope.tui.session import AppOptions, Loader, Session
-from layerscope.tui.tabs import SLOW_TABS, TABS
+from layerscope.tui.tabs import SELF_FILLED, SLOW_TABS, TABS
 from layerscope.tui.threads import in_thread
 from layerscope.tui.widgets.api import ApiPanel
 from layerscope.tui.widgets.diffstatus import DiffStatus
@@ -40,6 +40,7 @@ from layerscope.tui.widgets.footer import KeyFooter
 from layerscope.tui.widgets.attention import AttentionView
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
+from layerscope.tui.widgets.lens import LensPanel
 from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.search import SearchBar
 from layerscope.tui.widgets.state_dict import StateDictPanel
@@ -85,6 +86,8 @@ class ModelScreen(Screen):
                 with TabPane("Grad-CAM", id="gradcam"):
                     yield CamPanel(self.options.pixels, id="cam-panel")
                     yield AttentionView(id="attention-view")
+                with TabPane("Lens", id="lens"):  # a causal language model's (``screens.lens``)
+                    yield LensPanel(id="lens-panel")
         yield DiffStatus(id="diff-status")
         yield SearchBar(id="search")
         yield KeyFooter(FOOTER_KEEP)
@@ -297,7 +300,7 @@ class ModelScreen(Screen):
         if self.session is None or self.current is None:
             return
         tab = self.query_one(TabbedContent).active
-        if tab == "gradcam" or self._shown.get(tab) == self.current:
+        if tab in SELF_FILLED or self._shown.get(tab) == self.current:
             return
         self._shown[tab] = self.current
         node = self.session.node(self.current)
