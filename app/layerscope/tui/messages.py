@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.message import Message
+from textual.worker import Worker
 
 if TYPE_CHECKING:
     from layerscope.activations import ActivationReport
@@ -131,3 +132,11 @@ class ImageChecked(Message):
     """The photo at ``path`` reads (a failure goes to the main screen's ``on_worker_state_changed``)."""
 
     path: Path
+
+
+@dataclass
+class WorkFailed(Message):
+    """A feature widget's worker failed: its ``Worker.StateChanged`` does not bubble, so the
+    widget passes the worker up and the screen's one failure handler takes it."""
+
+    worker: Worker

@@ -1,9 +1,6 @@
 """The main screen's keys: what each one does to the model on screen (``KEYS`` lists them).
-
-``ModelScreen`` keeps the model, its workers and the tabs, ``DiffScreen`` adds ``d``'s
-diff; here are the bindings and
-the actions, each a few lines that ask the widgets, the session or a worker.
-"""
+``ModelScreen`` keeps the model, its workers and the tabs; here are the bindings and the
+actions, each a few lines that ask the widgets (a feature's own, for d, A, L), the session or a worker."""
 
 from __future__ import annotations
 
@@ -19,18 +16,20 @@ from layerscope.tui.lazy import camlink
 from layerscope.tui.messages import CamDone, ImageChecked, RankDone
 from layerscope.tui.screens.help import HelpScreen
 from layerscope.tui.screens.image_path import ImagePathScreen
-from layerscope.tui.screens.lens import LensScreen
-from layerscope.tui.screens.model import FAILED
+from layerscope.tui.screens.model import FAILED, LENS_TAB, ModelScreen
 from layerscope.tui.screens.model_spec import ModelSpecScreen
 from layerscope.tui.screens.pickers import ClassPicker, MethodPicker
+from layerscope.tui.widgets.activity import ActivityCollector
 from layerscope.tui.widgets.attention import AttentionView
+from layerscope.tui.widgets.diffstatus import DiffStatus
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
+from layerscope.tui.widgets.lens import LensPanel
 from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.search import SearchBar
 
 
-class MainScreen(LensScreen):
+class MainScreen(ModelScreen):
     """The tree and the tabs, driven by the keys of ``KEYS``."""
 
     BINDINGS = bindings()
@@ -43,7 +42,17 @@ class MainScreen(LensScreen):
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
-    # --- search ----------------------------------------------------------------------
+    def action_diff(self) -> None:
+        if self.session is not None:
+            self.query_one(DiffStatus).ask(self.session)
+
+    def action_activity(self) -> None:
+        if self.session is not None:
+            self.query_one(ActivityCollector).start(self.session)
+
+    def action_lens_prompt(self) -> None:
+        if self.session is not None:
+            self.query_one(LensPanel).ask(self.session.loaded, lambda: self.action_show_tab(LENS_TAB))
 
     def action_search(self) -> None:
         self.query_one(SearchBar).open()
@@ -64,13 +73,11 @@ class MainScreen(LensScreen):
         self.jump(next((m for m in message.matches if m >= start), message.matches[0]))
 
     def action_next_match(self) -> None:
-        found = self.query_one(SearchBar).after(self.current or 0)
-        if found is not None:
+        if (found := self.query_one(SearchBar).after(self.current or 0)) is not None:
             self.jump(found)
 
     def action_previous_match(self) -> None:
-        found = self.query_one(SearchBar).before(self.current or 0)
-        if found is not None:
+        if (found := self.query_one(SearchBar).before(self.current or 0)) is not None:
             self.jump(found)
 
     def action_cancel(self) -> None:
@@ -80,12 +87,7 @@ class MainScreen(LensScreen):
             bar.close()
             self.query_one(ModuleTreeView).focus()
             return
-        if self.stop_diff():
-            self.notify("the tree keeps what it showed", title="Diff stopped", severity="warning", timeout=3)
-            return
-        if self.stop_activity():
-            self.notify("no statistics kept; A starts again", title="Activations stopped", severity="warning",
-                        timeout=3)
+        if self.query_one(DiffStatus).stop(say=True) or self.query_one(ActivityCollector).stop(say=True):
             return
         stopping = self.query_one(CamPanel).cancel()
         if stopping:
@@ -93,8 +95,8 @@ class MainScreen(LensScreen):
 
     def stop_work(self) -> None:
         """Before quitting: a running diff, collection or map is told to stop."""
-        self.stop_diff()
-        self.stop_activity()
+        self.query_one(DiffStatus).stop()
+        self.query_one(ActivityCollector).stop()
         self.query_one(CamPanel).cancel()
 
     async def action_quit(self) -> None:

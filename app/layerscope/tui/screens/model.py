@@ -1,9 +1,12 @@
 """The model on screen: its workers, what they bring back, and the tabs that follow the cursor.
 
-``MainScreen`` (``screens.main``) adds the keys. Every worker runs on this screen
-(``threads.in_thread`` for the blocking part), so every failure reaches one handler,
-``on_worker_state_changed``: it becomes a notification while everything on screen
-stays as it was, and a bug's traceback goes to the log file. ``jobs`` and
+``MainScreen`` (``screens.main``) adds the keys. The model's own workers run on this
+screen; a feature owns its widget and its worker (``widgets.diffstatus``: ``d``'s diff,
+``widgets.activity``: ``A``'s statistics, ``widgets.lens``: the Lens tab,
+``widgets.attention``: the attention view) and speaks to the screen through messages, which
+show its result in the tree and the tabs. Every failure reaches one handler,
+``on_worker_state_changed`` (a feature's through ``WorkFailed``): it becomes a notification
+while everything on screen stays as it was, and a bug's traceback goes to the log file. ``jobs`` and
 ``camlink`` import torch: ``lazy`` imports them when a worker or a key first needs
 them, so the frame paints before torch loads.
 """
@@ -24,32 +27,36 @@ from textual.widgets import TabbedContent, TabPane, Tree
 from textual.worker import Worker, WorkerState
 
 from layerscope.errors import LayerscopeError, first_line
-from layerscope.tui import failures
+from layerscope.tui import activitytext, difftext, failures
 from layerscope.tui.keys import FOOTER_KEEP
 from layerscope.tui.lazy import camlink, jobs
 from layerscope.tui.messages import (
-    CamDone, CamProgress, CamScored, CostReady, ImageChecked, ModelReady, RankDone, ScoreProgress, ShapesReady,
-    TabReady,
+    ActivityReady, CamDone, CamProgress, CamScored, CostReady, DiffReady, ImageChecked, ModelReady, RankDone,
+    ScoreProgress, ShapesReady, TabReady, WorkFailed,
 )
 from layerscope.tui.session import AppOptions, Loader, Session
 from layerscope.tui.tabs import SELF_FILLED, SLOW_TABS, TABS
 from layerscope.tui.threads import in_thread
+from layerscope.tui.treeline import COLUMNS, column_named
+from layerscope.tui.widgets.activity import ActivityCollector
 from layerscope.tui.widgets.api import ApiPanel
 from layerscope.tui.widgets.diffstatus import DiffStatus
 from layerscope.tui.widgets.footer import KeyFooter
 from layerscope.tui.widgets.attention import AttentionView
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.header import ModelHeader
-from layerscope.tui.widgets.lens import LensPanel
+from layerscope.tui.widgets.lens import LensPanel, lens_refusal
 from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.search import SearchBar
 from layerscope.tui.widgets.state_dict import StateDictPanel
 from layerscope.tui.widgets.stats import StatsPanel
 
 if TYPE_CHECKING:
+    from layerscope.activations import ActivationReport
     from layerscope.cam import PhotoExplainer
     from layerscope.tui.camlink import CamRequest, CamView
 
+LENS_TAB = "lens"
 TABS_PAUSE = 0.03  # seconds the cursor rests before the tabs describe its node
 SYNC_LIMIT = 3000  # subtrees up to this many modules / state_dict entries fill their tab at once
 
@@ -86,13 +93,15 @@ class ModelScreen(Screen):
                 with TabPane("Grad-CAM", id="gradcam"):
                     yield CamPanel(self.options.pixels, id="cam-panel")
                     yield AttentionView(id="attention-view")
-                with TabPane("Lens", id="lens"):  # a causal language model's (``screens.lens``)
+                with TabPane("Lens", id=LENS_TAB):  # a causal language model's only
                     yield LensPanel(id="lens-panel")
-        yield DiffStatus(id="diff-status")
+        yield DiffStatus(pending=self.options.diff, trust=self.options.trust, id="diff-status")
+        yield ActivityCollector(self.options.probe_inputs, id="activity")
         yield SearchBar(id="search")
         yield KeyFooter(FOOTER_KEEP)
 
     def on_mount(self) -> None:
+        self.query_one(TabbedContent).hide_tab(LENS_TAB)
         tree = self.query_one(ModuleTreeView)
         tree.loading = True
         tree.focus()
@@ -184,6 +193,10 @@ class ModelScreen(Screen):
 
     # --- failures: every worker's, in one place --------------------------------------
 
+    def on_work_failed(self, message: WorkFailed) -> None:
+        """A feature widget's worker (the diff's, the activations'): the same one handler."""
+        self.on_worker_state_changed(Worker.StateChanged(message.worker, WorkerState.ERROR))
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The user's mistakes and cancellations become notifications; anything else is a bug,
         logged with its traceback, then notified."""
@@ -233,6 +246,12 @@ class ModelScreen(Screen):
     # --- what the workers bring back -------------------------------------------------
 
     def on_model_ready(self, message: ModelReady) -> None:
+        """Everything the last model left goes (its diff, its statistics and a collection still
+        running, its lens); the new one shows, and ``--diff`` starts on the first."""
+        self.query_one(ActivityCollector).stop()
+        self.query_one(LensPanel).forget()
+        tabs = self.query_one(TabbedContent)
+        (tabs.show_tab if lens_refusal(message.session.loaded) is None else tabs.hide_tab)(LENS_TAB)
         session = self.session = message.session
         self.spec = session.loaded.spec
         self.query_one(SearchBar).search_in(session.tree)
@@ -240,6 +259,8 @@ class ModelScreen(Screen):
         self.query_one(ModelHeader).show(session.loaded, session.tree)
         tree = self.query_one(ModuleTreeView)
         tree.loading = False
+        tree.diff = None
+        _activity_column(tree, None)
         tree.marks, tree.target, tree.matches, tree.cost, tree.ranks = {}, None, frozenset(), None, {}
         tree.show(session.tree)
         tree.focus()
@@ -250,6 +271,41 @@ class ModelScreen(Screen):
         panel.describe(session)
         self.refresh_tabs()
         self.call_after_refresh(self.probe_shapes, session)  # the tree paints before the probe competes
+        self.query_one(DiffStatus).model_changed(session)
+
+    def on_diff_ready(self, message: DiffReady) -> None:
+        """The tree switches to the change column; the Stats tab lists the node's tensors."""
+        session = self.session
+        if session is not message.session:
+            return
+        session.diff = message.result
+        self.query_one(ModuleTreeView).show_diff(message.result)
+        self.forget_tab("stats")
+        self.refresh_tabs()
+        self.notify(difftext.summary(message.result), title=f"Diff against {Path(message.result.b).name}",
+                    markup=False, timeout=8)
+
+    def on_activity_ready(self, message: ActivityReady) -> None:
+        """The tree switches to the activity column; the Stats tab shows the node's histogram."""
+        session = self.session
+        if session is not message.session:
+            return
+        session.activity = message.report
+        _activity_column(self.query_one(ModuleTreeView), message.report).relabel()
+        self.forget_tab("stats")
+        self.refresh_tabs()
+        title, text = activitytext.summary(message.report)
+        self.notify(text, title=title, markup=False, timeout=8)
+
+    def photo_changed(self) -> None:
+        """Statistics collected over the last photo describe it, not the new one: they go (``A``
+        collects them again); those over ``--input`` tensors stay."""
+        session = self.session
+        if session is None or session.activity is None or self.options.probe_inputs:
+            return
+        session.activity = None
+        _activity_column(self.query_one(ModuleTreeView), None).relabel()
+        self.forget_tab("stats")
 
     def on_shapes_ready(self, message: ShapesReady) -> None:
         session = self.session
@@ -285,6 +341,8 @@ class ModelScreen(Screen):
         """The cursor line repaints at once; the tabs follow when the keys pause (a held arrow
         key would otherwise queue one full tab render per line)."""
         index = self.query_one(ModuleTreeView).current_index()
+        if index is not None and self.session is not None:  # a decoder block selects its lens row
+            self.query_one(LensPanel).select_layer(self.session.node(index).name)
         if index is not None and index != self.current:
             self.current = index
             if self._tabs_timer is not None:
@@ -328,3 +386,14 @@ class ModelScreen(Screen):
             bar.count(len(bar.matches), bar.matches.index(index))
         self.current = index
         self.refresh_tabs()
+
+
+def _activity_column(tree: ModuleTreeView, report: ActivationReport | None) -> ModuleTreeView:
+    """The tree with ``report``'s figures in its activity column, or (None) without them, back
+    to parameters if it showed them."""
+    tree.activity = report
+    if report is not None:
+        tree.column = column_named("activity")
+    elif tree.column.key == "activity":
+        tree.column = COLUMNS[0]
+    return tree

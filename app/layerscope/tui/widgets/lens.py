@@ -11,6 +11,7 @@ The tab is hidden for a model that is not a causal language model.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from layerscope.errors import LayerscopeError
 from layerscope.tui import failures
 from layerscope.tui.screens.image_path import MAX_PROMPT
+from layerscope.tui.screens.lens_prompt import LensPromptScreen
 
 if TYPE_CHECKING:
     from layerscope.lens import HeadAttention, LanguageModel, LensResult
@@ -70,6 +72,20 @@ def check_prompt(prompt: str) -> None:
         raise LayerscopeError(f"the prompt is {len(prompt):,} characters; the app takes at most {MAX_PROMPT:,}")
 
 
+def lens_refusal(loaded: LoadedModel) -> str | None:
+    """Why ``loaded`` has no lens (one line), or None for a causal language model."""
+    if loaded.source != "huggingface":  # says so without importing transformers
+        return (f"{loaded.spec} is a {loaded.source} model ({type(loaded.model).__name__}); the Lens tab is for "
+                "a Hugging Face causal language model")
+    from layerscope.lens.language import check_causal_lm
+
+    try:
+        check_causal_lm(loaded)
+    except LayerscopeError as exc:
+        return str(exc)
+    return None
+
+
 class LensPanel(Vertical):
     """The lens table for one prompt, its highlighted cell's guesses and heads."""
 
@@ -96,6 +112,26 @@ class LensPanel(Vertical):
         yield Static("", id="lens-heads")
 
     # --- the model and the prompt ----------------------------------------------------
+
+    def ask(self, loaded: LoadedModel, shown: Callable[[], None]) -> None:
+        """``L``: type a prompt (the last one offered again) and read it; ``shown`` brings the tab
+        forward once the prompt is taken. A model without a lens says why."""
+        why = lens_refusal(loaded)
+        if why is not None:
+            self.notify(why, title="No lens", severity="warning", markup=False, timeout=6)
+            return
+
+        def typed(prompt: str | None) -> None:
+            if prompt is None:
+                return
+            try:
+                self.run(loaded, prompt)
+            except LayerscopeError as exc:
+                self.notify(str(exc), title="Lens not read", severity="warning", markup=False, timeout=6)
+                return
+            shown()
+
+        self.app.push_screen(LensPromptScreen(self.prompt), typed)
 
     def forget(self) -> None:
         """Another model: the table, the prompt and the tokenizer go."""
