@@ -60,7 +60,8 @@ def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_table_marks_default_and_eigencam_is_class_blind_and_not_eligible(capsys):
+def test_table_marks_default_and_eigencam_is_class_blind_and_not_eligible(capsys, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # captured output is a pipe's: whole lines, whatever ran before
     code, out, err = _run(capsys, "rank", "--layers", "features.16,features.18", "--steps", "2",
                           "--method", "eigencam", "--class", "tabby")
     assert code == 0, err
