@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from layerscope.cost.formulas import MISSING_FORMULAS, does_multiply_adds
+from layerscope.cost.formulas import MISSING_FORMULAS
 from layerscope.cost.kernels import reference_kernels
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
+from layerscope.cost.zero_cost import costs_nothing, has_floating_input, op_name
 from layerscope.example_inputs import Inputs, describe_inputs
 from layerscope.probe import ShapeInfo, probe_shapes
 from layerscope.thirdparty import OpCountingFlopMode, storage_key
@@ -71,7 +72,7 @@ class CostCounter(OpCountingFlopMode):
         self._storages: dict[int, tuple[Footprint, list]] = {}  # storage id -> (size, weak refs to its tensors)
         self._stack: list[_Frame] = []
         self._running: dict[str, _Running] = {}
-        self._uncounted: dict[str, Counter[str]] = {}  # module -> ops that multiply-add with no formula: calls
+        self._uncounted: dict[str, Counter[str]] = {}  # module -> ops with no formula and no zero-cost convention: calls
         self._kernels = reference_kernels(on_meta=on_meta)
 
     def __enter__(self):
@@ -89,10 +90,12 @@ class CostCounter(OpCountingFlopMode):
 
     def op_counted(self, func_packet, flops: int, out: object, args: tuple, kwargs: dict) -> None:
         """torch's own count (read back from its global row) added to the running total; an op
-        that should have had a formula is named instead of silently counting zero."""
-        if func_packet not in self.flop_registry and does_multiply_adds(func_packet.__name__):
+        with no formula that is not free by convention (``zero_cost``) and read floating-point
+        data is named instead of silently counting zero."""
+        if (func_packet not in self.flop_registry and not costs_nothing(func_packet)
+                and has_floating_input(args, kwargs)):
             for module in {frame.name for frame in self._stack}:
-                self._uncounted.setdefault(module, Counter())[func_packet.__name__] += 1
+                self._uncounted.setdefault(module, Counter())[op_name(func_packet)] += 1
         self.flops += flops
         self._watch(out, args, kwargs)
 
