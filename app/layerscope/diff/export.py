@@ -78,6 +78,8 @@ def lora_json(lora: LoraReport) -> dict[str, Any]:
         "folder": lora.folder,
         "r": lora.rank,
         "lora_alpha": lora.alpha,
+        "rank_pattern": dict(lora.rank_pattern),
+        "alpha_pattern": dict(lora.alpha_pattern),
         "use_rslora": lora.use_rslora,
         "target_modules": list(lora.target_modules),
         "adapted_modules": list(lora.adapted),

@@ -145,6 +145,10 @@ class DiffText:
         rule = "lora_alpha/√r (rsLoRA)" if lora.use_rslora else "lora_alpha/r"
         yield Text(f"LoRA: r={lora.rank}, lora_alpha={lora.alpha:g}, ΔW = {rule} · B·A; "
                    f"{len(lora.adapted)} module(s) adapted, {len(lora.replaced)} tensor(s) replaced whole")
+        for name, table in (("rank_pattern", lora.rank_pattern), ("alpha_pattern", lora.alpha_pattern)):
+            if table:  # the figures use each module's own r and alpha: say which differ from the line above
+                pairs = ", ".join(f"{pattern} → {value:g}" for pattern, value in table.items())
+                yield Text(f"  {name} (overrides for matching modules): {pairs}")
         if lora.unmatched_targets:
             yield Text(f"target_modules that matched nothing: {', '.join(lora.unmatched_targets)}", style="yellow")
 
