@@ -67,3 +67,57 @@ def test_a_sharded_folder_without_config_diffs_with_arch(tmp_path, capsys):
     assert any("has no config.json; --arch names the architecture" in note for note in keyed.notes)
     assert main(["diff", str(tmp_path / "a.safetensors"), str(folder), "--arch", "diff_models:tiny_resnet"]) == 0
     assert "fc  Linear" in capsys.readouterr().out
+
+
+def _fine_tune(tmp_path: Path) -> tuple[str, str, dict, dict]:
+    """A full fine-tune's shape: weights moved a few percent, batch-norm statistics far more."""
+    torch.manual_seed(1)
+    a = tiny_resnet().state_dict()
+    for key, value in a.items():
+        if key.endswith(("running_var", "running_mean")):
+            value.uniform_(0.5, 1.5)
+    b = {k: v.clone() for k, v in a.items()}
+    b["fc.weight"] *= 1.05
+    b["layer4.1.conv2.weight"] *= 1.02
+    for key in b:
+        if key.endswith("running_mean"):
+            b[key] += 1.0
+        if key.endswith("num_batches_tracked"):
+            b[key] += 20
+    torch.save(a, tmp_path / "a.pt")
+    torch.save(b, tmp_path / "b.pt")
+    return str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), a, b
+
+
+def test_trained_parameters_lead_and_buffers_rank_apart(tmp_path, capsys):
+    a_path, b_path, a, b = _fine_tune(tmp_path)
+    result = diff_checkpoints(a_path, b_path, arch="diff_models:tiny_resnet")
+    assert "layer4.1.bn2.running_var" in result.buffer_keys and "fc.weight" not in result.buffer_keys
+    assert [t.key for t in result.largest()] == ["fc.weight", "layer4.1.conv2.weight"]
+    assert all(t.key.endswith("running_mean") for t in result.largest(buffers=True))
+    # the tensors as the app's Stats list shows them: parameters first, counters gone, unchanged last
+    ranked = result.ranked(result.tensors)
+    assert [t.key for t in ranked[:2]] == ["fc.weight", "layer4.1.conv2.weight"]
+    assert not any(t.key.endswith("num_batches_tracked") for t in ranked)
+    assert ranked[2].key.endswith("running_mean") and ranked[-1].status == "same"
+    assert any(t.key.endswith("num_batches_tracked") for t in result.ranked(result.tensors, counters=True))
+    assert abs(ranked[0].relative_change - 0.05) < 1e-6  # ‖0.05·W‖ / ‖W‖
+    assert main(["diff", a_path, b_path, "--arch", "diff_models:tiny_resnet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert [x["key"] for x in summary["largest"]] == ["fc.weight", "layer4.1.conv2.weight"]
+    assert len(summary["largest_buffers"]) == 5
+
+
+def test_params_only_leaves_buffers_out_of_every_figure(tmp_path, capsys):
+    a_path, b_path, a, b = _fine_tune(tmp_path)
+    result = diff_checkpoints(a_path, b_path, arch="diff_models:tiny_resnet", params_only=True)
+    params = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert sorted(t.key for t in result.tensors) == sorted(params)
+    delta = sum(float((b[k] - a[k]).double().norm() ** 2) for k in params)
+    norm = sum(float(a[k].double().norm() ** 2) for k in params)
+    assert abs(result.root.relative_change - (delta / norm) ** 0.5) < 1e-9
+    assert result.node("bn1").status == "same"  # only its statistics moved
+    assert main(["diff", a_path, b_path, "--arch", "diff_models:tiny_resnet", "--params-only"]) == 0
+    out = capsys.readouterr().out
+    assert "largest changes in buffers" not in out and "bn1  BatchNorm2d" not in out
+    assert f"└── fc  Linear  {result.node('fc').mark}" in out

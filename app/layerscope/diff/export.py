@@ -38,6 +38,8 @@ def summary_json(result: DiffResult) -> dict[str, Any]:
         "relative_change": finite(result.root.relative_change),
         "frozen": [n.name for n in result.frozen()],
         "largest": [{"key": t.key, "relative_change": finite(t.relative_change)} for t in result.largest()],
+        "largest_buffers": [{"key": t.key, "relative_change": finite(t.relative_change)}
+                            for t in result.largest(buffers=True)],
         "running_statistics_moved": [n.name for n in moved],
         "running_statistics_moved_under_frozen_weights": [n.name for n in frozen_weights],
         "unplaced_keys": list(result.unplaced),
