@@ -188,3 +188,20 @@ def test_a_hugging_face_config_alone_is_counted_on_meta(tmp_path):
     attention = 2 * 64 * 64 * 512  # QKᵀ and × V
     assert table.total.macs == 64 * (2 * per_layer + 512 * 1000) + 2 * attention
     assert table.get("model.layers").calls == 0 and table.get("model.layers").macs == 2 * (64 * per_layer + attention)
+
+
+def test_estimate_memory_refuses_a_batch_the_probe_did_not_run():
+    """Issue 32: a batch-1 probe's activations under a "batch 32" formula were batch 1's bytes."""
+    from layerscope.errors import LayerscopeError
+
+    model = nn.Sequential(nn.Linear(100, 50), nn.ReLU())
+    root = build_tree(model).root
+    _, one = probe_cost(model, (100,))
+    with pytest.raises(LayerscopeError, match="probed at batch 1, not 32: activations are measured, never scaled"):
+        estimate_memory(root, one.total, batch=32)
+    _, thirty_two = probe_cost(model, (100,), batch=32)
+    memory = estimate_memory(root, thirty_two.total)  # the probe's own batch
+    assert memory.batch == 32 and "batch 32" in memory.inference_formula
+    params = 100 * 50 + 50
+    assert memory.inference_bytes == params * 4 + 32 * 100 * 4 + 2 * 32 * 50 * 4  # input, Linear, ReLU out
+    assert estimate_memory(root, thirty_two.total, batch=32) == memory

@@ -152,12 +152,12 @@ class CostCounter(OpCountingFlopMode):
         """Every module that ran, plus containers that never run themselves (a ``ModuleList``
         is iterated, not called) but whose children did: theirs is the children's sum."""
         ran = {name: NodeCost(flops=r.flops, calls=r.calls, allocated=r.allocated, output=r.output, peak=r.peak,
-                              uncounted_ops=dict(sorted(self._uncounted.get(name, {}).items())))
+                              uncounted_ops=dict(sorted(self._uncounted.get(name, {}).items())), batch=batch)
                for name, r in self._running.items()}
-        return CostTable(nodes=_fill_containers(ran, names), inputs=inputs, batch=batch)
+        return CostTable(nodes=_fill_containers(ran, names, batch), inputs=inputs, batch=batch)
 
 
-def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, NodeCost]:
+def _fill_containers(ran: dict[str, NodeCost], names: list[str], batch: int) -> dict[str, NodeCost]:
     """``names`` in ``named_modules()`` order: walked backwards, every child comes before its parent."""
     nodes = dict(ran)
     pending: dict[str, list[NodeCost]] = {}
@@ -170,6 +170,7 @@ def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, No
                 output=kids[0].output,  # the last child's output (children were collected backwards)
                 peak=max((k.peak for k in kids), key=lambda f: f.bytes()),
                 uncounted_ops=dict(sorted(sum((Counter(k.uncounted_ops) for k in kids), Counter()).items())),
+                batch=batch,
             )
         parent = name.rpartition(".")[0]
         if name and name in nodes and parent not in ran:
