@@ -589,3 +589,19 @@ async def test_100_kb_typed_into_the_o_prompt_key_by_key_leaves_the_app_responsi
         await pilot.pause()
         assert time.monotonic() - start < 3 and app.is_running and not log_file.exists()
         assert app.main.session.image == photo
+
+
+async def test_the_o_prompt_selects_its_path_so_typing_replaces_it(app):
+    """Issue 32: the prompt opened with the current photo's path and typing appended to it."""
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        photo = str(app.main.session.image)
+        await pilot.press("o")
+        await pilot.pause()
+        field = app.screen.query_one("#image-path")
+        assert field.value == photo and field.selected_text == photo  # shown, and all selected
+        await pilot.press("/", "t", "m", "p")
+        assert field.value == "/tmp"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and str(app.main.session.image) == photo
