@@ -139,7 +139,7 @@ def test_console_script_runs_as_a_user_would():
     ("argv", "message"),
     [
         (["api", "resnet18", "--first", "-1"], "layerscope api: error: argument --first: expected a number of at least 1"),
-        (["stats"], "layerscope stats: error: the following arguments are required: MODEL"),
+        (["stats", "resnet18", "--batch", "0"], "layerscope stats: error: argument --batch"),
         (["tree", "resnet18", "--depth", "two"], "argument --depth: expected a whole number, got 'two'"),
     ],
 )
@@ -350,3 +350,14 @@ def test_piped_text_is_neither_wrapped_nor_padded_at_any_terminal_width(argv):
                              "11,689,512 parameters (11,689,512 trainable), 68 modules, 122 state_dict entries (44.6 MiB)"]
     else:
         assert "total params             11,689,512" in lines
+
+
+@pytest.mark.parametrize("command", ["tree", "stats", "api"])
+def test_model_is_optional_in_every_command_as_in_cam_and_report(command, capsys):
+    """Issue 32: ``api`` (and tree, stats) alone required MODEL; without it, the default model."""
+    from layerscope.options import DEFAULT_MODEL
+
+    assert main([command, "--json", "--weights", "none", "--device", "meta"]) == 0
+    default = capsys.readouterr().out
+    assert main([command, DEFAULT_MODEL, "--json", "--weights", "none", "--device", "meta"]) == 0
+    assert capsys.readouterr().out == default

@@ -51,7 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _command(sub: argparse._SubParsersAction, name: str, summary: str, func) -> argparse.ArgumentParser:
     """A subcommand with the shared model options, ``--json`` and ``--debug``."""
     parser = sub.add_parser(name, help=summary, description=summary)
-    add_model_options(parser)
+    add_model_options(parser, model_required=False)  # MODEL optional in every command: the default model
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     add_debug_option(parser)
     parser.set_defaults(func=func)
