@@ -18,19 +18,21 @@ from torch import nn
 from layerscope import imaging
 from layerscope.activations.recorder import ActivationReport, Cancel, Progress, collect_activations
 from layerscope.errors import LayerscopeError
-from layerscope.files import expand
+from layerscope.folder_report.dataset import discover, folder_path
 from layerscope.models.loaded import Preprocess
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    """The image files directly in ``folder`` (by extension Pillow knows), sorted by name."""
-    path = expand(folder, "image folder")
-    if not path.is_dir():
-        raise LayerscopeError(f"{path} is not a folder of images")
+    """The image files under ``folder`` (by extension Pillow knows) by ``report``'s folder rules
+    (``folder_report.dataset``): class folders read recursively, hidden names skipped, sorted
+    by relative path, so every command that takes ``--images`` reads the same files."""
+    path = folder_path(folder)
     known = set(Image.registered_extensions())
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in known and not p.name.startswith("."))
+    names = [] if not any(path.iterdir()) else [f.path for f in discover(path, None).files]
+    files = [p for p in names if p.suffix.lower() in known]
     if not files:
-        raise LayerscopeError(f"no image files in {path} (looked for {', '.join(sorted(known)[:6])}, …)")
+        raise LayerscopeError(f"no image files in {path} or its folders "
+                              f"(looked for {', '.join(sorted(known)[:6])}, …)")
     return files
 
 
