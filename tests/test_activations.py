@@ -277,10 +277,11 @@ def test_images_reads_class_folders_as_report_does(tmp_path, capsys):
     (root / ".hidden").mkdir()
     Image.new("RGB", (8, 8)).save(root / ".hidden" / "x.png")
     files = image_files(root)
-    report_order = [f.path for f in discover(root, None).files if f.path.suffix == ".png"]
+    report_order = [root / f.name for f in discover(root, None).files if f.path.suffix == ".png"]
     assert files == report_order
     assert [f"{p.parent.name}/{p.name}" for p in files] == [
         "cat/000.png", "cat/001.png", "cat/notes.png", "dog/000.png", "dog/notes.png"]
     assert main(["activations", "activation_models:DeadAndNaN", "--images", str(root), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["examples"] == 3 and [Path(s["file"]).parent.name for s in data["skipped"]] == ["cat", "dog"]
+    assert data["inputs"] == f"5 files in {root}"  # the folder given, not its first class folder
