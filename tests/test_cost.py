@@ -116,8 +116,8 @@ def test_batch_scales_a_cnn_linearly_and_meta_equals_cpu():
     _, meta = probe_cost(_meta("resnet18"), batch=2)
     _, one = probe_cost(_meta("resnet18"))
     assert cpu.total.macs == meta.total.macs == 2 * one.total.macs == 2 * 1_814_073_344
-    # meta's batch norm also returns its (empty on the CPU) saved statistics: 2 × 64 floats
-    assert meta.total.peak.float_elements - cpu.total.peak.float_elements == 128
+    # meta's eval batch norm returns saved statistics the CPU leaves empty: not counted on either
+    assert meta.total.peak == cpu.total.peak and meta.total.allocated == cpu.total.allocated
 
 
 def _rss_kib() -> int:
@@ -205,3 +205,17 @@ def test_estimate_memory_refuses_a_batch_the_probe_did_not_run():
     params = 100 * 50 + 50
     assert memory.inference_bytes == params * 4 + 32 * 100 * 4 + 2 * 32 * 50 * 4  # input, Linear, ReLU out
     assert estimate_memory(root, thirty_two.total, batch=32) == memory
+
+
+def test_activation_figures_are_one_answer_on_meta_and_cpu():
+    """Issue 32: mobilenet_v2 ``features[-1]`` read 512,000 / 574,720 B on meta and 501,760 /
+    564,480 B on the CPU: meta's eval batch norm returned two saved-statistics vectors of C."""
+    figures = {}
+    for device in ("meta", "cpu"):
+        with torch.device(device):
+            model = tvm.mobilenet_v2().eval()
+        _, table = probe_cost(model, (3, 224, 224))
+        node = table.get("features.18")
+        figures[device] = (node.allocated.bytes(4), node.peak.bytes(4))
+    one = 1280 * 7 * 7 * 4  # the 1×1 convolution's output, then batch norm's, then ReLU6 in place
+    assert figures["meta"] == figures["cpu"] == (2 * one, 2 * one + 320 * 7 * 7 * 4)

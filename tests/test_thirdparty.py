@@ -28,6 +28,7 @@ def _argument_names(packet) -> list[str]:
     (thirdparty.FUSED_GRU_CELL, ["input_gates", "hidden_gates", "hx", "input_bias", "hidden_bias"]),
     (thirdparty.NATIVE_MULTI_HEAD_ATTENTION, ["query", "key", "value", "embed_dim", "num_head", "qkv_weight"]),
     (thirdparty.TRANSFORMER_ENCODER_LAYER, ["src", "embed_dim", "num_heads", "qkv_weight", "qkv_bias"]),
+    (thirdparty.BATCH_NORM_NO_TRAINING, ["input", "weight", "bias", "running_mean", "running_var", "momentum"]),
     (thirdparty.TRILINEAR, ["i1", "i2", "i3", "expand1", "expand2", "expand3", "sumdim"]),
     (thirdparty.CDIST_FORWARD, ["x1", "x2", "p"]),
     (thirdparty.EUCLIDEAN_DIST, ["x1", "x2"]),

@@ -33,6 +33,9 @@ FUSED_LSTM_CELL = aten._thnn_fused_lstm_cell
 FUSED_GRU_CELL = aten._thnn_fused_gru_cell
 NATIVE_MULTI_HEAD_ATTENTION = aten._native_multi_head_attention
 TRANSFORMER_ENCODER_LAYER = aten._transformer_encoder_layer_fwd
+# Batch norm in eval mode as the probe dispatches it: its two saved-statistics outputs are C
+# elements on meta, empty on the CPU (the counted pass keeps only the first, ``cost/counter``).
+BATCH_NORM_NO_TRAINING = aten._native_batch_norm_legit_no_training
 # Closed-form products torch's counter has no formula for: ``nn.Bilinear``'s kernel and the two
 # kernels ``torch.cdist`` dispatches to (which one depends on the sizes).
 TRILINEAR = aten._trilinear

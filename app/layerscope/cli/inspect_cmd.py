@@ -133,7 +133,10 @@ def _header(loaded: LoadedModel, tree: ModuleTree) -> Text:
     text = Text()
     text.append(f"{loaded.spec}", style="bold")
     text.append(f"  {tree.model_class}  weights: ")
-    text.append(loaded.weights_label, style="" if loaded.pretrained else "yellow")
+    if str(loaded.device) == "meta" and not loaded.pretrained:  # counted on meta: no weight was read, none is needed
+        text.append("none read (any weights give these figures)")
+    else:
+        text.append(loaded.weights_label, style="" if loaded.pretrained else "yellow")
     text.append(f"  device: {loaded.device}\n")
     text.append(f"{exact(root.total_params)} parameters ({exact(root.trainable_params)} trainable), "
                 f"{len(tree)} modules, {exact(root.state_dict_entries)} state_dict entries "

@@ -31,7 +31,7 @@ from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of
 from layerscope.cost.zero_cost import costs_nothing, has_floating_input, op_name
 from layerscope.example_inputs import Inputs, describe_inputs
 from layerscope.probe import ShapeInfo, probe_shapes
-from layerscope.thirdparty import OpCountingFlopMode, storage_key
+from layerscope.thirdparty import BATCH_NORM_NO_TRAINING, OpCountingFlopMode, storage_key
 
 
 @dataclass
@@ -97,7 +97,7 @@ class CostCounter(OpCountingFlopMode):
             for module in {frame.name for frame in self._stack}:
                 self._uncounted.setdefault(module, Counter())[op_name(func_packet)] += 1
         self.flops += flops
-        self._watch(out, args, kwargs)
+        self._watch(_kept_outputs(func_packet, out, args, kwargs), args, kwargs)
 
     def _watch(self, out: object, args: tuple, kwargs: dict) -> None:
         made = list(tensors_in(out))
@@ -155,6 +155,19 @@ class CostCounter(OpCountingFlopMode):
                               uncounted_ops=dict(sorted(self._uncounted.get(name, {}).items())), batch=batch)
                for name, r in self._running.items()}
         return CostTable(nodes=_fill_containers(ran, names, batch), inputs=inputs, batch=batch)
+
+
+def _kept_outputs(func_packet, out: object, args: tuple, kwargs: dict) -> object:
+    """What an op's call leaves in memory, the same on every device: batch norm in eval mode
+    returns two saved-statistics vectors of C elements on ``meta`` but empty ones on the CPU
+    (nothing is saved without training), so on meta they would add 2·C·4 bytes per layer."""
+    if not isinstance(out, tuple):
+        return out
+    if func_packet is BATCH_NORM_NO_TRAINING:
+        return out[0]
+    if func_packet is torch.ops.aten.native_batch_norm and not kwargs.get("training", args[5] if len(args) > 5 else True):
+        return out[0]
+    return out
 
 
 def _fill_containers(ran: dict[str, NodeCost], names: list[str], batch: int) -> dict[str, NodeCost]:
