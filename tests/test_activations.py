@@ -262,3 +262,26 @@ def test_mobilenet_v2_on_the_sample_photos_equals_hand_made_hooks():
             assert mine.dead_channels == dead, name
     assert report.get("features.18.2").dead_channels  # the pretrained network has dead ReLU6 channels
     assert report.get("features.18.2").saturated_fraction > 0
+
+
+def test_images_reads_class_folders_as_report_does(tmp_path, capsys):
+    """Issue 32: ``--images`` refused the class-folder layout that ``report`` reads; both now
+    read the files ``folder_report.dataset.discover`` finds, in its order."""
+    from layerscope.folder_report.dataset import discover
+
+    root = tmp_path / "classes"
+    root.mkdir()
+    for label, count in (("cat", 2), ("dog", 1)):
+        (tmp_path / label).mkdir()
+        _photo_folder(tmp_path / label, count).rename(root / label)  # made as <label>/photos, moved to classes/<label>
+    (root / ".hidden").mkdir()
+    Image.new("RGB", (8, 8)).save(root / ".hidden" / "x.png")
+    files = image_files(root)
+    report_order = [root / f.name for f in discover(root, None).files if f.path.suffix == ".png"]
+    assert files == report_order
+    assert [f"{p.parent.name}/{p.name}" for p in files] == [
+        "cat/000.png", "cat/001.png", "cat/notes.png", "dog/000.png", "dog/notes.png"]
+    assert main(["activations", "activation_models:DeadAndNaN", "--images", str(root), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["examples"] == 3 and [Path(s["file"]).parent.name for s in data["skipped"]] == ["cat", "dog"]
+    assert data["inputs"] == f"5 files in {root}"  # the folder given, not its first class folder

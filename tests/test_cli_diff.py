@@ -109,15 +109,22 @@ def test_text_tree_with_change_column_and_summary(pair_files, capsys):
     result = diff_checkpoints(*map(str, pair_files), arch=ARCH)
     fc = result.node("fc").relative_change
     assert f"└── fc  Linear  {fc * 100:.3g}%" in lines
-    assert "├── conv1  Conv2d  =" in lines
+    assert not any("conv1  Conv2d  =" in line for line in lines)  # unchanged subtrees hidden by default
+    hidden = sum(1 for n in result.frozen() if n.name)
+    assert f"{hidden} unchanged subtree(s) not shown (--all shows them)" in lines
+    code, out, _ = run(capsys, "diff", *map(str, pair_files), "--arch", ARCH, "--all")
+    assert code == 0 and "├── conv1  Conv2d  =" in out.splitlines()
     block = f"{result.node('layer4.0').relative_change * 100:.3g}%"
     assert f"│   ├── 0  Block  {block}  (11 of 12 changed)" in lines  # a step counter moved: apart
-    assert "│   │   ├── conv1  Conv2d  −" in lines  # layer1.0.conv1 was removed
+    assert "│       └── conv1  Conv2d  −" in lines  # layer1.0.conv1 was removed; its ReLU sibling hidden
+    assert not any("ReLU" in line or "AdaptiveAvgPool2d" in line for line in lines)  # no tensors: nothing changed
     assert "105 tensors: 77 same, 24 changed, 1 added, 1 removed, 1 reshaped, 1 retyped" in lines
-    largest = lines[lines.index("largest changes:") + 1:][:5]
+    params = lines[lines.index("largest changes in parameters:") + 1:][:5]
+    assert not any("running_" in line or "num_batches_tracked" in line for line in params)
+    buffers = lines[lines.index("largest changes in buffers:") + 1:]
     drift = result.tensor("bn1.running_mean").relative_change
-    assert largest[0] == f"  bn1.running_mean  {drift * 100:.3g}%"  # the drifted BN statistic moved most
-    assert not any("num_batches_tracked" in line for line in largest)  # counters are not weights
+    assert buffers[0] == f"  bn1.running_mean  {drift * 100:.3g}%"  # the drifted BN statistic: apart
+    assert not any("num_batches_tracked" in line for line in buffers)  # counters are not weights
 
 
 def test_blocks_fold_only_when_they_moved_alike(tmp_path, capsys):
@@ -126,7 +133,8 @@ def test_blocks_fold_only_when_they_moved_alike(tmp_path, capsys):
     b["layer2.0.bn1.running_mean"] = a["layer2.0.bn1.running_mean"] + 0.1
     torch.save(a, tmp_path / "a.pt")
     torch.save(b, tmp_path / "b.pt")
-    code, out, _ = run(capsys, "diff", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--arch", ARCH, "--depth", "2")
+    code, out, _ = run(capsys, "diff", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--arch", ARCH, "--depth", "2",
+                       "--all")
     result = diff_checkpoints(str(tmp_path / "a.pt"), str(tmp_path / "b.pt"))
     model, layer2, block, layer4 = (f"{result.node(name).relative_change * 100:.3g}%"
                                     for name in ("", "layer2", "layer2.0", "layer4"))

@@ -55,7 +55,8 @@ def test_tree_folds_repeats_and_shows_shapes(capsys):
     code, out, _ = run(capsys, "tree", "resnet50", "--device", "meta", "--depth", "2", "--shapes")
     assert code == 0
     assert "25,557,032 parameters" in out
-    assert "0…2  Bottleneck ×3  15.0M  → 1×2048×7×7" in out
+    assert "│   ├── 0  Bottleneck  6.0M  → 1×2048×7×7" in out  # the downsampling block: figures of its own
+    assert "│   └── 1…2  Bottleneck ×2  8.9M  → 1×2048×7×7" in out
     assert "layer1  Sequential" in out and "layer4  Sequential" in out
 
 
@@ -139,7 +140,7 @@ def test_console_script_runs_as_a_user_would():
     ("argv", "message"),
     [
         (["api", "resnet18", "--first", "-1"], "layerscope api: error: argument --first: expected a number of at least 1"),
-        (["stats"], "layerscope stats: error: the following arguments are required: MODEL"),
+        (["stats", "resnet18", "--batch", "0"], "layerscope stats: error: argument --batch"),
         (["tree", "resnet18", "--depth", "two"], "argument --depth: expected a whole number, got 'two'"),
     ],
 )
@@ -287,7 +288,8 @@ def test_tree_cost_column_in_human_units_with_share(capsys):
     assert "4.1 GMACs (8.2 GFLOPs) per batch of 1 at 3x224x224\nmemory: inference 108.2 MiB (float32)" in out
     assert "model  ResNet  25.6M  4.1 GMACs 100.0%" in out
     assert "conv1  Conv2d  9.4K  118.0 MMACs 2.9%" in out
-    assert "0…2  Bottleneck ×3  15.0M  809.2 MMACs 19.8%" in out
+    assert "├── layer4  Sequential  15.0M  809.2 MMACs 19.8%" in out
+    assert "│   ├── 0  Bottleneck  6.0M  372.5 MMACs 9.1%" in out and "1…2  Bottleneck ×2  8.9M  436.7 MMACs 10.7%" in out
 
 
 def test_tree_cost_json_sums_a_module_list(capsys):
@@ -350,3 +352,52 @@ def test_piped_text_is_neither_wrapped_nor_padded_at_any_terminal_width(argv):
                              "11,689,512 parameters (11,689,512 trainable), 68 modules, 122 state_dict entries (44.6 MiB)"]
     else:
         assert "total params             11,689,512" in lines
+
+
+@pytest.mark.parametrize("command", ["tree", "stats", "api"])
+def test_model_is_optional_in_every_command_as_in_cam_and_report(command, capsys):
+    """Issue 32: ``api`` (and tree, stats) alone required MODEL; without it, the default model."""
+    from layerscope.options import DEFAULT_MODEL
+
+    assert main([command, "--json", "--weights", "none", "--device", "meta"]) == 0
+    default = capsys.readouterr().out
+    assert main([command, DEFAULT_MODEL, "--json", "--weights", "none", "--device", "meta"]) == 0
+    assert capsys.readouterr().out == default
+
+
+class Stages(torch.nn.Module):
+    """Four stages of one class: two alike, then two of other sizes (ConvNeXt's 238K to 15.5M)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = (4, 4, 8, 16)
+        self.stages = torch.nn.Sequential(*(torch.nn.Sequential(torch.nn.Conv2d(3 if i == 0 else widths[i - 1], w, 3,
+                                                                                padding=1)) for i, w in enumerate(widths)))
+        self.same = torch.nn.Sequential(*(torch.nn.Linear(4, 4) for _ in range(3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(x)
+
+
+def test_tree_folds_only_repeats_whose_figures_are_the_same(capsys):
+    """Issue 32: ``0…3 ConvNeXtStage ×4`` hid that one stage held half the MACs."""
+    assert main(["tree", "test_cli_inspect:Stages", "--depth", "2", "--weights", "none"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "│   ├── 0  Sequential  112" in lines  # 3·4·9 + 4
+    assert "│   ├── 2  Sequential  296" in lines and "│   └── 3  Sequential  1.2K" in lines
+    assert "    └── 0…2  Linear ×3  60" in lines  # identical: still one line
+
+
+def test_tree_cost_keeps_apart_blocks_of_equal_parameters_and_other_macs(capsys):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Conv2d(3, 3, 3, padding=1, stride=2),
+                                torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Conv2d(3, 3, 3, padding=1))
+    from layerscope.cli.inspect_cmd import _identical
+    from layerscope.cost import probe_cost
+    from layerscope.tree import build_tree
+
+    tree = build_tree(model)
+    (run,) = tree.repeat_runs(tree.root)
+    _, cost = probe_cost(model, (3, 8, 8))
+    assert [r.members for r in _identical(tree, run, None)] == [(1, 2, 3, 4)]  # same parameters
+    assert [r.members for r in _identical(tree, run, cost)] == [(2, 3, 4)]  # the first on 8×8: apart
+    assert cost.get("0").macs == 8 * 8 * 3 * 27 and cost.get("1").macs == cost.get("3").macs == 4 * 4 * 3 * 27

@@ -116,8 +116,8 @@ def test_batch_scales_a_cnn_linearly_and_meta_equals_cpu():
     _, meta = probe_cost(_meta("resnet18"), batch=2)
     _, one = probe_cost(_meta("resnet18"))
     assert cpu.total.macs == meta.total.macs == 2 * one.total.macs == 2 * 1_814_073_344
-    # meta's batch norm also returns its (empty on the CPU) saved statistics: 2 × 64 floats
-    assert meta.total.peak.float_elements - cpu.total.peak.float_elements == 128
+    # meta's eval batch norm returns saved statistics the CPU leaves empty: not counted on either
+    assert meta.total.peak == cpu.total.peak and meta.total.allocated == cpu.total.allocated
 
 
 def _rss_kib() -> int:
@@ -188,3 +188,34 @@ def test_a_hugging_face_config_alone_is_counted_on_meta(tmp_path):
     attention = 2 * 64 * 64 * 512  # QKᵀ and × V
     assert table.total.macs == 64 * (2 * per_layer + 512 * 1000) + 2 * attention
     assert table.get("model.layers").calls == 0 and table.get("model.layers").macs == 2 * (64 * per_layer + attention)
+
+
+def test_estimate_memory_refuses_a_batch_the_probe_did_not_run():
+    """Issue 32: a batch-1 probe's activations under a "batch 32" formula were batch 1's bytes."""
+    from layerscope.errors import LayerscopeError
+
+    model = nn.Sequential(nn.Linear(100, 50), nn.ReLU())
+    root = build_tree(model).root
+    _, one = probe_cost(model, (100,))
+    with pytest.raises(LayerscopeError, match="probed at batch 1, not 32: activations are measured, never scaled"):
+        estimate_memory(root, one.total, batch=32)
+    _, thirty_two = probe_cost(model, (100,), batch=32)
+    memory = estimate_memory(root, thirty_two.total)  # the probe's own batch
+    assert memory.batch == 32 and "batch 32" in memory.inference_formula
+    params = 100 * 50 + 50
+    assert memory.inference_bytes == params * 4 + 32 * 100 * 4 + 2 * 32 * 50 * 4  # input, Linear, ReLU out
+    assert estimate_memory(root, thirty_two.total, batch=32) == memory
+
+
+def test_activation_figures_are_one_answer_on_meta_and_cpu():
+    """Issue 32: mobilenet_v2 ``features[-1]`` read 512,000 / 574,720 B on meta and 501,760 /
+    564,480 B on the CPU: meta's eval batch norm returned two saved-statistics vectors of C."""
+    figures = {}
+    for device in ("meta", "cpu"):
+        with torch.device(device):
+            model = tvm.mobilenet_v2().eval()
+        _, table = probe_cost(model, (3, 224, 224))
+        node = table.get("features.18")
+        figures[device] = (node.allocated.bytes(4), node.peak.bytes(4))
+    one = 1280 * 7 * 7 * 4  # the 1×1 convolution's output, then batch norm's, then ReLU6 in place
+    assert figures["meta"] == figures["cpu"] == (2 * one, 2 * one + 320 * 7 * 7 * 4)

@@ -13,7 +13,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from layerscope.cli.main import main
 from layerscope.cost import probe_cost
-from layerscope.cost.formulas import does_multiply_adds
 from layerscope.errors import LayerscopeError
 from layerscope.running.example_inputs import ExampleInputs, InputSpec, parse_inputs
 from layerscope.models import load_model
@@ -261,7 +260,7 @@ def test_input_specs_are_checked_before_anything_runs():
 
 
 class Distances(nn.Module):
-    """``torch.cdist`` has no FLOP formula in torch: its multiply-adds are named, not dropped."""
+    """``torch.cdist`` has no FLOP formula in torch; layerscope counts it (tests/test_cost_closed_forms.py)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -272,26 +271,13 @@ class Distances(nn.Module):
         return torch.cdist(points, points)
 
 
-def test_cdist_is_named_under_uncounted_ops(capsys):
+def test_cdist_is_counted_and_nothing_is_left_uncounted(capsys):
     _, table = probe_cost(Distances(), (10, 4))
-    assert table.total.macs == 10 * 4 * 8  # the Linear, counted
-    assert table.uncounted_ops == {"_cdist_forward": 1}
-    assert table.get("embed").uncounted_ops == {}
+    assert table.get("embed").macs == 10 * 4 * 8  # the Linear
+    assert table.total.macs == 10 * 4 * 8 + 10 * 10 * 8  # plus one MAC per coordinate of each pair
+    assert table.uncounted_ops == {}
     data = _cli_json(capsys, "stats", "test_cost_kernels:Distances", "--cost", "--json", "--input", "10x4")
-    assert data["uncounted_ops"] == {"_cdist_forward": 1}
-    assert main(["tree", "test_cost_kernels:Distances", "--cost", "--input", "10x4"]) == 0
-    assert "⚠ 1 op not counted (no FLOP formula): _cdist_forward ×1" in capsys.readouterr().out
-    assert main(["stats", "test_cost_kernels:Distances", "--cost", "--input", "10x4"]) == 0
-    assert "1 op not counted (no FLOP formula): _cdist_forward ×1" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(("name", "multiplies"), [
-    ("_cdist_forward", True), ("_euclidean_dist", True), ("mkldnn_rnn_layer", True), ("_fft_r2c", True),
-    ("_native_multi_head_attention", True), ("_int_mm", True), ("slow_conv_dilated2d", True),
-    ("relu", False), ("upsample_bilinear2d", False), ("linalg_vector_norm", False), ("_convert_indices_from_coo_to_csr", False),
-])
-def test_which_op_names_mean_multiply_adds(name, multiplies):
-    assert does_multiply_adds(name) is multiplies
+    assert data["uncounted_ops"] == {} and data["macs"] == 1120
 
 
 # --- the models that failed under the defaults ---------------------------------------------------

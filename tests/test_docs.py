@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -162,5 +163,12 @@ def test_the_site_builds_with_strict(tmp_path):
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    reference = (tmp_path / "site" / "api" / "cam" / "index.html").read_text(encoding="utf-8")
+    reference = (tmp_path / "site" / "api" / "cam.html").read_text(encoding="utf-8")
     assert "PhotoExplainer" in reference and "compute_sweep" in reference and "layer_family" in reference
+    # opened from disk (no server), every link of the home page is a file that exists
+    home = tmp_path / "site" / "index.html"
+    links = re.findall(r'href="(?!https?:|#|mailto:)([^"#?]+)', home.read_text(encoding="utf-8"))
+    pages = [link for link in links if link.endswith(".html")]
+    assert pages and all((home.parent / link).is_file() for link in pages), [
+        link for link in links if not (home.parent / link).is_file()]
+    assert not any(link.endswith("/") for link in links)  # a folder would open as a directory listing

@@ -28,6 +28,10 @@ def _argument_names(packet) -> list[str]:
     (thirdparty.FUSED_GRU_CELL, ["input_gates", "hidden_gates", "hx", "input_bias", "hidden_bias"]),
     (thirdparty.NATIVE_MULTI_HEAD_ATTENTION, ["query", "key", "value", "embed_dim", "num_head", "qkv_weight"]),
     (thirdparty.TRANSFORMER_ENCODER_LAYER, ["src", "embed_dim", "num_heads", "qkv_weight", "qkv_bias"]),
+    (thirdparty.BATCH_NORM_NO_TRAINING, ["input", "weight", "bias", "running_mean", "running_var", "momentum"]),
+    (thirdparty.TRILINEAR, ["i1", "i2", "i3", "expand1", "expand2", "expand3", "sumdim"]),
+    (thirdparty.CDIST_FORWARD, ["x1", "x2", "p"]),
+    (thirdparty.EUCLIDEAN_DIST, ["x1", "x2"]),
 ])
 def test_the_private_aten_ops_keep_the_arguments_the_formulas_read(packet, first):
     """``cost/formulas`` reads these ops' arguments by position."""
@@ -121,3 +125,11 @@ def test_textual_footer_key_keeps_what_the_fitting_footer_reads():
     assert list(params)[1:5] == ["key", "key_display", "description", "action"]
     key = FooterKey("q", "Q", "quit", "app.quit")
     assert (key.key_display, key.description, key.action) == ("Q", "quit", "app.quit")
+
+
+def test_is_a_view_reads_the_schema_torch_records_aliasing_in():
+    aten = torch.ops.aten
+    assert thirdparty.is_a_view(aten.view.default) and thirdparty.is_a_view(aten.transpose.int)
+    assert not thirdparty.is_a_view(aten.relu_.default)  # in place: writes its input
+    assert not thirdparty.is_a_view(aten._fft_r2c.out)  # out=: aliases what it writes
+    assert not thirdparty.is_a_view(aten.mm.default)

@@ -276,3 +276,21 @@ def test_a_module_registered_twice_says_so_in_the_tree():
     view.model_tree = tree = build_tree(relu_twice())
     assert view.label_for(tree.resolve("model.features[-1]")).plain == "  3 ReLU  0  same module as features.1"
     assert view.label_for(tree.resolve("features.1")).plain == "  1 ReLU  0"
+
+
+async def test_help_says_how_to_scroll_the_stats_pane_and_it_does(app):
+    """Issue 32: scrolling a long Stats list needs tab then pgdn, and ``?`` did not say so."""
+    from layerscope.tui.widgets.stats import StatsPanel
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "tab, then pgdn: scroll the pane" in screen_text(app)
+        await pilot.press("escape", "home")  # the model: the longest Stats
+        await settle(pilot)
+        panel = app.screen.query_one(StatsPanel)
+        assert panel.max_scroll_y > 0 and panel.scroll_y == 0
+        await pilot.press("tab", "pagedown")
+        await pilot.pause(0.3)
+        assert panel.scroll_y > 0

@@ -33,6 +33,14 @@ FUSED_LSTM_CELL = aten._thnn_fused_lstm_cell
 FUSED_GRU_CELL = aten._thnn_fused_gru_cell
 NATIVE_MULTI_HEAD_ATTENTION = aten._native_multi_head_attention
 TRANSFORMER_ENCODER_LAYER = aten._transformer_encoder_layer_fwd
+# Batch norm in eval mode as the probe dispatches it: its two saved-statistics outputs are C
+# elements on meta, empty on the CPU (the counted pass keeps only the first, ``cost/counter``).
+BATCH_NORM_NO_TRAINING = aten._native_batch_norm_legit_no_training
+# Closed-form products torch's counter has no formula for: ``nn.Bilinear``'s kernel and the two
+# kernels ``torch.cdist`` dispatches to (which one depends on the sizes).
+TRILINEAR = aten._trilinear
+CDIST_FORWARD = aten._cdist_forward
+EUCLIDEAN_DIST = aten._euclidean_dist
 
 
 def cpu_flash_attention(
@@ -44,6 +52,14 @@ def cpu_flash_attention(
 
     Raises ``RuntimeError`` where the kernel refuses the inputs (torch's own message)."""
     return CPU_FLASH_ATTENTION(query, key, value, 0.0, is_causal, attn_mask=attn_mask, scale=scale)[0]
+
+
+def is_a_view(overload: Any) -> bool:
+    """Whether an aten op overload returns a view of an input: its result aliases an input and
+    it writes nothing (in-place and ``out=`` variants alias what they write). Read from its schema
+    (``_schema``), the only place torch records it; ``torch.Tag`` has no view tag."""
+    schema = overload._schema
+    return not schema.is_mutable and any(r.alias_info is not None for r in schema.returns)
 
 
 def cpu_has_amx_tiles() -> bool:

@@ -7,6 +7,7 @@ folder holds. A file that is not a readable image is skipped and reported, not f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,18 +20,22 @@ from layerscope.io import imaging
 from layerscope.activations.recorder import ActivationReport, Cancel, Progress, collect_activations
 from layerscope.errors import LayerscopeError
 from layerscope.io.files import expand
+from layerscope.folder_report.dataset import discover, folder_path
 from layerscope.models.loaded import Preprocess
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    """The image files directly in ``folder`` (by extension Pillow knows), sorted by name."""
-    path = expand(folder, "image folder")
-    if not path.is_dir():
-        raise LayerscopeError(f"{path} is not a folder of images")
+    """The image files under ``folder`` (by extension Pillow knows) by ``report``'s folder rules
+    (``folder_report.dataset``): class folders read recursively, hidden names skipped, sorted
+    by relative path, so every command that takes ``--images`` reads the same files."""
+    path = folder_path(folder)
+    given = expand(folder, "folder")  # paths as the user spelled the folder, not resolved
     known = set(Image.registered_extensions())
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in known and not p.name.startswith("."))
+    names = [] if not any(path.iterdir()) else [given / f.name for f in discover(path, None).files]
+    files = [p for p in names if p.suffix.lower() in known]
     if not files:
-        raise LayerscopeError(f"no image files in {path} (looked for {', '.join(sorted(known)[:6])}, …)")
+        raise LayerscopeError(f"no image files in {path} or its folders "
+                              f"(looked for {', '.join(sorted(known)[:6])}, …)")
     return files
 
 
@@ -41,7 +46,7 @@ def image_activations(
     """``collect_activations`` over photos, preprocessed as ``cam`` does, ``batch_size`` at a time."""
     first = next(model.parameters(), None)
     batches = ImageBatches(files, preprocess, first.device if first is not None else torch.device("cpu"), batch_size)
-    described = str(files[0]) if len(files) == 1 else f"{len(files)} files in {files[0].parent}"
+    described = str(files[0]) if len(files) == 1 else f"{len(files)} files in {Path(os.path.commonpath(files))}"
     report = collect_activations(model, batches, names=names, inputs=described, progress=progress, cancel=cancel)
     if not report.examples:
         path, why = batches.skipped[0]

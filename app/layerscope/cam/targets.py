@@ -85,7 +85,8 @@ def suggest_from_shapes(
     yields ``features[-1]`` as people write it, not the container or an activation inside.
     """
     hints = model_hints(model)
-    eligible = [n for n, info in shapes.items() if n and layer_eligibility(info, tuple(input_hw), hints).eligible]
+    eligible = [n for n, info in shapes.items() if n and layer_eligibility(info, tuple(input_hw), hints).eligible
+                and not _does_nothing(tree, n)]
     if not eligible:
         raise LayerscopeError(f"no layer of {type(model).__name__} has a spatial or token-grid output for input "
                               f"{'x'.join(map(str, input_hw))}")
@@ -96,6 +97,17 @@ def suggest_from_shapes(
             break  # a leaf (the ReLU closing a conv block) is no better than its block
         node = last
     return node.name if node is not None else eligible[-1]
+
+
+# Modules that hand their input on at inference (timm's ``norm_pre`` is an ``Identity``): their
+# map is their input's, so one is never the suggestion; the layer that computed it is.
+PASS_THROUGH = frozenset({"Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+                          "FeatureAlphaDropout", "DropPath", "DropBlock2d"})
+
+
+def _does_nothing(tree: ModuleTree, name: str) -> bool:
+    node = tree.get(name)
+    return node is not None and node.class_name in PASS_THROUGH
 
 
 def layer_eligibility(

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_options(parser, model_required=False)
     given = parser.add_mutually_exclusive_group()
     given.add_argument("--image", default=None, help=f"one photo (default: {DEFAULT_IMAGE.name})")
-    given.add_argument("--images", default=None, metavar="DIR", help="every photo in a folder, a batch at a time")
+    given.add_argument("--images", default=None, metavar="DIR", help="every photo in a folder and its class folders (as report reads them), a batch at a time")
     add_input_option(given, f"{INPUT_HELP} (random values instead of a photo)", repeatable=True)
     parser.add_argument("--layer", default="", help="only this node and the nodes below it (dotted name or "
                                                     "access expression)")

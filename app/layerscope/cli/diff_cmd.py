@@ -26,6 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=threshold, default=None, metavar="T",
                         help="hide nodes and tensors that moved less than T (0.01 or 1%%)")
     parser.add_argument("--depth", type=int_between(0), default=None, help="deepest level to show (root is 0)")
+    parser.add_argument("--all", action="store_true", dest="show_all",
+                        help="show unchanged (bit-identical) subtrees too; hidden by default")
+    parser.add_argument("--params-only", action="store_true",
+                        help="leave buffers (running statistics, counters) out of every figure and list")
     parser.add_argument("--no-fold", action="store_true", help="show repeated blocks one by one")
     parser.add_argument("--trust", action="store_true",
                         help="allow full unpickling of a file (runs code from it: only for files you trust)")
@@ -52,12 +56,13 @@ def run_diff(args: argparse.Namespace) -> int:
     from layerscope.presentation.diff_text import diff_lines
     from layerscope.models import parse_kwargs
 
-    result = diff_checkpoints(args.a, args.b, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg))
+    result = diff_checkpoints(args.a, args.b, arch=args.arch, trust=args.trust, kwargs=parse_kwargs(args.arg),
+                              params_only=args.params_only)
     if args.json:
         print_json(diff_json(result, depth=args.depth, threshold=args.threshold))
         return 0
     console = stdout_console()
     for line in diff_lines(result, depth=args.depth, threshold=args.threshold, fold=not args.no_fold,
-                           width=console.width):
+                           width=console.width, show_all=args.show_all):
         console.print(line)
     return 0

@@ -51,7 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _command(sub: argparse._SubParsersAction, name: str, summary: str, func) -> argparse.ArgumentParser:
     """A subcommand with the shared model options, ``--json`` and ``--debug``."""
     parser = sub.add_parser(name, help=summary, description=summary)
-    add_model_options(parser)
+    add_model_options(parser, model_required=False)  # MODEL optional in every command: the default model
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     add_debug_option(parser)
     parser.set_defaults(func=func)
@@ -133,7 +133,10 @@ def model_header(loaded: LoadedModel, tree: ModuleTree) -> Text:
     text = Text()
     text.append(f"{loaded.spec}", style="bold")
     text.append(f"  {tree.model_class}  weights: ")
-    text.append(loaded.weights_label, style="" if loaded.pretrained else "yellow")
+    if str(loaded.device) == "meta" and not loaded.pretrained:  # counted on meta: no weight was read, none is needed
+        text.append("none read (any weights give these figures)")
+    else:
+        text.append(loaded.weights_label, style="" if loaded.pretrained else "yellow")
     text.append(f"  device: {loaded.device}\n")
     text.append(f"{exact(root.total_params)} parameters ({exact(root.trainable_params)} trainable), "
                 f"{len(tree)} modules, {exact(root.state_dict_entries)} state_dict entries "
@@ -170,17 +173,17 @@ def tree_lines(
         node, run = row
         return _label(tree, node, shapes, cost) if run is None else _run_label(tree, run, shapes, cost)
 
-    return guided_lines((tree.root, None), lambda row: _rows(tree, row[0], depth, fold), label, width)
+    return guided_lines((tree.root, None), lambda row: _rows(tree, row[0], depth, fold, cost), label, width)
 
 
 def _rows(
-    tree: ModuleTree, node: Node, depth: int | None, fold: bool
+    tree: ModuleTree, node: Node, depth: int | None, fold: bool, cost: CostTable | None = None,
 ) -> list[tuple[tuple[Node, RepeatRun | None], bool]]:
     """The lines under ``node``: each child, or one line per folded run (which shows its first
     member's insides), with "is it the last"."""
     if depth is not None and node.depth >= depth:
         return []
-    runs = {run.first: run for run in tree.repeat_runs(node)} if fold else {}
+    runs = {run.first: run for whole in tree.repeat_runs(node) for run in _identical(tree, whole, cost)} if fold else {}
     rows: list[tuple[Node, RepeatRun | None]] = []
     skip: set[int] = set()
     for child in tree.children_of(node):
@@ -189,6 +192,23 @@ def _rows(
             skip.update(run.members if run else ())
             rows.append((child, run))
     return [((child, run), i == len(rows) - 1) for i, (child, run) in enumerate(rows)]
+
+
+def _identical(tree: ModuleTree, run: RepeatRun, cost: CostTable | None) -> list[RepeatRun]:
+    """A run cut where its members' figures differ (parameters; MACs with ``--cost``): a folded
+    line shows one member's insides, so only blocks it stands for exactly fold (four ConvNeXt
+    stages of 238K to 15.5M parameters are four lines, not one that hides the largest)."""
+    def figures(index: int) -> tuple[int, int | None]:
+        known = cost.get(tree.nodes[index].name) if cost is not None else None
+        return tree.nodes[index].total_params, known.macs if known else None
+
+    groups: list[list[int]] = []
+    for member in run.members:
+        if groups and figures(groups[-1][0]) == figures(member):
+            groups[-1].append(member)
+        else:
+            groups.append([member])
+    return [RepeatRun(g[0], len(g), run.class_name, tuple(g)) for g in groups if len(g) >= 2]
 
 
 def _label(tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, cost: CostTable | None = None) -> Text:

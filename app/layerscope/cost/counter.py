@@ -25,12 +25,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from layerscope.cost.formulas import MISSING_FORMULAS, does_multiply_adds
+from layerscope.cost.formulas import MISSING_FORMULAS
 from layerscope.cost.kernels import reference_kernels
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
+from layerscope.cost.zero_cost import costs_nothing, has_floating_input, op_name
 from layerscope.running.example_inputs import Inputs, describe_inputs
 from layerscope.running.probe import ShapeInfo, probe_shapes
-from layerscope.thirdparty import OpCountingFlopMode, storage_key
+from layerscope.thirdparty import BATCH_NORM_NO_TRAINING, OpCountingFlopMode, storage_key
 
 
 @dataclass
@@ -71,7 +72,7 @@ class CostCounter(OpCountingFlopMode):
         self._storages: dict[int, tuple[Footprint, list]] = {}  # storage id -> (size, weak refs to its tensors)
         self._stack: list[_Frame] = []
         self._running: dict[str, _Running] = {}
-        self._uncounted: dict[str, Counter[str]] = {}  # module -> ops that multiply-add with no formula: calls
+        self._uncounted: dict[str, Counter[str]] = {}  # module -> ops with no formula and no zero-cost convention: calls
         self._kernels = reference_kernels(on_meta=on_meta)
 
     def __enter__(self):
@@ -89,12 +90,14 @@ class CostCounter(OpCountingFlopMode):
 
     def op_counted(self, func_packet, flops: int, out: object, args: tuple, kwargs: dict) -> None:
         """torch's own count (read back from its global row) added to the running total; an op
-        that should have had a formula is named instead of silently counting zero."""
-        if func_packet not in self.flop_registry and does_multiply_adds(func_packet.__name__):
+        with no formula that is not free by convention (``zero_cost``) and read floating-point
+        data is named instead of silently counting zero."""
+        if (func_packet not in self.flop_registry and not costs_nothing(func_packet)
+                and has_floating_input(args, kwargs)):
             for module in {frame.name for frame in self._stack}:
-                self._uncounted.setdefault(module, Counter())[func_packet.__name__] += 1
+                self._uncounted.setdefault(module, Counter())[op_name(func_packet)] += 1
         self.flops += flops
-        self._watch(out, args, kwargs)
+        self._watch(_kept_outputs(func_packet, out, args, kwargs), args, kwargs)
 
     def _watch(self, out: object, args: tuple, kwargs: dict) -> None:
         made = list(tensors_in(out))
@@ -149,12 +152,25 @@ class CostCounter(OpCountingFlopMode):
         """Every module that ran, plus containers that never run themselves (a ``ModuleList``
         is iterated, not called) but whose children did: theirs is the children's sum."""
         ran = {name: NodeCost(flops=r.flops, calls=r.calls, allocated=r.allocated, output=r.output, peak=r.peak,
-                              uncounted_ops=dict(sorted(self._uncounted.get(name, {}).items())))
+                              uncounted_ops=dict(sorted(self._uncounted.get(name, {}).items())), batch=batch)
                for name, r in self._running.items()}
-        return CostTable(nodes=_fill_containers(ran, names), inputs=inputs, batch=batch)
+        return CostTable(nodes=_fill_containers(ran, names, batch), inputs=inputs, batch=batch)
 
 
-def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, NodeCost]:
+def _kept_outputs(func_packet, out: object, args: tuple, kwargs: dict) -> object:
+    """What an op's call leaves in memory, the same on every device: batch norm in eval mode
+    returns two saved-statistics vectors of C elements on ``meta`` but empty ones on the CPU
+    (nothing is saved without training), so on meta they would add 2·C·4 bytes per layer."""
+    if not isinstance(out, tuple):
+        return out
+    if func_packet is BATCH_NORM_NO_TRAINING:
+        return out[0]
+    if func_packet is torch.ops.aten.native_batch_norm and not kwargs.get("training", args[5] if len(args) > 5 else True):
+        return out[0]
+    return out
+
+
+def _fill_containers(ran: dict[str, NodeCost], names: list[str], batch: int) -> dict[str, NodeCost]:
     """``names`` in ``named_modules()`` order: walked backwards, every child comes before its parent."""
     nodes = dict(ran)
     pending: dict[str, list[NodeCost]] = {}
@@ -167,6 +183,7 @@ def _fill_containers(ran: dict[str, NodeCost], names: list[str]) -> dict[str, No
                 output=kids[0].output,  # the last child's output (children were collected backwards)
                 peak=max((k.peak for k in kids), key=lambda f: f.bytes()),
                 uncounted_ops=dict(sorted(sum((Counter(k.uncounted_ops) for k in kids), Counter()).items())),
+                batch=batch,
             )
         parent = name.rpartition(".")[0]
         if name and name in nodes and parent not in ran:

@@ -6,21 +6,23 @@ have no formula in its registry, so a transformer or an LSTM would cost nothing 
 CPU and its full price on meta. Each formula here counts what the op computes whatever
 kernel runs it, in torch's convention: 2 FLOPs per multiply-accumulate.
 
-Any other op that ran without a formula and whose name says it multiplies and adds
-(``does_multiply_adds``) is reported by name, so a zero is never silent.
+The closed-form products torch leaves out (``mv``, ``dot``, ``addmv``, ``addbmm``,
+``nn.Bilinear``'s ``_trilinear``, ``cdist``'s two kernels) are counted here too. Any other op
+that ran without a formula is reported by name unless it is known to cost nothing
+(``zero_cost``), so a zero is never silent.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import torch
 from torch.utils.flop_counter import sdpa_flop_count
 
 from layerscope.thirdparty import (
-    CPU_FLASH_ATTENTION, CUDNN_RNN, FUSED_GRU_CELL, FUSED_LSTM_CELL, NATIVE_MULTI_HEAD_ATTENTION, TRANSFORMER_ENCODER_LAYER,
+    CDIST_FORWARD, CPU_FLASH_ATTENTION, CUDNN_RNN, EUCLIDEAN_DIST, FUSED_GRU_CELL, FUSED_LSTM_CELL,
+    NATIVE_MULTI_HEAD_ATTENTION, TRANSFORMER_ENCODER_LAYER, TRILINEAR,
 )
 
 aten = torch.ops.aten
@@ -87,7 +89,56 @@ def _encoder_layer(src_shape, embed_dim, _heads, qkv_weight, _qkv_bias, proj_wei
             + _attention_products(src_shape, src_shape, embed_dim))
 
 
+def _mv(matrix_shape: Shape, vector_shape: Shape, *_args, out_shape=None, **_kwargs) -> int:
+    """``mv``: an n×m matrix times an m-vector, n·m MACs."""
+    return 2 * math.prod(matrix_shape)
+
+
+def _addmv(_self_shape: Shape, matrix_shape: Shape, vector_shape: Shape, *_args, out_shape=None, **_kwargs) -> int:
+    """``addmv``: the ``mv`` product; the added vector is elementwise."""
+    return 2 * math.prod(matrix_shape)
+
+
+def _dot(a_shape: Shape, _b_shape: Shape, *_args, out_shape=None, **_kwargs) -> int:
+    """``dot`` / ``vdot``: n MACs."""
+    return 2 * math.prod(a_shape)
+
+
+def _addbmm(_self_shape: Shape, batch1: Shape, batch2: Shape, *_args, out_shape=None, **_kwargs) -> int:
+    """``addbmm``: b products of n×m by m×p, summed: b·n·m·p MACs."""
+    return 2 * math.prod(batch1) * batch2[-1]
+
+
+def _trilinear(i1: Shape, i2: Shape, i3: Shape, expand1: Sequence[int], expand2: Sequence[int],
+               expand3: Sequence[int], *_args, out_shape=None, **_kwargs) -> int:
+    """``_trilinear`` (``nn.Bilinear``, ``F.bilinear``): each input gets size-1 axes at its
+    ``expand`` positions and the product runs over every index of the broadcast space, one
+    MAC per index: N·out·in1·in2 for ``nn.Bilinear``."""
+    shapes = [_expanded(list(shape), expand) for shape, expand in ((i1, expand1), (i2, expand2), (i3, expand3))]
+    return 2 * math.prod(max(sizes) for sizes in zip(*shapes, strict=True))
+
+
+def _expanded(shape: list[int], expand: Sequence[int]) -> list[int]:
+    for axis in sorted(expand):
+        shape.insert(axis, 1)
+    return shape
+
+
+def _distances(x1: Shape, x2: Shape, *_args, out_shape=None, **_kwargs) -> int:
+    """``_cdist_forward`` / ``_euclidean_dist``: one MAC per coordinate of every pair of
+    points, batch·P·R·M (``cdist`` picks the kernel by size; both count the same)."""
+    return 2 * math.prod(x1) * x2[-2]
+
+
 MISSING_FORMULAS = {
+    aten.mv: _mv,
+    aten.addmv: _addmv,
+    aten.dot: _dot,
+    aten.vdot: _dot,
+    aten.addbmm: _addbmm,
+    TRILINEAR: _trilinear,
+    CDIST_FORWARD: _distances,
+    EUCLIDEAN_DIST: _distances,
     CPU_FLASH_ATTENTION: cpu_attention_flops,
     aten.mkldnn_rnn_layer: _onednn_rnn_layer,
     CUDNN_RNN: _cudnn_rnn,
@@ -97,17 +148,3 @@ MISSING_FORMULAS = {
     NATIVE_MULTI_HEAD_ATTENTION: _native_mha,
     TRANSFORMER_ENCODER_LAYER: _encoder_layer,
 }
-
-# Whole words of an op's name (split at "_") that mean multiply-adds: products, convolutions,
-# attention, distances, transforms, recurrent kernels, matrix factorisations and solves (a vector
-# norm is a reduction, like the other elementwise work torch does not count).
-_MULTIPLY_ADD_WORDS = re.compile(
-    r"b?mm|addb?mm|baddbmm|matmul|mv|addmv|v?dot|inner|ger|outer|addr|kron|tensordot|einsum|linear|bilinear"
-    r"|conv(\d?d|olution)?|depthwise\d?d?|attention|mha|transformer|[cp]?dist|i?[rh]?fft[n2]?|stft|r2c|c2c|c2r"
-    r"|rnn|lstm|gru|cholesky|lu|qr|svd|eigh?|solve|inv|inverse|det"
-)
-
-
-def does_multiply_adds(op_name: str) -> bool:
-    """Whether an op's name (``_cdist_forward``, ``mkldnn_rnn_layer``) says it does multiply-adds."""
-    return any(_MULTIPLY_ADD_WORDS.fullmatch(word) for word in op_name.lower().split("_") if word)

@@ -51,10 +51,23 @@ def parse_dtype(name: str | None) -> torch.dtype | None:
     return dtype
 
 
-def estimate_memory(node: Node, cost: NodeCost, batch: int, dtype: torch.dtype | None = None) -> MemoryEstimate:
+def estimate_memory(node: Node, cost: NodeCost, batch: int | None = None,
+                    dtype: torch.dtype | None = None) -> MemoryEstimate:
     """Inference: weights at ``dtype`` + buffers + the most activation memory alive at once.
     Training with Adam in mixed precision: 16 bytes per trainable parameter (ZeRO's count),
-    frozen ones at the compute dtype, buffers, and every activation the forward keeps."""
+    frozen ones at the compute dtype, buffers, and every activation the forward keeps.
+
+    The activations are those the probe measured, at its batch (``cost.batch``); ``batch``,
+    when given, must be that batch: activation memory does not scale exactly with the batch
+    (workspaces, shapes that do not grow), so a figure for another batch would be a guess
+    under the probe's name. Probe at the batch you mean (``probe_cost(..., batch=32)``).
+
+    Raises ``LayerscopeError`` when ``batch`` is not the probe's.
+    """
+    if batch is not None and batch != cost.batch:
+        raise LayerscopeError(f"these figures were probed at batch {cost.batch}, not {batch}: activations are "
+                              f"measured, never scaled; probe at batch {batch} (probe_cost(..., batch={batch}))")
+    batch = cost.batch
     infer = dtype or _param_dtype(node)
     train = dtype or TRAINING_DTYPE
     s, t = infer.itemsize, train.itemsize

@@ -57,7 +57,8 @@ class NodeCost:
     allocated: Footprint  # every tensor its forward created on fresh storage
     output: Footprint  # what its calls returned
     peak: Footprint  # most activation memory alive at once while it ran, its inputs included
-    uncounted_ops: dict[str, int] = field(default_factory=dict)  # ops that multiply-add with no formula: calls
+    uncounted_ops: dict[str, int] = field(default_factory=dict)  # ops with no formula and no zero-cost convention
+    batch: int = 1  # the batch the probe ran at: these activations are that batch's, never scaled
 
     @property
     def macs(self) -> int:

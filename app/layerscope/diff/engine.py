@@ -20,7 +20,7 @@ from layerscope.diff.inputs import Held, adapter_path, architecture, open_checkp
 from layerscope.diff.lora import Adapter, read_adapter
 from layerscope.diff.nodes import Skeleton, aggregate, skeleton_of_keys, skeleton_of_tree
 from layerscope.diff.records import TensorDiff
-from layerscope.diff.result import DiffResult
+from layerscope.diff.result import DiffResult, is_buffer_key
 from layerscope.diff.sources import TensorSource, held_label
 from layerscope.errors import LayerscopeError
 from layerscope.running.jobcontrol import Cancel, Progress, is_cancelled
@@ -31,6 +31,7 @@ from layerscope.tree import ModuleTree
 def diff_checkpoints(
     a: Held, b: Held, *, arch: str | None = None, trust: bool = False, kwargs: Mapping[str, Any] | None = None,
     tree: ModuleTree | None = None, progress: Progress | None = None, cancel: Cancel | None = None,
+    params_only: bool = False,
 ) -> DiffResult:
     """Compare checkpoint ``b`` (or a LoRA adapter folder) with checkpoint ``a``, per tensor and per node.
 
@@ -48,6 +49,8 @@ def diff_checkpoints(
             else A's own architecture (a module, a whole-model file, a folder's config), else the keys' prefixes.
         progress: ``progress(done, total)`` before each tensor.
         cancel: asked before each tensor; true stops the diff (``DiffCancelled``).
+        params_only: leave buffers (running statistics) out of every figure, for what training
+            itself changed.
 
     Returns:
         A ``DiffResult``: ``tensors`` (one per key), ``nodes`` (per module, pre-order), notes.
@@ -82,6 +85,9 @@ def diff_checkpoints(
             with open_checkpoint(b, trust=trust) as source_b, one_thread():
                 tensors = diff_sources(source_a, source_b, step)
             adapter = None
+    buffers = tree.buffer_keys() if tree is not None else frozenset()
+    if params_only:  # every figure, node sums included, over parameters alone
+        tensors = [t for t in tensors if not is_buffer_key(t.key, buffers)]
     skeleton = skeleton or skeleton_of_keys(tensors)
     nodes, unplaced = aggregate(skeleton, tensors)
     if unplaced and tree is not None:
@@ -89,7 +95,7 @@ def diff_checkpoints(
     return DiffResult(
         a=label_a, b=label_b, architecture=tree.model_class if tree is not None else None, tensors=tuple(tensors),
         nodes=tuple(nodes), runs=skeleton.runs, lora=adapter.report if adapter else None,
-        unplaced=tuple(unplaced), notes=tuple(notes),
+        unplaced=tuple(unplaced), notes=tuple(notes), buffer_keys=buffers,
     )
 
 

@@ -38,6 +38,8 @@ def summary_json(result: DiffResult) -> dict[str, Any]:
         "relative_change": finite(result.root.relative_change),
         "frozen": [n.name for n in result.frozen()],
         "largest": [{"key": t.key, "relative_change": finite(t.relative_change)} for t in result.largest()],
+        "largest_buffers": [{"key": t.key, "relative_change": finite(t.relative_change)}
+                            for t in result.largest(buffers=True)],
         "running_statistics_moved": [n.name for n in moved],
         "running_statistics_moved_under_frozen_weights": [n.name for n in frozen_weights],
         "unplaced_keys": list(result.unplaced),
@@ -78,6 +80,8 @@ def lora_json(lora: LoraReport) -> dict[str, Any]:
         "folder": lora.folder,
         "r": lora.rank,
         "lora_alpha": lora.alpha,
+        "rank_pattern": dict(lora.rank_pattern),
+        "alpha_pattern": dict(lora.alpha_pattern),
         "use_rslora": lora.use_rslora,
         "target_modules": list(lora.target_modules),
         "adapted_modules": list(lora.adapted),

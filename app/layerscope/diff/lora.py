@@ -103,6 +103,8 @@ def read_adapter(path: Path, label: str, base_keys: dict[str, str], *, trust: bo
         folder=label, rank=config["r"], alpha=float(config["lora_alpha"]), use_rslora=config["use_rslora"],
         target_modules=config["targets"], adapted=tuple(factors), replaced=tuple(replacements),
         unmatched_targets=unmatched(config["targets"], config["targets_regex"], touched, f"{CONFIG} in {label}"),
+        rank_pattern={str(k): int(v) for k, v in config["rank_pattern"].items()},
+        alpha_pattern={str(k): float(v) for k, v in config["alpha_pattern"].items()},
     )
     return Adapter(updates=updates, replacements=replacements, report=report)
 
@@ -126,6 +128,8 @@ def adapter_config(path: Path, label: str) -> dict[str, Any]:
             checked(key, f"{CONFIG} in {label}: {name} key")
     if not all(number(v, (int, float)) for v in patterns["alpha_pattern"].values()):
         raise LayerscopeError(f"{CONFIG} in {label}: alpha_pattern's values must be numbers")
+    if not all(number(v, int) and v >= 1 for v in patterns["rank_pattern"].values()):
+        raise LayerscopeError(f"{CONFIG} in {label}: rank_pattern's values must be positive whole numbers")
     raw_targets = raw.get("target_modules") or ()
     regex = isinstance(raw_targets, str)  # PEFT: a string is a regular expression, a list holds names
     if not regex and not isinstance(raw_targets, list):

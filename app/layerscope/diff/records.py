@@ -110,6 +110,8 @@ class LoraReport:
     adapted: tuple[str, ...]  # modules given a low-rank update ΔW = scale · B·A
     replaced: tuple[str, ...]  # base keys the adapter stores whole (modules_to_save, trained biases)
     unmatched_targets: tuple[str, ...]  # target_modules entries that matched no module
+    rank_pattern: dict[str, int] = field(default_factory=dict)  # module pattern → its own r
+    alpha_pattern: dict[str, float] = field(default_factory=dict)  # module pattern → its own lora_alpha
 
 
 def relative(delta_sq: float, norm_sq: float) -> float | None:

@@ -28,6 +28,22 @@ class DiffResult:
     lora: LoraReport | None = None
     unplaced: tuple[str, ...] = ()  # keys whose module the architecture does not have
     notes: tuple[str, ...] = ()
+    buffer_keys: frozenset[str] = frozenset()  # keys the architecture registers as buffers
+
+    def is_buffer(self, key: str) -> bool:
+        return is_buffer_key(key, self.buffer_keys)
+
+    def ranked(self, tensors: Sequence[TensorDiff], *, counters: bool = False) -> list[TensorDiff]:
+        """What training changed first: changed parameters, then changed buffers, each with the
+        structural changes first and then by relative change, largest first; unchanged last.
+        ``num_batches_tracked`` is left out unless ``counters``: a step count moves every epoch."""
+        kept = [t for t in tensors if counters or not t.key.endswith(COUNTER)]
+
+        def order(t: TensorDiff) -> tuple[bool, bool, bool, float]:
+            change = t.relative_change
+            return t.status == "same", self.is_buffer(t.key), change is not None, -(change or 0.0)
+
+        return sorted(kept, key=order)
 
     @property
     def root(self) -> NodeDiff:
@@ -130,10 +146,12 @@ class DiffResult:
                 keep.add(node.parent)
         return keep
 
-    def largest(self, count: int = 5) -> list[TensorDiff]:
-        """The floating tensors that moved most, by relative change (a step counter's jump
-        from 7 to 9 is not a fine-tuning result)."""
-        moved = [t for t in self.tensors if t.floating and t.relative_change is not None and t.status != "same"]
+    def largest(self, count: int = 5, *, buffers: bool = False) -> list[TensorDiff]:
+        """The floating parameters (or, ``buffers``, buffers) that moved most, by relative
+        change: ranked apart, so drifted running statistics never crowd out trained weights
+        (and a step counter's jump from 7 to 9 is not a fine-tuning result)."""
+        moved = [t for t in self.tensors if t.floating and t.relative_change is not None and t.status != "same"
+                 and self.is_buffer(t.key) == buffers]
         return sorted(moved, key=lambda t: -t.relative_change)[:count]  # type: ignore[operator]
 
     @cached_property
@@ -157,6 +175,13 @@ class DiffResult:
 
 
 RUNNING_STATISTICS = (".running_mean", ".running_var")
+COUNTER = ".num_batches_tracked"
+
+
+def is_buffer_key(key: str, buffer_keys: frozenset[str]) -> bool:
+    """A buffer, not a parameter: the architecture says so, or (no architecture, or a key it
+    spells otherwise) a batch norm's statistics and step counter, by their standard names."""
+    return key in buffer_keys or key.endswith((*RUNNING_STATISTICS, COUNTER))
 
 
 def moved_at_least(change: float | None, changed: int, threshold: float) -> bool:

@@ -32,6 +32,7 @@ class FolderShards(TensorSource):
 
     def __init__(self, folder: HfFolder, label: str, *, trust: bool) -> None:
         self.label = label
+        self.config = folder.config  # {} for a folder of shards without config.json
         files, index = shard_files(folder, label)
         self.shards: list[TensorSource] = []
         self.owner: dict[str, TensorSource] = {}

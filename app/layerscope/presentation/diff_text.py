@@ -4,7 +4,8 @@ The column shows ``=`` for a bit-identical subtree, ``+``/``−`` for one only B
 its relative change. Repeated blocks fold as ``layerscope tree`` folds them, but a run
 is cut where its members moved differently, so ten frozen blocks and two fine-tuned ones
 read as two lines, not one that hides the difference; the lines under a folded run are
-its first member's. ``threshold`` hides nodes (with all they hold) that moved less.
+its first member's. ``threshold`` hides nodes (with all they hold) that moved less; without ``show_all``,
+bit-identical subtrees are hidden too (the summary names them and says how many).
 """
 
 from __future__ import annotations
@@ -25,9 +26,17 @@ class DiffText:
     """The lines of one diff for one set of view options."""
 
     def __init__(self, result: DiffResult, *, depth: int | None = None, threshold: float | None = None,
-                 fold: bool = True, width: int = 120) -> None:
+                 fold: bool = True, width: int = 120, show_all: bool = True) -> None:
         self.result, self.depth, self.threshold, self.fold, self.width = result, depth, threshold, fold, width
         self.visible = result.visible(threshold)
+        self.hidden = 0  # unchanged subtrees left out (``show_all`` off): the summary says how many
+        if not show_all:
+            same = {n.index for n in result.frozen() if n.index != 0 and n.index in self.visible}
+            self.hidden = sum(1 for i in same if depth is None or result.nodes[i].depth <= depth)
+            self.visible -= {i for index in same for i in (index, *result.descendants(result.nodes[index]))}
+            for node in reversed(result.nodes):  # and modules with no tensors (a ReLU) left with nothing under them
+                if node.index and not node.total and not any(c in self.visible for c in node.children):
+                    self.visible.discard(node.index)
 
     def lines(self) -> Iterator[Text]:
         yield from self.header()
@@ -129,11 +138,13 @@ class DiffText:
             more = f", … {len(frozen_weights) - SHOWN_FROZEN} more" if len(frozen_weights) > SHOWN_FROZEN else ""
             tail = f", {len(frozen_weights)} of them with bit-identical weights ({names}{more})"
             yield Text(f"batch-norm running statistics moved in {len(moved)} layer(s){tail if frozen_weights else ''}")
-        largest = result.largest()
-        if largest:
-            yield Text("largest changes:")
-            for t in largest:
-                yield Text(f"  {t.key}  {percent(t.relative_change)}")
+        if self.hidden:
+            yield Text(f"{self.hidden} unchanged subtree(s) not shown (--all shows them)", style="dim")
+        for kind, largest in (("parameters", result.largest()), ("buffers", result.largest(buffers=True))):
+            if largest:  # trained weights first, running statistics apart
+                yield Text(f"largest changes in {kind}:")
+                for t in largest:
+                    yield Text(f"  {t.key}  {percent(t.relative_change)}")
         yield from self.lora_lines()
         for note in result.notes:
             yield Text(f"note: {note}", style="yellow")
@@ -145,11 +156,15 @@ class DiffText:
         rule = "lora_alpha/√r (rsLoRA)" if lora.use_rslora else "lora_alpha/r"
         yield Text(f"LoRA: r={lora.rank}, lora_alpha={lora.alpha:g}, ΔW = {rule} · B·A; "
                    f"{len(lora.adapted)} module(s) adapted, {len(lora.replaced)} tensor(s) replaced whole")
+        for name, table in (("rank_pattern", lora.rank_pattern), ("alpha_pattern", lora.alpha_pattern)):
+            if table:  # the figures use each module's own r and alpha: say which differ from the line above
+                pairs = ", ".join(f"{pattern} → {value:g}" for pattern, value in table.items())
+                yield Text(f"  {name} (overrides for matching modules): {pairs}")
         if lora.unmatched_targets:
             yield Text(f"target_modules that matched nothing: {', '.join(lora.unmatched_targets)}", style="yellow")
 
 
 def diff_lines(result: DiffResult, **options) -> list[Text]:
-    """Every line of the text view (``options``: depth, threshold, fold, width)."""
+    """Every line of the text view (``options``: depth, threshold, fold, width, show_all)."""
     return list(DiffText(result, **options).lines())
 

@@ -150,6 +150,13 @@ class ModuleTree:
         except Exception:
             return ""
 
+    def buffer_keys(self) -> frozenset[str]:
+        """The state_dict keys that are buffers (running statistics, position ids), not
+        parameters: what a diff ranks apart from what training changed. Empty for a tree
+        built without its modules."""
+        return frozenset(f"{node.name}.{name}" if node.name else name
+                         for node, module in zip(self.nodes, self._modules) for name in module._buffers)
+
     def children_of(self, node: Node) -> list[Node]:
         return [self.nodes[i] for i in node.children]
 

@@ -89,9 +89,11 @@ def diff_weights(session: Session, other: str, *, trust: bool, progress: Progres
 
 
 def node_changes(result: DiffResult, index: int, limit: int = ROW_LIMIT) -> NodeChanges:
-    """Node ``index``'s change and the tensors of its subtree, those that differ first, for the Stats tab."""
+    """Node ``index``'s change and the tensors of its subtree for the Stats tab, ranked as the
+    CLI's ``diff`` ranks them: changed parameters by change, then buffers, unchanged last,
+    ``num_batches_tracked`` left out."""
     node = result.nodes[index]
-    tensors = sorted(result.tensors_of(node, subtree=True), key=lambda t: t.status == "same")
+    tensors = result.ranked(result.tensors_of(node, subtree=True))
     return NodeChanges(node, tensors[:limit], max(0, len(tensors) - limit), difftext.largest_change(result))
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from layerscope.tree import ModuleTree
 
 ELLIPSIS = "…"
-MIN_NAME = 1  # cells a name keeps however narrow the tree (just "…"): the figures come first
+MIN_NAME = 8  # cells a name keeps before the figures give way: a line must still say which module it is
 
 
 @dataclass(frozen=True)
@@ -110,16 +110,21 @@ class TreeLine:
 
     def fitted(self, width: int) -> Text:
         """The line in ``width`` cells: the name shortened in the middle first, then the lead
-        shortened; only a tree too narrow for ``MIN_NAME`` cells of the name cuts the line's end."""
+        shortened (the score goes, the rank stays), then the right column dropped rather than
+        the name cut below ``MIN_NAME`` cells: at 80×24 after ranking a line still names its
+        module (the Stats tab has the figures); only then is the line's end cut."""
         spare = width - self.lead.cell_len - self.figures.cell_len
         if self.name.cell_len <= spare:
             return self.full()
-        lead = self.lead
+        lead, figures = self.lead, self.figures
         if spare < MIN_NAME and self.short_lead is not None:
             lead = self.short_lead
-            spare = width - lead.cell_len - self.figures.cell_len
-        name = middle_ellipsis(self.name, max(spare, MIN_NAME))
-        return Text.assemble(lead, name, self.figures, no_wrap=True, overflow="ellipsis")
+            spare = width - lead.cell_len - figures.cell_len
+        if spare < min(MIN_NAME, self.name.cell_len):
+            figures = Text("")
+            spare = width - lead.cell_len
+        name = middle_ellipsis(self.name, max(spare, 1))
+        return Text.assemble(lead, name, figures, no_wrap=True, overflow="ellipsis")
 
 
 def middle_ellipsis(text: Text, width: int) -> Text:

@@ -94,10 +94,15 @@ def hub_cache() -> str:
     return constants.HF_HUB_CACHE
 
 
-def inspect_folder(path: Path, spec: str) -> HfFolder:
-    """The folder's config, weight files and code, from file names and JSON only."""
-    config = read_json(path / CONFIG, "config file")
-    check_config(config, path / CONFIG)
+def inspect_folder(path: Path, spec: str, *, config_needed: bool = True) -> HfFolder:
+    """The folder's config, weight files and code, from file names and JSON only. Without
+    ``config_needed`` a folder with no config.json is a set of shards (config ``{}``): what
+    ``diff`` reads, where the architecture comes from ``--arch`` or the keys."""
+    if config_needed or exists(path / CONFIG):
+        config = read_json(path / CONFIG, "config file")
+        check_config(config, path / CONFIG)
+    else:
+        config = {}
     files = sorted(p for p in path.iterdir() if p.is_file())
     code = ["auto_map in config.json"] if config.get("auto_map") else []
     code += [p.name for p in files if p.suffix == ".py"]

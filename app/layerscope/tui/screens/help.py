@@ -61,7 +61,8 @@ class HelpScreen(ModalScreen[None]):
         keys = [(Key(*key).display, key[3]) for key in self.keys]  # "/", "?", "[", "]" as typed
         table = _two_columns(NAVIGATION + keys)
         with VerticalScroll(id="help-box"):
-            yield Static(Text("layerscope keys", style="bold"), id="help-title")
+            yield Static(Text.assemble(("layerscope keys", "bold"), (" · tab, then pgdn: scroll the pane", "dim")),
+                         id="help-title")  # on top: a long Stats pane scrolls only once focused
             yield Static(table)
             yield Static(Text("\ntree marks", style="bold"))
             yield Static(_two_columns(TREE_MARKS))

@@ -75,7 +75,11 @@ class PathScreen(ModalScreen[Path | None]):
             yield Static(Text(self.hint or "→ or tab accepts the completion, enter opens", style="dim"))
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        """The current value shown and selected, so typing replaces it (Input selects on focus
+        only when the focus is not the terminal's own, hence said here)."""
+        field = self.query_one(Input)
+        field.focus()
+        field.select_all()
 
     def action_complete(self) -> None:
         field = self.query_one(Input)

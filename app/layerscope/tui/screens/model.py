@@ -105,6 +105,8 @@ class ModelScreen(Screen):
         tree = self.query_one(ModuleTreeView)
         tree.loading = True
         tree.focus()
+        # 1-4 pick a tab: tab goes from the tree straight to the pane, where pgdn scrolls it
+        self.query_one("#tabs Tabs").can_focus = False
         self.query_one(ModelHeader).loading(self.spec)
         self.load_model(self.options.load)
 

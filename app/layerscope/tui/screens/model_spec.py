@@ -57,7 +57,11 @@ class ModelSpecScreen(ModalScreen[str | None]):
                               style="dim"))
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        """The current value shown and selected, so typing replaces it (Input selects on focus
+        only when the focus is not the terminal's own, hence said here)."""
+        field = self.query_one(Input)
+        field.focus()
+        field.select_all()
 
     def action_complete(self) -> None:
         """Tab takes the suggestion shown after the cursor (as the image prompt does)."""
