@@ -166,7 +166,9 @@ def _described(table: CostTable, example: Any) -> CostTable:
     if not tensors or len(tensors) != len(named) or len(batches) != 1:
         return table
     specs = [InputSpec(tuple(v.shape[1:]), v.dtype, k) for k, v in tensors]
-    return replace(table, inputs=", ".join(s.describe() for s in specs), batch=batches.pop())
+    batch = batches.pop()  # what the tensors held: the pass measured that batch, nodes included
+    nodes = {name: replace(node, batch=batch) for name, node in table.nodes.items()}
+    return replace(table, nodes=nodes, inputs=", ".join(s.describe() for s in specs), batch=batch)
 
 
 def _counted(model: nn.Module, device: str | torch.device | None, own: torch.device) -> nn.Module:

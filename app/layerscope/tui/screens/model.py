@@ -195,8 +195,7 @@ class ModelScreen(Screen):
 
     # --- failures: every worker's, in one place --------------------------------------
 
-    def on_work_failed(self, message: WorkFailed) -> None:
-        """A feature widget's worker (the diff's, the activations'): the same one handler."""
+    def on_work_failed(self, message: WorkFailed) -> None:  # a feature widget's worker: the same one handler
         self.on_worker_state_changed(Worker.StateChanged(message.worker, WorkerState.ERROR))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
