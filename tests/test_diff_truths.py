@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from diff_models import tiny_resnet
 from layerscope.cli.main import main
 from layerscope.diff import diff_checkpoints
-from layerscope.diff.text import diff_lines
+from layerscope.presentation.diff_text import diff_lines
 from test_diff_lora import write_adapter
 
 
