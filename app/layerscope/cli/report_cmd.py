@@ -22,6 +22,7 @@ from layerscope.cam import METHODS
 from layerscope.cli import cam_cmd, rank_cmd
 from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
+from layerscope.folder_report.runner import STEPS
 from layerscope.folder_report import claims
 from layerscope.models import parse_kwargs
 from layerscope.options import DEFAULT_MODEL, add_model_options
@@ -48,8 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "to the model), to summarise method × layer pairs by the same evidence")
     report.add_argument("--class", dest="target", default="predicted", metavar="predicted|label|K",
                         help="explain the top prediction (default), the folder's label, or one class for all")
-    report.add_argument("--steps", type=int_between(1, rank_cmd.MAX_STEPS), default=20,
-                        help=f"deletion/insertion steps (default 20, at most {rank_cmd.MAX_STEPS})")
+    report.add_argument("--steps", type=int_between(1, rank_cmd.MAX_STEPS), default=STEPS,
+                        help=f"deletion/insertion steps (default {STEPS}: ranks layers as 20 does at half the "
+                             f"passes; at most {rank_cmd.MAX_STEPS})")
     report.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=None,
                         help="images per forward and backward pass (default: 1 on the CPU, where each image is "
                              "kept as it finishes; 16 on a GPU)")

@@ -42,6 +42,7 @@ BATCH = {"cpu": 1}  # on the CPU batching images saves little, and a batch of on
 BATCH_ACCELERATOR = 16
 CANDIDATES = 5  # --layers auto: the suggested layer and its nearest neighbours in its family
 AUTO, AUTO_ALL = "auto", "auto-all"
+STEPS = 10  # measured: per-image ins−del at 10 and 20 steps, Spearman 0.997, the same winner on every image
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class ReportRequest:
     layers: str = "auto"
     method: str = "gradcam"
     target: str = PREDICTED  # predicted, label, or a class index or name
-    steps: int = 20
+    steps: int = STEPS
     batch_size: int | None = None  # None: BATCH for the model's device
     perturb_batch: int | None = None  # None: PERTURB_BATCH for the model's device
     limit: int | None = None
