@@ -91,7 +91,9 @@ def run_report(args: argparse.Namespace) -> int:
         with meter:
             summary = report.run(meter.update, meter.within)
     except KeyboardInterrupt:
-        print(f"layerscope: interrupted: {meter.done} of {report.total} files done and kept; run the same command "
+        if report.finished > meter.done:  # a batch landed just before Ctrl-C: say so, as its line would have
+            meter.update(report.finished, report.total)
+        print(f"layerscope: interrupted: {report.finished or meter.done} of {report.total} files done and kept; run the same command "
               "again to continue", file=sys.stderr)
         return 130
     print_summary(console, summary)

@@ -127,6 +127,7 @@ class FolderReport:
         inputs = [*request.model.files(), *self.loaded.files]  # the model's own: a cache, a folder, a factory
         self.store = ReportStore(request.out, self.identity(), self.folder, inputs=inputs)
         try:
+            self.finished = 0  # files written to the folder, by earlier runs and this one (set by run)
             self.batch_size = request.batch_size or BATCH.get(self.loaded.device.type, BATCH_ACCELERATOR)
             self.pending = self.store.pending(self.folder, self.batch_size)
         except BaseException:
@@ -186,12 +187,12 @@ class FolderReport:
         exception from either (Ctrl-C) leaves every batch written so far for a resume."""
         self.store.lock.acquire()
         try:
-            done = self.done
+            done = self.finished = self.done
             if progress is not None:
                 progress(done, self.total)
             for output in self._batches(within):
                 self.store.write(output)
-                done += len(output.names)
+                done = self.finished = done + len(output.names)  # kept, whether or not progress hears of it
                 if progress is not None:
                     progress(done, self.total)
             return self.finish()
