@@ -12,11 +12,19 @@ fixed cost of a few images, not per image). Goal: ratio ≤ 1×. Both CPU and wa
 seconds are printed; on a shared machine the CPU seconds are the steadier figure.
 
     python benchmarks/bench_report.py [--device cuda] [--images 8] [--steps 20] [--threads N] [--repeats 2]
+
+``--defaults``: the other question, how long the default command takes (issue 32's goal: 12
+photos in under 2 minutes on the 2-core development CPU when it is quiet): ``FolderReport``
+with every default (layers ``auto``, its steps, the sanity check, decoding workers), timed
+from opening to the page, with the load average before and after (the machine is shared).
+
+    python benchmarks/bench_report.py --defaults [--images 12]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -95,6 +103,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def defaults(images: int) -> None:
+    """The default command on ``images`` photos, as a user runs it: wall and CPU seconds."""
+    with tempfile.TemporaryDirectory() as temp:
+        folder = make_folder(Path(temp) / "images", images)
+        load = os.getloadavg()[0]
+        with Timing(torch.device("cpu")) as timing:
+            report = FolderReport(ReportRequest(images=folder, out=Path(temp) / "out"))
+            print(f"{report.work()}; layers {', '.join(report.settings.layers)}", flush=True)
+            report.run()
+        print(f"default report of {images} photos: {timing.wall:.1f} s wall, {timing.cpu:.1f} s CPU "
+              f"({torch.get_num_threads()} threads; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; "
+              "goal < 120 s wall when quiet)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -106,9 +128,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each; medians are compared")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--models", default=",".join(spec for spec, _, _ in MODELS))
+    parser.add_argument("--defaults", action="store_true", help="time the default command instead (12 photos)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.defaults:
+        return defaults(12 if args.images == 8 else args.images)
     with tempfile.TemporaryDirectory() as temp:
         folder = make_folder(Path(temp) / "images", args.images)
         print(f"{args.images} images, {args.steps} steps, 3 layers, batch {args.batch_size}, {args.workers} decoding "

@@ -22,6 +22,7 @@ from layerscope.cam import METHODS
 from layerscope.cli import cam_cmd, rank_cmd
 from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
+from layerscope.folder_report.runner import STEPS
 from layerscope.folder_report import claims
 from layerscope.models import parse_kwargs
 from layerscope.options import DEFAULT_MODEL, add_model_options
@@ -40,17 +41,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="folder of images, searched recursively; class folders (285/, espresso/) are labels")
     report.add_argument("--out", required=True, metavar="OUTDIR", help="report folder (new, empty, or this "
                                                                        "command's earlier report to continue)")
-    report.add_argument("--layers", default="auto", help="comma-separated names, or auto (the blocks of the "
-                                                         "suggested layer's family, at most 16)")
+    report.add_argument("--layers", default="auto",
+                        help="auto (default: the suggested layer and its 4 nearest neighbours in its family), "
+                             "auto-all (the whole family, at most 16: about 3× the time), or comma-separated names")
     report.add_argument("--method", default="gradcam",
                         help=f"one of: {', '.join(METHODS)}; or a comma list, or all (every method that applies "
                              "to the model), to summarise method × layer pairs by the same evidence")
     report.add_argument("--class", dest="target", default="predicted", metavar="predicted|label|K",
                         help="explain the top prediction (default), the folder's label, or one class for all")
-    report.add_argument("--steps", type=int_between(1, rank_cmd.MAX_STEPS), default=20,
-                        help=f"deletion/insertion steps (default 20, at most {rank_cmd.MAX_STEPS})")
-    report.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=16,
-                        help="images per forward and backward pass (default 16)")
+    report.add_argument("--steps", type=int_between(1, rank_cmd.MAX_STEPS), default=STEPS,
+                        help=f"deletion/insertion steps (default {STEPS}: ranks layers as 20 does at half the "
+                             f"passes; at most {rank_cmd.MAX_STEPS})")
+    report.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=None,
+                        help="images per forward and backward pass (default: 1 on the CPU, where each image is "
+                             "kept as it finishes; 16 on a GPU)")
     report.add_argument("--perturb-batch", type=int_between(1, cam_cmd.MAX_BATCH), default=None, metavar="N",
                         help=f"perturbed copies per forward when scoring, at most {cam_cmd.MAX_BATCH} (default: 4 on "
                              "the CPU, where larger batches only overflow the caches; 64 on a GPU)")
@@ -85,9 +89,11 @@ def run_report(args: argparse.Namespace) -> int:
     meter = ProgressMeter(Console(stderr=True))
     try:
         with meter:
-            summary = report.run(meter.update)
+            summary = report.run(meter.update, meter.within)
     except KeyboardInterrupt:
-        print(f"layerscope: interrupted: {meter.done} of {report.total} files done and kept; run the same command "
+        if report.finished > meter.done:  # a batch landed just before Ctrl-C: say so, as its line would have
+            meter.update(report.finished, report.total)
+        print(f"layerscope: interrupted: {report.finished or meter.done} of {report.total} files done and kept; run the same command "
               "again to continue", file=sys.stderr)
         return 130
     print_summary(console, summary)
@@ -105,6 +111,8 @@ def _print_plan(console: Console, report: FolderReport, images: str) -> None:
     console.print(f"images  {images}: {report.total} files, {labels}", soft_wrap=True, markup=False)
     console.print(f"layers  {', '.join(s.layers)}", soft_wrap=True, markup=False)
     console.print(f"method  {s.method}, class: {s.target}, {s.steps} steps", markup=False)
+    if report.pending:
+        console.print(f"work    {report.work()}", soft_wrap=True, markup=False)
     for note in report.notes:
         console.print(f"note    {note}", soft_wrap=True, markup=False)
     if report.done:
@@ -112,21 +120,26 @@ def _print_plan(console: Console, report: FolderReport, images: str) -> None:
 
 
 class ProgressMeter:
-    """Images per second and the time left: a bar on a terminal, one line per batch when piped."""
+    """Images per second and the time left: a bar on a terminal, one line per batch when piped;
+    after the first batch, one line with the estimate it gives; inside a long batch, the maps
+    scored (on the bar, or a line every ``QUIET`` seconds when piped)."""
+
+    QUIET = 10.0
 
     def __init__(self, console: Console) -> None:
         self.console, self.done, self.total = console, 0, 0
         self._first: int | None = None
-        self._start = time.monotonic()
+        self._start = self._said = time.monotonic()
         self._bar: Progress | None = None
         self._task = None
 
     def __enter__(self) -> ProgressMeter:
         if self.console.is_terminal:
             self._bar = Progress(TextColumn("report"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                 TextColumn("{task.fields[maps]}"),
                                  console=self.console, transient=True)
             self._bar.__enter__()
-            self._task = self._bar.add_task("report", total=None, rate="")
+            self._task = self._bar.add_task("report", total=None, rate="", maps="")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -135,13 +148,32 @@ class ProgressMeter:
 
     def update(self, done: int, total: int) -> None:
         if self._first is None:
-            self._first, self._start = done, time.monotonic()
+            self._first, self._start, self.done = done, time.monotonic(), done
+        first_batch = self.done == self._first and done > self._first
         self.done, self.total = done, total
         rate = self.rate_text()
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total, rate=rate)
+            self._bar.update(self._task, completed=done, total=total, rate=rate, maps="")
         elif done > self._first or done == total:
             self.console.print(f"report  {done}/{total} files  {rate}", markup=False, highlight=False)
+        if first_batch and done < total:
+            self.console.print(f"estimate {self.estimate_text()}", markup=False, highlight=False)
+
+    def within(self, maps: int, total: int) -> None:
+        """The batch in flight: ``maps 7/20`` on the bar; piped, a line at most every ``QUIET`` s."""
+        text = f"maps {maps}/{total} in this batch"
+        if self._bar is not None:
+            self._bar.update(self._task, maps=text)
+        elif time.monotonic() - self._said >= self.QUIET and maps < total:
+            self._said = time.monotonic()
+            self.console.print(f"batch   {text} ({self.done}/{self.total} files done)", markup=False, highlight=False)
+
+    def estimate_text(self) -> str:
+        """``about 1 min 5 s for the other 11 files (the first 1 took 5.9 s)``: the measured first batch."""
+        elapsed, fresh = time.monotonic() - self._start, self.done - (self._first or 0)
+        left = self.total - self.done
+        return (f"about {_duration(elapsed / fresh * left)} for the other {left} files (the first {fresh} took "
+                f"{elapsed:.1f} s)")
 
     def rate_text(self) -> str:
         """``3.2 images/s, ETA 1 min 5 s`` from this run's own pace (a resumed run's earlier files excluded)."""

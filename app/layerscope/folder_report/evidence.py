@@ -10,7 +10,7 @@ protocol. Both engines (the local ``DataLoader`` loop and Ray's actors) call
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -72,17 +72,19 @@ class BatchExplainer:
         self.methods = [get_method(name) for name in settings.methods]
         self.tree = tree or build_tree(loaded.model)
 
-    def explain(self, items: Sequence[Decoded | Skip]) -> BatchOutput:
+    def explain(self, items: Sequence[Decoded | Skip], within: Callable[[int, int], None] | None = None) -> BatchOutput:
+        """The batch's output; ``within(maps scored, maps in the batch)`` as the scoring goes."""
         out = BatchOutput(names=[item.file.name for item in items],
                           skipped=[item.record() for item in items if isinstance(item, Skip)])
         decoded = [item for item in items if isinstance(item, Decoded)]
+        tally = _Tally(len(decoded) * len(self.settings.slots), 2 * self.settings.steps - 1, within)
         for shape in dict.fromkeys(tuple(item.input.shape) for item in decoded):  # one batch per input size
-            self._explain([item for item in decoded if tuple(item.input.shape) == shape], out)
+            self._explain([item for item in decoded if tuple(item.input.shape) == shape], out, tally)
         order = {name: i for i, name in enumerate(out.names)}
         out.records.sort(key=lambda r: order[r["image"]])  # stable: layers stay in order
         return out
 
-    def _explain(self, group: list[Decoded], out: BatchOutput) -> None:
+    def _explain(self, group: list[Decoded], out: BatchOutput, tally: _Tally) -> None:
         s, model = self.settings, self.loaded.model
         x = torch.cat([item.input for item in group]).to(self.loaded.device)
         maps, passes = [], []
@@ -100,7 +102,7 @@ class BatchExplainer:
         assert first.target is not None and first.target.classes is not None
         classes = [int(k) for k in first.target.classes]
         scores = faithfulness_batch(model, x, [list(row) for row in heat], classes, s.steps,
-                                    batch_size=s.perturb_batch)
+                                    batch_size=s.perturb_batch, progress=tally.group(len(group) * heat.shape[1]))
         for i, item in enumerate(group):
             self._image(item, heat[i], classes[i], scores[i], first.scores[i:i + 1], out)
 
@@ -144,6 +146,28 @@ class BatchExplainer:
     def _name(self, index: int | None) -> str | None:
         names = self.loaded.categories
         return names[index] if index is not None and names and 0 <= index < len(names) else None
+
+
+class _Tally:
+    """Maps scored so far in a batch, from the perturbed passes of each input-size group (its
+    maps' deletion and insertion passes come map by map, the confidence ones last)."""
+
+    def __init__(self, maps: int, passes_per_map: int, report: Callable[[int, int], None] | None) -> None:
+        self.maps, self.per_map, self.report, self.done, self._told = maps, passes_per_map - 1, report, 0, -1
+
+    def group(self, maps: int) -> Callable[[int, int], None] | None:
+        if self.report is None:
+            return None
+        start = self.done
+        self.done += maps
+
+        def passes(done: int, total: int) -> None:
+            scored = start + (maps if done >= total else min(maps, done // max(1, self.per_map)))
+            if scored != self._told:
+                self._told = scored
+                self.report(scored, self.maps)  # type: ignore[misc]
+
+        return passes
 
 
 def _rounded(value: float) -> float:

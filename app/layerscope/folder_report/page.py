@@ -20,6 +20,9 @@ from layerscope.folder_report.stats import images
 GALLERY = 24  # pictures per gallery
 
 
+LAYER_COLUMNS = 5  # layer columns in the images table; the rest fold into one cell
+
+
 def render(summary: dict, records: Sequence[dict], skipped: Sequence[dict]) -> str:
     parts = [
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -162,13 +165,17 @@ def _class_figure(row: dict) -> str:
 
 
 def _image_table(summary: dict, records: Sequence[dict]) -> str:
-    layers = [row["layer"] for row in summary["layers"]]
+    """One row per image; the top ``LAYER_COLUMNS`` layers as sortable columns and the rest
+    folded into one "more" cell, so that the table keeps the page's width with 16 layers."""
+    ranked = [row["layer"] for row in summary["layers"]]
+    layers, folded = ranked[:LAYER_COLUMNS], ranked[LAYER_COLUMNS:]
     by_image: dict[str, dict[str, dict]] = {}
     for record in records:
         by_image.setdefault(record["image"], {})[record["layer"]] = record
     head = ('<tr><th>photo</th><th>image</th><th>label</th><th>predicted</th><th class="num" data-type="number">'
             'p(top-1)</th><th>explained</th>'
-            + "".join(f'<th class="num" data-type="number">{escape(layer)}</th>' for layer in layers) + "</tr>")
+            + "".join(f'<th class="num" data-type="number">{escape(layer)}</th>' for layer in layers)
+            + (f"<th>{len(folded)} more layers</th>" if folded else "") + "</tr>")
     rows = []
     for row in images(records):
         cells = by_image[row["image"]]
@@ -178,10 +185,21 @@ def _image_table(summary: dict, records: Sequence[dict]) -> str:
             f'alt="" loading="lazy"></td><td>{escape(row["image"])}</td><td>{escape(_name(row["label"], row["label_name"]))}'
             f'</td><td class="verdict">{escape(_name(row["predicted"], row["predicted_name"]))}</td>'
             f'<td class="num">{row["top5"][0]["probability"]:.3f}</td><td>{escape(_name(row["class"], row["class_name"]))}</td>'
-            + "".join(_record_cell(cells.get(layer)) for layer in layers) + "</tr>")
+            + "".join(_record_cell(cells.get(layer)) for layer in layers) + _folded_cell(cells, folded) + "</tr>")
+    more = (f" The {len(folded)} layers after the top {len(layers)} are in each row's last cell." if folded else "")
     return (f'<section id="images"><h2>Images ({len(rows)})</h2><p class="note">Click a column to sort; a layer\'s '
-            f'column is its insertion − deletion on that image, linking to its map.</p>'
+            f'column is its insertion − deletion on that image, linking to its map.{more}</p>'
             f'<table id="image-table" class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></section>')
+
+
+def _folded_cell(cells: dict[str, dict], layers: Sequence[str]) -> str:
+    """The layers past the columns, on demand: a ``<details>`` of ``layer +0.123`` links."""
+    if not layers:
+        return ""
+    links = "".join(f'<li data-layer="{escape(layer)}">{escape(layer)} <a href="{_src(cells[layer]["overlay"])}">'
+                    f'{_signed(cells[layer]["insertion_minus_deletion"])}</a></li>' if layer in cells
+                    else f"<li>{escape(layer)} -</li>" for layer in layers)
+    return f'<td class="more"><details><summary>{len(layers)} more</summary><ul>{links}</ul></details></td>'
 
 
 def _record_cell(record: dict | None) -> str:
