@@ -42,6 +42,7 @@ PYTEST := $(CACHED) $(BIN)/python -m pytest
 # docs/project/testing.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # The whole suite on three workers for the 2 cores (each runs torch on one thread:

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -83,8 +83,9 @@ def measure_startup(runs: int = 3) -> tuple[float, float]:
     results = []
     for _ in range(runs):
         launched = time.time()
-        out = subprocess.run([sys.executable, "-c", STARTUP], capture_output=True, text=True, check=True,
-                             env=USERS_PYTHON)
+        out = subprocess.run(
+            [sys.executable, "-c", STARTUP], capture_output=True, text=True, check=True, env=USERS_PYTHON
+        )
         painted, tree = map(float, out.stdout.split())
         results.append((painted - launched, tree - launched))
     return min(results, key=lambda r: r[1])
@@ -133,9 +134,15 @@ async def measure_cursor(spec: str, jump: str, keys: int = 60) -> dict[str, floa
                 panel.append(painted[-1] - t)  # key sent -> last frame: the tabs describe the node
         lines = len(app.query_one("#tree")._tree_lines)
     return {
-        "modules": n_modules, "build_model_s": build, "open_s": opened, "search_jump_s": jumped, "tree_lines": lines,
-        "median_ms": statistics.median(timings) * 1000, "p95_ms": sorted(timings)[int(len(timings) * 0.95)] * 1000,
-        "max_ms": max(timings) * 1000, "panel_median_ms": statistics.median(panel) * 1000,
+        "modules": n_modules,
+        "build_model_s": build,
+        "open_s": opened,
+        "search_jump_s": jumped,
+        "tree_lines": lines,
+        "median_ms": statistics.median(timings) * 1000,
+        "p95_ms": sorted(timings)[int(len(timings) * 0.95)] * 1000,
+        "max_ms": max(timings) * 1000,
+        "panel_median_ms": statistics.median(panel) * 1000,
     }
 
 
@@ -154,8 +161,13 @@ async def measure_map(loaded, spec: str) -> dict[str, float]:
     def recording_display(screen, update):
         if update is not None:
             main = app.main
-            frames.append((time.perf_counter(), time.process_time(),
-                           main is not None and main.query_one(CamPanel).view is not None))
+            frames.append(
+                (
+                    time.perf_counter(),
+                    time.process_time(),
+                    main is not None and main.query_one(CamPanel).view is not None,
+                )
+            )
         return display(screen, update)
 
     engine: list[tuple[float, float, int]] = []
@@ -191,8 +203,14 @@ async def measure_map(loaded, spec: str) -> dict[str, float]:
     finally:
         camlink.compute = compute
     started, ended, threads = engine[0]
-    return {"to_map_s": shown - pressed, "engine_s": ended - started, "before_s": started - pressed,
-            "after_s": shown - ended, "cpu_s": cpu_shown - cpu, "worker_threads": threads}
+    return {
+        "to_map_s": shown - pressed,
+        "engine_s": ended - started,
+        "before_s": started - pressed,
+        "after_s": shown - ended,
+        "cpu_s": cpu_shown - cpu,
+        "worker_threads": threads,
+    }
 
 
 def plain_forward(model, runs: int = 5) -> float:
@@ -221,14 +239,20 @@ def map_latency(spec: str = "resnet50", runs: int = 3) -> int:
         plain.append(plain_forward(loaded.model))
     middle = {key: statistics.median(m[key] for m in maps) for key in maps[0]}
     forward = statistics.median(plain)
-    print(f"{spec} on the CPU ({maps[0]['worker_threads']} torch threads in the app's worker), g to the first map "
-          f"on screen, medians of {runs} fresh apps (shapes probed, MACs counted):")
+    print(
+        f"{spec} on the CPU ({maps[0]['worker_threads']} torch threads in the app's worker), g to the first map "
+        f"on screen, medians of {runs} fresh apps (shapes probed, MACs counted):"
+    )
     fastest = min(m["to_map_s"] for m in maps)
-    print(f"  g pressed -> map on screen        {middle['to_map_s']:6.3f} s  (fastest {fastest:.3f} s; "
-          f"target: under 0.5 s on a quiet machine)")
+    print(
+        f"  g pressed -> map on screen        {middle['to_map_s']:6.3f} s  (fastest {fastest:.3f} s; "
+        f"target: under 0.5 s on a quiet machine)"
+    )
     print(f"    key -> the map's worker starts  {middle['before_s']:6.3f} s")
-    print(f"    engine: photo, forward, backward, map  {middle['engine_s']:6.3f} s  "
-          f"({middle['engine_s'] / forward:.1f}× a plain forward)")
+    print(
+        f"    engine: photo, forward, backward, map  {middle['engine_s']:6.3f} s  "
+        f"({middle['engine_s'] / forward:.1f}× a plain forward)"
+    )
     print(f"    map returned -> frame painted   {middle['after_s']:6.3f} s")
     print(f"  CPU seconds the process spent from g to the map: {middle['cpu_s']:.3f}")
     print(f"  plain no_grad forward, same input size: {forward:.3f} s")
@@ -248,8 +272,13 @@ def quit_latency(runs: int = 3) -> float:
         with tempfile.TemporaryDirectory() as folder:
             fifo, stamp = Path(folder) / "photo.png", Path(folder) / "pressed"
             os.mkfifo(fifo)
-            subprocess.run([sys.executable, "-c", QUIT_SCRIPT, str(fifo), str(stamp)], env=env, check=True,
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [sys.executable, "-c", QUIT_SCRIPT, str(fifo), str(stamp)],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
             best = min(best, time.monotonic() - float(stamp.read_text()))
     return best
 
@@ -271,10 +300,14 @@ def main() -> int:
         print(f"{spec}: {cursor['modules']:,} modules (model built in {cursor['build_model_s']:.1f} s outside the app)")
         print(f"  tree and Stats on screen {cursor['open_s']:6.2f} s after the app got the model (tree build included)")
         print(f"  type /{jump} + enter: {cursor['search_jump_s']:.2f} s ({cursor['tree_lines']:,} tree lines then)")
-        print(f"  per arrow key, cursor moved on screen: median {cursor['median_ms']:.1f} ms, "
-              f"p95 {cursor['p95_ms']:.1f} ms, max {cursor['max_ms']:.1f} ms")
-        print(f"  per arrow key, Stats tab redrawn too (after a {TABS_PAUSE * 1000:.0f} ms rest): "
-              f"median {cursor['panel_median_ms']:.1f} ms")
+        print(
+            f"  per arrow key, cursor moved on screen: median {cursor['median_ms']:.1f} ms, "
+            f"p95 {cursor['p95_ms']:.1f} ms, max {cursor['max_ms']:.1f} ms"
+        )
+        print(
+            f"  per arrow key, Stats tab redrawn too (after a {TABS_PAUSE * 1000:.0f} ms rest): "
+            f"median {cursor['panel_median_ms']:.1f} ms"
+        )
     quit_s = quit_latency()
     print(f"q while the load blocks in IO: the process ended {quit_s:.2f} s after the key (best of 3)")
     ok = tree < 4.0 and cursor["p95_ms"] < 50 and quit_s < 1.0

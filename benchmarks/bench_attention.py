@@ -71,8 +71,10 @@ def main() -> None:
             times[name].append(timed(runs[name]))
     median = {name: statistics.median(t) for name, t in times.items()}
     load = os.getloadavg()[0]
-    print(f"### {args.model}, random weights, 1×3×224×224, {args.threads} thread(s), "
-          f"{datetime.date.today()}, load {load:.1f}")
+    print(
+        f"### {args.model}, random weights, 1×3×224×224, {args.threads} thread(s), "
+        f"{datetime.date.today()}, load {load:.1f}"
+    )
     print()
     print("| run | median s | ratio | baseline | goal |")
     print("|---|---|---|---|---|")
@@ -84,7 +86,9 @@ def main() -> None:
         goal = 1.3 if name == "rollout" else 1.5
         ratios = [m / b for m, b in zip(times[name], times[base])]
         ratio = statistics.median(ratios)
-        print(f"| {name} | {median[name]:.3f} | {ratio:.2f}× | {base} | ≤ {goal}× {'met' if ratio <= goal else 'NOT met'} |")
+        print(
+            f"| {name} | {median[name]:.3f} | {ratio:.2f}× | {base} | ≤ {goal}× {'met' if ratio <= goal else 'NOT met'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -78,14 +78,20 @@ def main() -> None:
         for name, fn in rows.items():
             times[name].append(_timed(fn, device))
     median = {name: statistics.median(values) for name, values in times.items()}
-    print(f"device {device} · torch {torch.__version__} · {torch.get_num_threads()} CPU threads · "
-          f"median of {args.repeats}")
+    print(
+        f"device {device} · torch {torch.__version__} · {torch.get_num_threads()} CPU threads · "
+        f"median of {args.repeats}"
+    )
     for name, value in median.items():
         print(f"  {name:<28} {value * 1000:8.1f} ms")
-    print(f"  gradcam / forward            {median['gradcam layer4[-1]'] / median['no_grad forward']:8.2f}×"
-          "   (target ≤ 1.2)")
-    print(f"  sweep(16) / gradcam          {median['sweep 16 bottlenecks'] / median['gradcam layer4[-1]']:8.2f}×"
-          "   (target ≤ 2.5)")
+    print(
+        f"  gradcam / forward            {median['gradcam layer4[-1]'] / median['no_grad forward']:8.2f}×"
+        "   (target ≤ 1.2)"
+    )
+    print(
+        f"  sweep(16) / gradcam          {median['sweep 16 bottlenecks'] / median['gradcam layer4[-1]']:8.2f}×"
+        "   (target ≤ 2.5)"
+    )
     print(f"  usual / gradcam              {median['usual graph + .backward()'] / median['gradcam layer4[-1]']:8.2f}×")
 
     resnet18 = torchvision.models.resnet18().eval().to(device)

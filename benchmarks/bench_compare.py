@@ -137,8 +137,9 @@ def rows_for(model: nn.Module, x: Tensor, layer: str, method: str, batch_size: i
 # ---- timing ------------------------------------------------------------------------------------------------------
 
 
-def sample_times(rows: dict[str, dict[str, Map | None]], repeats: int, device: torch.device,
-                 warmup: int = 2) -> Samples:
+def sample_times(
+    rows: dict[str, dict[str, Map | None]], repeats: int, device: torch.device, warmup: int = 2
+) -> Samples:
     """Seconds per (row, library, repeat): every repeat runs every cell, the library order rotated."""
     for libs in rows.values():
         for fn in libs.values():
@@ -148,7 +149,7 @@ def sample_times(rows: dict[str, dict[str, Map | None]], repeats: int, device: t
     for r in range(repeats):
         for row, libs in rows.items():
             present = [(lib, fn) for lib, fn in libs.items() if fn is not None]
-            for lib, fn in present[r % len(present):] + present[:r % len(present)]:
+            for lib, fn in present[r % len(present) :] + present[: r % len(present)]:
                 samples[row][lib].append(_timed(fn, device))
     return samples
 
@@ -195,8 +196,12 @@ def speed(device: torch.device, repeats: int, skip_scorecam: bool) -> Samples:
     if not skip_scorecam:
         resnet18 = torchvision.models.resnet18().eval().to(device)
         slow_repeats = max(1, min(2, repeats))
-        slow = sample_times({SCORECAM_ROW: rows_for(resnet18, x, "layer4.1", "scorecam", 64)},
-                            slow_repeats, device, warmup=int(device.type == "cuda"))  # cuDNN autotuning
+        slow = sample_times(
+            {SCORECAM_ROW: rows_for(resnet18, x, "layer4.1", "scorecam", 64)},
+            slow_repeats,
+            device,
+            warmup=int(device.type == "cuda"),
+        )  # cuDNN autotuning
         print_speed("Speed: Score-CAM, resnet18, layer4[-1], batches of 64", slow, slow_repeats)
         samples.update(slow)
     return samples
@@ -229,16 +234,19 @@ def agreement(device: torch.device, skip_scorecam: bool) -> dict[str, dict[str, 
         top = int(model(x).argmax())
     size = (x.shape[-2], x.shape[-1])
     methods = [m for m in METHODS if not (skip_scorecam and m in PERTURBING)]
-    print(f"\nAgreement: mobilenet_v2 IMAGENET1K_V1, chelsea.png, features[-1], class {CLASS} "
-          f"(top-1 is {top}: {loaded.categories[top] if loaded.categories else '?'}); "
-          "Pearson r of maps at 224×224, min-max scaled")
+    print(
+        f"\nAgreement: mobilenet_v2 IMAGENET1K_V1, chelsea.png, features[-1], class {CLASS} "
+        f"(top-1 is {top}: {loaded.categories[top] if loaded.categories else '?'}); "
+        "Pearson r of maps at 224×224, min-max scaled"
+    )
     print(f"  {'method':<16}{'vs pytorch-grad-cam':>20}{'vs torchcam':>13}   note")
     found: dict[str, dict[str, float]] = {}
     for method in methods:
         calls = rows_for(model, x, "features.18", method)
         ours = calls["layerscope"]()
-        found[method] = {lib: pearson(ours, fn()[0], size) for lib, fn in calls.items()
-                         if lib != "layerscope" and fn is not None}
+        found[method] = {
+            lib: pearson(ours, fn()[0], size) for lib, fn in calls.items() if lib != "layerscope" and fn is not None
+        }
         cells = [f"{found[method][lib]:+.4f}" if lib in found[method] else "—" for lib in LIBRARIES[1:]]
         print(f"  {METHODS[method][0]:<16}{cells[0]:>20}{cells[1]:>13}   {NOTES.get(method, '')}")
     model.zero_grad(set_to_none=True)
@@ -255,11 +263,15 @@ def summary(samples: Samples) -> str:
     for lib in LIBRARIES[1:]:
         ratios = [r for row in single if (r := paired_ratio(samples, row, lib))]
         mean = math.exp(statistics.fmean(math.log(r) for r in ratios))
-        extra = [f"{paired_ratio(samples, row, lib):.2f}× on {label}"
-                 for row, label in ((SWEEP_ROW, "the 16-layer sweep"), (SCORECAM_ROW, "Score-CAM"))
-                 if row in samples and lib in samples[row]]
-        parts.append(f"{mean:.2f}× vs {lib} per map (geo-mean of {len(ratios)} rows, "
-                     f"{min(ratios):.2f}–{max(ratios):.2f}×), " + ", ".join(extra))
+        extra = [
+            f"{paired_ratio(samples, row, lib):.2f}× on {label}"
+            for row, label in ((SWEEP_ROW, "the 16-layer sweep"), (SCORECAM_ROW, "Score-CAM"))
+            if row in samples and lib in samples[row]
+        ]
+        parts.append(
+            f"{mean:.2f}× vs {lib} per map (geo-mean of {len(ratios)} rows, "
+            f"{min(ratios):.2f}–{max(ratios):.2f}×), " + ", ".join(extra)
+        )
     return "Summary: layerscope is " + "; ".join(parts) + " (>1: layerscope faster)"
 
 
@@ -267,13 +279,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--skip-scorecam", action="store_true",
-                        help="skip the Score-CAM timing and the Score-/Ablation-CAM agreement rows (slow on CPU)")
+    parser.add_argument(
+        "--skip-scorecam",
+        action="store_true",
+        help="skip the Score-CAM timing and the Score-/Ablation-CAM agreement rows (slow on CPU)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"device {device} · torch {torch.__version__} · {torch.get_num_threads()} CPU threads · "
-          f"layerscope {getattr(layerscope, '__version__', '?')} · grad-cam {_version('grad-cam')} · "
-          f"torchcam {getattr(torchcam, '__version__', _version('torchcam'))}")
+    print(
+        f"device {device} · torch {torch.__version__} · {torch.get_num_threads()} CPU threads · "
+        f"layerscope {getattr(layerscope, '__version__', '?')} · grad-cam {_version('grad-cam')} · "
+        f"torchcam {getattr(torchcam, '__version__', _version('torchcam'))}"
+    )
     samples = speed(device, args.repeats, args.skip_scorecam)
     agreement(device, args.skip_scorecam)
     print("\n" + summary(samples))

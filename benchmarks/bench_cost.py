@@ -56,9 +56,11 @@ def _row(name: str) -> str:
     info = torchinfo.summary(model, input_data=x, device="meta", verbose=0)
     torchinfo_total = info.total_input + info.total_output_bytes + info.total_param_bytes
     memory = stats["memory"]
-    return (f"| {name} | {stats['macs'] / 1e6:,.2f} M | {info.total_mult_adds / 1e6:,.2f} M | {_published(name)} | "
-            f"{memory['inference_bytes'] / 1e6:,.0f} MB | {memory['training_bytes'] / 1e6:,.0f} MB | "
-            f"{torchinfo_total / 1e6:,.0f} MB |")
+    return (
+        f"| {name} | {stats['macs'] / 1e6:,.2f} M | {info.total_mult_adds / 1e6:,.2f} M | {_published(name)} | "
+        f"{memory['inference_bytes'] / 1e6:,.0f} MB | {memory['training_bytes'] / 1e6:,.0f} MB | "
+        f"{torchinfo_total / 1e6:,.0f} MB |"
+    )
 
 
 def _suite_row(case, fixtures) -> str:
@@ -77,8 +79,10 @@ def _suite_row(case, fixtures) -> str:
     torch_params = sum(p.numel() for p in model.parameters())  # after the pass: lazy modules are sized by it
     ours = build_tree(model).root.total_params
     theirs_params, theirs_macs = _torchinfo(model, args, kwargs)
-    return (f"| {case.name} | {torch_params:,} | {ours:,} | {theirs_params} | {macs} | {theirs_macs} | "
-            f"{uncounted or '—'} | {case.why} |")
+    return (
+        f"| {case.name} | {torch_params:,} | {ours:,} | {theirs_params} | {macs} | {theirs_macs} | "
+        f"{uncounted or '—'} | {case.why} |"
+    )
 
 
 def _torchinfo(model, args: tuple, kwargs: dict) -> tuple[str, str]:
@@ -101,8 +105,10 @@ def torchinfo_suite(checkout: Path) -> None:
     import torchinfo_suite
 
     fixtures = [importlib.import_module(f"tests.fixtures.{name}") for name in ("models", "genotype", "tmva_net")]
-    print("| torchinfo test model | torch parameters | layerscope | torchinfo 1.8.0 | layerscope MACs "
-          "| torchinfo Mult-Adds | layerscope uncounted_ops | why torchinfo differs |")
+    print(
+        "| torchinfo test model | torch parameters | layerscope | torchinfo 1.8.0 | layerscope MACs "
+        "| torchinfo Mult-Adds | layerscope uncounted_ops | why torchinfo differs |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for case in torchinfo_suite.cases(*fixtures):
         print(_suite_row(case, fixtures[0]))
@@ -110,14 +116,21 @@ def torchinfo_suite(checkout: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--torchinfo-tests", type=Path, default=None, metavar="DIR",
-                        help="a checkout of torchinfo: compare on its own test models instead")
+    parser.add_argument(
+        "--torchinfo-tests",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a checkout of torchinfo: compare on its own test models instead",
+    )
     options = parser.parse_args()
     if options.torchinfo_tests is not None:
         torchinfo_suite(options.torchinfo_tests)
         return
-    print("| model (batch 1) | layerscope MACs | torchinfo Mult-Adds | torchvision `_ops` | layerscope inference "
-          "| layerscope training (Adam, mixed) | torchinfo Estimated Total Size |")
+    print(
+        "| model (batch 1) | layerscope MACs | torchinfo Mult-Adds | torchvision `_ops` | layerscope inference "
+        "| layerscope training (Adam, mixed) | torchinfo Estimated Total Size |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in CASES:
         print(_row(name))

@@ -143,8 +143,10 @@ def measure(label: str, a: Path, b: Path) -> None:
         else:
             plain_read(a, b)  # the diff gives pages back as it goes: warm the cache again
         figures = run_diff(a, b)
-        print(f"{'diff ' + cache:18} {figures['seconds']:>8.2f} {total_mb / figures['seconds']:>8.0f} "
-              f"{figures['peak_rss_mb']:>12.0f} {figures['rss_after_imports_mb']:>21.0f}")
+        print(
+            f"{'diff ' + cache:18} {figures['seconds']:>8.2f} {total_mb / figures['seconds']:>8.0f} "
+            f"{figures['peak_rss_mb']:>12.0f} {figures['rss_after_imports_mb']:>21.0f}"
+        )
     print(f"statuses: {figures['counts']}, whole-model relative change {figures['relative_change']:.3g}")
 
 

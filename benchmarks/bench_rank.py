@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 import torch
 
-from layerscope.io import imaging
 from layerscope.cam import PhotoExplainer
 from layerscope.cam.ranking import rank_maps
+from layerscope.io import imaging
 from layerscope.models import load_model
 
 STEPS, BATCH = 20, 32
@@ -71,8 +71,10 @@ def main() -> None:
         for name, fn in rows.items():
             times[name].append(_timed(fn, device))
     floor, command = (statistics.median(times[name]) for name in rows)
-    print(f"mobilenet_v2 + chelsea.png on {device} ({torch.get_num_threads()} threads), {len(layers)} layers, "
-          f"{STEPS} steps, batch {BATCH}; start-up (load model + photo) {startup:.2f} s")
+    print(
+        f"mobilenet_v2 + chelsea.png on {device} ({torch.get_num_threads()} threads), {len(layers)} layers, "
+        f"{STEPS} steps, batch {BATCH}; start-up (load model + photo) {startup:.2f} s"
+    )
     print(f"{'plain batched forwards':<34} {floor:8.2f} s  ({floor_images} images)")
     print(f"{'rank (maps + metrics + sanity)':<34} {command:8.2f} s  ratio {command / floor:.2f}× (target ≤ 1.5×)")
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageOps
 
-from layerscope.io import imaging
 from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
+from layerscope.io import imaging
 
 MODELS = (  # spec, weights, layers: the suggested layer and the two before it
     ("mobilenet_v2", "IMAGENET1K_V1", "features.16,features.17,features.18"),
@@ -44,8 +44,10 @@ MODELS = (  # spec, weights, layers: the suggested layer and the two before it
 
 def make_folder(root: Path, count: int) -> Path:
     """``count`` images: the two sample photos, cropped and flipped in turn, in two class folders."""
-    photos = {"285": Image.open(imaging.SAMPLES / "chelsea.png").convert("RGB"),
-              "967": Image.open(imaging.SAMPLES / "coffee.png").convert("RGB")}
+    photos = {
+        "285": Image.open(imaging.SAMPLES / "chelsea.png").convert("RGB"),
+        "967": Image.open(imaging.SAMPLES / "coffee.png").convert("RGB"),
+    }
     for i in range(count):
         label = ("285", "967")[i % 2]
         photo = photos[label]
@@ -63,8 +65,10 @@ def plain_forwards(report: FolderReport, steps: int) -> tuple[Timing, int]:
     """The forwards the metrics need, one image at a time: their timing and their count."""
     loaded = report.loaded
     per_image = len(report.settings.layers) * (2 * steps - 1) + 2
-    inputs = [imaging.preprocess(imaging.load_image(f.path), loaded.preprocess)[0].to(loaded.device)
-              for f in report.folder.files]
+    inputs = [
+        imaging.preprocess(imaging.load_image(f.path), loaded.preprocess)[0].to(loaded.device)
+        for f in report.folder.files
+    ]
     with torch.no_grad():
         loaded.model(inputs[0])  # warm-up
         with Timing(loaded.device) as timing:
@@ -112,9 +116,12 @@ def defaults(images: int) -> None:
             report = FolderReport(ReportRequest(images=folder, out=Path(temp) / "out"))
             print(f"{report.work()}; layers {', '.join(report.settings.layers)}", flush=True)
             report.run()
-        print(f"default report of {images} photos: {timing.wall:.1f} s wall, {timing.cpu:.1f} s CPU "
-              f"({torch.get_num_threads()} threads; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; "
-              "goal < 120 s wall when quiet)", flush=True)
+        print(
+            f"default report of {images} photos: {timing.wall:.1f} s wall, {timing.cpu:.1f} s CPU "
+            f"({torch.get_num_threads()} threads; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; "
+            "goal < 120 s wall when quiet)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -123,8 +130,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=0, help="decoding processes (0: in this one, so the CPU "
-                                                                   "time counts the decoding too)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="decoding processes (0: in this one, so the CPU time counts the decoding too)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each; medians are compared")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--models", default=",".join(spec for spec, _, _ in MODELS))
@@ -136,28 +147,43 @@ def main() -> None:
         return defaults(12 if args.images == 8 else args.images)
     with tempfile.TemporaryDirectory() as temp:
         folder = make_folder(Path(temp) / "images", args.images)
-        print(f"{args.images} images, {args.steps} steps, 3 layers, batch {args.batch_size}, {args.workers} decoding "
-              f"workers, on {args.device} ({torch.get_num_threads()} threads); medians of {args.repeats} alternating runs")
+        print(
+            f"{args.images} images, {args.steps} steps, 3 layers, batch {args.batch_size}, {args.workers} decoding "
+            f"workers, on {args.device} ({torch.get_num_threads()} threads); medians of {args.repeats} alternating runs"
+        )
         for spec, weights, layers in MODELS:
             if spec not in args.models.split(","):
                 continue
             reports, floors = [], []
             for repeat in range(args.repeats):
-                request = ReportRequest(images=folder, out=Path(temp) / f"out-{spec}-{repeat}", layers=layers,
-                                        steps=args.steps, batch_size=args.batch_size, workers=args.workers,
-                                        sanity_images=0, model=ModelArgs(spec, weights=weights, device=args.device))
+                request = ReportRequest(
+                    images=folder,
+                    out=Path(temp) / f"out-{spec}-{repeat}",
+                    layers=layers,
+                    steps=args.steps,
+                    batch_size=args.batch_size,
+                    workers=args.workers,
+                    sanity_images=0,
+                    model=ModelArgs(spec, weights=weights, device=args.device),
+                )
                 report, timing = timed_report(request)
                 floor, forwards = plain_forwards(report, args.steps)
                 reports.append(timing)
                 floors.append(floor)
-            print(f"{spec} ({forwards} plain forwards; the report scores {report.settings.perturb_batch} perturbed "
-                  f"copies per forward)", flush=True)
+            print(
+                f"{spec} ({forwards} plain forwards; the report scores {report.settings.perturb_batch} perturbed "
+                f"copies per forward)",
+                flush=True,
+            )
             for clock in ("cpu", "wall"):
                 seconds = statistics.median(getattr(t, clock) for t in reports)
                 floor = statistics.median(getattr(t, clock) for t in floors)
-                print(f"  {clock:<4} report {seconds:7.1f} s = {args.images / seconds:6.2f} images/s | plain forwards "
-                      f"one image at a time {floor:7.1f} s = {args.images / floor:6.2f} images/s | "
-                      f"ratio {seconds / floor:.2f}× (goal ≤ 1×)", flush=True)
+                print(
+                    f"  {clock:<4} report {seconds:7.1f} s = {args.images / seconds:6.2f} images/s | plain forwards "
+                    f"one image at a time {floor:7.1f} s = {args.images / floor:6.2f} images/s | "
+                    f"ratio {seconds / floor:.2f}× (goal ≤ 1×)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

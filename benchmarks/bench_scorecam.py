@@ -53,11 +53,11 @@ from bench_compare import _version, pearson  # same directory: the same r as the
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
-from layerscope.io import imaging
 from layerscope.cam import compute_cam, perturb
 from layerscope.cam.precision import PRECISIONS, fast_bfloat16
-from layerscope.running.probe import call_model
+from layerscope.io import imaging
 from layerscope.models import LoadedModel, load_model
+from layerscope.running.probe import call_model
 
 LAYERS = {"mobilenet_v2": "features.18", "resnet50": "layer4"}
 WEIGHTS = {"mobilenet_v2": "IMAGENET1K_V1", "resnet50": "auto"}
@@ -124,7 +124,8 @@ def cases(models: list[str], photos: list[str]) -> list[Case]:
             x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / f"{photo}.png"), loaded.preprocess)
             shapes: list[torch.Size] = []
             handle = loaded.model.get_submodule(LAYERS[name]).register_forward_hook(
-                lambda _m, _args, out, shapes=shapes: shapes.append(out.shape))
+                lambda _m, _args, out, shapes=shapes: shapes.append(out.shape)
+            )
             with torch.no_grad():
                 target = int(loaded.model(x).argmax())
             handle.remove()
@@ -149,9 +150,11 @@ def report(case: Case, pgc_batch: int) -> str:
     name = case.loaded.categories[case.target] if case.loaded.categories else str(case.target)
     ran = Counter(case.precisions)
     scores = ", ".join(p if len(ran) == 1 else f"{p} ×{n}" for p, n in ran.most_common())
-    return (f"| {case.model} `{case.layer}` | {case.photo}.png ({case.target} {name}) | {run:,} of {case.channels:,} "
-            f"(batch {batch}) | {scores} | {ours:.1f} s | {theirs:.1f} s (batch {pgc_batch}) | **{paired(case.wall):.2f}×** | "
-            f"{paired(case.cpu):.2f}× | {r:.4f} |")
+    return (
+        f"| {case.model} `{case.layer}` | {case.photo}.png ({case.target} {name}) | {run:,} of {case.channels:,} "
+        f"(batch {batch}) | {scores} | {ours:.1f} s | {theirs:.1f} s (batch {pgc_batch}) | **{paired(case.wall):.2f}×** | "
+        f"{paired(case.cpu):.2f}× | {r:.4f} |"
+    )
 
 
 def main() -> None:
@@ -160,7 +163,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="mobilenet_v2,resnet50")
     parser.add_argument("--photos", default="chelsea,coffee")
-    parser.add_argument("--pgc-batch", type=int, default=16, help="pytorch-grad-cam's copies per forward (its default: 16)")
+    parser.add_argument(
+        "--pgc-batch", type=int, default=16, help="pytorch-grad-cam's copies per forward (its default: 16)"
+    )
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="layerscope's masked forwards")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -168,19 +173,28 @@ def main() -> None:
     todo = cases(args.models.split(","), args.photos.split(","))
     for repeat in range(args.repeats):
         for case in todo:
-            pair = [("layerscope", lambda c=case: layerscope_map(c, args.precision)),
-                    ("pytorch-grad-cam", lambda c=case: pgc_map(c, args.pgc_batch))]
+            pair = [
+                ("layerscope", lambda c=case: layerscope_map(c, args.precision)),
+                ("pytorch-grad-cam", lambda c=case: pgc_map(c, args.pgc_batch)),
+            ]
             for library, fn in pair[::-1] if repeat % 2 else pair:
                 timed(case, library, fn)
-            print(f"  repeat {repeat + 1}: {case.model} {case.photo}: layerscope {case.wall['layerscope'][-1]:.1f} s "
-                  f"({case.precisions[-1]}), "
-                  f"pytorch-grad-cam {case.wall['pytorch-grad-cam'][-1]:.1f} s", flush=True)
-    print(f"\n{date.today()} · CPU{' with AMX bfloat16' if fast_bfloat16(torch.device('cpu')) else ''} · "
-          f"torch {torch.__version__} · {args.threads} threads · grad-cam {_version('grad-cam')} · "
-          f"medians of {args.repeats} alternating repeats · --precision {args.precision} · "
-          f"load average {load_before} before, {load_average()} after")
-    print("| model, layer | photo (class) | masked forwards, layerscope | scores | layerscope | pytorch-grad-cam | "
-          "ratio, wall | ratio, CPU | r |")
+            print(
+                f"  repeat {repeat + 1}: {case.model} {case.photo}: layerscope {case.wall['layerscope'][-1]:.1f} s "
+                f"({case.precisions[-1]}), "
+                f"pytorch-grad-cam {case.wall['pytorch-grad-cam'][-1]:.1f} s",
+                flush=True,
+            )
+    print(
+        f"\n{date.today()} · CPU{' with AMX bfloat16' if fast_bfloat16(torch.device('cpu')) else ''} · "
+        f"torch {torch.__version__} · {args.threads} threads · grad-cam {_version('grad-cam')} · "
+        f"medians of {args.repeats} alternating repeats · --precision {args.precision} · "
+        f"load average {load_before} before, {load_average()} after"
+    )
+    print(
+        "| model, layer | photo (class) | masked forwards, layerscope | scores | layerscope | pytorch-grad-cam | "
+        "ratio, wall | ratio, CPU | r |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for case in todo:
         print(report(case, args.pgc_batch))

@@ -37,8 +37,7 @@ CASES = {
     "resnet50": "from layerscope.models import load_model; model = load_model('resnet50').model",
     "generated 100k modules": "from big_models import hundred_thousand; model = hundred_thousand()",
     "Llama-70B shape on meta": (
-        "from layerscope.models import load_model; "
-        "model = load_model('big_models:llama_70b', device='meta').model"
+        "from layerscope.models import load_model; model = load_model('big_models:llama_70b', device='meta').model"
     ),
 }
 
@@ -108,9 +107,13 @@ def compare_cli(repeat: int) -> dict[str, float]:
         seconds, out = timed(tree_cmd, env)
         assert "220,009 parameters" in out and "100004 modules" in out, out
         tree.append(seconds)
-    return {"plain": statistics.median(plain), "paused": statistics.median(paused), "tree": statistics.median(tree),
-            "extra": statistics.median(t - p for t, p in zip(tree, plain)),
-            "extra_paused": statistics.median(t - p for t, p in zip(tree, paused))}
+    return {
+        "plain": statistics.median(plain),
+        "paused": statistics.median(paused),
+        "tree": statistics.median(tree),
+        "extra": statistics.median(t - p for t, p in zip(tree, plain)),
+        "extra_paused": statistics.median(t - p for t, p in zip(tree, paused)),
+    }
 
 
 def main() -> int:
@@ -118,20 +121,26 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest tree build is shown")
     parser.add_argument("--cli-repeat", type=int, default=5, help="pairs of runs of the command and the plain script")
     args = parser.parse_args()
-    print(f"{'case':26} {'modules':>8} {'parameters':>16} {'tree s':>7} {'µs/module':>10} "
-          f"{'tree MB':>8} {'model+tree s':>13} {'peak RSS MB':>12}")
+    print(
+        f"{'case':26} {'modules':>8} {'parameters':>16} {'tree s':>7} {'µs/module':>10} "
+        f"{'tree MB':>8} {'model+tree s':>13} {'peak RSS MB':>12}"
+    )
     for name, build in CASES.items():
         runs = [run_case(build) for _ in range(args.repeat)]
         best = min(runs, key=lambda r: r["tree_s"])
-        print(f"{name:26} {best['modules']:>8,} {best['params']:>16,} {best['tree_s']:>7.3f} "
-              f"{1e6 * best['tree_s'] / best['modules']:>10.1f} {best['tree_mb']:>8.1f} "
-              f"{best['model_s'] + best['tree_s']:>13.2f} {best['peak_rss_mb']:>12.0f}")
+        print(
+            f"{name:26} {best['modules']:>8,} {best['params']:>16,} {best['tree_s']:>7.3f} "
+            f"{1e6 * best['tree_s'] / best['modules']:>10.1f} {best['tree_mb']:>8.1f} "
+            f"{best['model_s'] + best['tree_s']:>13.2f} {best['peak_rss_mb']:>12.0f}"
+        )
     cli = compare_cli(args.cli_repeat)
     print(f"\n100k modules, fresh processes, medians of {args.cli_repeat} alternating rounds:")
     print(f"  import torch + build + count modules and parameters     {cli['plain']:6.2f} s")
     print(f"  the same, the collector paused during the build          {cli['paused']:6.2f} s")
-    print(f"  layerscope tree big_models:hundred_thousand | cat        {cli['tree']:6.2f} s  "
-          f"({cli['extra']:+.2f} s over the first; target under +1.5 s; {cli['extra_paused']:+.2f} s over the second)")
+    print(
+        f"  layerscope tree big_models:hundred_thousand | cat        {cli['tree']:6.2f} s  "
+        f"({cli['extra']:+.2f} s over the first; target under +1.5 s; {cli['extra_paused']:+.2f} s over the second)"
+    )
     return 0 if cli["extra"] < 1.5 else 1
 
 

@@ -86,8 +86,10 @@ class Scores:
         mlow, mhigh = sv.bootstrap_interval(torch.tensor(self.mass))
         ms = 1000 * statistics.median(self.seconds)
         flat = f"{self.flat}" if self.flat else ""
-        return (f"| {self.method} | `{self.layer}` | {hits / n:.3f} [{low:.3f}, {high:.3f}] | "
-                f"{mass:.3f} [{mlow:.3f}, {mhigh:.3f}] | {ms:.1f} | {n} | {flat} |")
+        return (
+            f"| {self.method} | `{self.layer}` | {hits / n:.3f} [{low:.3f}, {high:.3f}] | "
+            f"{mass:.3f} [{mlow:.3f}, {mhigh:.3f}] | {ms:.1f} | {n} | {flat} |"
+        )
 
 
 def _native_layer(model: nn.Module, kind: sv.Kind, method: str, x: Tensor, target: int) -> str | None:
@@ -143,7 +145,7 @@ def score_model(trained: sv.TrainedViT, data: sv.SyntheticSet, methods: list[str
         compute_cam(model, first, layer, method, label)  # warm-up: first-call costs out of the times
         scores[method] = Scores(method, layer)
     for i in range(len(data)):
-        x, label, mask = data.images[i:i + 1], int(data.labels[i]), data.masks[i]
+        x, label, mask = data.images[i : i + 1], int(data.labels[i]), data.masks[i]
         for method, score in scores.items():
             if METHODS[method].perturbs and i >= perturb_images:
                 continue
@@ -176,7 +178,7 @@ def layer_table(trained: sv.TrainedViT, data: sv.SyntheticSet, scores: list[Scor
         mass = torch.zeros(sv.DEPTH)
         try:
             for i in range(len(data)):
-                results = compute_sweep(model, data.images[i:i + 1], layers, method, int(data.labels[i]))
+                results = compute_sweep(model, data.images[i : i + 1], layers, method, int(data.labels[i]))
                 hits += torch.tensor([float(sv.pointing_game(r.heatmap, data.masks[i])) for r in results])
                 mass += torch.tensor([float(sv.mass_inside(r.heatmap, data.masks[i])) for r in results])
         except LayerscopeError as error:
@@ -201,8 +203,12 @@ def patch_reference(masks: Tensor) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--perturb-images", type=int, default=None,
-                        help="images for Score-CAM and Ablation-CAM (default: all of --images; 0 skips them)")
+    parser.add_argument(
+        "--perturb-images",
+        type=int,
+        default=None,
+        help="images for Score-CAM and Ablation-CAM (default: all of --images; 0 skips them)",
+    )
     parser.add_argument("--kinds", default=",".join(sv.KINDS))
     parser.add_argument("--methods", default="all", help="comma list, or all (the native three when registered)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
@@ -217,9 +223,11 @@ def main() -> None:
     reference = patch_reference(data.masks)
     load = os.getloadavg()
     print(f"## Transformer maps against ground truth ({date.today().isoformat()})\n")
-    print(f"torch {torch.__version__} · {torch.get_num_threads()} CPU thread(s) · load average {load[0]:.2f} "
-          f"before · {args.images} held-out images (seed {BENCH_SEED}) · Score-CAM and Ablation-CAM on "
-          f"{min(perturb_images, args.images)}")
+    print(
+        f"torch {torch.__version__} · {torch.get_num_threads()} CPU thread(s) · load average {load[0]:.2f} "
+        f"before · {args.images} held-out images (seed {BENCH_SEED}) · Score-CAM and Ablation-CAM on "
+        f"{min(perturb_images, args.images)}"
+    )
     for note in notes:
         print(f"- {note}")
     for kind in args.kinds.split(","):
@@ -227,19 +235,27 @@ def main() -> None:
         suggested = suggest_target_layer(trained.model, input_shape=(3, sv.IMAGE_SIZE, sv.IMAGE_SIZE))
         with torch.no_grad():
             right = int((trained.model(data.images).argmax(1) == data.labels).sum())
-        print(f"\n### {kind} VisionTransformer (depth {sv.DEPTH}, width {sv.WIDTH}, {sv.HEADS} heads, patch "
-              f"{sv.PATCH}, 8×8 grid + class token)\n")
-        print(f"trained in {trained.seconds:.1f} s (seed {args.seed}, {sv.TRAIN_IMAGES} images × {sv.EPOCHS} "
-              f"epochs); held-out accuracy {trained.accuracy:.3f} on 1,000 images, {right}/{args.images} on "
-              f"these; layerscope's suggested layer: `{suggested}`\n")
-        print("| method | layer | pointing game [95% Wilson] | mass inside [95% bootstrap] | ms/map | images | flat maps |")
+        print(
+            f"\n### {kind} VisionTransformer (depth {sv.DEPTH}, width {sv.WIDTH}, {sv.HEADS} heads, patch "
+            f"{sv.PATCH}, 8×8 grid + class token)\n"
+        )
+        print(
+            f"trained in {trained.seconds:.1f} s (seed {args.seed}, {sv.TRAIN_IMAGES} images × {sv.EPOCHS} "
+            f"epochs); held-out accuracy {trained.accuracy:.3f} on 1,000 images, {right}/{args.images} on "
+            f"these; layerscope's suggested layer: `{suggested}`\n"
+        )
+        print(
+            "| method | layer | pointing game [95% Wilson] | mass inside [95% bootstrap] | ms/map | images | flat maps |"
+        )
         print("|---|---|---|---|---|---|---|")
         scores = score_model(trained, data, methods, perturb_images)
         for score in scores:
             print(score.row())
         print(f"| baseline: uniform map / random peak | — | {area:.3f} | {area:.3f} | — | {args.images} | |")
-        print(f"| patch reference: the box's share of each patch, upsampled | — | {reference[0]:.3f} | "
-              f"{reference[1]:.3f} | — | {args.images} | |")
+        print(
+            f"| patch reference: the box's share of each patch, upsampled | — | {reference[0]:.3f} | "
+            f"{reference[1]:.3f} | — | {args.images} | |"
+        )
         if not args.no_layers:
             print(f"\nWhich layer — pointing game / mass inside per block ({args.images} images):\n")
             print("| method | " + " | ".join(f"block {b}" for b in range(sv.DEPTH)) + " |")

@@ -35,21 +35,38 @@ async def export() -> list[Path]:
     loaded = load_model(DEFAULT_MODEL, weights=DEFAULT_WEIGHTS)
     written: list[Path] = []
     OUT.mkdir(exist_ok=True)
-    await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SIZE, written, [
-        ("tree-stats", ("slash", *"features.18", "enter", "enter")), ("state-dict", ("2",)), ("api", ("3",)),
-        ("gradcam", ("g",)),
-        ("activity", ("1", "A", "slash", *"conv.0.2", "enter")),  # features.1.conv.0.2: 5 of 32 channels dead
-    ])
-    await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL), SMALL, written, [
-        ("gradcam-80x24", ("g",)), ("gradcam-curves-80x24", ("p",)), ("state-dict-80x24", ("2",)),
-        ("api-80x24", ("3",)),
-    ])
+    await _shots(
+        LayerscopeApp(loaded, spec=DEFAULT_MODEL),
+        SIZE,
+        written,
+        [
+            ("tree-stats", ("slash", *"features.18", "enter", "enter")),
+            ("state-dict", ("2",)),
+            ("api", ("3",)),
+            ("gradcam", ("g",)),
+            ("activity", ("1", "A", "slash", *"conv.0.2", "enter")),  # features.1.conv.0.2: 5 of 32 channels dead
+        ],
+    )
+    await _shots(
+        LayerscopeApp(loaded, spec=DEFAULT_MODEL),
+        SMALL,
+        written,
+        [
+            ("gradcam-80x24", ("g",)),
+            ("gradcam-curves-80x24", ("p",)),
+            ("state-dict-80x24", ("2",)),
+            ("api-80x24", ("3",)),
+        ],
+    )
     with tempfile.TemporaryDirectory() as folder:
         tuned = Path(folder) / "finetuned.pt"
         write_fine_tune(tuned)
-        await _shots(LayerscopeApp(loaded, spec=DEFAULT_MODEL, diff=str(tuned)), SIZE, written, [
-            ("diff", ("slash", *"features", "enter", "enter")),
-        ])
+        await _shots(
+            LayerscopeApp(loaded, spec=DEFAULT_MODEL, diff=str(tuned)),
+            SIZE,
+            written,
+            [("diff", ("slash", *"features", "enter", "enter"))],
+        )
     return written
 
 

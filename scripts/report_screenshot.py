@@ -17,21 +17,34 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "screenshots" / "report.png"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from playwright.sync_api import sync_playwright
-    from report_helpers import make_folder
 
     from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
+    from report_helpers import make_folder
 
     with tempfile.TemporaryDirectory() as temp:
         images = make_folder(Path(temp))
-        request = ReportRequest(images=images, out=Path(temp) / "report", layers="features.16,features.17,features.18",
-                                model=ModelArgs("mobilenet_v2", weights="IMAGENET1K_V1"), steps=20, workers=0)
+        request = ReportRequest(
+            images=images,
+            out=Path(temp) / "report",
+            layers="features.16,features.17,features.18",
+            model=ModelArgs("mobilenet_v2", weights="IMAGENET1K_V1"),
+            steps=20,
+            workers=0,
+        )
         report = FolderReport(request)
         report.run()
         with sync_playwright() as playwright:
@@ -42,7 +55,9 @@ def main() -> None:
             page.wait_for_function("Array.from(document.images).every(img => img.complete)")
             shot = Image.open(io.BytesIO(page.screenshot()))
             browser.close()
-    shot.convert("RGB").quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(OUT, optimize=True)  # a third of the bytes
+    shot.convert("RGB").quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(
+        OUT, optimize=True
+    )  # a third of the bytes
     print(f"wrote {OUT.relative_to(ROOT)}")
 
 

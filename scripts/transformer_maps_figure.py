@@ -17,10 +17,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from synthetic_vit import held_out, trained_vit  # noqa: E402
-
-from layerscope.io import imaging  # noqa: E402
 from layerscope.cam import compute_cam  # noqa: E402
+from layerscope.io import imaging  # noqa: E402
+from synthetic_vit import held_out, trained_vit  # noqa: E402
 
 SIDE = 128
 LAYERS = {"gradcam": "blocks.3.norm1", "rollout": "blocks.3", "gradrollout": "blocks.3", "legrad": "blocks.3"}
@@ -33,9 +32,10 @@ def main() -> None:
     data = held_out(4)
     tiles = []
     for i in range(len(data.labels)):
-        x = data.images[i:i + 1]
+        x = data.images[i : i + 1]
         photo = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).astype("uint8")).resize(
-            (SIDE, SIDE), Image.Resampling.NEAREST)
+            (SIDE, SIDE), Image.Resampling.NEAREST
+        )
         tiles.append(("image", photo))
         for method, layer in LAYERS.items():
             result = compute_cam(model, x, layer, method, target=int(data.labels[i]))

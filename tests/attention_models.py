@@ -19,7 +19,8 @@ def tiny_vit() -> nn.Module:
     """timm's ``VisionTransformer``: one class token, ``DEPTH`` blocks of ``HEADS`` heads."""
     torch.manual_seed(0)
     model = timm.models.vision_transformer.VisionTransformer(
-        img_size=224, patch_size=32, embed_dim=48, depth=DEPTH, num_heads=HEADS, num_classes=10)
+        img_size=224, patch_size=32, embed_dim=48, depth=DEPTH, num_heads=HEADS, num_classes=10
+    )
     return model.eval()
 
 
@@ -27,5 +28,5 @@ def tiny_swin() -> nn.Module:
     """timm's Swin: windowed attention, no global attention (the picker offers no attention methods)."""
     torch.manual_seed(0)
     return timm.models.swin_transformer.SwinTransformer(
-        img_size=224, patch_size=4, embed_dim=16, depths=(1, 1), num_heads=(1, 2), window_size=7,
-        num_classes=10).eval()
+        img_size=224, patch_size=4, embed_dim=16, depths=(1, 1), num_heads=(1, 2), window_size=7, num_classes=10
+    ).eval()

@@ -89,8 +89,9 @@ class LlamaDecoderLayer(nn.Module):
 class LlamaModel(nn.Module):
     """Llama-3-70B's shapes (80 layers, 8192 wide, GQA with 8 KV heads, 128,256 tokens)."""
 
-    def __init__(self, layers: int = 80, dim: int = 8192, kv_dim: int = 1024, hidden: int = 28672,
-                 vocab: int = 128_256) -> None:
+    def __init__(
+        self, layers: int = 80, dim: int = 8192, kv_dim: int = 1024, hidden: int = 28672, vocab: int = 128_256
+    ) -> None:
         super().__init__()
         self.embed_tokens = nn.Embedding(vocab, dim)
         self.layers = nn.ModuleList(LlamaDecoderLayer(dim, kv_dim, hidden) for _ in range(layers))

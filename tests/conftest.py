@@ -32,8 +32,12 @@ SAMPLES = TESTS.parent / "app" / "layerscope" / "samples"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--regen-golden", action="store_true", default=False,
-                     help="rewrite tests/golden/ from the CLI's current output (test_cli_golden.py)")
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/ from the CLI's current output (test_cli_golden.py)",
+    )
 
 
 def pytest_collection_modifyitems(items):
@@ -41,6 +45,7 @@ def pytest_collection_modifyitems(items):
     the app's Pilot files, then files with tests marked slow, then the rest, each group in
     its usual order. Alphabetically the app's files came last, and the two workers ended
     with one of them alone on a 25-second app session while the other sat idle."""
+
     def weight(item) -> int:
         return 2 if item.path.name.startswith("test_tui_") else int(item.get_closest_marker("slow") is not None)
 
@@ -84,6 +89,7 @@ def recorded_notifications(monkeypatch):
     if "textual.app" not in sys.modules:
         return
     from textual.app import App
+
     from tui_helpers import NOTIFIED
 
     real = App.notify
@@ -106,13 +112,11 @@ def report_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def finished_report(report_folder, tmp_path_factory) -> tuple[Path, dict]:
     """One uninterrupted ``layerscope report`` (``report_helpers.ARGV``) of that folder: OUTDIR, summary."""
-    from report_helpers import request
-
     from layerscope.folder_report import FolderReport
+    from report_helpers import request
 
     out = tmp_path_factory.mktemp("finished") / "out"
     return out, FolderReport(request(report_folder, out)).run()
-
 
 
 @pytest.fixture(scope="session")

@@ -102,8 +102,11 @@ def holds(value: ast.expr, actual: object, namespace: dict) -> bool:
     """Whether ``actual`` is what ``value`` shows; floats to the decimals shown."""
     if isinstance(value, (ast.Tuple, ast.List)):
         kind = tuple if isinstance(value, ast.Tuple) else list
-        return (isinstance(actual, kind) and len(actual) == len(value.elts)
-                and all(holds(v, a, namespace) for v, a in zip(value.elts, actual)))
+        return (
+            isinstance(actual, kind)
+            and len(actual) == len(value.elts)
+            and all(holds(v, a, namespace) for v, a in zip(value.elts, actual))
+        )
     shown = eval(compile(ast.Expression(value), "<claim>", "eval"), namespace)  # noqa: S307 (our own docs)
     if isinstance(shown, float):
         decimals = len(ast.unparse(value).partition(".")[2]) if "." in ast.unparse(value) else 0
@@ -150,8 +153,18 @@ def output_blocks(page: Path) -> list[OutputBlock]:
                 commands[-1].shown.append(line)
         line_no = text.count("\n", 0, match.start()) + 1
         options = dict(option.partition("=")[::2] for option in match["options"].split(", ") if option)
-        blocks.append(OutputBlock(page, index, line_no, "slow" in options, int(options.get("columns") or COLUMNS),
-                                  match.start("body"), match.end("body"), commands))
+        blocks.append(
+            OutputBlock(
+                page,
+                index,
+                line_no,
+                "slow" in options,
+                int(options.get("columns") or COLUMNS),
+                match.start("body"),
+                match.end("body"),
+                commands,
+            )
+        )
     return blocks
 
 
@@ -165,6 +178,8 @@ def rewritten(block: OutputBlock, outputs: list[list[str]]) -> str:
     """The page as it is now with ``block``'s outputs replaced by ``outputs`` (the command lines kept)."""
     text = block.page.read_text(encoding="utf-8")
     block = output_blocks(block.page)[block.index]  # earlier rewrites of the page moved it
-    body = "".join(PROMPT + command.argv + "\n" + "".join(line + "\n" for line in output)
-                   for command, output in zip(block.commands, outputs))
-    return text[:block.start] + body + text[block.end:]
+    body = "".join(
+        PROMPT + command.argv + "\n" + "".join(line + "\n" for line in output)
+        for command, output in zip(block.commands, outputs)
+    )
+    return text[: block.start] + body + text[block.end :]

@@ -94,6 +94,7 @@ def clean_export_program(path: Path) -> Path:
 
 def png_claiming(width: int, height: int) -> bytes:
     """A valid PNG header claiming ``width``×``height`` 1-bit pixels: a few dozen bytes (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 

@@ -17,8 +17,15 @@ def save_gpt2(folder: Path, *, head: bool = True) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
     torch.manual_seed(1)
-    config = GPT2Config(vocab_size=len(WORDS) + 1, n_embd=32, n_layer=2, n_head=4, n_positions=CONTEXT,
-                        bos_token_id=None, eos_token_id=None)
+    config = GPT2Config(
+        vocab_size=len(WORDS) + 1,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=CONTEXT,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
     (GPT2LMHeadModel if head else GPT2Model)(config).eval().save_pretrained(folder)
     word_tokenizer().save_pretrained(folder)
     return folder

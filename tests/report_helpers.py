@@ -17,8 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from layerscope.io import imaging
 from layerscope.folder_report import FolderReport, ModelArgs, ReportRequest
+from layerscope.io import imaging
 
 SAMPLES = imaging.SAMPLES  # the shared photos, as the package ships them (a fresh clone has them)
 APP = Path(__file__).parent.parent / "app"
@@ -27,8 +27,22 @@ LAYERS = "features.16,features.18"
 STEPS = 3
 BATCH = 2
 # the command every shared report is made with (the CLI's spelling); OUTDIR and DIR are filled in
-ARGV = ["report", "mobilenet_v2", "--weights", "IMAGENET1K_V1", "--layers", LAYERS, "--steps", str(STEPS),
-        "--batch-size", str(BATCH), "--workers", "0", "--sanity-images", "1"]
+ARGV = [
+    "report",
+    "mobilenet_v2",
+    "--weights",
+    "IMAGENET1K_V1",
+    "--layers",
+    LAYERS,
+    "--steps",
+    str(STEPS),
+    "--batch-size",
+    str(BATCH),
+    "--workers",
+    "0",
+    "--sanity-images",
+    "1",
+]
 
 IMAGES = {  # name: (label, what mobilenet_v2 predicts)
     "285/chelsea.png": (285, 285),
@@ -74,8 +88,16 @@ def make_folder(root: Path) -> Path:
 
 def request(images: Path, out: Path, **changes) -> ReportRequest:
     """The Python spelling of ``ARGV``."""
-    fields = dict(images=images, out=out, model=ModelArgs("mobilenet_v2", weights="IMAGENET1K_V1"), layers=LAYERS,
-                  steps=STEPS, batch_size=BATCH, workers=0, sanity_images=1)
+    fields = dict(
+        images=images,
+        out=out,
+        model=ModelArgs("mobilenet_v2", weights="IMAGENET1K_V1"),
+        layers=LAYERS,
+        steps=STEPS,
+        batch_size=BATCH,
+        workers=0,
+        sanity_images=1,
+    )
     return ReportRequest(**{**fields, **changes})
 
 
@@ -91,7 +113,9 @@ def subprocess_env() -> dict[str, str]:
 def layerscope_command(*argv: str) -> list[str]:
     """``python -c`` running ``layerscope ARGV`` and then saying whether Ray was ever imported
     (the local engine must not import it), even after Ctrl-C: the command returns 130 then."""
-    code = ("import sys; from layerscope.cli.main import main; status = main(sys.argv[1:]); "
-            "print('ray imported' if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) else 'no ray'); "
-            "sys.exit(status)")
+    code = (
+        "import sys; from layerscope.cli.main import main; status = main(sys.argv[1:]); "
+        "print('ray imported' if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) else 'no ray'); "
+        "sys.exit(status)"
+    )
     return [sys.executable, "-c", code, *argv]

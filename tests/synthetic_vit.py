@@ -81,7 +81,7 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int], gap: int = 1) -> bool:
 def _paint(image: Tensor, shape: Tensor, colour: Tensor, at: tuple[int, int], noise: Tensor) -> None:
     """Paint ``shape`` in ``colour`` (with per-pixel ``noise``) at top-left ``at``, in place."""
     r, c = at
-    patch = image[:, r:r + OBJECT, c:c + OBJECT]
+    patch = image[:, r : r + OBJECT, c : c + OBJECT]
     painted = (colour[:, None, None] + noise).clamp(0, 1)
     patch.copy_(torch.where(shape, painted, patch))
 
@@ -98,9 +98,14 @@ def make_dataset(n: int, seed: int) -> SyntheticSet:
         at = (int(torch.randint(span, (1,), generator=g)), int(torch.randint(span, (1,), generator=g)))
         shape = SHAPES[int(torch.randint(len(SHAPES), (1,), generator=g))]
         jitter = 0.06 * torch.randn(3, 1, 1, generator=g)
-        _paint(images[i], shape, CLASS_COLOURS[labels[i]] + jitter[:, 0, 0],
-               at, 0.04 * torch.randn(3, OBJECT, OBJECT, generator=g))
-        masks[i, at[0]:at[0] + OBJECT, at[1]:at[1] + OBJECT] = True
+        _paint(
+            images[i],
+            shape,
+            CLASS_COLOURS[labels[i]] + jitter[:, 0, 0],
+            at,
+            0.04 * torch.randn(3, OBJECT, OBJECT, generator=g),
+        )
+        masks[i, at[0] : at[0] + OBJECT, at[1] : at[1] + OBJECT] = True
         boxes[i] = torch.tensor(at)
         placed = [at]
         while len(placed) < 1 + DISTRACTORS:
@@ -110,8 +115,13 @@ def make_dataset(n: int, seed: int) -> SyntheticSet:
             placed.append(spot)
             shape = SHAPES[int(torch.randint(len(SHAPES), (1,), generator=g))]
             colour = DISTRACTOR_COLOURS[int(torch.randint(len(DISTRACTOR_COLOURS), (1,), generator=g))]
-            _paint(images[i], shape, colour + 0.06 * torch.randn(3, generator=g),
-                   spot, 0.04 * torch.randn(3, OBJECT, OBJECT, generator=g))
+            _paint(
+                images[i],
+                shape,
+                colour + 0.06 * torch.randn(3, generator=g),
+                spot,
+                0.04 * torch.randn(3, OBJECT, OBJECT, generator=g),
+            )
     return SyntheticSet(images, labels, masks, boxes)
 
 
@@ -121,13 +131,27 @@ def build_vit(kind: Kind, seed: int = 0) -> nn.Module:
     if kind == "timm":
         from timm.models.vision_transformer import VisionTransformer as TimmViT
 
-        return TimmViT(img_size=IMAGE_SIZE, patch_size=PATCH, num_classes=len(CLASS_NAMES), embed_dim=WIDTH,
-                       depth=DEPTH, num_heads=HEADS, mlp_ratio=MLP / WIDTH)
+        return TimmViT(
+            img_size=IMAGE_SIZE,
+            patch_size=PATCH,
+            num_classes=len(CLASS_NAMES),
+            embed_dim=WIDTH,
+            depth=DEPTH,
+            num_heads=HEADS,
+            mlp_ratio=MLP / WIDTH,
+        )
     if kind == "torchvision":
         from torchvision.models.vision_transformer import VisionTransformer as TorchvisionViT
 
-        return TorchvisionViT(image_size=IMAGE_SIZE, patch_size=PATCH, num_layers=DEPTH, num_heads=HEADS,
-                              hidden_dim=WIDTH, mlp_dim=MLP, num_classes=len(CLASS_NAMES))
+        return TorchvisionViT(
+            image_size=IMAGE_SIZE,
+            patch_size=PATCH,
+            num_layers=DEPTH,
+            num_heads=HEADS,
+            hidden_dim=WIDTH,
+            mlp_dim=MLP,
+            num_classes=len(CLASS_NAMES),
+        )
     raise ValueError(f"unknown ViT kind {kind!r}; choose one of {KINDS}")
 
 
@@ -160,16 +184,19 @@ def accuracy(model: nn.Module, data: SyntheticSet, batch: int = 256) -> float:
     """Top-1 accuracy of ``model`` on ``data`` (no gradients)."""
     model.eval()
     with torch.no_grad():
-        right = sum(int((model(data.images[i:i + batch]).argmax(1) == data.labels[i:i + batch]).sum())
-                    for i in range(0, len(data), batch))
+        right = sum(
+            int((model(data.images[i : i + batch]).argmax(1) == data.labels[i : i + batch]).sum())
+            for i in range(0, len(data), batch)
+        )
     return right / len(data)
 
 
 HELD_OUT_SEED = 10_000  # the held-out images never share a seed with training data
 
 
-def train_vit(kind: Kind, seed: int = 0, *, images: int = TRAIN_IMAGES, epochs: int = EPOCHS,
-              evaluate: bool = True) -> TrainedViT:
+def train_vit(
+    kind: Kind, seed: int = 0, *, images: int = TRAIN_IMAGES, epochs: int = EPOCHS, evaluate: bool = True
+) -> TrainedViT:
     """Train a fresh ViT of ``kind`` on ``images`` synthetic images for ``epochs`` epochs
     (AdamW, a one-cycle cosine schedule, batch 64); deterministic for one ``seed`` on one
     thread. The accuracy is measured on 1,000 held-out images (seed ``HELD_OUT_SEED``); NaN
@@ -185,7 +212,7 @@ def train_vit(kind: Kind, seed: int = 0, *, images: int = TRAIN_IMAGES, epochs: 
     for _ in range(epochs):
         order = torch.randperm(images, generator=g)
         for i in range(0, images, BATCH):
-            pick = order[i:i + BATCH]
+            pick = order[i : i + BATCH]
             loss = F.cross_entropy(model(data.images[pick]), data.labels[pick])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -262,8 +289,9 @@ def wilson_interval(hits: int, n: int, z: float = 1.959963984540054) -> tuple[fl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def bootstrap_interval(values: Tensor, *, resamples: int = 2000, level: float = 0.95,
-                       seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    values: Tensor, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (the mass inside is a bounded
     continuous score, not a proportion, so Wilson does not apply); seeded, so reruns agree."""
     values = values.double().flatten()

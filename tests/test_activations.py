@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from activation_models import DeadAndNaN
 from PIL import Image
 from torch import nn
 
+from activation_models import DeadAndNaN
 from layerscope.activations import (
-    ActivationsCancelled, ImageBatches, collect_activations, image_activations, image_files,
+    ActivationsCancelled,
+    ImageBatches,
+    collect_activations,
+    image_activations,
+    image_files,
 )
 from layerscope.activations.histogram import GrowingHistogram
 from layerscope.cli.main import main
@@ -86,7 +90,10 @@ def test_the_histogram_grows_its_range_and_keeps_every_count():
     assert sum(result.counts) == 6
     assert result.edges[0] <= -5.0 and result.edges[-1] > 20.0
     all_values = torch.cat([first, later])
-    assert list(result.counts) == torch.histogram(all_values, torch.tensor(result.edges, dtype=torch.float64))[0].long().tolist()
+    assert (
+        list(result.counts)
+        == torch.histogram(all_values, torch.tensor(result.edges, dtype=torch.float64))[0].long().tolist()
+    )
 
 
 def test_hooks_are_removed_and_flags_restored_even_when_the_forward_fails():
@@ -104,6 +111,7 @@ def test_cancel_stops_at_the_next_module_and_removes_the_hooks():
     def cancel() -> bool:  # asked before each batch, then after each module: stop after the convolution
         seen.append(len(seen))
         return len(seen) > 2
+
     with pytest.raises(ActivationsCancelled):
         collect_activations(model, _batches(), cancel=cancel)
     assert len(seen) == 3  # batch 1, conv, then stop at the next module (log): no more forward ran
@@ -169,16 +177,31 @@ def test_a_folder_is_read_one_batch_at_a_time(tmp_path):
 
 def test_the_cli_over_a_folder_as_json(tmp_path, capsys):
     folder = _photo_folder(tmp_path, 3)
-    code = main(["activations", "activation_models:DeadAndNaN", "--images", str(folder), "--batch-size", "2",
-                 "--json"])
+    code = main(["activations", "activation_models:DeadAndNaN", "--images", str(folder), "--batch-size", "2", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["examples"] == 3 and data["inputs"] == f"4 files in {folder}"
     assert [Path(s["file"]).name for s in data["skipped"]] == ["notes.png"]
     assert set(data) == {"model", "weights", "inputs", "examples", "skipped", "nodes"}
     relu = next(n for n in data["nodes"] if n["name"] == "relu")
-    assert set(relu) == {"name", "access_expression", "shape", "calls", "elements", "mean", "std", "min", "max",
-                         "zero_fraction", "channel_dim", "channels", "dead_channels", "saturated_fraction",
-                         "saturation_bounds", "nonfinite", "histogram"}
+    assert set(relu) == {
+        "name",
+        "access_expression",
+        "shape",
+        "calls",
+        "elements",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "zero_fraction",
+        "channel_dim",
+        "channels",
+        "dead_channels",
+        "saturated_fraction",
+        "saturation_bounds",
+        "nonfinite",
+        "histogram",
+    }
     assert relu["access_expression"] == "model.relu" and relu["shape"] == [1, 4, 224, 224]
     assert relu["dead_channels"] == [2] and set(relu["histogram"]) == {"edges", "counts"}
 
@@ -210,8 +233,10 @@ def _hooked_by_hand(model: nn.Module, batches: list[torch.Tensor]) -> dict[str, 
             if not isinstance(output, torch.Tensor):
                 return
             x = output.detach().double()
-            s = seen.setdefault(name, {"n": 0, "sum": 0.0, "squares": 0.0, "min": math.inf, "max": -math.inf,
-                                       "zeros": 0, "nonzero": None})
+            s = seen.setdefault(
+                name,
+                {"n": 0, "sum": 0.0, "squares": 0.0, "min": math.inf, "max": -math.inf, "zeros": 0, "nonzero": None},
+            )
             s["n"] += x.numel()
             s["sum"] += float(x.sum())
             s["squares"] += float((x * x).sum())
@@ -220,6 +245,7 @@ def _hooked_by_hand(model: nn.Module, batches: list[torch.Tensor]) -> dict[str, 
             if x.dim() == 4 or x.dim() == 2:
                 per_channel = (x != 0).transpose(0, 1).reshape(x.shape[1], -1).sum(1)
                 s["nonzero"] = per_channel if s["nonzero"] is None else s["nonzero"] + per_channel
+
         return record
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()]
@@ -280,7 +306,12 @@ def test_images_reads_class_folders_as_report_does(tmp_path, capsys):
     report_order = [root / f.name for f in discover(root, None).files if f.path.suffix == ".png"]
     assert files == report_order
     assert [f"{p.parent.name}/{p.name}" for p in files] == [
-        "cat/000.png", "cat/001.png", "cat/notes.png", "dog/000.png", "dog/notes.png"]
+        "cat/000.png",
+        "cat/001.png",
+        "cat/notes.png",
+        "dog/000.png",
+        "dog/notes.png",
+    ]
     assert main(["activations", "activation_models:DeadAndNaN", "--images", str(root), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["examples"] == 3 and [Path(s["file"]).parent.name for s in data["skipped"]] == ["cat", "dog"]

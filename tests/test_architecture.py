@@ -17,7 +17,11 @@ import pytest
 APP = Path(__file__).parent.parent / "app"
 MAX_LINES = 400
 FRONTS = ("layerscope.cli", "layerscope.tui")
-ENTRY = ("layerscope.entry", "layerscope.__main__", "layerscope")  # above both fronts: picks one (layerscope: summary, explore)
+ENTRY = (
+    "layerscope.entry",
+    "layerscope.__main__",
+    "layerscope",
+)  # above both fronts: picks one (layerscope: summary, explore)
 
 
 def module_files() -> dict[str, Path]:
@@ -147,8 +151,13 @@ def _private_uses(module: str) -> list[str]:
                 if alias.name.startswith("layerscope") and alias.asname:
                     aliases[alias.asname] = alias.name
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             found.append(f"{aliases[node.value.id]}.{node.attr}")
     return found
 

@@ -23,12 +23,19 @@ import torch
 from PIL import Image
 from torch import nn
 
-from evil_files import bytearray_bomb, export_program, pickle_file, png_claiming, torchscript_archive, zip_bytearray_bomb
-from layerscope.io import imaging
+from evil_files import (
+    bytearray_bomb,
+    export_program,
+    pickle_file,
+    png_claiming,
+    torchscript_archive,
+    zip_bytearray_bomb,
+)
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
-from layerscope.running.example_inputs import parse_inputs
+from layerscope.io import imaging
 from layerscope.models import load_model, parse_kwargs
+from layerscope.running.example_inputs import parse_inputs
 
 TESTS = Path(__file__).parent
 APP = TESTS.parent / "app"
@@ -55,7 +62,7 @@ def _zip_bomb(path: Path) -> None:
     path.with_suffix(".plain").unlink()
     data = bytearray(path.read_bytes())
     at = data.index(b"PK\x01\x02")  # the first central directory entry: its uncompressed size
-    data[at + 24:at + 28] = struct.pack("<I", 0xFFFF_FFF0)
+    data[at + 24 : at + 28] = struct.pack("<I", 0xFFFF_FFF0)
     path.write_bytes(bytes(data))
 
 
@@ -110,8 +117,11 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int] | str]:
     """Every file's size and time, Python's own bytecode caches aside: importing a factory
     module the user named writes one, as ``python -c "import module"`` would (which also
     changes its folder's time: folders are listed by name only)."""
-    return {str(p.relative_to(folder)): "folder" if p.is_dir() else (p.lstat().st_size, p.lstat().st_mtime_ns)
-            for p in folder.rglob("*") if "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(folder)): "folder" if p.is_dir() else (p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if "__pycache__" not in p.parts
+    }
 
 
 # (id, argv with {d} for the corpus folder, words the one stderr line must hold)
@@ -124,21 +134,36 @@ CLI_CASES = [
     ("missing callable", ["stats", "sample_models:nothing"], "has no callable named 'nothing'"),
     ("factory returns str", ["stats", "sample_models:not_a_module"], "returned str, not a torch.nn.Module"),
     ("factory raises", ["stats", "raising:make"], "raising:make raised KeyError: 'vocab_size'"),
-    ("module raises on import", ["stats", "broken_import:make"],
-     "importing 'broken_import' raised RuntimeError: boom at import"),
+    (
+        "module raises on import",
+        ["stats", "broken_import:make"],
+        "importing 'broken_import' raised RuntimeError: boom at import",
+    ),
     ("unknown torchvision", ["stats", "resnet5"], "unknown model 'resnet5'; did you mean resnet50"),
     ("unknown timm", ["stats", "timm:resnet5000"], "unknown model 'resnet5000'"),
-    ("unknown weights", ["stats", "resnet18", "--weights", "IMAGENET9K"],
-     "choose one of: DEFAULT, IMAGENET1K_V1, none"),
-    ("weights on meta", ["stats", "resnet18", "--device", "meta", "--weights", "DEFAULT"],
-     "--device meta builds the structure only"),
+    (
+        "unknown weights",
+        ["stats", "resnet18", "--weights", "IMAGENET9K"],
+        "choose one of: DEFAULT, IMAGENET1K_V1, none",
+    ),
+    (
+        "weights on meta",
+        ["stats", "resnet18", "--device", "meta", "--weights", "DEFAULT"],
+        "--device meta builds the structure only",
+    ),
     ("--arg without =", ["stats", "resnet18", "--arg", "vocab"], "--arg expects key=value, got 'vocab'"),
     ("--arg unknown", ["stats", "resnet18", "--arg", "nonsense=1"], "resnet18 does not accept those arguments"),
     ("timm --arg unknown", ["stats", "timm:resnet18", "--arg", "foo=1"], "timm:resnet18 does not accept those"),
-    ("absurd num_classes", ["stats", "resnet18", "--arg", "num_classes=10000000000"],
-     "resnet18 with num_classes=10000000000 needs 19,110.8 GiB of weights; cpu has"),
-    ("absurd timm num_classes", ["stats", "timm:resnet18", "--arg", "num_classes=10000000000"],
-     "timm:resnet18 with num_classes=10000000000 needs 19,110.8 GiB of weights"),
+    (
+        "absurd num_classes",
+        ["stats", "resnet18", "--arg", "num_classes=10000000000"],
+        "resnet18 with num_classes=10000000000 needs 19,110.8 GiB of weights; cpu has",
+    ),
+    (
+        "absurd timm num_classes",
+        ["stats", "timm:resnet18", "--arg", "num_classes=10000000000"],
+        "timm:resnet18 with num_classes=10000000000 needs 19,110.8 GiB of weights",
+    ),
     # devices
     ("device xpu", ["stats", "resnet18", "--device", "xpu"], "device type 'xpu' is not supported"),
     ("device hpu", ["stats", "resnet18", "--device", "hpu"], "device type 'hpu' is not supported"),
@@ -207,30 +232,58 @@ CLI_CASES = [
     ("empty image", ["cam", "--image", ""], "empty image name"),
     ("image name too long", ["cam", "--image", f"{{d}}/{LONG_NAME}.png"], "File name too long"),
     ("out is the image", ["cam", "--image", "{d}/photo.png", "--out", "{d}/photo.png"], "is also an input"),
-    ("out is the image by another name", ["cam", "--image", "{d}/photo.png", "--out", "{d}/folder/../photo.png"],
-     "is also an input"),
+    (
+        "out is the image by another name",
+        ["cam", "--image", "{d}/photo.png", "--out", "{d}/folder/../photo.png"],
+        "is also an input",
+    ),
     ("out is the bundled photo", ["cam", "--out", str(APP / "layerscope/samples/chelsea.png")], "is also an input"),
     ("npy is the image", ["cam", "--image", "{d}/photo.png", "--npy", "{d}/photo.png"], "is also an input"),
     ("out is the model", ["cam", "{d}/linear.pth", "--out", "{d}/linear.pth"], "is also an input"),
-    ("out is the factory's source", ["cam", "corpus_factory:build", "--out", "{d}/corpus_factory.py"],
-     "corpus_factory.py is also an input"),
+    (
+        "out is the factory's source",
+        ["cam", "corpus_factory:build", "--out", "{d}/corpus_factory.py"],
+        "corpus_factory.py is also an input",
+    ),
     # issue 31: no output inside layerscope's own package or the package a model's code came from
-    ("out over a package module", ["cam", "--out", str(APP / "layerscope/naming.py")], "inside layerscope's own package"),
-    ("npy beside a bundled photo", ["cam", "--npy", str(APP / "layerscope/samples/cat_map")],
-     "inside layerscope's own package"),
-    ("out into the package by ..", ["cam", "--out", str(APP / "layerscope/tui/../cli/__init__.py")],
-     "inside layerscope's own package"),
-    ("out into the package by a symlink", ["sweep", "cam_models:TinyNet", "--layers", "conv", "--out",
-                                           "{d}/package_link/grid.png"], "inside layerscope's own package"),
-    ("rank grid into the package", ["rank", "cam_models:TinyNet", "--out", str(APP / "layerscope/samples/r.png")],
-     "inside layerscope's own package"),
-    ("out into the factory's package", ["cam", "corpus_pkg.nets.conv:build", "--out", "{d}/corpus_pkg/overlay.png"],
-     "inside the package the model's code was read from"),
+    (
+        "out over a package module",
+        ["cam", "--out", str(APP / "layerscope/naming.py")],
+        "inside layerscope's own package",
+    ),
+    (
+        "npy beside a bundled photo",
+        ["cam", "--npy", str(APP / "layerscope/samples/cat_map")],
+        "inside layerscope's own package",
+    ),
+    (
+        "out into the package by ..",
+        ["cam", "--out", str(APP / "layerscope/tui/../cli/__init__.py")],
+        "inside layerscope's own package",
+    ),
+    (
+        "out into the package by a symlink",
+        ["sweep", "cam_models:TinyNet", "--layers", "conv", "--out", "{d}/package_link/grid.png"],
+        "inside layerscope's own package",
+    ),
+    (
+        "rank grid into the package",
+        ["rank", "cam_models:TinyNet", "--out", str(APP / "layerscope/samples/r.png")],
+        "inside layerscope's own package",
+    ),
+    (
+        "out into the factory's package",
+        ["cam", "corpus_pkg.nets.conv:build", "--out", "{d}/corpus_pkg/overlay.png"],
+        "inside the package the model's code was read from",
+    ),
     ("out equals npy", ["cam", "--out", "{d}/m.npy", "--npy", "{d}/m"], "--out and --npy both name"),
     ("out empty", ["cam", "--out", ""], "--out needs a file name"),
     ("out name too long", ["cam", "--out", f"{{d}}/{LONG_NAME}.png"], "File name too long"),
-    ("weights of an unknown user", ["stats", "resnet18", "--weights", "~nosuchuser_ls/w.pth"],
-     "cannot expand '~nosuchuser_ls/w.pth': no such user's home folder"),
+    (
+        "weights of an unknown user",
+        ["stats", "resnet18", "--weights", "~nosuchuser_ls/w.pth"],
+        "cannot expand '~nosuchuser_ls/w.pth': no such user's home folder",
+    ),
     ("npy /dev/null", ["cam", "--npy", "/dev/null"], "--npy /dev/null is not a regular file"),
     ("out a folder", ["cam", "--out", "{d}/folder"], "is a folder; give a file name"),
     ("out in a missing folder", [*TINY, "--out", "{d}/nowhere/x.png"], "cannot write"),
@@ -248,23 +301,41 @@ CLI_CASES = [
     ("sweep missing layer", ["sweep", "cam_models:TinyNet", "--layers", "conv,nosuch"], "no layer 'nosuch'"),
     ("cam torchscript", ["cam", "{d}/script.pt"], "is a TorchScript archive"),
     # issue 21: work an input asks for is bounded before it is done
-    ("20000x1 photo", [*TINY, "--image", "{d}/strip.png"],
-     "resizing it for this model makes 5,120,000×256 = 1,310,720,000 pixels, over the 16,777,216-pixel limit"),
+    (
+        "20000x1 photo",
+        [*TINY, "--image", "{d}/strip.png"],
+        "resizing it for this model makes 5,120,000×256 = 1,310,720,000 pixels, over the 16,777,216-pixel limit",
+    ),
     ("1x1000000 photo", [*TINY, "--image", "{d}/column.png"], "over the 16,777,216-pixel limit (4096×4096)"),
     ("eps photo", [*TINY, "--image", "{d}/photo.eps"], "in a raster format layerscope opens (PNG, JPEG, BMP"),
-    ("cost batch 2000", ["tree", "resnet18", "--cost", "--batch", "2000", "--device", "cpu"],
-     "argument --batch: expected at most 64"),
-    ("5000-digit layer index", ["stats", "resnet18", "--layer", f"layer4[{DIGITS}]"],
-     "layer index 999999999999… has 5,000 digits; at most 18 are read"),
+    (
+        "cost batch 2000",
+        ["tree", "resnet18", "--cost", "--batch", "2000", "--device", "cpu"],
+        "argument --batch: expected at most 64",
+    ),
+    (
+        "5000-digit layer index",
+        ["stats", "resnet18", "--layer", f"layer4[{DIGITS}]"],
+        "layer index 999999999999… has 5,000 digits; at most 18 are read",
+    ),
     ("5000-digit input", ["tree", "resnet18", "--input", f"3x{DIGITS}x4"], "--input size 999999999999… has 5,000"),
     ("5000-digit class", [*TINY, "--class", DIGITS], "--class 999999999999… has 5,000 digits"),
-    ("100,000 minus signs", ["stats", "resnet18", "--arg", "num_classes=" + "-" * 9000 + "1"],
-     "--arg num_classes= is nested too deeply"),
-    ("--arg past its length", ["stats", "resnet18", "--arg", "num_classes=" + "-" * 100_000 + "1"],
-     "--arg num_classes= is 100,001 characters long; at most 10,000 are read"),
+    (
+        "100,000 minus signs",
+        ["stats", "resnet18", "--arg", "num_classes=" + "-" * 9000 + "1"],
+        "--arg num_classes= is nested too deeply",
+    ),
+    (
+        "--arg past its length",
+        ["stats", "resnet18", "--arg", "num_classes=" + "-" * 100_000 + "1"],
+        "--arg num_classes= is 100,001 characters long; at most 10,000 are read",
+    ),
     ("1+1j+...", ["stats", "resnet18", "--arg", "num_classes=" + "+".join(["1j"] * 3000)], "nested too deeply"),
-    ("round_nearest=0", ["stats", "mobilenet_v2", "--arg", "round_nearest=0"],
-     "mobilenet_v2 failed to build with round_nearest=0: integer division or modulo by zero"),
+    (
+        "round_nearest=0",
+        ["stats", "mobilenet_v2", "--arg", "round_nearest=0"],
+        "mobilenet_v2 failed to build with round_nearest=0: integer division or modulo by zero",
+    ),
     ("sweep --layers ''", ["sweep", "cam_models:TinyNet", "--layers", ""], "--layers '' names no layer"),
     ("sweep --layers ',,,'", ["sweep", "cam_models:TinyNet", "--layers", ",,,"], "--layers ',,,' names no layer"),
     ("hf: name over 255 characters", ["tree", f"hf:{LONG_NAME}"], "is not in the local Hugging Face cache"),
@@ -313,8 +384,11 @@ SUBPROCESS_CASES = [
     ("fifo image", ["cam", "--image", "{d}/fifo"], "is a FIFO"),
     ("/dev/zero weights", ["tree", *LINEAR, "--weights", "/dev/zero"], "is a character device"),
     ("torchscript", ["stats", "{d}/script.safetensors"], "is a TorchScript archive"),
-    ("trusted script, warnings silent", ["stats", "{d}/clean_script.pt", "--trust", "--layer", "nosuch"],
-     "no layer 'nosuch'"),
+    (
+        "trusted script, warnings silent",
+        ["stats", "{d}/clean_script.pt", "--trust", "--layer", "nosuch"],
+        "no layer 'nosuch'",
+    ),
 ]
 
 
@@ -323,8 +397,14 @@ SUBPROCESS_CASES = [
 def test_cli_bad_input_in_a_real_process(corpus, argv, words):
     before = _snapshot(corpus)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APP), str(TESTS)])}
-    done = subprocess.run([sys.executable, "-m", "layerscope", *[a.replace("{d}", str(corpus)) for a in argv]],
-                          capture_output=True, text=True, timeout=120, cwd=corpus, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscope", *[a.replace("{d}", str(corpus)) for a in argv]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=corpus,
+        env=env,
+    )
     assert done.returncode == 2, done.stdout
     assert done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
     assert _snapshot(corpus) == before
@@ -345,10 +425,16 @@ API_CASES = [
     ("huge probe input", lambda d: parse_inputs(["3x100000x100000"]), "elements"),
     ("bad kwargs", lambda d: parse_kwargs(["vocab"]), "--arg expects key=value"),
     ("png onto /dev/null", lambda d: imaging.save_png(Image.new("RGB", (2, 2)), "/dev/null"), "not a regular file"),
-    ("png into the package", lambda d: imaging.save_png(Image.new("RGB", (2, 2)), APP / "layerscope/samples/x.png"),
-     "inside layerscope's own package"),
-    ("npy into the package", lambda d: imaging.save_npy(torch.zeros(2, 2), d / "package_link" / "m"),
-     "inside layerscope's own package"),
+    (
+        "png into the package",
+        lambda d: imaging.save_png(Image.new("RGB", (2, 2)), APP / "layerscope/samples/x.png"),
+        "inside layerscope's own package",
+    ),
+    (
+        "npy into the package",
+        lambda d: imaging.save_npy(torch.zeros(2, 2), d / "package_link" / "m"),
+        "inside layerscope's own package",
+    ),
     ("npy into a missing folder", lambda d: imaging.save_npy(torch.zeros(2, 2), d / "nowhere" / "m"), "cannot write"),
 ]
 
@@ -389,10 +475,15 @@ def test_a_build_past_the_module_limit_stops_with_a_line_saying_so(monkeypatch, 
 
     monkeypatch.setattr(build, "MAX_MODULES", 2_000)
     for device in ("cpu", "meta"):
-        code = main(["tree", "mobilenet_v2", "--device", device, "--arg", "inverted_residual_setting=[[1,16,200000,1]]"])
+        code = main(
+            ["tree", "mobilenet_v2", "--device", device, "--arg", "inverted_residual_setting=[[1,16,200000,1]]"]
+        )
         err = capsys.readouterr().err
-        assert code == 2 and err == "layerscope: error: mobilenet_v2 stopped while building: over 2,000 modules " \
-                                    "(layerscope's limit)\n", err
+        assert (
+            code == 2
+            and err
+            == "layerscope: error: mobilenet_v2 stopped while building: over 2,000 modules (layerscope's limit)\n"
+        ), err
 
 
 def test_a_config_only_llama_with_100000_layers_stops_at_the_module_limit(tmp_path, monkeypatch, capsys):
@@ -419,8 +510,11 @@ MEMORY_CEILING = 3 * 2**30  # a bomb that got through would fail here, not fill 
 
 BOMB_RUNS = [
     ("20000x1 photo", [*TINY, "--image", "{d}/strip.png"], "over the 16,777,216-pixel limit"),
-    ("timm depth=100000", ["tree", "timm:vit_tiny_patch16_224", "--arg", "depth=100000"],
-     "stopped while building: over 50,000 modules"),
+    (
+        "timm depth=100000",
+        ["tree", "timm:vit_tiny_patch16_224", "--arg", "depth=100000"],
+        "stopped while building: over 50,000 modules",
+    ),
     ("cost batch 2000", ["tree", "resnet18", "--cost", "--batch", "2000", "--device", "cpu"], "at most 64"),
 ]
 
@@ -434,6 +528,13 @@ def test_bombs_end_in_one_line_under_a_memory_ceiling(corpus, argv, words):
         resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_CEILING, MEMORY_CEILING))  # AS: CUDA maps more
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APP), str(TESTS), str(corpus)])}
-    done = subprocess.run([sys.executable, "-m", "layerscope", *[a.replace("{d}", str(corpus)) for a in argv]],
-                          capture_output=True, text=True, timeout=300, cwd=corpus, env=env, preexec_fn=ceiling)
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscope", *[a.replace("{d}", str(corpus)) for a in argv]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=corpus,
+        env=env,
+        preexec_fn=ceiling,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr[-500:]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from tui_helpers import paste, settle
 
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
 from layerscope.models import load_model
 from layerscope.models.cached import CachedWeights, cached_weights
 from layerscope.options import complete_model_line
+from tui_helpers import paste, settle
 
 MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
 MOBILENET_BYTES = 14_212_972
@@ -59,8 +59,12 @@ def test_weights_lists_each_cached_file_per_model_and_weights_name_with_its_size
     home, timm_repo, vit_repo = caches
     assert main(["weights", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [
-        {"model": "mobilenet_v2", "weights": "IMAGENET1K_V1", "bytes": MOBILENET_BYTES,
-         "path": str(home / "hub" / "checkpoints" / MOBILENET_FILE)},
+        {
+            "model": "mobilenet_v2",
+            "weights": "IMAGENET1K_V1",
+            "bytes": MOBILENET_BYTES,
+            "path": str(home / "hub" / "checkpoints" / MOBILENET_FILE),
+        },
         {"model": "hf:acme/tiny-vit", "weights": "", "bytes": 302, "path": str(vit_repo)},
         {"model": "timm:resnet18.a1_in1k", "weights": "DEFAULT", "bytes": 1002, "path": str(timm_repo)},
     ]
@@ -84,32 +88,42 @@ def test_empty_caches_say_what_loads_instead(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("COLUMNS", raising=False)  # captured output is a pipe's: whole lines
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "none-either"))
     assert main(["weights"]) == 0
-    assert capsys.readouterr().out == ("no pretrained weights in the torch hub or Hugging Face caches: "
-                                       "models load with --weights none (random) or --weights PATH\n")
+    assert capsys.readouterr().out == (
+        "no pretrained weights in the torch hub or Hugging Face caches: "
+        "models load with --weights none (random) or --weights PATH\n"
+    )
 
 
 def test_an_unknown_weights_name_names_the_cached_ones_first(caches):
-    with pytest.raises(LayerscopeError, match=r"^unknown weights 'V9' for mobilenet_v2; cached here: IMAGENET1K_V1; "
-                       r"or download: DEFAULT, IMAGENET1K_V2, none$"):
+    with pytest.raises(
+        LayerscopeError,
+        match=r"^unknown weights 'V9' for mobilenet_v2; cached here: IMAGENET1K_V1; "
+        r"or download: DEFAULT, IMAGENET1K_V2, none$",
+    ):
         load_model("mobilenet_v2", weights="V9")
 
 
-CACHED = [CachedWeights("mobilenet_v2", "IMAGENET1K_V1", 1, Path("a")),
-          CachedWeights("timm:resnet18.a1_in1k", "DEFAULT", 1, Path("b")),
-          CachedWeights("hf:acme/tiny-vit", "", 1, Path("c"))]
+CACHED = [
+    CachedWeights("mobilenet_v2", "IMAGENET1K_V1", 1, Path("a")),
+    CachedWeights("timm:resnet18.a1_in1k", "DEFAULT", 1, Path("b")),
+    CachedWeights("hf:acme/tiny-vit", "", 1, Path("c")),
+]
 
 
-@pytest.mark.parametrize(("typed", "completed"), [
-    ("mobile", "mobilenet_v2 --weights IMAGENET1K_V1"),
-    ("mobilenet_v2 --weights I", "mobilenet_v2 --weights IMAGENET1K_V1"),
-    ("torchvision:mobilenet_v2 --weights ", "torchvision:mobilenet_v2 --weights IMAGENET1K_V1"),
-    ("timm:res", "timm:resnet18.a1_in1k --weights DEFAULT"),
-    ("hf:ac", "hf:acme/tiny-vit"),
-    ("mobilenet_v2 --weights IMAGENET1K_V1", None),  # already whole
-    ("resnet18 --weights ", None),  # nothing cached for it: nothing offered
-    ("mobilenet_v2 --device cpu", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("typed", "completed"),
+    [
+        ("mobile", "mobilenet_v2 --weights IMAGENET1K_V1"),
+        ("mobilenet_v2 --weights I", "mobilenet_v2 --weights IMAGENET1K_V1"),
+        ("torchvision:mobilenet_v2 --weights ", "torchvision:mobilenet_v2 --weights IMAGENET1K_V1"),
+        ("timm:res", "timm:resnet18.a1_in1k --weights DEFAULT"),
+        ("hf:ac", "hf:acme/tiny-vit"),
+        ("mobilenet_v2 --weights IMAGENET1K_V1", None),  # already whole
+        ("resnet18 --weights ", None),  # nothing cached for it: nothing offered
+        ("mobilenet_v2 --device cpu", None),
+        ("", None),
+    ],
+)
 def test_the_l_line_completes_models_and_weights_names_from_the_cache(typed, completed):
     assert complete_model_line(typed, CACHED) == completed
 

@@ -88,11 +88,14 @@ def _timm_oracle(model: nn.Module, x: torch.Tensor, target: int, prefix: int) ->
         scores = eager.head(pooled)
         return (scores + eager.head_dist(pooled)) / 2 if getattr(eager, "head_dist", None) is not None else scores
 
-    legrad = [torch.autograd.grad(block_score(z)[:, target].sum(), a, retain_graph=True)[0]
-              for z, a in zip(outputs, probs)]
-    return {"rollout": oracle_rollout([p.detach() for p in probs], prefix),
-            "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), prefix),
-            "legrad": oracle_legrad(legrad, prefix)}
+    legrad = [
+        torch.autograd.grad(block_score(z)[:, target].sum(), a, retain_graph=True)[0] for z, a in zip(outputs, probs)
+    ]
+    return {
+        "rollout": oracle_rollout([p.detach() for p in probs], prefix),
+        "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), prefix),
+        "legrad": oracle_legrad(legrad, prefix),
+    }
 
 
 TIMM_MODELS = {
@@ -119,7 +122,8 @@ def test_timm_maps_equal_the_papers_formulas_on_the_eager_path(kind):
 def test_a_distilled_deit_counts_two_prefix_tokens_and_both_heads():
     torch.manual_seed(0)
     model = timm.models.deit.VisionTransformerDistilled(
-        img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=4, num_classes=5).eval()
+        img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=4, num_classes=5
+    ).eval()
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     oracle = _timm_oracle(model, x, target=1, prefix=2)
     for method in ("rollout", "gradrollout", "legrad"):
@@ -205,8 +209,9 @@ def _timm_probs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 
 def _torchvision_vit() -> VisionTransformer:
     torch.manual_seed(0)
-    model = VisionTransformer(image_size=32, patch_size=8, num_layers=3, num_heads=4, hidden_dim=32, mlp_dim=64,
-                              num_classes=5).eval()
+    model = VisionTransformer(
+        image_size=32, patch_size=8, num_layers=3, num_heads=4, hidden_dim=32, mlp_dim=64, num_classes=5
+    ).eval()
     nn.init.normal_(model.heads.head.weight)  # torchvision starts the head at zero: no gradient at all
     return model
 
@@ -222,7 +227,7 @@ def _torchvision_by_hand(model: VisionTransformer, x: torch.Tensor):
         h = block.ln_1(tokens)
         q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
         q, k, v = (t.reshape(n, -1, attn.num_heads, attn.head_dim).transpose(1, 2) for t in (q, k, v))
-        a = torch.softmax(q @ k.transpose(-2, -1) / attn.head_dim ** 0.5, dim=-1)
+        a = torch.softmax(q @ k.transpose(-2, -1) / attn.head_dim**0.5, dim=-1)
         mixed = (a @ v).transpose(1, 2).reshape(n, -1, attn.embed_dim)
         tokens = tokens + attn.out_proj(mixed)
         tokens = tokens + block.mlp(block.ln_2(tokens))
@@ -240,9 +245,11 @@ def test_torchvision_maps_equal_the_formulas_on_a_hand_written_forward():
     grads = torch.autograd.grad(logits[:, 4].sum(), probs, retain_graph=True)
     score = lambda z: model.heads(model.encoder.ln(z.mean(dim=1)))[:, 4].sum()  # noqa: E731
     legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(outputs, probs)]
-    expected = {"rollout": oracle_rollout([p.detach() for p in probs], 1),
-                "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
-                "legrad": oracle_legrad(legrad, 1)}
+    expected = {
+        "rollout": oracle_rollout([p.detach() for p in probs], 1),
+        "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
+        "legrad": oracle_legrad(legrad, 1),
+    }
     for method, oracle in expected.items():
         ours = compute_cam(model, x.detach(), "encoder.layers.encoder_layer_2", method, target=4)
         _close(ours.raw, _grid(oracle[0]))
@@ -284,16 +291,25 @@ def _hf_oracle(model: nn.Module, x: torch.Tensor, target: int) -> dict[str, torc
     grads = torch.autograd.grad(out.logits[:, target].sum(), probs, retain_graph=True)
     score = lambda z: eager.classifier(eager.vit.layernorm(z.mean(dim=1)))[:, target].sum()  # noqa: E731
     legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(hidden, probs)]
-    return {"rollout": oracle_rollout([p.detach() for p in probs], 1),
-            "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
-            "legrad": oracle_legrad(legrad, 1)}
+    return {
+        "rollout": oracle_rollout([p.detach() for p in probs], 1),
+        "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
+        "legrad": oracle_legrad(legrad, 1),
+    }
 
 
 def test_a_hugging_face_vit_on_sdpa_equals_its_eager_attentions():
     from transformers import ViTConfig, ViTForImageClassification
 
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                       intermediate_size=64, num_labels=5)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=5,
+    )
     torch.manual_seed(0)
     sdpa = ViTForImageClassification._from_config(config, attn_implementation="sdpa").eval()
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(9))
@@ -311,8 +327,15 @@ def test_a_hugging_face_vit_folder_through_the_photo_pipeline(tmp_path):
     from layerscope.models import load_model
 
     torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=224, patch_size=32, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=4, intermediate_size=64, num_labels=3)
+    config = transformers.ViTConfig(
+        image_size=224,
+        patch_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=3,
+    )
     transformers.ViTForImageClassification(config).eval().save_pretrained(tmp_path)
     transformers.ViTImageProcessor(size={"height": 224, "width": 224}).save_pretrained(tmp_path)
     explainer = PhotoExplainer(load_model(str(tmp_path)), SAMPLES / "chelsea.png")
@@ -336,9 +359,11 @@ def test_vit_b_16_maps_equal_the_formulas_on_a_hand_written_forward():
     grads = torch.autograd.grad(logits[:, 7].sum(), probs, retain_graph=True)
     score = lambda z: model.heads(model.encoder.ln(z.mean(dim=1)))[:, 7].sum()  # noqa: E731
     legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(outputs, probs)]
-    expected = {"rollout": oracle_rollout([p.detach() for p in probs], 1),
-                "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
-                "legrad": oracle_legrad(legrad, 1)}
+    expected = {
+        "rollout": oracle_rollout([p.detach() for p in probs], 1),
+        "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
+        "legrad": oracle_legrad(legrad, 1),
+    }
     for method, oracle in expected.items():
         ours = compute_cam(model, x.detach(), "encoder.layers.encoder_layer_11", method, target=7)
         assert ours.raw.shape == (14, 14)
@@ -352,8 +377,16 @@ def test_a_convnet_or_windowed_attention_gets_one_line(resnet18):
     x = torch.randn(1, 3, 64, 64)
     with pytest.raises(LayerscopeError, match="no attention ran in this model's forward pass; these methods apply"):
         compute_cam(resnet18.model, x, "layer4", "rollout")
-    swin = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=5,
-                             img_size=56, window_size=7, depths=(1, 1), num_heads=(1, 2), embed_dim=16).eval()
+    swin = timm.create_model(
+        "swin_tiny_patch4_window7_224",
+        pretrained=False,
+        num_classes=5,
+        img_size=56,
+        window_size=7,
+        depths=(1, 1),
+        num_heads=(1, 2),
+        embed_dim=16,
+    ).eval()
     with pytest.raises(LayerscopeError, match=r"windowed.*attention\); these methods apply to ViT"):
         compute_cam(swin, torch.randn(1, 3, 56, 56), "layers.1", "gradrollout")
     assert compute_cam(swin, torch.randn(1, 3, 56, 56), "layers.1", "gradcam").raw.dim() == 2  # CAMs still work

@@ -77,8 +77,7 @@ def test_no_parameter_gradients_and_flags_restored():
 
 
 def test_runs_in_eval_mode_even_for_a_training_model():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(4, 2))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     model[1].running_mean.fill_(0.5)
     before = model[1].running_mean.clone()
     x = tiny_input()
@@ -124,8 +123,9 @@ def test_perturbation_methods_cancel_cleanly(method):
     assert calls == [(4, 12)]
     assert _hooks(model) == 0 and all(p.requires_grad for p in model.parameters())
     full = []
-    compute_cam(model, tiny_input(), "conv", method, batch_size=5, progress=lambda d, t: full.append(d),
-                cancel=lambda: False)
+    compute_cam(
+        model, tiny_input(), "conv", method, batch_size=5, progress=lambda d, t: full.append(d), cancel=lambda: False
+    )
     assert full == [5, 10, 12]
 
 
@@ -196,7 +196,10 @@ def test_target_callable_and_all_zero_flag():
         ({"layer": "fc"}, "layer 'fc' has no spatial output: its output 1×3 has no spatial grid"),
         ({"layer": "pool"}, "is 1×1 (after pooling); eligible layers: conv, relu"),
         ({"layer": "conv", "target": 3}, "class index 3 is out of range: the model has 3 classes (0–2)"),
-        ({"layer": "conv", "target": "dog", "categories": ["cat", "dogs", "car"]}, "unknown class name 'dog'; closest: dogs"),
+        (
+            {"layer": "conv", "target": "dog", "categories": ["cat", "dogs", "car"]},
+            "unknown class name 'dog'; closest: dogs",
+        ),
         ({"layer": "conv", "target": "cat"}, "these weights have no class names"),
         ({"layer": "conv", "method": "gradcam3"}, "unknown CAM method 'gradcam3'"),
     ],
@@ -257,8 +260,9 @@ def test_two_hundred_maps_on_a_real_network_keep_no_tensor_and_no_memory(resnet1
     assert _hooks(resnet18) == 0
 
 
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam",
-                                    "eigengradcam"])
+@pytest.mark.parametrize(
+    "method", ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam", "eigengradcam"]
+)
 def test_sweep_batches_same_shaped_layers_without_changing_any_map(resnet18, method):
     """Blocks of one stage are computed as one batch; each map must equal its own single run."""
     torch.manual_seed(3)
@@ -286,8 +290,10 @@ def test_out_of_memory_is_one_clear_line_and_never_retried_larger(method):
     model.budget.calls.clear()
     with pytest.raises(LayerscopeError) as raised:
         compute_cam(model, x, "conv", method, target=1, batch_size=4)
-    assert str(raised.value) == ("out of memory running 4 perturbed copies at once on cpu; "
-                                 "use a smaller batch size (now 4; the CLI's --batch-size)")
+    assert str(raised.value) == (
+        "out of memory running 4 perturbed copies at once on cpu; "
+        "use a smaller batch size (now 4; the CLI's --batch-size)"
+    )
     assert model.budget.calls == [1, 4]  # the unperturbed pass, then the first batch: no retry
     assert _hooks(model) == 0 and all(p.requires_grad for p in model.parameters())
     fits = compute_cam(model, x, "conv", method, target=1, batch_size=2)

@@ -46,11 +46,13 @@ def test_gradcam_explains_one_detected_box(detector, image):
 
 
 def test_box_target_picks_by_label_and_iou_and_scores_zero_without_a_match():
-    detections = [{
-        "boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 40, 40], [21, 21, 41, 41]]),
-        "labels": torch.tensor([1, 2, 2]),
-        "scores": torch.tensor([0.9, 0.5, 0.7]),
-    }]
+    detections = [
+        {
+            "boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 40, 40], [21, 21, 41, 41]]),
+            "labels": torch.tensor([1, 2, 2]),
+            "scores": torch.tensor([0.9, 0.5, 0.7]),
+        }
+    ]
     assert float(BoxTarget()(detections)[0]) == pytest.approx(0.9)
     assert float(BoxTarget(label=2)(detections)[0]) == pytest.approx(0.7)
     assert float(BoxTarget(label=2, box=(20, 20, 40, 40))(detections)[0]) == pytest.approx(0.5)

@@ -39,8 +39,20 @@ def _cam(model, x, method, **kw):
 
 
 def test_registry_lists_the_nine_cam_methods_then_the_three_transformer_methods():
-    assert list(METHODS) == ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam",
-                             "eigengradcam", "scorecam", "ablationcam", "rollout", "gradrollout", "legrad"]
+    assert list(METHODS) == [
+        "gradcam",
+        "gradcam++",
+        "hirescam",
+        "xgradcam",
+        "layercam",
+        "eigencam",
+        "eigengradcam",
+        "scorecam",
+        "ablationcam",
+        "rollout",
+        "gradrollout",
+        "legrad",
+    ]
     assert [name for name, m in METHODS.items() if m.attends] == ["rollout", "gradrollout", "legrad"]
 
 
@@ -56,8 +68,8 @@ def test_gradcam_plus_plus_alpha_formula(setup):
     expected = torch.zeros(a.shape[-2:])
     for k in range(a.shape[1]):
         gk, ak = g[0, k], a[0, k]
-        denom = 2 * gk ** 2 + ak.sum() * gk ** 3
-        alpha = torch.where(gk != 0, gk ** 2 / (denom + 1e-7), torch.zeros_like(gk))
+        denom = 2 * gk**2 + ak.sum() * gk**3
+        alpha = torch.where(gk != 0, gk**2 / (denom + 1e-7), torch.zeros_like(gk))
         expected += (F.relu(gk) * alpha).sum() * ak
     assert torch.allclose(_cam(model, x, "gradcam++").raw, F.relu(expected), atol=1e-6)
 
@@ -113,7 +125,7 @@ def test_scorecam_softmax_of_masked_input_scores(setup):
     model, x, a, _ = setup
     scores = []
     for k in range(a.shape[1]):
-        mask = F.interpolate(a[:, k:k + 1], size=x.shape[-2:], mode="bilinear", align_corners=False)
+        mask = F.interpolate(a[:, k : k + 1], size=x.shape[-2:], mode="bilinear", align_corners=False)
         mask = (mask - mask.min()) / (mask.max() - mask.min() + 1e-7)
         with torch.no_grad():
             scores.append(model(x * mask)[0, TARGET])
@@ -125,8 +137,10 @@ def test_scorecam_softmax_of_masked_input_scores(setup):
 def test_ablationcam_relative_score_drop(setup):
     model, x, a, _ = setup
     with torch.no_grad():
+
         def score(act):
             return model.fc(F.relu(act).mean(dim=(2, 3)))[0, TARGET]
+
         base = score(a)
         drops = []
         for k in range(a.shape[1]):
@@ -156,7 +170,7 @@ def test_batch_gives_one_map_per_image_equal_to_single_runs():
     batch = compute_cam(model, x, "conv", "gradcam")
     assert batch.heatmap.shape == (3, 8, 8) and isinstance(batch.target, tuple)
     for i, single in enumerate(batch.per_image()):
-        alone = compute_cam(model, x[i:i + 1], "conv", "gradcam")
+        alone = compute_cam(model, x[i : i + 1], "conv", "gradcam")
         assert torch.allclose(single.heatmap, alone.heatmap, atol=1e-5)
         assert single.target == alone.target
 

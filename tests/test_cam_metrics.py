@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-
-from layerscope.io import imaging
-from layerscope.cam import CamCancelled, CamPass
-from layerscope.cam import metrics
+from layerscope.cam import CamCancelled, CamPass, metrics
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
 from layerscope.models import load_model
 
 pytestmark = pytest.mark.slow
@@ -27,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 def oracle(model, x, heatmap, target, steps):
     """The protocol of issue 10, unbatched: (deletion AUC, insertion AUC, average drop, increased)."""
+
     def score(image):
         with torch.no_grad():
             return float(torch.softmax(model(image), dim=1)[0, target])
@@ -87,7 +86,8 @@ def test_confidence_change_agrees_with_pytorch_grad_cam(mobilenet, photo):
     _, x, heatmap, target = photo
     drop, increased = metrics.confidence_change(mobilenet.model, x, heatmap, target)
     change = cam_mult.CamMultImageConfidenceChange()(  # O − Y
-        x, heatmap[None].numpy(), [targets.ClassifierOutputSoftmaxTarget(target)], mobilenet.model)
+        x, heatmap[None].numpy(), [targets.ClassifierOutputSoftmaxTarget(target)], mobilenet.model
+    )
     with torch.no_grad():
         y = float(torch.softmax(mobilenet.model(x), dim=1)[0, target])
     assert drop == pytest.approx(max(0.0, -float(change[0])) / y, abs=1e-5)
@@ -128,13 +128,28 @@ def test_a_batch_of_photos_scores_each_as_alone(mobilenet):
 def test_progress_counts_every_perturbed_pass_and_cancel_stops(mobilenet, photo):
     _, x, heatmap, target = photo
     seen: list[tuple[int, int]] = []
-    metrics.faithfulness(mobilenet.model, x, [heatmap, heatmap], target, steps=4, batch_size=5,
-                         progress=lambda done, total: seen.append((done, total)))
+    metrics.faithfulness(
+        mobilenet.model,
+        x,
+        [heatmap, heatmap],
+        target,
+        steps=4,
+        batch_size=5,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(5, 14), (10, 14), (14, 14)]  # 2 maps × (3 deletion + 3 insertion + 1 product)
     stop = threading.Event()
     with pytest.raises(CamCancelled, match="after 5 of 14"):
-        metrics.faithfulness(mobilenet.model, x, [heatmap, heatmap], target, steps=4, batch_size=5,
-                             progress=lambda done, total: stop.set(), cancel=stop)
+        metrics.faithfulness(
+            mobilenet.model,
+            x,
+            [heatmap, heatmap],
+            target,
+            steps=4,
+            batch_size=5,
+            progress=lambda done, total: stop.set(),
+            cancel=stop,
+        )
 
 
 def test_no_hook_left_and_flags_restored(mobilenet, photo):
@@ -152,10 +167,10 @@ def test_no_hook_left_and_flags_restored(mobilenet, photo):
         model.eval()
 
 
-@pytest.mark.parametrize("bad, words", [
-    (torch.zeros(7, 7), "must be 224×224 like the input, got 7×7"),
-    (torch.zeros(1, 224, 224), "got 1×224×224"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [(torch.zeros(7, 7), "must be 224×224 like the input, got 7×7"), (torch.zeros(1, 224, 224), "got 1×224×224")],
+)
 def test_a_map_of_the_wrong_size_is_one_clear_error(mobilenet, photo, bad, words):
     _, x, _, target = photo
     with pytest.raises(LayerscopeError, match=words):

@@ -37,4 +37,5 @@ def test_timm_convnext_suggests_its_last_stage_and_a_family_of_stages():
     assert suggested == "stages.3" and tree.get(suggested).class_name == "ConvNeXtStage"
     assert family_names(tree, suggested) == ["stages.0", "stages.1", "stages.2", "stages.3"]
     assert family_names(tree, "stages.3.blocks.2.mlp.fc2") == [
-        f"stages.{s}.blocks.{b}.mlp.fc2" for s, n in enumerate((3, 3, 9, 3)) for b in range(n)]
+        f"stages.{s}.blocks.{b}.mlp.fc2" for s, n in enumerate((3, 3, 9, 3)) for b in range(n)
+    ]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cam_models import TinyNet
-from conftest import SAMPLES
 from PIL import Image
 
-from layerscope.io import imaging
+from cam_models import TinyNet
+from conftest import SAMPLES
 from layerscope.cam import PhotoExplainer, compute_cam
 from layerscope.cam.targets import family_names, spread, table_target
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
 from layerscope.models import LoadedModel, load_model
 from layerscope.tree import build_tree
 
@@ -106,8 +106,14 @@ def test_meta_models_and_unknown_layers_are_refused_in_one_line(mobilenet):
 def test_a_torchscript_model_is_refused_in_one_line_not_crashed_on():
     """A --trust'ed archive browses, but ScriptModules take no forward hooks: a user error, not a bug."""
     scripted = torch.jit.script(TinyNet().eval())
-    loaded = LoadedModel(model=scripted, spec="tiny.pt", source="torchscript", weights="tiny.pt",
-                         pretrained=True, device=torch.device("cpu"))
+    loaded = LoadedModel(
+        model=scripted,
+        spec="tiny.pt",
+        source="torchscript",
+        weights="tiny.pt",
+        pretrained=True,
+        device=torch.device("cpu"),
+    )
     with pytest.raises(LayerscopeError, match="^Grad-CAM needs forward hooks, which TorchScript modules do not"):
         compute_cam(scripted, torch.rand(1, 3, 32, 32), "conv")
     with pytest.raises(LayerscopeError, match="TorchScript"):
@@ -151,6 +157,12 @@ def test_layer_family_on_a_real_vit_and_the_eligible_fallback():
     vit = PhotoExplainer(load_model("timm:vit_tiny_patch16_224"), CAT)
     assert vit.layer_family() == [f"blocks.{i}.norm1" for i in range(12)]
     assert vit.layer_family("blocks.3.norm2") == [f"blocks.{i}.norm2" for i in range(12)]
-    tiny = LoadedModel(model=TinyNet().eval(), spec="TinyNet", source="test", weights="none", pretrained=False,
-                       device=torch.device("cpu"))
+    tiny = LoadedModel(
+        model=TinyNet().eval(),
+        spec="TinyNet",
+        source="test",
+        weights="none",
+        pretrained=False,
+        device=torch.device("cpu"),
+    )
     assert PhotoExplainer(tiny, CAT).layer_family("relu") == ["conv", "relu"]  # alone in its role

@@ -11,10 +11,7 @@ import torch
 from PIL import Image
 
 from cam_models import TinyNet, tiny_input
-from layerscope.io import imaging
-from layerscope.cam import CamResult, compute_cam, perturb
-from layerscope.cli.main import main
-from layerscope.cam import precision
+from layerscope.cam import CamResult, compute_cam, perturb, precision
 from layerscope.cam.precision import (
     MIN_FLOPS,
     MIN_MASKS,
@@ -24,7 +21,9 @@ from layerscope.cam.precision import (
     fast_bfloat16,
     flops_per_copy,
 )
+from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
 from layerscope.models import load_model
 from layerscope.tui.camlink import CamView
 from layerscope.tui.camtext import map_line
@@ -55,8 +54,10 @@ def test_bfloat16_scores_keep_a_real_models_map():
     loaded = load_model("mobilenet_v2", weights="IMAGENET1K_V1")
     x, _ = imaging.preprocess(imaging.load_image(imaging.SAMPLES / "chelsea.png"), loaded.preprocess)
     x = torch.nn.functional.interpolate(x, size=(112, 112), mode="bilinear", align_corners=False)
-    maps = {p: compute_cam(loaded.model, x, "features.4", "scorecam", 285, batch_size=8, precision=p)
-            for p in ("float32", "bfloat16")}
+    maps = {
+        p: compute_cam(loaded.model, x, "features.4", "scorecam", 285, batch_size=8, precision=p)
+        for p in ("float32", "bfloat16")
+    }
     assert maps["bfloat16"].precision == "bfloat16" and maps["float32"].precision == "float32"
     assert not torch.equal(maps["float32"].raw, maps["bfloat16"].raw)  # bfloat16 did run
     assert pearson(maps["float32"].heatmap, maps["bfloat16"].heatmap) >= 0.99  # 0.9970 measured (32 channels)
@@ -65,8 +66,9 @@ def test_bfloat16_scores_keep_a_real_models_map():
 def test_auto_counts_a_copys_arithmetic_and_scores_every_mask_in_the_one_it_chose(monkeypatch):
     model, x = TinyNet(channels=MIN_MASKS, inplace=False), tiny_input(size=4)
     assert flops_per_copy(model, x) == 2 * 3 * MIN_MASKS * 9 * 16 + 2 * MIN_MASKS * 3  # conv 3×3 at 4×4, then fc
-    plain, bf16 = (compute_cam(model, x, "conv", "scorecam", TARGET, batch_size=64, precision=p)
-                   for p in ("float32", "bfloat16"))
+    plain, bf16 = (
+        compute_cam(model, x, "conv", "scorecam", TARGET, batch_size=64, precision=p) for p in ("float32", "bfloat16")
+    )
     monkeypatch.setattr(perturb, "considered", lambda device, masks: masks >= MIN_MASKS)  # any CPU
     for least, expected in ((MIN_FLOPS, plain), (0, bf16)):  # a tiny copy; then any copy counts as heavy
         monkeypatch.setattr(precision, "MIN_FLOPS", least)
@@ -91,14 +93,33 @@ def test_a_bad_precision_is_one_line():
 
 
 def test_the_map_line_says_bfloat16_scores_and_float32_says_nothing():
-    result = CamResult(heatmap=torch.zeros(4, 4), raw=torch.zeros(2, 2), target=285, target_name="Egyptian cat",
-                       scores=None, layer="features.18", method="scorecam", precision="bfloat16")
-    view = CamView(result=result, image=Image.new("RGB", (4, 4)), photo=Path("chelsea.png"), heat=torch.zeros(4, 4),
-                   mask=torch.ones(4, 4), top5=(), reused=False, class_blind=False)
+    result = CamResult(
+        heatmap=torch.zeros(4, 4),
+        raw=torch.zeros(2, 2),
+        target=285,
+        target_name="Egyptian cat",
+        scores=None,
+        layer="features.18",
+        method="scorecam",
+        precision="bfloat16",
+    )
+    view = CamView(
+        result=result,
+        image=Image.new("RGB", (4, 4)),
+        photo=Path("chelsea.png"),
+        heat=torch.zeros(4, 4),
+        mask=torch.ones(4, 4),
+        top5=(),
+        reused=False,
+        class_blind=False,
+    )
     assert map_line(view).plain == "map scorecam at features.18 for 285 Egyptian cat · bfloat16 scores"
     narrow = map_line(view, width=46).plain
     assert narrow.endswith(" · bfloat16 scores") and len(narrow) <= 46  # the class name shortens first
-    assert map_line(replace(view, result=replace(result, precision="float32"))).plain == "map scorecam at features.18 for 285 Egyptian cat"
+    assert (
+        map_line(replace(view, result=replace(result, precision="float32"))).plain
+        == "map scorecam at features.18 for 285 Egyptian cat"
+    )
 
 
 def test_the_cli_says_which_precision_scored_the_map(capsys):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from layerscope.io import imaging
 from layerscope.cam import METHODS, CamPass, compute_cam
+from layerscope.io import imaging
 from layerscope.models import load_model
 
 # (left, top, right, bottom) in original-image pixels

@@ -25,7 +25,7 @@ def _reference(model, x, layer: str):
         handle.remove()
         a, scores = seen[0], []
         for k in range(a.shape[1]):
-            mask = F.interpolate(a[:, k:k + 1], size=x.shape[-2:], mode="bilinear", align_corners=False)
+            mask = F.interpolate(a[:, k : k + 1], size=x.shape[-2:], mode="bilinear", align_corners=False)
             mask = (mask - mask.min()) / (mask.max() - mask.min() + 1e-7)
             scores.append(model(x * mask)[0, TARGET])
     scores = torch.stack(scores)
@@ -54,8 +54,15 @@ def test_flat_and_repeated_channels_share_forwards_and_keep_the_map():
 
 def test_progress_counts_channels_when_masks_are_shared():
     seen = []
-    compute_cam(FlatNet(), tiny_input(), "relu", "scorecam", TARGET, batch_size=2,
-                progress=lambda done, total: seen.append((done, total)))
+    compute_cam(
+        FlatNet(),
+        tiny_input(),
+        "relu",
+        "scorecam",
+        TARGET,
+        batch_size=2,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(2, 8), (5, 8), (8, 8)]  # the second batch holds channel 3's mask, which channel 4 shares
 
 
@@ -66,7 +73,9 @@ def test_the_batch_size_climbs_while_copies_get_cheaper_then_keeps_the_best():
     for _ in range(10):
         size = sizes.next()
         asked.append(size)
-        sizes.record(size, size, per_copy[size] * size * (3 if size not in sizes.cost and asked.count(size) == 1 else 1))
+        sizes.record(
+            size, size, per_copy[size] * size * (3 if size not in sizes.cost and asked.count(size) == 1 else 1)
+        )
     # each size timed on its second batch; 16 costs more than 1.25 × the best (4), so 32 is never tried
     assert asked == [2, 2, 4, 4, 8, 8, 16, 16, 4, 4] and sizes.cost == {2: 1.0, 4: 0.5, 8: 0.6, 16: 0.9}
     fixed = BatchSizes(5, tune=True)
@@ -109,8 +118,11 @@ def test_a_model_fx_cannot_trace_or_a_hooked_one_runs_unfolded():
     hooked = NormNet().eval()
     hooked.norm.register_forward_hook(lambda _m, _i, out: out * 1.5)  # changes what the model computes
     assert folded_copy(hooked) is hooked
-    assert torch.allclose(compute_cam(hooked, x, "relu", "scorecam", TARGET, batch_size=4).raw,
-                          _reference(hooked, x, "relu")[0], atol=1e-6)
+    assert torch.allclose(
+        compute_cam(hooked, x, "relu", "scorecam", TARGET, batch_size=4).raw,
+        _reference(hooked, x, "relu")[0],
+        atol=1e-6,
+    )
     rows = _rows_seen(model)  # the model itself runs the masked copies
     got = compute_cam(model, x, "relu", "scorecam", TARGET, batch_size=4)
     assert rows == [1, 4, 2]

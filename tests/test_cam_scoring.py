@@ -25,9 +25,9 @@ def test_class_targets_accept_what_argmax_returns_and_refuse_bools_and_floats():
     import numpy as np
     import pytest
 
+    from cam_models import TinyNet
     from layerscope.cam import compute_cam
     from layerscope.errors import LayerscopeError
-    from cam_models import TinyNet
 
     model = TinyNet()
     x = torch.rand(1, 3, 16, 16)

@@ -31,8 +31,9 @@ SEED_TABLE = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("spec", "kwargs", "size", "layer", "raw_shape"),
-                         [pytest.param(*row, id=row[0]) for row in SEED_TABLE])
+@pytest.mark.parametrize(
+    ("spec", "kwargs", "size", "layer", "raw_shape"), [pytest.param(*row, id=row[0]) for row in SEED_TABLE]
+)
 def test_seed_table_suggests_the_known_layer_and_maps_it(spec, kwargs, size, layer, raw_shape):
     torch.manual_seed(0)
     loaded = load_model(spec, weights="none", kwargs=kwargs)
@@ -48,8 +49,15 @@ def test_seed_table_suggests_the_known_layer_and_maps_it(spec, kwargs, size, lay
 
 
 def test_unknown_model_gets_the_last_spatial_layer_before_pooling():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 8, 3, stride=2), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 8, 3, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 2),
+    )
     assert suggest_target_layer(model, input_shape=(3, 32, 32)) == "3"
 
 
@@ -62,10 +70,18 @@ def test_unknown_model_gets_the_last_spatial_layer_before_pooling():
         (ShapeInfo("tensor", (1, 2048, 1, 1)), "none", "is 1×1 (after pooling)"),
         (ShapeInfo("tensor", (1, 1000)), "none", "1×1000 has no spatial grid (logits or pooled features)"),
         (ShapeInfo("other", type_name="str"), "none", "not a tensor"),
-        (ShapeInfo("mapping", items=(("0", ShapeInfo("tensor", (1, 256, 56, 56))),
-                                     ("1", ShapeInfo("tensor", (1, 256, 28, 28))),
-                                     ("pool", ShapeInfo("tensor", (1, 256, 14, 14))))),
-         "spatial", "feature levels combined at 28×28, 768 channels"),
+        (
+            ShapeInfo(
+                "mapping",
+                items=(
+                    ("0", ShapeInfo("tensor", (1, 256, 56, 56))),
+                    ("1", ShapeInfo("tensor", (1, 256, 28, 28))),
+                    ("pool", ShapeInfo("tensor", (1, 256, 14, 14))),
+                ),
+            ),
+            "spatial",
+            "feature levels combined at 28×28, 768 channels",
+        ),
     ],
 )
 def test_layer_eligibility(shape, kind, reason):
@@ -109,8 +125,9 @@ def test_token_layer_map_equals_the_same_map_on_the_patch_grid():
     model, x = _Tokens(), torch.randn(1, 3, 16, 32)
     result = compute_cam(model, x, "norm", "hirescam", 1)
     assert result.raw.shape == (4, 8) and "1 prefix token" in result.layout
-    custom = compute_cam(model, x, "norm", "hirescam", 1,
-                         reshape=lambda t: t[:, 1:].transpose(1, 2).reshape(1, 8, 4, 8))
+    custom = compute_cam(
+        model, x, "norm", "hirescam", 1, reshape=lambda t: t[:, 1:].transpose(1, 2).reshape(1, 8, 4, 8)
+    )
     assert torch.allclose(result.raw, custom.raw)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -37,16 +38,41 @@ def test_side_by_side_png_and_class_by_name(capsys, tmp_path):
     png = tmp_path / "sbs.png"
     image = str(tmp_path / "cup.png")
     Image.open("app/layerscope/samples/coffee.png").save(image)
-    code, out, err = _run(capsys, "cam", "--image", image, "--class", "espresso", "--method", "layercam",
-                          "--side-by-side", "--out", str(png), "--colormap", "turbo")
+    code, out, err = _run(
+        capsys,
+        "cam",
+        "--image",
+        image,
+        "--class",
+        "espresso",
+        "--method",
+        "layercam",
+        "--side-by-side",
+        "--out",
+        str(png),
+        "--colormap",
+        "turbo",
+    )
     assert code == 0, err
     assert "target  967 espresso" in out and "method  layercam" in out
     assert Image.open(png).size == (1800, 400)
 
 
 def test_scorecam_on_a_factory_model_draws_its_map(capsys):
-    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--method", "scorecam", "--layer", "conv",
-                          "--class", "1", "--ascii", "--width", "30")
+    code, out, err = _run(
+        capsys,
+        "cam",
+        "cam_models:TinyNet",
+        "--method",
+        "scorecam",
+        "--layer",
+        "conv",
+        "--class",
+        "1",
+        "--ascii",
+        "--width",
+        "30",
+    )
     assert code == 0, err
     assert "method  scorecam" in out and "layer   conv (model.conv): 4×224×224" in out and "all zero" not in out
     ramp = [line for line in out.splitlines() if line.strip() and set(line) <= set(" .:-=+*#%@")]
@@ -56,8 +82,10 @@ def test_scorecam_on_a_factory_model_draws_its_map(capsys):
 def test_a_flat_map_says_so_and_draws_nothing(capsys):
     code, out, err = _run(capsys, "cam", "cam_models:DeadNet", "--layer", "conv", "--ascii", "--width", "30")
     assert code == 0, err
-    assert ("the gradcam map at conv is all zero: nothing in this layer raises the target score (common with "
-            "random weights); try another layer, method or --class") in " ".join(out.split())
+    assert (
+        "the gradcam map at conv is all zero: nothing in this layer raises the target score (common with "
+        "random weights); try another layer, method or --class"
+    ) in " ".join(out.split())
     assert not [line for line in out.splitlines() if line.strip() and set(line) <= set(" .:-=+*#%@")]
 
 
@@ -116,8 +144,10 @@ def test_unknown_class_name_and_non_tensor_output(capsys):
         (["--alpha", "7"], "argument --alpha: expected a number between 0 and 1, got 7.0"),
         (["--width", "0"], "argument --width: expected a number of at least 1, got 0"),
         (["--batch-size", "-2"], "argument --batch-size: expected a number of at least 1, got -2"),
-        (["--precision", "fp16"], "argument --precision: invalid choice: 'fp16' (choose from 'auto', 'float32', "
-                                  "'bfloat16')"),
+        (
+            ["--precision", "fp16"],
+            "argument --precision: invalid choice: 'fp16' (choose from 'auto', 'float32', 'bfloat16')",
+        ),
     ],
 )
 def test_bad_options_are_refused_before_any_work(capsys, argv, message):
@@ -153,8 +183,9 @@ def test_random_weights_are_flagged_before_the_map(capsys):
 
 
 def test_eigencam_claims_no_class(capsys):
-    code, out, err = _run(capsys, "cam", "cam_models:TinyNet", "--method", "eigencam", "--layer", "conv",
-                          "--ascii", "--width", "20")
+    code, out, err = _run(
+        capsys, "cam", "cam_models:TinyNet", "--method", "eigencam", "--layer", "conv", "--ascii", "--width", "20"
+    )
     assert code == 0, err
     assert "target  none: eigencam uses no class (the map is the same for every class)" in out
     assert "top-5 predictions (by logit)" in out
@@ -162,8 +193,17 @@ def test_eigencam_claims_no_class(capsys):
 
 def test_a_detectors_target_box_is_listed_with_the_scores_and_drawn(capsys, tmp_path):
     png = tmp_path / "boxed.png"
-    code, out, err = _run(capsys, "cam", "fasterrcnn_mobilenet_v3_large_320_fpn", "--arg", "box_score_thresh=0.0",
-                          "--image", "app/layerscope/samples/coffee.png", "--out", str(png))
+    code, out, err = _run(
+        capsys,
+        "cam",
+        "fasterrcnn_mobilenet_v3_large_320_fpn",
+        "--arg",
+        "box_score_thresh=0.0",
+        "--image",
+        "app/layerscope/samples/coffee.png",
+        "--out",
+        str(png),
+    )
     assert code == 0, err
     rows = [line.split("│")[1:-1] for line in out.splitlines() if line.startswith("│")]
     assert len(rows) >= 5 and all(0 <= float(r[2]) <= 1 for r in rows)
@@ -171,7 +211,7 @@ def test_a_detectors_target_box_is_listed_with_the_scores_and_drawn(capsys, tmp_
     x1, y1, x2, y2 = (int(v) for v in target[3].split(","))
     picture = np.asarray(Image.open(png))
     assert picture.shape == (400, 600, 3)
-    edge = picture[y1 + 1, x1 + 3: x2 - 3]  # inside the 4-pixel outline's top side
+    edge = picture[y1 + 1, x1 + 3 : x2 - 3]  # inside the 4-pixel outline's top side
     assert (edge == (255, 0, 255)).all()
 
 
@@ -226,8 +266,21 @@ def test_rollout_conventions_from_the_command_line_are_the_engines(capsys, tmp_p
     from layerscope.models import load_model
 
     npy = tmp_path / "rollout.npy"
-    code, out, err = _run(capsys, "cam", "attention_models:tiny_vit", "--method", "rollout", "--layer", "blocks.2",
-                          "--head-fusion", "max", "--discard-ratio", "0.5", "--npy", str(npy))
+    code, out, err = _run(
+        capsys,
+        "cam",
+        "attention_models:tiny_vit",
+        "--method",
+        "rollout",
+        "--layer",
+        "blocks.2",
+        "--head-fusion",
+        "max",
+        "--discard-ratio",
+        "0.5",
+        "--npy",
+        str(npy),
+    )
     assert code == 0, err
     assert "method  rollout (heads fused by max, 50% smallest discarded)\n" in out
     explainer = PhotoExplainer(load_model("attention_models:tiny_vit"), SAMPLES / "chelsea.png")

@@ -42,8 +42,14 @@ def bert_folders(tmp_path_factory) -> tuple[Path, Path]:
     """Two sharded folders as ``save_pretrained`` writes them; in B only ``encoder.layer.1`` moved."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=16)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
     model = transformers.BertModel(config)
     root = tmp_path_factory.mktemp("bert")
     model.save_pretrained(root / "a", max_shard_size="8KB")
@@ -119,9 +125,9 @@ def test_text_tree_with_change_column_and_summary(pair_files, capsys):
     assert "│       └── conv1  Conv2d  −" in lines  # layer1.0.conv1 was removed; its ReLU sibling hidden
     assert not any("ReLU" in line or "AdaptiveAvgPool2d" in line for line in lines)  # no tensors: nothing changed
     assert "105 tensors: 77 same, 24 changed, 1 added, 1 removed, 1 reshaped, 1 retyped" in lines
-    params = lines[lines.index("largest changes in parameters:") + 1:][:5]
+    params = lines[lines.index("largest changes in parameters:") + 1 :][:5]
     assert not any("running_" in line or "num_batches_tracked" in line for line in params)
-    buffers = lines[lines.index("largest changes in buffers:") + 1:]
+    buffers = lines[lines.index("largest changes in buffers:") + 1 :]
     drift = result.tensor("bn1.running_mean").relative_change
     assert buffers[0] == f"  bn1.running_mean  {drift * 100:.3g}%"  # the drifted BN statistic: apart
     assert not any("num_batches_tracked" in line for line in buffers)  # counters are not weights
@@ -133,11 +139,13 @@ def test_blocks_fold_only_when_they_moved_alike(tmp_path, capsys):
     b["layer2.0.bn1.running_mean"] = a["layer2.0.bn1.running_mean"] + 0.1
     torch.save(a, tmp_path / "a.pt")
     torch.save(b, tmp_path / "b.pt")
-    code, out, _ = run(capsys, "diff", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--arch", ARCH, "--depth", "2",
-                       "--all")
+    code, out, _ = run(
+        capsys, "diff", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--arch", ARCH, "--depth", "2", "--all"
+    )
     result = diff_checkpoints(str(tmp_path / "a.pt"), str(tmp_path / "b.pt"))
-    model, layer2, block, layer4 = (f"{result.node(name).relative_change * 100:.3g}%"
-                                    for name in ("", "layer2", "layer2.0", "layer4"))
+    model, layer2, block, layer4 = (
+        f"{result.node(name).relative_change * 100:.3g}%" for name in ("", "layer2", "layer2.0", "layer4")
+    )
     assert code == 0 and out.splitlines()[3:18] == [
         f"model  TinyResNet  {model}  (21 of 104 changed)",
         "├── conv1  Conv2d  =",
@@ -160,15 +168,17 @@ def test_blocks_fold_only_when_they_moved_alike(tmp_path, capsys):
 def test_threshold_hides_what_moved_less(pair_files, capsys):
     code, out, _ = run(capsys, "diff", *map(str, pair_files), "--arch", ARCH, "--threshold", "1%")
     assert code == 0
-    shown = [line.split("  ")[0].lstrip("│├└─ ") for line in out.splitlines()[3:out.splitlines().index("")]]
+    shown = [line.split("  ")[0].lstrip("│├└─ ") for line in out.splitlines()[3 : out.splitlines().index("")]]
     assert shown[0] == "model" and "fc" in shown and "layer4" in shown
     assert "conv1" not in shown[:2] and "layer3" in shown  # layer3 stays: a tensor in it changed dtype
     code, out, _ = run(capsys, "diff", *map(str, pair_files), "--arch", ARCH, "--threshold", "0.01", "--json")
     data = json.loads(out)
     assert all(t["status"] != "same" for t in data["tensors"])
     assert {t["status"] for t in data["tensors"]} >= {"added", "removed", "reshaped", "retyped"}
-    assert all(t["relative_change"] is None or t["relative_change"] >= 0.01 or t["status"] == "retyped"
-               for t in data["tensors"])
+    assert all(
+        t["relative_change"] is None or t["relative_change"] >= 0.01 or t["status"] == "retyped"
+        for t in data["tensors"]
+    )
 
 
 def test_json_shape_and_depth(pair_files, capsys):
@@ -176,16 +186,44 @@ def test_json_shape_and_depth(pair_files, capsys):
     data = json.loads(out)
     assert code == 0
     assert set(data) == {"a", "b", "architecture", "summary", "tensors", "nodes", "lora", "notes"}
-    assert set(data["tensors"][0]) == {"key", "node", "status", "shape_a", "shape_b", "dtype_a", "dtype_b",
-                                       "relative_change", "max_abs_diff", "cosine"}
-    assert set(data["nodes"][0]) == {"name", "access_expression", "class", "depth", "status", "relative_change",
-                                     "changed", "total", "counts"}
+    assert set(data["tensors"][0]) == {
+        "key",
+        "node",
+        "status",
+        "shape_a",
+        "shape_b",
+        "dtype_a",
+        "dtype_b",
+        "relative_change",
+        "max_abs_diff",
+        "cosine",
+    }
+    assert set(data["nodes"][0]) == {
+        "name",
+        "access_expression",
+        "class",
+        "depth",
+        "status",
+        "relative_change",
+        "changed",
+        "total",
+        "counts",
+    }
     assert {n["depth"] for n in data["nodes"]} == {0, 1} and len(data["tensors"]) == 105
     assert data["summary"]["counts"]["same"] == 77 and data["lora"] is None
     removed = next(t for t in data["tensors"] if t["status"] == "removed")
-    assert removed == {"key": "layer1.0.conv1.weight", "node": "layer1.0.conv1", "status": "removed",
-                       "shape_a": [4, 4, 3, 3], "shape_b": None, "dtype_a": "float32", "dtype_b": None,
-                       "relative_change": None, "max_abs_diff": None, "cosine": None}
+    assert removed == {
+        "key": "layer1.0.conv1.weight",
+        "node": "layer1.0.conv1",
+        "status": "removed",
+        "shape_a": [4, 4, 3, 3],
+        "shape_b": None,
+        "dtype_a": "float32",
+        "dtype_b": None,
+        "relative_change": None,
+        "max_abs_diff": None,
+        "cosine": None,
+    }
 
 
 @pytest.fixture
@@ -202,8 +240,16 @@ def bad_inputs(tmp_path, pair_files) -> dict[str, list[str]]:
         "not a PyTorch checkpoint": [a, str(tmp_path / "notes.txt")],
         "share no tensor name: they are not two versions of one model": [a, str(tmp_path / "other.safetensors")],
         "not a safetensors file": [a, str(tmp_path / "broken.safetensors")],
-        "does not fit --arch torch.nn:Linear": [a, a, "--arch", "torch.nn:Linear", "--arg", "in_features=2",
-                                                "--arg", "out_features=2"],
+        "does not fit --arch torch.nn:Linear": [
+            a,
+            a,
+            "--arch",
+            "torch.nn:Linear",
+            "--arg",
+            "in_features=2",
+            "--arg",
+            "out_features=2",
+        ],
         "is a LoRA adapter folder: give its base model first": [str(tmp_path / "adapter"), a],
         "r must be a positive whole number": [a, str(tmp_path / "adapter")],
         "needs full unpickling, which can run arbitrary code; pass --trust": [a, str(tmp_path / "evil.pt")],

@@ -124,7 +124,9 @@ def test_debug_shows_the_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "layerscope", "stats", "resnet5", "--debug"], capture_output=True, text=True
     )
-    assert result.returncode != 0 and "Traceback" in result.stderr and "layerscope.errors.NotFoundError" in result.stderr
+    assert (
+        result.returncode != 0 and "Traceback" in result.stderr and "layerscope.errors.NotFoundError" in result.stderr
+    )
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch: seconds each
@@ -139,7 +141,10 @@ def test_console_script_runs_as_a_user_would():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["api", "resnet18", "--first", "-1"], "layerscope api: error: argument --first: expected a number of at least 1"),
+        (
+            ["api", "resnet18", "--first", "-1"],
+            "layerscope api: error: argument --first: expected a number of at least 1",
+        ),
         (["stats", "resnet18", "--batch", "0"], "layerscope stats: error: argument --batch"),
         (["tree", "resnet18", "--depth", "two"], "argument --depth: expected a whole number, got 'two'"),
     ],
@@ -164,8 +169,11 @@ def test_version(capsys):
 @pytest.mark.slow  # a fresh interpreter importing torch: seconds each
 def test_json_into_a_closed_pipe_ends_quietly():
     """``layerscope tree resnet18 --json | head -1``: the reader leaves before the output is written."""
-    proc = subprocess.Popen([sys.executable, "-m", "layerscope", "tree", "resnet18", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "layerscope", "tree", "resnet18", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # the reader is gone before torch has even loaded
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
@@ -173,16 +181,23 @@ def test_json_into_a_closed_pipe_ends_quietly():
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch: seconds each
-@pytest.mark.parametrize("argv", [["tree", "resnet18"], ["stats", "resnet18", "--json"]],
-                         ids=["tree text", "stats json (shorter than one buffer)"])
+@pytest.mark.parametrize(
+    "argv",
+    [["tree", "resnet18"], ["stats", "resnet18", "--json"]],
+    ids=["tree text", "stats json (shorter than one buffer)"],
+)
 def test_a_reader_that_leaves_early_ends_every_output_with_141(argv):
     """``layerscope tree resnet18 | head -1``: text and --json alike, status 141 and nothing on
     stderr. stdout is block-buffered as in a user's shell (PYTHONUNBUFFERED unset): what is
     still buffered when the reader has gone needs ``reader_went_away``'s dup2 onto devnull,
     else the interpreter's last flush fails (status 120, "Exception ignored")."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    proc = subprocess.Popen([sys.executable, "-m", "layerscope", *argv, "--weights", "none"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "layerscope", *argv, "--weights", "none"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert (proc.wait(timeout=120), err) == (141, "")
@@ -197,8 +212,8 @@ def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
     assert "state dict unique bytes  7,616 B (7.4 KiB)" in out  # what torch.save writes: once
     from rich.console import Console
 
-    from layerscope.tree.nodestats import node_stats
     from layerscope.tree import build_tree
+    from layerscope.tree.nodestats import node_stats
     from sample_models import TiedLM
 
     tree = build_tree(TiedLM())
@@ -209,9 +224,8 @@ def test_stats_and_the_stats_tab_print_bytes_alike(capsys):
 
 
 def test_a_saved_file_costs_the_unique_bytes(tmp_path):
-    from sample_models import TiedLM
-
     from layerscope.tree import build_tree
+    from sample_models import TiedLM
 
     model = TiedLM()
     path = tmp_path / "tied.pt"
@@ -227,7 +241,7 @@ def test_tree_never_drops_a_line_at_80_columns(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run(capsys, "tree", "sample_models:deep_chain", "--no-fold")
     lines = out.splitlines()
-    nodes = lines[next(i for i, line in enumerate(lines) if line.startswith("model  Sequential")):]
+    nodes = lines[next(i for i, line in enumerate(lines) if line.startswith("model  Sequential")) :]
     assert code == 0 and len(nodes) == 241 == 1 + 2 * 120  # every module, none dropped
     assert max(cell_len(line) for line in lines) <= 80
     deepest = next(line for line in nodes if "Linear" in line)
@@ -256,7 +270,10 @@ def test_tree_json_marks_a_module_registered_twice(capsys):
     features = json.loads(out)["children"][0]
     last = features["children"][-1]
     assert code == 0 and last["name"] == "features.3" and last["same_module_as"] == "features.1"
-    assert (last["access_expression"], last["access_expression_negative"]) == ("model.features[3]", "model.features[-1]")
+    assert (last["access_expression"], last["access_expression_negative"]) == (
+        "model.features[3]",
+        "model.features[-1]",
+    )
 
 
 def test_stats_cost_json_on_meta_by_default(capsys):
@@ -274,8 +291,9 @@ def test_stats_cost_json_on_meta_by_default(capsys):
 
 
 def test_stats_cost_batch_and_dtype_change_the_figures(capsys):
-    _, out, _ = run(capsys, "stats", "resnet50", "--cost", "--json", "--layer", "layer4", "--batch", "4",
-                    "--dtype", "float16")
+    _, out, _ = run(
+        capsys, "stats", "resnet50", "--cost", "--json", "--layer", "layer4", "--batch", "4", "--dtype", "float16"
+    )
     data = json.loads(out)
     assert data["macs"] == 4 * 809_238_528
     assert data["memory"]["dtype"] == data["memory"]["training_dtype"] == "float16"
@@ -289,7 +307,9 @@ def test_tree_cost_column_in_human_units_with_share(capsys):
     assert "model  ResNet  25.6M  4.1 GMACs 100.0%" in out
     assert "conv1  Conv2d  9.4K  118.0 MMACs 2.9%" in out
     assert "├── layer4  Sequential  15.0M  809.2 MMACs 19.8%" in out
-    assert "│   ├── 0  Bottleneck  6.0M  372.5 MMACs 9.1%" in out and "1…2  Bottleneck ×2  8.9M  436.7 MMACs 10.7%" in out
+    assert (
+        "│   ├── 0  Bottleneck  6.0M  372.5 MMACs 9.1%" in out and "1…2  Bottleneck ×2  8.9M  436.7 MMACs 10.7%" in out
+    )
 
 
 def test_tree_cost_json_sums_a_module_list(capsys):
@@ -330,8 +350,14 @@ def _piped(argv: list[str], columns: int) -> str:
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     try:
-        done = subprocess.run([sys.executable, "-m", "layerscope", *argv, "--weights", "none"], stdin=follower,
-                              capture_output=True, env=env, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "layerscope", *argv, "--weights", "none"],
+            stdin=follower,
+            capture_output=True,
+            env=env,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(leader)
         os.close(follower)
@@ -348,8 +374,10 @@ def test_piped_text_is_neither_wrapped_nor_padded_at_any_terminal_width(argv):
     lines = narrow.splitlines()
     assert all(line == line.rstrip() for line in lines)
     if argv[0] == "tree":
-        assert lines[:2] == ["resnet18  ResNet  weights: random weights (untrained)  device: cpu",
-                             "11,689,512 parameters (11,689,512 trainable), 68 modules, 122 state_dict entries (44.6 MiB)"]
+        assert lines[:2] == [
+            "resnet18  ResNet  weights: random weights (untrained)  device: cpu",
+            "11,689,512 parameters (11,689,512 trainable), 68 modules, 122 state_dict entries (44.6 MiB)",
+        ]
     else:
         assert "total params             11,689,512" in lines
 
@@ -371,8 +399,12 @@ class Stages(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         widths = (4, 4, 8, 16)
-        self.stages = torch.nn.Sequential(*(torch.nn.Sequential(torch.nn.Conv2d(3 if i == 0 else widths[i - 1], w, 3,
-                                                                                padding=1)) for i, w in enumerate(widths)))
+        self.stages = torch.nn.Sequential(
+            *(
+                torch.nn.Sequential(torch.nn.Conv2d(3 if i == 0 else widths[i - 1], w, 3, padding=1))
+                for i, w in enumerate(widths)
+            )
+        )
         self.same = torch.nn.Sequential(*(torch.nn.Linear(4, 4) for _ in range(3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -389,8 +421,12 @@ def test_tree_folds_only_repeats_whose_figures_are_the_same(capsys):
 
 
 def test_tree_cost_keeps_apart_blocks_of_equal_parameters_and_other_macs(capsys):
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Conv2d(3, 3, 3, padding=1, stride=2),
-                                torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Conv2d(3, 3, 3, padding=1))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 3, 3, padding=1),
+        torch.nn.Conv2d(3, 3, 3, padding=1, stride=2),
+        torch.nn.Conv2d(3, 3, 3, padding=1),
+        torch.nn.Conv2d(3, 3, 3, padding=1),
+    )
     from layerscope.cli.inspect_cmd import _identical
     from layerscope.cost import probe_cost
     from layerscope.tree import build_tree

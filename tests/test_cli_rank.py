@@ -8,10 +8,10 @@ import json
 import pytest
 from PIL import Image
 
-from layerscope.io import imaging
 from layerscope.cam import CamPass
 from layerscope.cam.metrics import faithfulness
 from layerscope.cli.main import main
+from layerscope.io import imaging
 from layerscope.models import load_model
 
 LAYERS = ["features.14", "features.16", "features.18"]
@@ -26,12 +26,27 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.mark.slow
 def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
     png = tmp_path / "grid.png"
-    code, out, err = _run(capsys, "rank", "--image", str(imaging.SAMPLES / "coffee.png"), "--layers",
-                          ",".join(LAYERS), "--steps", "4", "--json", "--out", str(png))
+    code, out, err = _run(
+        capsys,
+        "rank",
+        "--image",
+        str(imaging.SAMPLES / "coffee.png"),
+        "--layers",
+        ",".join(LAYERS),
+        "--steps",
+        "4",
+        "--json",
+        "--out",
+        str(png),
+    )
     assert code == 0, err
     data = json.loads(out)
-    assert (data["target"], data["target_name"], data["method"], data["class_blind"]) == (967, "espresso", "gradcam",
-                                                                                          False)
+    assert (data["target"], data["target_name"], data["method"], data["class_blind"]) == (
+        967,
+        "espresso",
+        "gradcam",
+        False,
+    )
     assert data["precision"] == "float32"  # only Score-CAM's scores can be anything else
     rows = data["layers"]
     assert sorted(r["layer"] for r in rows) == LAYERS
@@ -62,8 +77,18 @@ def test_json_ranks_the_engine_numbers_best_first(capsys, tmp_path):
 @pytest.mark.slow
 def test_table_marks_default_and_eigencam_is_class_blind_and_not_eligible(capsys, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)  # captured output is a pipe's: whole lines, whatever ran before
-    code, out, err = _run(capsys, "rank", "--layers", "features.16,features.18", "--steps", "2",
-                          "--method", "eigencam", "--class", "tabby")
+    code, out, err = _run(
+        capsys,
+        "rank",
+        "--layers",
+        "features.16,features.18",
+        "--steps",
+        "2",
+        "--method",
+        "eigencam",
+        "--class",
+        "tabby",
+    )
     assert code == 0, err
     assert "target  none: eigencam uses no class" in out  # the map is the same for every class...
     assert "scores  p(281 tabby), 2 steps, best first by insertion − deletion" in out  # ...but its scores are for tabby
@@ -76,11 +101,14 @@ def test_table_marks_default_and_eigencam_is_class_blind_and_not_eligible(capsys
     assert "sanity class-blind: eigencam's maps stay the same (ρ +1.00)" in " ".join(out.split())
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--method", "nope"], "unknown CAM method 'nope'"),
-    (["--layers", "features.99"], "features.99"),
-    (["--class", "1000"], "class index 1000 is out of range"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--method", "nope"], "unknown CAM method 'nope'"),
+        (["--layers", "features.99"], "features.99"),
+        (["--class", "1000"], "class index 1000 is out of range"),
+    ],
+)
 def test_mistakes_are_one_line_and_status_2(capsys, argv, words):
     code, out, err = _run(capsys, "rank", "--steps", "1", *argv)
     assert code == 2 and out == ""
@@ -104,12 +132,13 @@ def test_on_random_weights_the_sanity_line_says_the_ranking_means_nothing(capsys
     """Random weights pass the randomisation check (re-initialising random layers changes the maps),
     which would read as reassurance; the line says instead that nothing here means anything."""
     monkeypatch.delenv("COLUMNS", raising=False)  # captured output is a pipe's: whole lines
-    code, out, err = _run(capsys, "rank", "resnet18", "--weights", "none", "--layers", "layer3,layer4",
-                          "--steps", "2")
+    code, out, err = _run(capsys, "rank", "resnet18", "--weights", "none", "--layers", "layer3,layer4", "--steps", "2")
     assert code == 0, err
     sanity = [line for line in out.splitlines() if line.startswith("sanity")]
-    assert sanity == ["sanity  meaningless: the weights are random (untrained), so these maps and this ranking mean "
-                      "nothing; load trained weights (--weights; `layerscope weights` lists those on this machine)"]
+    assert sanity == [
+        "sanity  meaningless: the weights are random (untrained), so these maps and this ranking mean "
+        "nothing; load trained weights (--weights; `layerscope weights` lists those on this machine)"
+    ]
     assert "passed" not in out
 
 
@@ -135,15 +164,37 @@ def test_method_lists_rank_method_by_layer_pairs_with_each_methods_own_numbers(c
 
 
 def test_all_skips_what_does_not_apply_and_a_named_method_fails_in_one_line(capsys):
-    code, out, err = _run(capsys, "rank", "resnet18", "--layers", "layer4", "--steps", "2", "--json",
-                          "--no-sanity", "--method", "gradcam,hirescam")
+    code, out, err = _run(
+        capsys,
+        "rank",
+        "resnet18",
+        "--layers",
+        "layer4",
+        "--steps",
+        "2",
+        "--json",
+        "--no-sanity",
+        "--method",
+        "gradcam,hirescam",
+    )
     assert code == 0, err
     assert json.loads(out)["methods"] == ["gradcam", "hirescam"]
     code, out, err = _run(capsys, "rank", "resnet18", "--layers", "layer4", "--method", "gradcam,legrad")
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("layerscope: error: no attention ran in this model's forward pass")
-    code, out, err = _run(capsys, "rank", "attention_models:tiny_vit", "--layers", "blocks.2", "--steps", "2",
-                          "--json", "--no-sanity", "--method", "all")
+    code, out, err = _run(
+        capsys,
+        "rank",
+        "attention_models:tiny_vit",
+        "--layers",
+        "blocks.2",
+        "--steps",
+        "2",
+        "--json",
+        "--no-sanity",
+        "--method",
+        "all",
+    )
     assert code == 0, err
     assert json.loads(out)["methods"] == list(__import__("layerscope.cam", fromlist=["METHODS"]).METHODS)
     assert "skipped" not in err

@@ -14,9 +14,21 @@ from layerscope.tree import build_tree
 
 # (builder, the size its weights' transforms crop to is read in the test)
 PUBLISHED = [
-    "alexnet", "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b3",
-    "densenet121", "squeezenet1_1", "shufflenet_v2_x1_0", "googlenet", "convnext_tiny", "inception_v3",
-    "vit_b_16", "swin_t",
+    "alexnet",
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "efficientnet_b3",
+    "densenet121",
+    "squeezenet1_1",
+    "shufflenet_v2_x1_0",
+    "googlenet",
+    "convnext_tiny",
+    "inception_v3",
+    "vit_b_16",
+    "swin_t",
 ]
 
 
@@ -178,9 +190,17 @@ def test_a_hugging_face_config_alone_is_counted_on_meta(tmp_path):
 
     from layerscope.models import load_model
 
-    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 512,
-              "intermediate_size": 1024, "num_attention_heads": 8, "num_key_value_heads": 2,
-              "num_hidden_layers": 2, "vocab_size": 1000, "torch_dtype": "bfloat16"}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 512,
+        "intermediate_size": 1024,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 2,
+        "vocab_size": 1000,
+        "torch_dtype": "bfloat16",
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     loaded = load_model(str(tmp_path))
     _, table = probe_cost(loaded.model, (64,), torch.long)

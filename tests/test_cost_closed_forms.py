@@ -46,13 +46,20 @@ def test_bilinear_counts_n_out_in1_in2(device):
 
 
 @pytest.mark.parametrize("device", ["cpu", "meta"])
-@pytest.mark.parametrize(("fn", "shapes", "as_mm", "hand"), [
-    (torch.mv, [(6, 7), (7,)], lambda m, v: m @ v[:, None], 6 * 7),
-    (torch.dot, [(9,), (9,)], lambda a, b: a[None] @ b[:, None], 9),
-    (lambda c, m, v: torch.addmv(c, m, v), [(6,), (6, 7), (7,)], lambda c, m, v: m @ v[:, None], 6 * 7),
-    (lambda c, a, b: torch.addbmm(c, a, b), [(5, 8), (3, 5, 4), (3, 4, 8)], lambda c, a, b: torch.bmm(a, b),
-     3 * 5 * 4 * 8),
-])
+@pytest.mark.parametrize(
+    ("fn", "shapes", "as_mm", "hand"),
+    [
+        (torch.mv, [(6, 7), (7,)], lambda m, v: m @ v[:, None], 6 * 7),
+        (torch.dot, [(9,), (9,)], lambda a, b: a[None] @ b[:, None], 9),
+        (lambda c, m, v: torch.addmv(c, m, v), [(6,), (6, 7), (7,)], lambda c, m, v: m @ v[:, None], 6 * 7),
+        (
+            lambda c, a, b: torch.addbmm(c, a, b),
+            [(5, 8), (3, 5, 4), (3, 4, 8)],
+            lambda c, a, b: torch.bmm(a, b),
+            3 * 5 * 4 * 8,
+        ),
+    ],
+)
 def test_vector_and_batched_products_equal_torchs_count_of_the_same_mm(device, fn, shapes, as_mm, hand):
     tensors = [torch.randn(s, device=device) for s in shapes]
     assert _macs(Call(fn), *tensors) == (hand, {})
@@ -86,13 +93,29 @@ def test_integer_only_work_is_not_named():
     assert _macs(Call(torch.bincount), torch.tensor([0, 1, 1, 3])) == (0, {})
 
 
-@pytest.mark.parametrize(("packet", "free"), [
-    (aten.relu, True), (aten.relu_, True), (aten.view, True), (aten.add, True), (aten.mean, True),
-    (aten._softmax, True), (aten.native_layer_norm, True), (aten.upsample_bilinear2d, True),
-    (aten.linalg_vector_norm, True), (aten.max_pool2d_with_indices, True), (aten.copy_, True),
-    (aten._fft_r2c, False), (aten._int_mm, False), (aten.slow_conv_dilated2d, False), (aten.linalg_cholesky_ex, False),
-    (aten.mkldnn_rnn_layer, False), (aten.addmm_, False), (torch.ops.layerscope_test.mymm, False),
-])
+@pytest.mark.parametrize(
+    ("packet", "free"),
+    [
+        (aten.relu, True),
+        (aten.relu_, True),
+        (aten.view, True),
+        (aten.add, True),
+        (aten.mean, True),
+        (aten._softmax, True),
+        (aten.native_layer_norm, True),
+        (aten.upsample_bilinear2d, True),
+        (aten.linalg_vector_norm, True),
+        (aten.max_pool2d_with_indices, True),
+        (aten.copy_, True),
+        (aten._fft_r2c, False),
+        (aten._int_mm, False),
+        (aten.slow_conv_dilated2d, False),
+        (aten.linalg_cholesky_ex, False),
+        (aten.mkldnn_rnn_layer, False),
+        (aten.addmm_, False),
+        (torch.ops.layerscope_test.mymm, False),
+    ],
+)
 def test_what_an_op_is_decides_whether_it_is_free(packet, free):
     assert costs_nothing(packet) is free
 

@@ -7,15 +7,15 @@ import json
 import pytest
 import torch
 import torchvision.models as tvm
-from sample_models import Siamese
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from layerscope.cli.main import main
 from layerscope.cost import probe_cost
 from layerscope.errors import LayerscopeError
-from layerscope.running.example_inputs import ExampleInputs, InputSpec, parse_inputs
 from layerscope.models import load_model
+from layerscope.running.example_inputs import ExampleInputs, InputSpec, parse_inputs
+from sample_models import Siamese
 
 
 def _on_meta(build):
@@ -58,7 +58,9 @@ def test_a_transformer_encoder_costs_its_hand_count_on_cpu_and_meta():
     """4 layers, d 256, ff 1024, 64 tokens: per layer q/k/v/out 4·64·256² + QKᵀ and ×V 2·64²·256 + FFN 2·64·256·1024."""
     torch.manual_seed(0)
     cpu = _encoder().eval()
-    assert "_transformer_encoder_layer_fwd" in _ops_run(cpu, torch.rand(1, 64, 256))  # what torch runs outside the count
+    assert "_transformer_encoder_layer_fwd" in _ops_run(
+        cpu, torch.rand(1, 64, 256)
+    )  # what torch runs outside the count
     _, on_cpu = probe_cost(cpu, (64, 256))
     _, on_meta = probe_cost(_on_meta(_encoder), (64, 256))
     per_layer = 4 * 64 * 256 * 256 + 2 * 64 * 64 * 256 + 2 * 64 * 256 * 1024
@@ -82,9 +84,26 @@ class FusedByHand(nn.Module):
         m = self.layer
         attn = m.self_attn
         return torch._transformer_encoder_layer_fwd(
-            x, attn.embed_dim, attn.num_heads, attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight,
-            attn.out_proj.bias, False, m.norm_first, m.norm1.eps, m.norm1.weight, m.norm1.bias, m.norm2.weight,
-            m.norm2.bias, m.linear1.weight, m.linear1.bias, m.linear2.weight, m.linear2.bias, None)
+            x,
+            attn.embed_dim,
+            attn.num_heads,
+            attn.in_proj_weight,
+            attn.in_proj_bias,
+            attn.out_proj.weight,
+            attn.out_proj.bias,
+            False,
+            m.norm_first,
+            m.norm1.eps,
+            m.norm1.weight,
+            m.norm1.bias,
+            m.norm2.weight,
+            m.norm2.bias,
+            m.linear1.weight,
+            m.linear1.bias,
+            m.linear2.weight,
+            m.linear2.bias,
+            None,
+        )
 
 
 class AttentionByHand(nn.Module):
@@ -96,8 +115,9 @@ class AttentionByHand(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.attn
-        return torch._native_multi_head_attention(x, x, x, 256, 8, m.in_proj_weight, m.in_proj_bias,
-                                                  m.out_proj.weight, m.out_proj.bias, need_weights=False)[0]
+        return torch._native_multi_head_attention(
+            x, x, x, 256, 8, m.in_proj_weight, m.in_proj_bias, m.out_proj.weight, m.out_proj.bias, need_weights=False
+        )[0]
 
 
 def test_the_fused_kernels_formulas_equal_the_unfused_count():
@@ -141,8 +161,14 @@ def test_vit_b_32_on_cpu_costs_torchvision_published_ops():
 
 def _tiny_llama(device: str, kv_heads: int = 2):
     transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(hidden_size=256, intermediate_size=512, num_attention_heads=4,
-                                      num_key_value_heads=kv_heads, num_hidden_layers=2, vocab_size=1000)
+    config = transformers.LlamaConfig(
+        hidden_size=256,
+        intermediate_size=512,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        num_hidden_layers=2,
+        vocab_size=1000,
+    )
     torch.manual_seed(0)
     with torch.device(device):
         return transformers.LlamaForCausalLM(config).eval()
@@ -224,8 +250,19 @@ def test_a_two_input_model_is_counted_from_specs_and_from_tensors():
 
 
 def test_the_cli_takes_one_input_per_argument_and_keywords(capsys):
-    data = _cli_json(capsys, "stats", "sample_models:Siamese", "--cost", "--json", "--input", "3x8x8",
-                     "--input", "3x8x8", "--input", "scale=1")
+    data = _cli_json(
+        capsys,
+        "stats",
+        "sample_models:Siamese",
+        "--cost",
+        "--json",
+        "--input",
+        "3x8x8",
+        "--input",
+        "3x8x8",
+        "--input",
+        "scale=1",
+    )
     assert data["macs"] == 2 * 192 * 16 + 16 and data["uncounted_ops"] == {}
     assert main(["tree", "sample_models:Siamese", "--cost", "--input", "3x8x8", "--input", "3x8x8"]) == 0
     assert "per batch of 1 at 3x8x8, 3x8x8" in capsys.readouterr().out
@@ -235,14 +272,23 @@ def test_a_t5_encoder_decoder_is_counted_with_keyword_inputs(capsys):
     """Encoder: 2 layers of q/k/v/o, attention, ReLU FFN over 16 tokens; decoder: self- and cross-attention
     over 8; the head 8·64·100. T5 computes attention with ``torch.matmul``: counted as it runs."""
     transformers = pytest.importorskip("transformers")
-    config = transformers.T5Config(vocab_size=100, d_model=64, d_kv=16, num_heads=4, d_ff=128, num_layers=2,
-                                   num_decoder_layers=2, decoder_start_token_id=0)
+    config = transformers.T5Config(
+        vocab_size=100,
+        d_model=64,
+        d_kv=16,
+        num_heads=4,
+        d_ff=128,
+        num_layers=2,
+        num_decoder_layers=2,
+        decoder_start_token_id=0,
+    )
     model = _on_meta(lambda: transformers.T5ForConditionalGeneration(config))
     _, table = probe_cost(model, parse_inputs(["input_ids=16:long", "decoder_input_ids=8:long"]))
     d, ff, enc, dec = 64, 128, 16, 8
     encoder = 2 * (4 * enc * d * d + 2 * enc * enc * d + 2 * enc * d * ff)
-    decoder = 2 * (4 * dec * d * d + 2 * dec * dec * d + 2 * dec * d * d + 2 * enc * d * d + 2 * dec * enc * d
-                   + 2 * dec * d * ff)
+    decoder = 2 * (
+        4 * dec * d * d + 2 * dec * dec * d + 2 * dec * d * d + 2 * enc * d * d + 2 * dec * enc * d + 2 * dec * d * ff
+    )
     assert table.total.macs == encoder + decoder + dec * d * 100 == 2_131_968
     assert table.get("encoder").macs == encoder
 

@@ -63,8 +63,12 @@ def test_every_status_and_relative_change_is_exact(files, pair):
             assert t.relative_change is None and t.max_abs_diff is None and t.cosine is None
     drift = result.tensor("bn1.running_mean")
     assert drift.max_abs_diff == pytest.approx(0.25, abs=1e-7)
-    assert drift.cosine == pytest.approx(float(torch.nn.functional.cosine_similarity(
-        a["bn1.running_mean"].double(), b["bn1.running_mean"].double(), dim=0)), rel=1e-12)
+    assert drift.cosine == pytest.approx(
+        float(
+            torch.nn.functional.cosine_similarity(a["bn1.running_mean"].double(), b["bn1.running_mean"].double(), dim=0)
+        ),
+        rel=1e-12,
+    )
     half = result.tensor("layer3.0.bn2.weight")
     assert (half.a.dtype, half.b.dtype) == ("float32", "float16") and 0 < half.relative_change < 1e-3
     reshaped = result.tensor("layer2.1.conv2.weight")
@@ -80,8 +84,9 @@ def test_nodes_are_the_tree_s_own_with_subtree_sums(files, pair):
     layer4 = result.node("layer4")
     floats = [k for k in a if k.startswith("layer4.") and a[k].is_floating_point()]
     delta = sum(norm(b[k].double() - a[k].double()) ** 2 for k in floats)
-    assert layer4.relative_change == pytest.approx(math.sqrt(delta) / math.sqrt(sum(norm(a[k]) ** 2 for k in floats)),
-                                                   rel=1e-12)
+    assert layer4.relative_change == pytest.approx(
+        math.sqrt(delta) / math.sqrt(sum(norm(a[k]) ** 2 for k in floats)), rel=1e-12
+    )
     assert (layer4.status, layer4.changed, layer4.total) == ("changed", 21, 24)  # 20 floats + one step counter
     assert (result.node("layer3").status, result.node("layer3").changed) == ("changed", 1)  # the float16 cast
     assert result.node("layer3.1").status == "same" and result.node("layer3.1").relative_change == 0.0
@@ -89,7 +94,9 @@ def test_nodes_are_the_tree_s_own_with_subtree_sums(files, pair):
     assert result.node("layer4.0.relu").total == 0 and result.node("layer4.0.relu").mark == ""
     assert result.node("fc").relative_change == pytest.approx(
         math.sqrt(sum(norm(b[k] - a[k]) ** 2 for k in ("fc.weight", "fc.bias")))
-        / math.sqrt(sum(norm(a[k]) ** 2 for k in ("fc.weight", "fc.bias"))), rel=1e-12)
+        / math.sqrt(sum(norm(a[k]) ** 2 for k in ("fc.weight", "fc.bias"))),
+        rel=1e-12,
+    )
     assert len(a) == 104
     assert result.counts() == {"same": 77, "changed": 24, "added": 1, "removed": 1, "reshaped": 1, "retyped": 1}
     assert [n.name for n in result.frozen()][:4] == ["conv1", "layer1.1", "layer2.0", "layer3.1"]
@@ -106,7 +113,8 @@ def test_the_same_answer_from_pt_and_safetensors(files):
         other = diff_checkpoints(str(files[a]), str(files[b]), arch=ARCH)
         assert {t.key: t for t in other.tensors} == {t.key: t for t in reference.tensors}
         assert [replace(n, keys=tuple(sorted(n.keys))) for n in other.nodes] == [
-            replace(n, keys=tuple(sorted(n.keys))) for n in reference.nodes]  # a safetensors header sorts its keys
+            replace(n, keys=tuple(sorted(n.keys))) for n in reference.nodes
+        ]  # a safetensors header sorts its keys
 
 
 def test_without_an_architecture_nodes_come_from_key_prefixes(files, pair):

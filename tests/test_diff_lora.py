@@ -4,10 +4,9 @@ reading an adapter runs no code."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -62,12 +61,18 @@ def base_weights(folder: Path) -> dict[str, torch.Tensor]:
 CONFIGS = {
     "plain": dict(r=4, lora_alpha=8, target_modules=["embed", "conv", "0", "2"]),
     "rslora with a missing target and modules_to_save": dict(
-        r=2, lora_alpha=16, use_rslora=True, target_modules=["embed", "conv", "0", "2", "q_proj"],
-        modules_to_save=["head"]),
-    "alpha_pattern and lora_bias": dict(r=3, lora_alpha=6, target_modules=["0", "2"], alpha_pattern={"2": 12},
-                                        lora_bias=True),
+        r=2,
+        lora_alpha=16,
+        use_rslora=True,
+        target_modules=["embed", "conv", "0", "2", "q_proj"],
+        modules_to_save=["head"],
+    ),
+    "alpha_pattern and lora_bias": dict(
+        r=3, lora_alpha=6, target_modules=["0", "2"], alpha_pattern={"2": 12}, lora_bias=True
+    ),
     "regular expressions, matched in a child process": dict(  # issue 31: PEFT's own answers, bounded in time
-        r=2, lora_alpha=4, target_modules=r"(blocks\.[02]|embed)", alpha_pattern={r"blocks\.[2-9]": 10, "e.b+ed": 6}),
+        r=2, lora_alpha=4, target_modules=r"(blocks\.[02]|embed)", alpha_pattern={r"blocks\.[2-9]": 10, "e.b+ed": 6}
+    ),
 }
 
 
@@ -97,9 +102,17 @@ def test_what_the_adapter_touched_and_what_matched_nothing(tmp_path):
     assert sorted(lora.replaced) == ["head.bias", "head.weight"]
     assert lora.unmatched_targets == ("q_proj",)
     statuses = {t.key: t.status for t in result.tensors}
-    assert statuses == {"embed.weight": "changed", "conv.weight": "changed", "conv.bias": "same",
-                        "blocks.0.weight": "changed", "blocks.0.bias": "same", "blocks.2.weight": "changed",
-                        "blocks.2.bias": "same", "head.weight": "changed", "head.bias": "changed"}
+    assert statuses == {
+        "embed.weight": "changed",
+        "conv.weight": "changed",
+        "conv.bias": "same",
+        "blocks.0.weight": "changed",
+        "blocks.0.bias": "same",
+        "blocks.2.weight": "changed",
+        "blocks.2.bias": "same",
+        "head.weight": "changed",
+        "head.bias": "changed",
+    }
     assert result.node("blocks").counts == {"changed": 2, "same": 2}
 
 
@@ -149,8 +162,15 @@ def test_an_adapter_on_a_hugging_face_folder_reaches_the_renamed_weights(tmp_pat
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=16, hidden_size=16, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=32, num_labels=3)
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
     model = transformers.ViTForImageClassification(config)
     model.save_pretrained(tmp_path / "vit")  # transformers 5 saves 4.x names (…attention.attention.query)
     peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
@@ -185,16 +205,27 @@ def hostile_adapter(folder: Path, config: dict) -> tuple[str, str]:
     return str(folder / "base.safetensors"), str(adapter)
 
 
-@pytest.mark.parametrize(("config", "words"), [
-    (dict(target_modules="(q|qq)+z"), "target_modules: matching '(q|qq)+z' against the module names took over 5 s"),
-    (dict(target_modules=[LONG], alpha_pattern={"(q+)+$z": 3}), "alpha_pattern: matching '(q+)+$z'"),
-    (dict(target_modules="q{2,}[)"), "target_modules: 'q{2,}[)' is not a regular expression Python reads"),
-    (dict(target_modules=[LONG], alpha_pattern={"q)": 3}), "alpha_pattern key: 'q)' is not a regular expression"),
-    (dict(target_modules=[LONG], rank_pattern={"[[": 2}), "rank_pattern key: '[[' is not a regular expression"),
-    (dict(target_modules=[LONG], alpha_pattern={LONG: "eight"}), "alpha_pattern's values must be numbers"),
-    (dict(target_modules="q" * 2000), "a pattern of 2,000 characters; at most 1,000 are read"),
-], ids=["catastrophic target_modules", "catastrophic alpha_pattern key", "unreadable target_modules",
-        "unreadable alpha_pattern key", "unreadable rank_pattern key", "alpha not a number", "pattern too long"])
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        (dict(target_modules="(q|qq)+z"), "target_modules: matching '(q|qq)+z' against the module names took over 5 s"),
+        (dict(target_modules=[LONG], alpha_pattern={"(q+)+$z": 3}), "alpha_pattern: matching '(q+)+$z'"),
+        (dict(target_modules="q{2,}[)"), "target_modules: 'q{2,}[)' is not a regular expression Python reads"),
+        (dict(target_modules=[LONG], alpha_pattern={"q)": 3}), "alpha_pattern key: 'q)' is not a regular expression"),
+        (dict(target_modules=[LONG], rank_pattern={"[[": 2}), "rank_pattern key: '[[' is not a regular expression"),
+        (dict(target_modules=[LONG], alpha_pattern={LONG: "eight"}), "alpha_pattern's values must be numbers"),
+        (dict(target_modules="q" * 2000), "a pattern of 2,000 characters; at most 1,000 are read"),
+    ],
+    ids=[
+        "catastrophic target_modules",
+        "catastrophic alpha_pattern key",
+        "unreadable target_modules",
+        "unreadable alpha_pattern key",
+        "unreadable rank_pattern key",
+        "alpha not a number",
+        "pattern too long",
+    ],
+)
 def test_an_adapters_regular_expressions_end_in_seconds_or_one_line(tmp_path, capsys, config, words):
     base, adapter = hostile_adapter(tmp_path, config)
     start = time.monotonic()
@@ -206,7 +237,9 @@ def test_an_adapters_regular_expressions_end_in_seconds_or_one_line(tmp_path, ca
 
 def test_a_list_of_targets_holds_names_never_regular_expressions(tmp_path):
     """PEFT matches a list entry as a name's ending: a hostile entry is a name that matched nothing."""
-    base, adapter = hostile_adapter(tmp_path, dict(target_modules=[LONG, "(q+)+z"], alpha_pattern={f"q{{{len(LONG)}}}": 5}))
+    base, adapter = hostile_adapter(
+        tmp_path, dict(target_modules=[LONG, "(q+)+z"], alpha_pattern={f"q{{{len(LONG)}}}": 5})
+    )
     start = time.monotonic()
     result = diff_checkpoints(base, adapter)
     assert time.monotonic() - start < 15

@@ -22,8 +22,17 @@ def _text(result, **options) -> str:
 
 
 def test_the_lora_line_shows_rank_and_alpha_patterns(tmp_path, capsys):
-    write_adapter(tmp_path, dict(r=2, lora_alpha=4, target_modules=["blocks.0", "blocks.2"],
-                                 rank_pattern={"blocks.2": 3}, alpha_pattern={"blocks.2": 12}), seed=3)
+    write_adapter(
+        tmp_path,
+        dict(
+            r=2,
+            lora_alpha=4,
+            target_modules=["blocks.0", "blocks.2"],
+            rank_pattern={"blocks.2": 3},
+            alpha_pattern={"blocks.2": 12},
+        ),
+        seed=3,
+    )
     result = diff_checkpoints(str(tmp_path / "base.safetensors"), str(tmp_path / "adapter"))
     assert result.lora is not None and result.lora.rank_pattern == {"blocks.2": 3}
     assert result.lora.alpha_pattern == {"blocks.2": 12.0}
@@ -40,8 +49,10 @@ def _sharded(folder: Path, state: dict[str, torch.Tensor]) -> Path:
     """Two safetensors shards and their index, no config.json: what a sharded save_file leaves."""
     folder.mkdir()
     keys = list(state)
-    halves = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2],
-              "model-00002-of-00002.safetensors": keys[len(keys) // 2:]}
+    halves = {
+        "model-00001-of-00002.safetensors": keys[: len(keys) // 2],
+        "model-00002-of-00002.safetensors": keys[len(keys) // 2 :],
+    }
     for name, part in halves.items():
         save_file({k: state[k].contiguous() for k in part}, folder / name)
     index = {"weight_map": {k: name for name, part in halves.items() for k in part}}

@@ -45,24 +45,30 @@ def test_python_examples_run_and_their_comments_hold(page: Path, tmp_path, monke
         exec(compile(code, str(page), "exec"), scope)  # noqa: S102 (our own docs)
         for claim in claims(code):
             actual = eval(compile(_expression(claim.expression), str(page), "eval"), scope)  # noqa: S307
-            assert holds(claim.value, actual, {**scope, "torch": torch}), \
+            assert holds(claim.value, actual, {**scope, "torch": torch}), (
                 f"{page_id(page)}: `{_source(claim.expression)}` is {actual!r}, the comment says {claim.text}"
+            )
             checked += 1
     assert checked, f"{page_id(page)}: its examples state no value to check (`expression  # value`)"
 
 
 def test_every_claim_of_the_examples_is_found():
     """The parser sees the comments that state values, and leaves prose comments alone."""
-    code = ("x = (0.4372, True)  # an assignment: prose\n"
-            "x  # (0.437, True): no drop\n"
-            "x[0]  # 0.44 (lower is better)\n"
-            "[1, 2]  # [1, 2]\n")
+    code = (
+        "x = (0.4372, True)  # an assignment: prose\n"
+        "x  # (0.437, True): no drop\n"
+        "x[0]  # 0.44 (lower is better)\n"
+        "[1, 2]  # [1, 2]\n"
+    )
     found = claims(code)
     assert [(c.line, c.text) for c in found] == [(2, "(0.437, True)"), (3, "0.44"), (4, "[1, 2]")]
     scope: dict = {}
     exec(code, scope)  # noqa: S102
-    assert [holds(c.value, eval(compile(_expression(c.expression), "", "eval"), scope), scope) for c in found] == \
-        [True, True, True]
+    assert [holds(c.value, eval(compile(_expression(c.expression), "", "eval"), scope), scope) for c in found] == [
+        True,
+        True,
+        True,
+    ]
     assert not holds(found[1].value, 0.43, {})  # 0.43 is not 0.44 at two decimals
     assert not holds(found[0].value, [0.4372, True], {})  # a list is not the tuple shown
     with pytest.raises(AssertionError, match="states no Python value"):
@@ -136,8 +142,10 @@ def test_shown_cli_output_is_what_the_command_prints(block, workspace, capsys, m
         return
     for command, output in zip(block.commands, outputs):
         assert matches(command.shown, output), (
-            f"{block.id}: `{command.argv}` prints\n" + "\n".join(output)
-            + "\n(LAYERSCOPE_DOCS_REGEN=1 rewrites blocks without `…`)")
+            f"{block.id}: `{command.argv}` prints\n"
+            + "\n".join(output)
+            + "\n(LAYERSCOPE_DOCS_REGEN=1 rewrites blocks without `…`)"
+        )
 
 
 def test_checked_outputs_cover_every_command():
@@ -160,7 +168,11 @@ def test_the_site_builds_with_strict(tmp_path):
     mkdocs = Path(sys.executable).with_name("mkdocs")
     result = subprocess.run(
         [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     reference = (tmp_path / "site" / "api" / "cam.html").read_text(encoding="utf-8")
@@ -170,5 +182,6 @@ def test_the_site_builds_with_strict(tmp_path):
     links = re.findall(r'href="(?!https?:|#|mailto:)([^"#?]+)', home.read_text(encoding="utf-8"))
     pages = [link for link in links if link.endswith(".html")]
     assert pages and all((home.parent / link).is_file() for link in pages), [
-        link for link in links if not (home.parent / link).is_file()]
+        link for link in links if not (home.parent / link).is_file()
+    ]
     assert not any(link.endswith("/") for link in links)  # a folder would open as a directory listing

@@ -23,8 +23,9 @@ def test_engine_modules_do_not_import_textual():
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         stdin=subprocess.DEVNULL)  # no terminal to query: textual-image's import asks one
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL
+    )  # no terminal to query: textual-image's import asks one
     assert out.stdout.strip() == ""
 
 
@@ -42,6 +43,7 @@ def test_engine_packages_do_not_import_rich():
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'textual'))\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL
+    )
     assert out.stdout.strip() == ""

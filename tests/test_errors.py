@@ -15,12 +15,17 @@ from layerscope.cam import CamCancelled
 from layerscope.cli.main import main
 from layerscope.diff import DiffCancelled
 from layerscope.errors import (
-    BadArgumentError, BadFileError, LayerscopeError, NotFoundError, UnavailableError, UnsafeFileError,
+    BadArgumentError,
+    BadFileError,
+    LayerscopeError,
+    NotFoundError,
+    UnavailableError,
+    UnsafeFileError,
 )
-from layerscope.running.example_inputs import parse_inputs
-from layerscope.running.jobcontrol import Cancelled, is_cancelled
 from layerscope.models import load_model
 from layerscope.models.build import parse_device
+from layerscope.running.example_inputs import parse_inputs
+from layerscope.running.jobcontrol import Cancelled, is_cancelled
 from layerscope.tree import build_tree
 
 

@@ -7,14 +7,14 @@ import asyncio
 import pytest
 import torch
 from torch import nn
-from tui_helpers import notifications, screen_text, settle
 
 import layerscope
-from layerscope.tui import explore as explorer
 from layerscope.errors import LayerscopeError
+from layerscope.tui import explore as explorer
 from layerscope.tui import launch
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
+from tui_helpers import notifications, screen_text, settle
 
 
 def handmade() -> nn.Module:
@@ -38,10 +38,14 @@ def handmade() -> nn.Module:
 
 
 def fingerprint(model: nn.Module) -> tuple:
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
-            [p.grad is None for p in model.parameters()], [p.device for p in model.parameters()],
-            [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in model.modules()],
-            {k: v.clone() for k, v in model.state_dict().items()})
+    return (
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [p.grad is None for p in model.parameters()],
+        [p.device for p in model.parameters()],
+        [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in model.modules()],
+        {k: v.clone() for k, v in model.state_dict().items()},
+    )
 
 
 def same(a: tuple, b: tuple) -> bool:
@@ -91,8 +95,9 @@ def test_the_apps_diff_compares_the_weights_in_memory(tmp_path):
     tuned = {k: v + 1 for k, v in model.state_dict().items()}
     torch.save(tuned, tmp_path / "tuned.pt")
     session = Session(loaded=LoadedModel.from_module(model), tree=build_tree(model), image=tmp_path / "x.png")
-    result = jobs.diff_weights(session, str(tmp_path / "tuned.pt"), trust=False, progress=lambda *_: None,
-                               cancel=lambda: False)
+    result = jobs.diff_weights(
+        session, str(tmp_path / "tuned.pt"), trust=False, progress=lambda *_: None, cancel=lambda: False
+    )
     assert result.a == "Handmade.state_dict() (in memory)"
     assert {t.status for t in result.tensors} == {"changed"} and len(result.nodes) == len(session.tree)
 

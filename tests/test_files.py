@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from layerscope.io import imaging
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
 from layerscope.io.files import atomic_write, output_path, regular_file
 from layerscope.models import load_model
 
@@ -81,7 +81,9 @@ def test_output_that_is_an_input_by_link_is_refused(tmp_path):
     os.link(photo, tmp_path / "hard.png")
     (tmp_path / "soft.png").symlink_to(photo)
     for name in ("hard.png", "soft.png", "./photo.png"):
-        with pytest.raises(LayerscopeError, match=r"--out .* is also an input \(.*photo.png\); it would be overwritten"):
+        with pytest.raises(
+            LayerscopeError, match=r"--out .* is also an input \(.*photo.png\); it would be overwritten"
+        ):
             output_path(str(tmp_path / name), [photo], "--out")
 
 

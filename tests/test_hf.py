@@ -30,16 +30,29 @@ LABELS = {0: "tabby", 1: "espresso", 2: "cup"}
 def _tiny_vit() -> transformers.ViTForImageClassification:
     torch.manual_seed(0)
     config = transformers.ViTConfig(
-        image_size=224, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, num_labels=3, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
+        image_size=224,
+        patch_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
     )
     return transformers.ViTForImageClassification(config).eval()
 
 
 def _tiny_llama() -> transformers.LlamaForCausalLM:
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2)
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     return transformers.LlamaForCausalLM(config).eval()
 
 
@@ -158,14 +171,18 @@ def test_class_index_and_unknown_name_against_id2label(vit_folder):
 def test_suggested_layers_for_hugging_face_vision_families(family, expected):
     t = transformers
     models = {
-        "deit": lambda: t.DeiTForImageClassificationWithTeacher(t.DeiTConfig(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=3)),
-        "swin": lambda: t.SwinForImageClassification(t.SwinConfig(
-            embed_dim=8, depths=[1, 2], num_heads=[1, 2], num_labels=3)),
-        "convnext": lambda: t.ConvNextForImageClassification(t.ConvNextConfig(
-            num_stages=2, hidden_sizes=[8, 16], depths=[1, 2], num_labels=3)),
-        "resnet": lambda: t.ResNetForImageClassification(t.ResNetConfig(
-            embedding_size=8, hidden_sizes=[8, 16], depths=[1, 2], num_labels=3)),
+        "deit": lambda: t.DeiTForImageClassificationWithTeacher(
+            t.DeiTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=3)
+        ),
+        "swin": lambda: t.SwinForImageClassification(
+            t.SwinConfig(embed_dim=8, depths=[1, 2], num_heads=[1, 2], num_labels=3)
+        ),
+        "convnext": lambda: t.ConvNextForImageClassification(
+            t.ConvNextConfig(num_stages=2, hidden_sizes=[8, 16], depths=[1, 2], num_labels=3)
+        ),
+        "resnet": lambda: t.ResNetForImageClassification(
+            t.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 2], num_labels=3)
+        ),
     }
     torch.manual_seed(0)
     model = models[family]().eval()
@@ -286,8 +303,11 @@ def _remote_code_folder(folder: Path, marker: Path, *, auto_map: bool = True) ->
 def test_remote_code_is_refused_without_trust_and_nothing_runs(tmp_path, capsys):
     marker = tmp_path / "marker"
     folder = _remote_code_folder(tmp_path / "evil", marker)
-    with pytest.raises(LayerscopeError, match=r"ships its own Python code \(auto_map in config.json, "
-                                              r"configuration_evil.py, modeling_evil.py\).*--trust"):
+    with pytest.raises(
+        LayerscopeError,
+        match=r"ships its own Python code \(auto_map in config.json, "
+        r"configuration_evil.py, modeling_evil.py\).*--trust",
+    ):
         load_model(str(folder))
     assert main(["stats", str(folder)]) == 2
     err = capsys.readouterr().err
@@ -345,10 +365,9 @@ def test_cli_tree_of_a_folder(vit_folder, capsys):
 
 
 async def test_app_draws_the_map_of_a_folder_and_hints_token_ids_for_a_text_model(vit_folder, llama_folder, tmp_path):
-    from tui_helpers import notifications, screen_text, settle
-
     from layerscope.tui.app import LayerscopeApp
     from layerscope.tui.widgets.gradcam import CamPanel
+    from tui_helpers import notifications, screen_text, settle
 
     folder, _ = vit_folder
     app = LayerscopeApp(load_model(str(folder)), spec=str(folder), save_dir=tmp_path)
@@ -446,8 +465,16 @@ def test_preprocessing_without_a_processor_and_without_rescaling(tmp_path):
     from layerscope.models.sources.hf_folder import preprocess_from_folder
 
     assert preprocess_from_folder(tmp_path, {"image_size": 384}) == Preprocess(resize=439, crop=(384, 384))
-    saved = {"do_resize": True, "size": {"shortest_edge": 256}, "do_center_crop": True, "crop_size": 224,
-             "do_rescale": False, "do_normalize": True, "image_mean": [127.5] * 3, "image_std": [127.5] * 3}
+    saved = {
+        "do_resize": True,
+        "size": {"shortest_edge": 256},
+        "do_center_crop": True,
+        "crop_size": 224,
+        "do_rescale": False,
+        "do_normalize": True,
+        "image_mean": [127.5] * 3,
+        "image_std": [127.5] * 3,
+    }
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(saved))
     spec = preprocess_from_folder(tmp_path, {})
     assert (spec.resize, spec.crop) == (256, (224, 224))

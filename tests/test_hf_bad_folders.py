@@ -27,32 +27,68 @@ def _nested(depth: int) -> str:
 # (id, file, key, value, words after "FILE: "); the value replaces the key's in a working folder
 CASES = [
     ("architectures 5", CONFIG, "architectures", 5, "architectures is 5; expected a list of class names"),
-    ("llama on a vit config", CONFIG, "architectures", ["LlamaForCausalLM"],
-     "architectures names 'LlamaForCausalLM', which takes a LlamaConfig, but model_type 'vit' makes a ViTConfig"),
-    ("PreTrainedModel", CONFIG, "architectures", ["PreTrainedModel"], "architectures names 'PreTrainedModel', which is no concrete model class"),
+    (
+        "llama on a vit config",
+        CONFIG,
+        "architectures",
+        ["LlamaForCausalLM"],
+        "architectures names 'LlamaForCausalLM', which takes a LlamaConfig, but model_type 'vit' makes a ViTConfig",
+    ),
+    (
+        "PreTrainedModel",
+        CONFIG,
+        "architectures",
+        ["PreTrainedModel"],
+        "architectures names 'PreTrainedModel', which is no concrete model class",
+    ),
     ("no attention heads", CONFIG, "num_attention_heads", 0, "num_attention_heads is 0; expected a whole number"),
     ("layers 'two'", CONFIG, "num_hidden_layers", "two", "num_hidden_layers is 'two'; expected a whole number"),
     ("layers 2.5", CONFIG, "num_hidden_layers", 2.5, "num_hidden_layers is 2.5"),
     ("layers null", CONFIG, "num_hidden_layers", None, "num_hidden_layers is None"),
-    ("3 billion labels", CONFIG, "num_labels", 3_000_000_000,  # issue 31: transformers names every one
-     "num_labels is 3000000000; expected a whole number from 0 to 1,000,000"),
+    (
+        "3 billion labels",
+        CONFIG,
+        "num_labels",
+        3_000_000_000,  # issue 31: transformers names every one
+        "num_labels is 3000000000; expected a whole number from 0 to 1,000,000",
+    ),
     ("labels 2e9 as a float", CONFIG, "num_labels", 2e9, "num_labels is 2000000000.0; expected a whole number"),
     ("label2id a list", CONFIG, "label2id", ["cat"], "label2id is ['cat']; expected an object of at most"),
     ("id2label a list", CONFIG, "id2label", ["a", "b", "c"], "id2label is ['a', 'b', 'c']; expected an object"),
     ("dtype evil", CONFIG, "dtype", "evil", "dtype is 'evil'; expected one of auto, bfloat16"),
     ("dtype float8", CONFIG, "dtype", "float8_e4m3fn", "dtype is 'float8_e4m3fn'"),
     ("torch_dtype evil", CONFIG, "torch_dtype", "evil", "torch_dtype is 'evil'"),
-    ("bitsandbytes", CONFIG, "quantization_config", {"quant_method": "bitsandbytes", "load_in_8bit": True},
-     "quantization_config (bitsandbytes) is not supported"),
+    (
+        "bitsandbytes",
+        CONFIG,
+        "quantization_config",
+        {"quant_method": "bitsandbytes", "load_in_8bit": True},
+        "quantization_config (bitsandbytes) is not supported",
+    ),
     ("gptq", CONFIG, "quantization_config", {"quant_method": "gptq", "bits": 4}, "quantization_config (gptq)"),
     ("quantization a string", CONFIG, "quantization_config", "yes", "quantization_config (yes) is not supported"),
-    ("hub kernel", CONFIG, "attn_implementation", "kernels-community/flash-attn",
-     "attn_implementation is 'kernels-community/flash-attn'; expected eager or sdpa"),
-    ("unknown rope", CONFIG, "rope_scaling", {"rope_type": "nosuch", "factor": 2.0},
-     "rope_scaling.rope_type is 'nosuch'; expected one of default"),
+    (
+        "hub kernel",
+        CONFIG,
+        "attn_implementation",
+        "kernels-community/flash-attn",
+        "attn_implementation is 'kernels-community/flash-attn'; expected eager or sdpa",
+    ),
+    (
+        "unknown rope",
+        CONFIG,
+        "rope_scaling",
+        {"rope_type": "nosuch", "factor": 2.0},
+        "rope_scaling.rope_type is 'nosuch'; expected one of default",
+    ),
     ("image_size 12000", CONFIG, "image_size", 12000, "image_size is 12000; expected a whole number from 1 to 4,096"),
-    ("hidden_size 65536", CONFIG, "hidden_size", 65536,
-     "describes 65,741.3 MiB of tensors, but the weights files hold 0.0 MiB"),
+    (
+        "hidden_size 65536",
+        CONFIG,
+        "hidden_size",
+        65536,
+        "describes 65,741.3 MiB of tensors, but the weights files hold 0.0 MiB",
+    ),
     ("100,000 nested arrays", CONFIG, "num_labels", _nested(100_000), "its JSON is nested too deeply"),
     ("size a string", PROCESSOR, "size", "32", "size is '32'; expected a whole number of pixels from 1 to 4096"),
     ("height a string", PROCESSOR, "size", {"height": "a", "width": 32}, "size.height is 'a'"),
@@ -73,8 +109,15 @@ CASES = [
 def good_folder(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("hf") / "vit"
-    config = transformers.ViTConfig(image_size=32, patch_size=16, hidden_size=8, num_hidden_layers=1,
-                                    num_attention_heads=2, intermediate_size=16, num_labels=3)
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        num_labels=3,
+    )
     transformers.ViTForImageClassification(config).save_pretrained(folder)
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
@@ -99,8 +142,7 @@ def test_the_unedited_folder_loads(good_folder, capsys):
 
 
 @pytest.mark.parametrize(("file", "key", "value", "words"), [pytest.param(*c[1:], id=c[0]) for c in CASES])
-def test_a_malformed_folder_is_one_line_naming_the_file_and_key(good_folder, tmp_path, capsys, file, key, value,
-                                                                words):
+def test_a_malformed_folder_is_one_line_naming_the_file_and_key(good_folder, tmp_path, capsys, file, key, value, words):
     folder = _edited(good_folder, tmp_path / "vit", file, key, value)
     command = ["cam", str(folder), "--out", str(tmp_path / "map.png")] if file == PROCESSOR else ["tree", str(folder)]
     assert main(command) == 2

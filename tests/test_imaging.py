@@ -9,8 +9,8 @@ import torch
 import torchvision
 from PIL import Image
 
-from layerscope.io import imaging
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
 from layerscope.models import Preprocess
 
 
@@ -40,7 +40,11 @@ def test_load_image_converts_to_rgb(tmp_path, make, expected):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"hello, not a picture", "not an image file"), (None, "no such image"), (b"\x89PNG\r\n\x1a\n trunc", "cannot read")],
+    [
+        (b"hello, not a picture", "not an image file"),
+        (None, "no such image"),
+        (b"\x89PNG\r\n\x1a\n trunc", "cannot read"),
+    ],
 )
 def test_unreadable_files_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bad.png"
@@ -139,11 +143,19 @@ def test_preprocess_without_a_crop_keeps_the_image_size():
 def test_save_names_say_what_the_map_is_and_count_up(tmp_path):
     from layerscope.io.savenames import map_stem, unused_stem
 
-    stem = map_stem(spec="timm:vit_base_patch16_224", layer="blocks.11.norm1", method="gradcam++",
-                    image="photos/my cat.jpg", target=282, target_name="tiger cat")
+    stem = map_stem(
+        spec="timm:vit_base_patch16_224",
+        layer="blocks.11.norm1",
+        method="gradcam++",
+        image="photos/my cat.jpg",
+        target=282,
+        target_name="tiger cat",
+    )
     assert stem == "timm_vit_base_patch16_224-blocks.11.norm1-gradcampp-my_cat-282_tiger_cat"
-    assert map_stem(spec="ckpt/r18.pth", layer="", method="eigencam", image="x.png", target=None,
-                    target_name=None) == "r18.pth-model-eigencam-x-top"
+    assert (
+        map_stem(spec="ckpt/r18.pth", layer="", method="eigencam", image="x.png", target=None, target_name=None)
+        == "r18.pth-model-eigencam-x-top"
+    )
     assert unused_stem(tmp_path, "m") == tmp_path / "m"
     (tmp_path / "m.npy").write_bytes(b"")  # either file taken is enough to move on
     (tmp_path / "m-2.png").write_bytes(b"")

@@ -18,8 +18,10 @@ def load_script():
     return module
 
 
-@pytest.mark.parametrize("env", [{}, {"TORCH_HOME": "/tmp/th"}, {"XDG_CACHE_HOME": "/tmp/xc"},
-                                 {"TORCH_HOME": "~/th", "XDG_CACHE_HOME": "/tmp/xc"}])
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"TORCH_HOME": "/tmp/th"}, {"XDG_CACHE_HOME": "/tmp/xc"}, {"TORCH_HOME": "~/th", "XDG_CACHE_HOME": "/tmp/xc"}],
+)
 def test_the_hub_folder_is_torchs(monkeypatch, env):
     for name in ("TORCH_HOME", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from lm_models import save_gpt2
 
 from layerscope.errors import LayerscopeError
 from layerscope.lens import EMBEDDINGS, head_attention, language_model, logit_lens
 from layerscope.models import load_model
+from lm_models import save_gpt2
 
 PROMPT = "3 5 7 9 11"
 
@@ -61,7 +61,9 @@ def test_every_layer_matches_hidden_states_through_norm_and_head(folder):
     result = logit_lens(lm, PROMPT, top_k=3)
     model, out = reference(folder)
     norm, head = final_norm(model), model.get_output_embeddings()
-    blocks = [name for name, _ in model.named_modules() if name.count(".") == 2 and name.split(".")[1] in ("layers", "h")]
+    blocks = [
+        name for name, _ in model.named_modules() if name.count(".") == 2 and name.split(".")[1] in ("layers", "h")
+    ]
     assert [layer.layer for layer in result.layers] == [EMBEDDINGS, *blocks]
     # hidden_states[i] is block i-1's output, except the last, which transformers hands over normed
     with torch.no_grad():
@@ -117,7 +119,9 @@ def test_half_precision_weights_stay_half_and_the_lens_still_matches(counter_fol
     from transformers import AutoModelForCausalLM
 
     folder = tmp_path / "bf16"
-    AutoModelForCausalLM.from_pretrained(counter_folder, local_files_only=True).to(torch.bfloat16).save_pretrained(folder)
+    AutoModelForCausalLM.from_pretrained(counter_folder, local_files_only=True).to(torch.bfloat16).save_pretrained(
+        folder
+    )
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(counter_folder / name, folder / name)
     lm = lm_of(folder)
@@ -148,14 +152,17 @@ def test_a_folder_without_tokenizer(counter_folder, tmp_path):
         lm_of(folder)
 
 
-@pytest.mark.parametrize(("prompt", "layers", "position", "message"), [
-    ("  ", "auto", "all", "the prompt is empty"),
-    (" ".join(["1"] * 17), "auto", "all", "the prompt is 17 tokens; .* reads at most 16"),
-    (PROMPT, "model.norm", "all", "'model.norm' is not a decoder block; name embeddings, a block"),
-    (PROMPT, "5", "all", "'5' is not a decoder block"),
-    (PROMPT, "auto", "5", "position 5 is outside the prompt's 5 tokens"),
-    (PROMPT, "auto", "last", "--position takes all, -1 or a token number"),
-])
+@pytest.mark.parametrize(
+    ("prompt", "layers", "position", "message"),
+    [
+        ("  ", "auto", "all", "the prompt is empty"),
+        (" ".join(["1"] * 17), "auto", "all", "the prompt is 17 tokens; .* reads at most 16"),
+        (PROMPT, "model.norm", "all", "'model.norm' is not a decoder block; name embeddings, a block"),
+        (PROMPT, "5", "all", "'5' is not a decoder block"),
+        (PROMPT, "auto", "5", "position 5 is outside the prompt's 5 tokens"),
+        (PROMPT, "auto", "last", "--position takes all, -1 or a token number"),
+    ],
+)
 def test_lens_refusals(counter_folder, prompt, layers, position, message):
     with pytest.raises(LayerscopeError, match=message):
         logit_lens(lm_of(counter_folder), prompt, layers, position=position)

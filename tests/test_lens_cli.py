@@ -29,8 +29,20 @@ def test_table_reads_at_80_columns_with_the_prompt_as_header(capsys, counter_fol
 
 
 def test_json_is_exactly_the_documented_shape(capsys, counter_folder):
-    code, out, _ = run(capsys, "lens", str(counter_folder), "--prompt", "3 5 7", "--json", "--top-k", "2",
-                       "--layers", "embeddings,-1", "--position", "-1")
+    code, out, _ = run(
+        capsys,
+        "lens",
+        str(counter_folder),
+        "--prompt",
+        "3 5 7",
+        "--json",
+        "--top-k",
+        "2",
+        "--layers",
+        "embeddings,-1",
+        "--position",
+        "-1",
+    )
     assert code == 0
     data = json.loads(out)
     assert list(data) == ["model", "tokens", "layers"] and data["tokens"] == ["3", "5", "7"]
@@ -45,13 +57,15 @@ def test_json_is_exactly_the_documented_shape(capsys, counter_folder):
 
 
 def test_attention_text_and_json(capsys, counter_folder):
-    code, out, _ = run(capsys, "lens", str(counter_folder), "--prompt", "3 5 7 9", "--attention", "model.layers.1",
-                       "--json")
+    code, out, _ = run(
+        capsys, "lens", str(counter_folder), "--prompt", "3 5 7 9", "--attention", "model.layers.1", "--json"
+    )
     data = json.loads(out)
     assert code == 0 and list(data) == ["layer", "heads"] and data["layer"] == "model.layers.1"
     assert len(data["heads"]) == 4 and all(len(row) == 4 for row in data["heads"])
-    code, out, _ = run(capsys, "lens", str(counter_folder), "--prompt", "3 5 7 9", "--attention", "0",
-                       "--position", "1")
+    code, out, _ = run(
+        capsys, "lens", str(counter_folder), "--prompt", "3 5 7 9", "--attention", "0", "--position", "1"
+    )
     assert code == 0 and out.startswith("attention of model.layers.0, from position 1 (5) over 4 tokens")
     heads = [line.split() for line in out.splitlines() if line.startswith("head ")]
     assert len(heads) == 4 and all(row[4:] == ["0.00", "0.00"] for row in heads)  # causal: no looking ahead

@@ -107,7 +107,9 @@ def test_regnet_builds_on_meta_although_its_builder_computes_with_tensors():
 
 
 def test_a_builder_that_reads_its_weights_says_why_meta_fails_in_one_line():
-    with pytest.raises(LayerscopeError, match=r"reads_its_weights cannot be built on the meta device .*use --device cpu"):
+    with pytest.raises(
+        LayerscopeError, match=r"reads_its_weights cannot be built on the meta device .*use --device cpu"
+    ):
         load_model("sample_models:reads_its_weights", device="meta")
     assert len(load_model("sample_models:reads_its_weights", device="cpu").model.layers) == 2  # the hint holds
 
@@ -118,7 +120,9 @@ def test_unknown_model_suggests_close_names():
 
 
 def test_unknown_weights_name_lists_the_choices():
-    with pytest.raises(LayerscopeError, match=r"unknown weights 'IMAGENET9K' for resnet18; choose one of: DEFAULT, IMAGENET1K_V1"):
+    with pytest.raises(
+        LayerscopeError, match=r"unknown weights 'IMAGENET9K' for resnet18; choose one of: DEFAULT, IMAGENET1K_V1"
+    ):
         load_model("resnet18", weights="IMAGENET9K")
 
 
@@ -128,8 +132,11 @@ NOWHERE = "http://nowhere.invalid:3128"  # a proxy no resolver knows (.invalid i
 def test_failed_download_says_so_and_suggests_weights_none(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("https_proxy", NOWHERE)
-    with pytest.raises(LayerscopeError, match=r"could not download ResNet18_Weights.IMAGENET1K_V1 "
-                       r"\(no network: nowhere.invalid:3128 cannot be reached .*--weights none"):
+    with pytest.raises(
+        LayerscopeError,
+        match=r"could not download ResNet18_Weights.IMAGENET1K_V1 "
+        r"\(no network: nowhere.invalid:3128 cannot be reached .*--weights none",
+    ):
         load_model("resnet18", weights="IMAGENET1K_V1")
 
 
@@ -138,12 +145,19 @@ def test_without_network_the_download_fails_in_one_line_before_it_starts(tmp_pat
     """``layerscope tree mobilenet_v3_large --weights DEFAULT`` offline, end to end: torch's
     ``Downloading: "https://…"`` never appears; one line on stderr, status 2, nothing on stdout."""
     env = {**os.environ, "TORCH_HOME": str(tmp_path), "https_proxy": NOWHERE}
-    done = subprocess.run([sys.executable, "-m", "layerscope", "tree", "mobilenet_v3_large", "--weights", "DEFAULT"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscope", "tree", "mobilenet_v3_large", "--weights", "DEFAULT"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.count("\n") == 1 and "Downloading" not in done.stderr
-    assert done.stderr.startswith("layerscope: error: could not download MobileNet_V3_Large_Weights.IMAGENET1K_V2 "
-                                  "(no network: nowhere.invalid:3128 cannot be reached")
+    assert done.stderr.startswith(
+        "layerscope: error: could not download MobileNet_V3_Large_Weights.IMAGENET1K_V2 "
+        "(no network: nowhere.invalid:3128 cannot be reached"
+    )
     assert not list(tmp_path.rglob("*.pth*"))  # no partial file left in the cache
 
 
@@ -156,10 +170,15 @@ def test_a_resolver_that_never_answers_is_given_up_on_in_the_timeout(monkeypatch
     from layerscope.models.network import check_reachable
 
     released = threading.Event()
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *_a, **_k: released.wait(30) and [(0, 0, 0, "", ("127.0.0.1", 1))])
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *_a, **_k: released.wait(30) and [(0, 0, 0, "", ("127.0.0.1", 1))]
+    )
     started = time.monotonic()
-    with pytest.raises(ConnectionError, match=r"no network: download.pytorch.org:443 cannot be reached "
-                       r"\(name lookup took over 0.2 s\)"):
+    with pytest.raises(
+        ConnectionError,
+        match=r"no network: download.pytorch.org:443 cannot be reached "
+        r"\(name lookup took over 0.2 s\)",
+    ):
         check_reachable("https://download.pytorch.org/models/x.pth", timeout=0.2)
     assert time.monotonic() - started < 5
     released.set()
@@ -292,8 +311,11 @@ def test_auto_weights_are_the_cached_ones_and_never_a_download(monkeypatch, tmp_
 
 def test_failed_default_download_names_the_cached_weights(monkeypatch):
     monkeypatch.setenv("https_proxy", NOWHERE)  # DEFAULT is IMAGENET1K_V2: not cached
-    with pytest.raises(LayerscopeError, match=r"could not download MobileNet_V2_Weights.IMAGENET1K_V2 .*"
-                                              r"cached here, no download needed: --weights IMAGENET1K_V1$"):
+    with pytest.raises(
+        LayerscopeError,
+        match=r"could not download MobileNet_V2_Weights.IMAGENET1K_V2 .*"
+        r"cached here, no download needed: --weights IMAGENET1K_V1$",
+    ):
         load_model("mobilenet_v2", weights="DEFAULT")
 
 

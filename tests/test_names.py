@@ -17,8 +17,15 @@ from torchvision import models
 from layerscope.models.meta_build import build_on_meta
 from layerscope.tree import ModuleTree, build_tree
 
-TIMM = ("coat_tiny", "vit_small_patch16_224", "convnext_atto", "efficientnet_b0", "swin_tiny_patch4_window7_224",
-        "regnety_002", "resnet18d")
+TIMM = (
+    "coat_tiny",
+    "vit_small_patch16_224",
+    "convnext_atto",
+    "efficientnet_b0",
+    "swin_tiny_patch4_window7_224",
+    "regnety_002",
+    "resnet18d",
+)
 NO_DOWNLOADS = {"weights_backbone": None}  # detectors would otherwise fetch a backbone
 
 
@@ -213,8 +220,15 @@ def test_folded_runs_count_tied_tensors_once():
 def test_a_real_hugging_face_causal_lm_names_every_node():
     """``LlamaForCausalLM``: root children ``model`` and ``lm_head``; the tied head counts once."""
     transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    )
     model = transformers.LlamaForCausalLM(config)
     tree = build_tree(model)
     check_every_node(model, tree)

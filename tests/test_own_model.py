@@ -7,15 +7,15 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import SAMPLES
-from diff_models import edited_pair, tiny_resnet
 from PIL import Image
 from torchvision import transforms as T
 
-from layerscope.io import imaging
+from conftest import SAMPLES
+from diff_models import edited_pair, tiny_resnet
 from layerscope.cam import PhotoExplainer
 from layerscope.diff import diff_checkpoints
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
 from layerscope.models import LoadedModel, Preprocess, load_model
 from layerscope.tree import build_tree
 
@@ -28,10 +28,10 @@ def mobilenet():
     return load_model("mobilenet_v2", weights="IMAGENET1K_V1")
 
 
-@pytest.mark.parametrize("transform", [
-    T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(**IMAGENET)]),
-    "weights.transforms()",
-])
+@pytest.mark.parametrize(
+    "transform",
+    [T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(**IMAGENET)]), "weights.transforms()"],
+)
 def test_photo_explainer_on_a_plain_module_equals_the_spec_loaded_path(mobilenet, transform):
     if transform == "weights.transforms()":
         from torchvision.models import MobileNet_V2_Weights

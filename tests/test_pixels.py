@@ -16,8 +16,13 @@ def ask_through_a_pty(answer: bytes | None) -> str:
     """Run ``terminal_graphics`` in a child whose terminal is a pty; ``answer`` replies to the
     Sixel query (the primary device attributes, ``ESC [ c``), None leaves every query unanswered."""
     master, slave = os.openpty()
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     os.close(slave)
 
     def terminal() -> None:

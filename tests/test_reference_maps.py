@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from layerscope.io import imaging
 from layerscope.cam import compute_cam
+from layerscope.io import imaging
 from layerscope.models import load_model
 
 pytestmark = pytest.mark.slow  # real weights, two reference libraries: a few seconds
@@ -89,9 +89,14 @@ def test_gradient_maps_equal_the_references(mobilenet_on_chelsea, method):
 def small_classifier() -> nn.Module:
     torch.manual_seed(7)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 5),
     ).eval()
 
 

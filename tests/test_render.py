@@ -91,10 +91,12 @@ def test_the_console_picks_the_renderer():
     assert all(16 <= s.style.color.number <= 255 for s in eight_bit)
     assert {s.style.color.type.name for s in cells(_console(color_system="truecolor"))} == {"TRUECOLOR"}
     assert cells(_console(color_system="standard")) == [] and "@" in "".join(  # the ASCII ramp
-        s.text for s in _console(color_system="standard").render(preview))
+        s.text for s in _console(color_system="standard").render(preview)
+    )
     forced = heatmap_preview(heat, width=16, colors="256")
-    assert {s.style.color.type.name for s in _console(color_system="truecolor").render(forced)
-            if s.text == UPPER_HALF} == {"EIGHT_BIT"}
+    assert {
+        s.style.color.type.name for s in _console(color_system="truecolor").render(forced) if s.text == UPPER_HALF
+    } == {"EIGHT_BIT"}
 
 
 def test_a_detectors_box_is_outlined_in_the_preview():

@@ -17,12 +17,22 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from report_helpers import (
-    APP, ARGV, IMAGES, LAYERS, SAMPLES, SKIPPED, STEPS, layerscope_command, read_jsonl, request, subprocess_env,
-)
 
 from layerscope.cli.main import main
 from layerscope.folder_report import FolderReport
+from report_helpers import (
+    APP,
+    ARGV,
+    IMAGES,
+    LAYERS,
+    SAMPLES,
+    SKIPPED,
+    STEPS,
+    layerscope_command,
+    read_jsonl,
+    request,
+    subprocess_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,15 +49,24 @@ def test_records_name_every_image_at_every_layer_with_real_predictions(finished_
     assert [(r["image"], r["layer"]) for r in records] == [(i, l) for i in IMAGES for l in LAYERS.split(",")]
     for r in records:
         label, predicted = IMAGES[r["image"]]
-        assert (r["label"], r["predicted"], r["correct"], r["class"]) == (label, predicted, label == predicted, predicted)
+        assert (r["label"], r["predicted"], r["correct"], r["class"]) == (
+            label,
+            predicted,
+            label == predicted,
+            predicted,
+        )
         assert r["predicted_name"] == {285: "Egyptian cat", 967: "espresso"}[predicted] == r["class_name"]
         assert r["method"] == "gradcam" and len(r["top5"]) == 5 and r["top5"][0]["class"] == predicted
-        assert r["access_expression"] == {"features.16": "model.features[16]", "features.18": "model.features[-1]"}[r["layer"]]
+        assert (
+            r["access_expression"]
+            == {"features.16": "model.features[16]", "features.18": "model.features[-1]"}[r["layer"]]
+        )
         assert 0 <= r["deletion_auc"] <= 1 and 0 <= r["insertion_auc"] <= 1 and isinstance(r["increased"], bool)
         assert r["insertion_minus_deletion"] == pytest.approx(r["insertion_auc"] - r["deletion_auc"], abs=2e-6)
         overlay = Image.open(out / r["overlay"])
         assert max(overlay.size) == 256 and overlay.size[0] / overlay.size[1] == pytest.approx(
-            r["width"] / r["height"], rel=0.02)
+            r["width"] / r["height"], rel=0.02
+        )
         assert Image.open(out / r["thumbnail"]).size[0] <= 96
     coffee = {r["layer"]: r for r in records if r["image"] == "espresso/coffee.png"}
     assert coffee["features.18"]["insertion_minus_deletion"] > 0.6  # the espresso map earns its class
@@ -60,8 +79,9 @@ def test_one_image_equals_rank_on_that_image(finished_report, report_folder, cap
     out, summary = finished_report
     image = "285/chelsea.png"
     assert summary["sanity"]["images"] == [image]
-    code, stdout, err = _main(capsys, "rank", "--image", str(report_folder / image), "--layers", LAYERS, "--steps",
-                              str(STEPS), "--json")
+    code, stdout, err = _main(
+        capsys, "rank", "--image", str(report_folder / image), "--layers", LAYERS, "--steps", str(STEPS), "--json"
+    )
     assert code == 0, err
     ranked = json.loads(stdout)
     mine = {r["layer"]: r for r in read_jsonl(out / "records.jsonl") if r["image"] == image}
@@ -84,8 +104,9 @@ def test_summary_means_and_counts_equal_the_records(finished_report):
         mean, half = statistics.fmean(gaps), 2.446912 * statistics.stdev(gaps) / math.sqrt(7)  # t(0.975, 6)
         assert row["n"] == 7 and row["mean_insertion_minus_deletion"] == pytest.approx(mean, abs=1e-6)
         assert row["ci95"] == pytest.approx([mean - half, mean + half], abs=1e-6)
-        assert row["mean_deletion_auc"] == pytest.approx(statistics.fmean(
-            r["deletion_auc"] for r in records if r["layer"] == row["layer"]), abs=1e-6)
+        assert row["mean_deletion_auc"] == pytest.approx(
+            statistics.fmean(r["deletion_auc"] for r in records if r["layer"] == row["layer"]), abs=1e-6
+        )
     means = [row["mean_insertion_minus_deletion"] for row in summary["layers"]]
     assert means == sorted(means, reverse=True) and summary["leading_layer"] == summary["layers"][0]["layer"]
     # the paired comparison, recomputed from the records: per image, leading − other, Student's t with 6 df
@@ -108,10 +129,15 @@ def test_summary_means_and_counts_equal_the_records(finished_report):
     agree = sum(layer == summary["best_layer"] for layer, _ in best.values())
     assert (summary["single_image"]["images"], summary["single_image"]["agree"]) == (7, agree)
     assert (summary["accuracy"], summary["counts"]["correct"], summary["counts"]["labelled"]) == (
-        pytest.approx(6 / 7, abs=1e-6), 6, 7)
+        pytest.approx(6 / 7, abs=1e-6),
+        6,
+        7,
+    )
     assert summary["counts"]["skipped_by_reason"] == {"empty": 1, "not an image": 2, "too small": 1, "truncated": 1}
     assert [(c["class"], c["name"], c["count"], c["accuracy"]) for c in summary["classes"]] == [
-        (285, "Egyptian cat", 4, 0.75), (967, "espresso", 3, 1.0)]
+        (285, "Egyptian cat", 4, 0.75),
+        (967, "espresso", 3, 1.0),
+    ]
     assert all(Image.open(out / c["mean_map"]).size == (112, 112) for c in summary["classes"])
     sanity = summary["sanity"]
     assert len(sanity["images"]) == 1 and sanity["class_blind"] is False
@@ -125,8 +151,13 @@ def test_an_interrupted_run_resumes_to_the_same_records(finished_report, report_
     reference, _ = finished_report
     out = tmp_path / "out"
     records = out / "records.jsonl"
-    child = subprocess.Popen(layerscope_command(*ARGV, "--images", str(report_folder), "--out", str(out)),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    child = subprocess.Popen(
+        layerscope_command(*ARGV, "--images", str(report_folder), "--out", str(out)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
     try:
         deadline = time.monotonic() + 240
         while not (records.exists() and len(records.read_text().splitlines()) >= 4) and child.poll() is None:
@@ -146,7 +177,7 @@ def test_an_interrupted_run_resumes_to_the_same_records(finished_report, report_
     assert 4 <= len(landed) < 14 and len(landed) % 2 == 0
     expected = read_jsonl(reference / "records.jsonl")
     assert landed == expected[: len(landed)]  # whole images only, in order
-    following = [r for r in expected[len(landed):] if r["image"] == expected[len(landed)]["image"]]
+    following = [r for r in expected[len(landed) :] if r["image"] == expected[len(landed)]["image"]]
     with records.open("a") as handle:  # a crash's leftovers: half of the next batch, then a torn line
         handle.writelines(json.dumps(r) + "\n" for r in following)
         handle.write('{"image": "espresso/cof')
@@ -154,7 +185,9 @@ def test_an_interrupted_run_resumes_to_the_same_records(finished_report, report_
     assert report.done < 12
     report.run()
     assert (out / "records.jsonl").read_text() == (reference / "records.jsonl").read_text()
-    assert sorted(read_jsonl(out / "skipped.jsonl"), key=str) == sorted(read_jsonl(reference / "skipped.jsonl"), key=str)
+    assert sorted(read_jsonl(out / "skipped.jsonl"), key=str) == sorted(
+        read_jsonl(reference / "skipped.jsonl"), key=str
+    )
 
 
 def test_a_finished_report_run_again_computes_nothing(finished_report, report_folder, tmp_path, capsys):
@@ -167,11 +200,14 @@ def test_a_finished_report_run_again_computes_nothing(finished_report, report_fo
     assert (out / "records.jsonl").read_text() == before
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    (["--steps", "4"], "(steps 3, now 4)"),
-    (["--method", "hirescam"], '(method "gradcam", now "hirescam")'),
-    (["--layers", "features.18"], '(layers ["features.16", "features.18"], now ["features.18"])'),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (["--steps", "4"], "(steps 3, now 4)"),
+        (["--method", "hirescam"], '(method "gradcam", now "hirescam")'),
+        (["--layers", "features.18"], '(layers ["features.16", "features.18"], now ["features.18"])'),
+    ],
+)
 def test_a_changed_command_into_the_same_outdir_is_refused(finished_report, report_folder, capsys, change, words):
     out, _ = finished_report
     before = (out / "records.jsonl").read_text()
@@ -186,19 +222,27 @@ def test_a_changed_command_into_the_same_outdir_is_refused(finished_report, repo
     assert (out / "records.jsonl").read_text() == before
 
 
-@pytest.mark.parametrize(("where", "words"), [
-    ("inside", "overlap"),
-    ("same", "overlap"),
-    ("busy", "is a folder with other files in it"),
-    ("weights cache", "which the model was read from"),
-    ("package", "is inside layerscope's own package"),
-    ("package by a symlink", "is inside layerscope's own package"),
-])
+@pytest.mark.parametrize(
+    ("where", "words"),
+    [
+        ("inside", "overlap"),
+        ("same", "overlap"),
+        ("busy", "is a folder with other files in it"),
+        ("weights cache", "which the model was read from"),
+        ("package", "is inside layerscope's own package"),
+        ("package by a symlink", "is inside layerscope's own package"),
+    ],
+)
 def test_an_outdir_that_would_touch_the_inputs_is_refused(report_folder, tmp_path, capsys, where, words):
     (tmp_path / "tree").symlink_to(APP / "layerscope" / "tree", target_is_directory=True)
-    out = {"inside": report_folder / "285" / "out", "same": report_folder, "busy": tmp_path,
-           "weights cache": Path(torch.hub.get_dir()), "package": APP / "layerscope" / "samples" / "report",
-           "package by a symlink": tmp_path / "tree" / ".." / "cam" / "report"}[where]
+    out = {
+        "inside": report_folder / "285" / "out",
+        "same": report_folder,
+        "busy": tmp_path,
+        "weights cache": Path(torch.hub.get_dir()),
+        "package": APP / "layerscope" / "samples" / "report",
+        "package by a symlink": tmp_path / "tree" / ".." / "cam" / "report",
+    }[where]
     package = _package_files()
     cache = sorted(p.name for p in Path(torch.hub.get_dir()).rglob("*"))
     (tmp_path / "mine.txt").write_text("keep me")

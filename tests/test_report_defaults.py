@@ -6,20 +6,23 @@ from __future__ import annotations
 import re
 
 import pytest
-from report_helpers import read_jsonl, request
 
 from layerscope.folder_report import FolderReport, page
 from layerscope.folder_report.runner import neighbours, resolve_layers
 from layerscope.models import load_model
 from layerscope.tree import build_tree
+from report_helpers import read_jsonl, request
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("e", ["c", "d", "e", "f", "g"]),  # centred
-    ("a", ["a", "b", "c", "d", "e"]),  # the first: the ones after it
-    ("h", ["d", "e", "f", "g", "h"]),  # the last (the usual suggestion): the ones before it
-    ("x", ["x"]),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("e", ["c", "d", "e", "f", "g"]),  # centred
+        ("a", ["a", "b", "c", "d", "e"]),  # the first: the ones after it
+        ("h", ["d", "e", "f", "g", "h"]),  # the last (the usual suggestion): the ones before it
+        ("x", ["x"]),
+    ],
+)
 def test_neighbours_are_the_suggested_layer_and_the_nearest_of_its_family(name, expected):
     assert neighbours(list("abcdefgh"), name, 5) == expected
     assert neighbours(["a", "b"], "b", 5) == ["a", "b"]
@@ -39,8 +42,10 @@ def test_the_work_is_said_before_the_run(report_folder, tmp_path):
     report = FolderReport(request(report_folder, tmp_path / "out", batch_size=None))
     # 12 files, 2 layers, 3 steps: per map 2·3 − 1 passes; per image a forward and backward, the photo, the blank
     assert report.batch_size == 1 and report.forwards_per_image == 2 * 5 + 4
-    assert report.work() == "12 images × 2 layers × 5 passes (3 steps) + 4 = 168 model passes; the sanity check " \
-                            "adds 1 images"
+    assert (
+        report.work() == "12 images × 2 layers × 5 passes (3 steps) + 4 = 168 model passes; the sanity check "
+        "adds 1 images"
+    )
     report.store.lock.release()
 
 

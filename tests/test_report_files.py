@@ -19,16 +19,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from report_helpers import APP, SAMPLES, read_jsonl, subprocess_env
 
 from layerscope.cli.main import main
 from layerscope.folder_report import pictures
+from report_helpers import APP, SAMPLES, read_jsonl, subprocess_env
 
-TINY_ARGV = ["report", "cam_models:TinyNet", "--layers", "conv", "--steps", "2", "--workers", "0",
-             "--sanity-images", "0", "--batch-size", "2"]
+TINY_ARGV = [
+    "report",
+    "cam_models:TinyNet",
+    "--layers",
+    "conv",
+    "--steps",
+    "2",
+    "--workers",
+    "0",
+    "--sanity-images",
+    "0",
+    "--batch-size",
+    "2",
+]
 TESTS = Path(__file__).parent
-HOLD_LOCK = ("import sys; from pathlib import Path; from layerscope.folder_report.lock import FolderLock; "
-             "lock = FolderLock(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()")
+HOLD_LOCK = (
+    "import sys; from pathlib import Path; from layerscope.folder_report.lock import FolderLock; "
+    "lock = FolderLock(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +70,19 @@ def report(capsys, photos, out) -> tuple[int, str, str]:
     return code, stdout, err
 
 
-def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_is_taken_over(photos, finished, tmp_path,
-                                                                                         capsys):
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_is_taken_over(
+    photos, finished, tmp_path, capsys
+):
     out = tmp_path / "out"
     shutil.copytree(finished, out)
     before = (out / "records.jsonl").read_bytes()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=subprocess_env())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         code, stdout, err = report(capsys, photos, out)
@@ -86,8 +106,9 @@ def test_two_reports_at_once_never_write_a_record_twice(photos, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "layerscope", *TINY_ARGV, "--images", str(photos), "--out", str(out)]
     env = {**subprocess_env(), "PYTHONPATH": os.pathsep.join([str(APP), str(TESTS)])}  # TinyNet's module too
-    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            for _ in range(2)]
+    runs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     done = [(run.pid, run.wait(timeout=300), run.stderr.read()) for run in runs]
     for run in runs:
         run.stdout.close()
@@ -103,7 +124,6 @@ def test_two_reports_at_once_never_write_a_record_twice(photos, tmp_path):
     assert json.loads((out / "summary.json").read_text())["records"] == 3
 
 
-
 def _record_line(out: Path, **changes) -> str:
     """The folder's first record with ``changes`` (a field set to ``...`` is left out)."""
     row = {**json.loads((out / "records.jsonl").read_text().splitlines()[0]), **changes}
@@ -115,11 +135,13 @@ def _append(name: str, text: str | Callable[[Path], str]) -> Callable[[Path], No
         line = text(out) if callable(text) else text
         with (out / name).open("a", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(line)
+
     return tamper
 
 
 def _swap(name: str | Callable[[Path], Path], make: Callable[[Path], object]) -> Callable[[Path], None]:
     """Replace the file ``name`` (or ``name(out)``) by what ``make(path)`` puts there."""
+
     def tamper(out: Path) -> None:
         path = name(out) if callable(name) else out / name
         if path.is_dir():
@@ -127,6 +149,7 @@ def _swap(name: str | Callable[[Path], Path], make: Callable[[Path], object]) ->
         else:
             path.unlink(missing_ok=True)
         make(path)
+
     return tamper
 
 
@@ -148,7 +171,10 @@ RECOMPUTED = [
     ("record without image", _append("records.jsonl", lambda out: _record_line(out, image=...))),
     ("record's image a list", _append("records.jsonl", lambda out: _record_line(out, image=["cat.png"]))),
     ("record's score infinite", _append("records.jsonl", lambda out: _record_line(out, deletion_auc=float("inf")))),
-    ("record's score 3000 digits", _append("records.jsonl", lambda out: _record_line(out, average_drop=int("7" * 3000)))),
+    (
+        "record's score 3000 digits",
+        _append("records.jsonl", lambda out: _record_line(out, average_drop=int("7" * 3000))),
+    ),
     ("record's maps outside", _append("records.jsonl", lambda out: _record_line(out, maps="../../../etc/hostname"))),
     ("record nested 60000 deep", _append("records.jsonl", DEEP + "\n")),
     ("record not UTF-8", _append("records.jsonl", "\udcff\udcfe{\n")),
@@ -190,14 +216,22 @@ def test_records_of_another_layer_or_image_are_dropped_and_said_once(photos, fin
     out = tmp_path / "out"
     shutil.copytree(finished, out)
     row = json.loads(_lines(out / "records.jsonl")[0])
-    foreign = {**row, "layer": layer, "image": image, "maps": pictures.maps_path(image),
-               "thumbnail": pictures.thumbnail_path(image), "overlay": pictures.overlay_path(image, layer)}
+    foreign = {
+        **row,
+        "layer": layer,
+        "image": image,
+        "maps": pictures.maps_path(image),
+        "thumbnail": pictures.thumbnail_path(image),
+        "overlay": pictures.overlay_path(image, layer),
+    }
     _append("records.jsonl", (json.dumps(foreign) + "\n") * 3)(out)
     code, stdout, err = report(capsys, photos, out)
     assert code == 0, err
     notes = [line for line in stdout.splitlines() if line.startswith("note ")]
-    assert notes == ["note    dropped 3 lines that are no record of this run (edited, or another run's image or "
-                     "layer); computed again"]
+    assert notes == [
+        "note    dropped 3 lines that are no record of this run (edited, or another run's image or "
+        "layer); computed again"
+    ]
     assert _lines(out / "records.jsonl") == _lines(finished / "records.jsonl")  # nothing else was redone
     assert json.loads((out / "summary.json").read_text())["records"] == 3
 
@@ -213,8 +247,11 @@ REFUSED = [
     ("records a folder", _swap("records.jsonl", Path.mkdir), "records.jsonl is a folder"),
     ("records a FIFO", _swap("records.jsonl", os.mkfifo), "records.jsonl is a FIFO (named pipe)"),
     ("records a link to /dev/zero", _swap("records.jsonl", lambda p: p.symlink_to("/dev/zero")), "a symbolic link"),
-    ("skipped a socket", _swap("skipped.jsonl", lambda p: socket.socket(socket.AF_UNIX).bind(str(p))),
-     "skipped.jsonl is a socket"),
+    (
+        "skipped a socket",
+        _swap("skipped.jsonl", lambda p: socket.socket(socket.AF_UNIX).bind(str(p))),
+        "skipped.jsonl is a socket",
+    ),
     ("maps a folder", _swap(_maps, Path.mkdir), "cup.png-1f184c60.npy: not a regular file"),
     ("lock a FIFO", _swap(".layerscope.lock", os.mkfifo), "not a regular file; remove it"),
     ("lock a link", _swap(".layerscope.lock", lambda p: p.symlink_to(p.parent / "run.json")), "cannot lock"),

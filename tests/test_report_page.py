@@ -9,13 +9,21 @@ sorted by a click. ``make setup`` installs Chromium where it is missing.
 from __future__ import annotations
 
 import pytest
+
 from report_helpers import read_jsonl
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +63,8 @@ def test_the_page_opens_offline_with_every_picture_and_record_and_sorts(browser,
     assert {r["overlay"] for r in records if r["layer"] == summary["best_layer"]} <= sources  # the galleries
 
     cells = page.eval_on_selector_all(
-        "#image-table td.record", "cells => cells.map(c => [c.dataset.image, c.dataset.layer, c.dataset.value])")
+        "#image-table td.record", "cells => cells.map(c => [c.dataset.image, c.dataset.layer, c.dataset.value])"
+    )
     assert sorted(cells) == sorted([r["image"], r["layer"], str(r["insertion_minus_deletion"])] for r in records)
     links = page.eval_on_selector_all("#image-table td.record a", "links => links.map(a => a.getAttribute('href'))")
     assert sorted(links) == sorted(r["overlay"] for r in records)
@@ -65,13 +74,17 @@ def test_the_page_opens_offline_with_every_picture_and_record_and_sorts(browser,
     for order in ("ascending", "descending"):
         column.click()
         assert column.get_attribute("aria-sort") == order
-        values = page.eval_on_selector_all(f'#image-table td.record[data-layer="{best}"]',
-                                           "cells => cells.map(c => parseFloat(c.dataset.value))")
-        assert values == sorted(values, reverse=order == "descending") and len(values) == len(summary["layers"][0:1]) * 7
+        values = page.eval_on_selector_all(
+            f'#image-table td.record[data-layer="{best}"]', "cells => cells.map(c => parseFloat(c.dataset.value))"
+        )
+        assert (
+            values == sorted(values, reverse=order == "descending") and len(values) == len(summary["layers"][0:1]) * 7
+        )
     page.locator("#image-table th", has_text="image").first.click()
     names = page.eval_on_selector_all("#image-table tbody tr", "rows => rows.map(r => r.dataset.image)")
     assert names == sorted(names)
     assert errors == [] and remote == []
     assert page.locator("#misclassified figcaption").all_inner_texts() == [
         f"285/coffee_misfiled.png\n285 Egyptian cat → 967 espresso · ins − del "
-        f"{next(r for r in records if r['image'] == '285/coffee_misfiled.png' and r['layer'] == best)['insertion_minus_deletion']:+.3f}"]
+        f"{next(r for r in records if r['image'] == '285/coffee_misfiled.png' and r['layer'] == best)['insertion_minus_deletion']:+.3f}"
+    ]

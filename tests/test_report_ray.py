@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from report_helpers import read_jsonl, request
 
 from layerscope.folder_report import FolderReport
+from report_helpers import read_jsonl, request
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,8 @@ def test_ray_gives_the_local_engines_records(local_ray, report_folder, tmp_path)
     assert [r["image"] for r in records[::2]] == ["285/chelsea.png", "285/coffee_misfiled.png", "espresso/coffee.png"]
     assert (tmp_path / "ray" / "records.jsonl").read_text() == (tmp_path / "local" / "records.jsonl").read_text()
     assert read_jsonl(tmp_path / "ray" / "skipped.jsonl") == [
-        {"path": "espresso/empty.jpg", "reason": "empty", "detail": "the file is empty (0 bytes)"}]
+        {"path": "espresso/empty.jpg", "reason": "empty", "detail": "the file is empty (0 bytes)"}
+    ]
     for record in records:
         for key in ("overlay", "thumbnail", "maps"):
             assert (tmp_path / "ray" / record[key]).read_bytes() == (tmp_path / "local" / record[key]).read_bytes()

@@ -12,13 +12,20 @@ import pytest
 import torch
 
 from evil_files import (
-    TIB, bytearray_bomb, clean_export_program, export_program, hidden_bytearray_bomb, pickle_file,
-    poisoned_hub_cache, torchscript_archive, zip_bytearray_bomb,
+    TIB,
+    bytearray_bomb,
+    clean_export_program,
+    export_program,
+    hidden_bytearray_bomb,
+    pickle_file,
+    poisoned_hub_cache,
+    torchscript_archive,
+    zip_bytearray_bomb,
 )
-from layerscope.models.checkpoints import extract_state_dict, read_model_file
 from layerscope.cli.main import main
 from layerscope.errors import LayerscopeError
 from layerscope.models import load_model
+from layerscope.models.checkpoints import extract_state_dict, read_model_file
 from layerscope.tree import build_tree
 
 
@@ -119,8 +126,11 @@ def test_cli_refuses_every_code_file_in_one_line(tmp_path, capsys, make):
     evil = make(tmp_path / "evil.bin", marker)
     state = tmp_path / "linear.pth"
     torch.save(torch.nn.Linear(3, 3).state_dict(), state)
-    for argv in (["stats", str(evil)], ["tree", "resnet18", "--weights", str(evil)],
-                 ["cam", str(state), "--arch", str(evil), "--out", str(tmp_path / "x.png")]):
+    for argv in (
+        ["stats", str(evil)],
+        ["tree", "resnet18", "--weights", str(evil)],
+        ["cam", str(state), "--arch", str(evil), "--out", str(tmp_path / "x.png")],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--trust" in err and "Traceback" not in err
@@ -164,12 +174,15 @@ def torch_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-@pytest.mark.parametrize("argv", [
-    ["tree", "resnet18"],  # --weights auto finds the planted file
-    ["tree", "resnet18", "--weights", "DEFAULT"],
-    ["stats", "resnet18", "--weights", "IMAGENET1K_V1"],
-    ["cam", "resnet18", "--weights", "DEFAULT", "--image", CHELSEA],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tree", "resnet18"],  # --weights auto finds the planted file
+        ["tree", "resnet18", "--weights", "DEFAULT"],
+        ["stats", "resnet18", "--weights", "IMAGENET1K_V1"],
+        ["cam", "resnet18", "--weights", "DEFAULT", "--image", CHELSEA],
+    ],
+)
 def test_a_poisoned_torch_hub_cache_runs_nothing(tmp_path, torch_home, capsys, argv):
     """torchvision reads cached weights with ``torch.hub.load_state_dict_from_url``, which
     unpickles fully; layerscope reads them with its own reader instead."""
@@ -290,8 +303,15 @@ def sharded_vit(tmp_path_factory) -> Path:
     """A tiny ViT classifier saved by transformers in several safetensors shards, with an image processor."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64, num_labels=3)
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+    )
     folder = tmp_path_factory.mktemp("hf") / "vit"
     transformers.ViTForImageClassification(config).save_pretrained(folder, max_shard_size="20KB")
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
@@ -354,6 +374,7 @@ def test_a_hub_cache_snapshot_of_links_into_its_blobs_still_loads(sharded_vit, t
 
 # Every file a model was read from is an input: no output replaces it (cam, sweep, rank alike).
 
+
 def _unchanged_after(capsys, argv: list[str], target: Path) -> str:
     before = target.read_bytes()
     err = _one_line_error(capsys, argv)
@@ -378,12 +399,16 @@ def test_out_never_replaces_the_cached_weights(tmp_path, torch_home, capsys):
     assert link.is_symlink()
 
 
-@pytest.mark.parametrize("command", [["cam"], ["sweep", "--layers", "0,2"], ["rank", "--layers", "0,2", "--steps", "2"]])
+@pytest.mark.parametrize(
+    "command", [["cam"], ["sweep", "--layers", "0,2"], ["rank", "--layers", "0,2", "--steps", "2"]]
+)
 def test_out_never_replaces_the_factory_source(tmp_path, monkeypatch, capsys, command):
     source = tmp_path / "mymod.py"
-    source.write_text("import torch\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), "
-                      "torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), "
-                      "torch.nn.Linear(4, 3))\n")
+    source.write_text(
+        "import torch\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), "
+        "torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), "
+        "torch.nn.Linear(4, 3))\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "mymod", raising=False)  # each test imports its own mymod.py
     monkeypatch.chdir(tmp_path)
@@ -395,16 +420,35 @@ def test_out_never_replaces_the_factory_source(tmp_path, monkeypatch, capsys, co
 # allocation would fail (MemoryError, a wrong message) instead of filling the machine.
 MEMORY_CEILING = 5 * 2**30  # address space: torch's libraries map ~3.5 GiB; the bombs ask for 5.6 GiB and more
 WATCHED = [
-    ("bytearray bomb as MODEL", lambda d, v: ["tree", str(bytearray_bomb(d / "b.pt", 6_000_000_000))],
-     "b.pt calls builtins.bytearray() while unpickling"),
-    ("bytearray bomb in data.pkl as --weights",
-     lambda d, v: ["tree", *LINEAR.split(), "--arg", "in_features=3", "--arg", "out_features=3", "--weights",
-                   str(zip_bytearray_bomb(d / "z.pt", 6_000_000_000))], "z.pt calls builtins.bytearray()"),
-    ("shard index naming /dev/zero", lambda d, v: ["tree", str(_with_shard(v, d / "vit", "/dev/zero"))],
-     "names shard '/dev/zero': shards must be plain file names"),
-    ("shard index naming a link to /dev/zero",
-     lambda d, v: ["tree", str(_linked(_with_shard(v, d / "vit", "zero.safetensors"), "/dev/zero"))],
-     "is a character device, not a shard file"),
+    (
+        "bytearray bomb as MODEL",
+        lambda d, v: ["tree", str(bytearray_bomb(d / "b.pt", 6_000_000_000))],
+        "b.pt calls builtins.bytearray() while unpickling",
+    ),
+    (
+        "bytearray bomb in data.pkl as --weights",
+        lambda d, v: [
+            "tree",
+            *LINEAR.split(),
+            "--arg",
+            "in_features=3",
+            "--arg",
+            "out_features=3",
+            "--weights",
+            str(zip_bytearray_bomb(d / "z.pt", 6_000_000_000)),
+        ],
+        "z.pt calls builtins.bytearray()",
+    ),
+    (
+        "shard index naming /dev/zero",
+        lambda d, v: ["tree", str(_with_shard(v, d / "vit", "/dev/zero"))],
+        "names shard '/dev/zero': shards must be plain file names",
+    ),
+    (
+        "shard index naming a link to /dev/zero",
+        lambda d, v: ["tree", str(_linked(_with_shard(v, d / "vit", "zero.safetensors"), "/dev/zero"))],
+        "is a character device, not a shard file",
+    ),
 ]
 
 
@@ -427,11 +471,19 @@ def test_bombs_in_a_real_process_stay_small(tmp_path, sharded_vit, argv, words):
     # A wrapper process runs the command and writes its child's peak: RUSAGE_CHILDREN of this test
     # worker would also count every earlier test's subprocesses.
     peak = tmp_path / "peak-kib"
-    wrapper = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
-               "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
-               "sys.exit(code)")
+    wrapper = (
+        "import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
+        "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+        "sys.exit(code)"
+    )
     command = [sys.executable, "-m", "layerscope", *argv(tmp_path, sharded_vit)]
-    done = subprocess.run([sys.executable, "-c", wrapper, str(peak), *command], capture_output=True,
-                          text=True, timeout=120, env=env, preexec_fn=ceiling)
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, str(peak), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        preexec_fn=ceiling,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
     assert int(peak.read_text()) < 2 * 2**20  # KiB: under 2 GiB resident

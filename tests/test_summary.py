@@ -42,8 +42,9 @@ def test_timm_equals_the_cli(capsys, monkeypatch):
 
 
 def test_multi_input_example_equals_the_cli(capsys, monkeypatch):
-    cli = cli_lines(capsys, monkeypatch, "sample_models:siamese", "--input", "3x8x8", "--input", "3x8x8",
-                    "--batch", "2")
+    cli = cli_lines(
+        capsys, monkeypatch, "sample_models:siamese", "--input", "3x8x8", "--input", "3x8x8", "--batch", "2"
+    )
     x = torch.rand(2, 3, 8, 8)
     ours = str(layerscope.summary(siamese(), example=(x, x.clone())))
     same_table(cli, ours)
@@ -92,12 +93,15 @@ def test_cost_off_and_depth():
     assert not any(line.startswith("│") for line in str(s).splitlines())
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: layerscope.summary("resnet18"), "summary expects a torch.nn.Module, got str"),
-    (lambda: layerscope.summary(nn.Linear(2, 2), input_size=(2,)), "input_size (2,): give (batch, *shape)"),
-    (lambda: layerscope.summary(nn.Linear(2, 2), input_size=(1, 3)), "shape probe failed with input 3"),
-    (lambda: layerscope.summary(nn.Linear(2, 2), (1, 2), torch.zeros(1, 2)), "input_size or example, not both"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: layerscope.summary("resnet18"), "summary expects a torch.nn.Module, got str"),
+        (lambda: layerscope.summary(nn.Linear(2, 2), input_size=(2,)), "input_size (2,): give (batch, *shape)"),
+        (lambda: layerscope.summary(nn.Linear(2, 2), input_size=(1, 3)), "shape probe failed with input 3"),
+        (lambda: layerscope.summary(nn.Linear(2, 2), (1, 2), torch.zeros(1, 2)), "input_size or example, not both"),
+    ],
+)
 def test_bad_input_one_line(call, message):
     with pytest.raises(LayerscopeError) as info:
         call()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 
 import pytest
-import synthetic_vit as sv
 import torch
+
+import synthetic_vit as sv
 
 AREA = sv.OBJECT * sv.OBJECT / sv.IMAGE_SIZE**2  # 49/1024
 
@@ -33,7 +34,7 @@ def test_the_set_has_one_box_per_image_where_its_mask_says(data):
     assert set(data.labels.tolist()) == {0, 1, 2, 3}
     assert (data.masks.flatten(1).sum(1) == 49).all()  # a whole 7×7 box, never clipped
     for mask, (r, c) in zip(data.masks, data.boxes.tolist()):
-        assert mask[r:r + 7, c:c + 7].all()
+        assert mask[r : r + 7, c : c + 7].all()
 
 
 def test_only_the_box_holds_the_class_colour_and_no_distractor_enters_it(data):

@@ -21,18 +21,21 @@ def _argument_names(packet) -> list[str]:
     return [a.name for a in packet.default._schema.arguments]
 
 
-@pytest.mark.parametrize(("packet", "first"), [
-    (thirdparty.CPU_FLASH_ATTENTION, ["query", "key", "value", "dropout_p", "is_causal", "attn_mask", "scale"]),
-    (thirdparty.CUDNN_RNN, ["input", "weight", "weight_stride0", "weight_buf", "hx", "cx", "mode", "hidden_size"]),
-    (thirdparty.FUSED_LSTM_CELL, ["input_gates", "hidden_gates", "cx", "input_bias", "hidden_bias"]),
-    (thirdparty.FUSED_GRU_CELL, ["input_gates", "hidden_gates", "hx", "input_bias", "hidden_bias"]),
-    (thirdparty.NATIVE_MULTI_HEAD_ATTENTION, ["query", "key", "value", "embed_dim", "num_head", "qkv_weight"]),
-    (thirdparty.TRANSFORMER_ENCODER_LAYER, ["src", "embed_dim", "num_heads", "qkv_weight", "qkv_bias"]),
-    (thirdparty.BATCH_NORM_NO_TRAINING, ["input", "weight", "bias", "running_mean", "running_var", "momentum"]),
-    (thirdparty.TRILINEAR, ["i1", "i2", "i3", "expand1", "expand2", "expand3", "sumdim"]),
-    (thirdparty.CDIST_FORWARD, ["x1", "x2", "p"]),
-    (thirdparty.EUCLIDEAN_DIST, ["x1", "x2"]),
-])
+@pytest.mark.parametrize(
+    ("packet", "first"),
+    [
+        (thirdparty.CPU_FLASH_ATTENTION, ["query", "key", "value", "dropout_p", "is_causal", "attn_mask", "scale"]),
+        (thirdparty.CUDNN_RNN, ["input", "weight", "weight_stride0", "weight_buf", "hx", "cx", "mode", "hidden_size"]),
+        (thirdparty.FUSED_LSTM_CELL, ["input_gates", "hidden_gates", "cx", "input_bias", "hidden_bias"]),
+        (thirdparty.FUSED_GRU_CELL, ["input_gates", "hidden_gates", "hx", "input_bias", "hidden_bias"]),
+        (thirdparty.NATIVE_MULTI_HEAD_ATTENTION, ["query", "key", "value", "embed_dim", "num_head", "qkv_weight"]),
+        (thirdparty.TRANSFORMER_ENCODER_LAYER, ["src", "embed_dim", "num_heads", "qkv_weight", "qkv_bias"]),
+        (thirdparty.BATCH_NORM_NO_TRAINING, ["input", "weight", "bias", "running_mean", "running_var", "momentum"]),
+        (thirdparty.TRILINEAR, ["i1", "i2", "i3", "expand1", "expand2", "expand3", "sumdim"]),
+        (thirdparty.CDIST_FORWARD, ["x1", "x2", "p"]),
+        (thirdparty.EUCLIDEAN_DIST, ["x1", "x2"]),
+    ],
+)
 def test_the_private_aten_ops_keep_the_arguments_the_formulas_read(packet, first):
     """``cost/formulas`` reads these ops' arguments by position."""
     assert _argument_names(packet)[: len(first)] == first
@@ -69,7 +72,12 @@ def test_storage_key_is_shared_by_views_and_differs_between_storages():
 
 def test_flop_counter_mode_still_has_the_private_hook_and_tracker():
     assert list(inspect.signature(FlopCounterMode._count_flops).parameters) == [
-        "self", "func_packet", "out", "args", "kwargs"]
+        "self",
+        "func_packet",
+        "out",
+        "args",
+        "kwargs",
+    ]
     assert hasattr(FlopCounterMode(display=False), "mod_tracker")
 
 

@@ -97,7 +97,11 @@ def _plant(member, state: dict) -> Path:
 def _shape(model: torch.nn.Module) -> list[tuple[str, str, tuple[bool, ...], tuple[float, ...]]]:
     """Each module's name, class, which parameters train and its eps (0 for COCO_V1 detectors)."""
     return [
-        (n, type(m).__name__, tuple(p.requires_grad for p in m.parameters(recurse=False)),
-         (float(m.eps),) if hasattr(m, "eps") else ())
+        (
+            n,
+            type(m).__name__,
+            tuple(p.requires_grad for p in m.parameters(recurse=False)),
+            (float(m.eps),) if hasattr(m, "eps") else (),
+        )
         for n, m in model.named_modules()
     ]

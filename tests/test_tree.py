@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from layerscope.errors import LayerscopeError
-from layerscope.tree.iteration import iteration_view
 from layerscope.models import load_model
 from layerscope.tree import build_tree
+from layerscope.tree.iteration import iteration_view
 from sample_models import TiedLM, WithState
 
 
@@ -223,8 +223,11 @@ def test_tree_and_cam_resolve_every_spelling_alike():
     wrapper = _Wrapper()
     tree = build_tree(wrapper)
     for expression, expected in [
-        ("model", "model"), ("model.model", "model"), ("model.model[-1]", "model.1"),
-        ("head", "head"), ("", ""),
+        ("model", "model"),
+        ("model.model", "model"),
+        ("model.model[-1]", "model.1"),
+        ("head", "head"),
+        ("", ""),
     ]:
         assert tree.resolve(expression).name == expected, expression
         assert resolve_layer(wrapper, expression)[0] == expected, expression

@@ -8,11 +8,10 @@ import re
 
 import pytest
 import torch
-from tui_helpers import notifications, screen_text, settle, tree_lines
 
-from layerscope.io import imaging
 from layerscope.activations import ActivationsCancelled
 from layerscope.cli.main import main
+from layerscope.io import imaging
 from layerscope.models import load_model
 from layerscope.tui import jobs
 from layerscope.tui.app import LayerscopeApp
@@ -20,6 +19,7 @@ from layerscope.tui.launch import make_app
 from layerscope.tui.messages import ImageChecked
 from layerscope.tui.session import SAMPLE_IMAGE
 from layerscope.tui.widgets.module_tree import ModuleTreeView
+from tui_helpers import notifications, screen_text, settle, tree_lines
 
 SIZE = (110, 40)
 SPEC = "activation_models:DeadAndNaN"
@@ -71,20 +71,23 @@ async def test_a_fills_the_activity_column_and_the_stats_tab_as_the_cli_prints(c
 
         await pilot.press("A")
         await settle(pilot)
-        assert notifications(app)[-1] == ("Activations over chelsea.png (1 example): 6 nodes; 3 with dead channels\n"
-                                          "NaN/Inf in 1: log\nthe tree shows each node's activity (x cycles); "
-                                          "Stats, its histogram")
+        assert notifications(app)[-1] == (
+            "Activations over chelsea.png (1 example): 6 nodes; 3 with dead channels\n"
+            "NaN/Inf in 1: log\nthe tree shows each node's activity (x cycles); "
+            "Stats, its histogram"
+        )
         assert tree.column.key == "activity"
         assert dead(outputs["conv"]) == [2] and dead(outputs["relu"]) == [0, 2]  # 2 by construction, 0 here
         for name in ("conv", "relu", "clip", "squash"):
             assert cli[name]["dead_channels"] == dead(outputs[name])
             assert str(label(tree, f"{name} {type(getattr(loaded.model, name)).__name__}")).endswith(
-                f"  {len(dead(outputs[name])) / 4:.1%} dead")
+                f"  {len(dead(outputs[name])) / 4:.1%} dead"
+            )
         assert str(label(tree, "relu ReLU")) == "▦ relu ReLU  50.0% dead"
         assert str(label(tree, "squash Sigmoid")) == "▦ squash Sigmoid  0.0% dead"
         nan = label(tree, "log Log")
         assert str(nan) == "▦ log Log  NaN!"
-        assert [s.style for s in nan.spans if nan.plain[s.start:s.end] == "NaN!"] == ["bold red"]
+        assert [s.style for s in nan.spans if nan.plain[s.start : s.end] == "NaN!"] == ["bold red"]
 
         app.query_one("#stats-panel").scroll_home(animate=False)
         await pilot.press("down", "down")  # relu

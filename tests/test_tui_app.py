@@ -6,12 +6,12 @@ import re
 
 import pytest
 import torch
-from tui_helpers import enter_line, notifications, screen_text, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.module_tree import ModuleTreeView
 from layerscope.tui.widgets.state_dict import StateDictPanel
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 SIZE = (100, 30)
 
@@ -128,8 +128,9 @@ async def test_a_folded_run_of_tied_blocks_counts_shared_weights_once():
     for layer in layers[1:]:
         layer.weight = layers[0].weight  # one 100×100 matrix shared by all three
     model = nn.Sequential(OrderedDict(blocks=nn.Sequential(*layers), head=nn.Linear(100, 2)))
-    loaded = LoadedModel(model=model, spec="tied", source="factory", weights="none", pretrained=False,
-                         device=torch.device("cpu"))
+    loaded = LoadedModel(
+        model=model, spec="tied", source="factory", weights="none", pretrained=False, device=torch.device("cpu")
+    )
     app = LayerscopeApp(loaded, spec="tied")
     async with app.run_test(size=SIZE) as pilot:
         line = await opened_line(pilot, "blocks", "Linear ×3")
@@ -237,10 +238,15 @@ async def test_help_explains_the_tree_marks(app):
         await pilot.press("question_mark")
         await pilot.pause()
         shown = screen_text(app)
-        for line in ("▦   spatial output (N×C×H×W): a Grad-CAM target as it is",
-                     "▤   token grid (a transformer's N×tokens×C)", "·   not eligible: no spatial or token-grid",
-                     "◎   the Grad-CAM target (t sets it", "×N  N repeated blocks folded", "→   output shape",
-                     "S        Show or hide each tree line's output shape"):
+        for line in (
+            "▦   spatial output (N×C×H×W): a Grad-CAM target as it is",
+            "▤   token grid (a transformer's N×tokens×C)",
+            "·   not eligible: no spatial or token-grid",
+            "◎   the Grad-CAM target (t sets it",
+            "×N  N repeated blocks folded",
+            "→   output shape",
+            "S        Show or hide each tree line's output shape",
+        ):
             assert line in shown, line
 
 
@@ -268,9 +274,8 @@ async def test_t_on_a_folded_run_targets_its_last_member_and_says_so(app):
 
 
 def test_a_module_registered_twice_says_so_in_the_tree():
-    from sample_models import relu_twice
-
     from layerscope.tree import build_tree
+    from sample_models import relu_twice
 
     view = ModuleTreeView()
     view.model_tree = tree = build_tree(relu_twice())

@@ -6,14 +6,14 @@ A seeded random-weight timm ViT (tests/attention_models.py): every key costs mil
 from __future__ import annotations
 
 import pytest
-from attention_models import HEADS
-from tui_helpers import enter_line, notifications, screen_text, settle
 
+from attention_models import HEADS
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.screens.pickers import MethodPicker
 from layerscope.tui.widgets.attention import AttentionView
 from layerscope.tui.widgets.gradcam import CamPanel
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 SIZE = (100, 30)
 SPEC = "attention_models:tiny_vit"
@@ -44,7 +44,8 @@ async def test_the_picker_offers_a_vit_the_attention_methods_and_rollout_maps_cl
         await settle(pilot)
         shown = screen_text(app)
         assert "method rollout" in shown and "map rollout at blocks.2.norm1 for no class (class-blind)" in shown, (
-            notifications(app))
+            notifications(app)
+        )
 
 
 async def test_the_picker_offers_a_convnet_the_cam_methods_only(resnet18_loaded):
@@ -103,8 +104,9 @@ async def test_v_on_a_layer_without_attention_or_a_convnet_is_one_line_and_the_m
     async with app.run_test(size=SIZE) as pilot:
         view = await open_view(pilot, "layer4")
         assert not view.display and app.is_running
-        assert any("has no global self-attention" in n and "\n" not in n.split(": ", 1)[1]
-                   for n in notifications(app)), notifications(app)
+        assert any(
+            "has no global self-attention" in n and "\n" not in n.split(": ", 1)[1] for n in notifications(app)
+        ), notifications(app)
 
 
 async def test_help_names_the_view_keys_as_typed(vit):

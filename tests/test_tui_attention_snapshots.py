@@ -5,10 +5,10 @@ tests/attention_models.py: fast, and the same maps on every machine."""
 from __future__ import annotations
 
 import pytest
-from tui_helpers import enter_line, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
+from tui_helpers import enter_line, settle
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,7 @@ def view_on(block: str, *more: str):
         await settle(pilot, rounds=5)  # the view's worker, then its redraw after the resize it causes
         pilot.app.clear_notifications()
         await settle(pilot)
+
     return run_before
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from tui_helpers import enter_line, notifications, screen_text, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.launch import loader_for_line, make_app
 from layerscope.tui.widgets.gradcam import CamPanel
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 SIZE = (100, 30)
 SAMPLES = Path(__file__).parent.parent / "app" / "layerscope" / "samples"
@@ -219,6 +219,7 @@ async def test_device_xpu_on_the_command_line_leaves_the_app_usable():
 
 def bomb_png(path: Path, side: int = 20_000) -> Path:
     """A 60-byte PNG that declares 20,000×20,000 pixels: Pillow's decompression-bomb check."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -323,7 +324,9 @@ async def test_class_picker_without_class_names_ignores_superscript_digits():
 
 
 def scripted_file(folder: Path) -> Path:
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+    )
     path = folder / "scripted.pt"
     torch.jit.script(model).save(str(path))
     return path
@@ -433,8 +436,9 @@ QUIT_SCRIPT = textwrap.dedent("""
 def test_q_ends_the_process_while_loading_blocks_in_io(fifo, tmp_path):
     stamp = tmp_path / "pressed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", QUIT_SCRIPT, str(fifo), str(stamp)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", QUIT_SCRIPT, str(fifo), str(stamp)], env=env, capture_output=True, text=True, timeout=60
+    )
     ended = time.monotonic()
     assert done.returncode == 0, done.stderr
     assert ended - float(stamp.read_text()) < QUIT_BOUND_S  # the load never returns: only the quit ends it
@@ -498,7 +502,8 @@ def test_a_bug_whose_log_cannot_be_written_still_says_what_happened(tmp_path):
 
 
 async def test_s_after_g_on_a_photo_with_a_240_character_name_saves_under_a_shortened_name(
-        resnet18_loaded, tmp_path, log_file):
+    resnet18_loaded, tmp_path, log_file
+):
     photo = tmp_path / f"{'p' * 240}.png"
     photo.write_bytes(COFFEE.read_bytes())
     app = LayerscopeApp(resnet18_loaded, spec="resnet18", image=photo, save_dir=tmp_path, read_line=loader_for_line)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tui_helpers import enter_line, notifications, paste, screen_text, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
+from tui_helpers import enter_line, notifications, paste, screen_text, settle
 
 # The real ImageNet mobilenet_v2 throughout: each map is a real forward and backward plus the
 # scoring passes, about a CPU-second a key; left out of ``make test-fast`` like other real models.
@@ -360,15 +360,16 @@ class _NotInTheTable(torch.nn.Module):
 def _loaded(model):
     from layerscope.models import LoadedModel
 
-    return LoadedModel(model=model.eval(), spec="test", source="factory", weights="none", pretrained=False,
-                       device=torch.device("cpu"))
+    return LoadedModel(
+        model=model.eval(), spec="test", source="factory", weights="none", pretrained=False, device=torch.device("cpu")
+    )
 
 
 async def test_a_never_runs_a_forward_on_the_ui_thread_and_waits_for_the_probe(monkeypatch):
     import threading
 
-    from layerscope.running import probe
     from layerscope.cam import targets
+    from layerscope.running import probe
 
     on_ui, release = [], threading.Event()
     real_probe = probe.probe_shapes
@@ -498,8 +499,8 @@ async def test_escape_during_a_one_pass_map_discards_it_when_it_arrives(app, hel
 
 def test_the_tab_says_loudly_when_weights_are_random(mobilenet, resnet18, resnet18_tree):
     from layerscope.tree import build_tree
-    from layerscope.tui.session import Session
     from layerscope.tui.camtext import info_text
+    from layerscope.tui.session import Session
 
     warning = "⚠ random weights: this map shows nothing learned"
     assert warning in info_text(Session(loaded=resnet18, tree=resnet18_tree), None).plain
@@ -547,8 +548,24 @@ async def test_80x24_is_a_first_class_layout(app):
         await settle(pilot)
         rows = screen_text(app).splitlines()
         assert rows[0].rstrip() == " mobilenet_v2 · IMAGENET1K_V1 · cpu · 3,504,872 params (all trainable)"
-        assert rows[-1].split() == ["g", "Grad-CAM", "m", "Method", "c", "Class", "o", "Image", "s", "Save",
-                                    "y", "Copy", "?", "Help", "q", "Quit"]
+        assert rows[-1].split() == [
+            "g",
+            "Grad-CAM",
+            "m",
+            "Method",
+            "c",
+            "Class",
+            "o",
+            "Image",
+            "s",
+            "Save",
+            "y",
+            "Copy",
+            "?",
+            "Help",
+            "q",
+            "Quit",
+        ]
         # the top-5 on two rows, each entry whole: the best-ranked keep their names, the last ones shorten
         assert rows[-4].endswith("▎ 285 Egyptian cat 0.717  282 tiger cat 0.147    ")
         assert rows[-3].endswith("▎ 281 ta…y 0.130  287 lynx 0.005  728 pl…g 0.001 ")
@@ -562,9 +579,13 @@ async def test_80x24_is_a_first_class_layout(app):
 def test_a_narrow_footer_drops_the_least_needed_keys_first():
     from layerscope.tui.widgets.footer import key_width, keys_that_fit
 
-    keys = [("search", key_width("/", "Search")), ("compute", key_width("g", "Grad-CAM")),
-            ("mine", key_width("r", "Rank")), ("quit", key_width("q", "Quit")),
-            ("command_palette", key_width("^p", "palette"))]
+    keys = [
+        ("search", key_width("/", "Search")),
+        ("compute", key_width("g", "Grad-CAM")),
+        ("mine", key_width("r", "Rank")),
+        ("quit", key_width("q", "Quit")),
+        ("command_palette", key_width("^p", "palette")),
+    ]
     assert [w for _, w in keys] == [10, 12, 8, 8, 12]
     keep = ("quit", "compute", "search")
     assert keys_that_fit(keys, 50, keep) == {"search", "compute", "mine", "quit", "command_palette"}
@@ -587,8 +608,9 @@ async def test_the_map_follows_the_terminals_colour_depth(mobilenet, monkeypatch
         await settle(pilot)
         await pilot.press("g")
         await settle(pilot)
-        cells = [segment for strip in app.screen._compositor.render_strips() for segment in strip
-                 if segment.text == "▀"]
+        cells = [
+            segment for strip in app.screen._compositor.render_strips() for segment in strip if segment.text == "▀"
+        ]
         shown = screen_text(app)
     colours = {s.style.color.triplet for s in cells} | {s.style.bgcolor.triplet for s in cells}
     off_palette = colours - {xterm_rgb(i) for i in range(16, 256)}
@@ -620,7 +642,7 @@ async def test_a_detectors_tab_lists_the_boxes_and_outlines_the_explained_one(tm
     assert sum(s.style.color.triplet == magenta or s.style.bgcolor.triplet == magenta for s in cells) >= 8
     [png] = tmp_path.glob("*.png")
     x1, y1, x2, y2 = (round(v) for v in view.box)
-    assert (np.asarray(Image.open(png))[y1 + 1, x1 + 4: x2 - 4] == magenta).all()
+    assert (np.asarray(Image.open(png))[y1 + 1, x1 + 4 : x2 - 4] == magenta).all()
 
 
 async def test_a_terminal_that_draws_pixels_gets_the_overlay_at_full_resolution(mobilenet):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tui_helpers import enter_line, notifications, screen_text, settle
-
 from layerscope.models import load_model
 from layerscope.tui.app import KEYS, LayerscopeApp
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 SIZE = (110, 40)
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from diff_models import edited_pair
-from tui_helpers import notifications, paste, screen_text, settle, tree_lines
 
+from diff_models import edited_pair
 from layerscope.diff import DiffCancelled, diff_checkpoints
 from layerscope.models import load_model
 from layerscope.models.loaded import FILE_SUFFIXES
@@ -22,6 +21,7 @@ from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.launch import make_app
 from layerscope.tui.screens.image_path import CHECKPOINT_SUFFIXES
 from layerscope.tui.widgets.module_tree import ModuleTreeView
+from tui_helpers import notifications, paste, screen_text, settle, tree_lines
 
 SIZE = (110, 34)
 MODEL = "diff_models:tiny_resnet"
@@ -92,8 +92,10 @@ async def test_d_shows_the_engine_s_marks_node_for_node(loaded, pair):
         root = module_lines[0]
         assert root.endswith("  2.2%") and module_lines[expected.node("conv1").index].endswith("  =")
         assert module_lines[expected.node("fc").index].endswith("  2.37%")
-        assert "Diff against b.pt: 105 tensors: 77 same, 24 changed, 1 added, 1 removed, 1 reshaped, 1 retyped" \
+        assert (
+            "Diff against b.pt: 105 tensors: 77 same, 24 changed, 1 added, 1 removed, 1 reshaped, 1 retyped"
             in "\n".join(notifications(app))
+        )
 
 
 async def test_the_stats_tab_lists_the_node_s_tensors_with_status_and_change(loaded, pair):
@@ -202,6 +204,7 @@ async def test_escape_stops_a_running_diff_and_its_thread(loaded, pair, monkeypa
             started.set()
             time.sleep(0.02)
             progress(done, total)
+
         try:
             result = real(a, b, progress=paced, cancel=cancel, **options)
         except DiffCancelled as exc:

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from tui_helpers import notifications, screen_text, settle
 
 from layerscope.tui.launch import build_parser, make_app
 from layerscope.tui.screens.image_path import complete_path
@@ -14,19 +13,23 @@ from layerscope.tui.screens.pickers import class_options
 from layerscope.tui.session import SAMPLE_IMAGE
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.search import find_matches, search_keys
+from tui_helpers import notifications, screen_text, settle
 
 
 def test_importing_the_app_does_not_import_torch():
-    code = ("import sys\nfrom layerscope.tui.launch import make_app\nmake_app(['resnet18'])\n"
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys\nfrom layerscope.tui.launch import make_app\nmake_app(['resnet18'])\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_the_grad_cam_texts_and_the_workers_jobs_import_no_textual():
     """What the Grad-CAM tab says, and what the workers run, stand without a screen."""
-    code = ("import sys\nimport layerscope.tui.camtext, layerscope.tui.camlink, layerscope.tui.jobs\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))")
+    code = (
+        "import sys\nimport layerscope.tui.camtext, layerscope.tui.camlink, layerscope.tui.jobs\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -34,7 +37,12 @@ def test_the_grad_cam_texts_and_the_workers_jobs_import_no_textual():
 def test_arguments_match_the_cli_and_default_to_the_bundled_photo():
     args = build_parser().parse_args(["resnet18", "--weights", "none", "--device", "meta", "--arg", "num_classes=10"])
     assert (args.model, args.weights, args.device, args.arg, args.image) == (
-        "resnet18", "none", "meta", ["num_classes=10"], None)
+        "resnet18",
+        "none",
+        "meta",
+        ["num_classes=10"],
+        None,
+    )
     assert make_app([]).options.image == SAMPLE_IMAGE
 
 
@@ -62,8 +70,9 @@ async def test_meta_device_and_arch_arguments_reach_the_loader():
         await pilot.press("g")
         await settle(pilot)
         assert app.is_running
-        assert notifications(app)[-1] == ("Grad-CAM failed: CAMs need real weights and arithmetic; "
-                                          "load the model on cpu or cuda, not meta")
+        assert notifications(app)[-1] == (
+            "Grad-CAM failed: CAMs need real weights and arithmetic; load the model on cpu or cuda, not meta"
+        )
         panel = app.query_one(CamPanel)
         assert panel.view is None and not panel.running  # refused, nothing half-drawn, g works again
         assert (app.main.session.method, app.main.session.image) == before
@@ -117,8 +126,14 @@ def test_header_shows_total_and_trainable_parameters(resnet18, resnet18_tree):
 def test_without_a_terminal_the_app_says_so_and_exits_2(tmp_path):
     out = tmp_path / "out"
     with out.open("w") as sink:
-        done = subprocess.run([sys.executable, "-m", "layerscope", "resnet18"], stdin=subprocess.DEVNULL,
-                              stdout=sink, stderr=subprocess.PIPE, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "layerscope", "resnet18"],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "needs a terminal" in done.stderr
     from layerscope.cli.main import COMMANDS

@@ -8,7 +8,6 @@ import json
 
 import pytest
 from textual.widgets import DataTable, TabbedContent
-from tui_helpers import enter_line, notifications, paste, screen_text, settle
 
 from layerscope.cli.main import main
 from layerscope.lens import language_model, logit_lens
@@ -17,6 +16,7 @@ from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.screens.image_path import MAX_PROMPT
 from layerscope.tui.screens.lens_prompt import LensPromptScreen
 from layerscope.tui.widgets.lens import LensPanel, prob
+from tui_helpers import enter_line, notifications, paste, screen_text, settle
 
 SIZE = (120, 40)
 PROMPT = "3 5 7 9"
@@ -42,8 +42,10 @@ async def read_prompt(pilot, prompt: str) -> None:
 async def test_the_table_is_the_logit_lens_and_the_cli_json(counter, counter_folder, capsys):
     assert main(["lens", str(counter_folder), "--prompt", PROMPT, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    expected = {layer["layer"]: [f"{top['top'][0]['token']} {prob(top['top'][0]['p'])}" for top in layer["positions"]]
-                for layer in printed["layers"]}
+    expected = {
+        layer["layer"]: [f"{top['top'][0]['token']} {prob(top['top'][0]['p'])}" for top in layer["positions"]]
+        for layer in printed["layers"]
+    }
     app = LayerscopeApp(counter, spec=str(counter_folder))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -51,7 +53,10 @@ async def test_the_table_is_the_logit_lens_and_the_cli_json(counter, counter_fol
         assert app.main.query_one(TabbedContent).active == "lens"
         assert table_cells(app) == expected
         assert [str(app.main.query_one("#lens-table", DataTable).get_row_at(i)[0]).strip() for i in range(3)] == [
-            "embeddings", "layers.0", "layers.1"]  # the blocks' shared "model." left out
+            "embeddings",
+            "layers.0",
+            "layers.1",
+        ]  # the blocks' shared "model." left out
         result = logit_lens(language_model(counter), PROMPT)
         assert app.main.query_one(LensPanel).result == result  # the same engine call, the same numbers
         assert list(expected)[-1] == "model.layers.1" and expected["model.layers.1"][-1].startswith("11 ")

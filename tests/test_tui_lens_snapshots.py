@@ -5,10 +5,10 @@ highlighted cell's top 5 and its block's heads."""
 from __future__ import annotations
 
 import pytest
-from tui_helpers import enter_line, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
+from tui_helpers import enter_line, settle
 
 
 @pytest.fixture
@@ -29,6 +29,7 @@ def lens_on(prompt: str, *more: str):
             await settle(pilot, rounds=5)
         pilot.app.clear_notifications()
         await settle(pilot)
+
     return run_before
 
 

@@ -39,8 +39,13 @@ def wait_for_exit(pid: int, fd: int, limit: float) -> tuple[int, bytes]:
 
 
 def test_q_returns_to_the_shell_within_the_bound():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TERM": "xterm-256color",
-           "COLUMNS": "100", "LINES": "30"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "TERM": "xterm-256color",
+        "COLUMNS": "100",
+        "LINES": "30",
+    }
     pid, fd = pty.fork()
     if pid == 0:  # the child: the console script, as a user starts it
         os.execve(sys.executable, [sys.executable, "-m", "layerscope", "resnet18", "--weights", "none"], env)

@@ -8,13 +8,13 @@ import dataclasses
 
 import pytest
 import torch
-from tui_helpers import enter_line, notifications, screen_text, settle
 
 from layerscope.cam.metrics import faithfulness
 from layerscope.models import Preprocess, load_model
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.widgets.gradcam import CamPanel
 from layerscope.tui.widgets.module_tree import ModuleTreeView
+from tui_helpers import enter_line, notifications, screen_text, settle
 
 SIZE = (110, 34)
 
@@ -51,8 +51,10 @@ async def test_g_shows_the_maps_deletion_and_insertion_scores(mobilenet, tmp_pat
         [expected] = faithfulness(mobilenet.model, explainer.input, [result.heatmap], result.target)
         assert panel.scores == expected  # the same function, the same numbers as `layerscope rank`
         shown = " ".join(screen_text(app).split())
-        assert (f"deletion {expected.deletion_auc:.3f} ↓ insertion {expected.insertion_auc:.3f} ↑ "
-                f"avg drop {expected.average_drop:.3f}") in shown
+        assert (
+            f"deletion {expected.deletion_auc:.3f} ↓ insertion {expected.insertion_auc:.3f} ↑ "
+            f"avg drop {expected.average_drop:.3f}"
+        ) in shown
         assert "class-blind" not in shown
 
 
@@ -96,21 +98,26 @@ async def test_r_ranks_the_family_marks_the_tree_and_b_jumps_to_the_best(small_m
         assert "features.18" in [s.layer for s in ranking.layers] and not ranking.blind
         gaps = [s.scores.gap for s in ranking.layers]
         drawn = [s.scores.gap for s in ranking.layers if not s.all_zero]
-        assert gaps[:len(drawn)] == drawn == sorted(drawn, reverse=True)  # all-zero maps claim nothing: last
+        assert gaps[: len(drawn)] == drawn == sorted(drawn, reverse=True)  # all-zero maps claim nothing: last
         tree = app.query_one(ModuleTreeView)
         assert tree.ranks[ranking.best.layer] == (1, pytest.approx(gaps[0]))
         place18, gap18 = tree.ranks["features.18"]
         text = screen_text(app)
         rows = [row.split("▎")[0].rstrip() for row in text.splitlines()]
-        assert any(r.startswith(f"│  └─ ▶ ▦ ◎ #{place18} {gap18:+.2f} 18 Conv") and r.endswith("  412.2K")
-                   for r in rows)  # the target mark, then the rank; the name gives way, not the figure
+        assert any(
+            r.startswith(f"│  └─ ▶ ▦ ◎ #{place18} {gap18:+.2f} 18 Conv") and r.endswith("  412.2K") for r in rows
+        )  # the target mark, then the rank; the name gives way, not the figure
         best_key = ranking.best.layer.rsplit(".", 1)[-1]
         if ranking.best.layer not in ("features.0", "features.18"):  # inside the folded 1…17 run
             assert any(f"#1 {gaps[0]:+.2f} at {best_key} 1…" in r and r.endswith("  1.8M") for r in rows)
         assert ranking.leading is not None
-        assert any("Ranked 16 layers: leads on this photo: model.features[" in n and "b makes it the target" in n
-                   and "a folder report says whether it is best" in n
-                   and "sanity passed: gradcam's maps change" in n for n in notifications(app))
+        assert any(
+            "Ranked 16 layers: leads on this photo: model.features[" in n
+            and "b makes it the target" in n
+            and "a folder report says whether it is best" in n
+            and "sanity passed: gradcam's maps change" in n
+            for n in notifications(app)
+        )
         await pilot.press("b")
         await settle(pilot)
         assert app.main.session.node(app.main.session.target).name == ranking.leading.layer  # eligible, not just first
@@ -129,8 +136,10 @@ async def test_r_with_eigencam_says_it_is_class_blind(small_mobilenet, tmp_path)
         await settle(pilot)
         ranking = app.main.session.ranking
         assert ranking.blind and all(s.rho == pytest.approx(1.0) for s in ranking.layers)
-        assert any(n.startswith("Ranked 16 layers") and "sanity class-blind: eigencam's maps stay the same" in n
-                   for n in notifications(app))
+        assert any(
+            n.startswith("Ranked 16 layers") and "sanity class-blind: eigencam's maps stay the same" in n
+            for n in notifications(app)
+        )
         await pilot.press("t", "g")
         await settle(pilot)
         assert "class-blind: eigencam draws the same map for every class" in screen_text(app)
@@ -138,7 +147,9 @@ async def test_r_with_eigencam_says_it_is_class_blind(small_mobilenet, tmp_path)
 
 async def test_r_on_random_weights_says_the_ranking_means_nothing(tmp_path):
     """The app's verdict is the engine's (``cam.ranking.verdict``): on an untrained model, no "passed"."""
-    random = dataclasses.replace(load_model("mobilenet_v2", weights="none"), preprocess=Preprocess(resize=64, crop=(64, 64)))
+    random = dataclasses.replace(
+        load_model("mobilenet_v2", weights="none"), preprocess=Preprocess(resize=64, crop=(64, 64))
+    )
     app = LayerscopeApp(random, spec="mobilenet_v2", save_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -159,8 +170,10 @@ async def test_r_on_a_layer_without_a_map_warns_and_escape_stops_a_ranking(mobil
         await enter_line(pilot, "slash", "classifier.1")
         await pilot.press("r")
         await settle(pilot)
-        assert any("Nothing to rank here: model.classifier[-1]: its output 1×1000 has no spatial grid" in n
-                   for n in notifications(app))
+        assert any(
+            "Nothing to rank here: model.classifier[-1]: its output 1×1000 has no spatial grid" in n
+            for n in notifications(app)
+        )
         assert app.main.session.ranking is None
         await pilot.press("a", "r")
         bar = app.query_one("#cam-progress")

@@ -8,7 +8,6 @@ import dataclasses
 
 import pytest
 from rich.text import Text
-from tui_helpers import enter_line, settle, widget_text
 
 from layerscope.cam.metrics import faithfulness
 from layerscope.cam.scoring import Prediction
@@ -20,6 +19,7 @@ from layerscope.tui.tables import STATE_HEADERS, state_table
 from layerscope.tui.tabs import StateRow
 from layerscope.tui.widgets.curves import CurvesPlot
 from layerscope.tui.widgets.gradcam import CamPanel
+from tui_helpers import enter_line, settle, widget_text
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,10 @@ async def test_every_tab_keeps_its_columns_and_figures_at_80x24(small_mobilenet,
         scores = panel.scores
         ranking = app.main.session.ranking
         place = [s.layer for s in ranking.layers].index(ranking.leading.layer) + 1  # b: the first eligible layer
-        assert (f"del↓{scores.deletion_auc:.3f} ins↑{scores.insertion_auc:.3f} drop {scores.average_drop:.3f}"
-                f"  rank #{place} of 16") in shown  # the tightest labels keep the place on the scores' row
+        assert (
+            f"del↓{scores.deletion_auc:.3f} ins↑{scores.insertion_auc:.3f} drop {scores.average_drop:.3f}"
+            f"  rank #{place} of 16"
+        ) in shown  # the tightest labels keep the place on the scores' row
         top5 = widget_text(app.query_one("#cam-top5"))
         assert len(top5) == 2  # the top-5 on two rows, every probability whole
         for p in panel.view.top5:
@@ -93,25 +95,34 @@ async def test_every_tab_keeps_its_columns_and_figures_at_80x24(small_mobilenet,
         [expected] = faithfulness(small_mobilenet.model, explainer.input, [result.heatmap], result.target)
         assert plot.plt.monitor.y == [list(expected.deletion_curve), list(expected.insertion_curve)]
         assert plot.plt.monitor.x == [[k / 20 for k in range(21)]] * 2
-        assert plot.plt.monitor.label == [f"deletion {expected.deletion_auc:.3f} ↓",
-                                          f"insertion {expected.insertion_auc:.3f} ↑"]
+        assert plot.plt.monitor.label == [
+            f"deletion {expected.deletion_auc:.3f} ↓",
+            f"insertion {expected.insertion_auc:.3f} ↑",
+        ]
         await pilot.press("p")
         await settle(pilot)
         assert not plot.display and app.query_one("#cam-preview").display
 
 
-TOP5 = [Prediction(285, "Egyptian cat", 0.717, 0.0), Prediction(282, "tiger cat", 0.147, 0.0),
-        Prediction(281, "tabby", 0.130, 0.0), Prediction(287, "lynx", 0.005, 0.0),
-        Prediction(728, "plastic bag", 0.001, 0.0)]
+TOP5 = [
+    Prediction(285, "Egyptian cat", 0.717, 0.0),
+    Prediction(282, "tiger cat", 0.147, 0.0),
+    Prediction(281, "tabby", 0.130, 0.0),
+    Prediction(287, "lynx", 0.005, 0.0),
+    Prediction(728, "plastic bag", 0.001, 0.0),
+]
 
 
 def test_the_top5_keeps_to_two_rows_and_shortens_the_last_names_first():
     text, rows = top5_rows(TOP5, 285, 46)  # 80×24's tab
-    assert rows == 2 and text.plain.split("\n") == ["285 Egyptian cat 0.717  282 tiger cat 0.147",
-                                                    "281 ta…y 0.130  287 lynx 0.005  728 pl…g 0.001"]
+    assert rows == 2 and text.plain.split("\n") == [
+        "285 Egyptian cat 0.717  282 tiger cat 0.147",
+        "281 ta…y 0.130  287 lynx 0.005  728 pl…g 0.001",
+    ]
     text, rows = top5_rows(TOP5, 285, 110)
-    assert rows == 1 and text.plain == ("top-5 285 Egyptian cat 0.717 · 282 tiger cat 0.147 · 281 tabby 0.130 · "
-                                        "287 lynx 0.005 · 728 plastic bag 0.001")
+    assert rows == 1 and text.plain == (
+        "top-5 285 Egyptian cat 0.717 · 282 tiger cat 0.147 · 281 tabby 0.130 · 287 lynx 0.005 · 728 plastic bag 0.001"
+    )
     text, rows = top5_rows(TOP5, 285, 20)  # too narrow for two rows: one entry a row, names cut
     assert rows == 5 and text.plain.split("\n")[0] == "285 Egypt… cat 0.717"
 
@@ -129,8 +140,10 @@ def test_the_map_gets_the_layout_that_draws_it_largest():
 def test_names_give_way_and_figures_stay_whole():
     line = fitted([Text("layer "), Name(Text("model.blocks[11].attn.proj")), Text("  method gradcam++")], 40)
     assert line.plain == "layer model.bl…tn.proj  method gradcam++"  # 40 cells, the method whole
-    rows = [StateRow("0.downsample.1.num_batches_tracked", "scalar", "int64", 1, "buffer"),
-            StateRow("0.conv1.weight", "512×256×3×3", "float32", 1_179_648, "parameter")]
+    rows = [
+        StateRow("0.downsample.1.num_batches_tracked", "scalar", "int64", 1, "buffer"),
+        StateRow("0.conv1.weight", "512×256×3×3", "float32", 1_179_648, "parameter"),
+    ]
     wide = state_table(rows, 76)
     assert wide.height == 1 and [c.label.plain for c in wide.columns] == list(STATE_HEADERS)
     assert [c.plain for c in wide.rows[0]] == ["0.downsample.1.n…_batches_tracked", "buffer", "scalar", "int64", "1"]

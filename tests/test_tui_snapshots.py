@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_helpers import enter_line, settle
 
 from layerscope.models import load_model
 from layerscope.tui.app import LayerscopeApp
+from tui_helpers import enter_line, settle
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,7 @@ def mobilenet():
 
 def keys(*pressed: str, search: str = ""):
     """Settle, then ``/`` SEARCH enter (pasted) when given, then ``pressed``, then settle again."""
+
     async def run_before(pilot) -> None:
         await settle(pilot)
         if search:
@@ -31,6 +32,7 @@ def keys(*pressed: str, search: str = ""):
             await settle(pilot)
         pilot.app.clear_notifications()  # a toast still showing or gone depends on the machine's speed
         await pilot.pause()
+
     return run_before
 
 
@@ -95,6 +97,7 @@ def test_diff_view(snap_compare, tmp_path_factory):
     """``--diff``: the change column coloured from frozen to most-changed, layer4 open, its
     tensors in the Stats tab (the checkpoints of tests/diff_models.py, seeded)."""
     import torch
+
     from diff_models import edited_pair
 
     folder = tmp_path_factory.mktemp("snapshot-diff")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from rich.text import Text
-from tui_helpers import enter_line, screen_text, settle
 
 from layerscope.tree.nodestats import human_count, human_macs
 from layerscope.tui.app import LayerscopeApp
 from layerscope.tui.treeline import TreeLine, middle_ellipsis
 from layerscope.tui.widgets.module_tree import ModuleTreeView
+from tui_helpers import enter_line, screen_text, settle
 
 
 def test_a_long_name_loses_its_middle_and_the_figures_stay_whole():
@@ -40,8 +40,10 @@ async def test_ranked_and_macs_lines_keep_their_figures_at_both_widths(resnet18_
         view.relabel()
         await pilot.pause()
         rows = tree_rows(app)
-        expected = {"#1": human_count(tree.get("layer4.1").total_params),
-                    "#2": human_count(tree.get("layer4.0").total_params)}
+        expected = {
+            "#1": human_count(tree.get("layer4.1").total_params),
+            "#2": human_count(tree.get("layer4.0").total_params),
+        }
         # issue 32: at 80 columns a ranked line keeps its name and the right column gives way
         assert any("#1" in r and " 1 Ba" in r for r in rows), "\n".join(rows)  # MIN_NAME cells at least
         assert any("#2" in r and " 0 Ba" in r for r in rows), rows

@@ -52,8 +52,8 @@ def screen_text(app) -> str:
 def widget_text(widget) -> list[str]:
     """The rows of the screen inside ``widget``'s region, as drawn (``screen_text`` cut to it)."""
     region = widget.region
-    rows = screen_text(widget.app).splitlines()[region.y:region.bottom]
-    return [row[region.x:region.right] for row in rows]
+    rows = screen_text(widget.app).splitlines()[region.y : region.bottom]
+    return [row[region.x : region.right] for row in rows]
 
 
 def tree_lines(tree) -> list:

@@ -40,24 +40,44 @@ class LineParser(argparse.ArgumentParser):
 def add_model_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
     """MODEL plus --weights/--device/--arch/--arg/--trust, spelled the same in every command."""
     if model_required:
-        parser.add_argument("model", metavar="MODEL", help="torchvision name, timm:NAME, pkg.module:factory, a file, "
-                                                           "or a Hugging Face folder / hf:ORG/NAME")
+        parser.add_argument(
+            "model",
+            metavar="MODEL",
+            help="torchvision name, timm:NAME, pkg.module:factory, a file, or a Hugging Face folder / hf:ORG/NAME",
+        )
     else:
-        parser.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                            help=f"model spec (default: {DEFAULT_MODEL}, with its ImageNet weights when cached)")
-    parser.add_argument("--weights", default="auto",
-                        help="auto (the default: the pretrained weights already in the local cache, never a download; "
-                        "else random init), none, DEFAULT, a torchvision weights name, or a state_dict path")
+        parser.add_argument(
+            "model",
+            metavar="MODEL",
+            nargs="?",
+            default=None,
+            help=f"model spec (default: {DEFAULT_MODEL}, with its ImageNet weights when cached)",
+        )
+    parser.add_argument(
+        "--weights",
+        default="auto",
+        help="auto (the default: the pretrained weights already in the local cache, never a download; "
+        "else random init), none, DEFAULT, a torchvision weights name, or a state_dict path",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps, or meta (structure only, no weight memory)")
     parser.add_argument("--arch", default=None, help="architecture spec to load a state_dict file into")
-    parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="keyword argument for the model builder (Python literal), repeatable")
-    parser.add_argument("--trust", action="store_true",
-                        help="allow full unpickling of a file (runs code from it: only for files you trust)")
+    parser.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keyword argument for the model builder (Python literal), repeatable",
+    )
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow full unpickling of a file (runs code from it: only for files you trust)",
+    )
 
 
-INPUT_HELP = ("example input, e.g. 3x224x224, 128:long or decoder_input_ids=16:long; repeat it for a forward "
-              "that takes several")
+INPUT_HELP = (
+    "example input, e.g. 3x224x224, 128:long or decoder_input_ids=16:long; repeat it for a forward that takes several"
+)
 
 
 def add_input_option(parser: argparse._ActionsContainer, help_text: str, *, repeatable: bool = False) -> None:

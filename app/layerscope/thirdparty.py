@@ -44,8 +44,13 @@ EUCLIDEAN_DIST = aten._euclidean_dist
 
 
 def cpu_flash_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, is_causal: bool = False,
-    attn_mask: torch.Tensor | None = None, scale: float | None = None,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    *,
+    is_causal: bool = False,
+    attn_mask: torch.Tensor | None = None,
+    scale: float | None = None,
 ) -> torch.Tensor:
     """The fused CPU attention kernel's output (no dropout), on any device that has the kernel
     or on ``meta`` (shapes only): what ``F.scaled_dot_product_attention`` runs on the CPU.

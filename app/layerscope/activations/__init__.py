@@ -17,6 +17,15 @@ from layerscope.activations.running import Bounds, NodeActivity, saturation_boun
 from layerscope.activations.sources import model_activations
 
 __all__ = [
-    "ActivationReport", "ActivationsCancelled", "Bounds", "Histogram", "ImageBatches", "NodeActivity",
-    "collect_activations", "image_activations", "image_files", "model_activations", "saturation_bounds",
+    "ActivationReport",
+    "ActivationsCancelled",
+    "Bounds",
+    "Histogram",
+    "ImageBatches",
+    "NodeActivity",
+    "collect_activations",
+    "image_activations",
+    "image_files",
+    "model_activations",
+    "saturation_bounds",
 ]

@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from layerscope.io import imaging
 from layerscope.activations.recorder import ActivationReport, Cancel, Progress, collect_activations
 from layerscope.errors import LayerscopeError
-from layerscope.io.files import expand
 from layerscope.folder_report.dataset import discover, folder_path
+from layerscope.io import imaging
+from layerscope.io.files import expand
 from layerscope.models.loaded import Preprocess
 
 
@@ -34,14 +34,19 @@ def image_files(folder: str | Path) -> list[Path]:
     names = [] if not any(path.iterdir()) else [given / f.name for f in discover(path, None).files]
     files = [p for p in names if p.suffix.lower() in known]
     if not files:
-        raise LayerscopeError(f"no image files in {path} or its folders "
-                              f"(looked for {', '.join(sorted(known)[:6])}, …)")
+        raise LayerscopeError(f"no image files in {path} or its folders (looked for {', '.join(sorted(known)[:6])}, …)")
     return files
 
 
 def image_activations(
-    model: nn.Module, preprocess: Preprocess, files: Sequence[Path], *, batch_size: int = 32,
-    names: Sequence[str] | None = None, progress: Progress | None = None, cancel: Cancel | None = None,
+    model: nn.Module,
+    preprocess: Preprocess,
+    files: Sequence[Path],
+    *,
+    batch_size: int = 32,
+    names: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> ActivationReport:
     """``collect_activations`` over photos, preprocessed as ``cam`` does, ``batch_size`` at a time."""
     first = next(model.parameters(), None)
@@ -59,8 +64,9 @@ class ImageBatches:
     not be read, with why. Images of different sizes (detectors keep each photo's own size)
     go one per batch."""
 
-    def __init__(self, files: Sequence[Path], preprocess: Preprocess, device: torch.device,
-                 batch_size: int = 32) -> None:
+    def __init__(
+        self, files: Sequence[Path], preprocess: Preprocess, device: torch.device, batch_size: int = 32
+    ) -> None:
         self.files = files
         self.preprocess = preprocess
         self.device = device

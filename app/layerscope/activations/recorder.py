@@ -42,8 +42,13 @@ class ActivationReport:
 
 
 def collect_activations(
-    model: nn.Module, batches: Iterable[Batch], *, names: Sequence[str] | None = None, inputs: str = "",
-    progress: Progress | None = None, cancel: Cancel | None = None,
+    model: nn.Module,
+    batches: Iterable[Batch],
+    *,
+    names: Sequence[str] | None = None,
+    inputs: str = "",
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> ActivationReport:
     """Statistics of every module's output (``names``: only these) over all ``batches``, streamed.
     ``cancel`` is asked after every module and between batches: ``ActivationsCancelled`` when true.
@@ -119,7 +124,8 @@ class _Recorder:
             running = self.running.get(name)
             if running is None:
                 running = self.running[name] = RunningActivity(
-                    name, saturation_bounds(module), self._channel_dim(module, tensor))
+                    name, saturation_bounds(module), self._channel_dim(module, tensor)
+                )
             running.add(tensor)
 
         return hook

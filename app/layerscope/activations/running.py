@@ -75,13 +75,23 @@ class NodeActivity:
 
     def as_json(self, access_expression: str) -> dict[str, object]:
         return {
-            "name": self.name, "access_expression": access_expression, "shape": list(self.shape),
-            "calls": self.calls, "elements": self.elements, "mean": self.mean, "std": self.std,
-            "min": self.min, "max": self.max, "zero_fraction": self.zero_fraction,
-            "channel_dim": self.channel_dim, "channels": self.channels, "dead_channels": list(self.dead_channels),
+            "name": self.name,
+            "access_expression": access_expression,
+            "shape": list(self.shape),
+            "calls": self.calls,
+            "elements": self.elements,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+            "zero_fraction": self.zero_fraction,
+            "channel_dim": self.channel_dim,
+            "channels": self.channels,
+            "dead_channels": list(self.dead_channels),
             "saturated_fraction": self.saturated_fraction,
             "saturation_bounds": [self.saturation.low, self.saturation.high] if self.saturation else None,
-            "nonfinite": self.nonfinite, "histogram": self.histogram.as_json(),
+            "nonfinite": self.nonfinite,
+            "histogram": self.histogram.as_json(),
         }
 
 
@@ -146,12 +156,20 @@ class RunningActivity:
         seen = self.finite > 0
         dead = () if self.alive is None else tuple(torch.nonzero(~self.alive).flatten().tolist())
         return NodeActivity(
-            name=self.name, shape=self.shape, calls=self.calls, elements=self.elements,
-            mean=self.mean if seen else None, std=math.sqrt(self.m2 / self.finite) if seen else None,
-            min=self.low if seen else None, max=self.high if seen else None,
+            name=self.name,
+            shape=self.shape,
+            calls=self.calls,
+            elements=self.elements,
+            mean=self.mean if seen else None,
+            std=math.sqrt(self.m2 / self.finite) if seen else None,
+            min=self.low if seen else None,
+            max=self.high if seen else None,
             zero_fraction=self.zeros / self.elements if self.elements else 0.0,
-            channel_dim=self.channel_dim, channels=0 if self.alive is None else self.alive.numel(),
-            dead_channels=dead, saturation=self.bounds,
+            channel_dim=self.channel_dim,
+            channels=0 if self.alive is None else self.alive.numel(),
+            dead_channels=dead,
+            saturation=self.bounds,
             saturated_fraction=self.saturated / self.finite if self.bounds and seen else None,
-            nonfinite=self.nonfinite, histogram=self.histogram.result(),
+            nonfinite=self.nonfinite,
+            histogram=self.histogram.result(),
         )

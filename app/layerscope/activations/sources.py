@@ -12,13 +12,18 @@ from pathlib import Path
 
 from layerscope.activations.images import image_activations
 from layerscope.activations.recorder import ActivationReport, Cancel, Progress, collect_activations
-from layerscope.running.example_inputs import InputSpec, describe_inputs, example_inputs
 from layerscope.models.loaded import LoadedModel
+from layerscope.running.example_inputs import InputSpec, describe_inputs, example_inputs
 
 
 def model_activations(
-    loaded: LoadedModel, *, inputs: Sequence[InputSpec] = (), files: Sequence[Path] = (),
-    names: Sequence[str] | None = None, batch_size: int = 32, progress: Progress | None = None,
+    loaded: LoadedModel,
+    *,
+    inputs: Sequence[InputSpec] = (),
+    files: Sequence[Path] = (),
+    names: Sequence[str] | None = None,
+    batch_size: int = 32,
+    progress: Progress | None = None,
     cancel: Cancel | None = None,
 ) -> ActivationReport:
     """Statistics of every node's output (``names``: only these) over example tensors for
@@ -32,7 +37,9 @@ def model_activations(
     """
     if inputs:
         batch = example_inputs(loaded.model, inputs)
-        return collect_activations(loaded.model, [batch], names=names, inputs=describe_inputs(inputs),
-                                   progress=progress, cancel=cancel)
-    return image_activations(loaded.model, loaded.preprocess, files, batch_size=batch_size, names=names,
-                             progress=progress, cancel=cancel)
+        return collect_activations(
+            loaded.model, [batch], names=names, inputs=describe_inputs(inputs), progress=progress, cancel=cancel
+        )
+    return image_activations(
+        loaded.model, loaded.preprocess, files, batch_size=batch_size, names=names, progress=progress, cancel=cancel
+    )

@@ -24,17 +24,32 @@ class AttentionCall:
     enable_gqa: bool = False
 
     @classmethod
-    def of(cls, query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
-           dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
-           enable_gqa: bool = False) -> AttentionCall:
+    def of(
+        cls,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        attn_mask: Tensor | None = None,
+        dropout_p: float = 0.0,
+        is_causal: bool = False,
+        scale: float | None = None,
+        enable_gqa: bool = False,
+    ) -> AttentionCall:
         """From ``scaled_dot_product_attention``'s own signature (positional or keyword)."""
         return cls(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
 
     def reference(self) -> Tensor:
         """What torch itself computes for this call."""
         return F.scaled_dot_product_attention(
-            self.query, self.key, self.value, attn_mask=self.attn_mask, dropout_p=self.dropout_p,
-            is_causal=self.is_causal, scale=self.scale, enable_gqa=self.enable_gqa)
+            self.query,
+            self.key,
+            self.value,
+            attn_mask=self.attn_mask,
+            dropout_p=self.dropout_p,
+            is_causal=self.is_causal,
+            scale=self.scale,
+            enable_gqa=self.enable_gqa,
+        )
 
 
 def explicit_attention(call: AttentionCall) -> tuple[Tensor, Tensor]:

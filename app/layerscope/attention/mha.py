@@ -34,8 +34,15 @@ def bind_arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
 
 def decomposable(a: dict[str, Any]) -> bool:
     """Whether the call takes the attention kernel in torch's own code (and so here)."""
-    return (not a["need_weights"] and a["bias_k"] is None and a["bias_v"] is None and not a["add_zero_attn"]
-            and a["static_k"] is None and a["static_v"] is None and a["query"].dim() in (2, 3))
+    return (
+        not a["need_weights"]
+        and a["bias_k"] is None
+        and a["bias_v"] is None
+        and not a["add_zero_attn"]
+        and a["static_k"] is None
+        and a["static_v"] is None
+        and a["query"].dim() in (2, 3)
+    )
 
 
 def multi_head_attention(a: dict[str, Any], attend: Attend) -> tuple[Tensor, None]:
@@ -67,8 +74,11 @@ def _projections(query: Tensor, key: Tensor, value: Tensor, a: dict[str, Any]) -
     weight, bias = a["in_proj_weight"], a["in_proj_bias"]
     if a["use_separate_proj_weight"]:
         biases = bias.chunk(3) if bias is not None else (None, None, None)
-        return (F.linear(query, a["q_proj_weight"], biases[0]), F.linear(key, a["k_proj_weight"], biases[1]),
-                F.linear(value, a["v_proj_weight"], biases[2]))
+        return (
+            F.linear(query, a["q_proj_weight"], biases[0]),
+            F.linear(key, a["k_proj_weight"], biases[1]),
+            F.linear(value, a["v_proj_weight"], biases[2]),
+        )
     e = query.size(-1)
     if key is value and query is key:  # self-attention: one packed projection
         proj = F.linear(query, weight, bias).unflatten(-1, (3, e)).unsqueeze(0).transpose(0, -2).squeeze(-2)
@@ -84,8 +94,15 @@ def _projections(query: Tensor, key: Tensor, value: Tensor, a: dict[str, Any]) -
     return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
 
 
-def _mask(a: dict[str, Any], key_padding_mask: Tensor | None, dtype: torch.dtype, bsz: int, heads: int,
-          tgt_len: int, src_len: int) -> tuple[Tensor | None, bool]:
+def _mask(
+    a: dict[str, Any],
+    key_padding_mask: Tensor | None,
+    dtype: torch.dtype,
+    bsz: int,
+    heads: int,
+    tgt_len: int,
+    src_len: int,
+) -> tuple[Tensor | None, bool]:
     """torch's mask rules: boolean masks become additive ``-inf``, the padding mask joins the
     attention mask per head, and ``is_causal`` stands alone only without a padding mask."""
     key_padding_mask = _additive(key_padding_mask, dtype)

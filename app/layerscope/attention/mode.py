@@ -58,4 +58,4 @@ class AttentionMode(TorchFunctionMode):
 
 
 def _attention_shaped(out: object, dim: object) -> bool:
-    return (isinstance(out, Tensor) and out.dim() == 4 and dim in (-1, 3) and out.shape[-1] == out.shape[-2])
+    return isinstance(out, Tensor) and out.dim() == 4 and dim in (-1, 3) and out.shape[-1] == out.shape[-2]

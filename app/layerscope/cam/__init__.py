@@ -10,10 +10,10 @@ what the CLI and the app call.
 
 from layerscope.cam.compute import compute_cam, compute_sweep
 from layerscope.cam.core import CamPass, CamResult, normalise
-from layerscope.cam.layers import resolve_layer
-from layerscope.cam.perturb import CamCancelled
 from layerscope.cam.detection import BoxTarget, is_detection_model
+from layerscope.cam.layers import resolve_layer
 from layerscope.cam.methods import METHODS, get_method
+from layerscope.cam.perturb import CamCancelled
 from layerscope.cam.photo import PhotoExplainer
 from layerscope.cam.reshape import TokenGrid
 from layerscope.cam.scoring import Prediction, top_predictions

@@ -30,8 +30,10 @@ from layerscope.cam.hooks import flatten_output
 from layerscope.errors import LayerscopeError
 
 HEAD_FUSIONS = ("mean", "max", "min")
-APPLIES_TO = ("ViT, DeiT, BEiT, EVA, DINOv2, CLIP image towers and other transformers with global "
-              "self-attention (not Swin's windows, not convnets)")
+APPLIES_TO = (
+    "ViT, DeiT, BEiT, EVA, DINOv2, CLIP image towers and other transformers with global "
+    "self-attention (not Swin's windows, not convnets)"
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class AttentionRecorder:
     def _entered(self, name: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: object) -> None:
             self._running.append(name)
+
         return hook
 
     def _left(self, name: str) -> Callable[..., None]:
@@ -89,6 +92,7 @@ class AttentionRecorder:
             tensors, _ = flatten_output(output)
             if name not in self.outputs and tensors and tensors[0].dim() == 3:
                 self.outputs[name] = tensors[0]
+
         return hook
 
     def _attend(self, call: AttentionCall) -> Tensor:
@@ -143,8 +147,10 @@ def last_block_for(layer: str, blocks: list[str]) -> int:
         block = blocks[i]
         if block == layer or layer.startswith(block + ".") or not layer or block.startswith(layer + "."):
             return i
-    raise LayerscopeError(f"layer {layer!r} runs no attention; name a transformer block (one of "
-                          f"{_span(blocks)}) or an attention module inside one")
+    raise LayerscopeError(
+        f"layer {layer!r} runs no attention; name a transformer block (one of "
+        f"{_span(blocks)}) or an attention module inside one"
+    )
 
 
 def _span(blocks: list[str]) -> str:
@@ -160,7 +166,8 @@ def check_global(records: list[AttentionRecord], tokens: int, images: int) -> No
         if n != images or rows != tokens or cols != tokens:
             raise LayerscopeError(
                 f"{record.block or 'the model'} attends over {cols} of {tokens} tokens in {n} groups for "
-                f"{images} image(s) (windowed or pooled attention); these methods apply to {APPLIES_TO}")
+                f"{images} image(s) (windowed or pooled attention); these methods apply to {APPLIES_TO}"
+            )
 
 
 # --- the three reductions: per block, one row of T numbers per image -----------------------
@@ -258,9 +265,11 @@ def token_head(model: nn.Module) -> TokenHead:
         head = probe(model)
         if head is not None:
             return head
-    raise LayerscopeError(f"legrad needs the model's final norm and classification head; it knows torchvision's "
-                          f"VisionTransformer, timm's ViT family and Hugging Face's *ForImageClassification, not "
-                          f"{type(model).__name__} (rollout and gradrollout need neither)")
+    raise LayerscopeError(
+        f"legrad needs the model's final norm and classification head; it knows torchvision's "
+        f"VisionTransformer, timm's ViT family and Hugging Face's *ForImageClassification, not "
+        f"{type(model).__name__} (rollout and gradrollout need neither)"
+    )
 
 
 def _torchvision_head(model: nn.Module) -> TokenHead | None:
@@ -288,8 +297,9 @@ def _timm_head(model: nn.Module) -> TokenHead | None:
 
 def _hf_head(model: nn.Module) -> TokenHead | None:
     classifier = getattr(model, "classifier", None)
-    base = next((getattr(model, n) for n in ("vit", "deit", "beit") if isinstance(getattr(model, n, None), nn.Module)),
-                None)
+    base = next(
+        (getattr(model, n) for n in ("vit", "deit", "beit") if isinstance(getattr(model, n, None), nn.Module)), None
+    )
     norm = getattr(base, "layernorm", None)
     width = getattr(norm, "normalized_shape", (None,))[-1]
     if isinstance(classifier, nn.Linear) and isinstance(norm, nn.Module) and classifier.in_features == width:

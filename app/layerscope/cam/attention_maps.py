@@ -61,16 +61,23 @@ class AttentionMaps:
         return self.legrad[i][:, prefix:]
 
 
-def recorder_for(model: nn.Module, handles: list, options: RolloutOptions, gradients: bool) -> tuple[
-        AttentionRecorder, Rollout]:
+def recorder_for(
+    model: nn.Module, handles: list, options: RolloutOptions, gradients: bool
+) -> tuple[AttentionRecorder, Rollout]:
     """A recorder that folds each call into the rollout as it comes when no gradient is wanted
     (nothing of ``T×T`` outlives its block), and keeps the probabilities in the graph otherwise."""
     rollout = Rollout(options)
     return AttentionRecorder(model, handles, fold=None if gradients else rollout.add), rollout
 
 
-def reduce_attention(recorder: AttentionRecorder, rollout: Rollout, images: int, output: object,
-                     target: ResolvedTarget | None, model: nn.Module) -> AttentionMaps:
+def reduce_attention(
+    recorder: AttentionRecorder,
+    rollout: Rollout,
+    images: int,
+    output: object,
+    target: ResolvedTarget | None,
+    model: nn.Module,
+) -> AttentionMaps:
     """The recorded calls as ``AttentionMaps``; gradients when ``target`` is given."""
     records = recorder.records
     tokens = records[0].shape[-1] if records else 0

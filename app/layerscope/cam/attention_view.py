@@ -71,7 +71,7 @@ def all_head_maps(model: nn.Module, x: Tensor) -> HeadMaps:
     blocks: dict[str, Tensor] = {}
     for record, (first, mean) in zip(records, rows):
         row = first if layout.prefix > 0 else mean
-        blocks[record.block] = row[:, :, layout.prefix:].reshape(row.shape[0], row.shape[1], h, w)  # last call wins
+        blocks[record.block] = row[:, :, layout.prefix :].reshape(row.shape[0], row.shape[1], h, w)  # last call wins
     return HeadMaps(tuple(blocks), tuple(blocks.values()), query, layout.prefix)
 
 
@@ -82,17 +82,23 @@ def head_maps(model: nn.Module, x: Tensor, block: str) -> Tensor:
     return found.maps[found.index(block)]
 
 
-def _layout(model: nn.Module, recorder: AttentionRecorder, records: list[AttentionRecord],
-            input_hw: tuple[int, int]) -> Layout:
+def _layout(
+    model: nn.Module, recorder: AttentionRecorder, records: list[AttentionRecord], input_hw: tuple[int, int]
+) -> Layout:
     """The patch grid and prefix tokens, read from a block's output tokens as the CAM reshape
     reads them (the model's hints first: timm's ``num_prefix_tokens``, torchvision's class token)."""
     tokens = records[-1].shape[-1]
     output = recorder.outputs.get(records[-1].block)
     shape = tuple(output.shape) if output is not None else (records[-1].shape[0], tokens, 1)
     layout = infer_layout([shape], input_hw, model_hints(model))
-    if not isinstance(layout, Layout) or layout.kind != "tokens" or int(torch.tensor(layout.grid).prod()) + \
-            layout.prefix != tokens:
+    if (
+        not isinstance(layout, Layout)
+        or layout.kind != "tokens"
+        or int(torch.tensor(layout.grid).prod()) + layout.prefix != tokens
+    ):
         why = layout if isinstance(layout, str) else layout.describe()
-        raise LayerscopeError(f"the {tokens} attention tokens do not lay out as a patch grid ({why}); "
-                              "the attention view needs a ViT-style token sequence")
+        raise LayerscopeError(
+            f"the {tokens} attention tokens do not lay out as a patch grid ({why}); "
+            "the attention view needs a ViT-style token sequence"
+        )
     return layout

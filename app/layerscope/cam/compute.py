@@ -82,8 +82,9 @@ def compute_cam(
     spec = get_method(method)
     check_precision(precision)
     cam_pass = _pass_for(spec, model, input_tensor, [layer], target, categories, reshape, rollout)
-    return cam_pass.result(cam_pass.layers[0], spec.name, progress=progress, cancel=cancel, batch_size=batch_size,
-                           precision=precision)
+    return cam_pass.result(
+        cam_pass.layers[0], spec.name, progress=progress, cancel=cancel, batch_size=batch_size, precision=precision
+    )
 
 
 def compute_sweep(
@@ -140,12 +141,25 @@ def compute_sweep(
 
 
 def _pass_for(
-    spec: Method, model: nn.Module, input_tensor: Tensor, layers: Sequence[LayerRef], target: TargetSpec,
-    categories: Sequence[str] | None, reshape: Reshape, rollout: RolloutOptions = RolloutOptions(),
+    spec: Method,
+    model: nn.Module,
+    input_tensor: Tensor,
+    layers: Sequence[LayerRef],
+    target: TargetSpec,
+    categories: Sequence[str] | None,
+    reshape: Reshape,
+    rollout: RolloutOptions = RolloutOptions(),
 ) -> CamPass:
     """A pass computing exactly what ``spec`` needs: gradients only for gradient methods."""
     return CamPass(
-        model, input_tensor, layers, target, categories=categories, reshape=reshape,
-        gradients=spec.needs_grad, need_target=spec.needs_grad or spec.perturbs, attention=spec.attends,
+        model,
+        input_tensor,
+        layers,
+        target,
+        categories=categories,
+        reshape=reshape,
+        gradients=spec.needs_grad,
+        need_target=spec.needs_grad or spec.perturbs,
+        attention=spec.attends,
         rollout=rollout,
     )

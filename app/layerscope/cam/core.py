@@ -32,7 +32,6 @@ from layerscope.running.probe import call_model
 from layerscope.tree import ModuleTree, build_tree
 
 
-
 @dataclass(frozen=True)
 class CamResult:
     """One method's map for one layer.
@@ -66,10 +65,7 @@ class CamResult:
         if self.heatmap.dim() == 2:
             return [self]
         targets = self.target if isinstance(self.target, tuple) else (self.target,) * len(self.heatmap)
-        return [
-            replace(self, heatmap=h, raw=r, target=t)
-            for h, r, t in zip(self.heatmap, self.raw, targets)
-        ]
+        return [replace(self, heatmap=h, raw=r, target=t) for h, r, t in zip(self.heatmap, self.raw, targets)]
 
 
 class CamPass:
@@ -136,15 +132,19 @@ class CamPass:
             frame = detection.FrameRecorder.attach(self.model, handles) if self.detection else None
             device = self.input.device.type
             free = "free memory on the GPU or use the cpu" if device != "cpu" else "close other programs"
-            with memory_guard(f"running {type(self.model).__name__} on a {'×'.join(map(str, self.input.shape))} "
-                              f"input on {device}", free):
+            with memory_guard(
+                f"running {type(self.model).__name__} on a {'×'.join(map(str, self.input.shape))} input on {device}",
+                free,
+            ):
                 output = call_model(self.model, self.input)
             missing = [name for name in self.layers if name not in store]
             if missing:
                 raise LayerscopeError(f"layer {missing[0]!r} did not run during the model's forward pass")
             resolved = maybe_target(target, output, categories, required=need_target)
-            with memory_guard(f"computing the gradients at {len(self.layers)} layer(s) on {device}",
-                              "hook fewer layers, or use eigencam (no gradients)"):
+            with memory_guard(
+                f"computing the gradients at {len(self.layers)} layer(s) on {device}",
+                "hook fewer layers, or use eigencam (no gradients)",
+            ):
                 grads = self._backward(store, output, resolved) if self.gradients else {}
             self.base_scores = resolved.score(output).detach() if resolved is not None else None
         acts = {name: [t.detach() for t in store[name]] for name in self.layers}
@@ -159,13 +159,16 @@ class CamPass:
                 handles.append(module.register_forward_hook(keep_hook(name, store)))
             recorder, rollout = recorder_for(self.model, handles, self.rollout, self.gradients)
             x = self.input.detach().clone().requires_grad_(self.gradients)
-            with memory_guard(f"recording attention of {type(self.model).__name__} on a "
-                              f"{'×'.join(map(str, x.shape))} input", "use a smaller input or fewer images"):
+            with memory_guard(
+                f"recording attention of {type(self.model).__name__} on a {'×'.join(map(str, x.shape))} input",
+                "use a smaller input or fewer images",
+            ):
                 with recorder.recording():
                     output = call_model(self.model, x)
                 resolved = maybe_target(target, output, categories, required=need_target)
-                maps = reduce_attention(recorder, rollout, x.shape[0], output,
-                                        resolved if self.gradients else None, self.model)
+                maps = reduce_attention(
+                    recorder, rollout, x.shape[0], output, resolved if self.gradients else None, self.model
+                )
             missing = [name for name in self.layers if name not in store]
             if missing:
                 raise LayerscopeError(f"layer {missing[0]!r} did not run during the model's forward pass")
@@ -187,7 +190,7 @@ class CamPass:
         flat = [torch.zeros_like(t) if g is None else g.detach() for t, g in zip(leaves, found)]
         grads, start = {}, 0
         for name in self.layers:
-            grads[name] = flat[start:start + len(store[name])]
+            grads[name] = flat[start : start + len(store[name])]
             start += len(store[name])
         return grads
 
@@ -228,7 +231,9 @@ class CamPass:
         if spec.attends:
             raw = self._attention_raw(name, spec)
             return self._result(name, spec, raw, self._heatmaps(raw))
-        perturber = ModelPerturber(self._context(name), batch_size, progress, cancel, precision) if spec.perturbs else None
+        perturber = (
+            ModelPerturber(self._context(name), batch_size, progress, cancel, precision) if spec.perturbs else None
+        )
         raw = _clean(spec.compute(CamInputs(self.activations[name], self.grads.get(name), perturber)))
         return self._result(name, spec, raw, self._heatmaps(raw), perturber.precision if perturber else "float32")
 
@@ -238,9 +243,7 @@ class CamPass:
             self.tree = build_tree(self.model)
         return resolve_layer(self.model, layer, self.tree)[0]
 
-    def results(
-        self, method: str = "gradcam", layers: Sequence[str] | None = None, **kwargs: Any
-    ) -> list[CamResult]:
+    def results(self, method: str = "gradcam", layers: Sequence[str] | None = None, **kwargs: Any) -> list[CamResult]:
         """The maps of ``layers`` (every hooked layer when None). Layers whose grids have one
         shape (the blocks of a stage) are computed, upsampled and scaled as one batch: a few
         kernels per shape instead of a dozen per layer, which on a GPU is most of a sweep's
@@ -278,20 +281,30 @@ class CamPass:
         assert self.attention_maps is not None
         layout = self.layouts[name]
         if layout.kind != "tokens":
-            raise LayerscopeError(f"{spec.name} needs a layer that returns tokens (a transformer block); "
-                                  f"{name!r} gives {layout.describe()}")
+            raise LayerscopeError(
+                f"{spec.name} needs a layer that returns tokens (a transformer block); "
+                f"{name!r} gives {layout.describe()}"
+            )
         patches = spec.compute(AttentionInputs(self.attention_maps, name, layout.prefix))  # type: ignore[arg-type]
         h, w = layout.grid
         if patches.shape[-1] != h * w:
-            raise LayerscopeError(f"{spec.name}: the attention covers {patches.shape[-1]} patch tokens but {name!r} "
-                                  f"lays out {h}×{w}; give --grid HxW --prefix-tokens N")
+            raise LayerscopeError(
+                f"{spec.name}: the attention covers {patches.shape[-1]} patch tokens but {name!r} "
+                f"lays out {h}×{w}; give --grid HxW --prefix-tokens N"
+            )
         return _clean(patches.reshape(-1, h, w))
 
     def _context(self, name: str) -> PerturbContext:
         if self.target is None or self.base_scores is None:
             raise LayerscopeError("Score-CAM and Ablation-CAM need a target score; pass a target")
-        return PerturbContext(model=self.model, input=self.input, module=self.modules[name],
-                              layout=self.layouts[name], target=self.target, base_scores=self.base_scores)
+        return PerturbContext(
+            model=self.model,
+            input=self.input,
+            module=self.modules[name],
+            layout=self.layouts[name],
+            target=self.target,
+            base_scores=self.base_scores,
+        )
 
     def _heatmaps(self, raw: Tensor) -> Tensor:
         return normalise(F.interpolate(raw[:, None], size=self.input_hw, mode="bilinear", align_corners=False)[:, 0])

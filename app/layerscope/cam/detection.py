@@ -91,10 +91,15 @@ def detections(output: object, categories: Sequence[str] | None = None, limit: i
     rows = []
     for rank in range(min(limit, len(boxes))):
         label = int(found["labels"][rank])
-        rows.append(Detection(
-            rank=rank, label=label, name=names[label] if label < len(names) else None,
-            score=float(found["scores"][rank]), box=tuple(float(v) for v in boxes[rank].tolist()),
-        ))
+        rows.append(
+            Detection(
+                rank=rank,
+                label=label,
+                name=names[label] if label < len(names) else None,
+                score=float(found["scores"][rank]),
+                box=tuple(float(v) for v in boxes[rank].tolist()),
+            )
+        )
     return rows
 
 

@@ -27,8 +27,10 @@ def model_guard(model: nn.Module, *, grad: bool) -> Iterator[list[RemovableHandl
     """``locking.watched_pass`` with parameters frozen and ``grad`` mode as asked: what every CAM
     pass runs under. A TorchScript archive (loaded with ``--trust``) takes no hooks: refused."""
     if isinstance(model, torch.jit.ScriptModule):  # a --trust'ed archive: browsable, not hookable
-        raise LayerscopeError("Grad-CAM needs forward hooks, which TorchScript modules do not support; load the "
-                              "model's Python class with its weights instead (a state_dict with --arch)")
+        raise LayerscopeError(
+            "Grad-CAM needs forward hooks, which TorchScript modules do not support; load the "
+            "model's Python class with its weights instead (a state_dict with --arch)"
+        )
     with watched_pass(model, grad=grad, freeze=True) as handles:
         yield handles
 

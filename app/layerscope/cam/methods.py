@@ -216,12 +216,20 @@ METHODS: dict[str, Method] = {
         Method("eigengradcam", eigengradcam, True, False, "first principal component of gradient × activation"),
         Method("scorecam", scorecam, False, True, "softmax of masked-input scores (one forward per channel)"),
         Method("ablationcam", ablationcam, False, True, "score drop when each channel is zeroed"),
-        Method("rollout", rollout, False, False, "attention rollout: attention multiplied through the blocks",
-               attends=True),
-        Method("gradrollout", gradient_rollout, True, False, "gradient-weighted attention rollout (Chefer et al.)",
-               attends=True),
-        Method("legrad", legrad, True, False, "LeGrad: each block's own score's gradient on its attention",
-               attends=True),
+        Method(
+            "rollout", rollout, False, False, "attention rollout: attention multiplied through the blocks", attends=True
+        ),
+        Method(
+            "gradrollout",
+            gradient_rollout,
+            True,
+            False,
+            "gradient-weighted attention rollout (Chefer et al.)",
+            attends=True,
+        ),
+        Method(
+            "legrad", legrad, True, False, "LeGrad: each block's own score's gradient on its attention", attends=True
+        ),
     )
 }
 

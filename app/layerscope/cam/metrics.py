@@ -87,8 +87,9 @@ def faithfulness(
     like ``x``'s last two dimensions), all from one stream of batched forwards."""
     if isinstance(x, Tensor) and x.dim() == 4 and x.shape[0] != 1:
         raise LayerscopeError(f"the metrics explain one image, got a batch of {x.shape[0]}")
-    return faithfulness_batch(model, x, [heatmaps], [target], steps, batch_size=batch_size, progress=progress,
-                              cancel=cancel)[0]
+    return faithfulness_batch(
+        model, x, [heatmaps], [target], steps, batch_size=batch_size, progress=progress, cancel=cancel
+    )[0]
 
 
 def faithfulness_batch(
@@ -110,8 +111,9 @@ def faithfulness_batch(
         raise LayerscopeError(f"steps must be at least 1, got {steps}")
     x = checked_input(model, x)
     if len(heatmaps) != x.shape[0] or len(targets) != x.shape[0]:
-        raise LayerscopeError(f"{x.shape[0]} images need as many map lists and targets, got {len(heatmaps)} "
-                              f"and {len(targets)}")
+        raise LayerscopeError(
+            f"{x.shape[0]} images need as many map lists and targets, got {len(heatmaps)} and {len(targets)}"
+        )
     owner = [i for i, maps in enumerate(heatmaps) for _ in maps]
     flat = [_checked_map(h, x) for maps in heatmaps for h in maps]
     plan = _Plan(x, flat, owner, steps)
@@ -176,16 +178,23 @@ class _Plan:
 
 
 def _stream(
-    model: nn.Module, plan: _Plan, jobs: list[_Job], classes: Tensor, batch_size: int,
-    progress: Progress | None, cancel: Cancel | None,
+    model: nn.Module,
+    plan: _Plan,
+    jobs: list[_Job],
+    classes: Tensor,
+    batch_size: int,
+    progress: Progress | None,
+    cancel: Cancel | None,
 ) -> Iterator[float]:
     done = 0
     for start in range(0, len(jobs), batch_size):
         if is_cancelled(cancel):
             raise CamCancelled(f"cancelled after {done} of {len(jobs)} perturbed passes")
-        batch = jobs[start:start + batch_size]
-        with memory_guard(f"scoring {len(batch)} perturbed copies at once on {plan.x.device.type}",
-                          f"use a smaller batch size (now {batch_size}; the CLI's --batch-size)"):
+        batch = jobs[start : start + batch_size]
+        with memory_guard(
+            f"scoring {len(batch)} perturbed copies at once on {plan.x.device.type}",
+            f"use a smaller batch size (now {batch_size}; the CLI's --batch-size)",
+        ):
             rows = _softmax(model, plan.inputs(batch), classes)
             yield from rows[torch.arange(len(batch)), classes[plan.images(batch)].cpu()].tolist()
         done += len(batch)

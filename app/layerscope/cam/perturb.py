@@ -106,7 +106,11 @@ class ModelPerturber:
     """
 
     def __init__(
-        self, context: PerturbContext, batch_size: int | None, progress: Progress | None, cancel: Cancel | None,
+        self,
+        context: PerturbContext,
+        batch_size: int | None,
+        progress: Progress | None,
+        cancel: Cancel | None,
         precision: str = "auto",
     ) -> None:
         self.context = context
@@ -147,12 +151,14 @@ class ModelPerturber:
 
     def _forward(self, x: Tensor, copies: int, model: nn.Module | None = None) -> object:
         device = x.device.type
-        with memory_guard(f"running {copies} perturbed copies at once on {device}",
-                          f"use a smaller batch size (now {self.batch_size}; the CLI's --batch-size)"):
+        with memory_guard(
+            f"running {copies} perturbed copies at once on {device}",
+            f"use a smaller batch size (now {self.batch_size}; the CLI's --batch-size)",
+        ):
             return call_model(self.context.model if model is None else model, x)
 
     def _masked_forward(self, model: nn.Module, image: int, masks: Tensor) -> object:
-        x = self.context.input[image:image + 1] * masks[:, None]
+        x = self.context.input[image : image + 1] * masks[:, None]
         if self._channels_last:
             try:
                 return self._forward(x.contiguous(memory_format=torch.channels_last), len(masks), model)
@@ -216,7 +222,7 @@ class ModelPerturber:
         raises a shape error or returns the wrong number of rows, and from then on gets
         a full batch of copies. Running out of memory is not such an error: it stops here.
         """
-        x = self.context.input[image:image + 1]
+        x = self.context.input[image : image + 1]
         if self._upstream_once:
             try:
                 out = self._forward(x, count)

@@ -14,14 +14,13 @@ hooked, with the same target, redraws them without running the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from torch import Tensor, nn
 
-from layerscope.io import imaging
 from layerscope.cam.attention import RolloutOptions
 from layerscope.cam.core import CamPass, CamResult
 from layerscope.cam.detection import is_detection_model
@@ -32,6 +31,7 @@ from layerscope.cam.reshape import Reshape
 from layerscope.cam.scoring import TargetSpec
 from layerscope.cam.targets import eligible_layers, family_names, spread, suggest_target_layer
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
 from layerscope.models.adapters import text_model_problem
 from layerscope.models.loaded import LoadedModel
 from layerscope.models.preprocessing import as_preprocess
@@ -88,8 +88,10 @@ class PhotoExplainer:
         if problem:
             raise LayerscopeError(problem)
         if loaded.device.type == "meta" and loaded.source == "huggingface":
-            raise LayerscopeError(f"{loaded.spec} is built on the meta device (a folder without weights, or "
-                                  "--device meta); CAMs need real weights: save them beside config.json")
+            raise LayerscopeError(
+                f"{loaded.spec} is built on the meta device (a folder without weights, or "
+                "--device meta); CAMs need real weights: save them beside config.json"
+            )
         if loaded.device.type == "meta":
             raise LayerscopeError("CAMs need real weights and arithmetic; load the model on cpu or cuda, not meta")
         self.loaded = loaded
@@ -194,8 +196,9 @@ class PhotoExplainer:
         extra = [self.layer_name(layer) for layer in hook]
         cam_pass = self._pass_for(names, extra, spec, target, rollout)
         if spec.perturbs:
-            found = self._perturbed(cam_pass, names, spec, progress, cancel=cancel, batch_size=batch_size,
-                                    precision=precision)
+            found = self._perturbed(
+                cam_pass, names, spec, progress, cancel=cancel, batch_size=batch_size, precision=precision
+            )
         else:
             found = cam_pass.results(spec.name, names)
         return [replace(r, on_photo=imaging.to_original(r.heatmap, self.geometry)) for r in found]
@@ -206,8 +209,9 @@ class PhotoExplainer:
         names = [self.layer_name(layer) for layer in layers]
         return self._reusable(names, spec, target)
 
-    def _reusable(self, names: Sequence[str], spec: Method, target: TargetSpec,
-                  rollout: RolloutOptions = RolloutOptions()) -> bool:
+    def _reusable(
+        self, names: Sequence[str], spec: Method, target: TargetSpec, rollout: RolloutOptions = RolloutOptions()
+    ) -> bool:
         if self._pass is None or self._pass_key is None:
             return False
         kept_target, gradients, resolved = self._pass_key
@@ -220,8 +224,9 @@ class PhotoExplainer:
             and (resolved or not (spec.needs_grad or spec.perturbs))
         )
 
-    def _pass_for(self, names: list[str], extra: list[str], spec: Method, target: TargetSpec,
-                  rollout: RolloutOptions) -> CamPass:
+    def _pass_for(
+        self, names: list[str], extra: list[str], spec: Method, target: TargetSpec, rollout: RolloutOptions
+    ) -> CamPass:
         if self._reusable(names, spec, target, rollout):
             assert self._pass is not None
             return self._pass
@@ -229,8 +234,16 @@ class PhotoExplainer:
         need_target = gradients or spec.perturbs
         hooked = list(dict.fromkeys([*names, *extra]))
         cam_pass = CamPass(
-            self.model, self.input, hooked, target, categories=self.loaded.categories, reshape=self.reshape,
-            gradients=gradients, need_target=need_target, tree=self.tree, attention=spec.attends,
+            self.model,
+            self.input,
+            hooked,
+            target,
+            categories=self.loaded.categories,
+            reshape=self.reshape,
+            gradients=gradients,
+            need_target=need_target,
+            tree=self.tree,
+            attention=spec.attends,
             rollout=rollout,
         )  # built first: a pass that fails (a layer with no map) leaves the kept one usable
         self._pass, self._pass_key = cam_pass, (target, gradients, need_target)
@@ -238,7 +251,7 @@ class PhotoExplainer:
 
     @staticmethod
     def _perturbed(
-        cam_pass: CamPass, names: list[str], spec: Method, progress: Progress | None, **options: Any,
+        cam_pass: CamPass, names: list[str], spec: Method, progress: Progress | None, **options: Any
     ) -> list[CamResult]:
         """Layer after layer, with one progress count over all of them; ``options`` go to each
         ``CamPass.result`` (``cancel``, ``batch_size``, ``precision``)."""

@@ -109,8 +109,7 @@ class Ranking:
         return tuple(self.method.split(","))
 
     def score_of(self, layer: str, method: str | None = None) -> LayerScore | None:
-        return next((s for s in self.layers if s.layer == layer and (method is None or s.method in ("", method))),
-                    None)
+        return next((s for s in self.layers if s.layer == layer and (method is None or s.method in ("", method))), None)
 
     def blind_methods(self) -> list[str]:
         """The methods whose every checked map survived the randomisation."""
@@ -157,30 +156,51 @@ def rank_maps(
     passes = len(results) * (2 * steps - 1)  # the photo and the blank run once for all maps
     total = passes + checks
     report = None if progress is None else (lambda done, _total: progress(done, total))
-    scores = faithfulness(model, x, [r.heatmap for r in results], target, steps,
-                          batch_size=batch_size, progress=report, cancel=cancel)
+    scores = faithfulness(
+        model, x, [r.heatmap for r in results], target, steps, batch_size=batch_size, progress=report, cancel=cancel
+    )
     rhos: dict[tuple[str, str], float] = {}
     done = 0
     for method in methods if sanity else ():
         mine = [r for r in results if r.method == method]
         after = None if progress is None else (lambda d, _t, base=done: progress(passes + base + d, total))
-        checked = randomization_checks(model, x, [r.layer for r in mine], method, target,
-                                       originals=[r.heatmap for r in mine], categories=categories, reshape=reshape,
-                                       progress=after, cancel=cancel, precision=mine[0].precision)
+        checked = randomization_checks(
+            model,
+            x,
+            [r.layer for r in mine],
+            method,
+            target,
+            originals=[r.heatmap for r in mine],
+            categories=categories,
+            reshape=reshape,
+            progress=after,
+            cancel=cancel,
+            precision=mine[0].precision,
+        )
         rhos.update(((method, layer), rho) for layer, rho in checked.items())
         done += len(mine)
-    found = [LayerScore(layer=r.layer, scores=s, rho=rhos.get((r.method, r.layer)), all_zero=r.all_zero,
-                        method=r.method if mixed else "")
-             for r, s in zip(results, scores)]
+    found = [
+        LayerScore(
+            layer=r.layer,
+            scores=s,
+            rho=rhos.get((r.method, r.layer)),
+            all_zero=r.all_zero,
+            method=r.method if mixed else "",
+        )
+        for r, s in zip(results, scores)
+    ]
     # an all-zero map claims nothing (its "order" is reading order), so it goes last whatever it scores;
     # the sort is stable: equal scores keep the forward order
     found.sort(key=lambda s: (s.all_zero, -s.scores.gap))
-    return Ranking(target=target, target_name=name, method=",".join(methods), layers=tuple(found),
-                   random_weights=random_weights)
+    return Ranking(
+        target=target, target_name=name, method=",".join(methods), layers=tuple(found), random_weights=random_weights
+    )
 
 
-RANDOM_VERDICT = ("meaningless: the weights are random (untrained), so these maps and this ranking mean nothing; "
-                  "load trained weights (--weights; `layerscope weights` lists those on this machine)")
+RANDOM_VERDICT = (
+    "meaningless: the weights are random (untrained), so these maps and this ranking mean nothing; "
+    "load trained weights (--weights; `layerscope weights` lists those on this machine)"
+)
 
 
 def verdict(ranking: Ranking) -> str:
@@ -204,10 +224,14 @@ def verdict(ranking: Ranking) -> str:
         parts += [f"class-blind: {', '.join(blind)} (maps survive re-initialising the later layers)"] if blind else []
         return f"{'; '.join(parts)}; {span} overall"
     if ranking.blind:
-        return (f"class-blind: {ranking.method}'s maps stay the same ({span}) when every layer after the target "
-                f"is re-initialised; they show where the layer is active, not what decided the class")
-    return (f"passed: {ranking.method}'s maps change when the layers after the target are re-initialised "
-            f"({span}); they follow the model")
+        return (
+            f"class-blind: {ranking.method}'s maps stay the same ({span}) when every layer after the target "
+            f"is re-initialised; they show where the layer is active, not what decided the class"
+        )
+    return (
+        f"passed: {ranking.method}'s maps change when the layers after the target are re-initialised "
+        f"({span}); they follow the model"
+    )
 
 
 def score_target(result: CamResult, chosen: int | None = None) -> int:

@@ -86,7 +86,7 @@ class Layout:
             return t.permute(0, 3, 1, 2)
         if self.kind == "tokens":
             h, w = self.grid
-            return t[:, self.prefix:, :].transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
+            return t[:, self.prefix :, :].transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
         return t
 
     def ablate(self, tensor: Tensor, channels: Sequence[int]) -> Tensor:
@@ -101,7 +101,7 @@ class Layout:
         elif self.kind == "nhwc":
             out[rows, :, :, index] = 0
         else:
-            out[rows, self.prefix:, index] = 0
+            out[rows, self.prefix :, index] = 0
         return out
 
 

@@ -78,8 +78,15 @@ def randomization_checks(
     last = max(names, key=ends.__getitem__)
     if not any(start > ends[last] and m in owners for m, start in starts.items()):
         raise LayerscopeError(f"no module with weights runs after {last!r}: nothing to randomise")
-    options = dict(model=model, categories=categories, reshape=reshape, gradients=spec.needs_grad,
-                   need_target=True, tree=tree, attention=spec.attends)  # the copy has the same structure: the same tree fits it
+    options = dict(
+        model=model,
+        categories=categories,
+        reshape=reshape,
+        gradients=spec.needs_grad,
+        need_target=True,
+        tree=tree,
+        attention=spec.attends,
+    )  # the copy has the same structure: the same tree fits it
     if originals is None:
         base = CamPass(input_tensor=x, layers=names, target=target, **options)
         originals = [r.heatmap for r in base.results(spec.name, precision=precision)]
@@ -139,8 +146,10 @@ def _copy(model: nn.Module) -> nn.Module:
         try:
             return copy.deepcopy(model)
         except Exception as exc:  # any object a model holds may refuse to be copied
-            raise LayerscopeError(f"the sanity check needs a copy of the model, and it cannot be copied: "
-                                  f"{type(exc).__name__}: {first_line(exc)}") from exc
+            raise LayerscopeError(
+                f"the sanity check needs a copy of the model, and it cannot be copied: "
+                f"{type(exc).__name__}: {first_line(exc)}"
+            ) from exc
 
 
 def _owns_weights(module: nn.Module) -> bool:

@@ -85,11 +85,16 @@ def suggest_from_shapes(
     yields ``features[-1]`` as people write it, not the container or an activation inside.
     """
     hints = model_hints(model)
-    eligible = [n for n, info in shapes.items() if n and layer_eligibility(info, tuple(input_hw), hints).eligible
-                and not _does_nothing(tree, n)]
+    eligible = [
+        n
+        for n, info in shapes.items()
+        if n and layer_eligibility(info, tuple(input_hw), hints).eligible and not _does_nothing(tree, n)
+    ]
     if not eligible:
-        raise LayerscopeError(f"no layer of {type(model).__name__} has a spatial or token-grid output for input "
-                              f"{'x'.join(map(str, input_hw))}")
+        raise LayerscopeError(
+            f"no layer of {type(model).__name__} has a spatial or token-grid output for input "
+            f"{'x'.join(map(str, input_hw))}"
+        )
     node = tree.get(eligible[-1])
     while node is not None and node.class_name in ("Sequential", "ModuleList") and node.children:
         last = tree.nodes[node.children[-1]]
@@ -101,8 +106,19 @@ def suggest_from_shapes(
 
 # Modules that hand their input on at inference (timm's ``norm_pre`` is an ``Identity``): their
 # map is their input's, so one is never the suggestion; the layer that computed it is.
-PASS_THROUGH = frozenset({"Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
-                          "FeatureAlphaDropout", "DropPath", "DropBlock2d"})
+PASS_THROUGH = frozenset(
+    {
+        "Identity",
+        "Dropout",
+        "Dropout1d",
+        "Dropout2d",
+        "Dropout3d",
+        "AlphaDropout",
+        "FeatureAlphaDropout",
+        "DropPath",
+        "DropBlock2d",
+    }
+)
 
 
 def _does_nothing(tree: ModuleTree, name: str) -> bool:

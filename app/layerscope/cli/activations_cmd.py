@@ -15,31 +15,43 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from layerscope.io import imaging
 from layerscope.activations import ActivationReport, NodeActivity, image_files, model_activations
 from layerscope.cli.cam_cmd import DEFAULT_IMAGE, MAX_BATCH
 from layerscope.cli.common import add_debug_option, int_between, print_json, stdout_console
-from layerscope.running.example_inputs import parse_inputs
+from layerscope.io import imaging
 from layerscope.io.files import expand
 from layerscope.models.loaded import LoadedModel
 from layerscope.options import INPUT_HELP, add_input_option, add_model_options, load_from_args
+from layerscope.running.example_inputs import parse_inputs
 from layerscope.tree import ModuleTree, build_tree
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "activations", help="mean, std, zeros, dead channels, saturation and NaNs of every node's output",
+        "activations",
+        help="mean, std, zeros, dead channels, saturation and NaNs of every node's output",
         description="Statistics of every module's output over a photo, a folder of photos (streamed in constant "
-                    "memory) or example inputs. No MODEL: mobilenet_v2 (its ImageNet weights when cached).")
+        "memory) or example inputs. No MODEL: mobilenet_v2 (its ImageNet weights when cached).",
+    )
     add_model_options(parser, model_required=False)
     given = parser.add_mutually_exclusive_group()
     given.add_argument("--image", default=None, help=f"one photo (default: {DEFAULT_IMAGE.name})")
-    given.add_argument("--images", default=None, metavar="DIR", help="every photo in a folder and its class folders (as report reads them), a batch at a time")
+    given.add_argument(
+        "--images",
+        default=None,
+        metavar="DIR",
+        help="every photo in a folder and its class folders (as report reads them), a batch at a time",
+    )
     add_input_option(given, f"{INPUT_HELP} (random values instead of a photo)", repeatable=True)
-    parser.add_argument("--layer", default="", help="only this node and the nodes below it (dotted name or "
-                                                    "access expression)")
-    parser.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=32,
-                        help=f"photos per forward pass with --images (default 32, at most {MAX_BATCH})")
+    parser.add_argument(
+        "--layer", default="", help="only this node and the nodes below it (dotted name or access expression)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int_between(1, MAX_BATCH),
+        default=32,
+        help=f"photos per forward pass with --images (default 32, at most {MAX_BATCH})",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     add_debug_option(parser)
     parser.set_defaults(func=run_activations)
@@ -80,8 +92,13 @@ def _run(loaded: LoadedModel, specs: tuple, files: list, names: list[str], batch
     columns = (TextColumn("activations"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("images", total=len(files))
-        return model_activations(loaded, files=files, batch_size=batch_size, names=names,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+        return model_activations(
+            loaded,
+            files=files,
+            batch_size=batch_size,
+            names=names,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
 
 
 def report_json(report: ActivationReport, tree: ModuleTree, loaded: LoadedModel) -> dict[str, Any]:
@@ -116,10 +133,17 @@ def activity_table(report: ActivationReport) -> Table:
     for header in ("mean", "std", "min", "max", "zeros", "dead", "sat", "NaN/Inf"):
         table.add_column(header, justify="right", no_wrap=True)
     for name, node in report.nodes.items():
-        table.add_row(name or "model", _number(node.mean), _number(node.std), _number(node.min), _number(node.max),
-                      f"{node.zero_fraction:.1%}", _dead(node),
-                      "—" if node.saturated_fraction is None else f"{node.saturated_fraction:.1%}",
-                      Text(f"{node.nonfinite:,}", style="bold red") if node.nonfinite else "0")
+        table.add_row(
+            name or "model",
+            _number(node.mean),
+            _number(node.std),
+            _number(node.min),
+            _number(node.max),
+            f"{node.zero_fraction:.1%}",
+            _dead(node),
+            "—" if node.saturated_fraction is None else f"{node.saturated_fraction:.1%}",
+            Text(f"{node.nonfinite:,}", style="bold red") if node.nonfinite else "0",
+        )
     return table
 
 

@@ -16,19 +16,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from layerscope.io import imaging
 from layerscope.cam import METHODS, CamResult, PhotoExplainer, TokenGrid, get_method, top_predictions
 from layerscope.cam.attention import HEAD_FUSIONS, RolloutOptions
-from layerscope.cam.methods import Method
 from layerscope.cam.detection import explained_detections
+from layerscope.cam.methods import Method
 from layerscope.cam.precision import PRECISIONS, label
 from layerscope.cam.scoring import class_index
 from layerscope.cli.common import add_debug_option, fraction, int_between, stdout_console
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
 from layerscope.io.files import exists, expand, output_path, same_file
+from layerscope.models.loaded import LoadedModel
 from layerscope.options import add_model_options, load_from_args
 from layerscope.parsing import as_int, whole
-from layerscope.models.loaded import LoadedModel
 from layerscope.presentation.pixels import PREVIEW_CHOICES, kitty_escape, preview_mode, sixel_escape
 from layerscope.presentation.render import color_depth, heatmap_preview
 
@@ -39,20 +39,28 @@ MAX_BATCH = 1024
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    cam = sub.add_parser("cam", help="class-activation map of one layer, as PNG and terminal preview",
-                         description="Compute a CAM for one layer. No MODEL: mobilenet_v2 (its ImageNet weights when cached).")
+    cam = sub.add_parser(
+        "cam",
+        help="class-activation map of one layer, as PNG and terminal preview",
+        description="Compute a CAM for one layer. No MODEL: mobilenet_v2 (its ImageNet weights when cached).",
+    )
     _common(cam)
-    cam.add_argument("--layer", default="auto", help="auto (the usual layer for this model) or a name such as "
-                                                     "layer4[-1] / layer4.2")
+    cam.add_argument(
+        "--layer", default="auto", help="auto (the usual layer for this model) or a name such as layer4[-1] / layer4.2"
+    )
     cam.add_argument("--npy", default=None, metavar="PATH", help="save the map (original image size) as .npy")
     cam.add_argument("--side-by-side", action="store_true", help="PNG shows original | heatmap | overlay")
     cam.set_defaults(func=run_cam)
 
-    sweep = sub.add_parser("sweep", help="one map per layer from a single forward and backward pass",
-                           description="Maps for many layers, one labelled tile each.")
+    sweep = sub.add_parser(
+        "sweep",
+        help="one map per layer from a single forward and backward pass",
+        description="Maps for many layers, one labelled tile each.",
+    )
     _common(sweep)
-    sweep.add_argument("--layers", default="auto", help="comma-separated names, or auto (the blocks of the "
-                                                        "suggested layer's family)")
+    sweep.add_argument(
+        "--layers", default="auto", help="comma-separated names, or auto (the blocks of the suggested layer's family)"
+    )
     sweep.set_defaults(func=run_sweep)
 
 
@@ -60,24 +68,45 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser, model_required=False)
     parser.add_argument("--image", default=None, help=f"photo to explain (default: {DEFAULT_IMAGE.name})")
     parser.add_argument("--method", default="gradcam", help=f"one of: {', '.join(METHODS)}")
-    parser.add_argument("--class", dest="target", default=None, metavar="K|NAME",
-                        help="class index or name to explain (default: the top prediction)")
+    parser.add_argument(
+        "--class",
+        dest="target",
+        default=None,
+        metavar="K|NAME",
+        help="class index or name to explain (default: the top prediction)",
+    )
     parser.add_argument("--out", default=None, metavar="PNG", help="write the overlay PNG here")
-    parser.add_argument("--preview", nargs="?", const="auto", default=None, choices=PREVIEW_CHOICES, metavar="MODE",
-                        help="draw the map in the terminal: auto (the default: Kitty graphics or Sixel when the "
-                        "terminal answers, else half blocks for its colour depth, else ASCII), kitty, sixel, "
-                        "halfblock or ascii")
+    parser.add_argument(
+        "--preview",
+        nargs="?",
+        const="auto",
+        default=None,
+        choices=PREVIEW_CHOICES,
+        metavar="MODE",
+        help="draw the map in the terminal: auto (the default: Kitty graphics or Sixel when the "
+        "terminal answers, else half blocks for its colour depth, else ASCII), kitty, sixel, "
+        "halfblock or ascii",
+    )
     parser.add_argument("--ascii", action="store_true", help="the same as --preview ascii")
-    parser.add_argument("--width", type=int_between(1, MAX_WIDTH, " cells"), default=None,
-                        help=f"preview width in cells, at most {MAX_WIDTH} (default: fit terminal)")
+    parser.add_argument(
+        "--width",
+        type=int_between(1, MAX_WIDTH, " cells"),
+        default=None,
+        help=f"preview width in cells, at most {MAX_WIDTH} (default: fit terminal)",
+    )
     parser.add_argument("--alpha", type=fraction, default=0.5, help="weight of the heatmap in the overlay (0-1)")
     parser.add_argument("--colormap", default="jet", choices=sorted(imaging.COLORMAPS), help="heatmap colours")
     parser.add_argument("--grid", default=None, metavar="HxW", help="token grid of a transformer layer")
-    parser.add_argument("--prefix-tokens", type=int, default=None, metavar="N",
-                        help="class/register tokens before the grid tokens")
-    parser.add_argument("--batch-size", type=int_between(1, MAX_BATCH), default=None,
-                        help=f"perturbed copies per forward (scorecam, ablationcam), at most {MAX_BATCH} "
-                        "(default: measured for scorecam on the CPU, else 32)")
+    parser.add_argument(
+        "--prefix-tokens", type=int, default=None, metavar="N", help="class/register tokens before the grid tokens"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int_between(1, MAX_BATCH),
+        default=None,
+        help=f"perturbed copies per forward (scorecam, ablationcam), at most {MAX_BATCH} "
+        "(default: measured for scorecam on the CPU, else 32)",
+    )
     add_precision_option(parser)
     add_rollout_options(parser)
     add_debug_option(parser)
@@ -85,19 +114,32 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
     """``--precision``, for every command that computes Score-CAM maps."""
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="what scorecam's masked forwards run in: auto (the default: bfloat16 on a CPU with "
-                        "AMX for at least 256 masks on a model of at least 2 GFLOPs per copy, else float32), "
-                        "float32 or bfloat16; the map says when its scores were not float32")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="what scorecam's masked forwards run in: auto (the default: bfloat16 on a CPU with "
+        "AMX for at least 256 masks on a model of at least 2 GFLOPs per copy, else float32), "
+        "float32 or bfloat16; the map says when its scores were not float32",
+    )
 
 
 def add_rollout_options(parser: argparse.ArgumentParser) -> None:
     """``--head-fusion`` and ``--discard-ratio``: attention rollout's conventions."""
-    parser.add_argument("--head-fusion", default="mean", choices=HEAD_FUSIONS,
-                        help="rollout: how each block's heads are fused (default mean, as Abnar & Zuidema)")
-    parser.add_argument("--discard-ratio", type=fraction, default=0.0, metavar="R",
-                        help="rollout: per row, the fraction R (0 ≤ R < 1) of the smallest attentions to other "
-                        "tokens set to zero before the identity is added (default 0)")
+    parser.add_argument(
+        "--head-fusion",
+        default="mean",
+        choices=HEAD_FUSIONS,
+        help="rollout: how each block's heads are fused (default mean, as Abnar & Zuidema)",
+    )
+    parser.add_argument(
+        "--discard-ratio",
+        type=fraction,
+        default=0.0,
+        metavar="R",
+        help="rollout: per row, the fraction R (0 ≤ R < 1) of the smallest attentions to other "
+        "tokens set to zero before the identity is added (default 0)",
+    )
 
 
 class CamJob:
@@ -128,9 +170,14 @@ class CamJob:
         columns = (TextColumn(f"{method.name} {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("cam", total=None)
-            return self.explainer.maps(layers, method.name, target, batch_size=self.args.batch_size,
-                                       precision=self.args.precision,
-                                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+            return self.explainer.maps(
+                layers,
+                method.name,
+                target,
+                batch_size=self.args.batch_size,
+                precision=self.args.precision,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
 
     def wrote(self, path: Path) -> None:
         """A written file's name on one line, never wrapped and never read as markup (``[x].png``),
@@ -154,19 +201,26 @@ class CamJob:
             self.console.print(f"target  none: {result.method} uses no class (the map is the same for every class)")
 
     def _print_top5(self, scores: torch.Tensor) -> None:
-        table = Table("rank", "class", "name", "logit", "probability", title="top-5 predictions (by logit)",
-                      title_justify="left")
+        table = Table(
+            "rank", "class", "name", "logit", "probability", title="top-5 predictions (by logit)", title_justify="left"
+        )
         for rank, p in enumerate(top_predictions(scores, self.loaded.categories), 1):
             table.add_row(str(rank), str(p.index), p.name or "-", f"{p.logit:.3f}", f"{p.probability:.3f}")
         self.console.print(table)
 
     def _print_detections(self, output: object) -> None:
         found, target = explained_detections(output, self.target_label(), self.loaded.categories)
-        table = Table("rank", "label", "score", "box (x1, y1, x2, y2)", "", title="top detections",
-                      title_justify="left")
+        table = Table(
+            "rank", "label", "score", "box (x1, y1, x2, y2)", "", title="top detections", title_justify="left"
+        )
         for d in found:
-            table.add_row(str(d.rank), d.title, f"{d.score:.3f}", ", ".join(f"{v:.0f}" for v in d.box),
-                          "◎ target (boxed)" if d == target else "")
+            table.add_row(
+                str(d.rank),
+                d.title,
+                f"{d.score:.3f}",
+                ", ".join(f"{v:.0f}" for v in d.box),
+                "◎ target (boxed)" if d == target else "",
+            )
         self.console.print(table if found else "no detections")
 
     def target_label(self) -> int | None:
@@ -197,18 +251,27 @@ class CamJob:
         asked = args.preview is not None or args.ascii
         if not asked and (args.out is not None or getattr(args, "npy", None) is not None):
             return  # files asked for, no preview
-        mode = preview_mode("ascii" if args.ascii or os.environ.get("NO_COLOR") else args.preview or "auto",
-                            self.console)
+        mode = preview_mode(
+            "ascii" if args.ascii or os.environ.get("NO_COLOR") else args.preview or "auto", self.console
+        )
         width = args.width or max(16, min(self.console.width - 2, 80))
         if mode in ("kitty", "sixel"):
             self._pixels(mode, heatmap, box, width)
             return
         plain = mode == "ascii"
-        self.console.print(heatmap_preview(heatmap, width, image=None if plain else self.image,
-                                           colormap=args.colormap, alpha=args.alpha, ascii=plain or None,
-                                           mask=self.mask, box=box,
-                                           colors="truecolor" if not plain and color_depth(self.console) == "ascii"
-                                           else None))
+        self.console.print(
+            heatmap_preview(
+                heatmap,
+                width,
+                image=None if plain else self.image,
+                colormap=args.colormap,
+                alpha=args.alpha,
+                ascii=plain or None,
+                mask=self.mask,
+                box=box,
+                colors="truecolor" if not plain and color_depth(self.console) == "ascii" else None,
+            )
+        )
 
     def _pixels(self, mode: str, heatmap: torch.Tensor, box, width: int) -> None:
         """The overlay at the photo's own resolution, drawn by the terminal over ``width`` cells."""
@@ -253,7 +316,9 @@ def run_cam(args: argparse.Namespace) -> int:
 def run_sweep(args: argparse.Namespace) -> int:
     job = CamJob(args)
     explainer = job.explainer
-    layers = explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
+    layers = (
+        explainer.layer_family() if args.layers == "auto" else [p.strip() for p in args.layers.split(",") if p.strip()]
+    )
     if not layers:  # --layers '' or ',,,'
         raise LayerscopeError(f"--layers {args.layers!r} names no layer; give comma-separated names, or auto")
     results = job.maps(layers)
@@ -262,8 +327,12 @@ def run_sweep(args: argparse.Namespace) -> int:
     for result in results:
         flag = "  (all zero)" if result.all_zero else ""
         job.console.print(f"layer   {result.layer}: {result.layout}{flag}")
-        tiles.append((f"{result.layer}{' (zero)' if result.all_zero else ''}",
-                      explainer.overlay(result, args.colormap, args.alpha)))
+        tiles.append(
+            (
+                f"{result.layer}{' (zero)' if result.all_zero else ''}",
+                explainer.overlay(result, args.colormap, args.alpha),
+            )
+        )
     job.print_precision(results[-1])
     if args.out:
         job.wrote(imaging.save_png(imaging.labelled_grid(tiles), args.out))

@@ -8,8 +8,8 @@ Rich output for people or ``--json`` for scripts; the figures come from
 from __future__ import annotations
 
 import argparse
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from rich.table import Table
@@ -18,17 +18,24 @@ from rich.text import Text
 from layerscope.cli.common import add_debug_option, int_between, positive_int, print_json, stdout_console
 from layerscope.cost import DTYPES, CostTable, cost_stats, parse_dtype
 from layerscope.errors import LayerscopeError
-from layerscope.running.example_inputs import MAX_BATCH, Inputs, parse_inputs
-from layerscope.presentation.guides import guided_lines
-from layerscope.tree.iteration import iteration_view
 from layerscope.models.loaded import LoadedModel
-from layerscope.tree.nodestats import (
-    access_text, exact, human_bytes, human_count, human_macs, node_stats, shown_figures, uncounted_text,
-)
 from layerscope.options import INPUT_HELP, add_input_option, add_model_options, load_from_args
+from layerscope.presentation.guides import guided_lines
+from layerscope.running.example_inputs import MAX_BATCH, Inputs, parse_inputs
 from layerscope.running.probe import ShapeInfo, probe_shapes
 from layerscope.tree import ModuleTree, Node, RepeatRun, build_tree
 from layerscope.tree.counting import UNINITIALIZED
+from layerscope.tree.iteration import iteration_view
+from layerscope.tree.nodestats import (
+    access_text,
+    exact,
+    human_bytes,
+    human_count,
+    human_macs,
+    node_stats,
+    shown_figures,
+    uncounted_text,
+)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -64,12 +71,23 @@ def _add_shape_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cost", action="store_true",
-                        help="MACs/FLOPs, activation memory and memory estimates (on meta unless --device or --weights)")
-    parser.add_argument("--batch", type=int_between(1, MAX_BATCH, " (MACs grow linearly with the batch)"), default=1,
-                        help="batch size of the probe input (default 1)")
-    parser.add_argument("--dtype", choices=list(DTYPES), default=None,
-                        help="dtype the memory estimates assume (default: the model's own; training: bfloat16)")
+    parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="MACs/FLOPs, activation memory and memory estimates (on meta unless --device or --weights)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int_between(1, MAX_BATCH, " (MACs grow linearly with the batch)"),
+        default=1,
+        help="batch size of the probe input (default 1)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=list(DTYPES),
+        default=None,
+        help="dtype the memory estimates assume (default: the model's own; training: bfloat16)",
+    )
     parser.set_defaults(device=None)  # None: meta for --cost alone, else cpu
 
 
@@ -138,9 +156,11 @@ def model_header(loaded: LoadedModel, tree: ModuleTree) -> Text:
     else:
         text.append(loaded.weights_label, style="" if loaded.pretrained else "yellow")
     text.append(f"  device: {loaded.device}\n")
-    text.append(f"{exact(root.total_params)} parameters ({exact(root.trainable_params)} trainable), "
-                f"{len(tree)} modules, {exact(root.state_dict_entries)} state_dict entries "
-                f"({human_bytes(root.state_dict_bytes)})")
+    text.append(
+        f"{exact(root.total_params)} parameters ({exact(root.trainable_params)} trainable), "
+        f"{len(tree)} modules, {exact(root.state_dict_entries)} state_dict entries "
+        f"({human_bytes(root.state_dict_bytes)})"
+    )
     return text
 
 
@@ -148,9 +168,11 @@ def cost_header(tree: ModuleTree, cost: CostTable, dtype: torch.dtype | None) ->
     """The model's totals: MACs and FLOPs at the probe's input, and the memory estimates."""
     stats = cost_stats(tree.root, cost, dtype)
     memory = stats["memory"]
-    text = Text(f"{human_macs(stats['macs'])} ({human_macs(stats['flops'], 'FLOPs')}) per batch of {cost.batch} "
-                f"at {cost.inputs}\nmemory: inference {human_bytes(memory['inference_bytes'])} ({memory['dtype']}), "
-                f"training {human_bytes(memory['training_bytes'])} (Adam, mixed precision)")
+    text = Text(
+        f"{human_macs(stats['macs'])} ({human_macs(stats['flops'], 'FLOPs')}) per batch of {cost.batch} "
+        f"at {cost.inputs}\nmemory: inference {human_bytes(memory['inference_bytes'])} ({memory['dtype']}), "
+        f"training {human_bytes(memory['training_bytes'])} (Adam, mixed precision)"
+    )
     if cost.uncounted_ops:
         text.append(f"\n⚠ {uncounted_text(cost.uncounted_ops)}", style="yellow")
     return text
@@ -163,7 +185,12 @@ def _cost_cell(macs: int | None, cost: CostTable) -> str:
 
 
 def tree_lines(
-    tree: ModuleTree, shapes: dict[str, ShapeInfo] | None, depth: int | None, *, fold: bool, width: int,
+    tree: ModuleTree,
+    shapes: dict[str, ShapeInfo] | None,
+    depth: int | None,
+    *,
+    fold: bool,
+    width: int,
     cost: CostTable | None = None,
 ) -> Iterator[Text]:
     """One ``Text`` per node (or folded run), guides included, never wider than ``width``
@@ -177,7 +204,7 @@ def tree_lines(
 
 
 def _rows(
-    tree: ModuleTree, node: Node, depth: int | None, fold: bool, cost: CostTable | None = None,
+    tree: ModuleTree, node: Node, depth: int | None, fold: bool, cost: CostTable | None = None
 ) -> list[tuple[tuple[Node, RepeatRun | None], bool]]:
     """The lines under ``node``: each child, or one line per folded run (which shows its first
     member's insides), with "is it the last"."""
@@ -198,6 +225,7 @@ def _identical(tree: ModuleTree, run: RepeatRun, cost: CostTable | None) -> list
     """A run cut where its members' figures differ (parameters; MACs with ``--cost``): a folded
     line shows one member's insides, so only blocks it stands for exactly fold (four ConvNeXt
     stages of 238K to 15.5M parameters are four lines, not one that hides the largest)."""
+
     def figures(index: int) -> tuple[int, int | None]:
         known = cost.get(tree.nodes[index].name) if cost is not None else None
         return tree.nodes[index].total_params, known.macs if known else None
@@ -250,8 +278,7 @@ def _run_label(
 
 
 def tree_json(
-    tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, depth: int | None,
-    cost: CostTable | None = None,
+    tree: ModuleTree, node: Node, shapes: dict[str, ShapeInfo] | None, depth: int | None, cost: CostTable | None = None
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": node.name,
@@ -273,8 +300,9 @@ def tree_json(
         data["uncounted_ops"] = known.uncounted_ops if known else {}
     runs = tree.repeat_runs(node)
     if runs:
-        data["repeats"] = [{"class": r.class_name, "count": r.length,
-                            "members": [tree.nodes[i].name for i in r.members]} for r in runs]
+        data["repeats"] = [
+            {"class": r.class_name, "count": r.length, "members": [tree.nodes[i].name for i in r.members]} for r in runs
+        ]
     if depth is None or node.depth < depth:
         data["children"] = [tree_json(tree, c, shapes, depth, cost) for c in tree.children_of(node)]
     return data
@@ -318,9 +346,16 @@ def run_api(args: argparse.Namespace) -> int:
     node = tree.resolve(args.layer)
     rows = iteration_view(tree.module_of(loaded.model, node), first=args.first)  # ScriptModules lack get_submodule
     if args.json:
-        print_json({"qualified_name": node.name, "access_expression": node.access,
-                    "methods": [{"method": r.method, "count": r.count, "first": list(r.first),
-                                 "explanation": r.explanation} for r in rows]})
+        print_json(
+            {
+                "qualified_name": node.name,
+                "access_expression": node.access,
+                "methods": [
+                    {"method": r.method, "count": r.count, "first": list(r.first), "explanation": r.explanation}
+                    for r in rows
+                ],
+            }
+        )
         return 0
     console = stdout_console()
     console.print(Text(f"{access_text(node)}  ({node.class_name})", style="bold"))

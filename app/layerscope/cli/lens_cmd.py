@@ -25,18 +25,27 @@ TOKEN_CELLS = 8  # a token is cut to this many cells in a table (in full in --js
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "lens", help="logit lens of a causal language model: each layer's next-token guess for a prompt",
+        "lens",
+        help="logit lens of a causal language model: each layer's next-token guess for a prompt",
         description="Each decoder block's output (and the embeddings) through the model's own final norm and "
-                    "output head: the top next tokens per layer and position. The last block's lens is the "
-                    "model's own prediction. --attention LAYER: that block's per-head attention instead.")
+        "output head: the top next tokens per layer and position. The last block's lens is the "
+        "model's own prediction. --attention LAYER: that block's per-head attention instead.",
+    )
     add_model_options(parser)
     parser.add_argument("--prompt", required=True, help="the text to read")
-    parser.add_argument("--layers", default="auto", help="auto (embeddings and every block) or a,b,c: block names, "
-                                                          "block numbers (-1: the last) or embeddings")
+    parser.add_argument(
+        "--layers",
+        default="auto",
+        help="auto (embeddings and every block) or a,b,c: block names, block numbers (-1: the last) or embeddings",
+    )
     parser.add_argument("--top-k", type=int_between(1, 100), default=5, help="guesses per cell in --json (default 5)")
     parser.add_argument("--position", default="all", help="all (default), -1 (the last token) or a token number")
-    parser.add_argument("--attention", default=None, metavar="LAYER",
-                        help="print each head's attention from --position (all: the last) over the prompt instead")
+    parser.add_argument(
+        "--attention",
+        default=None,
+        metavar="LAYER",
+        help="print each head's attention from --position (all: the last) over the prompt instead",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     add_debug_option(parser)
     parser.set_defaults(func=run_lens)
@@ -71,15 +80,18 @@ def print_lens(console: Console, result: LensResult) -> None:
     console.print(f"model   {result.model}")
     console.print(f"prompt  {len(result.tokens)} tokens; each cell: the layer's top next token and its probability")
     headers = [f"{i}:{shown(result.tokens[i])}" for i in result.positions]
-    rows = {layer.layer: [f"{shown(top[0].token)} {top[0].p:.2f}" for top in layer.positions]
-            for layer in result.layers}
+    rows = {
+        layer.layer: [f"{shown(top[0].token)} {top[0].p:.2f}" for top in layer.positions] for layer in result.layers
+    }
     _print_chunked(console, "layer", headers, rows)
 
 
 def print_attention(console: Console, attention: HeadAttention) -> None:
     token = shown(attention.tokens[attention.position])
-    console.print(f"attention of {attention.layer}, from position {attention.position} ({token}) over "
-                  f"{len(attention.tokens)} tokens, per head")
+    console.print(
+        f"attention of {attention.layer}, from position {attention.position} ({token}) over "
+        f"{len(attention.tokens)} tokens, per head"
+    )
     headers = [f"{i}:{shown(t)}" for i, t in enumerate(attention.tokens)]
     rows = {f"head {h}": [f"{p:.2f}" for p in row] for h, row in enumerate(attention.heads)}
     _print_chunked(console, "", headers, rows)

@@ -24,7 +24,14 @@ COMMANDS = ("tree", "stats", "api", "cam", "sweep", "rank", "report", "diff", "a
 
 def build_parser() -> argparse.ArgumentParser:
     from layerscope.cli import (
-        activations_cmd, cam_cmd, diff_cmd, inspect_cmd, lens_cmd, rank_cmd, report_cmd, weights_cmd,
+        activations_cmd,
+        cam_cmd,
+        diff_cmd,
+        inspect_cmd,
+        lens_cmd,
+        rank_cmd,
+        report_cmd,
+        weights_cmd,
     )
     from layerscope.options import OneLineParser
 

@@ -23,8 +23,8 @@ from torch import nn
 from layerscope.cli.common import UNBOUNDED
 from layerscope.cli.inspect_cmd import cost_header, model_header, tree_json, tree_lines
 from layerscope.errors import BadArgumentError
-from layerscope.running.example_inputs import ExampleInputs, Inputs, InputSpec
 from layerscope.models.loaded import LoadedModel
+from layerscope.running.example_inputs import ExampleInputs, Inputs, InputSpec
 from layerscope.running.probe import ShapeInfo, probe_shapes
 from layerscope.tree import ModuleTree, Node, build_tree
 
@@ -77,8 +77,13 @@ class Summary:
 
 
 def summary(
-    model: nn.Module, input_size: Sequence[int] | Sequence[Sequence[int]] | None = None, example: Any = None, *,
-    depth: int | None = None, cost: bool = True, device: str | torch.device | None = None,
+    model: nn.Module,
+    input_size: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    example: Any = None,
+    *,
+    depth: int | None = None,
+    cost: bool = True,
+    device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
 ) -> Summary:
     """The module tree of ``model`` with exact counts, MACs, activation memory and output shapes.
@@ -136,8 +141,9 @@ def _inputs(size: Any, example: Any, loaded: LoadedModel) -> tuple[Inputs, int]:
         return loaded.input_shape, 1
     shapes = [tuple(size)] if all(isinstance(d, int) for d in size) else [tuple(s) for s in size]
     if not all(len(s) >= 2 and all(isinstance(d, int) and d >= 1 for d in s) for s in shapes):
-        raise BadArgumentError(f"input_size {tuple(size)!r}: give (batch, *shape), e.g. (1, 3, 224, 224), "
-                              "or one such tuple per input")
+        raise BadArgumentError(
+            f"input_size {tuple(size)!r}: give (batch, *shape), e.g. (1, 3, 224, 224), or one such tuple per input"
+        )
     batches = {s[0] for s in shapes}
     if len(batches) != 1:
         raise BadArgumentError(f"input_size {tuple(size)!r}: every input needs the same batch")

@@ -27,8 +27,10 @@ def run_weights(args: argparse.Namespace) -> int:
         return 0
     console = stdout_console()
     if not found:
-        console.print("no pretrained weights in the torch hub or Hugging Face caches: "
-                      "models load with --weights none (random) or --weights PATH")
+        console.print(
+            "no pretrained weights in the torch hub or Hugging Face caches: "
+            "models load with --weights none (random) or --weights PATH"
+        )
         return 0
     table = Table("model", "--weights", "size", "file", box=None, pad_edge=False)
     for w in found:

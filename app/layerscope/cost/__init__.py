@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from layerscope.cost.memory import (
-    COST_KEYS, DTYPES, MemoryEstimate, cost_stats, estimate_memory, own_flops, parse_dtype,
+    COST_KEYS,
+    DTYPES,
+    MemoryEstimate,
+    cost_stats,
+    estimate_memory,
+    own_flops,
+    parse_dtype,
 )
 from layerscope.cost.records import CostTable, Footprint, NodeCost, footprint_of, tensors_in
 
@@ -27,7 +33,20 @@ def __getattr__(name: str) -> Any:
         return getattr(counter, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
-    "COST_KEYS", "CostCounter", "CostTable", "DTYPES", "Footprint", "MemoryEstimate", "NodeCost", "cost_stats",
-    "estimate_memory", "footprint_of", "own_flops", "parse_dtype", "probe_cost", "tensors_in",
+    "COST_KEYS",
+    "CostCounter",
+    "CostTable",
+    "DTYPES",
+    "Footprint",
+    "MemoryEstimate",
+    "NodeCost",
+    "cost_stats",
+    "estimate_memory",
+    "footprint_of",
+    "own_flops",
+    "parse_dtype",
+    "probe_cost",
+    "tensors_in",
 ]

@@ -72,7 +72,9 @@ class CostCounter(OpCountingFlopMode):
         self._storages: dict[int, tuple[Footprint, list]] = {}  # storage id -> (size, weak refs to its tensors)
         self._stack: list[_Frame] = []
         self._running: dict[str, _Running] = {}
-        self._uncounted: dict[str, Counter[str]] = {}  # module -> ops with no formula and no zero-cost convention: calls
+        self._uncounted: dict[
+            str, Counter[str]
+        ] = {}  # module -> ops with no formula and no zero-cost convention: calls
         self._kernels = reference_kernels(on_meta=on_meta)
 
     def __enter__(self):
@@ -92,8 +94,11 @@ class CostCounter(OpCountingFlopMode):
         """torch's own count (read back from its global row) added to the running total; an op
         with no formula that is not free by convention (``zero_cost``) and read floating-point
         data is named instead of silently counting zero."""
-        if (func_packet not in self.flop_registry and not costs_nothing(func_packet)
-                and has_floating_input(args, kwargs)):
+        if (
+            func_packet not in self.flop_registry
+            and not costs_nothing(func_packet)
+            and has_floating_input(args, kwargs)
+        ):
             for module in {frame.name for frame in self._stack}:
                 self._uncounted.setdefault(module, Counter())[op_name(func_packet)] += 1
         self.flops += flops
@@ -151,9 +156,18 @@ class CostCounter(OpCountingFlopMode):
     def table(self, names: list[str], inputs: str, batch: int) -> CostTable:
         """Every module that ran, plus containers that never run themselves (a ``ModuleList``
         is iterated, not called) but whose children did: theirs is the children's sum."""
-        ran = {name: NodeCost(flops=r.flops, calls=r.calls, allocated=r.allocated, output=r.output, peak=r.peak,
-                              uncounted_ops=dict(sorted(self._uncounted.get(name, {}).items())), batch=batch)
-               for name, r in self._running.items()}
+        ran = {
+            name: NodeCost(
+                flops=r.flops,
+                calls=r.calls,
+                allocated=r.allocated,
+                output=r.output,
+                peak=r.peak,
+                uncounted_ops=dict(sorted(self._uncounted.get(name, {}).items())),
+                batch=batch,
+            )
+            for name, r in self._running.items()
+        }
         return CostTable(nodes=_fill_containers(ran, names, batch), inputs=inputs, batch=batch)
 
 
@@ -165,7 +179,9 @@ def _kept_outputs(func_packet, out: object, args: tuple, kwargs: dict) -> object
         return out
     if func_packet is BATCH_NORM_NO_TRAINING:
         return out[0]
-    if func_packet is torch.ops.aten.native_batch_norm and not kwargs.get("training", args[5] if len(args) > 5 else True):
+    if func_packet is torch.ops.aten.native_batch_norm and not kwargs.get(
+        "training", args[5] if len(args) > 5 else True
+    ):
         return out[0]
     return out
 
@@ -178,7 +194,8 @@ def _fill_containers(ran: dict[str, NodeCost], names: list[str], batch: int) -> 
         if name not in nodes and name in pending:
             kids = pending.pop(name)
             nodes[name] = NodeCost(
-                flops=sum(k.flops for k in kids), calls=0,
+                flops=sum(k.flops for k in kids),
+                calls=0,
                 allocated=sum((k.allocated for k in kids), Footprint()),
                 output=kids[0].output,  # the last child's output (children were collected backwards)
                 peak=max((k.peak for k in kids), key=lambda f: f.bytes()),
@@ -199,7 +216,7 @@ def _storage_footprint(t: torch.Tensor) -> Footprint:
 
 
 def probe_cost(
-    model: nn.Module, inputs: Inputs = (3, 224, 224), dtype: torch.dtype = torch.float32, *, batch: int = 1,
+    model: nn.Module, inputs: Inputs = (3, 224, 224), dtype: torch.dtype = torch.float32, *, batch: int = 1
 ) -> tuple[dict[str, ShapeInfo], CostTable]:
     """Shapes and cost of every module from one probe forward pass at ``batch``. ``inputs`` is
     one shape, specs (``layerscope.running.example_inputs.parse_inputs``) or real tensors (``ExampleInputs``).

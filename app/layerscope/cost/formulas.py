@@ -21,22 +21,29 @@ import torch
 from torch.utils.flop_counter import sdpa_flop_count
 
 from layerscope.thirdparty import (
-    CDIST_FORWARD, CPU_FLASH_ATTENTION, CUDNN_RNN, EUCLIDEAN_DIST, FUSED_GRU_CELL, FUSED_LSTM_CELL,
-    NATIVE_MULTI_HEAD_ATTENTION, TRANSFORMER_ENCODER_LAYER, TRILINEAR,
+    CDIST_FORWARD,
+    CPU_FLASH_ATTENTION,
+    CUDNN_RNN,
+    EUCLIDEAN_DIST,
+    FUSED_GRU_CELL,
+    FUSED_LSTM_CELL,
+    NATIVE_MULTI_HEAD_ATTENTION,
+    TRANSFORMER_ENCODER_LAYER,
+    TRILINEAR,
 )
 
 aten = torch.ops.aten
 Shape = Sequence[int]
 
 
-def cpu_attention_flops(query_shape: Shape, key_shape: Shape, value_shape: Shape, *_args, out_shape=None,
-                        **_kwargs) -> int:
+def cpu_attention_flops(
+    query_shape: Shape, key_shape: Shape, value_shape: Shape, *_args, out_shape=None, **_kwargs
+) -> int:
     """The CPU's fused attention (grouped heads included): QKᵀ and the product with V."""
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def recurrent_flops(input_shape: Shape, weights: Sequence[Shape], hidden_size: int = 0,
-                    proj_size: int = 0) -> int:
+def recurrent_flops(input_shape: Shape, weights: Sequence[Shape], hidden_size: int = 0, proj_size: int = 0) -> int:
     """An RNN, GRU or LSTM kernel: every weight matrix (input-to-hidden, hidden-to-hidden, the
     projection) is applied once per time step and batch element, whatever the layer or the
     direction, so the MACs are the steps (``input`` is ``T×B×I``, ``B×T×I`` or packed ``ΣB×I``)
@@ -71,22 +78,38 @@ def _attention_products(query_shape: Shape, key_shape: Shape, embed_dim: int) ->
     return 2 * 2 * batch * query_shape[-2] * key_shape[-2] * embed_dim
 
 
-def _native_mha(query_shape, key_shape, value_shape, embed_dim, _heads, qkv_weight, _qkv_bias, proj_weight,
-                *_args, out_shape=None, **_kwargs) -> int:
+def _native_mha(
+    query_shape,
+    key_shape,
+    value_shape,
+    embed_dim,
+    _heads,
+    qkv_weight,
+    _qkv_bias,
+    proj_weight,
+    *_args,
+    out_shape=None,
+    **_kwargs,
+) -> int:
     """``nn.MultiheadAttention``'s fast path: the q, k, v and output projections, and attention."""
     q_rows, kv_rows = math.prod(query_shape[:-1]), math.prod(key_shape[:-1])
     e = embed_dim * embed_dim  # qkv_weight is 3E×E: one E×E block each
-    return (2 * (q_rows * e + 2 * kv_rows * e) + _projections(q_rows, proj_weight)
-            + _attention_products(query_shape, key_shape, embed_dim))
+    return (
+        2 * (q_rows * e + 2 * kv_rows * e)
+        + _projections(q_rows, proj_weight)
+        + _attention_products(query_shape, key_shape, embed_dim)
+    )
 
 
-def _encoder_layer(src_shape, embed_dim, _heads, qkv_weight, _qkv_bias, proj_weight, _proj_bias, *args,
-                   out_shape=None, **_kwargs) -> int:
+def _encoder_layer(
+    src_shape, embed_dim, _heads, qkv_weight, _qkv_bias, proj_weight, _proj_bias, *args, out_shape=None, **_kwargs
+) -> int:
     """``nn.TransformerEncoderLayer``'s fast path: attention as above plus the two FFN matrices."""
     ffn_1, ffn_2 = args[7], args[9]  # after use_gelu, norm_first, eps, norm_weight/bias_1, norm_weight/bias_2
     rows = math.prod(src_shape[:-1])
-    return (_projections(rows, qkv_weight, proj_weight, ffn_1, ffn_2)
-            + _attention_products(src_shape, src_shape, embed_dim))
+    return _projections(rows, qkv_weight, proj_weight, ffn_1, ffn_2) + _attention_products(
+        src_shape, src_shape, embed_dim
+    )
 
 
 def _mv(matrix_shape: Shape, vector_shape: Shape, *_args, out_shape=None, **_kwargs) -> int:
@@ -109,8 +132,17 @@ def _addbmm(_self_shape: Shape, batch1: Shape, batch2: Shape, *_args, out_shape=
     return 2 * math.prod(batch1) * batch2[-1]
 
 
-def _trilinear(i1: Shape, i2: Shape, i3: Shape, expand1: Sequence[int], expand2: Sequence[int],
-               expand3: Sequence[int], *_args, out_shape=None, **_kwargs) -> int:
+def _trilinear(
+    i1: Shape,
+    i2: Shape,
+    i3: Shape,
+    expand1: Sequence[int],
+    expand2: Sequence[int],
+    expand3: Sequence[int],
+    *_args,
+    out_shape=None,
+    **_kwargs,
+) -> int:
     """``_trilinear`` (``nn.Bilinear``, ``F.bilinear``): each input gets size-1 axes at its
     ``expand`` positions and the product runs over every index of the broadcast space, one
     MAC per index: N·out·in1·in2 for ``nn.Bilinear``."""

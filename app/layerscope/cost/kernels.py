@@ -46,8 +46,9 @@ def _fused_on_meta(call: AttentionCall) -> torch.Tensor | None:
     if query.device.type != "meta" or call.dropout_p or query.dim() != 4 or not _heads_fit(call):
         return None  # elsewhere torch picks the kernel itself; a mistake keeps the reference path's error
     try:
-        return cpu_flash_attention(query, call.key, call.value, is_causal=call.is_causal, attn_mask=call.attn_mask,
-                                   scale=call.scale)
+        return cpu_flash_attention(
+            query, call.key, call.value, is_causal=call.is_causal, attn_mask=call.attn_mask, scale=call.scale
+        )
     except RuntimeError:
         return None
 

@@ -12,8 +12,12 @@ from layerscope.errors import LayerscopeError
 from layerscope.tree import ModuleTree, Node
 
 DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-    "float64": torch.float64, "float8": torch.float8_e4m3fn, "int8": torch.int8,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "float8": torch.float8_e4m3fn,
+    "int8": torch.int8,
 }
 TRAINING_DTYPE = torch.bfloat16  # mixed precision computes activations in 16 bits
 ADAM_MIXED_BYTES = 16  # fp16/bf16 weight + gradient (2 + 2), fp32 master weight + two moments (4 + 4 + 4): ZeRO §3
@@ -51,8 +55,9 @@ def parse_dtype(name: str | None) -> torch.dtype | None:
     return dtype
 
 
-def estimate_memory(node: Node, cost: NodeCost, batch: int | None = None,
-                    dtype: torch.dtype | None = None) -> MemoryEstimate:
+def estimate_memory(
+    node: Node, cost: NodeCost, batch: int | None = None, dtype: torch.dtype | None = None
+) -> MemoryEstimate:
     """Inference: weights at ``dtype`` + buffers + the most activation memory alive at once.
     Training with Adam in mixed precision: 16 bytes per trainable parameter (ZeRO's count),
     frozen ones at the compute dtype, buffers, and every activation the forward keeps.
@@ -65,24 +70,27 @@ def estimate_memory(node: Node, cost: NodeCost, batch: int | None = None,
     Raises ``LayerscopeError`` when ``batch`` is not the probe's.
     """
     if batch is not None and batch != cost.batch:
-        raise LayerscopeError(f"these figures were probed at batch {cost.batch}, not {batch}: activations are "
-                              f"measured, never scaled; probe at batch {batch} (probe_cost(..., batch={batch}))")
+        raise LayerscopeError(
+            f"these figures were probed at batch {cost.batch}, not {batch}: activations are "
+            f"measured, never scaled; probe at batch {batch} (probe_cost(..., batch={batch}))"
+        )
     batch = cost.batch
     infer = dtype or _param_dtype(node)
     train = dtype or TRAINING_DTYPE
     s, t = infer.itemsize, train.itemsize
     inference = node.total_params * s + node.buffer_bytes + cost.peak.bytes(s if dtype else None)  # None: as it ran
-    training = (ADAM_MIXED_BYTES * node.trainable_params + node.frozen_params * t + node.buffer_bytes
-                + cost.allocated.bytes(t))
+    training = (
+        ADAM_MIXED_BYTES * node.trainable_params + node.frozen_params * t + node.buffer_bytes + cost.allocated.bytes(t)
+    )
     infer_name, train_name = _dtype_name(infer), _dtype_name(train)
     return MemoryEstimate(
         inference_bytes=inference,
         training_bytes=training,
         inference_formula=f"params × {s} B ({infer_name}) + buffers + peak live activations "
-                          f"({infer_name}, batch {batch})",
+        f"({infer_name}, batch {batch})",
         training_formula=f"trainable params × {ADAM_MIXED_BYTES} B (Adam, mixed precision: 16-bit weight and "
-                         f"gradient, fp32 master weight and two moments) + frozen params × {t} B + buffers + "
-                         f"forward activations ({train_name}, batch {batch})",
+        f"gradient, fp32 master weight and two moments) + frozen params × {t} B + buffers + "
+        f"forward activations ({train_name}, batch {batch})",
         dtype=infer_name,
         training_dtype=train_name,
         batch=batch,
@@ -106,8 +114,17 @@ def _dtype_name(dtype: torch.dtype) -> str:
 # --- figures for the CLI and the app -----------------------------------------------------
 
 
-COST_KEYS = ("macs", "macs_share", "flops", "calls", "output_bytes", "activation_bytes", "activation_peak_bytes",
-             "memory", "uncounted_ops")
+COST_KEYS = (
+    "macs",
+    "macs_share",
+    "flops",
+    "calls",
+    "output_bytes",
+    "activation_bytes",
+    "activation_peak_bytes",
+    "memory",
+    "uncounted_ops",
+)
 
 
 def cost_stats(node: Node, table: CostTable, dtype: torch.dtype | None = None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from layerscope.running.nested import tensors_in
 
 
@@ -28,12 +27,18 @@ class Footprint:
         return floats + self.other_bytes
 
     def __add__(self, other: Footprint) -> Footprint:
-        return Footprint(self.float_elements + other.float_elements, self.float_bytes + other.float_bytes,
-                         self.other_bytes + other.other_bytes)
+        return Footprint(
+            self.float_elements + other.float_elements,
+            self.float_bytes + other.float_bytes,
+            self.other_bytes + other.other_bytes,
+        )
 
     def __sub__(self, other: Footprint) -> Footprint:
-        return Footprint(self.float_elements - other.float_elements, self.float_bytes - other.float_bytes,
-                         self.other_bytes - other.other_bytes)
+        return Footprint(
+            self.float_elements - other.float_elements,
+            self.float_bytes - other.float_bytes,
+            self.other_bytes - other.other_bytes,
+        )
 
 
 def footprint_of(value: object) -> Footprint:

@@ -12,6 +12,13 @@ from layerscope.diff.records import STATUSES, LoraReport, NodeDiff, Status, Tens
 from layerscope.diff.result import DiffResult
 
 __all__ = [
-    "STATUSES", "DiffCancelled", "DiffResult", "LoraReport", "NodeDiff", "Status", "TensorDiff", "TensorInfo",
+    "STATUSES",
+    "DiffCancelled",
+    "DiffResult",
+    "LoraReport",
+    "NodeDiff",
+    "Status",
+    "TensorDiff",
+    "TensorInfo",
     "diff_checkpoints",
 ]

@@ -32,8 +32,9 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 def one_sided(key: str, info: TensorInfo, status: Status) -> TensorDiff:
     """A key only A holds (``removed``) or only B holds (``added``)."""
-    return TensorDiff(key=key, status=status, a=info if status == "removed" else None,
-                      b=info if status == "added" else None)
+    return TensorDiff(
+        key=key, status=status, a=info if status == "removed" else None, b=info if status == "added" else None
+    )
 
 
 def reshaped(key: str, a: TensorInfo, b: TensorInfo) -> TensorDiff:
@@ -79,9 +80,15 @@ class Sums:
         dot = (self.norm_a + self.norm_b - self.delta) / 2
         cosine = dot / math.sqrt(both) if both > 0 else None
         return TensorDiff(
-            key=key, status=status, a=a, b=b, relative_change=relative(self.delta, self.norm_a),
-            max_abs_diff=self.max_abs, cosine=None if cosine is None else max(-1.0, min(1.0, cosine)),
-            delta_sq=self.delta, norm_sq=self.norm_a,
+            key=key,
+            status=status,
+            a=a,
+            b=b,
+            relative_change=relative(self.delta, self.norm_a),
+            max_abs_diff=self.max_abs,
+            cosine=None if cosine is None else max(-1.0, min(1.0, cosine)),
+            delta_sq=self.delta,
+            norm_sq=self.norm_a,
         )
 
 
@@ -118,7 +125,7 @@ def compare_update(key: str, a: torch.Tensor, rows: Iterator[torch.Tensor], done
     for delta in rows:
         end = start + delta.numel()
         for low, high in slices(end - start, flat_a[start:end], flat_a[start:end], done):
-            sums.add_update(flat_a[start + low:start + high], delta[low:high])
+            sums.add_update(flat_a[start + low : start + high], delta[low:high])
         start = end
     if start != flat_a.numel():
         raise ValueError(f"{key}: the update covers {start} of {flat_a.numel()} elements")

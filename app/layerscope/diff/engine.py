@@ -29,8 +29,15 @@ from layerscope.tree import ModuleTree
 
 
 def diff_checkpoints(
-    a: Held, b: Held, *, arch: str | None = None, trust: bool = False, kwargs: Mapping[str, Any] | None = None,
-    tree: ModuleTree | None = None, progress: Progress | None = None, cancel: Cancel | None = None,
+    a: Held,
+    b: Held,
+    *,
+    arch: str | None = None,
+    trust: bool = False,
+    kwargs: Mapping[str, Any] | None = None,
+    tree: ModuleTree | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
     params_only: bool = False,
 ) -> DiffResult:
     """Compare checkpoint ``b`` (or a LoRA adapter folder) with checkpoint ``a``, per tensor and per node.
@@ -93,9 +100,16 @@ def diff_checkpoints(
     if unplaced and tree is not None:
         notes.append(f"{len(unplaced)} key(s) name no module of {tree.model_class}; counted at the closest one")
     return DiffResult(
-        a=label_a, b=label_b, architecture=tree.model_class if tree is not None else None, tensors=tuple(tensors),
-        nodes=tuple(nodes), runs=skeleton.runs, lora=adapter.report if adapter else None,
-        unplaced=tuple(unplaced), notes=tuple(notes), buffer_keys=buffers,
+        a=label_a,
+        b=label_b,
+        architecture=tree.model_class if tree is not None else None,
+        tensors=tuple(tensors),
+        nodes=tuple(nodes),
+        runs=skeleton.runs,
+        lora=adapter.report if adapter else None,
+        unplaced=tuple(unplaced),
+        notes=tuple(notes),
+        buffer_keys=buffers,
     )
 
 
@@ -140,8 +154,10 @@ def check_fit(skeleton: Skeleton, keys: list[str], spec: str, arch: str) -> None
     misfits = [key for key in keys if not skeleton.place(key)[1]]
     if misfits:
         more = f", … {len(misfits) - 3} more" if len(misfits) > 3 else ""
-        raise LayerscopeError(f"{spec} does not fit --arch {arch}: {len(misfits)} key(s) name no module of it "
-                              f"({', '.join(misfits[:3])}{more})")
+        raise LayerscopeError(
+            f"{spec} does not fit --arch {arch}: {len(misfits)} key(s) name no module of it "
+            f"({', '.join(misfits[:3])}{more})"
+        )
 
 
 def key_aliases(keys: list[str], skeleton: Skeleton | None) -> dict[str, str]:
@@ -162,8 +178,9 @@ def diff_sources(source_a: TensorSource, source_b: TensorSource, step: Stepper) 
     keys_a, keys_b = source_a.keys(), source_b.keys()
     in_a, in_b = set(keys_a), set(keys_b)
     if keys_a and keys_b and not in_a & in_b:
-        raise LayerscopeError(f"{source_a.label} and {source_b.label} share no tensor name: "
-                              "they are not two versions of one model")
+        raise LayerscopeError(
+            f"{source_a.label} and {source_b.label} share no tensor name: they are not two versions of one model"
+        )
     added = [key for key in keys_b if key not in in_a]
     shared = [key for key in keys_a if key in in_b]
     following = dict(zip(shared, shared[1:]))
@@ -228,8 +245,10 @@ def adapted(key: str, tensor: torch.Tensor, adapter: Adapter, source: TensorSour
     update = adapter.updates.get(key)
     if update is not None:
         if update.left.shape[0] != (tensor.shape[0] if tensor.dim() else 1) or update.numel != tensor.numel():
-            raise LayerscopeError(f"{adapter.report.folder} does not fit {source.label}: {update.module}'s update is "
-                                  f"{update.left.shape[0]}×{update.right.shape[1]}, {key} is {tuple(tensor.shape)}")
+            raise LayerscopeError(
+                f"{adapter.report.folder} does not fit {source.label}: {update.module}'s update is "
+                f"{update.left.shape[0]}×{update.right.shape[1]}, {key} is {tuple(tensor.shape)}"
+            )
         return compare_update(key, tensor, update.slices(), done)
     replacement = adapter.replacements.get(key)
     if replacement is None:

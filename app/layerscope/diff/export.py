@@ -16,8 +16,13 @@ def diff_json(result: DiffResult, *, depth: int | None = None, threshold: float 
     """``tensors`` and ``nodes`` under ``threshold`` (as the text view hides them) and, for
     nodes, down to ``depth``; the summary always counts everything."""
     visible = result.visible(threshold)
-    tensors = [t for t in result.tensors if threshold is None or t.status in STRUCTURAL
-               or moved_at_least(t.relative_change, t.status != "same", threshold)]
+    tensors = [
+        t
+        for t in result.tensors
+        if threshold is None
+        or t.status in STRUCTURAL
+        or moved_at_least(t.relative_change, t.status != "same", threshold)
+    ]
     return {
         "a": result.a,
         "b": result.b,
@@ -38,8 +43,9 @@ def summary_json(result: DiffResult) -> dict[str, Any]:
         "relative_change": finite(result.root.relative_change),
         "frozen": [n.name for n in result.frozen()],
         "largest": [{"key": t.key, "relative_change": finite(t.relative_change)} for t in result.largest()],
-        "largest_buffers": [{"key": t.key, "relative_change": finite(t.relative_change)}
-                            for t in result.largest(buffers=True)],
+        "largest_buffers": [
+            {"key": t.key, "relative_change": finite(t.relative_change)} for t in result.largest(buffers=True)
+        ],
         "running_statistics_moved": [n.name for n in moved],
         "running_statistics_moved_under_frozen_weights": [n.name for n in frozen_weights],
         "unplaced_keys": list(result.unplaced),

@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from layerscope.models import load_model
-from layerscope.models.sources import hf_folder
 from layerscope.diff.lora import is_adapter_folder
 from layerscope.diff.shards import INDEXES, SINGLE, FolderShards
 from layerscope.diff.sources import InMemory, StateDictFile, TensorSource, held_label, open_file
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.io.files import exists, expand
+from layerscope.models import load_model
+from layerscope.models.sources import hf_folder
 from layerscope.tree import ModuleTree, build_tree
 
 Held = str | Mapping[str, torch.Tensor] | nn.Module  # a path or spec, or a state_dict (or module) in memory

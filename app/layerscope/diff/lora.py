@@ -34,8 +34,10 @@ CONFIG = "adapter_config.json"
 WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 PREFIX = "base_model.model."
 PARTS = {  # the suffix PEFT saves → (which factor, is it an embedding's)
-    "lora_A.weight": ("A", False), "lora_B.weight": ("B", False),
-    "lora_embedding_A": ("A", True), "lora_embedding_B": ("B", True),
+    "lora_A.weight": ("A", False),
+    "lora_B.weight": ("B", False),
+    "lora_embedding_A": ("A", True),
+    "lora_embedding_B": ("B", True),
 }
 BLOCK = 1 << 20  # elements of ΔW formed at once: 8 MiB of float64
 
@@ -63,7 +65,7 @@ class Update:
         left, right = self.left.to(torch.float64), self.right.to(torch.float64)
         rows = max(1, BLOCK // max(1, right.shape[1]))
         for start in range(0, left.shape[0], rows):
-            yield (left[start:start + rows] @ right).mul_(self.scale).reshape(-1)
+            yield (left[start : start + rows] @ right).mul_(self.scale).reshape(-1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +102,13 @@ def read_adapter(path: Path, label: str, base_keys: dict[str, str], *, trust: bo
             updates[update.key] = update
     touched = [*factors, *(k.rpartition(".")[0] for k in replacements)]
     report = LoraReport(
-        folder=label, rank=config["r"], alpha=float(config["lora_alpha"]), use_rslora=config["use_rslora"],
-        target_modules=config["targets"], adapted=tuple(factors), replaced=tuple(replacements),
+        folder=label,
+        rank=config["r"],
+        alpha=float(config["lora_alpha"]),
+        use_rslora=config["use_rslora"],
+        target_modules=config["targets"],
+        adapted=tuple(factors),
+        replaced=tuple(replacements),
         unmatched_targets=unmatched(config["targets"], config["targets_regex"], touched, f"{CONFIG} in {label}"),
         rank_pattern={str(k): int(v) for k, v in config["rank_pattern"].items()},
         alpha_pattern={str(k): float(v) for k, v in config["alpha_pattern"].items()},
@@ -135,8 +142,15 @@ def adapter_config(path: Path, label: str) -> dict[str, Any]:
     if not regex and not isinstance(raw_targets, list):
         raise LayerscopeError(f"{CONFIG} in {label}: target_modules must be a string or a list of names")
     targets = (checked(raw_targets, f"{CONFIG} in {label}: target_modules"),) if regex else tuple(map(str, raw_targets))
-    return {"r": r, "lora_alpha": alpha, "use_rslora": bool(raw.get("use_rslora")), "targets": targets,
-            "targets_regex": regex, "fan_in_fan_out": bool(raw.get("fan_in_fan_out")), **patterns}
+    return {
+        "r": r,
+        "lora_alpha": alpha,
+        "use_rslora": bool(raw.get("use_rslora")),
+        "targets": targets,
+        "targets_regex": regex,
+        "fan_in_fan_out": bool(raw.get("fan_in_fan_out")),
+        **patterns,
+    }
 
 
 def number(value: object, kinds: type | tuple[type, ...]) -> bool:

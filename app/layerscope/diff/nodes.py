@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from layerscope.tree import naming
 from layerscope.diff.records import NodeDiff, TensorDiff, relative
-from layerscope.tree import ModuleTree
+from layerscope.tree import ModuleTree, naming
 
 Runs = dict[int, tuple[tuple[int, ...], ...]]  # node → its children's foldable runs (member indices)
 
@@ -24,8 +23,14 @@ class Skeleton:
     """The nodes before their figures: names, spellings, the tree's shape and its foldable runs."""
 
     def __init__(
-        self, *, names: list[str], access: list[str], classes: list[str], parents: list[int | None],
-        runs: Runs, renamer: Callable[[str], str | None] | None = None,
+        self,
+        *,
+        names: list[str],
+        access: list[str],
+        classes: list[str],
+        parents: list[int | None],
+        runs: Runs,
+        renamer: Callable[[str], str | None] | None = None,
     ) -> None:
         self.names, self.access, self.classes, self.parents, self.runs = names, access, classes, parents, runs
         self.renamer = renamer
@@ -62,9 +67,12 @@ def skeleton_of_tree(tree: ModuleTree) -> Skeleton:
     """``layerscope tree``'s nodes and the runs it folds."""
     runs = {n.index: tuple(r.members for r in tree.repeat_runs(n)) for n in tree.nodes if n.is_sequence}
     return Skeleton(
-        names=[n.name for n in tree.nodes], access=[n.access for n in tree.nodes],
-        classes=[n.class_name for n in tree.nodes], parents=[n.parent for n in tree.nodes],
-        runs={i: r for i, r in runs.items() if r}, renamer=tree.renamer,
+        names=[n.name for n in tree.nodes],
+        access=[n.access for n in tree.nodes],
+        classes=[n.class_name for n in tree.nodes],
+        parents=[n.parent for n in tree.nodes],
+        runs={i: r for i, r in runs.items() if r},
+        renamer=tree.renamer,
     )
 
 
@@ -76,7 +84,7 @@ def skeleton_of_keys(tensors: Sequence[TensorDiff]) -> Skeleton:
     for diff in tensors:
         parts = diff.key.split(".")[:-1]
         for depth in range(len(parts)):
-            parent, name = ".".join(parts[:depth]), ".".join(parts[:depth + 1])
+            parent, name = ".".join(parts[:depth]), ".".join(parts[: depth + 1])
             kids[parent].setdefault(name, None)
             kids.setdefault(name, {})
     names, access, parents = [""], ["model"], [None]
@@ -115,7 +123,7 @@ def key_runs(skeleton: Skeleton, tensors: Sequence[TensorDiff]) -> Runs:
         node, _ = skeleton.place(diff.key)
         while node is not None:
             prefix = skeleton.names[node]
-            shapes.setdefault(node, []).append((diff.key[len(prefix):], info.shape if info else None))
+            shapes.setdefault(node, []).append((diff.key[len(prefix) :], info.shape if info else None))
             node = skeleton.parents[node]
     runs: Runs = {}
     for node, children in enumerate(skeleton.children):
@@ -177,9 +185,19 @@ def node_diff(
     total = sum(counts.values())
     same = counts.get("same", 0)
     return NodeDiff(
-        index=i, name=skeleton.names[i], access=skeleton.access[i], class_name=skeleton.classes[i],
-        depth=skeleton.depths[i], parent=skeleton.parents[i], children=tuple(skeleton.children[i]), keys=tuple(keys),
+        index=i,
+        name=skeleton.names[i],
+        access=skeleton.access[i],
+        class_name=skeleton.classes[i],
+        depth=skeleton.depths[i],
+        parent=skeleton.parents[i],
+        children=tuple(skeleton.children[i]),
+        keys=tuple(keys),
         status="same" if same == total else "changed",
         relative_change=None if norm is None else relative(delta, norm),
-        changed=total - same, total=total, counts=dict(counts), delta_sq=delta, norm_sq=norm or 0.0,
+        changed=total - same,
+        total=total,
+        counts=dict(counts),
+        delta_sq=delta,
+        norm_sq=norm or 0.0,
     )

@@ -22,10 +22,12 @@ from layerscope.errors import LayerscopeError, first_line
 SECONDS = 5.0
 MAX_PATTERN = 1000  # characters: a config's patterns are module names, tens of characters long
 PLAIN = re.compile(r"[\w.-]*")  # names and dots: matched in this process
-CHILD = ("import json, re, sys\n"
-         "query = json.load(sys.stdin)\n"
-         "for pattern in query['patterns']:\n"
-         "    print(json.dumps([re.fullmatch(pattern, name) is not None for name in query['names']]), flush=True)\n")
+CHILD = (
+    "import json, re, sys\n"
+    "query = json.load(sys.stdin)\n"
+    "for pattern in query['patterns']:\n"
+    "    print(json.dumps([re.fullmatch(pattern, name) is not None for name in query['names']]), flush=True)\n"
+)
 
 
 def checked(pattern: object, where: str) -> str:
@@ -37,8 +39,9 @@ def checked(pattern: object, where: str) -> str:
     try:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
-        raise LayerscopeError(f"{where}: {pattern!r} is not a regular expression Python reads "
-                              f"({first_line(exc)})") from exc
+        raise LayerscopeError(
+            f"{where}: {pattern!r} is not a regular expression Python reads ({first_line(exc)})"
+        ) from exc
     return pattern
 
 
@@ -56,13 +59,21 @@ def _in_child(shown: list[str], patterns: list[str], names: Sequence[str], where
     after ``SECONDS``."""
     query = json.dumps({"patterns": patterns, "names": list(names)})
     try:
-        done = subprocess.run([sys.executable, "-I", "-S", "-c", CHILD], input=query, capture_output=True,
-                              text=True, timeout=SECONDS, check=False)
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", CHILD],
+            input=query,
+            capture_output=True,
+            text=True,
+            timeout=SECONDS,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         output = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
         stuck = shown[min(output.count("\n"), len(shown) - 1)]
-        raise LayerscopeError(f"{where}: matching {stuck[:80]!r} against the module names took over {SECONDS:g} s "
-                              "(a regular expression that backtracks without end?); simplify it") from None
+        raise LayerscopeError(
+            f"{where}: matching {stuck[:80]!r} against the module names took over {SECONDS:g} s "
+            "(a regular expression that backtracks without end?); simplify it"
+        ) from None
     except OSError as exc:
         raise LayerscopeError(f"{where}: cannot start Python to match the patterns: {first_line(exc)}") from exc
     rows = done.stdout.splitlines()

@@ -150,8 +150,11 @@ class DiffResult:
         """The floating parameters (or, ``buffers``, buffers) that moved most, by relative
         change: ranked apart, so drifted running statistics never crowd out trained weights
         (and a step counter's jump from 7 to 9 is not a fine-tuning result)."""
-        moved = [t for t in self.tensors if t.floating and t.relative_change is not None and t.status != "same"
-                 and self.is_buffer(t.key) == buffers]
+        moved = [
+            t
+            for t in self.tensors
+            if t.floating and t.relative_change is not None and t.status != "same" and self.is_buffer(t.key) == buffers
+        ]
         return sorted(moved, key=lambda t: -t.relative_change)[:count]  # type: ignore[operator]
 
     @cached_property

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from layerscope.models.checkpoints import strip_wrapper_prefix
 from layerscope.diff.records import TensorInfo
 from layerscope.diff.sources import TensorSource, open_file
 from layerscope.errors import LayerscopeError
 from layerscope.io.files import exists
+from layerscope.models.checkpoints import strip_wrapper_prefix
 from layerscope.models.sources.hf_folder import HfFolder, read_json
 
 INDEXES = {".safetensors": "model.safetensors.index.json", ".bin": "pytorch_model.bin.index.json"}
@@ -83,15 +83,19 @@ def shard_files(folder: HfFolder, label: str) -> tuple[tuple[Path, ...], dict[st
         index = weight_map(index_path, label)
         unknown = sorted({name for name in index.values() if name not in by_name})
         if unknown:
-            raise LayerscopeError(f"{index_path.name} in {label} names {unknown[0]!r}, which is not a {suffix} file "
-                                  "in the folder; shards must be files beside the index")
+            raise LayerscopeError(
+                f"{index_path.name} in {label} names {unknown[0]!r}, which is not a {suffix} file "
+                "in the folder; shards must be files beside the index"
+            )
         return tuple(p for p in files if p.name in set(index.values())), index
     if SINGLE[suffix] in by_name:
         return (by_name[SINGLE[suffix]],), None
     if len(files) == 1:
         return files, None
-    raise LayerscopeError(f"{label} has {len(files)} {suffix} files ({', '.join(sorted(by_name))}) "
-                          f"and no {INDEXES[suffix]} saying which hold the model")
+    raise LayerscopeError(
+        f"{label} has {len(files)} {suffix} files ({', '.join(sorted(by_name))}) "
+        f"and no {INDEXES[suffix]} saying which hold the model"
+    )
 
 
 def weight_map(path: Path, label: str) -> dict[str, str]:

@@ -26,19 +26,36 @@ from types import TracebackType
 import torch
 from torch import nn
 
-from layerscope.models.checkpoints import (
-    archive_kind, extract_state_dict, is_safetensors, read_model_file, strip_wrapper_prefix,
-)
 from layerscope.diff import pages
 from layerscope.diff.compare import info_of
 from layerscope.diff.records import TensorInfo
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.io.files import regular_file
+from layerscope.models.checkpoints import (
+    archive_kind,
+    extract_state_dict,
+    is_safetensors,
+    read_model_file,
+    strip_wrapper_prefix,
+)
 
 SAFETENSORS_DTYPES = {  # the header's names → torch's
-    "BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16", "U32": "uint32",
-    "I32": "int32", "U64": "uint64", "I64": "int64", "F16": "float16", "BF16": "bfloat16", "F32": "float32",
-    "F64": "float64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "C64": "complex64",
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "U16": "uint16",
+    "I16": "int16",
+    "U32": "uint32",
+    "I32": "int32",
+    "U64": "uint64",
+    "I64": "int64",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "C64": "complex64",
 }
 
 
@@ -167,7 +184,9 @@ class InMemory(StateDictFile):
 
 def held_label(held: object) -> str:
     """How results and messages name an in-memory side."""
-    return f"{type(held).__name__}.state_dict() (in memory)" if isinstance(held, nn.Module) else "state_dict (in memory)"
+    return (
+        f"{type(held).__name__}.state_dict() (in memory)" if isinstance(held, nn.Module) else "state_dict (in memory)"
+    )
 
 
 def unique_keys(raw: list[str], label: str) -> dict[str, str]:

@@ -39,8 +39,13 @@ def compare(a: Candidate, b: Candidate) -> dict:
     estimate = mean_ci([a.gaps[image] - b.gaps[image] for image in shared])
     low, high = estimate.low, estimate.high
     ci = None if low is None or high is None else [_r(low), _r(high)]
-    return {"a": a.name, "b": b.name, "mean_difference": _r(estimate.mean) if shared else None, "ci95": ci,
-            "n": estimate.n}
+    return {
+        "a": a.name,
+        "b": b.name,
+        "mean_difference": _r(estimate.mean) if shared else None,
+        "ci95": ci,
+        "n": estimate.n,
+    }
 
 
 def separated(comparison: dict) -> bool:
@@ -60,14 +65,26 @@ def decide(candidates: Sequence[Candidate], *, one_photo: bool = False) -> dict:
     not_eligible = {c.name: c.excluded for c in scored if c.excluded is not None}
     if leading is None:
         claim = "no candidate is eligible to be called best" if scored else "no image was explained"
-        return {"best": None, "leading": None, "comparisons": [], "tied_with_best": [], "not_eligible": not_eligible,
-                "claim": claim}
+        return {
+            "best": None,
+            "leading": None,
+            "comparisons": [],
+            "tied_with_best": [],
+            "not_eligible": not_eligible,
+            "claim": claim,
+        }
     found = [compare(leading, c) for c in scored if c is not leading]
     rivals = [row for row, c in zip(found, (c for c in scored if c is not leading)) if c.excluded is None]
     tied = [row for row in rivals if not separated(row)]
     best = None if tied else leading.name
-    return {"best": best, "leading": leading.name, "comparisons": found, "tied_with_best": [row["b"] for row in tied],
-            "not_eligible": not_eligible, "claim": _claim(leading, rivals, tied, one_photo)}
+    return {
+        "best": best,
+        "leading": leading.name,
+        "comparisons": found,
+        "tied_with_best": [row["b"] for row in tied],
+        "not_eligible": not_eligible,
+        "claim": _claim(leading, rivals, tied, one_photo),
+    }
 
 
 def _claim(leading: Candidate, rivals: list[dict], tied: list[dict], one_photo: bool) -> str:
@@ -75,10 +92,11 @@ def _claim(leading: Candidate, rivals: list[dict], tied: list[dict], one_photo: 
     gap = leading.gaps[next(iter(leading.gaps))] if n == 1 else None
     if n == 1 and rivals:
         what = "photo" if one_photo else "image"
-        where = (": run layerscope report on a folder to see whether the evidence separates them" if one_photo
-                 else "")
-        return (f"{leading.name} leads on this one {what} (ins−del {gap:+.3f}), but one {what} gives no interval, "
-                f"so no candidate is called best{where}")
+        where = ": run layerscope report on a folder to see whether the evidence separates them" if one_photo else ""
+        return (
+            f"{leading.name} leads on this one {what} (ins−del {gap:+.3f}), but one {what} gives no interval, "
+            f"so no candidate is called best{where}"
+        )
     if not rivals:
         return f"{leading.name}: best, the only eligible candidate" + (" (on this one photo)" if one_photo else "")
     images = f"these {n} images"
@@ -88,8 +106,10 @@ def _claim(leading: Candidate, rivals: list[dict], tied: list[dict], one_photo: 
         deltas = ", ".join(_delta(row) + (f" ({row['b']})" if len(tied) > 1 else "") for row in tied)
         return f"{listed}: indistinguishable on {images}, paired Δ {deltas}"
     closest = min(rivals, key=lambda row: abs(row["mean_difference"]))
-    return (f"{leading.name}: best on {images}, separated from every other eligible candidate "
-            f"(closest: {closest['b']}, paired Δ {_delta(closest)})")
+    return (
+        f"{leading.name}: best on {images}, separated from every other eligible candidate "
+        f"(closest: {closest['b']}, paired Δ {_delta(closest)})"
+    )
 
 
 def excluded_line(not_eligible: Mapping[str, str]) -> str:

@@ -109,12 +109,16 @@ def _labels(root: Path, names: list[str], categories: Sequence[str] | None) -> t
     labels = {name: folder_label(name, categories) for name in folders}
     unknown = [name for name, label in labels.items() if label is None]
     if len(unknown) == len(folders):
-        return {}, (f"the class folders ({', '.join(folders[:3])}{', …' if len(folders) > 3 else ''}) are not "
-                    f"class indices or names of this model: the images have no labels")
+        return {}, (
+            f"the class folders ({', '.join(folders[:3])}{', …' if len(folders) > 3 else ''}) are not "
+            f"class indices or names of this model: the images have no labels"
+        )
     if unknown:
         shown = ", ".join(repr(n) for n in unknown[:3])
-        raise LayerscopeError(f"class folder{'s' if len(unknown) > 1 else ''} {shown} in {root} "
-                              f"{'are' if len(unknown) > 1 else 'is'} neither a class index nor a class name of "
-                              f"this model, while {len(folders) - len(unknown)} other(s) are; rename or move "
-                              f"{'them' if len(unknown) > 1 else 'it'}")
+        raise LayerscopeError(
+            f"class folder{'s' if len(unknown) > 1 else ''} {shown} in {root} "
+            f"{'are' if len(unknown) > 1 else 'is'} neither a class index nor a class name of "
+            f"this model, while {len(folders) - len(unknown)} other(s) are; rename or move "
+            f"{'them' if len(unknown) > 1 else 'it'}"
+        )
     return {name: label for name, label in labels.items() if label is not None}, ""

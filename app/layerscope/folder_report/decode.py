@@ -16,9 +16,9 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from layerscope.io import imaging
 from layerscope.errors import LayerscopeError, first_line
 from layerscope.folder_report.dataset import ImageFile
+from layerscope.io import imaging
 from layerscope.io.imaging import Geometry
 from layerscope.models import Preprocess
 
@@ -70,8 +70,9 @@ def decode(file: ImageFile, preprocess: Preprocess) -> Decoded | Skip:
         return Skip(file, "too large", first_line(exc))
     photo = image.copy()
     photo.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.BILINEAR)
-    return Decoded(file=file, input=tensor, geometry=replace(geometry, original=photo.size), photo=photo,
-                   size=image.size)
+    return Decoded(
+        file=file, input=tensor, geometry=replace(geometry, original=photo.size), photo=photo, size=image.size
+    )
 
 
 class FileBatches(Dataset):

@@ -49,8 +49,11 @@ class Settings:
     @property
     def slots(self) -> list[tuple[str, str, str, str]]:
         """(method, layer, access expression, label) per map of an image, methods first."""
-        return [(m, layer, access, slot_label(m, layer, self.methods))
-                for m in self.methods for layer, access in zip(self.layers, self.access)]
+        return [
+            (m, layer, access, slot_label(m, layer, self.methods))
+            for m in self.methods
+            for layer, access in zip(self.layers, self.access)
+        ]
 
 
 @dataclass
@@ -66,16 +69,19 @@ class BatchOutput:
 class BatchExplainer:
     """``explain(items)``: the records, skipped files and pictures of one batch."""
 
-    def __init__(self, loaded: LoadedModel, settings: Settings, *, reshape: Reshape = None,
-                 tree: ModuleTree | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedModel, settings: Settings, *, reshape: Reshape = None, tree: ModuleTree | None = None
+    ) -> None:
         self.loaded, self.settings, self.reshape = loaded, settings, reshape
         self.methods = [get_method(name) for name in settings.methods]
         self.tree = tree or build_tree(loaded.model)
 
     def explain(self, items: Sequence[Decoded | Skip], within: Callable[[int, int], None] | None = None) -> BatchOutput:
         """The batch's output; ``within(maps scored, maps in the batch)`` as the scoring goes."""
-        out = BatchOutput(names=[item.file.name for item in items],
-                          skipped=[item.record() for item in items if isinstance(item, Skip)])
+        out = BatchOutput(
+            names=[item.file.name for item in items],
+            skipped=[item.record() for item in items if isinstance(item, Skip)],
+        )
         decoded = [item for item in items if isinstance(item, Decoded)]
         tally = _Tally(len(decoded) * len(self.settings.slots), 2 * self.settings.steps - 1, within)
         for shape in dict.fromkeys(tuple(item.input.shape) for item in decoded):  # one batch per input size
@@ -89,9 +95,18 @@ class BatchExplainer:
         x = torch.cat([item.input for item in group]).to(self.loaded.device)
         maps, passes = [], []
         for method in self.methods:  # one forward and backward per method, every layer at once
-            cam_pass = CamPass(model, x, s.layers, self._target(group), categories=self.loaded.categories,
-                               reshape=self.reshape, gradients=method.needs_grad, need_target=True, tree=self.tree,
-                               attention=method.attends)
+            cam_pass = CamPass(
+                model,
+                x,
+                s.layers,
+                self._target(group),
+                categories=self.loaded.categories,
+                reshape=self.reshape,
+                gradients=method.needs_grad,
+                need_target=True,
+                tree=self.tree,
+                attention=method.attends,
+            )
             # float32 Score-CAM scores: a report's records do not yet say which precision scored them,
             # and a report resumed on another machine must not mix precisions
             results = cam_pass.results(method.name, s.layers, batch_size=s.perturb_batch, precision="float32")
@@ -101,10 +116,17 @@ class BatchExplainer:
         first = passes[0]
         assert first.target is not None and first.target.classes is not None
         classes = [int(k) for k in first.target.classes]
-        scores = faithfulness_batch(model, x, [list(row) for row in heat], classes, s.steps,
-                                    batch_size=s.perturb_batch, progress=tally.group(len(group) * heat.shape[1]))
+        scores = faithfulness_batch(
+            model,
+            x,
+            [list(row) for row in heat],
+            classes,
+            s.steps,
+            batch_size=s.perturb_batch,
+            progress=tally.group(len(group) * heat.shape[1]),
+        )
         for i, item in enumerate(group):
-            self._image(item, heat[i], classes[i], scores[i], first.scores[i:i + 1], out)
+            self._image(item, heat[i], classes[i], scores[i], first.scores[i : i + 1], out)
 
     def _target(self, group: list[Decoded]) -> int | list[int] | None:
         if self.settings.target == PREDICTED:
@@ -113,8 +135,9 @@ class BatchExplainer:
             return [int(item.file.label) for item in group]  # type: ignore[arg-type]  # labels checked up front
         return int(self.settings.target)
 
-    def _image(self, item: Decoded, heat: Tensor, cls: int, scores: list[Faithfulness], logits: Tensor,
-               out: BatchOutput) -> None:
+    def _image(
+        self, item: Decoded, heat: Tensor, cls: int, scores: list[Faithfulness], logits: Tensor, out: BatchOutput
+    ) -> None:
         s, name = self.settings, item.file.name
         out.files[pictures.thumbnail_path(name)] = pictures.thumbnail(item)
         out.files[pictures.maps_path(name)] = pictures.maps_npy(heat)
@@ -122,24 +145,40 @@ class BatchExplainer:
         for (method, layer, access, _), heatmap, score in zip(s.slots, heat, scores):
             path = pictures.overlay_path(name, layer, method if len(s.methods) > 1 else "")
             out.files[path] = pictures.overlay(item, heatmap, s.colormap, s.alpha)
-            out.records.append({
-                **head, "method": method, "layer": layer, "access_expression": access,
-                "deletion_auc": _rounded(score.deletion_auc), "insertion_auc": _rounded(score.insertion_auc),
-                "insertion_minus_deletion": _rounded(score.gap), "average_drop": _rounded(score.average_drop),
-                "increased": score.increased, "all_zero": not bool(heatmap.max() > 0), "overlay": path,
-            })
+            out.records.append(
+                {
+                    **head,
+                    "method": method,
+                    "layer": layer,
+                    "access_expression": access,
+                    "deletion_auc": _rounded(score.deletion_auc),
+                    "insertion_auc": _rounded(score.insertion_auc),
+                    "insertion_minus_deletion": _rounded(score.gap),
+                    "average_drop": _rounded(score.average_drop),
+                    "increased": score.increased,
+                    "all_zero": not bool(heatmap.max() > 0),
+                    "overlay": path,
+                }
+            )
 
     def _head(self, item: Decoded, cls: int, logits: Tensor) -> dict:
         """The fields every layer's record of this image shares."""
         top = top_predictions(logits, self.loaded.categories)
         label = item.file.label
         return {
-            "image": item.file.name, "label": label, "label_name": self._name(label),
-            "predicted": top[0].index, "predicted_name": top[0].name,
+            "image": item.file.name,
+            "label": label,
+            "label_name": self._name(label),
+            "predicted": top[0].index,
+            "predicted_name": top[0].name,
             "correct": None if label is None else top[0].index == label,
             "top5": [{"class": p.index, "name": p.name, "probability": _rounded(p.probability)} for p in top],
-            "method": self.settings.method, "class": cls, "class_name": self._name(cls),
-            "width": item.size[0], "height": item.size[1], "thumbnail": pictures.thumbnail_path(item.file.name),
+            "method": self.settings.method,
+            "class": cls,
+            "class_name": self._name(cls),
+            "width": item.size[0],
+            "height": item.size[1],
+            "thumbnail": pictures.thumbnail_path(item.file.name),
             "maps": pictures.maps_path(item.file.name),
         }
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from layerscope.errors import LayerscopeError
-from layerscope.io.files import read_regular
 from layerscope.folder_report import pictures
 from layerscope.folder_report.dataset import Folder
+from layerscope.io.files import read_regular
 
 HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 MAX_SCORE = 1e6  # every score is a fraction near 0–1; a 4,000-digit number is no score
@@ -51,17 +51,42 @@ def _maybe(check: Callable[[object], bool]) -> Callable[[object], bool]:
 
 
 def _top5(v: object) -> bool:
-    return isinstance(v, list) and len(v) <= 5 and all(
-        isinstance(p, dict) and _whole(p.get("class")) and _maybe(_text)(p.get("name")) and _score(p.get("probability"))
-        for p in v)
+    return (
+        isinstance(v, list)
+        and len(v) <= 5
+        and all(
+            isinstance(p, dict)
+            and _whole(p.get("class"))
+            and _maybe(_text)(p.get("name"))
+            and _score(p.get("probability"))
+            for p in v
+        )
+    )
 
 
 FIELDS: dict[str, Callable[[object], bool]] = {
-    "image": _text, "label": _maybe(_whole), "label_name": _maybe(_text), "predicted": _whole,
-    "predicted_name": _maybe(_text), "correct": _maybe(_flag), "top5": _top5, "method": _text, "class": _whole,
-    "class_name": _maybe(_text), "width": _whole, "height": _whole, "thumbnail": _text, "maps": _text,
-    "layer": _text, "access_expression": _text, "deletion_auc": _score, "insertion_auc": _score,
-    "insertion_minus_deletion": _score, "average_drop": _score, "increased": _flag, "all_zero": _flag,
+    "image": _text,
+    "label": _maybe(_whole),
+    "label_name": _maybe(_text),
+    "predicted": _whole,
+    "predicted_name": _maybe(_text),
+    "correct": _maybe(_flag),
+    "top5": _top5,
+    "method": _text,
+    "class": _whole,
+    "class_name": _maybe(_text),
+    "width": _whole,
+    "height": _whole,
+    "thumbnail": _text,
+    "maps": _text,
+    "layer": _text,
+    "access_expression": _text,
+    "deletion_auc": _score,
+    "insertion_auc": _score,
+    "insertion_minus_deletion": _score,
+    "average_drop": _score,
+    "increased": _flag,
+    "all_zero": _flag,
     "overlay": _text,
 }
 
@@ -116,15 +141,25 @@ def is_record(row: object, run: RunShape) -> bool:
     if not (isinstance(row, dict) and set(row) == set(FIELDS) and all(check(row[k]) for k, check in FIELDS.items())):
         return False
     image, layer = row["image"], row["layer"]
-    return (image in run.labels and layer in run.layers and row["method"] in run.methods
-            and row["label"] == run.labels[image] and row["maps"] == pictures.maps_path(image)
-            and row["thumbnail"] == pictures.thumbnail_path(image)
-            and row["overlay"] == pictures.overlay_path(image, layer, row["method"] if len(run.methods) > 1 else ""))
+    return (
+        image in run.labels
+        and layer in run.layers
+        and row["method"] in run.methods
+        and row["label"] == run.labels[image]
+        and row["maps"] == pictures.maps_path(image)
+        and row["thumbnail"] == pictures.thumbnail_path(image)
+        and row["overlay"] == pictures.overlay_path(image, layer, row["method"] if len(run.methods) > 1 else "")
+    )
 
 
 def is_skip(row: object, run: RunShape) -> bool:
-    return (isinstance(row, dict) and set(row) == {"path", "reason", "detail"} and row["path"] in run.labels
-            and _text(row["reason"]) and _text(row["detail"]))
+    return (
+        isinstance(row, dict)
+        and set(row) == {"path", "reason", "detail"}
+        and row["path"] in run.labels
+        and _text(row["reason"])
+        and _text(row["detail"])
+    )
 
 
 def maps_bytes(layers: int) -> int:
@@ -147,8 +182,12 @@ def maps_intact(root: Path, image: str, layers: int) -> bool:
         return False
     expected = (layers, pictures.MAP_SIDE, pictures.MAP_SIDE)
     # the header and the size decide: a header that lies about the shape is never allocated for
-    return (dtype == np.float16 and shape == expected and not fortran
-            and len(data) - stream.tell() == math.prod(expected) * 2)
+    return (
+        dtype == np.float16
+        and shape == expected
+        and not fortran
+        and len(data) - stream.tell() == math.prod(expected) * 2
+    )
 
 
 def is_sanity(kept: dict | None, sample: list[str], layers: Sequence[str]) -> bool:
@@ -157,6 +196,12 @@ def is_sanity(kept: dict | None, sample: list[str], layers: Sequence[str]) -> bo
         return False
     result = kept["result"]
     rho = result.get("rho")
-    return (isinstance(result.get("images"), list) and all(_text(i) for i in result["images"])
-            and isinstance(rho, dict) and sorted(rho) == sorted(layers) and all(_maybe(_score)(v) for v in rho.values())
-            and _flag(result.get("class_blind")) and _text(result.get("verdict")))
+    return (
+        isinstance(result.get("images"), list)
+        and all(_text(i) for i in result["images"])
+        and isinstance(rho, dict)
+        and sorted(rho) == sorted(layers)
+        and all(_maybe(_score)(v) for v in rho.values())
+        and _flag(result.get("class_blind"))
+        and _text(result.get("verdict"))
+    )

@@ -49,12 +49,20 @@ class FolderLock:
             holder = _holder(fd)
             os.close(fd)
             if isinstance(exc, BlockingIOError):
-                raise LayerscopeError(f"--out {self.root} is being written by another report ({holder}); wait for "
-                                      "it to end, or give another --out") from None
+                raise LayerscopeError(
+                    f"--out {self.root} is being written by another report ({holder}); wait for "
+                    "it to end, or give another --out"
+                ) from None
             raise LayerscopeError(f"cannot lock {self.path}: {exc.strerror or exc}") from exc
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}).encode() + b"\n", 0)
+        os.pwrite(
+            fd,
+            json.dumps(
+                {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+            ).encode()
+            + b"\n",
+            0,
+        )
         self._close = weakref.finalize(self, os.close, fd)
 
     def release(self) -> None:

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from layerscope.io import imaging
 from layerscope.cam import normalise
 from layerscope.folder_report.decode import Decoded
+from layerscope.io import imaging
 
 THUMB_SIDE = 96
 MAP_SIDE = 56  # the maps kept for the per-class means: a quarter of a 224 input, 6 KB per layer

@@ -45,8 +45,9 @@ class ExplainActor:
         return {"index": list(batch["index"]), "output": outputs}
 
 
-def ray_batches(request: ReportRequest, settings: Settings, folder: Folder, pending: list[list[int]],
-                preprocess: Preprocess) -> Iterator[BatchOutput]:
+def ray_batches(
+    request: ReportRequest, settings: Settings, folder: Folder, pending: list[list[int]], preprocess: Preprocess
+) -> Iterator[BatchOutput]:
     """The pending batches' outputs, in order, computed on Ray."""
     ray = _import_ray()
     started = not ray.is_initialized()
@@ -59,12 +60,23 @@ def ray_batches(request: ReportRequest, settings: Settings, folder: Folder, pend
         context.enable_progress_bars = False  # the CLI draws its own
         rows = [{"index": i, "files": [_plain(folder.files[k]) for k in batch]} for i, batch in enumerate(pending)]
         threads = torch.get_num_threads()
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(_Decoder(preprocess)).map_batches(
-            ExplainActor, fn_constructor_kwargs={"model": request.model, "settings": settings,
-                                                 "reshape": request.reshape, "threads": threads},
-            batch_size=1, batch_format="pandas",
-            num_gpus=1 if request.model.device.startswith("cuda") else 0,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, request.workers)))
+        dataset = (
+            ray.data.from_items(rows, override_num_blocks=len(rows))
+            .map(_Decoder(preprocess))
+            .map_batches(
+                ExplainActor,
+                fn_constructor_kwargs={
+                    "model": request.model,
+                    "settings": settings,
+                    "reshape": request.reshape,
+                    "threads": threads,
+                },
+                batch_size=1,
+                batch_format="pandas",
+                num_gpus=1 if request.model.device.startswith("cuda") else 0,
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, request.workers)),
+            )
+        )
         for row in dataset.iter_rows():  # one row per batch, as each is done
             yield row["output"]
     finally:
@@ -93,6 +105,7 @@ def _import_ray() -> Any:
         import ray
         import ray.data
     except ImportError as exc:
-        raise LayerscopeError("--engine ray needs Ray Data: pip install 'layerscope[ray]' "
-                              f"({type(exc).__name__}: {exc})") from exc
+        raise LayerscopeError(
+            f"--engine ray needs Ray Data: pip install 'layerscope[ray]' ({type(exc).__name__}: {exc})"
+        ) from exc
     return ray

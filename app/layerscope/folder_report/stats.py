@@ -14,9 +14,38 @@ from dataclasses import dataclass
 
 # Student's t, 97.5th percentile, for 1–30 degrees of freedom (to 6 decimals); beyond, the
 # Cornish–Fisher expansion around the normal quantile is exact to 1e-7.
-_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
-         2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
-         2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
+_T975 = (
+    12.706205,
+    4.302653,
+    3.182446,
+    2.776445,
+    2.570582,
+    2.446912,
+    2.364624,
+    2.306004,
+    2.262157,
+    2.228139,
+    2.200985,
+    2.178813,
+    2.160369,
+    2.144787,
+    2.131450,
+    2.119905,
+    2.109816,
+    2.100922,
+    2.093024,
+    2.085963,
+    2.079614,
+    2.073873,
+    2.068658,
+    2.063899,
+    2.059539,
+    2.055529,
+    2.051831,
+    2.048407,
+    2.045230,
+    2.042272,
+)
 _Z975 = 1.959963984540054
 
 
@@ -27,9 +56,12 @@ def t975(df: int) -> float:
     if df <= len(_T975):
         return _T975[df - 1]
     z = _Z975
-    terms = ((z**3 + z) / 4, (5 * z**5 + 16 * z**3 + 3 * z) / 96,
-             (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
-             (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160)
+    terms = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
     return z + sum(term / df ** (power + 1) for power, term in enumerate(terms))
 
 
@@ -69,17 +101,21 @@ def layer_table(records: Sequence[dict], layers: Sequence[str], access: Sequence
     for layer, expression in zip(layers, access):
         mine = [r for r in records if r["layer"] == layer]
         gap = mean_ci([r["insertion_minus_deletion"] for r in mine])
-        rows.append({
-            "layer": layer, "access_expression": expression,
-            "mean_insertion_minus_deletion": _r(gap.mean), "ci95": None if gap.low is None else [_r(gap.low), _r(gap.high)],
-            "n": gap.n,
-            "mean_deletion_auc": _r(_mean([r["deletion_auc"] for r in mine])),
-            "mean_insertion_auc": _r(_mean([r["insertion_auc"] for r in mine])),
-            "mean_average_drop": _r(_mean([r["average_drop"] for r in mine])),
-            "increased": sum(bool(r["increased"]) for r in mine),
-            "all_zero": sum(bool(r["all_zero"]) for r in mine),
-            "best_on_images": best_counts.get(layer, 0),
-        })
+        rows.append(
+            {
+                "layer": layer,
+                "access_expression": expression,
+                "mean_insertion_minus_deletion": _r(gap.mean),
+                "ci95": None if gap.low is None else [_r(gap.low), _r(gap.high)],
+                "n": gap.n,
+                "mean_deletion_auc": _r(_mean([r["deletion_auc"] for r in mine])),
+                "mean_insertion_auc": _r(_mean([r["insertion_auc"] for r in mine])),
+                "mean_average_drop": _r(_mean([r["average_drop"] for r in mine])),
+                "increased": sum(bool(r["increased"]) for r in mine),
+                "all_zero": sum(bool(r["all_zero"]) for r in mine),
+                "best_on_images": best_counts.get(layer, 0),
+            }
+        )
     rows.sort(key=lambda row: -row["mean_insertion_minus_deletion"] if row["n"] else math.inf)
     return rows
 
@@ -110,8 +146,10 @@ def disagreement(table: Sequence[dict]) -> dict:
         note = f"every image's own ranking also puts {best['layer']} first"
     else:
         listed = ", ".join(f"{row['layer']} on {row['best_on_images']}" for row in others[:3])
-        note = (f"a single photo's ranking disagrees with the folder's on {total - agree} of {total} images "
-                f"({(total - agree) / total:.0%}): it would pick {listed}")
+        note = (
+            f"a single photo's ranking disagrees with the folder's on {total - agree} of {total} images "
+            f"({(total - agree) / total:.0%}): it would pick {listed}"
+        )
     return {"images": total, "agree": agree, "share_disagreeing": _r((total - agree) / total), "note": note}
 
 
@@ -120,8 +158,12 @@ def accuracy(records: Sequence[dict]) -> dict:
     rows = images(records)
     labelled = [r for r in rows if r["label"] is not None]
     correct = sum(bool(r["correct"]) for r in labelled)
-    return {"images": len(rows), "labelled": len(labelled), "correct": correct,
-            "accuracy": _r(correct / len(labelled)) if labelled else None}
+    return {
+        "images": len(rows),
+        "labelled": len(labelled),
+        "correct": correct,
+        "accuracy": _r(correct / len(labelled)) if labelled else None,
+    }
 
 
 def class_groups(records: Sequence[dict]) -> dict[int, list[dict]]:
@@ -138,8 +180,14 @@ def class_rows(records: Sequence[dict]) -> list[dict]:
     for cls, members in class_groups(records).items():
         labelled = [r for r in members if r["label"] is not None]
         name = members[0]["label_name"] if labelled else members[0]["predicted_name"]
-        rows.append({"class": cls, "name": name, "count": len(members),
-                     "accuracy": _r(sum(bool(r["correct"]) for r in labelled) / len(labelled)) if labelled else None})
+        rows.append(
+            {
+                "class": cls,
+                "name": name,
+                "count": len(members),
+                "accuracy": _r(sum(bool(r["correct"]) for r in labelled) / len(labelled)) if labelled else None,
+            }
+        )
     return rows
 
 

@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from layerscope.errors import LayerscopeError
-from layerscope.io.files import atomic_write, check_writable, expand, read_regular, same_file, status
 from layerscope.folder_report.dataset import Folder
 from layerscope.folder_report.evidence import BatchOutput
 from layerscope.folder_report.kept import RunShape, is_record, is_skip, maps_intact, parse_lines
 from layerscope.folder_report.lock import LOCK_NAME, FolderLock
+from layerscope.io.files import atomic_write, check_writable, expand, read_regular, same_file, status
 
 RUN, RECORDS, SKIPPED = "run.json", "records.jsonl", "skipped.jsonl"
 JSON_BYTES = 64 << 20  # run.json, summary.json, sanity.json: kilobytes when layerscope writes them
@@ -37,8 +37,9 @@ class ReportStore:
 
     ``notes``: what the opening found worth a line (records dropped as not this run's)."""
 
-    def __init__(self, out: str | Path, identity: Mapping[str, object], folder: Folder,
-                 inputs: Iterable[Path] = ()) -> None:
+    def __init__(
+        self, out: str | Path, identity: Mapping[str, object], folder: Folder, inputs: Iterable[Path] = ()
+    ) -> None:
         self.root = _checked_folder(out, folder.root, inputs)
         self.identity = dict(identity)
         self.shape = RunShape.of(folder, self.identity["layers"], str(self.identity["method"]))  # type: ignore[arg-type]
@@ -67,7 +68,11 @@ class ReportStore:
         finished = (whole - damaged) | {name for name, n in skips.items() if n == 1 and name not in by_image}
         pending = [b for b in folder.batches(batch_size) if not all(folder.files[i].name in finished for i in b)]
         dirty = {folder.files[i].name for batch in pending for i in batch} | (set(by_image) | set(skips)) - finished
-        if self._dropped or any(r["image"] in dirty for r in self.records) or any(r["path"] in dirty for r in self.skipped):
+        if (
+            self._dropped
+            or any(r["image"] in dirty for r in self.records)
+            or any(r["path"] in dirty for r in self.skipped)
+        ):
             self.records = [r for r in self.records if r["image"] not in dirty]
             self.skipped = [r for r in self.skipped if r["path"] not in dirty]
             _rewrite(self.root / RECORDS, self.records)
@@ -93,8 +98,10 @@ class ReportStore:
         """One of the report's own files (a maps file), a regular file of at most ``limit`` bytes."""
         data = read_regular(self.root / relative, limit, "report file")
         if data is None:
-            raise LayerscopeError(f"{self.root / relative} is missing (was the folder edited?); run the same "
-                                  "command again to compute it anew")
+            raise LayerscopeError(
+                f"{self.root / relative} is missing (was the folder edited?); run the same "
+                "command again to compute it anew"
+            )
         return data
 
     def read_json(self, relative: str) -> dict | None:
@@ -120,8 +127,10 @@ class ReportStore:
     def _refuse_foreign(self) -> None:
         """A folder without ``run.json`` must be empty (but for a lock left by a run killed early)."""
         if status(self.root / RUN) is None and any(p.name != LOCK_NAME for p in self.root.iterdir()):
-            raise LayerscopeError(f"--out {self.root} is a folder with other files in it, not a layerscope "
-                                  "report; give a new or empty folder")
+            raise LayerscopeError(
+                f"--out {self.root} is a folder with other files in it, not a layerscope "
+                "report; give a new or empty folder"
+            )
 
     def _claim(self) -> None:
         """Write ``run.json``, or check that the one there describes this same command."""
@@ -136,13 +145,16 @@ class ReportStore:
         except (ValueError, RecursionError) as exc:
             kept = exc
         if not isinstance(kept, dict):
-            raise LayerscopeError(f"{run} is not the JSON object layerscope writes there (was it edited?); "
-                                  "delete the folder to start again")
+            raise LayerscopeError(
+                f"{run} is not the JSON object layerscope writes there (was it edited?); "
+                "delete the folder to start again"
+            )
         for key in dict.fromkeys([*self.identity, *kept]):
             if kept.get(key) != self.identity.get(key):
                 raise LayerscopeError(
                     f"--out {self.root} holds a report of another command ({key} {_shown(kept.get(key))}, now "
-                    f"{_shown(self.identity.get(key))}); give another --out, or delete the folder to start again")
+                    f"{_shown(self.identity.get(key))}); give another --out, or delete the folder to start again"
+                )
 
 
 def check_outdir(out: str | Path, images: Path) -> Path:
@@ -154,8 +166,10 @@ def check_outdir(out: str | Path, images: Path) -> Path:
         raise LayerscopeError(f"--out {root} is a file; the report needs a folder")
     resolved = root.resolve()
     if same_file(resolved, images) or images in resolved.parents or resolved in images.parents:
-        raise LayerscopeError(f"--out {root} and --images {images} overlap; the report would read its own files "
-                              "or write among the images: give a folder outside the images")
+        raise LayerscopeError(
+            f"--out {root} and --images {images} overlap; the report would read its own files "
+            "or write among the images: give a folder outside the images"
+        )
     check_writable(root, (), "--out")
     return root
 
@@ -169,8 +183,9 @@ def _checked_folder(out: str | Path, images: Path, inputs: Iterable[Path]) -> Pa
     resolved = root.resolve()
     for source in inputs:
         if resolved in source.resolve().parents:
-            raise LayerscopeError(f"--out {root} holds {source}, which the model was read from; give a folder "
-                                  "that holds no input")
+            raise LayerscopeError(
+                f"--out {root} holds {source}, which the model was read from; give a folder that holds no input"
+            )
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -206,8 +221,11 @@ def _unlink_odd(path: Path) -> None:
 
 
 def _dropped_note(lines: int, maps: int) -> str:
-    parts = [f"{lines} line{'s' * (lines != 1)} that are no record of this run (edited, or another run's "
-             "image or layer)"] if lines else []
+    parts = (
+        [f"{lines} line{'s' * (lines != 1)} that are no record of this run (edited, or another run's image or layer)"]
+        if lines
+        else []
+    )
     parts += [f"{maps} image{'s' * (maps != 1)} whose maps file is missing or damaged"] if maps else []
     return f"dropped {' and '.join(parts)}; computed again"
 

@@ -108,12 +108,16 @@ def _refuse_odd(path: Path, info: os.stat_result, what: str, limit: int) -> None
     if stat.S_ISLNK(info.st_mode):
         raise LayerscopeError(f"{_short(path)} is a symbolic link, not {with_article(what)} layerscope wrote")
     if not stat.S_ISREG(info.st_mode):
-        kind = "a folder" if stat.S_ISDIR(info.st_mode) else next(
-            (name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(info.st_mode)
+            else next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        )
         raise LayerscopeError(f"{_short(path)} is {kind}, not {with_article(what)}")
     if info.st_size > limit:
-        raise LayerscopeError(f"{_short(path)} holds {info.st_size:,} bytes, over the {limit:,} "
-                              f"{with_article(what)} may hold")
+        raise LayerscopeError(
+            f"{_short(path)} holds {info.st_size:,} bytes, over the {limit:,} {with_article(what)} may hold"
+        )
 
 
 def output_path(text: str, inputs: Iterable[Path], flag: str) -> Path:
@@ -141,8 +145,10 @@ def check_writable(path: Path, inputs: Iterable[Path], flag: str) -> None:
             raise LayerscopeError(f"{flag} {_short(path)} is also an input ({_short(source)}); it would be overwritten")
     for folder, what in _protected(inputs):
         if _inside(path, folder):
-            raise LayerscopeError(f"{flag} {_short(path)} is inside {what} ({_short(folder)}); "
-                                  "layerscope never writes there: give a path outside it")
+            raise LayerscopeError(
+                f"{flag} {_short(path)} is inside {what} ({_short(folder)}); "
+                "layerscope never writes there: give a path outside it"
+            )
 
 
 def _protected(inputs: Iterable[Path]) -> list[tuple[Path, str]]:

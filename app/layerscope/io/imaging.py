@@ -58,8 +58,10 @@ def load_image(path: str | Path) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnsafeFileError(f"cannot read {path}: {_bomb_reason(exc)}") from exc
     except UnidentifiedImageError as exc:
-        raise BadFileError(f"cannot read {path}: not an image file Pillow understands "
-                              f"in a raster format layerscope opens ({', '.join(RASTER_FORMATS)})") from exc
+        raise BadFileError(
+            f"cannot read {path}: not an image file Pillow understands "
+            f"in a raster format layerscope opens ({', '.join(RASTER_FORMATS)})"
+        ) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise BadFileError(f"cannot read {path}: {first_line(exc)}") from exc
     return to_rgb(image)
@@ -129,7 +131,8 @@ def check_input_size(size: tuple[int, int], spec: Preprocess) -> None:
         if w * h > MAX_INPUT_PIXELS:
             raise BadArgumentError(
                 f"cannot prepare a {size[0]}×{size[1]} photo: {what} it for this model makes {w:,}×{h:,} = "
-                f"{w * h:,} pixels, over the {MAX_INPUT_PIXELS:,}-pixel limit ({MAX_SIDE}×{MAX_SIDE})")
+                f"{w * h:,} pixels, over the {MAX_INPUT_PIXELS:,}-pixel limit ({MAX_SIDE}×{MAX_SIDE})"
+            )
 
 
 def to_original(heatmap: Tensor, geometry: Geometry) -> Tensor:
@@ -167,18 +170,22 @@ def _jet(v: Tensor) -> Tensor:
 
 def _turbo(v: Tensor) -> Tensor:
     """Google's polynomial approximation of Turbo (Mikhailov 2019)."""
-    coefficients = torch.tensor([
-        [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
-        [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
-        [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
-    ], dtype=v.dtype, device=v.device)
-    powers = torch.stack([v ** k for k in range(6)], dim=-1)
+    coefficients = torch.tensor(
+        [
+            [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
+            [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
+            [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
+        ],
+        dtype=v.dtype,
+        device=v.device,
+    )
+    powers = torch.stack([v**k for k in range(6)], dim=-1)
     return (powers @ coefficients.T).clamp(0, 1)
 
 
 def _stops(hexes: Sequence[str]) -> Callable[[Tensor], Tensor]:
     """Piecewise-linear colormap through evenly spaced colours (matplotlib's own stops)."""
-    table = torch.tensor([[int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)] for h in hexes])
+    table = torch.tensor([[int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)] for h in hexes])
 
     def cmap(v: Tensor) -> Tensor:
         lut = table.to(v.device, v.dtype)
@@ -194,8 +201,9 @@ COLORMAPS: dict[str, Callable[[Tensor], Tensor]] = {
     "jet": _jet,
     "turbo": _turbo,
     "viridis": _stops(["440154", "472d7b", "3b528b", "2c728e", "21918c", "28ae80", "5ec962", "addc30", "fde725"]),
-    "inferno": _stops(["000004", "1b0c42", "4b0c6b", "781c6d", "a52c60", "cf4446", "ed6925", "fb9b06", "f7d13d",
-                       "fcffa4"]),
+    "inferno": _stops(
+        ["000004", "1b0c42", "4b0c6b", "781c6d", "a52c60", "cf4446", "ed6925", "fb9b06", "f7d13d", "fcffa4"]
+    ),
 }
 
 
@@ -280,8 +288,9 @@ def tensor_to_mask(mask: Tensor) -> Image.Image:
     return Image.fromarray((mask.to(torch.uint8) * 255).numpy(), mode="L")
 
 
-def labelled_grid(tiles: Sequence[tuple[str, Image.Image]], columns: int | None = None,
-                  tile_width: int = 256) -> Image.Image:
+def labelled_grid(
+    tiles: Sequence[tuple[str, Image.Image]], columns: int | None = None, tile_width: int = 256
+) -> Image.Image:
     """Tiles in rows under a caption each (the sweep's picture)."""
     if not tiles:
         raise LayerscopeError("nothing to draw: no tiles")

@@ -16,7 +16,9 @@ from layerscope.io.files import exists
 NAME_BYTES = 200  # file systems allow 255 bytes a name; room is left for ``-NN`` and ``.png``
 
 
-def map_stem(*, spec: str, layer: str, method: str, image: str | Path, target: int | None, target_name: str | None) -> str:
+def map_stem(
+    *, spec: str, layer: str, method: str, image: str | Path, target: int | None, target_name: str | None
+) -> str:
     """``model-layer-method-image-class``, with anything a file name should not hold as ``_``
     (``gradcam++`` as ``gradcampp``, so it stays apart from ``gradcam``)."""
     model = spec.rstrip("/").rsplit("/", 1)[-1]  # a file spec: its name, not its folders

@@ -11,5 +11,14 @@ from layerscope.lens.heads import HeadAttention, head_attention
 from layerscope.lens.language import LanguageModel, language_model
 from layerscope.lens.logit_lens import EMBEDDINGS, Guess, LayerLens, LensResult, logit_lens
 
-__all__ = ["EMBEDDINGS", "Guess", "HeadAttention", "LanguageModel", "LayerLens", "LensResult", "head_attention",
-           "language_model", "logit_lens"]
+__all__ = [
+    "EMBEDDINGS",
+    "Guess",
+    "HeadAttention",
+    "LanguageModel",
+    "LayerLens",
+    "LensResult",
+    "head_attention",
+    "language_model",
+    "logit_lens",
+]

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 from layerscope.cam.attention import AttentionRecorder
 from layerscope.errors import LayerscopeError
 from layerscope.lens.language import LanguageModel
 from layerscope.lens.logit_lens import EMBEDDINGS, choose_layers, choose_positions, decoder_blocks
-from torch.utils.hooks import RemovableHandle
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ def head_attention(lm: LanguageModel, prompt: str, layer: str, position: str | i
     blocks = decoder_blocks(lm.model)
     chosen = choose_layers(layer, blocks)
     if len(chosen) != 1 or chosen[0] == EMBEDDINGS:
-        raise LayerscopeError(f"--attention takes one decoder block ({blocks[0]} … {blocks[-1]} or a block number), "
-                              f"not {layer!r}")
+        raise LayerscopeError(
+            f"--attention takes one decoder block ({blocks[0]} … {blocks[-1]} or a block number), not {layer!r}"
+        )
     count = ids.shape[-1]
     row = choose_positions(-1 if position == "all" else position, count)[0]
     handles: list[RemovableHandle] = []

@@ -42,8 +42,10 @@ class LanguageModel:
         if ids.numel() == 0:
             raise LayerscopeError(f"the prompt {prompt[:40]!r} makes no tokens")
         if self.context is not None and ids.shape[-1] > self.context:
-            raise LayerscopeError(f"the prompt is {ids.shape[-1]:,} tokens; {self.loaded.spec} reads at most "
-                                  f"{self.context:,} (its context)")
+            raise LayerscopeError(
+                f"the prompt is {ids.shape[-1]:,} tokens; {self.loaded.spec} reads at most "
+                f"{self.context:,} (its context)"
+            )
         return ids.to(self.loaded.device)
 
     def token_texts(self, ids: list[int]) -> list[str]:
@@ -64,11 +66,14 @@ def check_causal_lm(loaded: LoadedModel) -> None:
     """A Hugging Face ``*ForCausalLM`` (or ``*LMHeadModel``) with real weights, else one line saying what it is."""
     name = type(loaded.model).__name__
     if loaded.source != "huggingface":
-        raise LayerscopeError(f"{loaded.spec} is a {loaded.source} model ({name}), not a causal language model; "
-                              "lens reads Hugging Face causal LM folders")
+        raise LayerscopeError(
+            f"{loaded.spec} is a {loaded.source} model ({name}), not a causal language model; "
+            "lens reads Hugging Face causal LM folders"
+        )
     if name not in _causal_lm_classes() or not isinstance(_output_head(loaded.model), nn.Module):
-        raise LayerscopeError(f"{loaded.spec} is a {name}, not a causal language model (a *ForCausalLM class "
-                              "with an output head)")
+        raise LayerscopeError(
+            f"{loaded.spec} is a {name}, not a causal language model (a *ForCausalLM class with an output head)"
+        )
     if loaded.device.type == "meta":
         raise LayerscopeError(f"{loaded.spec} has no weights (config only): the lens needs the trained model")
 
@@ -91,8 +96,10 @@ def load_tokenizer(spec: str) -> Any:
     """The folder's own tokenizer, never downloaded and never its code."""
     folder = resolve_folder(spec)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
-        raise LayerscopeError(f"{spec} has no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, …): the lens needs "
-                              "one to read the prompt; save it beside the model (tokenizer.save_pretrained)")
+        raise LayerscopeError(
+            f"{spec} has no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, …): the lens needs "
+            "one to read the prompt; save it beside the model (tokenizer.save_pretrained)"
+        )
     from transformers import AutoTokenizer
 
     try:

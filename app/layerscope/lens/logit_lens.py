@@ -54,10 +54,14 @@ class LensResult:
 
     def as_json(self) -> dict[str, object]:
         """The issue's JSON: layers in model order, positions in prompt order."""
-        return {"model": self.model, "tokens": self.tokens,
-                "layers": [{"layer": layer.layer, "positions": [{"top": [g.as_json() for g in top]}
-                                                                for top in layer.positions]}
-                           for layer in self.layers]}
+        return {
+            "model": self.model,
+            "tokens": self.tokens,
+            "layers": [
+                {"layer": layer.layer, "positions": [{"top": [g.as_json() for g in top]} for top in layer.positions]}
+                for layer in self.layers
+            ],
+        }
 
 
 def decoder_blocks(model: nn.Module) -> list[str]:
@@ -88,8 +92,10 @@ def _one_layer(word: str, blocks: list[str]) -> str:
         return word
     if word.lstrip("-").isdigit() and -len(blocks) <= int(word) < len(blocks):
         return blocks[int(word)]
-    raise LayerscopeError(f"{word!r} is not a decoder block; name {EMBEDDINGS}, a block ({_span(blocks)}) or a "
-                          f"block number 0–{len(blocks) - 1}")
+    raise LayerscopeError(
+        f"{word!r} is not a decoder block; name {EMBEDDINGS}, a block ({_span(blocks)}) or a "
+        f"block number 0–{len(blocks) - 1}"
+    )
 
 
 def _span(blocks: list[str]) -> str:
@@ -116,8 +122,10 @@ def lens_head(model: nn.Module) -> Callable[[Tensor], Tensor]:
     norm = next((m for n in NORM_NAMES if isinstance(m := getattr(base, n, None), nn.Module)), None)
     head = model.get_output_embeddings()  # type: ignore[operator]
     if norm is None or not isinstance(head, nn.Module):
-        raise LayerscopeError(f"the lens needs {type(model).__name__}'s final norm ({', '.join(NORM_NAMES[:3])}, …) "
-                              "and output head, and did not find them")
+        raise LayerscopeError(
+            f"the lens needs {type(model).__name__}'s final norm ({', '.join(NORM_NAMES[:3])}, …) "
+            "and output head, and did not find them"
+        )
     cap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
 
     def logits(hidden: Tensor) -> Tensor:
@@ -138,6 +146,7 @@ def hidden_states(model: nn.Module, blocks: list[str], ids: Tensor) -> tuple[dic
     def left(name: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
             states[name] = flatten_output(output)[0][0]
+
         return hook
 
     handles = [modules[blocks[0]].register_forward_pre_hook(entered, with_kwargs=True)]
@@ -150,8 +159,9 @@ def hidden_states(model: nn.Module, blocks: list[str], ids: Tensor) -> tuple[dic
     return states, logits
 
 
-def logit_lens(lm: LanguageModel, prompt: str, layers: str = "auto", top_k: int = 5,
-               position: str | int = "all") -> LensResult:
+def logit_lens(
+    lm: LanguageModel, prompt: str, layers: str = "auto", top_k: int = 5, position: str | int = "all"
+) -> LensResult:
     """The top ``top_k`` next tokens of every chosen layer at every chosen position."""
     ids = lm.encode(prompt)
     blocks = decoder_blocks(lm.model)
@@ -167,8 +177,10 @@ def logit_lens(lm: LanguageModel, prompt: str, layers: str = "auto", top_k: int 
 
 def _check_last(lensed: Tensor, logits: Tensor, spec: str) -> None:
     if lensed.shape != logits.shape or not torch.allclose(lensed.float(), logits.float(), rtol=1e-3, atol=1e-3):
-        raise LayerscopeError(f"{spec}'s final norm and head do not reproduce its own output from its last block "
-                              "(a logit scale after the head?); the lens would misread it")
+        raise LayerscopeError(
+            f"{spec}'s final norm and head do not reproduce its own output from its last block "
+            "(a logit scale after the head?); the lens would misread it"
+        )
 
 
 def _top(lm: LanguageModel, logits: Tensor, k: int) -> list[list[Guess]]:

@@ -42,9 +42,19 @@ def train_counter(steps: int = 200, seed: int = 0):
     """A 2-block Llama that counts: trained until the next number is nearly certain."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=len(WORDS) + 1, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=CONTEXT,
-                         tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(WORDS) + 1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=CONTEXT,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
     with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
@@ -65,4 +75,3 @@ def save_counter(folder: Path, steps: int = 200) -> Path:
     train_counter(steps).save_pretrained(folder)
     word_tokenizer().save_pretrained(folder)
     return folder
-

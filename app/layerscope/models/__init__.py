@@ -11,5 +11,14 @@ from layerscope.models.load import SOURCES, auto_weights, load_model, source_for
 from layerscope.models.loaded import LoadedModel, Preprocess
 from layerscope.models.source import LoadRequest, ModelSource
 
-__all__ = ["SOURCES", "auto_weights", "LoadRequest", "LoadedModel", "ModelSource", "Preprocess", "load_model", "parse_kwargs",
-           "source_for"]
+__all__ = [
+    "SOURCES",
+    "auto_weights",
+    "LoadRequest",
+    "LoadedModel",
+    "ModelSource",
+    "Preprocess",
+    "load_model",
+    "parse_kwargs",
+    "source_for",
+]

@@ -84,7 +84,9 @@ def call_builder(
         raise BadArgumentError(f"{what} does not accept those arguments: {first_line(exc)}") from exc
     except (OSError, RuntimeError) as exc:
         if download is not None and is_download_error(exc):
-            raise UnavailableError(f"could not download {download.what} ({first_line(exc)}); {download.advice}") from exc
+            raise UnavailableError(
+                f"could not download {download.what} ({first_line(exc)}); {download.advice}"
+            ) from exc
         raise bad_arguments(what, kwargs, exc) from exc
     except (ValueError, AssertionError, KeyError, IndexError, ArithmeticError) as exc:  # round_nearest=0
         raise bad_arguments(what, kwargs, exc) from exc
@@ -127,8 +129,10 @@ def bounded_build(what: str, *, on_meta: bool) -> Iterator[None]:
 
     def check_time() -> None:
         if seconds is not None and time.monotonic() - start > seconds:
-            raise BuildTooBig(f"{what} stopped while building: over {seconds:.0f} s on the meta device and "
-                              f"{count:,} modules (layerscope's limit; a structure that size is no real model)")
+            raise BuildTooBig(
+                f"{what} stopped while building: over {seconds:.0f} s on the meta device and "
+                f"{count:,} modules (layerscope's limit; a structure that size is no real model)"
+            )
 
     def hook(parent: nn.Module, name: str, child: nn.Module | None) -> None:
         nonlocal count
@@ -164,7 +168,12 @@ class _Deadline(TorchFunctionMode):
 
 
 def build_on_device(
-    dev: torch.device, build: Callable[[], nn.Module], what: str, kwargs: Mapping[str, Any], *, sized: bool = True,
+    dev: torch.device,
+    build: Callable[[], nn.Module],
+    what: str,
+    kwargs: Mapping[str, Any],
+    *,
+    sized: bool = True,
     bounded: bool = True,
 ) -> nn.Module:
     """Build on ``dev`` directly, so ``meta`` never allocates weight memory; with ``sized``,
@@ -219,8 +228,10 @@ def check_fits(dev: torch.device, build: Callable[[], nn.Module], what: str, kwa
     needed = sum(t.numel() * t.element_size() for t in tensors)
     if needed > available:
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise UnavailableError(f"{what} with {given} needs {needed / 2**30:,.1f} GiB of weights; "
-                              f"{dev.type} has {available / 2**30:,.1f} GiB available")
+        raise UnavailableError(
+            f"{what} with {given} needs {needed / 2**30:,.1f} GiB of weights; "
+            f"{dev.type} has {available / 2**30:,.1f} GiB available"
+        )
 
 
 def available_bytes(dev: torch.device) -> int | None:

@@ -44,9 +44,12 @@ def _torch_hub() -> list[CachedWeights]:
     if not folder.is_dir():
         return []
     owners = _torchvision_files()
-    return [CachedWeights(model=model, weights=weights, size=path.stat().st_size, path=path)
-            for path in sorted(folder.iterdir()) if path.is_file()
-            for model, weights in owners.get(path.name, ())]
+    return [
+        CachedWeights(model=model, weights=weights, size=path.stat().st_size, path=path)
+        for path in sorted(folder.iterdir())
+        if path.is_file()
+        for model, weights in owners.get(path.name, ())
+    ]
 
 
 def _torchvision_files() -> dict[str, list[tuple[str, str]]]:
@@ -75,6 +78,12 @@ def _hugging_face() -> list[CachedWeights]:
         if not files or not name:
             continue
         model = f"timm:{name}" if org == "timm" else f"hf:{org}/{name}"
-        found.append(CachedWeights(model=model, weights="DEFAULT" if org == "timm" else "", size=sum(f.stat().st_size for f in files),
-                                   path=storage))
+        found.append(
+            CachedWeights(
+                model=model,
+                weights="DEFAULT" if org == "timm" else "",
+                size=sum(f.stat().st_size for f in files),
+                path=storage,
+            )
+        )
     return found

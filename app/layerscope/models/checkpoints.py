@@ -106,8 +106,7 @@ def read_checkpoint(path: Path, *, trust: bool, mmap: bool = False) -> Any:
             raise BadFileError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or another format)") from exc
         if not trust:
             raise UnsafeFileError(
-                f"{path} needs full unpickling, which can run arbitrary code; "
-                "pass --trust only if you trust its source"
+                f"{path} needs full unpickling, which can run arbitrary code; pass --trust only if you trust its source"
             ) from exc
     except Exception as exc:
         detail = f" ({first_line(exc)})" if zipfile.is_zipfile(path) else ""
@@ -229,8 +228,8 @@ def _pop(stack: list[Any], marks: list[int], before: list[Any]) -> list[Any]:
         fixed = before.index(pickletools.markobject)
     if len(stack) - fixed < (marks[-1] if marks else 0):
         raise ValueError("pickle stack underflow")
-    below = stack[len(stack) - fixed:]
-    del stack[len(stack) - fixed:]
+    below = stack[len(stack) - fixed :]
+    del stack[len(stack) - fixed :]
     return below + taken
 
 
@@ -272,14 +271,17 @@ def extract_state_dict(obj: Any, spec: str) -> dict[str, torch.Tensor]:
 def _check_loadable(state: Mapping[str, torch.Tensor], spec: str) -> None:
     """Meta, sparse and quantized tensors cannot be copied into a model's dense weights."""
     for key, tensor in state.items():
-        kind = ("a meta tensor (shape only, no data)" if tensor.is_meta
-                else "a quantized tensor" if tensor.is_quantized
-                else f"a {str(tensor.layout).removeprefix('torch.')} tensor" if tensor.layout != torch.strided
-                else None)
+        kind = (
+            "a meta tensor (shape only, no data)"
+            if tensor.is_meta
+            else "a quantized tensor"
+            if tensor.is_quantized
+            else f"a {str(tensor.layout).removeprefix('torch.')} tensor"
+            if tensor.layout != torch.strided
+            else None
+        )
         if kind is not None:
-            raise BadFileError(
-                f"{spec}: {key!r} is {kind}; layerscope loads dense tensors that hold their values"
-            )
+            raise BadFileError(f"{spec}: {key!r} is {kind}; layerscope loads dense tensors that hold their values")
 
 
 def _all_tensors(mapping: Mapping) -> bool:
@@ -290,7 +292,7 @@ def strip_wrapper_prefix(key: str) -> str:
     """DataParallel and torch.compile save keys as ``module.x`` / ``_orig_mod.x``."""
     for prefix in ("module.", "_orig_mod."):
         if key.startswith(prefix):
-            return key[len(prefix):]
+            return key[len(prefix) :]
     return key
 
 
@@ -305,14 +307,8 @@ def fit_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], *, sourc
         if k in state and state[k].shape != expected[k].shape
     ]
     if missing or unexpected or misshaped:
-        parts = [
-            _key_list("missing", missing),
-            _key_list("unexpected", unexpected),
-            _key_list("mis-shaped", misshaped),
-        ]
-        raise BadFileError(
-            f"{source} does not fit {target}: " + "; ".join(p for p in parts if p)
-        )
+        parts = [_key_list("missing", missing), _key_list("unexpected", unexpected), _key_list("mis-shaped", misshaped)]
+        raise BadFileError(f"{source} does not fit {target}: " + "; ".join(p for p in parts if p))
     model.load_state_dict(state, strict=True)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+
 def text_model_problem(model: nn.Module) -> str | None:
     """Why a model cannot take an image: a transformers model whose main input is token ids
     (or audio: ``input_values``, ``input_features``)."""
@@ -28,9 +29,14 @@ def text_model_problem(model: nn.Module) -> str | None:
 
 
 _LAST_LAYER = {  # model_type → the module to take the last of (named_modules order)
-    "vit": "layernorm_before", "deit": "layernorm_before", "beit": "layernorm_before",
-    "swin": "layernorm_before", "swinv2": "layernorm_before",
-    "convnext": "stages", "convnextv2": "stages", "resnet": "stages",
+    "vit": "layernorm_before",
+    "deit": "layernorm_before",
+    "beit": "layernorm_before",
+    "swin": "layernorm_before",
+    "swinv2": "layernorm_before",
+    "convnext": "stages",
+    "convnextv2": "stages",
+    "resnet": "stages",
 }
 
 

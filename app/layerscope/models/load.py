@@ -16,7 +16,6 @@ from typing import Any
 
 from layerscope.errors import BadArgumentError
 from layerscope.io.files import expand
-from layerscope.running.gcpause import gc_paused
 from layerscope.models.build import eval_mode, parse_device
 from layerscope.models.loaded import LoadedModel, is_path_weights
 from layerscope.models.source import LoadRequest, ModelSource
@@ -25,6 +24,7 @@ from layerscope.models.sources.file import FileSource, apply_weights_file
 from layerscope.models.sources.hf import HfSource
 from layerscope.models.sources.timm import TimmSource
 from layerscope.models.sources.torchvision import TorchvisionSource
+from layerscope.running.gcpause import gc_paused
 
 # Asked in order: a Hugging Face folder is also a path, and torchvision takes whatever is left.
 SOURCES: tuple[ModelSource, ...] = (HfSource(), FileSource(), TimmSource(), FactorySource(), TorchvisionSource())
@@ -86,7 +86,12 @@ def load_model(
     if weights.lower() == "auto":
         weights = auto_weights(spec, dev.type)
     request = LoadRequest(
-        spec=spec, weights=weights, device=dev, trust=trust, kwargs=dict(kwargs or {}), arch=arch,
+        spec=spec,
+        weights=weights,
+        device=dev,
+        trust=trust,
+        kwargs=dict(kwargs or {}),
+        arch=arch,
         load_arch=lambda name: load_model(name, weights="none", device=str(dev), trust=trust, kwargs=kwargs),
     )
     with gc_paused():  # building a model allocates objects that live on: no collector passes over them

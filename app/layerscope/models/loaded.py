@@ -45,7 +45,11 @@ class LoadedModel:
 
     @classmethod
     def from_module(
-        cls, model: nn.Module, *, preprocess: Any = None, categories: Sequence[str] | None = None,
+        cls,
+        model: nn.Module,
+        *,
+        preprocess: Any = None,
+        categories: Sequence[str] | None = None,
         name: str | None = None,
     ) -> LoadedModel:
         """``model`` as a ``LoadedModel``, left exactly as it is.
@@ -74,8 +78,13 @@ class LoadedModel:
         if categories is not None and (isinstance(categories, str) or not all(isinstance(c, str) for c in categories)):
             raise BadArgumentError("categories must be a list of class names (strings), index by index")
         return cls(
-            model=model, spec=name or NAME, source=SOURCE, weights=WEIGHTS, pretrained=True,
-            device=module_device(model), categories=list(categories) if categories is not None else None,
+            model=model,
+            spec=name or NAME,
+            source=SOURCE,
+            weights=WEIGHTS,
+            pretrained=True,
+            device=module_device(model),
+            categories=list(categories) if categories is not None else None,
             preprocess=as_preprocess(preprocess, model),
         )
 

@@ -60,8 +60,10 @@ def _registered_on_meta() -> Iterator[None]:
             return None
         return tensor.to(META)
 
-    handles = [nn_module.register_module_parameter_registration_hook(parameter),
-               nn_module.register_module_buffer_registration_hook(buffer)]
+    handles = [
+        nn_module.register_module_parameter_registration_hook(parameter),
+        nn_module.register_module_buffer_registration_hook(buffer),
+    ]
     try:
         yield
     finally:

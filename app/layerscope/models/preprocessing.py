@@ -34,7 +34,6 @@ class Preprocess:
     interpolation: str = "bilinear"  # of the resize: "bilinear", "bicubic" (timm's usual) or "nearest"
 
 
-
 def as_preprocess(transform: Any, model: nn.Module | None = None) -> Preprocess:
     """``transform`` read as numbers (resize, crop, interpolation, mean, std), so a heatmap maps
     back onto the photo; a step that moves pixels in a way these numbers cannot say is refused."""
@@ -47,8 +46,10 @@ def as_preprocess(transform: Any, model: nn.Module | None = None) -> Preprocess:
     steps = getattr(transform, "transforms", None)
     if isinstance(steps, (list, tuple)):
         return _from_steps(steps)
-    raise BadArgumentError(f"preprocess: cannot read a {type(transform).__name__}; give a Preprocess, a torchvision "
-                          "Compose (Resize, CenterCrop, ToTensor, Normalize) or weights.transforms()")
+    raise BadArgumentError(
+        f"preprocess: cannot read a {type(transform).__name__}; give a Preprocess, a torchvision "
+        "Compose (Resize, CenterCrop, ToTensor, Normalize) or weights.transforms()"
+    )
 
 
 def _default_for(model: nn.Module | None) -> Preprocess:
@@ -69,9 +70,13 @@ def timm_preprocess(model: nn.Module) -> Preprocess:
         return as_preprocess(create_transform(**config))
     except BadArgumentError:
         side = int(config["input_size"][-1])
-        return Preprocess(resize=int(side / (config.get("crop_pct") or 0.875)),
-                          crop=(int(config["input_size"][-2]), side), mean=_triple(config["mean"]),
-                          std=_triple(config["std"]), interpolation=_known(config.get("interpolation")))
+        return Preprocess(
+            resize=int(side / (config.get("crop_pct") or 0.875)),
+            crop=(int(config["input_size"][-2]), side),
+            mean=_triple(config["mean"]),
+            std=_triple(config["std"]),
+            interpolation=_known(config.get("interpolation")),
+        )
 
 
 def _known(mode: Any) -> str:
@@ -83,7 +88,9 @@ def _from_classification(transform: Any) -> Preprocess:
     crop = list(transform.crop_size)
     return Preprocess(
         resize=resize[0] if len(resize) == 1 else (resize[0], resize[1]),
-        crop=(crop[0], crop[-1]), mean=_triple(transform.mean), std=_triple(transform.std),
+        crop=(crop[0], crop[-1]),
+        mean=_triple(transform.mean),
+        std=_triple(transform.std),
         interpolation=_interpolation(transform.interpolation),
     )
 
@@ -103,8 +110,10 @@ def _from_steps(steps: Sequence[Any]) -> Preprocess:
         elif kind == "Normalize":
             fields["mean"], fields["std"] = _triple(step.mean), _triple(step.std)
         elif kind not in ("ToTensor", "PILToTensor", "ConvertImageDtype", "MaybeToTensor", "ToImage", "ToDtype"):
-            raise BadArgumentError(f"preprocess: a {kind} step cannot be mapped back onto the photo; layerscope "
-                                  "reads Resize, CenterCrop, ToTensor and Normalize")
+            raise BadArgumentError(
+                f"preprocess: a {kind} step cannot be mapped back onto the photo; layerscope "
+                "reads Resize, CenterCrop, ToTensor and Normalize"
+            )
     return Preprocess(**fields)
 
 

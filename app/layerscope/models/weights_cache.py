@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from layerscope.errors import BadFileError, with_article
 from layerscope.models.checkpoints import read_model_file
 from layerscope.models.network import check_reachable
-from layerscope.errors import BadFileError, with_article
 
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 

@@ -25,8 +25,16 @@ SHOWN_FROZEN = 6
 class DiffText:
     """The lines of one diff for one set of view options."""
 
-    def __init__(self, result: DiffResult, *, depth: int | None = None, threshold: float | None = None,
-                 fold: bool = True, width: int = 120, show_all: bool = True) -> None:
+    def __init__(
+        self,
+        result: DiffResult,
+        *,
+        depth: int | None = None,
+        threshold: float | None = None,
+        fold: bool = True,
+        width: int = 120,
+        show_all: bool = True,
+    ) -> None:
         self.result, self.depth, self.threshold, self.fold, self.width = result, depth, threshold, fold, width
         self.visible = result.visible(threshold)
         self.hidden = 0  # unchanged subtrees left out (``show_all`` off): the summary says how many
@@ -154,8 +162,10 @@ class DiffText:
         if lora is None:
             return
         rule = "lora_alpha/√r (rsLoRA)" if lora.use_rslora else "lora_alpha/r"
-        yield Text(f"LoRA: r={lora.rank}, lora_alpha={lora.alpha:g}, ΔW = {rule} · B·A; "
-                   f"{len(lora.adapted)} module(s) adapted, {len(lora.replaced)} tensor(s) replaced whole")
+        yield Text(
+            f"LoRA: r={lora.rank}, lora_alpha={lora.alpha:g}, ΔW = {rule} · B·A; "
+            f"{len(lora.adapted)} module(s) adapted, {len(lora.replaced)} tensor(s) replaced whole"
+        )
         for name, table in (("rank_pattern", lora.rank_pattern), ("alpha_pattern", lora.alpha_pattern)):
             if table:  # the figures use each module's own r and alpha: say which differ from the line above
                 pairs = ", ".join(f"{pattern} → {value:g}" for pattern, value in table.items())
@@ -167,4 +177,3 @@ class DiffText:
 def diff_lines(result: DiffResult, **options) -> list[Text]:
     """Every line of the text view (``options``: depth, threshold, fold, width, show_all)."""
     return list(DiffText(result, **options).lines())
-

@@ -60,7 +60,7 @@ def kitty_escape(picture: Image.Image, columns: int, rows: int) -> str:
     """Kitty's graphics protocol: the picture as PNG (``f=100``), transmitted and shown at once
     (``a=T``) over ``columns``×``rows`` cells, base64 in chunks of ``KITTY_CHUNK``."""
     data = base64.standard_b64encode(png_bytes(picture)).decode("ascii")
-    chunks = [data[i:i + KITTY_CHUNK] for i in range(0, len(data), KITTY_CHUNK)] or [""]
+    chunks = [data[i : i + KITTY_CHUNK] for i in range(0, len(data), KITTY_CHUNK)] or [""]
     parts = []
     for i, chunk in enumerate(chunks):
         more = int(i < len(chunks) - 1)
@@ -76,7 +76,8 @@ def sixel_escape(picture: Image.Image, columns: int) -> str:
 
     buffer = io.StringIO()
     Console(file=buffer, force_terminal=True, width=columns + 1, color_system=None).print(
-        SixelImage(fitted(picture), width=columns, height="auto"))  # rows keep the aspect ratio
+        SixelImage(fitted(picture), width=columns, height="auto")
+    )  # rows keep the aspect ratio
     return buffer.getvalue()
 
 

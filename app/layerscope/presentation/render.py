@@ -12,9 +12,9 @@ cell, so the hot spot is still visible.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import lru_cache
-from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 import torch
@@ -93,7 +93,9 @@ class HeatmapPreview:
         if self.image is None:
             return imaging.colorize(heat, self.colormap)
         mask = None if self.mask is None else _resample(self.mask.float(), *size) > 0.5
-        blended = imaging.overlay(self.image.resize(size, Image.Resampling.BILINEAR), heat, self.colormap, self.alpha, mask)
+        blended = imaging.overlay(
+            self.image.resize(size, Image.Resampling.BILINEAR), heat, self.colormap, self.alpha, mask
+        )
         if self.box is not None:  # drawn at the preview's size: one pixel stays one half cell
             h, w = self.heatmap.shape
             x1, y1, x2, y2 = self.box
@@ -130,8 +132,15 @@ def heatmap_preview(
         h, w = heatmap.shape
         height = max(1, round(width * h / w / 2))  # a cell is about twice as tall as it is wide
     return HeatmapPreview(
-        heatmap=heatmap.detach().float().cpu(), width=width, height=max(1, int(height)), image=image,
-        colormap=colormap, alpha=alpha, ascii=ascii, mask=mask, colors=colors,
+        heatmap=heatmap.detach().float().cpu(),
+        width=width,
+        height=max(1, int(height)),
+        image=image,
+        colormap=colormap,
+        alpha=alpha,
+        ascii=ascii,
+        mask=mask,
+        colors=colors,
         box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
     )
 

@@ -23,8 +23,16 @@ from layerscope.parsing import whole
 
 MAX_INPUT_ELEMENTS = 1 << 26  # 3×4096×4096 fits; more is an allocation no probe needs
 MAX_BATCH = 64  # the probe runs the whole batch at once; MACs grow linearly with it, so more tells nothing new
-INPUT_DTYPES = {"float": torch.float32, "float32": torch.float32, "long": torch.long, "int64": torch.long,
-                "int": torch.long, "float16": torch.float16, "bfloat16": torch.bfloat16, "bool": torch.bool}
+INPUT_DTYPES = {
+    "float": torch.float32,
+    "float32": torch.float32,
+    "long": torch.long,
+    "int64": torch.long,
+    "int": torch.long,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bool": torch.bool,
+}
 SPEC_HELP = "SHAPE[:dtype] or NAME=SHAPE[:dtype], e.g. 3x224x224, 128:long, decoder_input_ids=16:long"
 _SPEC = re.compile(r"(?:(?P<name>[A-Za-z_]\w*)=)?(?P<dims>[0-9]+(?:x[0-9]+)*)(?::(?P<dtype>\w+))?")
 
@@ -75,8 +83,10 @@ def parse_input(text: str) -> InputSpec:
         raise BadArgumentError(f"unknown input dtype {dtype_name!r} (use {', '.join(sorted(INPUT_DTYPES))})")
     shape = tuple(whole(d, "--input size") for d in match["dims"].split("x"))
     if min(shape) < 1 or math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise BadArgumentError(f"--input {text} must have sizes of at least 1 and at most "
-                              f"{MAX_INPUT_ELEMENTS:,} elements in all (got {math.prod(shape):,})")
+        raise BadArgumentError(
+            f"--input {text} must have sizes of at least 1 and at most "
+            f"{MAX_INPUT_ELEMENTS:,} elements in all (got {math.prod(shape):,})"
+        )
     return InputSpec(shape, dtype, match["name"])
 
 
@@ -108,8 +118,9 @@ def describe_inputs(inputs: Inputs, dtype: torch.dtype = torch.float32) -> str:
     return specs.describe() if isinstance(specs, ExampleInputs) else ", ".join(s.describe() for s in specs)
 
 
-def example_inputs(model: nn.Module, inputs: Inputs, dtype: torch.dtype = torch.float32,
-                   batch: int = 1) -> ExampleInputs:
+def example_inputs(
+    model: nn.Module, inputs: Inputs, dtype: torch.dtype = torch.float32, batch: int = 1
+) -> ExampleInputs:
     """Tensors for ``inputs`` on the model's device: random floats in the model's own float
     dtype (empty on meta, where nothing is computed), zeros for integer ids. The batch is
     bounded before anything is allocated: ``--batch 2000`` on a real device once took 5 GB."""
@@ -126,9 +137,11 @@ def example_inputs(model: nn.Module, inputs: Inputs, dtype: torch.dtype = torch.
 def check_batch(batch: int, shape: tuple[int, ...]) -> None:
     """A one-line refusal of a batch over ``MAX_BATCH`` or a batched input over ``MAX_INPUT_ELEMENTS``."""
     if not 1 <= batch <= MAX_BATCH or batch * math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise BadArgumentError(f"--batch {batch} with input {'x'.join(map(str, shape))}: the batch must be 1 to "
-                              f"{MAX_BATCH} and the input at most {MAX_INPUT_ELEMENTS:,} elements in all "
-                              "(MACs grow linearly with the batch)")
+        raise BadArgumentError(
+            f"--batch {batch} with input {'x'.join(map(str, shape))}: the batch must be 1 to "
+            f"{MAX_BATCH} and the input at most {MAX_INPUT_ELEMENTS:,} elements in all "
+            "(MACs grow linearly with the batch)"
+        )
 
 
 def example_tensor(

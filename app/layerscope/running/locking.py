@@ -34,7 +34,9 @@ def model_lock(model: nn.Module) -> Iterator[None]:
 
 
 @contextmanager
-def watched_pass(model: nn.Module, *, grad: bool | None = None, freeze: bool = False) -> Iterator[list[RemovableHandle]]:
+def watched_pass(
+    model: nn.Module, *, grad: bool | None = None, freeze: bool = False
+) -> Iterator[list[RemovableHandle]]:
     """Every module in eval mode, ``grad`` mode when given, parameters frozen when ``freeze``;
     the model's lock held throughout. Yields the list callers append their hook handles to.
 
@@ -64,4 +66,3 @@ def watched_pass(model: nn.Module, *, grad: bool | None = None, freeze: bool = F
                 p.requires_grad_(True)
             for module in training:
                 module.training = True
-

@@ -82,8 +82,12 @@ class ProbeObserver(Protocol):
 
 
 def probe_shapes(
-    model: nn.Module, inputs: Inputs = (3, 224, 224), dtype: torch.dtype = torch.float32,
-    *, batch: int = 1, observer: ProbeObserver | None = None,
+    model: nn.Module,
+    inputs: Inputs = (3, 224, 224),
+    dtype: torch.dtype = torch.float32,
+    *,
+    batch: int = 1,
+    observer: ProbeObserver | None = None,
 ) -> dict[str, ShapeInfo]:
     """Run one eval-mode forward pass and record every module's output, keyed by qualified name;
     an ``observer`` (the cost counter) rides along on the same pass. ``inputs`` is one shape,
@@ -110,13 +114,16 @@ def _probe_locked(
             with torch.no_grad(), observer if observer is not None else nullcontext():
                 _watched_call(model, example_inputs(model, inputs, dtype, batch), shapes, observer)
     except Exception as exc:
-        raise LayerscopeError(f"shape probe failed with input {describe_inputs(inputs, dtype)}"
-                              f"{_text_model_hint(model, inputs, dtype)}: {first_line(exc)}") from exc
+        raise LayerscopeError(
+            f"shape probe failed with input {describe_inputs(inputs, dtype)}"
+            f"{_text_model_hint(model, inputs, dtype)}: {first_line(exc)}"
+        ) from exc
     return shapes
 
 
-def _watched_call(model: nn.Module, example: ExampleInputs, shapes: dict[str, ShapeInfo],
-                  observer: ProbeObserver | None) -> None:
+def _watched_call(
+    model: nn.Module, example: ExampleInputs, shapes: dict[str, ShapeInfo], observer: ProbeObserver | None
+) -> None:
     """The model's own call, seen as its hooks would see it, keywords included."""
     if observer is not None:
         observer.enter("", (example.args, dict(example.kwargs)))
@@ -147,4 +154,3 @@ def _starter(observer: ProbeObserver, name: str):
         observer.enter(name, inputs)
 
     return hook
-

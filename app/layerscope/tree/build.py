@@ -20,9 +20,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from layerscope.tree import naming
-from layerscope.running.gcpause import gc_paused
 from layerscope.models.adapters import checkpoint_renamer
+from layerscope.running.gcpause import gc_paused
+from layerscope.tree import naming
 from layerscope.tree.counting import Totals, plain_state_dicts
 from layerscope.tree.module_tree import ModuleTree, Node, SharedTensor, class_name_of
 
@@ -102,8 +102,9 @@ class _Kinds:
         found = self.sequences.get(type(module))
         if found is None:
             getitem = getattr(type(module), "__getitem__", None)
-            found = self.sequences[type(module)] = getitem is nn.Sequential.__getitem__ or \
-                getitem is nn.ModuleList.__getitem__
+            found = self.sequences[type(module)] = (
+                getitem is nn.Sequential.__getitem__ or getitem is nn.ModuleList.__getitem__
+            )
         return found
 
     def step(self, parent: nn.Module, key: str, module: nn.Module, position: int | None) -> tuple[str, str]:
@@ -141,7 +142,8 @@ class _Kinds:
         plain = self.plain.get((cls, key))
         if plain is None:
             plain = self.plain[(cls, key)] = (
-                cls.__getattribute__ is object.__getattribute__ and cls.__getattr__ is nn.Module.__getattr__
+                cls.__getattribute__ is object.__getattribute__
+                and cls.__getattr__ is nn.Module.__getattr__
                 and not any(key in vars(k) for k in cls.__mro__)
             )
         if plain and key not in parent.__dict__:
@@ -187,8 +189,9 @@ class TreeBuilder:
         totals.sum_subtrees(places.parents, places.ends)
         shared = self._add_shared_tensors()
         self._add_shared_storages()
-        return ModuleTree(self._make_nodes(), class_name_of(self.model), shared, checkpoint_renamer(self.model),
-                          places.modules)
+        return ModuleTree(
+            self._make_nodes(), class_name_of(self.model), shared, checkpoint_renamer(self.model), places.modules
+        )
 
     def _count_state_dict(self) -> None:
         """Each entry at the node whose name is the longest prefix of its key."""
@@ -268,18 +271,35 @@ class TreeBuilder:
         cols = totals.columns
         own_params, own_tensors, own_buffers = zip(*totals.own)
         columns = {
-            "index": range(n), "name": p.names, "key": p.keys, "depth": p.depths, "parent": p.parents,
-            "children": map(tuple, children), "class_name": map(kinds.class_name, p.modules),
-            "access": access, "access_negative": negative, "own_params": own_params,
-            "own_param_tensors": own_tensors, "total_params": cols["params"], "trainable_params": cols["trainable"],
-            "param_tensors": cols["param_tensors"], "param_bytes": cols["param_bytes"], "own_buffers": own_buffers,
-            "buffers": cols["buffers"], "persistent_buffers": cols["persistent"],
-            "buffer_elements": cols["buffer_elements"], "buffer_bytes": cols["buffer_bytes"],
-            "state_dict_entries": cols["sd_entries"], "state_dict_bytes": cols["sd_bytes"],
-            "state_dict_unique_bytes": cols["sd_unique_bytes"], "dtypes": totals.dtypes.all_names(),
-            "devices": totals.devices.all_names(), "is_sequence": sequence,
+            "index": range(n),
+            "name": p.names,
+            "key": p.keys,
+            "depth": p.depths,
+            "parent": p.parents,
+            "children": map(tuple, children),
+            "class_name": map(kinds.class_name, p.modules),
+            "access": access,
+            "access_negative": negative,
+            "own_params": own_params,
+            "own_param_tensors": own_tensors,
+            "total_params": cols["params"],
+            "trainable_params": cols["trainable"],
+            "param_tensors": cols["param_tensors"],
+            "param_bytes": cols["param_bytes"],
+            "own_buffers": own_buffers,
+            "buffers": cols["buffers"],
+            "persistent_buffers": cols["persistent"],
+            "buffer_elements": cols["buffer_elements"],
+            "buffer_bytes": cols["buffer_bytes"],
+            "state_dict_entries": cols["sd_entries"],
+            "state_dict_bytes": cols["sd_bytes"],
+            "state_dict_unique_bytes": cols["sd_unique_bytes"],
+            "dtypes": totals.dtypes.all_names(),
+            "devices": totals.devices.all_names(),
+            "is_sequence": sequence,
             "length": [len(m._modules) if s else 0 for m, s in zip(p.modules, sequence)],
-            "position": positions, "same_as": same_as,
+            "position": positions,
+            "same_as": same_as,
         }
         rows = zip(*(columns[field] for field in Node._fields))  # KeyError if a field is missing
         return list(map(partial(tuple.__new__, Node), rows))  # Node._make, without a Python call each

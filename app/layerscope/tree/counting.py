@@ -19,8 +19,17 @@ from torch.nn.parameter import UninitializedTensorMixin
 UNINITIALIZED = "uninitialized"  # shown among a node's dtypes: a lazy module's parameter, not yet sized
 
 COUNTERS = (
-    "params", "trainable", "param_tensors", "param_bytes", "buffers", "persistent",
-    "buffer_elements", "buffer_bytes", "sd_entries", "sd_bytes", "sd_unique_bytes",
+    "params",
+    "trainable",
+    "param_tensors",
+    "param_bytes",
+    "buffers",
+    "persistent",
+    "buffer_elements",
+    "buffer_bytes",
+    "sd_entries",
+    "sd_bytes",
+    "sd_unique_bytes",
 )
 
 

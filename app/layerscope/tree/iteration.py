@@ -7,9 +7,9 @@ calling the real methods, so the answer is PyTorch's own, not a re-implementatio
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
-from collections.abc import Iterable
 
 import torch
 from torch import nn

@@ -16,17 +16,16 @@ here; ``layerscope.tree.naming`` only reads and writes the text.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from collections.abc import Sequence
 from typing import NamedTuple
-from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
-from layerscope.tree import naming
 from layerscope.errors import LayerscopeError, NotFoundError
 from layerscope.parsing import as_int
+from layerscope.tree import naming
 from layerscope.tree.counting import UNINITIALIZED
 
 
@@ -111,8 +110,12 @@ class ModuleTree:
     is the model. Iterating yields every node."""
 
     def __init__(
-        self, nodes: list[Node], model_class: str, shared: tuple[SharedTensor, ...] = (),
-        renamer: Callable[[str], str | None] | None = None, modules: Sequence[nn.Module] = (),
+        self,
+        nodes: list[Node],
+        model_class: str,
+        shared: tuple[SharedTensor, ...] = (),
+        renamer: Callable[[str], str | None] | None = None,
+        modules: Sequence[nn.Module] = (),
     ) -> None:
         self.nodes = nodes
         self.model_class = model_class
@@ -154,8 +157,11 @@ class ModuleTree:
         """The state_dict keys that are buffers (running statistics, position ids), not
         parameters: what a diff ranks apart from what training changed. Empty for a tree
         built without its modules."""
-        return frozenset(f"{node.name}.{name}" if node.name else name
-                         for node, module in zip(self.nodes, self._modules) for name in module._buffers)
+        return frozenset(
+            f"{node.name}.{name}" if node.name else name
+            for node, module in zip(self.nodes, self._modules)
+            for name in module._buffers
+        )
 
     def children_of(self, node: Node) -> list[Node]:
         return [self.nodes[i] for i in node.children]

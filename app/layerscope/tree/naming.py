@@ -67,7 +67,7 @@ def parse(expression: str) -> list[Step]:
         return []
     for root in ROOTS:
         if text.startswith((root + ".", root + "[")):
-            text = text[len(root):]
+            text = text[len(root) :]
             break
     steps: list[Step] = []
     pos = 0

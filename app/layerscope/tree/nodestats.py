@@ -100,8 +100,10 @@ def human_macs(macs: int, unit: str = "MACs") -> str:
 
 
 def _memory_text(memory: dict[str, Any]) -> str:
-    return (f"inference {human_bytes(memory['inference_bytes'])} = {memory['formula']['inference']}\n"
-            f"training {human_bytes(memory['training_bytes'])} = {memory['formula']['training']}")
+    return (
+        f"inference {human_bytes(memory['inference_bytes'])} = {memory['formula']['inference']}\n"
+        f"training {human_bytes(memory['training_bytes'])} = {memory['formula']['training']}"
+    )
 
 
 def uncounted_text(ops: dict[str, int]) -> str:
@@ -110,7 +112,9 @@ def uncounted_text(ops: dict[str, int]) -> str:
     return f"{len(ops)} op{'s' if len(ops) != 1 else ''} not counted (no FLOP formula): {listed}"
 
 
-COST_FIGURES: dict[str, Callable[[Any], str]] = {  # the keys ``layerscope.cost.cost_stats`` adds that are not plain counts or bytes
+COST_FIGURES: dict[
+    str, Callable[[Any], str]
+] = {  # the keys ``layerscope.cost.cost_stats`` adds that are not plain counts or bytes
     "macs": lambda v: f"{human_macs(v)} ({exact(v)})",
     "flops": lambda v: f"{human_macs(v, 'FLOPs')} ({exact(v)})",
     "macs_share": lambda v: f"{v:.1%}",

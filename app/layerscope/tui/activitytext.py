@@ -140,6 +140,12 @@ def summary(report: ActivationReport) -> tuple[str, str]:
 
 def hint() -> Text:
     """The Stats tab's last line before ``A`` has run."""
-    return Text.assemble(("\nA", "bold cyan"), (" collects every node's activations over the photo (or --input): "
-                                                 "mean, std, dead channels, NaN/Inf and a histogram here, "
-                                                 "an activity column in the tree", "dim"))
+    return Text.assemble(
+        ("\nA", "bold cyan"),
+        (
+            " collects every node's activations over the photo (or --input): "
+            "mean, std, dead channels, NaN/Inf and a histogram here, "
+            "an activity column in the tree",
+            "dim",
+        ),
+    )

@@ -29,9 +29,17 @@ class LayerscopeApp(App):
     TITLE = "layerscope"
 
     def __init__(
-        self, load: Loader | LoadedModel, *, spec: str = "model", image: Path | None = None,
-        save_dir: Path | None = None, probe_input: str | Sequence[str] | None = None, pixels: str | None = None,
-        read_line: LineReader | None = None, diff: str | None = None, trust: bool = False,
+        self,
+        load: Loader | LoadedModel,
+        *,
+        spec: str = "model",
+        image: Path | None = None,
+        save_dir: Path | None = None,
+        probe_input: str | Sequence[str] | None = None,
+        pixels: str | None = None,
+        read_line: LineReader | None = None,
+        diff: str | None = None,
+        trust: bool = False,
     ) -> None:
         """``probe_input``: one ``--input`` or several (one per positional argument of ``forward``,
         ``NAME=SHAPE[:dtype]`` for a keyword); ``read_line`` is the launcher's parser for ``l`` (the
@@ -40,9 +48,16 @@ class LayerscopeApp(App):
         super().__init__()
         inputs = (probe_input,) if isinstance(probe_input, str) else tuple(probe_input or ())
         self.options = AppOptions(
-            load=load if callable(load) else (lambda: load), spec=spec, image=Path(image) if image else SAMPLE_IMAGE,
-            save_dir=Path(save_dir) if save_dir else Path.cwd(), probe_inputs=inputs, pixels=pixels,
-            read_line=read_line, diff=diff, trust=trust)
+            load=load if callable(load) else (lambda: load),
+            spec=spec,
+            image=Path(image) if image else SAMPLE_IMAGE,
+            save_dir=Path(save_dir) if save_dir else Path.cwd(),
+            probe_inputs=inputs,
+            pixels=pixels,
+            read_line=read_line,
+            diff=diff,
+            trust=trust,
+        )
         self.log_path = failures.log_path()  # where a bug's traceback goes (the help screen says)
         self.main: MainScreen | None = None  # the screen, once the app runs
 

@@ -62,16 +62,22 @@ def choose(view: CamView, width: int, height: int) -> CamLayout:
     return choose_top5(view.top5, view.result.target, hw, width, height)
 
 
-def choose_top5(top5: Sequence[Prediction], target: int | None, photo_hw: tuple[int, int], width: int,
-                height: int) -> CamLayout:
+def choose_top5(
+    top5: Sequence[Prediction], target: int | None, photo_hw: tuple[int, int], width: int, height: int
+) -> CamLayout:
     """Of the top-5 below (a table), beside (a table) or on two rows below, the place that leaves
     a ``photo_hw`` map the most cells (ties: ``PLACES``' order)."""
     side_width = table_fixed(top5) + min(SIDE_NAME, max((len(p.name or "-") for p in top5), default=1))
     side = top5_table(top5, target, side_width)
     text, rows = top5_rows(top5, target, width)
     layouts = [
-        CamLayout("below", top5_table(top5, target, max(1, width)), len(top5), 0,
-                  map_cells(width, height - len(top5), photo_hw)),
+        CamLayout(
+            "below",
+            top5_table(top5, target, max(1, width)),
+            len(top5),
+            0,
+            map_cells(width, height - len(top5), photo_hw),
+        ),
         CamLayout("side", side, 0, side_width, map_cells(width - side_width - GAP, height, photo_hw)),
         CamLayout("rows", text, rows, 0, map_cells(width, height - rows, photo_hw)),
     ]
@@ -132,13 +138,14 @@ def _compositions(count: int, parts: int) -> Iterator[list[int]]:
             yield [first, *rest]
 
 
-def lay_rows(top5: Sequence[Prediction], target: int | None, groups: list[int], width: int, lead: str,
-             sep: str) -> tuple[tuple[int, ...], Text] | None:
+def lay_rows(
+    top5: Sequence[Prediction], target: int | None, groups: list[int], width: int, lead: str, sep: str
+) -> tuple[tuple[int, ...], Text] | None:
     """The entries in rows of ``groups`` entries, each row's names shortened (longest first) to
     keep to ``width``: the names' shown lengths and the text, or None when a row cannot fit."""
     lines, shown, start = [], [], 0
     for row, size in enumerate(groups):
-        entries = top5[start:start + size]
+        entries = top5[start : start + size]
         start += size
         label = lead if row == 0 else ""
         room = width - len(label) - len(sep) * (size - 1) - sum(entry_fixed(p) for p in entries)
@@ -176,6 +183,10 @@ def detections_table(view: CamView) -> Table:
     table.add_column(style="dim", no_wrap=True)
     for d in view.detections:
         target = view.box is not None and d.box == view.box
-        table.add_row(f"#{d.rank}", Text(d.title, style="bold magenta" if target else ""), f"{d.score:.3f}",
-                      "◎ boxed" if target else "")
+        table.add_row(
+            f"#{d.rank}",
+            Text(d.title, style="bold magenta" if target else ""),
+            f"{d.score:.3f}",
+            "◎ boxed" if target else "",
+        )
     return table

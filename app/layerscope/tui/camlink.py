@@ -12,15 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
-from layerscope.io import imaging
-from layerscope.cam import (  # noqa: F401  CamCancelled: what a stopped worker raises
-    CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions,
-)
+from layerscope.cam import CamCancelled, CamResult, PhotoExplainer, get_method, layer_eligibility, top_predictions  # noqa: F401  CamCancelled: what a stopped worker raises
 from layerscope.cam.applies import has_global_attention, methods_for
 from layerscope.cam.attention import APPLIES_TO
 from layerscope.cam.attention_view import HeadMaps, all_head_maps
@@ -31,10 +28,11 @@ from layerscope.cam.reshape import model_hints
 from layerscope.cam.scoring import Prediction
 from layerscope.cam.targets import Eligibility, family_names, suggest_from_shapes, table_target
 from layerscope.errors import LayerscopeError
+from layerscope.io import imaging
+from layerscope.io.savenames import map_stem, unused_stem
+from layerscope.presentation.render import HeatmapPreview, heatmap_preview
 from layerscope.running.jobcontrol import Cancel, Progress
 from layerscope.running.probe import ShapeInfo
-from layerscope.presentation.render import HeatmapPreview, heatmap_preview
-from layerscope.io.savenames import map_stem, unused_stem
 from layerscope.tree import ModuleTree
 from layerscope.tui.session import Session
 
@@ -61,8 +59,9 @@ def eligibility(model: nn.Module, shapes: Mapping[str, ShapeInfo], hw: tuple[int
     return {name: layer_eligibility(info, hw, hints=hints) for name, info in shapes.items()}
 
 
-def probed_target(model: nn.Module, tree: ModuleTree, shapes: Mapping[str, ShapeInfo],
-                  hw: tuple[int, int]) -> str | None:
+def probed_target(
+    model: nn.Module, tree: ModuleTree, shapes: Mapping[str, ShapeInfo], hw: tuple[int, int]
+) -> str | None:
     """The engine's choice from probed shapes (the last spatial or token-grid output, stepped into
     plain containers: ``features[-1]``), as the CLI makes it; None when no layer fits. Run it in
     the probe worker."""
@@ -120,8 +119,15 @@ class CamView:
     def preview(self, width: int, height: int, *, ascii_only: bool = False):
         """The map as ``width``×``height`` terminal cells: coloured over the photo, or (no colour)
         drawn by the ASCII ramp alone."""
-        return heatmap_preview(self.heat, width, height, image=None if ascii_only else self.image,
-                               ascii=True if ascii_only else None, mask=self.mask, box=self.box)
+        return heatmap_preview(
+            self.heat,
+            width,
+            height,
+            image=None if ascii_only else self.image,
+            ascii=True if ascii_only else None,
+            mask=self.mask,
+            box=self.box,
+        )
 
     def overlay(self) -> Image.Image:
         """The overlay at the photo's resolution, with a detector's explained box outlined: what ``s``
@@ -188,8 +194,12 @@ def explainer_for(session: Session, request: CamRequest, explainer: PhotoExplain
 
 
 def compute(
-    session: Session, request: CamRequest, explainer: PhotoExplainer | None, *,
-    progress: Progress | None = None, cancel: Cancel | None = None,
+    session: Session,
+    request: CamRequest,
+    explainer: PhotoExplainer | None,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> tuple[CamView, PhotoExplainer]:
     """The map ``request`` asks for, from ``explainer`` (the photo's) when its pass hooked that
     layer. Runs in a worker: reads ``request`` and the session's fixed parts (model, tree),
@@ -197,42 +207,76 @@ def compute(
     explainer = explainer_for(session, request, explainer)
     layer = session.tree.nodes[request.target].name
     reused = explainer.has_pass([layer], request.method, request.class_index)
-    [result] = explainer.maps([layer], request.method, request.class_index, progress=progress, cancel=cancel,
-                              hook=candidates(session, request.target, request.eligibility))
+    [result] = explainer.maps(
+        [layer],
+        request.method,
+        request.class_index,
+        progress=progress,
+        cancel=cancel,
+        hook=candidates(session, request.target, request.eligibility),
+    )
     categories = session.loaded.categories
     found, target = explained_detections(result.scores, request.class_index, categories)
     box = target.box if target is not None and result.target is not None else None  # eigencam explains none
     spec = get_method(request.method)
-    view = CamView(result=result, image=explainer.image, photo=request.image, heat=result.on_photo,
-                   mask=explainer.mask, top5=tuple(top_predictions(result.scores, categories)), reused=reused,
-                   class_blind=not (spec.needs_grad or spec.perturbs), detections=tuple(found), box=box,
-                   class_index=request.class_index)
+    view = CamView(
+        result=result,
+        image=explainer.image,
+        photo=request.image,
+        heat=result.on_photo,
+        mask=explainer.mask,
+        top5=tuple(top_predictions(result.scores, categories)),
+        reused=reused,
+        class_blind=not (spec.needs_grad or spec.perturbs),
+        detections=tuple(found),
+        box=box,
+        class_index=request.class_index,
+    )
     return view, explainer
 
 
-def score(view: CamView, explainer: PhotoExplainer, class_index: int | None = None, *,
-          progress: Progress | None = None, cancel: Cancel | None = None) -> Faithfulness:
+def score(
+    view: CamView,
+    explainer: PhotoExplainer,
+    class_index: int | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Faithfulness:
     """Deletion, insertion and average drop of the shown map for ``class_index`` (None: the map's
     class, else the top one): the function ``layerscope rank`` calls, at its default steps.
     Runs in the map's worker."""
     target = score_target(view.result, class_index)
-    [found] = faithfulness(explainer.model, explainer.input, [view.result.heatmap], target, progress=progress,
-                           cancel=cancel)
+    [found] = faithfulness(
+        explainer.model, explainer.input, [view.result.heatmap], target, progress=progress, cancel=cancel
+    )
     return found
 
 
 def rank(
-    session: Session, request: CamRequest, explainer: PhotoExplainer | None, *,
-    progress: Progress | None = None, cancel: Cancel | None = None,
+    session: Session,
+    request: CamRequest,
+    explainer: PhotoExplainer | None,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> tuple[Ranking, PhotoExplainer]:
     """The family of ``request.target`` ranked by ``cam.ranking.rank_maps`` (sanity check included),
     as ``layerscope rank`` does; runs in a worker."""
     explainer = explainer_for(session, request, explainer)
     family = explainer.layer_family(session.tree.nodes[request.target].name)
     maps = explainer.maps(family, request.method, request.class_index, progress=progress, cancel=cancel)
-    ranking = rank_maps(explainer.model, explainer.input, maps, target=request.class_index,
-                        categories=session.loaded.categories, reshape=explainer.reshape, progress=progress,
-                        cancel=cancel, random_weights=not session.loaded.pretrained)
+    ranking = rank_maps(
+        explainer.model,
+        explainer.input,
+        maps,
+        target=request.class_index,
+        categories=session.loaded.categories,
+        reshape=explainer.reshape,
+        progress=progress,
+        cancel=cancel,
+        random_weights=not session.loaded.pretrained,
+    )
     return ranking, explainer
 
 
@@ -240,8 +284,17 @@ def save(view: CamView, folder: Path, spec: str) -> tuple[Path, Path]:
     """The overlay PNG and the map as ``.npy`` (original photo size), side by side in ``folder``,
     named after the model, layer, method, photo and class; an existing pair is never replaced."""
     result = view.result
-    stem = unused_stem(folder, map_stem(spec=spec, layer=result.layer, method=result.method, image=view.photo,
-                                        target=result.target, target_name=result.target_name))
+    stem = unused_stem(
+        folder,
+        map_stem(
+            spec=spec,
+            layer=result.layer,
+            method=result.method,
+            image=view.photo,
+            target=result.target,
+            target_name=result.target_name,
+        ),
+    )
     png = imaging.save_png(view.overlay(), stem.parent / f"{stem.name}.png")
     npy = imaging.save_npy(view.heat, stem.parent / f"{stem.name}.npy")
     return png, npy
@@ -270,10 +323,15 @@ class AttentionShot:
         low, high = grid.min(), grid.max()
         scaled = (grid - low) / (high - low) if high > low else torch.zeros_like(grid)
         size = (self.geometry.crop[3], self.geometry.crop[2])
-        heat = imaging.to_original(F.interpolate(scaled[None, None], size=size, mode="bilinear")[0, 0],
-                                   self.geometry)
-        return heatmap_preview(heat, width, height, image=None if ascii_only else self.image,
-                               ascii=True if ascii_only else None, mask=self.mask)
+        heat = imaging.to_original(F.interpolate(scaled[None, None], size=size, mode="bilinear")[0, 0], self.geometry)
+        return heatmap_preview(
+            heat,
+            width,
+            height,
+            image=None if ascii_only else self.image,
+            ascii=True if ascii_only else None,
+            mask=self.mask,
+        )
 
 
 def attention_shot(session: Session, photo: Path) -> AttentionShot:
@@ -281,8 +339,10 @@ def attention_shot(session: Session, photo: Path) -> AttentionShot:
     runs in the view's worker. A model without global attention: one line, no forward."""
     model = session.loaded.model
     if not has_global_attention(model):
-        raise LayerscopeError(f"{type(model).__name__} has no global self-attention; the attention view "
-                              f"applies to {APPLIES_TO}")
+        raise LayerscopeError(
+            f"{type(model).__name__} has no global self-attention; the attention view applies to {APPLIES_TO}"
+        )
     explainer = PhotoExplainer(session.loaded, photo, tree=session.tree)
-    return AttentionShot(all_head_maps(model, explainer.input), explainer.image, photo, explainer.geometry,
-                         explainer.mask, id(model))
+    return AttentionShot(
+        all_head_maps(model, explainer.input), explainer.image, photo, explainer.geometry, explainer.mask, id(model)
+    )

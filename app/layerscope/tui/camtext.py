@@ -20,21 +20,34 @@ if TYPE_CHECKING:
 IDLE = "press g to compute the map · r ranks layers"
 RANDOM = ("⚠ random weights: this map shows nothing learned", "⚠ random weights: nothing learned")
 # the scores' labels, from the roomiest to the tightest: a narrow tab keeps them and the rank on one row
-SCORE_LABELS = (("deletion ", " ↓  insertion ", " ↑  avg drop "), ("del ", "↓ ins ", "↑ drop "),
-                ("del↓", " ins↑", " drop "))
+SCORE_LABELS = (
+    ("deletion ", " ↓  insertion ", " ↑  avg drop "),
+    ("del ", "↓ ins ", "↑ drop "),
+    ("del↓", " ins↑", " drop "),
+)
 
 
-def info_text(session: Session, view: CamView | None, running: str = "", scores: Faithfulness | None = None,
-              note: str = "", width: int = 0) -> Text:
+def info_text(
+    session: Session,
+    view: CamView | None,
+    running: str = "",
+    scores: Faithfulness | None = None,
+    note: str = "",
+    width: int = 0,
+) -> Text:
     """What the tab says above the picture; ``running`` names the work under way ("the map");
     ``scores`` are the shown map's, else ``note`` says where they stand. ``width`` (the tab's,
     once laid out) fits every line to one row: labels shorten, then names (a middle ellipsis),
     never a figure."""
     node = session.node(session.target) if session.target is not None else None
     target = (node.access_negative or node.access) if node is not None else "none yet: t or a"
-    lines = [fitted([Text("layer ", "dim"), Name(Text(target, "bold")), Text("  method ", "dim"),
-                     Text(session.method, "bold")], width),
-             class_line(session, width)]
+    lines = [
+        fitted(
+            [Text("layer ", "dim"), Name(Text(target, "bold")), Text("  method ", "dim"), Text(session.method, "bold")],
+            width,
+        ),
+        class_line(session, width),
+    ]
     if not session.loaded.pretrained:
         lines.append(first_fit(width, *(Text(warning, "bold dark_orange") for warning in RANDOM)))
     if view is None:
@@ -43,8 +56,13 @@ def info_text(session: Session, view: CamView | None, running: str = "", scores:
         return joined(lines)
     lines.append(map_line(view, width))
     if view.result.all_zero:
-        lines.append(first_fit(width, Text("the map is all zero: nothing here raises the score (random weights?)",
-                                           "dark_orange"), Text("the map is all zero", "dark_orange")))
+        lines.append(
+            first_fit(
+                width,
+                Text("the map is all zero: nothing here raises the score (random weights?)", "dark_orange"),
+                Text("the map is all zero", "dark_orange"),
+            )
+        )
     lines += evidence_lines(session, view, scores, note, width)
     return joined(lines)
 
@@ -54,10 +72,21 @@ def class_line(session: Session, width: int = 0) -> Text:
     if session.class_index is None:
         hints = ("",)
     else:
-        hints = (" pinned (C unpins)", " pinned") if session.class_pinned else (" for this image (C pins)",
-                                                                                " for this image")
-    lines = [[Text("class ", "dim"), Name(Text(session.class_name(session.class_index), "bold")), Text(hint, "dim"),
-              Text("  image ", "dim"), Name(Text(session.image.name))] for hint in hints]
+        hints = (
+            (" pinned (C unpins)", " pinned")
+            if session.class_pinned
+            else (" for this image (C pins)", " for this image")
+        )
+    lines = [
+        [
+            Text("class ", "dim"),
+            Name(Text(session.class_name(session.class_index), "bold")),
+            Text(hint, "dim"),
+            Text("  image ", "dim"),
+            Name(Text(session.image.name)),
+        ]
+        for hint in hints
+    ]
     return first_fit(width, *(fitted(parts, 0) for parts in lines[:-1]), fitted(lines[-1], width))
 
 
@@ -78,9 +107,10 @@ def map_text(view: CamView, with_layer: bool, cached: str = "  (redrawn from cac
 
 def map_parts(view: CamView, with_layer: bool, cached: str) -> list[Text | Name]:
     result = view.result
-    parts: list[Text | Name] = [Text("map ", "dim"),
-                                Text(f"{result.method} at {result.layer}" if with_layer else result.method,
-                                     "bold cyan")]
+    parts: list[Text | Name] = [
+        Text("map ", "dim"),
+        Text(f"{result.method} at {result.layer}" if with_layer else result.method, "bold cyan"),
+    ]
     if result.target is None:
         parts.append(Text(" for no class (class-blind)", "italic"))
     else:
@@ -99,8 +129,9 @@ def map_parts(view: CamView, with_layer: bool, cached: str) -> list[Text | Name]
     return parts
 
 
-def evidence_lines(session: Session, view: CamView, scores: Faithfulness | None, note: str,
-                   width: int = 0) -> list[Text]:
+def evidence_lines(
+    session: Session, view: CamView, scores: Faithfulness | None, note: str, width: int = 0
+) -> list[Text]:
     """The map's deletion/insertion scores (or where they stand) and its place in the last
     ranking, on one row where some labels allow it (else the place on its own row); and a
     warning when the method cannot tell one class from another."""
@@ -120,9 +151,13 @@ def evidence_lines(session: Session, view: CamView, scores: Faithfulness | None,
     else:
         lines = [first_fit(width, *forms)]
     if view.class_blind:
-        lines.append(first_fit(width, Text(f"class-blind: {result.method} draws the same map for every class",
-                                           "bold dark_orange"),
-                               Text("class-blind: the same map for every class", "bold dark_orange")))
+        lines.append(
+            first_fit(
+                width,
+                Text(f"class-blind: {result.method} draws the same map for every class", "bold dark_orange"),
+                Text("class-blind: the same map for every class", "bold dark_orange"),
+            )
+        )
     return lines
 
 
@@ -150,5 +185,7 @@ def ranked_text(ranking: Ranking, best_access: str | None, verdict: str) -> str:
     lead = ranking.leading
     if lead is None or best_access is None:
         return f"no layer is eligible to lead (each fails the sanity check or carries no score)\nsanity {verdict}"
-    return (f"leads on this photo: {best_access} (insertion − deletion {lead.scores.gap:+.3f}); b makes it the "
-            f"target; a folder report says whether it is best\nsanity {verdict}")
+    return (
+        f"leads on this photo: {best_access} (insertion − deletion {lead.scores.gap:+.3f}); b makes it the "
+        f"target; a folder report says whether it is best\nsanity {verdict}"
+    )

@@ -21,9 +21,14 @@ if TYPE_CHECKING:
 
 FROZEN = "#7f8f9f"  # "=": bit-identical
 SIGNS = {"+": "bold green", "−": "bold red", "≠": "bold magenta"}  # added, removed, changed from all zeros
-SCALE = ((0x5f, 0x9f, 0xdf), (0xe8, 0xc5, 0x4a), (0xff, 0x4f, 0x4f))  # least moved → most moved
+SCALE = ((0x5F, 0x9F, 0xDF), (0xE8, 0xC5, 0x4A), (0xFF, 0x4F, 0x4F))  # least moved → most moved
 DECADES = 4
-FIGURES = {"same": "=", "added": "+", "removed": "−", "reshaped": ""}  # a tensor's change without a figure  # the scale spans four orders of magnitude below the largest change
+FIGURES = {
+    "same": "=",
+    "added": "+",
+    "removed": "−",
+    "reshaped": "",
+}  # a tensor's change without a figure  # the scale spans four orders of magnitude below the largest change
 
 
 def largest_change(result: DiffResult) -> float:
@@ -70,8 +75,9 @@ def node_line(node: NodeDiff, top: float) -> Text:
     text = Text()
     text.append(node.mark or "no tensors", style=change_style(node.mark, node.relative_change, top))
     if node.total:
-        special = ", ".join(f"{node.counts[s]} {s}" for s in ("added", "removed", "reshaped", "retyped")
-                            if node.counts.get(s))
+        special = ", ".join(
+            f"{node.counts[s]} {s}" for s in ("added", "removed", "reshaped", "retyped") if node.counts.get(s)
+        )
         text.append(f"  {node.changed} of {node.total} tensors differ" + (f" ({special})" if special else ""), "dim")
     return text
 
@@ -120,8 +126,9 @@ def shape(dims: Sequence[int]) -> str:
 def progress_text(other: str, done: int, total: int) -> Text:
     """The line under the tree while ``d`` runs."""
     count = f"{done:,} of {total:,} tensors" if total else "opening the checkpoints"
-    return Text.assemble(("diff ", "bold"), (f"against {PurePath(other).name}: {count}", ""),
-                         ("  · escape stops", "dim"))
+    return Text.assemble(
+        ("diff ", "bold"), (f"against {PurePath(other).name}: {count}", ""), ("  · escape stops", "dim")
+    )
 
 
 def summary(result: DiffResult) -> str:
@@ -139,5 +146,7 @@ def summary(result: DiffResult) -> str:
 
 def no_weights_file(loaded: LoadedModel) -> str:
     """Why ``d`` cannot start: the model came from no checkpoint file to compare with."""
-    return (f"d compares the checkpoint the weights were read from with another; {loaded.spec} has "
-            f"{loaded.weights_label}, read from no file: open it with --weights FILE (l)")
+    return (
+        f"d compares the checkpoint the weights were read from with another; {loaded.spec} has "
+        f"{loaded.weights_label}, read from no file: open it with --weights FILE (l)"
+    )

@@ -21,23 +21,35 @@ import torch
 from torch import nn
 
 from layerscope.errors import BadArgumentError
-from layerscope.running.example_inputs import InputSpec
 from layerscope.models.loaded import LoadedModel
+from layerscope.running.example_inputs import InputSpec
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from layerscope.tui.app import LayerscopeApp
 
-NO_TERMINAL = ("layerscope.explore needs a terminal (this is a notebook or a pipe): print(layerscope.summary(model)) "
-               "here, or call explore from a script or IPython in a terminal")
-HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-              "_state_dict_hooks", "_load_state_dict_pre_hooks")
+NO_TERMINAL = (
+    "layerscope.explore needs a terminal (this is a notebook or a pipe): print(layerscope.summary(model)) "
+    "here, or call explore from a script or IPython in a terminal"
+)
+HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_state_dict_hooks",
+    "_load_state_dict_pre_hooks",
+)
 
 
 def explore(
-    model: nn.Module, *, example: Any = None, image: str | Path | Image.Image | None = None,
-    categories: Sequence[str] | None = None, preprocess: Any = None,
+    model: nn.Module,
+    *,
+    example: Any = None,
+    image: str | Path | Image.Image | None = None,
+    categories: Sequence[str] | None = None,
+    preprocess: Any = None,
 ) -> None:
     """Open the layerscope app on ``model`` in this terminal; return when the user quits (``q``).
 
@@ -75,7 +87,7 @@ def explore(
 
 
 def explore_app(
-    model: nn.Module, *, example: Any = None, categories: Sequence[str] | None = None, preprocess: Any = None,
+    model: nn.Module, *, example: Any = None, categories: Sequence[str] | None = None, preprocess: Any = None
 ) -> Any:
     """A maker of the app on ``model``: ``make(image_path, pixels)`` (split so tests drive the
     same app with Textual's pilot, and bad arguments fail before the terminal changes)."""
@@ -86,8 +98,15 @@ def explore_app(
         from layerscope.options import loader_for_line
         from layerscope.tui.app import LayerscopeApp
 
-        return LayerscopeApp(loaded, spec=loaded.spec, image=image, probe_input=inputs, pixels=pixels,
-                             read_line=loader_for_line, save_dir=Path.cwd())
+        return LayerscopeApp(
+            loaded,
+            spec=loaded.spec,
+            image=image,
+            probe_input=inputs,
+            pixels=pixels,
+            read_line=loader_for_line,
+            save_dir=Path.cwd(),
+        )
 
     return make
 
@@ -96,13 +115,18 @@ def input_specs(example: Any) -> tuple[str, ...]:
     """``example`` as the app's ``--input`` specs: ``3x224x224``, ``12:long``, ``mask=32x32:bool``."""
     if example is None:
         return ()
-    named = list(example.items()) if isinstance(example, Mapping) else [
-        (None, v) for v in (example if isinstance(example, (tuple, list)) else (example,))]
+    named = (
+        list(example.items())
+        if isinstance(example, Mapping)
+        else [(None, v) for v in (example if isinstance(example, (tuple, list)) else (example,))]
+    )
     specs = []
     for name, value in named:
         if not isinstance(value, torch.Tensor) or value.dim() < 1:
-            raise BadArgumentError(f"example: {name or 'an argument'} is a {type(value).__name__}; the app's "
-                                  "probe needs batched tensors (a tensor, a tuple of them or a dict of them)")
+            raise BadArgumentError(
+                f"example: {name or 'an argument'} is a {type(value).__name__}; the app's "
+                "probe needs batched tensors (a tensor, a tuple of them or a dict of them)"
+            )
         specs.append(InputSpec(tuple(value.shape[1:]), value.dtype, name).describe())
     return tuple(specs)
 

@@ -15,23 +15,29 @@ from pathlib import Path
 
 from torch import nn
 
-from layerscope.running import probe  # probe.probe_shapes looked up at each call: tests watch it
 from layerscope.activations import ActivationReport, model_activations
 from layerscope.cam.targets import Eligibility
 from layerscope.cost import CostTable, cost_stats, probe_cost
 from layerscope.diff import DiffResult, diff_checkpoints
 from layerscope.errors import LayerscopeError
+from layerscope.models.loaded import LoadedModel
+from layerscope.running import probe  # probe.probe_shapes looked up at each call: tests watch it
 from layerscope.running.example_inputs import InputSpec, parse_inputs
 from layerscope.running.jobcontrol import Cancel, Progress
-from layerscope.tree.iteration import iteration_view
-from layerscope.models.loaded import LoadedModel
 from layerscope.running.probe import ShapeInfo
-from layerscope.tree.nodestats import node_stats
 from layerscope.tree import build_tree
+from layerscope.tree.iteration import iteration_view
+from layerscope.tree.nodestats import node_stats
 from layerscope.tui import activitytext, camlink, difftext
 from layerscope.tui.session import Session
 from layerscope.tui.tabs import (
-    IterationCounts, NodeActivations, NodeChanges, NodeFigures, StateEntries, StateRow, TabContent,
+    IterationCounts,
+    NodeActivations,
+    NodeChanges,
+    NodeFigures,
+    StateEntries,
+    StateRow,
+    TabContent,
 )
 
 ROW_LIMIT = 2000  # a table of more rows helps nobody; the caption gives the full count
@@ -124,11 +130,13 @@ def state_rows(module: nn.Module, limit: int = ROW_LIMIT) -> list[StateRow]:
     rows = []
     for key, value in islice(module.state_dict(keep_vars=True).items(), limit):
         shape = "×".join(str(d) for d in getattr(value, "shape", ())) or "scalar"
-        rows.append(StateRow(
-            key=key,
-            shape=shape,
-            dtype=str(getattr(value, "dtype", type(value).__name__)).removeprefix("torch."),
-            elements=value.numel() if hasattr(value, "numel") else 0,
-            kind="parameter" if isinstance(value, nn.Parameter) else "buffer",
-        ))
+        rows.append(
+            StateRow(
+                key=key,
+                shape=shape,
+                dtype=str(getattr(value, "dtype", type(value).__name__)).removeprefix("torch."),
+                elements=value.numel() if hasattr(value, "numel") else 0,
+                kind="parameter" if isinstance(value, nn.Parameter) else "buffer",
+            )
+        )
     return rows

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from layerscope.options import (
-    DEFAULT_MODEL, INPUT_HELP, OneLineParser, add_input_option, add_model_options, load_from_args, loader_for_line,
+    DEFAULT_MODEL,
+    INPUT_HELP,
+    OneLineParser,
+    add_input_option,
+    add_model_options,
+    load_from_args,
+    loader_for_line,
 )
 from layerscope.tui.app import LayerscopeApp
 
@@ -30,13 +36,22 @@ def build_parser(commands: Sequence[str] = ()) -> argparse.ArgumentParser:
         description=f"Browse a model's modules, parameter counts and Grad-CAM maps. {listed}".rstrip(),
     )
     add_model_options(parser, model_required=False)
-    parser.add_argument("--image", type=Path, default=None,
-                        help="photo for Grad-CAM (default: the bundled chelsea.png)")
-    add_input_option(parser, f"{INPUT_HELP} (for the shape probe, MACs and A's activations; default: the weights' "
-                             "own size, and the photo for A)", repeatable=True)
-    parser.add_argument("--diff", metavar="B", default=None,
-                        help="start in diff mode: compare the model's weights file with checkpoint B "
-                        "(a file, a Hugging Face folder or a LoRA adapter folder), as d does")
+    parser.add_argument(
+        "--image", type=Path, default=None, help="photo for Grad-CAM (default: the bundled chelsea.png)"
+    )
+    add_input_option(
+        parser,
+        f"{INPUT_HELP} (for the shape probe, MACs and A's activations; default: the weights' "
+        "own size, and the photo for A)",
+        repeatable=True,
+    )
+    parser.add_argument(
+        "--diff",
+        metavar="B",
+        default=None,
+        help="start in diff mode: compare the model's weights file with checkpoint B "
+        "(a file, a Hugging Face folder or a LoRA adapter folder), as d does",
+    )
     return parser
 
 
@@ -56,8 +71,14 @@ def make_app(argv: list[str]) -> LayerscopeApp:
 
 def _app_for(args: argparse.Namespace, pixels: str | None = None) -> LayerscopeApp:
     return LayerscopeApp(
-        lambda: load_from_args(args), spec=args.model or DEFAULT_MODEL, image=args.image, probe_input=args.input,
-        pixels=pixels, read_line=loader_for_line, diff=args.diff, trust=args.trust,
+        lambda: load_from_args(args),
+        spec=args.model or DEFAULT_MODEL,
+        image=args.image,
+        probe_input=args.input,
+        pixels=pixels,
+        read_line=loader_for_line,
+        diff=args.diff,
+        trust=args.trust,
     )
 
 

@@ -61,9 +61,16 @@ def state_table(rows: Sequence[StateRow], width: int) -> StateTable:
         key_width = max(3, min(longest, key_room))
         columns = [Column(Text(label), w) for label, w in zip(STATE_HEADERS, [key_width, *widths])]
         columns[-1] = Column(Text(STATE_HEADERS[-1], justify="right"), widths[-1])
-        cells = [[middle_ellipsis(Text(row.key), key_width), Text(kind, KIND_STYLE[kind]), Text(row.shape),
-                  Text(row.dtype), Text(count, justify="right")]
-                 for row, kind, count in zip(rows, kinds, elements)]
+        cells = [
+            [
+                middle_ellipsis(Text(row.key), key_width),
+                Text(kind, KIND_STYLE[kind]),
+                Text(row.shape),
+                Text(row.dtype),
+                Text(count, justify="right"),
+            ]
+            for row, kind, count in zip(rows, kinds, elements)
+        ]
         return StateTable(columns, cells, 1)
     room = max(1, width - 2 * PADDING)
     header = Text("key\n", "bold")

@@ -48,4 +48,3 @@ async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     name = f"{PREFIX}-{getattr(fn, '__name__', 'call')}"
     threading.Thread(target=run, name=name, daemon=True).start()
     return await future
-

@@ -86,10 +86,18 @@ def _activity(facts: LineFacts) -> Text:
 COLUMNS = (
     Column("params", "tree shows parameters", _params),
     Column("macs", "tree shows MACs per forward pass", _macs, ready=lambda facts: facts.cost is not None),
-    Column("activity", "tree shows each node's dead channels (% of its output channels), NaN! where NaN or Inf "
-           "came out (A)", _activity, ready=lambda facts: facts.activity is not None),
-    Column("change", "tree shows the change from the weights file to B (d)", _change,
-           ready=lambda facts: facts.diff is not None),
+    Column(
+        "activity",
+        "tree shows each node's dead channels (% of its output channels), NaN! where NaN or Inf came out (A)",
+        _activity,
+        ready=lambda facts: facts.activity is not None,
+    ),
+    Column(
+        "change",
+        "tree shows the change from the weights file to B (d)",
+        _change,
+        ready=lambda facts: facts.diff is not None,
+    ),
 )
 
 
@@ -139,5 +147,5 @@ def middle_ellipsis(text: Text, width: int) -> Text:
     cut = text[:head]
     cut.append(ELLIPSIS, "dim")
     if tail:
-        cut.append_text(text[len(text) - tail:])
+        cut.append_text(text[len(text) - tail :])
     return cut

@@ -39,8 +39,9 @@ class FactorySource:
         spec, kwargs = request.spec, dict(request.kwargs)
         module, factory = find_factory(spec)
         try:  # not sized: a meta trial run would run the user's code twice
-            model = build_on_device(request.device, lambda: factory(**kwargs), spec, kwargs, sized=False,
-                                    bounded=False)  # the user's own code: its size is theirs
+            model = build_on_device(
+                request.device, lambda: factory(**kwargs), spec, kwargs, sized=False, bounded=False
+            )  # the user's own code: its size is theirs
         except LayerscopeError:
             raise
         except TypeError as exc:
@@ -49,8 +50,15 @@ class FactorySource:
             raise LayerscopeError(f"{spec} raised {type(exc).__name__}: {first_line(exc)}") from exc
         if not isinstance(model, nn.Module):
             raise LayerscopeError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
-        return LoadedModel(model=model, spec=spec, source=self.name, weights="none", pretrained=False,
-                           device=request.device, files=source_files(module, factory))
+        return LoadedModel(
+            model=model,
+            spec=spec,
+            source=self.name,
+            weights="none",
+            pretrained=False,
+            device=request.device,
+            files=source_files(module, factory),
+        )
 
 
 def find_factory(spec: str) -> tuple[ModuleType, Any]:

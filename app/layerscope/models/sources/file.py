@@ -58,8 +58,9 @@ def whole_model(model: nn.Module, spec: str, path: Path, dev: torch.device) -> L
     if scripted and dev.type == "meta":
         raise BadArgumentError("TorchScript archives cannot be loaded on the meta device; use --device cpu")
     source = "torchscript" if scripted else "export" if isinstance(model, torch.fx.GraphModule) else "pickle"
-    return LoadedModel(model=model.to(dev), spec=spec, source=source, weights=str(path), pretrained=True, device=dev,
-                       files=(path,))
+    return LoadedModel(
+        model=model.to(dev), spec=spec, source=source, weights=str(path), pretrained=True, device=dev, files=(path,)
+    )
 
 
 def refuse_meta_state_dict(dev: torch.device) -> None:

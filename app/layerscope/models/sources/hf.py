@@ -29,7 +29,13 @@ from layerscope.models.checkpoints import extract_state_dict, read_model_file
 from layerscope.models.loaded import LoadedModel, is_path_weights
 from layerscope.models.source import LoadRequest
 from layerscope.models.sources.hf_folder import (
-    CONFIG, PREFIX, HfFolder, categories, inspect_folder, preprocess_from_folder, resolve_folder,
+    CONFIG,
+    PREFIX,
+    HfFolder,
+    categories,
+    inspect_folder,
+    preprocess_from_folder,
+    resolve_folder,
 )
 
 
@@ -52,13 +58,12 @@ class HfSource:
         return "none"  # the folder's own weights load whatever --weights says
 
     def load(self, request: LoadRequest) -> LoadedModel:
-        return load_hf(request.spec, weights=request.weights, dev=request.device, trust=request.trust,
-                       kwargs=request.kwargs)
+        return load_hf(
+            request.spec, weights=request.weights, dev=request.device, trust=request.trust, kwargs=request.kwargs
+        )
 
 
-def load_hf(
-    spec: str, *, weights: str, dev: torch.device, trust: bool, kwargs: Mapping[str, Any]
-) -> LoadedModel:
+def load_hf(spec: str, *, weights: str, dev: torch.device, trust: bool, kwargs: Mapping[str, Any]) -> LoadedModel:
     """Build the model of a Hugging Face folder; weights from the folder, never the network."""
     if weights.lower() != "none" and not is_path_weights(weights):
         raise LayerscopeError(
@@ -130,8 +135,10 @@ def _model_class(folder: HfFolder, config, spec: str, trust: bool) -> type[nn.Mo
         try:
             return transformers.MODEL_MAPPING[type(config)]
         except KeyError:
-            raise LayerscopeError(f"{spec}: config.json names no architecture and transformers has no base model "
-                                  f"for model_type {folder.config.get('model_type')!r}") from None
+            raise LayerscopeError(
+                f"{spec}: config.json names no architecture and transformers has no base model "
+                f"for model_type {folder.config.get('model_type')!r}"
+            ) from None
     cls = getattr(transformers, arch, None)
     if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
         raise LayerscopeError(
@@ -141,8 +148,10 @@ def _model_class(folder: HfFolder, config, spec: str, trust: bool) -> type[nn.Mo
     wanted = getattr(cls, "config_class", None)
     if not (isinstance(wanted, type) and isinstance(config, wanted)):  # PreTrainedModel itself; Llama on a ViT config
         takes = f"takes a {wanted.__name__}" if isinstance(wanted, type) else "is no concrete model class"
-        raise LayerscopeError(f"{folder.path / CONFIG}: architectures names {arch!r}, which {takes}, but model_type "
-                              f"{folder.config.get('model_type')!r} makes a {type(config).__name__}")
+        raise LayerscopeError(
+            f"{folder.path / CONFIG}: architectures names {arch!r}, which {takes}, but model_type "
+            f"{folder.config.get('model_type')!r} makes a {type(config).__name__}"
+        )
     return cls
 
 
@@ -163,8 +172,17 @@ def _remote_class(folder: HfFolder, auto_map: Mapping[str, str], arch: str | Non
 
 
 # what transformers raises on a config it cannot build (a value no check foresaw): the user's file
-BUILD_ERRORS = (ValueError, TypeError, RuntimeError, NotImplementedError, AttributeError, KeyError, IndexError,
-                ArithmeticError, ImportError)
+BUILD_ERRORS = (
+    ValueError,
+    TypeError,
+    RuntimeError,
+    NotImplementedError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    ArithmeticError,
+    ImportError,
+)
 WEIGHTS_SLACK = 4  # fp32 built from fp16 files, tied or derived buffers: generous, and still far below a bomb
 WEIGHTS_MARGIN = 64 * 2**20
 
@@ -177,8 +195,10 @@ def _build_on_meta(cls, config, spec: str) -> nn.Module:
     except LayerscopeError:
         raise
     except BUILD_ERRORS as exc:
-        raise LayerscopeError(f"{spec}: transformers cannot build {cls.__name__} from its config.json "
-                              f"({type(exc).__name__}: {first_line(exc)})") from exc
+        raise LayerscopeError(
+            f"{spec}: transformers cannot build {cls.__name__} from its config.json "
+            f"({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
 
 
 def _check_size(skeleton: nn.Module, folder: HfFolder, dev: torch.device, spec: str) -> None:
@@ -188,13 +208,16 @@ def _check_size(skeleton: nn.Module, folder: HfFolder, dev: torch.device, spec: 
     needed = sum(t.numel() * t.element_size() for t in (*skeleton.parameters(), *skeleton.buffers()))
     held = sum(p.stat().st_size for p in folder.safetensors or folder.pickles)
     if needed > WEIGHTS_SLACK * held + WEIGHTS_MARGIN:
-        raise LayerscopeError(f"{folder.path / CONFIG} describes {needed / 2**20:,.1f} MiB of tensors, but the "
-                              f"weights files hold {held / 2**20:,.1f} MiB: the config does not match its weights "
-                              "(hidden_size, image_size, vocab_size?)")
+        raise LayerscopeError(
+            f"{folder.path / CONFIG} describes {needed / 2**20:,.1f} MiB of tensors, but the "
+            f"weights files hold {held / 2**20:,.1f} MiB: the config does not match its weights "
+            "(hidden_size, image_size, vocab_size?)"
+        )
     available = available_bytes(dev)
     if available is not None and needed > available:
-        raise LayerscopeError(f"{spec} needs {needed / 2**30:,.1f} GiB of weights; {dev.type} has "
-                              f"{available / 2**30:,.1f} GiB available")
+        raise LayerscopeError(
+            f"{spec} needs {needed / 2**30:,.1f} GiB of weights; {dev.type} has {available / 2**30:,.1f} GiB available"
+        )
 
 
 def _from_weights(cls, config, folder: HfFolder, spec: str, trust: bool) -> nn.Module:
@@ -218,8 +241,7 @@ def _from_weights(cls, config, folder: HfFolder, spec: str, trust: bool) -> nn.M
     try:
         with bounded_build(spec, on_meta=False):
             model, info = cls.from_pretrained(
-                config=config, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True,
-                **source,
+                config=config, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True, **source
             )
     except LayerscopeError:
         raise

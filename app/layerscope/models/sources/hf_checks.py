@@ -19,11 +19,30 @@ from layerscope.errors import LayerscopeError
 from layerscope.models.loaded import MAX_SIDE
 
 # whole numbers that size a model: at least 1 (0 heads divides by zero), never bools or strings
-COUNT_KEYS = frozenset({
-    "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
-    "vocab_size", "max_position_embeddings", "head_dim", "num_channels", "embed_dim", "num_layers", "num_heads",
-    "n_embd", "n_layer", "n_head", "d_model", "encoder_layers", "decoder_layers", "hidden_sizes", "depths",
-})
+COUNT_KEYS = frozenset(
+    {
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "intermediate_size",
+        "vocab_size",
+        "max_position_embeddings",
+        "head_dim",
+        "num_channels",
+        "embed_dim",
+        "num_layers",
+        "num_heads",
+        "n_embd",
+        "n_layer",
+        "n_head",
+        "d_model",
+        "encoder_layers",
+        "decoder_layers",
+        "hidden_sizes",
+        "depths",
+    }
+)
 SIDE_KEYS = frozenset({"image_size", "patch_size"})  # pixels: at most MAX_SIDE, as for photos
 NULLABLE = frozenset({"head_dim", "num_key_value_heads", "intermediate_size"})  # None: derived from the others
 MAX_COUNT = 2**31 - 1
@@ -47,8 +66,10 @@ def check_config(data: Mapping[str, Any], file: Path) -> None:
     if data.get("quantization_config") is not None:
         method = data["quantization_config"]
         method = method.get("quant_method", "?") if isinstance(method, Mapping) else method
-        raise LayerscopeError(f"{file}: quantization_config ({str(method)[:40]}) is not supported: layerscope "
-                              "reads unquantized weights (the quantization libraries need a GPU and run their own code)")
+        raise LayerscopeError(
+            f"{file}: quantization_config ({str(method)[:40]}) is not supported: layerscope "
+            "reads unquantized weights (the quantization libraries need a GPU and run their own code)"
+        )
     for key in ("attn_implementation", "_attn_implementation"):
         value = data.get(key)
         if value is not None and value not in ATTENTION:
@@ -65,8 +86,12 @@ def _check_labels(data: Mapping[str, Any], file: Path) -> None:
         raise bad(file, "num_labels", count, f"a whole number from 0 to {MAX_LABELS:,}")
     label2id = data.get("label2id")
     if label2id is not None and not (isinstance(label2id, Mapping) and len(label2id) <= MAX_LABELS):
-        raise bad(file, "label2id", f"{len(label2id):,} names" if isinstance(label2id, Mapping) else label2id,
-                  f"an object of at most {MAX_LABELS:,} class name → index")
+        raise bad(
+            file,
+            "label2id",
+            f"{len(label2id):,} names" if isinstance(label2id, Mapping) else label2id,
+            f"an object of at most {MAX_LABELS:,} class name → index",
+        )
     id2label = data.get("id2label")
     if id2label is None:
         return
@@ -146,5 +171,9 @@ def _whole(value: object, low: int, high: int) -> bool:
 
 
 def _number(value: object, low: float, high: float) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and low <= value <= high)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and low <= value <= high
+    )

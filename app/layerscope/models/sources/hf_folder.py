@@ -38,7 +38,6 @@ class HfFolder:
     code: tuple[str, ...]  # why the folder counts as code: "auto_map in config.json", "modeling_x.py"
     files: tuple[Path, ...] = ()  # every regular file in it and every shard an index names: inputs
 
-
     @property
     def architecture(self) -> str | None:
         names = self.config.get("architectures") or []
@@ -110,11 +109,19 @@ def inspect_folder(path: Path, spec: str, *, config_needed: bool = True) -> HfFo
     pickles = tuple(p for p in files if p.suffix == ".bin" and p.name.startswith("pytorch_model"))
     if not safetensors and not pickles and any(p.name.endswith(_OTHER_WEIGHTS) for p in files):
         others = ", ".join(p.name for p in files if p.name.endswith(_OTHER_WEIGHTS))
-        raise LayerscopeError(f"{spec} holds only weights layerscope does not read ({others}); "
-                              "save them as safetensors (model.save_pretrained)")
+        raise LayerscopeError(
+            f"{spec} holds only weights layerscope does not read ({others}); "
+            "save them as safetensors (model.save_pretrained)"
+        )
     shards = tuple(shard for index in files if index.name.endswith(".index.json") for shard in _shards(index, path))
-    return HfFolder(path=path, config=config, safetensors=safetensors, pickles=pickles, code=tuple(code),
-                    files=tuple(dict.fromkeys((*files, *shards))))
+    return HfFolder(
+        path=path,
+        config=config,
+        safetensors=safetensors,
+        pickles=pickles,
+        code=tuple(code),
+        files=tuple(dict.fromkeys((*files, *shards))),
+    )
 
 
 def _shards(index: Path, folder: Path) -> list[Path]:
@@ -129,11 +136,14 @@ def _shards(index: Path, folder: Path) -> list[Path]:
     for name in dict.fromkeys(weight_map.values()):
         plain = isinstance(name, str) and name not in {"", ".", ".."} and not re.search(r"[/\\\x00]", name)
         if not plain:
-            raise LayerscopeError(f"{index} names shard {str(name)[:80]!r}: shards must be plain file names "
-                                  "inside the model folder")
+            raise LayerscopeError(
+                f"{index} names shard {str(name)[:80]!r}: shards must be plain file names inside the model folder"
+            )
         shard = regular_file(folder / name, "shard file")
         if not shard.resolve().is_relative_to(home):
-            raise LayerscopeError(f"{index} names shard {name!r}, a link to {shard.resolve()}, outside the model folder")
+            raise LayerscopeError(
+                f"{index} names shard {name!r}, a link to {shard.resolve()}, outside the model folder"
+            )
         found.append(shard)
     return found
 
@@ -191,7 +201,8 @@ def preprocess_from_folder(path: Path, config: Mapping[str, Any]) -> Preprocess:
     std = _triple(saved.get("image_std"), IMAGENET_STD) if normalise else (1.0, 1.0, 1.0)
     factor = scale * 255  # layerscope's tensor is pixels/255; the processor's is pixels·scale
     return Preprocess(
-        resize=resize, crop=crop,
+        resize=resize,
+        crop=crop,
         mean=tuple(m / factor for m in mean),  # type: ignore[arg-type]
         std=tuple(s / factor for s in std),  # type: ignore[arg-type]
     )
@@ -212,7 +223,7 @@ def _resize_and_crop(saved: Mapping[str, Any]) -> tuple[int | tuple[int, int] | 
         return None, crop
     edge, crop_pct = int(edge), saved.get("crop_pct")
     if crop_pct and "do_center_crop" not in saved:  # ConvNeXt's rule: crop below 384, warp from 384 on
-        return ((int(edge / float(crop_pct)), (edge, edge)) if edge < 384 else ((edge, edge), (edge, edge)))
+        return (int(edge / float(crop_pct)), (edge, edge)) if edge < 384 else ((edge, edge), (edge, edge))
     return edge, crop
 
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 from torch import nn
 
 from layerscope.errors import NotFoundError, UnavailableError
-from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
+from layerscope.models.build import (
+    Download,
+    build_on_device,
+    call_builder,
+    refuse_pretrained_on_meta,
+    unknown_model_message,
+)
 from layerscope.models.loaded import LoadedModel, Preprocess, is_path_weights
+from layerscope.models.network import check_reachable
 from layerscope.models.preprocessing import timm_preprocess
 from layerscope.models.source import LoadRequest
-from layerscope.models.network import check_reachable
-from layerscope.models.weights_cache import read_cached_weights, timm_cached_file, timm_download_url, timm_weights_cached
+from layerscope.models.weights_cache import (
+    read_cached_weights,
+    timm_cached_file,
+    timm_download_url,
+    timm_weights_cached,
+)
 
 PREFIX = "timm:"
 
@@ -52,8 +63,11 @@ class TimmSource:
             return timm.create_model(name, pretrained=pretrained, **kwargs, **overlay)
 
         model = build_on_device(
-            dev, lambda: call_builder(build, what=f"timm:{name}", kwargs=kwargs, download=download),
-            f"timm:{name}", kwargs, sized=not pretrained,
+            dev,
+            lambda: call_builder(build, what=f"timm:{name}", kwargs=kwargs, download=download),
+            f"timm:{name}",
+            kwargs,
+            sized=not pretrained,
         )
         if isinstance(getattr(model, "pretrained_cfg", None), dict):
             model.pretrained_cfg.pop("state_dict", None)  # the weights are in the model now; free the copy

@@ -12,10 +12,16 @@ import inspect
 from typing import Any
 
 from layerscope.errors import NotFoundError
-from layerscope.models.build import Download, build_on_device, call_builder, refuse_pretrained_on_meta, unknown_model_message
+from layerscope.models.build import (
+    Download,
+    build_on_device,
+    call_builder,
+    refuse_pretrained_on_meta,
+    unknown_model_message,
+)
 from layerscope.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Preprocess, is_path_weights
 from layerscope.models.source import LoadRequest
-from layerscope.models.weights_cache import cached_hint, cached_torchvision_weights, hub_checkpoint, SafeWeights
+from layerscope.models.weights_cache import SafeWeights, cached_hint, cached_torchvision_weights, hub_checkpoint
 
 PREFIX = "torchvision:"
 
@@ -50,15 +56,21 @@ class TorchvisionSource:
             kwargs.setdefault("weights_backbone", None)  # detectors would otherwise download a backbone
         if chosen is None and reference is not None:
             kwargs = {**size_from_weights(name, reference), **kwargs}
-        download = None if chosen is None else Download(
-            weights_name(chosen),
-            f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}",
+        download = (
+            None
+            if chosen is None
+            else Download(
+                weights_name(chosen),
+                f"use --weights none for random weights, or --weights PATH for a local file{cached_hint(name)}",
+            )
         )
         safe = SafeWeights(chosen, trust=request.trust) if chosen is not None else None
         model = build_on_device(  # a cached weights file is read by layerscope's reader, not torch hub's
-            dev, lambda: call_builder(lambda: builder(weights=safe, **kwargs), what=name, kwargs=kwargs,
-                                      download=download),
-            name, kwargs, sized=chosen is None,
+            dev,
+            lambda: call_builder(lambda: builder(weights=safe, **kwargs), what=name, kwargs=kwargs, download=download),
+            name,
+            kwargs,
+            sized=chosen is None,
         )
         return LoadedModel(
             model=model,
@@ -144,4 +156,3 @@ def preprocess_from_weights(weights: Any) -> Preprocess:
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
     )
-

@@ -61,19 +61,24 @@ class HelpScreen(ModalScreen[None]):
         keys = [(Key(*key).display, key[3]) for key in self.keys]  # "/", "?", "[", "]" as typed
         table = _two_columns(NAVIGATION + keys)
         with VerticalScroll(id="help-box"):
-            yield Static(Text.assemble(("layerscope keys", "bold"), (" · tab, then pgdn: scroll the pane", "dim")),
-                         id="help-title")  # on top: a long Stats pane scrolls only once focused
+            yield Static(
+                Text.assemble(("layerscope keys", "bold"), (" · tab, then pgdn: scroll the pane", "dim")),
+                id="help-title",
+            )  # on top: a long Stats pane scrolls only once focused
             yield Static(table)
             yield Static(Text("\ntree marks", style="bold"))
             yield Static(_two_columns(TREE_MARKS))
-            yield Static(Text("\nchange column (d compares the weights file A with a checkpoint B; x shows it)",
-                              style="bold"))
+            yield Static(
+                Text("\nchange column (d compares the weights file A with a checkpoint B; x shows it)", style="bold")
+            )
             yield Static(_two_columns(CHANGE_COLUMN))
-            yield Static(Text("\nactivity column (A collects activations over the photo or --input; x shows them)",
-                              style="bold"))
+            yield Static(
+                Text("\nactivity column (A collects activations over the photo or --input; x shows them)", style="bold")
+            )
             yield Static(_two_columns(ACTIVITY_COLUMN))
-            yield Static(Text(f"errors that are bugs: traceback in {home_short(self.log_path)}", style="dim"),
-                         id="help-log")
+            yield Static(
+                Text(f"errors that are bugs: traceback in {home_short(self.log_path)}", style="dim"), id="help-log"
+            )
             yield Static(Text("escape closes this", style="dim"))
 
 

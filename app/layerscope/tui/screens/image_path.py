@@ -40,9 +40,9 @@ def complete_path(value: str, suffixes: Collection[str] = IMAGE_SUFFIXES) -> str
             continue
         full = base / name
         if full.is_dir():
-            return value + name[len(stem):] + os.sep
+            return value + name[len(stem) :] + os.sep
         if full.suffix.lower() in suffixes:
-            return value + name[len(stem):]
+            return value + name[len(stem) :]
     return None
 
 
@@ -65,13 +65,23 @@ class PathScreen(ModalScreen[Path | None]):
 
     def __init__(self, current: str, *, title: str, suffixes: Collection[str], field_id: str, hint: str = "") -> None:
         super().__init__()
-        self.current, self.title_text, self.suffixes, self.field_id, self.hint = current, title, suffixes, field_id, hint
+        self.current, self.title_text, self.suffixes, self.field_id, self.hint = (
+            current,
+            title,
+            suffixes,
+            field_id,
+            hint,
+        )
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="picker"):
             yield Static(Text(self.title_text, style="bold"))
-            yield Input(value=self.current[:MAX_PROMPT], suggester=PathSuggester(self.suffixes), id=self.field_id,
-                        max_length=MAX_PROMPT)
+            yield Input(
+                value=self.current[:MAX_PROMPT],
+                suggester=PathSuggester(self.suffixes),
+                id=self.field_id,
+                max_length=MAX_PROMPT,
+            )
             yield Static(Text(self.hint or "→ or tab accepts the completion, enter opens", style="dim"))
 
     def on_mount(self) -> None:
@@ -89,7 +99,9 @@ class PathScreen(ModalScreen[Path | None]):
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        self.dismiss(Path(os.path.expanduser(value)) if value else None)  # ~nosuchuser: left as typed, refused when read
+        self.dismiss(
+            Path(os.path.expanduser(value)) if value else None
+        )  # ~nosuchuser: left as typed, refused when read
 
 
 class ImagePathScreen(PathScreen):
@@ -104,9 +116,12 @@ class CheckpointPathScreen(PathScreen):
 
     def __init__(self, base: str) -> None:
         super().__init__(
-            beside(base), title=f"Compare {Path(base).name} with",
-            suffixes=CHECKPOINT_SUFFIXES, field_id="diff-path",
-            hint="a checkpoint, a Hugging Face folder or a LoRA adapter folder · tab completes, enter compares")
+            beside(base),
+            title=f"Compare {Path(base).name} with",
+            suffixes=CHECKPOINT_SUFFIXES,
+            field_id="diff-path",
+            hint="a checkpoint, a Hugging Face folder or a LoRA adapter folder · tab completes, enter compares",
+        )
 
 
 def beside(base: str) -> str:

@@ -25,10 +25,18 @@ class LensPromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="picker"):
             yield Static(Text("Lens prompt", style="bold"))
-            yield Input(value=self.current[:MAX_PROMPT], id="lens-prompt", max_length=MAX_PROMPT,
-                        placeholder="text the model reads")
-            yield Static(Text(f"enter reads it: each layer's next-token guess at each token (at most "
-                              f"{MAX_PROMPT:,} characters)", style="dim"))
+            yield Input(
+                value=self.current[:MAX_PROMPT],
+                id="lens-prompt",
+                max_length=MAX_PROMPT,
+                placeholder="text the model reads",
+            )
+            yield Static(
+                Text(
+                    f"enter reads it: each layer's next-token guess at each token (at most {MAX_PROMPT:,} characters)",
+                    style="dim",
+                )
+            )
 
     def on_mount(self) -> None:
         field = self.query_one(Input)

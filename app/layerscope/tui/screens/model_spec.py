@@ -40,8 +40,10 @@ class CachedWeightsSuggester(Suggester):
 class ModelSpecScreen(ModalScreen[str | None]):
     """Dismissed with the typed line (None or "" when closed): the app parses and loads it."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Close"),
-                Binding("tab", "complete", "Complete", priority=True, show=False)]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Close"),
+        Binding("tab", "complete", "Complete", priority=True, show=False),
+    ]
 
     def __init__(self, current: str) -> None:
         super().__init__()
@@ -50,11 +52,19 @@ class ModelSpecScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="picker"):
             yield Static(Text("Open model", style="bold"))
-            yield Input(value=self.current[:MAX_PROMPT], suggester=CachedWeightsSuggester(), id="model-spec",
-                        max_length=MAX_PROMPT)
-            yield Static(Text("MODEL [--weights W] [--device D] [--arch A] [--arg K=V] [--trust]; tab completes "
-                              "what is cached, enter opens",
-                              style="dim"))
+            yield Input(
+                value=self.current[:MAX_PROMPT],
+                suggester=CachedWeightsSuggester(),
+                id="model-spec",
+                max_length=MAX_PROMPT,
+            )
+            yield Static(
+                Text(
+                    "MODEL [--weights W] [--device D] [--arch A] [--arg K=V] [--trust]; tab completes "
+                    "what is cached, enter opens",
+                    style="dim",
+                )
+            )
 
     def on_mount(self) -> None:
         """The current value shown and selected, so typing replaces it (Input selects on focus

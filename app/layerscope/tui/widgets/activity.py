@@ -52,15 +52,15 @@ class ActivityCollector(Widget):
         assert self.worker is not None
         self.worker.cancel()
         if say:
-            self.notify("no statistics kept; A starts again", title="Activations stopped", severity="warning",
-                        timeout=3)
+            self.notify(
+                "no statistics kept; A starts again", title="Activations stopped", severity="warning", timeout=3
+            )
         return True
 
     @work(exclusive=True, exit_on_error=False, group="activity", description="collecting activations")
     async def collect(self, session: Session) -> None:
         worker = get_current_worker()
-        report = await in_thread(jobs.collect_activity, session, self.probe_inputs,
-                                 cancel=lambda: worker.is_cancelled)
+        report = await in_thread(jobs.collect_activity, session, self.probe_inputs, cancel=lambda: worker.is_cancelled)
         self.post_message(ActivityReady(session, report))  # bubbles to the screen, which shows it
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

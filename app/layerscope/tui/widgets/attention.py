@@ -120,8 +120,7 @@ class AttentionView(Vertical):
 
     # --- the worker ------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="attention",
-          description="recording the attention")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="attention", description="recording the attention")
     def compute(self, session: Session, photo: Path) -> None:
         self.post_message(self.Computed(camlink.attention_shot(session, photo)))
 
@@ -137,8 +136,13 @@ class AttentionView(Vertical):
         if worker.group == "attention" and event.state == WorkerState.ERROR and worker.error is not None:
             self.close()
             failure = failures.describe(worker.error, worker.description, getattr(self.screen, "log_path", Path()))
-            self.notify(failure.text, title="No attention view", severity=failure.severity, markup=False,
-                        timeout=12 if failure.bug else 8)
+            self.notify(
+                failure.text,
+                title="No attention view",
+                severity=failure.severity,
+                markup=False,
+                timeout=12 if failure.bug else 8,
+            )
 
     def _select(self) -> None:
         assert self.shot is not None
@@ -162,10 +166,15 @@ class AttentionView(Vertical):
         maps = shot.maps
         heads = range(maps.heads) if self.head is None else [self.head]
         which = "every head" if self.head is None else f"head {self.head + 1} of {maps.heads}"
-        self._info(Text.assemble(("block ", "dim"), (maps.blocks[self.block], "bold"),
-                                 (f" ({self.block + 1}/{len(maps.blocks)})  ", "dim"), (which, "bold"),
-                                 (f"\n{maps.query} → patches, each head on its own scale · [ ] block  h H head",
-                                  "dim")))
+        self._info(
+            Text.assemble(
+                ("block ", "dim"),
+                (maps.blocks[self.block], "bold"),
+                (f" ({self.block + 1}/{len(maps.blocks)})  ", "dim"),
+                (which, "bold"),
+                (f"\n{maps.query} → patches, each head on its own scale · [ ] block  h H head", "dim"),
+            )
+        )
         grid = self.query_one("#attn-grid", Static)
         hw = (shot.image.height, shot.image.width)
         columns, (width, height) = grid_columns(len(heads), grid.size.width, grid.size.height, hw)
@@ -176,10 +185,15 @@ class AttentionView(Vertical):
         table = Table.grid(padding=(0, GAP, 0, 0))
         for _ in range(columns):
             table.add_column(width=width, no_wrap=True)
-        tiles = [Group(Text(f"head {h + 1}", "bold" if self.head is not None else "dim"),
-                       shot.tile(self.block, h, width, height, ascii_only=ascii_only)) for h in heads]
+        tiles = [
+            Group(
+                Text(f"head {h + 1}", "bold" if self.head is not None else "dim"),
+                shot.tile(self.block, h, width, height, ascii_only=ascii_only),
+            )
+            for h in heads
+        ]
         for start in range(0, len(tiles), columns):
-            table.add_row(*tiles[start:start + columns])
+            table.add_row(*tiles[start : start + columns])
         grid.update(table)
 
     def _info(self, text: Text) -> None:

@@ -26,8 +26,10 @@ def curves(scores: Faithfulness) -> list[Curve]:
     """Both curves over the fraction of pixels changed, labelled with their areas."""
     steps = len(scores.deletion_curve) - 1
     x = [k / steps for k in range(steps + 1)]
-    return [Curve(f"deletion {scores.deletion_auc:.3f} ↓", x, list(scores.deletion_curve), "red"),
-            Curve(f"insertion {scores.insertion_auc:.3f} ↑", x, list(scores.insertion_curve), "green")]
+    return [
+        Curve(f"deletion {scores.deletion_auc:.3f} ↓", x, list(scores.deletion_curve), "red"),
+        Curve(f"insertion {scores.insertion_auc:.3f} ↑", x, list(scores.insertion_curve), "green"),
+    ]
 
 
 class CurvesPlot(PlotextPlot):

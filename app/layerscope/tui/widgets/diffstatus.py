@@ -46,12 +46,18 @@ class DiffStatus(Static):
         """``d``: ask for the other checkpoint; a model without a weights file says what ``d`` needs."""
         base = session.loaded.diff_base()
         if base is None:
-            self.notify(difftext.no_weights_file(session.loaded), title="Nothing to compare",
-                        severity="warning", markup=False, timeout=8)
+            self.notify(
+                difftext.no_weights_file(session.loaded),
+                title="Nothing to compare",
+                severity="warning",
+                markup=False,
+                timeout=8,
+            )
             return
         label = base if isinstance(base, str) else f"{session.tree.model_class} (in memory)"
-        self.app.push_screen(CheckpointPathScreen(label),
-                             lambda path: self.start(session, str(path)) if path is not None else None)
+        self.app.push_screen(
+            CheckpointPathScreen(label), lambda path: self.start(session, str(path)) if path is not None else None
+        )
 
     def model_changed(self, session: Session) -> None:
         """A new model: ``--diff`` starts on the first one."""
@@ -91,8 +97,14 @@ class DiffStatus(Static):
                 self.post_message(DiffProgress(done, total))
 
         try:
-            result = await in_thread(jobs.diff_weights, session, other, trust=self.trust,
-                                     progress=progress, cancel=lambda: worker.is_cancelled)
+            result = await in_thread(
+                jobs.diff_weights,
+                session,
+                other,
+                trust=self.trust,
+                progress=progress,
+                cancel=lambda: worker.is_cancelled,
+            )
         finally:
             self.idle()
         self.post_message(DiffReady(session, result))  # bubbles to the screen, which shows it

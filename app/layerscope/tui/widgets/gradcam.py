@@ -91,7 +91,8 @@ class CamPanel(Vertical):
         shown = view or (None if self.running else self._matching_view(session))
         scores, note = (self.scores, self.scores_note) if shown is not None and shown is self.view else (None, "")
         self.query_one("#cam-info", Static).update(
-            camtext.info_text(session, shown, self.what if self.running else "", scores, note, self.size.width))
+            camtext.info_text(session, shown, self.what if self.running else "", scores, note, self.size.width)
+        )
         self.set_class(self.view is not None and shown is None and not self.running, "stale")  # hides the map
         self.query_one(CurvesPlot).show(scores, note)
 

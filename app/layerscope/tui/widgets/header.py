@@ -54,5 +54,10 @@ class ModelHeader(Static):
 
     def failed(self, what: str) -> None:
         """No model on screen: say so, and what the user can do (never a stale "loading…")."""
-        self.update(Text.assemble(("layerscope ", "bold"), (f"could not load {what}", "bold red"),
-                                  (" · l opens another model · q quits", "dim")))
+        self.update(
+            Text.assemble(
+                ("layerscope ", "bold"),
+                (f"could not load {what}", "bold red"),
+                (" · l opens another model · q quits", "dim"),
+            )
+        )

@@ -75,8 +75,10 @@ def check_prompt(prompt: str) -> None:
 def lens_refusal(loaded: LoadedModel) -> str | None:
     """Why ``loaded`` has no lens (one line), or None for a causal language model."""
     if loaded.source != "huggingface":  # says so without importing transformers
-        return (f"{loaded.spec} is a {loaded.source} model ({type(loaded.model).__name__}); the Lens tab is for "
-                "a Hugging Face causal language model")
+        return (
+            f"{loaded.spec} is a {loaded.source} model ({type(loaded.model).__name__}); the Lens tab is for "
+            "a Hugging Face causal language model"
+        )
     from layerscope.lens.language import check_causal_lm
 
     try:
@@ -190,8 +192,13 @@ class LensPanel(Vertical):
         failure = failures.describe(worker.error, worker.description, getattr(self.screen, "log_path", Path()))
         if worker.group == "lens":
             self._info(self._summary() if self.result is not None else Text(failure.text, style="red"))
-        self.notify(failure.text, title="Lens not read" if worker.group == "lens" else "No heads",
-                    severity=failure.severity, markup=False, timeout=12 if failure.bug else 8)
+        self.notify(
+            failure.text,
+            title="Lens not read" if worker.group == "lens" else "No heads",
+            severity=failure.severity,
+            markup=False,
+            timeout=12 if failure.bug else 8,
+        )
 
     # --- drawing ---------------------------------------------------------------------
 
@@ -206,8 +213,9 @@ class LensPanel(Vertical):
             table.add_column(f"{i}:{token_text(result.tokens[i])} ", key=str(i))
         labels = short_names([layer.layer for layer in result.layers])
         for layer, label in zip(result.layers, labels, strict=True):
-            cells = [Text(f"{token_text(top[0].token)} {prob(top[0].p)} ", style=shade(top[0].p))
-                     for top in layer.positions]
+            cells = [
+                Text(f"{token_text(top[0].token)} {prob(top[0].p)} ", style=shade(top[0].p)) for top in layer.positions
+            ]
             table.add_row(Text(label + " ", style="cyan"), *cells, key=layer.layer)
         self._info(self._summary())
         table.move_cursor(row=len(result.layers) - 1, column=len(result.positions))  # the model's own guess
@@ -215,8 +223,10 @@ class LensPanel(Vertical):
 
     def _summary(self) -> Text:
         assert self.result is not None
-        return Text.assemble((repr(self.prompt[:60]), "bold"),
-                             (f" ({len(self.result.tokens)} tokens): each layer's top next token, p\n{HINT}", "dim"))
+        return Text.assemble(
+            (repr(self.prompt[:60]), "bold"),
+            (f" ({len(self.result.tokens)} tokens): each layer's top next token, p\n{HINT}", "dim"),
+        )
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         self.describe_cell()
@@ -240,8 +250,12 @@ class LensPanel(Vertical):
         layer, position = cell
         top = result.layers[[x.layer for x in result.layers].index(layer)].positions[result.positions.index(position)]
         guesses = [(f"{token_text(g.token)}\u00a0{prob(g.p)}", shade(g.p)) for g in top]
-        detail.update(Text.assemble((f"{layer} after {position}:{token_text(result.tokens[position])} → ", "dim"),
-                                    *[part for g in guesses for part in (g, ("  ", ""))]))
+        detail.update(
+            Text.assemble(
+                (f"{layer} after {position}:{token_text(result.tokens[position])} → ", "dim"),
+                *[part for g in guesses for part in (g, ("  ", ""))],
+            )
+        )
         from layerscope.lens import EMBEDDINGS
 
         if layer != EMBEDDINGS and self.lm is not None:

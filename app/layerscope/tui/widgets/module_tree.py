@@ -135,9 +135,7 @@ class ModuleTreeView(Tree[Row]):
                 rows.append(("module", child))
         return rows
 
-    def _add_rows(
-        self, parent: TreeNode[Row], rows, before: TreeNode[Row] | None = None
-    ) -> TreeNode[Row] | None:
+    def _add_rows(self, parent: TreeNode[Row], rows, before: TreeNode[Row] | None = None) -> TreeNode[Row] | None:
         """Add the first page of ``rows`` (before ``before``, else at the end) and a "more" line
         for the rest; returns the first line added."""
         rows = tuple(rows)
@@ -152,8 +150,9 @@ class ModuleTreeView(Tree[Row]):
                 self._lines[value] = line
             else:
                 parts = self._run_label(value)
-                line = parent.add(parts.full(), Row("run", parent.data.index, tuple(("module", m) for m in value)),
-                                  before=before)
+                line = parent.add(
+                    parts.full(), Row("run", parent.data.index, tuple(("module", m) for m in value)), before=before
+                )
             self._parts[line.id] = parts
             added.append(line)
         if rows[PAGE:]:
@@ -176,8 +175,9 @@ class ModuleTreeView(Tree[Row]):
             return None
         start = 0
         if index is not None:
-            position = next(i for i, (_, v) in enumerate(row.rows) if v == index or (
-                isinstance(v, tuple) and index in v))
+            position = next(
+                i for i, (_, v) in enumerate(row.rows) if v == index or (isinstance(v, tuple) and index in v)
+            )
             start = position - position % PAGE
         if start:
             self._add_more(parent, row.rows[:start], before=line)

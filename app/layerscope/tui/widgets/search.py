@@ -98,8 +98,11 @@ class SearchBar(Horizontal):
 
     def compose(self):
         yield Static("/", id="search-prompt")
-        yield Input(placeholder="press / to search names and classes; enter jumps, n/N next/prev",
-                    id="search-input", max_length=MAX_PROMPT)
+        yield Input(
+            placeholder="press / to search names and classes; enter jumps, n/N next/prev",
+            id="search-input",
+            max_length=MAX_PROMPT,
+        )
         yield Static("", id="search-count")
 
     def on_mount(self) -> None:

@@ -98,9 +98,15 @@ class StatsPanel(VerticalScroll):
         if changes is None:
             self.query_one("#stats-body", Static).update(table)
             return
-        self.query_one("#stats-body", Static).update(Group(
-            Text("change", style="bold"), difftext.node_line(changes.node, changes.top),
-            difftext.tensors_table(changes.node, changes.tensors, changes.more, changes.top), Text(""), table))
+        self.query_one("#stats-body", Static).update(
+            Group(
+                Text("change", style="bold"),
+                difftext.node_line(changes.node, changes.top),
+                difftext.tensors_table(changes.node, changes.tensors, changes.more, changes.top),
+                Text(""),
+                table,
+            )
+        )
 
     def message(self, text: str) -> None:
         self._activity(None, hint=False)
