@@ -81,3 +81,25 @@ def test_errors_are_one_line(capsys, counter_folder):
         assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
     code, _, err = run(capsys, "lens", "resnet18", "--weights", "none", "--prompt", "hello")
     assert code == 2 and "resnet18 is a torchvision model (ResNet), not a causal language model" in err
+
+
+def test_a_folder_whose_tokenizer_or_model_names_its_own_code_runs_none_of_it(capsys, counter_folder, tmp_path):
+    """``auto_map`` in tokenizer_config.json and config.json points at the folder's own Python:
+    without ``--trust`` it is refused in one line before anything loads; the marker proves nothing ran."""
+    import shutil
+
+    folder = tmp_path / "evil"
+    shutil.copytree(counter_folder, folder)
+    marker = tmp_path / "ran"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('code ran')\n")
+    for name, key in (("tokenizer_config.json", "AutoTokenizer"), ("config.json", "AutoModelForCausalLM")):
+        data = json.loads((folder / name).read_text())
+        data["auto_map"] = {key: ["evil.Evil", None] if key == "AutoTokenizer" else "evil.Evil"}
+        (folder / name).write_text(json.dumps(data))
+    code, out, err = run(capsys, "lens", str(folder), "--prompt", "3 5 7")
+    assert not marker.exists()
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        f"layerscope: error: {folder} ships its own Python code (auto_map in config.json, evil.py), which loading "
+        "would run; pass --trust only if you trust its source"
+    ]
