@@ -49,6 +49,16 @@ def oracle_legrad(grads: list[torch.Tensor], prefix: int) -> torch.Tensor:
     return sum(g.clamp(min=0).mean(dim=(1, 2)) for g in grads)[:, prefix:]
 
 
+def oracle_all(probs: list[torch.Tensor], grads, legrad_grads: list[torch.Tensor], prefix: int) -> dict:
+    """The three maps' patch rows from one eager pass: its probabilities, ∂y/∂A and ∂s_l/∂A_l."""
+    detached = [p.detach() for p in probs]
+    return {
+        "rollout": oracle_rollout(detached, prefix),
+        "gradrollout": oracle_gradrollout(detached, list(grads), prefix),
+        "legrad": oracle_legrad(legrad_grads, prefix),
+    }
+
+
 def _row(product: torch.Tensor, prefix: int) -> torch.Tensor:
     return product[:, 0, prefix:] if prefix else product.mean(dim=1)
 
@@ -91,11 +101,7 @@ def _timm_oracle(model: nn.Module, x: torch.Tensor, target: int, prefix: int) ->
     legrad = [
         torch.autograd.grad(block_score(z)[:, target].sum(), a, retain_graph=True)[0] for z, a in zip(outputs, probs)
     ]
-    return {
-        "rollout": oracle_rollout([p.detach() for p in probs], prefix),
-        "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), prefix),
-        "legrad": oracle_legrad(legrad, prefix),
-    }
+    return oracle_all(probs, grads, legrad, prefix)
 
 
 TIMM_MODELS = {
@@ -237,19 +243,20 @@ def _torchvision_by_hand(model: VisionTransformer, x: torch.Tensor):
     return logits, probs, outputs
 
 
+def _torchvision_oracle(model: VisionTransformer, x: torch.Tensor, target: int):
+    """The hand-written forward's logits, and the three formulas on its probabilities."""
+    logits, probs, outputs = _torchvision_by_hand(model, x)
+    grads = torch.autograd.grad(logits[:, target].sum(), probs, retain_graph=True)
+    score = lambda z: model.heads(model.encoder.ln(z.mean(dim=1)))[:, target].sum()  # noqa: E731
+    legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(outputs, probs)]
+    return logits, oracle_all(probs, grads, legrad, 1)
+
+
 def test_torchvision_maps_equal_the_formulas_on_a_hand_written_forward():
     model = _torchvision_vit()
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(7)).requires_grad_(True)
-    logits, probs, outputs = _torchvision_by_hand(model, x)
+    logits, expected = _torchvision_oracle(model, x, 4)
     _close(logits.detach(), model(x.detach()))  # the hand-written forward is torchvision's
-    grads = torch.autograd.grad(logits[:, 4].sum(), probs, retain_graph=True)
-    score = lambda z: model.heads(model.encoder.ln(z.mean(dim=1)))[:, 4].sum()  # noqa: E731
-    legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(outputs, probs)]
-    expected = {
-        "rollout": oracle_rollout([p.detach() for p in probs], 1),
-        "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
-        "legrad": oracle_legrad(legrad, 1),
-    }
     for method, oracle in expected.items():
         ours = compute_cam(model, x.detach(), "encoder.layers.encoder_layer_2", method, target=4)
         _close(ours.raw, _grid(oracle[0]))
@@ -291,11 +298,7 @@ def _hf_oracle(model: nn.Module, x: torch.Tensor, target: int) -> dict[str, torc
     grads = torch.autograd.grad(out.logits[:, target].sum(), probs, retain_graph=True)
     score = lambda z: eager.classifier(eager.vit.layernorm(z.mean(dim=1)))[:, target].sum()  # noqa: E731
     legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(hidden, probs)]
-    return {
-        "rollout": oracle_rollout([p.detach() for p in probs], 1),
-        "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
-        "legrad": oracle_legrad(legrad, 1),
-    }
+    return oracle_all(probs, grads, legrad, 1)
 
 
 def test_a_hugging_face_vit_on_sdpa_equals_its_eager_attentions():
@@ -355,15 +358,7 @@ def test_vit_b_16_maps_equal_the_formulas_on_a_hand_written_forward():
     model = vit_b_16().eval()
     nn.init.normal_(model.heads.head.weight, std=0.02)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(10)).requires_grad_(True)
-    logits, probs, outputs = _torchvision_by_hand(model, x)
-    grads = torch.autograd.grad(logits[:, 7].sum(), probs, retain_graph=True)
-    score = lambda z: model.heads(model.encoder.ln(z.mean(dim=1)))[:, 7].sum()  # noqa: E731
-    legrad = [torch.autograd.grad(score(z), a, retain_graph=True)[0] for z, a in zip(outputs, probs)]
-    expected = {
-        "rollout": oracle_rollout([p.detach() for p in probs], 1),
-        "gradrollout": oracle_gradrollout([p.detach() for p in probs], list(grads), 1),
-        "legrad": oracle_legrad(legrad, 1),
-    }
+    _, expected = _torchvision_oracle(model, x, 7)
     for method, oracle in expected.items():
         ours = compute_cam(model, x.detach(), "encoder.layers.encoder_layer_11", method, target=7)
         assert ours.raw.shape == (14, 14)
