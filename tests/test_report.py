@@ -11,7 +11,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -158,13 +157,18 @@ def test_an_interrupted_run_resumes_to_the_same_records(finished_report, report_
         text=True,
         env=subprocess_env(),
     )
+    seen: list[str] = []
     try:
-        deadline = time.monotonic() + 240
-        while not (records.exists() and len(records.read_text().splitlines()) >= 4) and child.poll() is None:
-            assert time.monotonic() < deadline, "the first batch never landed"
-            time.sleep(0.05)
+        # the first progress line is printed once its batch's records are written: Ctrl-C after it,
+        # so the interruption never lands between a batch's write and its line
+        assert child.stderr is not None
+        for line in child.stderr:
+            seen.append(line)
+            if line.startswith("report ") and records.exists() and len(records.read_text().splitlines()) >= 4:
+                break
         child.send_signal(signal.SIGINT)
-        stdout, stderr = child.communicate(timeout=120)
+        stdout, rest = child.communicate(timeout=120)
+        stderr = "".join(seen) + rest
     finally:
         child.kill()
     assert child.returncode == 130, stderr
